@@ -1,0 +1,484 @@
+"""Frame decoder: link layer -> IPv4/IPv6 -> TCP/UDP/ICMP/ICMPv6.
+
+``decode_frame`` is the per-frame hot path. The common case (Ethernet,
+IPv4, TCP or UDP, no VLAN, no options, no fragments) runs as one flat
+function with precompiled ``struct.Struct`` unpackers and no calls beyond
+them; the rare cases (VLAN tags, Linux cooked and BSD loopback headers,
+IPv4 options, IPv6 and its extension headers, fragments, ICMP) go through
+small helpers.
+
+Malformed input raises ``DecodeError`` and nothing else: every read is
+preceded by a length check, so no ``struct.error``/``IndexError`` can escape.
+Checksums are not verified (an IDS inspects what the wire carries).
+
+Rules applied (they decide which ``NoticeKind`` a broken frame gets):
+
+* Link layer: a header cut short raises the link's ``*_TRUNCATED`` kind;
+  more than ``MAX_VLAN_TAGS`` stacked tags raise ``DECODE_VLAN_TOO_MANY``.
+  An EtherType / SLL protocol / loopback family that is not IP is no error:
+  the packet comes back with ``family == 0``.
+* IPv4: under 20 bytes -> ``IPV4_TRUNCATED``; version nibble not 4 ->
+  ``IPV4_BAD_VERSION`` (addresses are not set: the layout is unknown);
+  from here on family/src/dst are set. IHL under 5 words or past the
+  captured bytes -> ``IPV4_BAD_IHL``; total length under the header length
+  (including 0, as TSO captures show) or past the captured bytes ->
+  ``IPV4_BAD_LEN``; an option whose length is under 2 or runs past the
+  header -> ``IPV4_BAD_OPTIONS``. Bytes past the total length (Ethernet
+  padding) are cut off.
+* IPv6: under 40 bytes -> ``IPV6_TRUNCATED``; version not 6 on a link that
+  says IPv6 -> ``IPV6_BAD_VERSION``; payload length past the captured
+  bytes, or 0 with a next header other than No Next Header (jumbograms are
+  not supported) -> ``IPV6_BAD_LEN``; an extension header cut short ->
+  ``IPV6_BAD_EXTHDR``. A fragment header with offset 0 and M clear (an
+  atomic fragment, RFC 6946) is not a fragment.
+* Fragments: only a first fragment gets its transport header decoded, and
+  leniently: if the header (or TCP data offset) does not fit the fragment,
+  ``l4`` stays False; the UDP length is not checked (it covers the whole
+  datagram). Defrag re-decodes the reassembled datagram strictly with
+  ``decode_transport``.
+* Transport (strict): TCP under 20 bytes -> ``TCP_TRUNCATED``, data offset
+  under 5 words or past the segment -> ``TCP_BAD_HDR_LEN`` (ports, seq...
+  are set); UDP under 8 bytes -> ``UDP_TRUNCATED``, length field under 8 or
+  past the datagram -> ``UDP_BAD_LEN`` (ports set; payload cut to the UDP
+  length otherwise); ICMP/ICMPv6 under 4 bytes -> ``*_TRUNCATED``. TCP
+  options are kept raw and not validated (end hosts accept segments with
+  odd options, so dropping them here would let them past detection).
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import struct
+
+from pakemon.decode.packet import (
+    DLT_RAW_BSD,
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    Packet,
+)
+from pakemon.events import NoticeKind
+
+__all__ = [
+    "DecodeError",
+    "MAX_VLAN_TAGS",
+    "SUPPORTED_LINKTYPES",
+    "decode_frame",
+    "decode_transport",
+    "format_addr",
+]
+
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_VLAN = 0x8100
+ETHERTYPE_QINQ = 0x88A8
+ETHERTYPE_QINQ_OLD = 0x9100
+VLAN_TPIDS = frozenset((ETHERTYPE_VLAN, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD))
+MAX_VLAN_TAGS = 4
+
+# Address families seen in the 4-byte NULL/LOOP header: AF_INET is 2
+# everywhere; AF_INET6 is 10 (Linux), 24 (NetBSD/OpenBSD), 28 (FreeBSD,
+# DragonFly), 30 (Darwin).
+_NULL_AF_INET = 2
+_NULL_AF_INET6 = frozenset((10, 24, 28, 30))
+
+# IPv6 extension headers that are walked to reach the transport header.
+IPV6_HOPOPTS = 0
+IPV6_ROUTING = 43
+IPV6_FRAGMENT = 44
+IPV6_AH = 51
+IPV6_NONXT = 59
+IPV6_DSTOPTS = 60
+_IPV6_EXT = frozenset((IPV6_HOPOPTS, IPV6_ROUTING, IPV6_FRAGMENT, IPV6_AH, IPV6_DSTOPTS))
+
+SUPPORTED_LINKTYPES = frozenset((
+    LINKTYPE_NULL, LINKTYPE_ETHERNET, DLT_RAW_BSD, LINKTYPE_RAW, LINKTYPE_LOOP,
+    LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
+))
+
+_u16 = struct.Struct("!H").unpack_from
+_vlan_tag = struct.Struct("!HH").unpack_from  # TCI, inner EtherType
+# version/IHL, TOS, total length, id, flags/fragment offset, TTL, protocol,
+# (checksum skipped), source, destination
+_ipv4 = struct.Struct("!BxHHHBB2x4s4s").unpack_from
+# version/class/flow, payload length, next header, hop limit, source, dest
+_ipv6 = struct.Struct("!IHBB16s16s").unpack_from
+_ipv6_frag = struct.Struct("!BxHI").unpack_from  # next header, offset/M, id
+# ports, seq, ack, data offset, flags, window, (checksum skipped), urgent
+_tcp = struct.Struct("!HHIIBBH2xH").unpack_from
+_udp = struct.Struct("!HHH").unpack_from  # ports, length
+
+_K = NoticeKind
+
+
+class DecodeError(Exception):
+    """A malformed frame.
+
+    ``kind`` names the condition; ``pkt`` is the packet as far as it was
+    decoded (family/src/dst are set when the IP header was readable, so a
+    notice can say "from A to B").
+    """
+
+    def __init__(self, kind: NoticeKind, pkt: Packet):
+        super().__init__(kind.name)
+        self.kind = kind
+        self.pkt = pkt
+
+
+@functools.lru_cache(maxsize=65536)
+def format_addr(raw: bytes) -> str:
+    """Raw 4- or 16-byte address to text; ``""`` for an empty address."""
+    n = len(raw)
+    if n == 4:
+        return socket.inet_ntop(socket.AF_INET, raw)
+    if n == 16:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    if n == 0:
+        return ""
+    raise ValueError(f"address must be 4 or 16 bytes, not {n}")
+
+
+def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
+    """Decode one captured frame. Raises ``DecodeError`` on malformed input."""
+    pkt = Packet()
+    pkt.ts = ts
+    pkt.linktype = linktype
+    n = len(frame)
+    pkt.frame_len = n
+
+    # ---- link layer: find where IP starts and which version it claims ----
+    if linktype == 1:  # LINKTYPE_ETHERNET
+        if n < 14:
+            raise DecodeError(_K.DECODE_ETH_TRUNCATED, pkt)
+        etype = _u16(frame, 12)[0]
+        off = 14
+        if etype != 0x0800:
+            if etype in VLAN_TPIDS:
+                etype, off = _vlan(pkt, frame, off, etype)
+            if etype == 0x86DD:
+                return _ipv6_packet(pkt, frame, off, n, True)
+            if etype != 0x0800:
+                return pkt  # ARP, LLC, ...: not IP, not an error
+    else:
+        off, ver = _link(pkt, linktype, frame, n)
+        if ver != 4:
+            if ver == 6:
+                return _ipv6_packet(pkt, frame, off, n, True)
+            if ver == 0:
+                return pkt
+            # raw IP: the version nibble decides
+            if off >= n:
+                raise DecodeError(_K.DECODE_IPV4_TRUNCATED, pkt)
+            if frame[off] >> 4 == 6:
+                return _ipv6_packet(pkt, frame, off, n, False)
+
+    # ---- IPv4 (inline: the common path) ----
+    avail = n - off
+    if avail < 20:
+        raise DecodeError(_K.DECODE_IPV4_TRUNCATED, pkt)
+    vihl, tot, ip_id, fragw, ttl, proto, src, dst = _ipv4(frame, off)
+    if vihl >> 4 != 4:
+        raise DecodeError(_K.DECODE_IPV4_BAD_VERSION, pkt)
+    pkt.family = 4
+    pkt.src = src
+    pkt.dst = dst
+    pkt.proto = proto
+    pkt.ttl = ttl
+    pkt.ip_id = ip_id
+    ihl = (vihl & 15) << 2
+    if ihl < 20 or ihl > avail:
+        raise DecodeError(_K.DECODE_IPV4_BAD_IHL, pkt)
+    if tot < ihl or tot > avail:
+        raise DecodeError(_K.DECODE_IPV4_BAD_LEN, pkt)
+    if ihl != 20:
+        _check_ipv4_options(pkt, frame, off + 20, off + ihl)
+    pkt.ip_hdr_len = ihl
+    data = frame[off + ihl:off + tot]
+    pkt.ip_payload = data
+    if fragw & 0x3FFF:  # MF set or offset non-zero
+        pkt.is_fragment = True
+        pkt.more_frags = bool(fragw & 0x2000)
+        fo = (fragw & 0x1FFF) << 3
+        pkt.frag_offset = fo
+        if fo == 0:
+            _first_fragment_transport(pkt, data)
+        else:
+            pkt.payload = data
+        return pkt
+
+    # ---- transport (inline for TCP and UDP) ----
+    if proto == 6:
+        tl = tot - ihl
+        if tl < 20:
+            raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
+        (pkt.sport, pkt.dport, pkt.seq, pkt.ack, doff, pkt.flags, pkt.window,
+         pkt.urgent) = _tcp(data)
+        doff = (doff >> 4) << 2
+        if doff < 20 or doff > tl:
+            raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
+        if doff != 20:
+            pkt.tcp_options = data[20:doff]
+        pkt.payload = data[doff:]
+        pkt.l4 = True
+        return pkt
+    if proto == 17:
+        if tot - ihl < 8:
+            raise DecodeError(_K.DECODE_UDP_TRUNCATED, pkt)
+        pkt.sport, pkt.dport, ulen = _udp(data)
+        if ulen < 8 or ulen > tot - ihl:
+            raise DecodeError(_K.DECODE_UDP_BAD_LEN, pkt)
+        pkt.payload = data[8:ulen]
+        pkt.l4 = True
+        return pkt
+    return _transport(pkt, data, proto)
+
+
+def decode_transport(pkt: Packet) -> Packet:
+    """Decode the transport header of ``pkt.ip_payload`` given ``pkt.proto``.
+
+    Used by defrag on a reassembled datagram. For IPv6, extension headers
+    left at the front of the payload (those after the fragment header) are
+    walked first, updating ``proto``, ``ip_payload`` and ``ip_hdr_len``; a
+    further fragment header stops the walk with ``l4`` False.
+    Raises ``DecodeError`` like ``decode_frame``.
+    """
+    data = pkt.ip_payload
+    proto = pkt.proto
+    pkt.l4 = False
+    if pkt.family == 6 and proto in _IPV6_EXT and proto != IPV6_FRAGMENT:
+        proto, pos = _walk_ipv6_ext(pkt, data, 0, len(data), proto, True)
+        if pos:
+            data = data[pos:]
+            pkt.ip_payload = data
+            pkt.ip_hdr_len += pos
+        pkt.proto = proto
+    return _transport(pkt, data, proto)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _link(pkt: Packet, linktype: int, frame: bytes, n: int) -> tuple[int, int]:
+    """Non-Ethernet link layers: (IP offset, version 4/6, 0 = not IP,
+    -1 = raw IP whose version nibble decides)."""
+    if linktype == LINKTYPE_RAW or linktype == DLT_RAW_BSD:
+        return 0, -1
+    if linktype == LINKTYPE_LINUX_SLL:
+        if n < 16:
+            raise DecodeError(_K.DECODE_SLL_TRUNCATED, pkt)
+        return _ethertype(pkt, frame, 16, _u16(frame, 14)[0])
+    if linktype == LINKTYPE_LINUX_SLL2:
+        if n < 20:
+            raise DecodeError(_K.DECODE_SLL_TRUNCATED, pkt)
+        return _ethertype(pkt, frame, 20, _u16(frame, 0)[0])
+    if linktype == LINKTYPE_IPV4:
+        return 0, 4
+    if linktype == LINKTYPE_IPV6:
+        return 0, 6
+    if linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
+        if n < 4:
+            raise DecodeError(_K.DECODE_NULL_TRUNCATED, pkt)
+        # The family is a small number in host order (NULL) or network
+        # order (LOOP, and NULL from a big-endian writer): accept both.
+        b0, b1, b2, b3 = frame[0], frame[1], frame[2], frame[3]
+        af = -1
+        if b1 == 0 and b2 == 0:
+            if b3 == 0:
+                af = b0
+            elif b0 == 0:
+                af = b3
+        if af == _NULL_AF_INET:
+            return 4, 4
+        if af in _NULL_AF_INET6:
+            return 4, 6
+        return 4, 0
+    raise DecodeError(_K.CAPTURE_UNKNOWN_LINKTYPE, pkt)
+
+
+def _ethertype(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
+    if etype in VLAN_TPIDS:
+        etype, off = _vlan(pkt, frame, off, etype)
+    if etype == ETHERTYPE_IPV4:
+        return off, 4
+    if etype == ETHERTYPE_IPV6:
+        return off, 6
+    return off, 0
+
+
+def _vlan(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
+    """Walk stacked 802.1Q/802.1ad tags; returns (inner EtherType, offset)."""
+    ids = []
+    n = len(frame)
+    while etype in VLAN_TPIDS:
+        if len(ids) == MAX_VLAN_TAGS:
+            pkt.vlan = tuple(ids)
+            raise DecodeError(_K.DECODE_VLAN_TOO_MANY, pkt)
+        if off + 4 > n:
+            pkt.vlan = tuple(ids)
+            raise DecodeError(_K.DECODE_VLAN_TRUNCATED, pkt)
+        tci, etype = _vlan_tag(frame, off)
+        ids.append(tci & 0x0FFF)
+        off += 4
+    pkt.vlan = tuple(ids)
+    return etype, off
+
+
+def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
+    """Each option other than EOL/NOP needs a length >= 2 inside the header."""
+    while pos < end:
+        opt = frame[pos]
+        if opt == 0:  # end of option list
+            return
+        if opt == 1:  # no-operation
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+        olen = frame[pos + 1]
+        if olen < 2 or pos + olen > end:
+            raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+        pos += olen
+
+
+def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bool) -> Packet:
+    """IPv6 header, extension headers and transport."""
+    if n - off < 40:
+        raise DecodeError(_K.DECODE_IPV6_TRUNCATED, pkt)
+    vcf, plen, nxt, hlim, src, dst = _ipv6(frame, off)
+    if vcf >> 28 != 6:
+        # On raw links the nibble already said 6; this is for links whose
+        # type field said IPv6.
+        raise DecodeError(
+            _K.DECODE_IPV6_BAD_VERSION if strict_version else _K.DECODE_IPV4_BAD_VERSION, pkt)
+    pkt.family = 6
+    pkt.src = src
+    pkt.dst = dst
+    pkt.proto = nxt
+    pkt.ttl = hlim
+    if plen > n - off - 40 or (plen == 0 and nxt != IPV6_NONXT):
+        raise DecodeError(_K.DECODE_IPV6_BAD_LEN, pkt)
+    start = off + 40
+    end = start + plen
+    if nxt in _IPV6_EXT:
+        nxt, pos = _walk_ipv6_ext(pkt, frame, start, end, nxt, False)
+        pkt.proto = nxt
+        pkt.ip_hdr_len = pos - off
+        data = frame[pos:end]
+        pkt.ip_payload = data
+        if pkt.is_fragment:
+            if pkt.frag_offset == 0:
+                _first_fragment_transport(pkt, data)
+            else:
+                pkt.payload = data
+            return pkt
+    else:
+        pkt.ip_hdr_len = 40
+        data = frame[start:end]
+        pkt.ip_payload = data
+    return _transport(pkt, data, nxt)
+
+
+def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
+                   reassembled: bool) -> tuple[int, int]:
+    """Walk extension headers in ``buf[pos:end]`` starting with ``nxt``.
+
+    Returns (next header after the last one walked, its offset). Stops at a
+    real fragment header (after recording it on ``pkt``; with
+    ``reassembled`` it stops *before* one and records nothing).
+    """
+    while nxt in _IPV6_EXT:
+        if nxt == IPV6_FRAGMENT:
+            if reassembled:
+                return nxt, pos
+            if pos + 8 > end:
+                raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
+            nh, offm, ident = _ipv6_frag(buf, pos)
+            pos += 8
+            pkt.ip_id = ident
+            if offm & 0xFFF9:  # offset non-zero or M set: a real fragment
+                pkt.is_fragment = True
+                pkt.frag_offset = offm & 0xFFF8
+                pkt.more_frags = bool(offm & 1)
+                return nh, pos
+            nxt = nh  # atomic fragment (RFC 6946): carry on as unfragmented
+            continue
+        if pos + 2 > end:
+            raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
+        nh = buf[pos]
+        if nxt == IPV6_AH:
+            hlen = (buf[pos + 1] + 2) << 2
+        else:
+            hlen = (buf[pos + 1] + 1) << 3
+        if pos + hlen > end:
+            raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
+        pos += hlen
+        nxt = nh
+    return nxt, pos
+
+
+def _transport(pkt: Packet, data: bytes, proto: int) -> Packet:
+    """Strict transport decode of a whole (unfragmented) IP payload."""
+    tl = len(data)
+    if proto == IPPROTO_TCP:
+        if tl < 20:
+            raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
+        (pkt.sport, pkt.dport, pkt.seq, pkt.ack, doff, pkt.flags, pkt.window,
+         pkt.urgent) = _tcp(data)
+        doff = (doff >> 4) << 2
+        if doff < 20 or doff > tl:
+            raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
+        pkt.tcp_options = data[20:doff]
+        pkt.payload = data[doff:]
+    elif proto == IPPROTO_UDP:
+        if tl < 8:
+            raise DecodeError(_K.DECODE_UDP_TRUNCATED, pkt)
+        pkt.sport, pkt.dport, ulen = _udp(data)
+        if ulen < 8 or ulen > tl:
+            raise DecodeError(_K.DECODE_UDP_BAD_LEN, pkt)
+        pkt.payload = data[8:ulen]
+    elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+        if tl < 4:
+            raise DecodeError(
+                _K.DECODE_ICMP_TRUNCATED if proto == IPPROTO_ICMP else _K.DECODE_ICMPV6_TRUNCATED,
+                pkt)
+        pkt.sport = data[0]
+        pkt.dport = data[1]
+        pkt.payload = data[4:]
+    else:
+        pkt.payload = data
+        return pkt
+    pkt.l4 = True
+    return pkt
+
+
+def _first_fragment_transport(pkt: Packet, data: bytes) -> None:
+    """Lenient transport decode of a first fragment: l4 only if it fits."""
+    proto = pkt.proto
+    tl = len(data)
+    if proto == IPPROTO_TCP:
+        if tl >= 20:
+            doff = (data[12] >> 4) << 2
+            if 20 <= doff <= tl:
+                _transport(pkt, data, proto)
+                return
+    elif proto == IPPROTO_UDP:
+        if tl >= 8:
+            pkt.sport, pkt.dport, _ulen = _udp(data)
+            pkt.payload = data[8:]  # the UDP length spans later fragments
+            pkt.l4 = True
+            return
+    elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
+        if tl >= 4:
+            _transport(pkt, data, proto)
+            return
+    pkt.payload = data
