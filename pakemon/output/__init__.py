@@ -1,0 +1,145 @@
+"""The output edge: alert.log, dump.log and eve.json (../shared/spec/outputs.md).
+
+``LogSet(log_dir)`` opens the three logs for appending (never truncating, so
+a restart loses nothing) and renders the pipeline's events into them::
+
+    with LogSet("/var/log/pakemon") as logs:
+        logs.write_many(events)     # writes every event, then flushes once
+
+Alerts go to all three files; notices to alert.log and eve.json.
+The formatters (``format_alert``, ``format_notice``, ``format_dump``,
+``format_eve``) are pure functions and can be used on their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pakemon.events import Alert, Notice
+from pakemon.output.alert_log import AlertLogWriter, format_alert, format_notice
+from pakemon.output.dump_log import DumpLogWriter, format_dump
+from pakemon.output.eve import EveWriter, format_eve
+
+__all__ = [
+    "ALERT_LOG",
+    "DUMP_LOG",
+    "EVE_LOG",
+    "LogSet",
+    "format_alert",
+    "format_dump",
+    "format_eve",
+    "format_notice",
+]
+
+ALERT_LOG = "alert.log"
+DUMP_LOG = "dump.log"
+EVE_LOG = "eve.json"
+
+FILE_MODE = 0o640  # logs hold captured payloads: not world readable
+
+
+def _open_append(path: Path):
+    """Open ``path`` for appending text, creating it if missing."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    try:
+        return open(fd, "a", encoding="utf-8", errors="backslashreplace", newline="")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class LogSet:
+    """The three logs in one directory, opened for appending.
+
+    ``write(event)`` writes one event and flushes; ``write_many(events)``
+    writes a batch and flushes once at the end. ``flush()`` and ``close()``
+    act on all three files; ``close()`` may be called more than once.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.alert_path = self.log_dir / ALERT_LOG
+        self.dump_path = self.log_dir / DUMP_LOG
+        self.eve_path = self.log_dir / EVE_LOG
+        self._files = []
+        try:
+            self._alert_file = self._open(self.alert_path)
+            self._dump_file = self._open(self.dump_path)
+            self._eve_file = self._open(self.eve_path)
+        except BaseException:
+            self.close()
+            raise
+        self.alert_log = AlertLogWriter(self._alert_file)
+        self.dump_log = DumpLogWriter(self._dump_file)
+        self.eve = EveWriter(self._eve_file)
+        self.alerts_written = 0
+        self.notices_written = 0
+
+    def _open(self, path: Path):
+        f = _open_append(path)
+        self._files.append(f)
+        return f
+
+    @property
+    def closed(self) -> bool:
+        return not self._files
+
+    def _write(self, event: Alert | Notice) -> None:
+        if self.closed:
+            raise ValueError("write to a closed LogSet")
+        if isinstance(event, Alert):
+            self.alert_log.write(event)
+            self.dump_log.write(event)
+            self.eve.write(event)
+            self.alerts_written += 1
+        elif isinstance(event, Notice):
+            self.alert_log.write(event)
+            self.eve.write(event)
+            self.notices_written += 1
+        else:
+            raise TypeError(f"not an Alert or Notice: {event!r}")
+
+    def write(self, event: Alert | Notice) -> None:
+        """Write one event to its logs and flush."""
+        self._write(event)
+        self.flush()
+
+    def write_many(self, events: Iterable[Alert | Notice]) -> int:
+        """Write a batch of events, then flush once. Returns how many."""
+        n = 0
+        try:
+            for event in events:
+                self._write(event)
+                n += 1
+        finally:
+            if not self.closed:
+                self.flush()
+        return n
+
+    def flush(self) -> None:
+        for f in self._files:
+            f.flush()
+
+    def close(self) -> None:
+        files, self._files = self._files, []
+        error = None
+        for f in files:
+            try:
+                f.close()
+            except Exception as exc:  # close the others all the same
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> LogSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<LogSet {str(self.log_dir)!r} {state}>"

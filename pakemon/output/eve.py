@@ -1,0 +1,310 @@
+"""eve.json: one JSON object per line, Suricata EVE compatible.
+
+An alert (on one line)::
+
+    {"timestamp":"2001-01-11T19:40:51.123456+0000","flow_id":...,
+     "event_type":"alert","src_ip":"194.168.10.12","src_port":1032,
+     "dest_ip":"192.168.10.5","dest_port":80,"proto":"TCP",
+     "community_id":"1:...","alert":{"action":"allowed","gid":1,
+     "signature_id":...,"rev":1,"signature":"CGI-handler(CVE-1999-0148)",
+     "category":"","severity":3},"payload":"...","payload_printable":"...",
+     "stream":1,"pkt_src":"wire/pcap"}
+
+ICMP alerts carry ``icmp_type``/``icmp_code`` instead of ports, as Suricata
+writes them. Notices are written with ``event_type`` ``anomaly`` (or
+``scan``) and an object of that name holding ``type``, ``event`` and
+``message``. ``community_id`` follows the Community ID v1 specification
+(seed 0); ``flow_id`` is a stable 51-bit number shared by both directions of
+a flow.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import math
+import time
+from typing import TextIO
+
+import communityid
+
+from pakemon.events import Alert, Notice
+
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+IPPROTO_SCTP = 132
+
+# Protocol names as Suricata writes them in "proto" (IANA keywords).
+PROTO_NAMES = {
+    1: "ICMP",
+    2: "IGMP",
+    4: "IPv4",
+    6: "TCP",
+    17: "UDP",
+    41: "IPv6",
+    47: "GRE",
+    50: "ESP",
+    51: "AH",
+    58: "IPv6-ICMP",
+    89: "OSPFIGP",
+    103: "PIM",
+    112: "VRRP",
+    132: "SCTP",
+}
+
+_TEXT_PROTOS = {"TCP": IPPROTO_TCP, "UDP": IPPROTO_UDP, "ICMP": IPPROTO_ICMP}
+_PORT_PROTOS = (IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP)
+_ICMP_PROTOS = (IPPROTO_ICMP, IPPROTO_ICMPV6)
+
+FLOW_ID_BITS = 51  # Suricata's flow_id stays below 2**51 (exact in a double)
+
+_COMMUNITY_ID = communityid.CommunityID(seed=0, use_base64=True)
+
+# Suricata's payload_printable: isprint() bytes, CR and LF kept, others ".".
+_PRINTABLE = "".join(
+    chr(b) if 0x20 <= b <= 0x7E or b in (0x0A, 0x0D) else "." for b in range(256)
+)
+
+
+# --- field helpers -------------------------------------------------------
+
+
+def eve_timestamp(ts: float) -> str:
+    """``ts`` as local time with microseconds and numeric offset.
+
+    ``2001-01-11T19:40:51.123456+0000``, as Suricata writes it. The whole
+    second is floored like the ctime text of alert.log, so both agree.
+    """
+    sec = math.floor(ts)
+    usec = min(round((ts - sec) * 1_000_000), 999_999)
+    tm = time.localtime(sec)
+    off = tm.tm_gmtoff or 0
+    sign = "-" if off < 0 else "+"
+    off_min = abs(off) // 60
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", tm)
+        + f".{usec:06d}{sign}{off_min // 60:02d}{off_min % 60:02d}"
+    )
+
+
+def payload_printable(data: bytes) -> str:
+    """``data`` rendered like Suricata's payload_printable."""
+    return "".join(_PRINTABLE[b] for b in data)
+
+
+def proto_name(ip_proto: int, fallback: str = "") -> str:
+    """The EVE "proto" text for an IP protocol number."""
+    if ip_proto in PROTO_NAMES:
+        return PROTO_NAMES[ip_proto]
+    if ip_proto:
+        return str(ip_proto)
+    return fallback
+
+
+def _is_v6(ip: str) -> bool:
+    return ":" in ip
+
+
+def _ip_proto_of(proto_text: str, ip_proto: int, src_ip: str) -> int:
+    """The IP protocol number: ``ip_proto`` if set, else from the text."""
+    if ip_proto:
+        return ip_proto
+    n = _TEXT_PROTOS.get(proto_text.upper(), 0)
+    if n == IPPROTO_ICMP and _is_v6(src_ip):
+        return IPPROTO_ICMPV6
+    return n
+
+
+def _addr_key(ip: str) -> bytes:
+    try:
+        return ipaddress.ip_address(ip).packed
+    except ValueError:
+        return ip.encode("utf-8", "backslashreplace")
+
+
+def flow_id(
+    ip_proto: int, src_ip: str, dst_ip: str, src_port: int | None, dst_port: int | None
+) -> int:
+    """A stable 51-bit flow id, the same for both directions of the flow.
+
+    BLAKE2b over the protocol and the two (address, port) endpoints in
+    sorted order. Addresses are compared packed, so equal addresses written
+    differently (``::1``, ``0::1``) give the same id. Never 0.
+    """
+    a = _addr_key(src_ip) + (src_port if src_port is not None else 0x10000).to_bytes(3, "big")
+    b = _addr_key(dst_ip) + (dst_port if dst_port is not None else 0x10000).to_bytes(3, "big")
+    lo, hi = (a, b) if a <= b else (b, a)
+    h = hashlib.blake2b(digest_size=8)
+    h.update(ip_proto.to_bytes(2, "big"))
+    h.update(len(lo).to_bytes(1, "big") + lo)
+    h.update(len(hi).to_bytes(1, "big") + hi)
+    return (int.from_bytes(h.digest(), "big") & ((1 << FLOW_ID_BITS) - 1)) or 1
+
+
+def community_id(
+    ip_proto: int,
+    src_ip: str,
+    dst_ip: str,
+    src_port: int | None = None,
+    dst_port: int | None = None,
+) -> str | None:
+    """Community ID v1 (seed 0) of the flow, or None if it cannot be made.
+
+    For ICMP and ICMPv6 ``src_port``/``dst_port`` are the message type and
+    code. TCP, UDP and SCTP need both ports; other protocols use none.
+    """
+    if not ip_proto or not src_ip or not dst_ip:
+        return None
+    make = communityid.FlowTuple
+    try:
+        if ip_proto in _PORT_PROTOS or ip_proto in _ICMP_PROTOS:
+            if src_port is None:
+                return None
+            dport = dst_port if dst_port is not None else 0
+            if ip_proto == IPPROTO_ICMP:
+                tpl = make.make_icmp(src_ip, dst_ip, src_port, dport)
+            elif ip_proto == IPPROTO_ICMPV6:
+                tpl = make.make_icmp6(src_ip, dst_ip, src_port, dport)
+            else:
+                tpl = make(ip_proto, src_ip, dst_ip, src_port, dport)
+        else:
+            tpl = make.make_ip(src_ip, dst_ip, ip_proto)
+        return _COMMUNITY_ID.calc(tpl)
+    except (communityid.Error, ValueError, TypeError):
+        return None
+
+
+def _flow_fields(
+    obj: dict,
+    ip_proto: int,
+    proto_text: str,
+    src_ip: str,
+    dst_ip: str,
+    src_port: int | None,
+    dst_port: int | None,
+) -> None:
+    """src_ip, src_port, dest_ip, dest_port, proto (each only when known)."""
+    if src_ip:
+        obj["src_ip"] = src_ip
+    if src_port is not None:
+        obj["src_port"] = src_port
+    if dst_ip:
+        obj["dest_ip"] = dst_ip
+    if dst_port is not None:
+        obj["dest_port"] = dst_port
+    proto = proto_name(ip_proto, proto_text)
+    if proto:
+        obj["proto"] = proto
+
+
+# --- records -------------------------------------------------------------
+
+
+def alert_record(alert: Alert) -> dict:
+    """The EVE object for ``alert`` (keys in the order written)."""
+    rule = alert.rule
+    ip_proto = _ip_proto_of(alert.proto, alert.ip_proto, alert.src_ip)
+    is_icmp = ip_proto in _ICMP_PROTOS
+
+    obj: dict = {"timestamp": eve_timestamp(alert.ts)}
+    if is_icmp:
+        obj["flow_id"] = flow_id(ip_proto, alert.src_ip, alert.dst_ip, None, None)
+    else:
+        obj["flow_id"] = flow_id(
+            ip_proto, alert.src_ip, alert.dst_ip, alert.src_port, alert.dst_port
+        )
+    obj["event_type"] = "alert"
+    if is_icmp:
+        # Suricata writes no ports for ICMP, but the type and code.
+        _flow_fields(obj, ip_proto, alert.proto, alert.src_ip, alert.dst_ip, None, None)
+        if alert.icmp_type is not None:
+            obj["icmp_type"] = alert.icmp_type
+        if alert.icmp_code is not None:
+            obj["icmp_code"] = alert.icmp_code
+        cid = community_id(
+            ip_proto, alert.src_ip, alert.dst_ip, alert.icmp_type, alert.icmp_code
+        )
+    else:
+        _flow_fields(
+            obj, ip_proto, alert.proto, alert.src_ip, alert.dst_ip,
+            alert.src_port, alert.dst_port,
+        )
+        cid = community_id(
+            ip_proto, alert.src_ip, alert.dst_ip, alert.src_port, alert.dst_port
+        )
+    if cid is not None:
+        obj["community_id"] = cid
+    obj["alert"] = {
+        "action": alert.action,
+        "gid": 1,
+        "signature_id": rule.signature_id,
+        "rev": rule.rev,
+        "signature": rule.signature,
+        "category": rule.category,
+        "severity": rule.severity,
+    }
+    obj["payload"] = base64.b64encode(alert.payload).decode("ascii")
+    obj["payload_printable"] = payload_printable(alert.payload)
+    obj["stream"] = 1 if alert.proto.upper() == "TCP" else 0
+    obj["pkt_src"] = "wire/pcap"
+    return obj
+
+
+def anomaly_type(kind_name: str) -> str:
+    """``anomaly.type`` from a NoticeKind name: decode, stream, defrag, ..."""
+    prefix = kind_name.split("_", 1)[0]
+    if prefix in ("DECODE", "CAPTURE"):
+        return "decode"
+    return prefix.lower()
+
+
+def notice_record(notice: Notice) -> dict:
+    """The EVE object for ``notice`` (keys in the order written)."""
+    event_type = notice.kind.event_type
+    ip_proto = _ip_proto_of(notice.proto, 0, notice.src_ip)
+    obj: dict = {"timestamp": eve_timestamp(notice.ts)}
+    if notice.src_ip and notice.dst_ip:
+        obj["flow_id"] = flow_id(
+            ip_proto, notice.src_ip, notice.dst_ip, notice.src_port, notice.dst_port
+        )
+    obj["event_type"] = event_type
+    _flow_fields(
+        obj, ip_proto, notice.proto, notice.src_ip, notice.dst_ip,
+        notice.src_port, notice.dst_port,
+    )
+    obj[event_type] = {
+        "type": anomaly_type(notice.kind.name),
+        "event": notice.kind.name.lower(),
+        "message": notice.message,
+    }
+    return obj
+
+
+def event_record(event: Alert | Notice) -> dict:
+    if isinstance(event, Alert):
+        return alert_record(event)
+    if isinstance(event, Notice):
+        return notice_record(event)
+    raise TypeError(f"not an Alert or Notice: {event!r}")
+
+
+def format_eve(event: Alert | Notice) -> str:
+    """One eve.json line for ``event``, newline included (pure ASCII)."""
+    return json.dumps(event_record(event), separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+class EveWriter:
+    """Writes eve.json lines to an open text stream.
+
+    The writer neither opens, flushes nor closes the stream.
+    """
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, event: Alert | Notice) -> None:
+        self.stream.write(format_eve(event))

@@ -1,0 +1,132 @@
+"""LogSet: the three logs in one directory, appended to, never truncated."""
+
+from __future__ import annotations
+
+import calendar
+import json
+import stat
+import time
+
+import pytest
+
+from pakemon.detect.rules import ANY_PORT, PortSpec, Rule
+from pakemon.events import Alert, Notice, NoticeKind
+from pakemon.output import LogSet, format_alert, format_dump, format_eve, format_notice
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+T0 = calendar.timegm((2001, 1, 11, 19, 40, 53, 0, 0, 0))
+RULE = Rule(name="CGI-test-cgi", proto="tcp", src=ANY_PORT, dst=PortSpec("80", ((80, 80),), False), patterns=())
+ALERT = Alert(
+    ts=T0, rule=RULE, proto="TCP", src_ip="194.168.10.12", dst_ip="192.168.10.5",
+    src_port=1033, dst_port=80, ip_proto=6,
+    payload=b"GET /cgi-bin/test-cgi HTTP/1.0\r\n", dump=b"GET /cgi-bin/test-cgi HTTP/1.0\r\n",
+)
+NOTICE = Notice(
+    ts=T0 + 1, kind=NoticeKind.DECODE_TCP_BAD_HDR_LEN,
+    message="invalid TCP header, from 194.168.10.12 to 192.168.10.5",
+    proto="TCP", src_ip="194.168.10.12", dst_ip="192.168.10.5",
+)
+
+
+def read(path):
+    return path.read_text(encoding="utf-8")
+
+
+def test_creates_directory_and_dispatches(tmp_path, utc):
+    d = tmp_path / "a" / "b"
+    with LogSet(d) as logs:
+        logs.write(ALERT)
+        logs.write(NOTICE)
+    assert read(d / "alert.log") == format_alert(ALERT) + "\n" + format_notice(NOTICE) + "\n"
+    assert read(d / "dump.log") == format_dump(ALERT) + "\n"  # notices not dumped
+    assert read(d / "eve.json") == format_eve(ALERT) + format_eve(NOTICE)
+    assert read(d / "dump.log") == (
+        "TCP 194.168.10.12(1033)->192.168.10.5(80) Thu Jan 11 19:40:53 2001\n"
+        "CGI-test-cgi (TCP * 80)\n"
+        "47 45 54 20 2f 63 67 69 2d 62 69 6e 2f 74 65 73   GET /cgi-bin/tes\n"
+        "74 2d 63 67 69 20 48 54 54 50 2f 31 2e 30 0d 0a   t-cgi HTTP/1.0..\n"
+        "\n"
+    )
+
+
+def test_append_never_truncate(tmp_path, utc):
+    logs = LogSet(tmp_path)
+    logs.write(ALERT)
+    logs.close()
+    logs = LogSet(tmp_path)
+    logs.write(NOTICE)
+    logs.close()
+    assert read(tmp_path / "alert.log") == format_alert(ALERT) + "\n" + format_notice(NOTICE) + "\n"
+    assert read(tmp_path / "dump.log") == format_dump(ALERT) + "\n"
+    eve = read(tmp_path / "eve.json").splitlines()
+    assert [json.loads(x)["event_type"] for x in eve] == ["alert", "anomaly"]
+
+
+def test_existing_content_is_kept(tmp_path, utc):
+    (tmp_path / "alert.log").write_text("old entry\n\n")
+    with LogSet(tmp_path) as logs:
+        logs.write(ALERT)
+    assert read(tmp_path / "alert.log") == "old entry\n\n" + format_alert(ALERT) + "\n"
+
+
+def test_write_many_flushes_once_batch_visible(tmp_path, utc):
+    logs = LogSet(tmp_path)
+    try:
+        assert logs.write_many([ALERT, NOTICE, ALERT]) == 3
+        # visible on disk before close: flushed after the batch
+        eve = read(tmp_path / "eve.json").splitlines()
+        assert [json.loads(x)["event_type"] for x in eve] == ["alert", "anomaly", "alert"]
+        assert read(tmp_path / "dump.log").count("CGI-test-cgi (TCP * 80)") == 2
+        assert logs.alerts_written == 2 and logs.notices_written == 1
+    finally:
+        logs.close()
+
+
+def test_write_flushes(tmp_path, utc):
+    with LogSet(tmp_path) as logs:
+        logs.write(NOTICE)
+        assert read(tmp_path / "alert.log") == format_notice(NOTICE) + "\n"
+
+
+def test_eve_lines_parse_and_keep_key_order(tmp_path, utc):
+    with LogSet(tmp_path) as logs:
+        logs.write_many([ALERT, NOTICE])
+    lines = read(tmp_path / "eve.json").splitlines()
+    first = json.loads(lines[0])
+    assert list(first)[:14] == [
+        "timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip",
+        "dest_port", "proto", "community_id", "alert", "payload",
+        "payload_printable", "stream", "pkt_src",
+    ]
+    assert json.loads(lines[1])["anomaly"]["event"] == "decode_tcp_bad_hdr_len"
+
+
+def test_close_idempotent_and_write_after_close(tmp_path):
+    logs = LogSet(tmp_path)
+    logs.close()
+    logs.close()
+    assert logs.closed
+    with pytest.raises(ValueError):
+        logs.write(ALERT)
+
+
+def test_rejects_other_objects(tmp_path):
+    with LogSet(tmp_path) as logs:
+        with pytest.raises(TypeError):
+            logs.write("nope")
+
+
+def test_files_not_world_readable(tmp_path):
+    with LogSet(tmp_path):
+        pass
+    for name in ("alert.log", "dump.log", "eve.json"):
+        assert not (tmp_path / name).stat().st_mode & stat.S_IROTH
