@@ -1,0 +1,1 @@
+"""Detect stage: rule base, rule tree and matching."""

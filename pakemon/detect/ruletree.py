@@ -1,0 +1,204 @@
+"""Detect stage: the paper's rule tree (section 3.4, Figure 4).
+
+Rules are grouped per protocol (TCP, UDP, ICMP, IP) into *service nodes*,
+one per distinct (SRC spec, DST spec); each service node holds its *content
+nodes*, one per distinct pattern. At load time every service node's literal
+content nodes are compiled into one Aho-Corasick automaton (pyahocorasick),
+case-sensitive and case-insensitive ones apart, so a payload is scanned once
+per service node whatever the number of rules under it; regexes use ``re``.
+
+A frame reaches only the service nodes whose specs fit its ports: for TCP and
+UDP a 65,536-entry table indexed by destination port gives the nodes whose
+DST spec holds that port (ICMP: 256 entries by type), and only those are then
+checked against the source port. A frame that fits no node costs one list
+index, which keeps the per-frame cost of uninteresting traffic at a header
+parse.
+
+Matching semantics (spec): all patterns of a rule must be found (AND, any
+order) in the same stream direction (TCP) or datagram (UDP, ICMP, IP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from .rules import Pattern, PatternKind, PortSpec, Rule
+
+PROTOS = ("tcp", "udp", "icmp", "ip")
+
+# Regexes can span segments; the stream keeps this much earlier data to run
+# them over (the dump log shows the same last 4 KiB).
+REGEX_WINDOW = 4096
+
+
+@dataclass
+class ContentNode:
+    pattern: Pattern
+    # (rule index within the service node, bit of the pattern in that rule)
+    targets: list[tuple[int, int]] = field(default_factory=list)
+
+
+class ServiceNode:
+    """One (protocol, SRC, DST) with its rules and compiled content nodes."""
+
+    def __init__(self, proto: str, src: PortSpec, dst: PortSpec):
+        self.proto = proto
+        self.src = src
+        self.dst = dst
+        self.src_any = src.any
+        self.rules: list[Rule] = []
+        self.gidx: list[int] = []  # each rule's index in the whole tree
+        self.contents: dict[tuple, ContentNode] = {}
+        # compiled
+        self.full_masks: list[int] = []
+        self.ac_case = None
+        self.ac_nocase = None
+        self.regexes: list[tuple[object, tuple[tuple[int, int], ...]]] = []
+        self.any_rules: tuple[int, ...] = ()  # rules satisfied by any packet
+        self.any_bits: dict[int, int] = {}
+        self.overlap = 0  # bytes of earlier stream data a new segment needs
+
+    @property
+    def label(self) -> str:
+        return f"{self.proto.upper()} {self.src.text} {self.dst.text}"
+
+    def add(self, rule: Rule, gidx: int) -> None:
+        ridx = len(self.rules)
+        self.rules.append(rule)
+        self.gidx.append(gidx)
+        for bit, pat in enumerate(rule.patterns):
+            key = (pat.kind, pat.value.lower() if pat.kind is PatternKind.NOCASE else pat.value)
+            node = self.contents.get(key)
+            if node is None:
+                node = self.contents[key] = ContentNode(pat)
+            node.targets.append((ridx, bit))
+
+    def compile(self) -> None:
+        self.full_masks = [(1 << len(r.patterns)) - 1 for r in self.rules]
+        case = ahocorasick.Automaton()
+        nocase = ahocorasick.Automaton()
+        regexes = []
+        any_bits: dict[int, int] = {}
+        longest = 0
+        for (kind, value), node in self.contents.items():
+            targets = tuple(node.targets)
+            if kind is PatternKind.ANY:
+                for ridx, bit in targets:
+                    any_bits[ridx] = any_bits.get(ridx, 0) | (1 << bit)
+            elif kind is PatternKind.REGEX:
+                regexes.append((node.pattern.regex, targets))
+            else:
+                # latin-1 maps each byte to one code point, so a str automaton
+                # matches bytes exactly and offsets stay byte offsets.
+                auto = nocase if kind is PatternKind.NOCASE else case
+                auto.add_word(value.decode("latin-1"), (len(value), targets))
+                longest = max(longest, len(value))
+        if len(case):
+            case.make_automaton()
+            self.ac_case = case
+        if len(nocase):
+            nocase.make_automaton()
+            self.ac_nocase = nocase
+        self.regexes = regexes
+        self.any_bits = any_bits
+        self.any_rules = tuple(any_bits)
+        self.overlap = REGEX_WINDOW if regexes else max(longest - 1, 0)
+
+    def search(self, data: bytes, start: int = 0):
+        """Yield (rule index, pattern bit, end offset) for matches in data.
+
+        Only matches ending at or after ``start`` are new: earlier bytes are
+        context carried over from previous segments.
+        """
+        if self.ac_case is not None:
+            for end, (_, targets) in self.ac_case.iter(data.decode("latin-1")):
+                if end >= start:
+                    for ridx, bit in targets:
+                        yield ridx, bit, end
+        if self.ac_nocase is not None:
+            # bytes.lower() folds ASCII letters only, as the spec asks.
+            for end, (_, targets) in self.ac_nocase.iter(data.lower().decode("latin-1")):
+                if end >= start:
+                    for ridx, bit in targets:
+                        yield ridx, bit, end
+        for regex, targets in self.regexes:
+            # The first match that reaches new data; one is enough for a bit.
+            for m in regex.finditer(data):
+                if m.end() > start or not start:
+                    for ridx, bit in targets:
+                        yield ridx, bit, max(m.end() - 1, 0)
+                    break
+
+
+class RuleTree:
+    """Per protocol, the service nodes; per port, the nodes that can match."""
+
+    def __init__(self, rules: list[Rule]):
+        self.rules = list(rules)
+        self.nodes: dict[str, list[ServiceNode]] = {p: [] for p in PROTOS}
+        by_key: dict[tuple, ServiceNode] = {}
+        for gidx, rule in enumerate(self.rules):
+            key = (rule.proto, _spec_key(rule.src), _spec_key(rule.dst))
+            node = by_key.get(key)
+            if node is None:
+                node = by_key[key] = ServiceNode(rule.proto, rule.src, rule.dst)
+                self.nodes[rule.proto].append(node)
+            node.add(rule, gidx)
+        for nodes in self.nodes.values():
+            for node in nodes:
+                node.compile()
+        self.tcp_by_dport = _index(self.nodes["tcp"], 65536)
+        self.udp_by_dport = _index(self.nodes["udp"], 65536)
+        self.icmp_by_type = _index(self.nodes["icmp"], 256, by_src=True)
+        self.ip_nodes = tuple(self.nodes["ip"])
+        # Service ports for the kernel filter (issue: kernel sensor) and stats.
+        self.rule_count = len(self.rules)
+
+    def lookup(self, proto: str, sport: int, dport: int) -> tuple[ServiceNode, ...]:
+        """Service nodes of ``proto`` whose SRC and DST fit (sport, dport).
+
+        For ICMP, sport is the type and dport the code.
+        """
+        if proto == "tcp":
+            cands = self.tcp_by_dport[dport]
+            other = sport
+        elif proto == "udp":
+            cands = self.udp_by_dport[dport]
+            other = sport
+        elif proto == "icmp":
+            cands = self.icmp_by_type[sport]
+            return tuple(n for n in cands if dport in n.dst) if cands else ()
+        else:
+            return self.ip_nodes
+        if not cands:
+            return ()
+        return tuple(n for n in cands if n.src_any or other in n.src)
+
+    def __iter__(self):
+        for proto in PROTOS:
+            yield from self.nodes[proto]
+
+
+def _spec_key(spec: PortSpec) -> tuple:
+    return ("*",) if spec.any else tuple(sorted(set(spec.ranges)))
+
+
+def _index(nodes: list[ServiceNode], size: int, by_src: bool = False) -> list[tuple]:
+    """A table value -> tuple of nodes whose DST (or SRC) spec holds value.
+
+    Identical tuples are shared, so the table costs one pointer per entry.
+    """
+    table: list[tuple] = [()] * size
+    for node in nodes:
+        spec = node.src if by_src else node.dst
+        if spec.any:
+            ranges = ((0, size - 1),)
+        else:
+            ranges = spec.ranges
+        for lo, hi in ranges:
+            for v in range(lo, min(hi, size - 1) + 1):
+                table[v] = table[v] + (node,)
+    interned: dict[tuple, tuple] = {}
+    return [interned.setdefault(t, t) for t in table]

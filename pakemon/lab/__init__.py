@@ -1,0 +1,1 @@
+"""The lab: traffic generators and sample captures for demo, tests and bench."""

@@ -1,0 +1,135 @@
+"""Matching through the pipeline: AND patterns, split patterns, once per direction."""
+
+from conftest import alert_names, pipeline_from, run_frames
+
+from pakemon.events import Alert
+from pakemon.lab.traffic import (TcpConnection, icmp_frame, ping_exchange, udp_frame,
+                                 http_exchange)
+
+C, S = "10.0.0.1", "10.0.0.2"
+
+
+def test_pattern_split_across_two_segments_is_found():
+    pipe = pipeline_from('CGI-phf tcp * 80 "/cgi-bin/phf"\n')
+    conn = TcpConnection(C, S, 40000, 80).open()
+    conn.send(b"GET /cgi-b")
+    conn.send(b"in/phf?Qalias=x HTTP/1.0\r\n\r\n")
+    events = run_frames(pipe, conn.close())
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [a.rule.name for a in alerts] == ["CGI-phf"]
+    a = alerts[0]
+    assert (a.src_ip, a.src_port, a.dst_ip, a.dst_port, a.proto) == (C, 40000, S, 80, "TCP")
+    # the dump is the stream up to and including the match
+    assert a.dump == b"GET /cgi-bin/phf"
+    assert a.payload == b"in/phf?Qalias=x HTTP/1.0\r\n\r\n"
+
+
+def test_pattern_split_one_byte_per_segment():
+    pipe = pipeline_from("X tcp * 80 'ADMINISTRATORS.pwd'\n")
+    conn = TcpConnection(C, S, 40001, 80).open()
+    conn.send(b"GET /_vti_pvt/administrators.pwd HTTP/1.0\r\n\r\n", segment=1)
+    assert alert_names(run_frames(pipe, conn.close())) == ["X"]
+
+
+def test_and_patterns_found_in_any_order_across_segments():
+    pipe = pipeline_from("AND tcp * 25 'rcpt to:' 'decode'\n")
+    conn = TcpConnection(C, S, 40002, 25).open()
+    conn.send(b"HELO x\r\nMAIL FROM:<a@b>\r\n")
+    conn.send(b"DATA decode\r\n")
+    frames = list(conn.frames)
+    events = run_frames(pipe, frames)
+    assert alert_names(events) == []
+    conn.frames.clear()
+    conn.send(b"RCPT TO: bin\r\n")
+    assert alert_names(run_frames(pipe, conn.close())) == ["AND"]
+
+
+def test_and_patterns_in_the_other_direction_do_not_combine():
+    pipe = pipeline_from("AND tcp * 80 'foo' 'bar'\n")
+    conn = TcpConnection(C, S, 40003, 80).open()
+    conn.send(b"foo")
+    conn.send(b"bar", from_client=False)  # server to client: not this direction
+    assert alert_names(run_frames(pipe, conn.close())) == []
+
+
+def test_rule_alerts_once_per_flow_direction():
+    pipe = pipeline_from('PHF tcp * 80 "phf"\n')
+    conn = TcpConnection(C, S, 40004, 80).open()
+    for _ in range(3):
+        conn.send(b"GET /cgi-bin/phf HTTP/1.0\r\n")
+    events = run_frames(pipe, conn.close())
+    assert alert_names(events) == ["PHF"]
+    # a second connection alerts again
+    events = run_frames(pipe, http_exchange(C, S, 40005, b"GET /phf HTTP/1.0\r\n\r\n"))
+    assert alert_names(events) == ["PHF"]
+
+
+def test_retransmitted_segment_is_not_searched_twice_as_new_data():
+    pipe = pipeline_from("A tcp * 80 'GET /a'\n")
+    conn = TcpConnection(C, S, 40006, 80).open()
+    conn.send(b"GET /b HTTP/1.0\r\n")
+    frames = conn.frames + [conn.frames[-2]]  # the data segment again
+    assert alert_names(run_frames(pipe, frames)) == []
+
+
+def test_service_node_direction_is_respected():
+    pipe = pipeline_from('PHF tcp * 80 "phf"\n')
+    # the server (port 80) sends "phf": SRC * DST 80 wants the client's data
+    conn = TcpConnection(C, S, 40007, 80).open()
+    conn.send(b"here is phf", from_client=False)
+    assert alert_names(run_frames(pipe, conn.close())) == []
+
+
+def test_udp_patterns_must_be_in_one_datagram():
+    pipe = pipeline_from("RPC udp * 111 |01 86 A2| |00 00 00 03|\n")
+    split = [(0.0, udp_frame(C, S, 700, 111, b"\x01\x86\xa2")),
+             (0.1, udp_frame(C, S, 700, 111, b"\x00\x00\x00\x03"))]
+    assert alert_names(run_frames(pipe, split)) == []
+    whole = [(0.2, udp_frame(C, S, 701, 111, b"\x00\x00\x00\x03xx\x01\x86\xa2"))]
+    assert alert_names(run_frames(pipe, whole)) == ["RPC"]
+
+
+def test_any_payload_rule_fires_on_first_datagram_of_flow_only():
+    pipe = pipeline_from("BO udp * 31337 *\n")
+    frames = [(i * 1.0, udp_frame(C, S, 1031, 31337, b"x" * i)) for i in range(3)]
+    events = run_frames(pipe, frames)
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [a.rule.name for a in alerts] == ["BO"]
+    assert alerts[0].ts == 0.0
+
+
+def test_datagram_flow_alerts_again_after_idle_timeout():
+    pipe = pipeline_from("BO udp * 31337 *\n")
+    frames = [(0.0, udp_frame(C, S, 1031, 31337, b"a")),
+              (10.0, udp_frame(C, S, 1031, 31337, b"b")),
+              (1000.0, udp_frame(C, S, 1031, 31337, b"c"))]
+    assert alert_names(run_frames(pipe, frames)) == ["BO", "BO"]
+
+
+def test_icmp_rule_uses_type_and_code_and_regex():
+    pipe = pipeline_from("BIG icmp 8 0 <.{1000}>\n")
+    small = ping_exchange(C, S, 1, 1, size=56)
+    big = ping_exchange(C, S, 1, 2, size=1200, ts=1.0)
+    events = run_frames(pipe, small + big)
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [a.rule.name for a in alerts] == ["BIG"]
+    assert (alerts[0].icmp_type, alerts[0].icmp_code, alerts[0].src_port) == (8, 0, None)
+    assert alerts[0].proto == "ICMP"
+
+
+def test_ip_rule_searches_every_ip_payload():
+    pipe = pipeline_from("NOP ip * * |90 90 90 90 90 90 90 90|\n")
+    frames = [(0.0, udp_frame(C, S, 5, 6, b"\x90" * 20)),
+              (0.1, icmp_frame(C, S, 8, 0, b"\0" * 4 + b"\x90" * 10)),
+              (0.2, udp_frame(C, S, 5, 7, b"\x91" * 20))]
+    events = run_frames(pipe, frames)
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [(a.rule.name, a.proto) for a in alerts] == [("NOP", "IP"), ("NOP", "IP")]
+
+
+def test_frames_fitting_no_service_node_are_only_counted():
+    pipe = pipeline_from('PHF tcp * 80 "phf"\n')
+    frames = http_exchange(C, S, 40010, b"GET /phf HTTP/1.0\r\n\r\n", port=8080)
+    assert alert_names(run_frames(pipe, frames)) == []
+    assert pipe.stats.inspected == 0
+    assert pipe.stats.tcp == len(frames)

@@ -1,0 +1,80 @@
+"""The rule tree: service nodes per protocol, content nodes, port selection."""
+
+from conftest import rules_from
+
+from pakemon.detect.ruletree import RuleTree
+
+FIG6 = """
+FTP-exploit1                  tcp   *    21     |50 57 44 0A 2F 69|
+SMTP-exploit3                 tcp   *    25     'mail from:|20 22 7c|'
+SMTP-exploit11(CVE-1999-0204) tcp   113  25     '|0a|D/'
+IIS-administrator.pwd         tcp   *    80     '/_vti_pvt/administrators.pwd'
+CGI-phf(CVE-1999-0067)        tcp   *    80     "/cgi-bin/phf"
+HTTP-ApacheDOS                tcp   *    80     |2f 2f 2f 2f 2f 2f 2f 2f|
+RPC-portmap-request-rusers    udp   *    111    |01 86 A2 00 00|
+BO-BackOrifice                udp   *    31337  *
+ICMP-echo-large               icmp  8    0      <.{1000}>
+"""
+
+
+def test_rules_group_into_service_nodes_per_protocol():
+    tree = RuleTree(rules_from(FIG6))
+    labels = {p: [n.label for n in tree.nodes[p]] for p in tree.nodes}
+    assert labels["tcp"] == ["TCP * 21", "TCP * 25", "TCP 113 25", "TCP * 80"]
+    assert labels["udp"] == ["UDP * 111", "UDP * 31337"]
+    assert labels["icmp"] == ["ICMP 8 0"]
+    assert labels["ip"] == []
+    http = tree.nodes["tcp"][3]
+    assert [r.name for r in http.rules] == [
+        "IIS-administrator.pwd", "CGI-phf(CVE-1999-0067)", "HTTP-ApacheDOS"]
+    assert len(http.contents) == 3
+
+
+def test_identical_patterns_share_one_content_node():
+    tree = RuleTree(rules_from(
+        "A tcp * 80 \"/cgi-bin/\" 'phf'\n"
+        "B tcp * 80 \"/cgi-bin/\" 'test-cgi'\n"
+        "C tcp * 80 'PHF'\n"))
+    node = tree.nodes["tcp"][0]
+    assert len(node.contents) == 3  # /cgi-bin/ once; 'phf' and 'PHF' fold together
+    targets = sorted(t for cn in node.contents.values() for t in cn.targets)
+    assert targets == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)]
+
+
+def test_port_index_selects_only_fitting_nodes():
+    tree = RuleTree(rules_from(FIG6 + "HI tcp * 1024: 'x'\nLIST tcp :1023 8000,8080:8081 'y'\n"))
+    assert [n.label for n in tree.lookup("tcp", 1032, 80)] == ["TCP * 80"]
+    assert [n.label for n in tree.lookup("tcp", 113, 25)] == ["TCP * 25", "TCP 113 25"]
+    assert [n.label for n in tree.lookup("tcp", 2000, 25)] == ["TCP * 25"]
+    assert tree.lookup("tcp", 80, 1032)[0].label == "TCP * 1024:"
+    assert [n.label for n in tree.lookup("tcp", 80, 8081)] == ["TCP * 1024:", "TCP :1023 8000,8080:8081"]
+    assert [n.label for n in tree.lookup("tcp", 2000, 8081)] == ["TCP * 1024:"]
+    assert tree.lookup("tcp", 1032, 443) == ()
+    assert tree.lookup("udp", 5000, 53) == ()
+    assert [n.label for n in tree.lookup("icmp", 8, 0)] == ["ICMP 8 0"]
+    assert tree.lookup("icmp", 0, 0) == ()
+    assert tree.lookup("icmp", 8, 1) == ()
+
+
+def test_search_finds_case_folded_and_binary_patterns():
+    tree = RuleTree(rules_from(FIG6))
+    smtp = tree.nodes["tcp"][1]
+    hits = list(smtp.search(b"MAIL FROM: \"|/bin/sh\""))
+    assert [(r, b) for r, b, _ in hits] == [(0, 0)]
+    assert list(smtp.search(b"mail from: <a@b>")) == []
+    ftp = tree.nodes["tcp"][0]
+    assert [e for _, _, e in ftp.search(b"xxPWD\n/ifoo")] == [7]
+
+
+def test_case_insensitive_folds_ascii_only():
+    tree = RuleTree(rules_from("A tcp * 80 'caf\xe9'\n"))
+    node = tree.nodes["tcp"][0]
+    assert list(node.search("CAF\xe9".encode()))  # ASCII letters fold
+    assert not list(node.search("caf\xc9".encode()))  # é and É are not folded
+
+
+def test_regex_patterns_search_bytes():
+    tree = RuleTree(rules_from("R tcp * 21 <USER [^\\n]{20}>\n"))
+    node = tree.nodes["tcp"][0]
+    assert list(node.search(b"USER " + b"A" * 30 + b"\n"))
+    assert not list(node.search(b"USER anonymous\n"))
