@@ -164,7 +164,7 @@ class CaptureReader:
 
     __slots__ = (
         "_path", "_file", "_buf", "_size", "_offset", "_format", "_linktype",
-        "_pcap_order", "_pcap_divisor",
+        "_pcap_order", "_pcap_divisor", "_released", "_release_at",
     )
 
     def __init__(self, path: str, file, buf, fmt: str) -> None:
@@ -173,6 +173,8 @@ class CaptureReader:
         self._buf = buf
         self._size = len(buf)
         self._offset = 0
+        self._released = 0  # bytes of the mapping given back (see _release)
+        self._release_at = RELEASE_EVERY
         self._format = fmt
         self._linktype: Optional[int] = None
         self._pcap_order = "<"
@@ -210,6 +212,20 @@ class CaptureReader:
         if self._format == "pcap":
             return self._iter_pcap()
         return self._iter_pcapng()
+
+    def _release(self, upto: int) -> None:
+        """Drop the pages of records already read from this process's RSS.
+
+        Frames are copied out as bytes, so nothing refers to those pages;
+        without this a capture of N GB would show N GB resident by its end
+        (file-backed, reclaimable, but counted against the sensor).
+        """
+        self._release_at = upto + RELEASE_EVERY
+        buf = self._buf
+        stop = upto - upto % mmap.PAGESIZE
+        if isinstance(buf, mmap.mmap) and stop > self._released and hasattr(mmap, "MADV_DONTNEED"):
+            buf.madvise(mmap.MADV_DONTNEED, self._released, stop - self._released)
+            self._released = stop
 
     def close(self) -> None:
         buf, self._buf = self._buf, None
@@ -279,6 +295,8 @@ class CaptureReader:
                 raise self._error(start - 16, "truncated record",
                                   f"header says {caplen} bytes, {end - start} left")
             self._offset = off
+            if off >= self._release_at:
+                self._release(off)
             # One integer division is correctly rounded; sec + frac / div
             # would round twice.
             yield (sec * div + frac) / div, linktype, buf[start:off]
@@ -427,6 +445,8 @@ class CaptureReader:
                     start = off + 28
                     off += blen
                     self._offset = off
+                    if off >= self._release_at:
+                        self._release(off)
                     yield (base + ((ts_high << 32) | ts_low)) / div, linktype, buf[start:start + caplen]
                     continue
             elif left < 8:
@@ -484,6 +504,11 @@ class CaptureReader:
                 blen = self._check_block(sec, off, _MIN_BLOCK_LEN, "block")
             off += blen
             self._offset = off
+
+
+# Give consumed pages back every 8 MiB: one comparison per record, a madvise
+# call per 8 MiB.
+RELEASE_EVERY = 8 << 20
 
 
 def open_capture(path) -> CaptureReader:
