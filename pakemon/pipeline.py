@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .decode import DecodeError, decode_frame, format_addr
-from .decode.packet import LINKTYPE_ETHERNET
+from .decode.packet import LINKTYPE_ETHERNET, TH_SYN
 from .detect.engine import Detector
 from .detect.ruletree import RuleTree
 from .events import Alert, Notice, NoticeKind
@@ -111,15 +111,18 @@ class Pipeline:
                 nodes = tuple(n for n in nodes if n.src_any or sport in n.src)
         if nodes:
             if proto == 6:
-                d, data = self.stream.tcp(pkt)
-                if data or any(n.any_rules for n in nodes):
-                    events = self.detector.inspect(d, nodes, data, pkt, True)
+                data = pkt.payload
+                # Pure ACKs add nothing; a SYN must still restart the direction.
+                if data or pkt.flags & TH_SYN or any(n.any_rules for n in nodes):
+                    d, data = self.stream.tcp(pkt)
+                    events = self.detector.inspect_stream(d, nodes, data, pkt)
             else:
-                d = self.stream.dgram(proto, pkt)
-                events = self.detector.inspect(d, nodes, pkt.payload, pkt, False)
+                events = self.detector.inspect_datagram(
+                    lambda: self.stream.dgram(proto, pkt), nodes, pkt.payload, pkt)
         if self.tree.ip_nodes:
-            d = self.stream.dgram(("ip", proto), pkt)
-            events += self.detector.inspect(d, self.tree.ip_nodes, pkt.ip_payload, pkt, False, True)
+            events += self.detector.inspect_datagram(
+                lambda: self.stream.dgram(("ip", proto), pkt), self.tree.ip_nodes,
+                pkt.ip_payload, pkt, True)
         for a in events:
             st.alerts[a.rule.signature] += 1
         return events

@@ -23,11 +23,11 @@ class Detector:
     def __init__(self, tree):
         self.tree = tree
 
-    def inspect(self, d, nodes, data: bytes, pkt, stream: bool, ip_rule: bool = False):
-        """Alerts for ``data`` (new stream bytes, or a whole datagram)."""
+    def inspect_stream(self, d, nodes, data: bytes, pkt):
+        """Alerts for ``data``, the bytes a TCP segment adds to direction ``d``."""
         alerts = []
-        ctx = d.hist if stream else b""
-        found = d.found if stream else {}
+        ctx = d.hist
+        found = d.found
         for node in nodes:
             ov = node.overlap
             if ov and ctx:
@@ -48,24 +48,47 @@ class Detector:
                 k = (nid, ridx)
                 found[k] = found.get(k, 0) | node.any_bits[ridx]
                 touched.setdefault(ridx, start + len(data) - 1)
-            if not touched:
-                continue
             full = node.full_masks
             for ridx, end in touched.items():
                 gidx = node.gidx[ridx]
                 if found[(nid, ridx)] != full[ridx] or gidx in d.alerted:
                     continue
                 d.alerted.add(gidx)
-                if stream:
-                    # the stream up to and including the completing match
-                    upto = len(ctx) + (end - start) + 1
-                    dump = (ctx + data)[:upto][-HISTORY_BYTES:]
-                else:
-                    dump = data
-                alerts.append(self._alert(node.rules[ridx], pkt, dump, ip_rule))
-        if stream and data:
+                # the stream up to and including the completing match
+                upto = len(ctx) + (end - start) + 1
+                dump = (ctx + data)[:upto][-HISTORY_BYTES:]
+                alerts.append(self._alert(node.rules[ridx], pkt, dump, False))
+        if data:
             h = ctx + data
             d.hist = h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+        return alerts
+
+    def inspect_datagram(self, flow, nodes, data: bytes, pkt, ip_rule: bool = False):
+        """Alerts for one datagram; ``flow()`` gives its flow state.
+
+        The flow is looked up only once a rule has matched, so datagrams
+        that match nothing (nearly all) cost the search alone.
+        """
+        alerts = []
+        d = None
+        for node in nodes:
+            masks = {}
+            if data:
+                for ridx, bit, _ in node.search(data):
+                    masks[ridx] = masks.get(ridx, 0) | (1 << bit)
+            for ridx in node.any_rules:
+                masks[ridx] = masks.get(ridx, 0) | node.any_bits[ridx]
+            full = node.full_masks
+            for ridx, mask in masks.items():
+                if mask != full[ridx]:
+                    continue
+                if d is None:
+                    d = flow()
+                gidx = node.gidx[ridx]
+                if gidx in d.alerted:
+                    continue
+                d.alerted.add(gidx)
+                alerts.append(self._alert(node.rules[ridx], pkt, data, ip_rule))
         return alerts
 
     @staticmethod

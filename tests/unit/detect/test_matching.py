@@ -133,3 +133,25 @@ def test_frames_fitting_no_service_node_are_only_counted():
     assert alert_names(run_frames(pipe, frames)) == []
     assert pipe.stats.inspected == 0
     assert pipe.stats.tcp == len(frames)
+
+
+def test_random_frames_through_the_pipeline_never_raise():
+    from hypothesis import given, settings, strategies as st
+
+    from conftest import BUNDLED_RULES
+    from pakemon.detect.rule_parser import load_rules
+    from pakemon.events import Notice
+    from pakemon.pipeline import Pipeline
+
+    pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
+    base = http_exchange(C, S, 40020, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n")[3][1]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200), st.integers(0, len(base)), st.sampled_from([0, 1, 101, 113, 276]))
+    def run(junk, cut, linktype):
+        for frame in (junk, base[:cut] + junk, base[:cut]):
+            events = pipe.feed(0.0, frame, linktype)
+            assert all(isinstance(e, (Alert, Notice)) for e in events)
+
+    run()
+    assert pipe.stats.malformed > 0
