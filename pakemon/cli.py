@@ -1,0 +1,276 @@
+"""Command line: argument parsing and wiring only.
+
+``read`` puts a capture file in front of the pipeline and the logs behind
+it; ``rules`` checks and shows a rule base. The kernel sensor's ``attach``
+will wire the perf buffer to the same pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK = 0
+EXIT_RULES = 1  # the rule base has errors
+EXIT_USAGE = 2  # bad flags or arguments (argparse's own code)
+EXIT_CAPTURE = 3  # a capture could not be read to its end
+EXIT_IO = 4  # the log directory could not be written
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}  success (whether or not anything alerted)
+  {EXIT_RULES}  the rule file has errors (each printed as FILE:LINE:COLUMN: message)
+  {EXIT_USAGE}  bad command line
+  {EXIT_CAPTURE}  a capture file is missing, not a capture, or cut short; every frame
+     before the problem was processed and logged
+  {EXIT_IO}  the log directory or a log file could not be written
+"""
+
+# Captures smaller than this finish before a progress bar would be useful.
+PROGRESS_MIN_BYTES = 4 * 1024 * 1024
+
+
+def default_rules() -> Path:
+    env = os.environ.get("PAKEMON_RULES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "rules" / "pakemon.rules"
+
+
+def _err(msg: str) -> None:
+    print(f"pakemon-xdp: {msg}", file=sys.stderr)
+
+
+def load_ruleset(path, skip_bad: bool):
+    """Rules from ``path``, or None after printing why not (exit 1)."""
+    from .detect.rule_parser import load_rules
+    from .detect.rules import RuleFileError
+
+    try:
+        rs = load_rules(path, skip_bad=skip_bad)
+    except RuleFileError as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        _err(f"{path}: {len(e.errors)} error(s); no rules loaded "
+             "(--skip-bad-rules loads the rest)")
+        return None
+    except OSError as e:
+        _err(f"cannot read rules {path}: {e.strerror or e}")
+        return None
+    for err in rs.skipped:
+        print(f"{err} (rule skipped)", file=sys.stderr)
+    return rs
+
+
+def cmd_read(args) -> int:
+    from .capture import CaptureError, open_capture
+    from .output import LogSet
+    from .pipeline import Pipeline
+
+    rs = load_ruleset(args.rules, args.skip_bad_rules)
+    if rs is None:
+        return EXIT_RULES
+    pipe = Pipeline(rs.rules)
+    try:
+        logs = LogSet(args.log_dir)
+    except OSError as e:
+        _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
+        return EXIT_IO
+    status = EXIT_OK
+    show = not args.quiet
+    with logs:
+        for path in args.pcap:
+            try:
+                reader = open_capture(path)
+            except CaptureError as e:
+                _err(str(e))
+                status = EXIT_CAPTURE
+                continue
+            except OSError as e:
+                _err(f"cannot read {path}: {e.strerror or e}")
+                status = EXIT_CAPTURE
+                continue
+            try:
+                with reader:
+                    _run(reader, pipe, logs, show, args.progress)
+            except CaptureError as e:
+                _err(str(e))
+                status = EXIT_CAPTURE
+        events = pipe.flush()
+        if events:
+            logs.write_many(events)
+            if show:
+                _show(events)
+    _summary(pipe, rs, args.log_dir)
+    return status
+
+
+def _run(reader, pipe, logs, show: bool, progress: str) -> None:
+    feed = pipe.feed
+    write = logs.write_many
+    bar = None
+    if progress == "always" or (progress == "auto" and sys.stderr.isatty()
+                                and reader.size >= PROGRESS_MIN_BYTES):
+        from tqdm import tqdm
+
+        bar = tqdm(total=reader.size, unit="B", unit_scale=True,
+                   desc=os.path.basename(str(reader.path)), file=sys.stderr)
+    try:
+        n = 0
+        for ts, linktype, frame in reader:
+            events = feed(ts, frame, linktype)
+            if events:
+                write(events)
+                if show:
+                    _show(events)
+            if bar is not None:
+                n += 1
+                if n & 0x3FFF == 0:
+                    bar.update(reader.offset - bar.n)
+    finally:
+        if bar is not None:
+            bar.update(reader.offset - bar.n)
+            bar.close()
+        logs.flush()
+
+
+def _show(events) -> None:
+    from .events import Alert
+
+    for ev in events:
+        if isinstance(ev, Alert):
+            sp = f"({ev.src_port})" if ev.src_port is not None else ""
+            dp = f"({ev.dst_port})" if ev.dst_port is not None else ""
+            print(f"ALERT {ev.rule.signature}  {ev.proto} {ev.src_ip}{sp}->{ev.dst_ip}{dp}")
+        else:
+            print(f"NOTICE {ev.message}")
+
+
+def _summary(pipe, rs, log_dir) -> None:
+    st = pipe.stats
+    out = sys.stdout
+    print("", file=out)
+    print(st.table(), file=out)
+    print(f"\nrules loaded: {len(rs.rules)}  skipped: {len(rs.skipped)}", file=out)
+    print(f"frames inspected: {st.inspected}  malformed: {st.malformed}  "
+          f"fragments not inspected: {st.fragments_uninspected}", file=out)
+    tbl = pipe.stream.table
+    print(f"flows expired: {tbl.expired}  evicted at cap: {tbl.evicted}", file=out)
+    if st.alerts:
+        print("\nalerts by rule:", file=out)
+        for sig, n in sorted(st.alerts.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"{n:>8}  {sig}", file=out)
+    else:
+        print("\nno alerts", file=out)
+    if st.notices:
+        print("\nnotices by kind:", file=out)
+        for kind, n in sorted(st.notices.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"{n:>8}  {kind}", file=out)
+    print(f"\nlogs: {log_dir}/alert.log dump.log eve.json", file=out)
+
+
+def cmd_rules_check(args) -> int:
+    rs = load_ruleset(args.file, args.skip_bad_rules)
+    if rs is None:
+        return EXIT_RULES
+    from .detect.ruletree import RuleTree
+
+    tree = RuleTree(rs.rules)
+    nodes = sum(1 for _ in tree)
+    print(f"{args.file}: {len(rs.rules)} rules in {nodes} service nodes, OK"
+          + (f" ({len(rs.skipped)} skipped)" if rs.skipped else ""))
+    return EXIT_RULES if rs.skipped else EXIT_OK
+
+
+def cmd_rules_tree(args) -> int:
+    rs = load_ruleset(args.file, args.skip_bad_rules)
+    if rs is None:
+        return EXIT_RULES
+    from .detect.ruletree import PROTOS, RuleTree
+
+    tree = RuleTree(rs.rules)
+    for proto in PROTOS:
+        nodes = tree.nodes[proto]
+        if not nodes:
+            continue
+        print(proto.upper())
+        for node in nodes:
+            print(f"  ({node.label})  {len(node.rules)} rule(s)")
+            for cn in node.contents.values():
+                names = ", ".join(node.rules[r].name for r, _ in cn.targets)
+                print(f"    {cn.pattern.text}  <- {names}")
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        _err(message)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(prog="pakemon-xdp", description="Rule-based network intrusion "
+                "detection (Pakemon revived): offline capture files now, XDP live "
+                "capture later.", epilog=EXIT_CODES, formatter_class=fmt)
+    p.add_argument("--version", action="version", version=f"pakemon-xdp {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("read", help="analyse capture files (pcap, pcapng)",
+                       description="Run capture files through decode, stream and "
+                       "detect; write alert.log, dump.log and eve.json; print the "
+                       "frame table and alerts by rule.", epilog=EXIT_CODES,
+                       formatter_class=fmt)
+    r.add_argument("pcap", nargs="+", metavar="PCAP", help="pcap or pcapng file")
+    r.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
+                   help="rule file (default: the bundled rules/pakemon.rules)")
+    r.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
+                   help="where alert.log, dump.log and eve.json are appended "
+                   "(default ./pakemon-logs)")
+    r.add_argument("--skip-bad-rules", action="store_true",
+                   help="load the good rules of a file with errors, reporting each bad one")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="do not print alerts as they happen (the summary still prints)")
+    r.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="progress bar: auto shows it on a terminal for captures over 4 MB")
+    r.set_defaults(func=cmd_read)
+
+    rules = sub.add_parser("rules", help="check or show a rule base",
+                           description="Validate a rule file or print its rule tree.",
+                           epilog=EXIT_CODES, formatter_class=fmt)
+    rsub = rules.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    rules.set_defaults(func=lambda _a: (rules.print_help(sys.stderr), EXIT_USAGE)[1])
+    for name, func, text in (
+        ("check", cmd_rules_check, "validate; exit 1 on any error"),
+        ("tree", cmd_rules_tree, "print service nodes and the content nodes under each"),
+    ):
+        c = rsub.add_parser(name, help=text, description=text, epilog=EXIT_CODES,
+                            formatter_class=fmt)
+        c.add_argument("file", type=Path, metavar="FILE", help="rule file")
+        c.add_argument("--skip-bad-rules", action="store_true",
+                       help="load the good rules, reporting each bad one")
+        c.set_defaults(func=func)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

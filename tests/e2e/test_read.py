@@ -1,0 +1,208 @@
+"""End to end: `pakemon-xdp read` over generated captures, all three logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import BUNDLED_RULES, ROOT, read_eve
+
+from pakemon.lab import samples
+from pakemon.lab.traffic import TcpConnection, http_exchange, write_pcap
+
+C, S = "194.168.10.12", "192.168.10.5"
+PHF_TS = 979242051.0  # Thu Jan 11 19:40:51 2001 UTC
+
+
+def cli(*args, env_tz="UTC"):
+    env = dict(os.environ, TZ=env_tz)
+    return subprocess.run([sys.executable, "-m", "pakemon.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_phf_request_writes_the_alert_to_all_three_logs(tmp_path):
+    cap = tmp_path / "phf.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n",
+                                  b"no", ts=PHF_TS))
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    alert_log = (logs / "alert.log").read_text()
+    # the SYN/SYN-ACK/ACK take 3 * 0.5 ms; the request is the 4th frame
+    assert alert_log == ("TCP 194.168.10.12(1032)->192.168.10.5(80) Thu Jan 11 19:40:51 2001\n"
+                         "CGI-phf(CVE-1999-0067)\n\n")
+    dump = (logs / "dump.log").read_text().splitlines()
+    assert dump[0] == "TCP 194.168.10.12(1032)->192.168.10.5(80) Thu Jan 11 19:40:51 2001"
+    assert dump[1] == "CGI-phf(CVE-1999-0067) (TCP * 80)"
+    assert dump[2] == "47 45 54 20 2f 63 67 69 2d 62 69 6e 2f 70 68 66   GET /cgi-bin/phf"
+    assert dump[3] == ""
+    (eve,) = read_eve(logs)
+    assert eve["event_type"] == "alert"
+    assert eve["timestamp"] == "2001-01-11T19:40:51.001500+0000"
+    assert (eve["src_ip"], eve["src_port"], eve["dest_ip"], eve["dest_port"], eve["proto"]) == (
+        C, 1032, S, 80, "TCP")
+    assert eve["alert"]["signature"] == "CGI-phf(CVE-1999-0067)"
+    assert eve["alert"]["action"] == "allowed"
+    assert eve["community_id"].startswith("1:")
+    assert "GET /cgi-bin/phf?Qalias=x" in eve["payload_printable"]
+    assert "CGI-phf(CVE-1999-0067)" in r.stdout  # alerts by rule in the summary
+
+
+def test_logs_are_appended_never_truncated(tmp_path):
+    cap = tmp_path / "phf.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS))
+    logs = tmp_path / "logs"
+    for _ in range(2):
+        assert cli("read", cap, "--log-dir", logs).returncode == 0
+    assert len(read_eve(logs)) == 2
+    assert (logs / "alert.log").read_text().count("CGI-phf") == 2
+
+
+def test_demo_capture_gives_its_attacks_and_a_notice(tmp_path):
+    logs = tmp_path / "logs"
+    r = cli("read", ROOT / "pakemon" / "lab" / "demo.pcap", "--log-dir", logs)
+    assert r.returncode == 0, r.stderr
+    eve = read_eve(logs)
+    sigs = sorted(e["alert"]["signature"] for e in eve if e["event_type"] == "alert")
+    assert "CGI-phf(CVE-1999-0067)" in sigs
+    assert "BO-BackOrifice" in sigs
+    assert "ICMP-echo-large" in sigs
+    assert "SMTP-exploit3" in sigs
+    assert "HTTP-ApacheDOS" in sigs
+    assert "IIS-administrator.pwd" in sigs
+    anomalies = [e for e in eve if e["event_type"] == "anomaly"]
+    assert [a["anomaly"]["event"] for a in anomalies] == ["decode_tcp_bad_hdr_len"]
+    assert "invalid TCP header, from 194.168.10.12 to 192.168.10.5" in (
+        logs / "alert.log").read_text()
+    assert "IP" in r.stdout and "OTHER" in r.stdout
+
+
+def test_demo_capture_is_what_its_generator_makes(tmp_path):
+    out = tmp_path / "demo.pcap"
+    samples.main(["demo", str(out)])
+    assert out.read_bytes() == (ROOT / "pakemon" / "lab" / "demo.pcap").read_bytes()
+
+
+def test_benign_traffic_gives_no_alerts(tmp_path):
+    cap = tmp_path / "benign.pcap"
+    write_pcap(cap, samples.mixed_frames(3000, seed=11, attack_every=10**9))
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs, "-q")
+    assert r.returncode == 0, r.stderr
+    assert read_eve(logs) == []
+    assert "no alerts" in r.stdout
+
+
+def test_attacks_scattered_in_mixed_traffic_are_each_found(tmp_path):
+    frames = samples.mixed_frames(4000, seed=3, attack_every=25)
+    cap = tmp_path / "mixed.pcap"
+    write_pcap(cap, frames)
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs, "-q")
+    assert r.returncode == 0, r.stderr
+    attacks = 0
+    for _, frame in frames:
+        if any(a.split(b"\r\n")[0] in frame for a in samples.HTTP_ATTACKS):
+            attacks += 1
+    flows = {(e["src_ip"], e["src_port"]) for e in read_eve(logs)}
+    assert attacks > 5
+    assert len(flows) == attacks
+
+
+def test_truncated_capture_reports_offset_after_logging_what_came_before(tmp_path):
+    frames = http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+    frames += http_exchange(C, S, 1033, b"GET /cgi-bin/test-cgi HTTP/1.0\r\n\r\n", ts=PHF_TS + 1)
+    cap = tmp_path / "cut.pcap"
+    write_pcap(cap, frames)
+    data = cap.read_bytes()
+    cap.write_bytes(data[:-30])  # cut inside the last record
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs)
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    assert "offset" in r.stderr
+    sigs = [e["alert"]["signature"] for e in read_eve(logs)]
+    assert sigs == ["CGI-phf(CVE-1999-0067)", "CGI-test-cgi(CVE-1999-0070)"]
+
+
+def test_not_a_capture_is_one_clear_error(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello, this is not a capture\n")
+    r = cli("read", bad, "--log-dir", tmp_path / "logs")
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    assert "notes.txt" in r.stderr and "offset 0" in r.stderr
+    missing = cli("read", tmp_path / "nope.pcap", "--log-dir", tmp_path / "logs")
+    assert missing.returncode == 3 and "Traceback" not in missing.stderr
+
+
+def test_bad_rule_file_fails_with_file_line_column(tmp_path):
+    rules = tmp_path / "bad.rules"
+    rules.write_text('GOOD tcp * 80 "x"\nBAD tcpx * 80 "y"\n')
+    cap = tmp_path / "phf.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET / HTTP/1.0\r\n\r\n"))
+    r = cli("read", cap, "--rules", rules, "--log-dir", tmp_path / "logs")
+    assert r.returncode == 1
+    assert f"{rules}:2:5:" in r.stderr
+    r = cli("read", cap, "--rules", rules, "--skip-bad-rules", "--log-dir", tmp_path / "l2")
+    assert r.returncode == 0
+    assert f"{rules}:2:5:" in r.stderr and "skipped" in r.stderr
+
+
+def test_rules_check_and_tree_on_the_bundled_rules():
+    r = cli("rules", "check", BUNDLED_RULES)
+    assert r.returncode == 0, r.stderr
+    t = cli("rules", "tree", BUNDLED_RULES)
+    assert t.returncode == 0
+    assert "(TCP * 80)" in t.stdout and '"/cgi-bin/phf"  <- CGI-phf(CVE-1999-0067)' in t.stdout
+
+
+def test_rules_check_exits_1_on_errors(tmp_path):
+    rules = tmp_path / "bad.rules"
+    rules.write_text('A tcp * 80 |2f 6|\n')
+    r = cli("rules", "check", rules)
+    assert r.returncode == 1 and f"{rules}:1:" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["read", "--help"], ["rules", "--help"],
+                                  ["rules", "check", "--help"], ["rules", "tree", "--help"]])
+def test_help_on_every_command_documents_exit_codes(argv):
+    r = cli(*argv)
+    assert r.returncode == 0
+    assert "exit codes" in r.stdout
+
+
+@pytest.mark.parametrize("argv", [[], ["read"], ["read", "x.pcap", "--bogus"], ["frobnicate"],
+                                  ["rules"], ["read", "x.pcap", "--progress", "sometimes"]])
+def test_bad_flags_are_usage_errors_without_traceback(argv):
+    r = cli(*argv)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_bundled_rules_have_figure_6_and_100_more():
+    from pakemon.detect.rule_parser import load_rules
+
+    rs = load_rules(BUNDLED_RULES)
+    names = [r.name for r in rs.rules]
+    assert len(names) >= 112
+    for fig6 in ["FTP-exploit1", "SMTP-exploit3", "SMTP-exploit11(CVE-1999-0204)",
+                 "DNS-named-exploit", "IIS-administrator.pwd", "IIS-ISM.DLL-Exploit",
+                 "CGI-phf(CVE-1999-0067)", "HTTP-ApacheDOS", "RPC-portmap-request-rusers",
+                 "IMAP-exploit2", "BO-BackOrifice", "ICMP-echo-large"]:
+        assert fig6 in names
+
+
+def test_progress_bar_reports_bytes_read(tmp_path):
+    cap = tmp_path / "p.pcap"
+    write_pcap(cap, samples.mixed_frames(500, seed=5))
+    r = cli("read", cap, "--log-dir", tmp_path / "logs", "-q", "--progress", "always")
+    assert r.returncode == 0, r.stderr
+    assert "p.pcap" in r.stderr and "100%" in r.stderr
+    quiet = cli("read", cap, "--log-dir", tmp_path / "logs", "-q")  # not a terminal: no bar
+    assert "100%" not in quiet.stderr
