@@ -81,10 +81,10 @@ class Pipeline:
         tree = self.tree
         if proto == 6:
             st.tcp += 1
-            nodes = tree.tcp_by_dport[pkt.dport] if pkt.l4 else _NONE
+            nodes = tree.tcp_by_dport[pkt.dport] + tree.tcp_by_sport[pkt.sport] if pkt.l4 else _NONE
         elif proto == 17:
             st.udp += 1
-            nodes = tree.udp_by_dport[pkt.dport] if pkt.l4 else _NONE
+            nodes = tree.udp_by_dport[pkt.dport] + tree.udp_by_sport[pkt.sport] if pkt.l4 else _NONE
         elif proto == 1 or proto == 58:
             st.icmp += 1
             nodes = tree.icmp_by_type[pkt.sport] if pkt.l4 else _NONE

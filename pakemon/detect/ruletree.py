@@ -149,8 +149,15 @@ class RuleTree:
         for nodes in self.nodes.values():
             for node in nodes:
                 node.compile()
-        self.tcp_by_dport = _index(self.nodes["tcp"], 65536)
-        self.udp_by_dport = _index(self.nodes["udp"], 65536)
+        # A node with a specific SRC and DST `*` (a backdoor answering from
+        # its port) goes in a table by source port: in the destination table
+        # it would sit on every port and every frame would reach it.
+        tcp_d, tcp_s = _split(self.nodes["tcp"])
+        udp_d, udp_s = _split(self.nodes["udp"])
+        self.tcp_by_dport = _index(tcp_d, 65536)
+        self.tcp_by_sport = _index(tcp_s, 65536, by_src=True)
+        self.udp_by_dport = _index(udp_d, 65536)
+        self.udp_by_sport = _index(udp_s, 65536, by_src=True)
         self.icmp_by_type = _index(self.nodes["icmp"], 256, by_src=True)
         self.ip_nodes = tuple(self.nodes["ip"])
         # Service ports for the kernel filter (issue: kernel sensor) and stats.
@@ -162,23 +169,25 @@ class RuleTree:
         For ICMP, sport is the type and dport the code.
         """
         if proto == "tcp":
-            cands = self.tcp_by_dport[dport]
-            other = sport
+            cands = self.tcp_by_dport[dport] + self.tcp_by_sport[sport]
         elif proto == "udp":
-            cands = self.udp_by_dport[dport]
-            other = sport
+            cands = self.udp_by_dport[dport] + self.udp_by_sport[sport]
         elif proto == "icmp":
             cands = self.icmp_by_type[sport]
             return tuple(n for n in cands if dport in n.dst) if cands else ()
         else:
             return self.ip_nodes
-        if not cands:
-            return ()
-        return tuple(n for n in cands if n.src_any or other in n.src)
+        return tuple(n for n in cands if sport in n.src and dport in n.dst)
 
     def __iter__(self):
         for proto in PROTOS:
             yield from self.nodes[proto]
+
+
+def _split(nodes: list[ServiceNode]) -> tuple[list, list]:
+    """Nodes indexed by destination port, and those indexed by source port."""
+    by_src = [n for n in nodes if n.dst.any and not n.src.any]
+    return [n for n in nodes if n not in by_src], by_src
 
 
 def _spec_key(spec: PortSpec) -> tuple:

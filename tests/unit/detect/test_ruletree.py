@@ -78,3 +78,13 @@ def test_regex_patterns_search_bytes():
     node = tree.nodes["tcp"][0]
     assert list(node.search(b"USER " + b"A" * 30 + b"\n"))
     assert not list(node.search(b"USER anonymous\n"))
+
+
+def test_source_port_nodes_are_indexed_by_source_port():
+    tree = RuleTree(rules_from("NB tcp 12345 * \"NetBus\"\nWEB tcp * 80 'x'\nANY udp * * 'y'\n"))
+    # the backdoor answers from 12345 to any client port
+    assert [n.label for n in tree.lookup("tcp", 12345, 40000)] == ["TCP 12345 *"]
+    assert [n.label for n in tree.lookup("tcp", 12345, 80)] == ["TCP * 80", "TCP 12345 *"]
+    assert tree.lookup("tcp", 40000, 12345) == ()
+    assert all(not t for t in tree.tcp_by_dport[81:])  # not spread over every port
+    assert [n.label for n in tree.lookup("udp", 1, 2)] == ["UDP * *"]
