@@ -46,6 +46,34 @@ class NoticeKind(enum.Enum):
     DECODE_NULL_TRUNCATED = ("anomaly", "BSD loopback (NULL/LOOP) header cut short")
     DECODE_IPV6_BAD_VERSION = ("anomaly", "IPv6 version field is not 6 where the link says IPv6")
 
+    # defrag (IPv4 and IPv6)
+    DEFRAG_OVERLAP_MISMATCH = ("anomaly", "overlapping fragment carries different bytes than those held")
+    DEFRAG_OVERLAP = ("anomaly", "overlapping fragments: the target policy discards the datagram")
+    DEFRAG_TOO_LARGE = ("anomaly", "reassembled datagram over 65,535 bytes (ping of death)")
+    DEFRAG_TEARDROP = ("anomaly", "fragment lies inside an earlier one and ends before it (teardrop)")
+    DEFRAG_TINY_FRAGMENT = ("anomaly", "first fragment too small to hold the transport header")
+    DEFRAG_TOO_MANY_FRAGMENTS = ("anomaly", "more fragments for one datagram than the limit")
+    DEFRAG_BAD_LENGTH = ("anomaly", "fragment length inconsistent with the datagram's end")
+    DEFRAG_IPV6_INCOMPLETE_CHAIN = ("anomaly", "IPv6 first fragment without the whole header chain (RFC 7112)")
+    DEFRAG_MEMCAP_EVICT = ("anomaly", "fragment memory cap reached: oldest incomplete datagram evicted")
+    DEFRAG_TIMEOUT = ("anomaly", "incomplete datagram timed out")
+    # stream (TCP)
+    STREAM_OVERLAP_MISMATCH = ("anomaly", "overlapping TCP segment carries different bytes than those held")
+    STREAM_QUEUE_OVERFLOW = ("anomaly", "too much data in TCP receive queue")
+    STREAM_MEMCAP = ("anomaly", "stream reassembly memory cap reached")
+    STREAM_BAD_CHECKSUM = ("anomaly", "TCP or IPv4 header checksum wrong: segment ignored as the target would")
+    STREAM_OUT_OF_WINDOW = ("anomaly", "TCP data outside the receive window: ignored")
+    STREAM_RST_OUT_OF_WINDOW = ("anomaly", "RST not at the expected sequence number: ignored (RFC 5961)")
+    STREAM_SYN_IN_ESTABLISHED = ("anomaly", "SYN on an established connection: ignored (RFC 5961)")
+    STREAM_PAWS_FAILED = ("anomaly", "segment timestamp older than the last one seen (PAWS): dropped")
+    STREAM_NO_ACK = ("anomaly", "data segment without ACK: dropped by the target")
+    STREAM_MD5_UNEXPECTED = ("anomaly", "unexpected TCP MD5 signature option: dropped by the target")
+    STREAM_GAP = ("anomaly", "sequence gap: stream data missing (capture loss)")
+    STREAM_DEPTH_REACHED = ("anomaly", "stream depth reached: direction no longer inspected")
+    STREAM_BAD_OPTIONS = ("anomaly", "malformed IP options: segment ignored as the target would")
+    # scan
+    SCAN_DETECTED = ("scan", "one source probed many ports or hosts")
+
     @property
     def event_type(self) -> str:
         return self.value[0]

@@ -190,6 +190,8 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
     if vihl >> 4 != 4:
         raise DecodeError(_K.DECODE_IPV4_BAD_VERSION, pkt)
     pkt.family = 4
+    pkt.raw = frame
+    pkt.l3_off = off
     pkt.src = src
     pkt.dst = dst
     pkt.proto = proto
@@ -361,6 +363,8 @@ def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bo
         raise DecodeError(
             _K.DECODE_IPV6_BAD_VERSION if strict_version else _K.DECODE_IPV4_BAD_VERSION, pkt)
     pkt.family = 6
+    pkt.raw = frame
+    pkt.l3_off = off
     pkt.src = src
     pkt.dst = dst
     pkt.proto = nxt
@@ -482,3 +486,45 @@ def _first_fragment_transport(pkt: Packet, data: bytes) -> None:
             _transport(pkt, data, proto)
             return
     pkt.payload = data
+
+
+# ---- checksums (verified only where a stage needs them: it costs a pass
+# over the bytes). The one's complement sum of 16-bit words is the value of
+# the bytes as one big integer modulo 0xFFFF (2**16 == 1 mod 0xFFFF), which
+# int.from_bytes computes in C: ~10x faster than summing words in Python.
+
+def _ones_sum_ok(data: bytes) -> bool:
+    """True when the one's complement sum of ``data`` (checksum included) is 0xFFFF."""
+    if len(data) & 1:
+        data = data + b"\0"
+    n = int.from_bytes(data, "big")
+    return n != 0 and n % 0xFFFF == 0
+
+
+def ipv4_header_checksum_ok(pkt: Packet) -> bool:
+    """The IPv4 header checksum of a decoded packet is right."""
+    off = pkt.l3_off
+    return _ones_sum_ok(pkt.raw[off:off + pkt.ip_hdr_len])
+
+
+def l4_checksum_ok(pkt: Packet, segment: bytes | None = None) -> bool:
+    """The TCP/UDP/ICMPv6 checksum (with pseudo-header) or ICMPv4 checksum is right.
+
+    ``segment`` defaults to ``pkt.ip_payload`` (for a reassembled datagram it
+    is the whole transport message). A UDP checksum of 0 over IPv4 means
+    "none" and is accepted, as the stack does.
+    """
+    seg = pkt.ip_payload if segment is None else segment
+    proto = pkt.proto
+    if proto == 1:
+        return _ones_sum_ok(seg)
+    if proto == 17 and pkt.family == 4 and seg[6:8] == b"\0\0":
+        return True
+    n = len(seg)
+    if pkt.family == 4:
+        pseudo = pkt.src + pkt.dst + bytes((0, proto, n >> 8 & 0xFF, n & 0xFF))
+    else:
+        pseudo = pkt.src + pkt.dst + n.to_bytes(4, "big") + bytes((0, 0, 0, proto))
+    if n & 1:
+        seg = seg + b"\0"
+    return _ones_sum_ok(pseudo + seg)

@@ -52,13 +52,15 @@ class Packet:
                 tree indexes ICMP service nodes by type/code the same way)
     payload     transport payload (TCP data, UDP data, ICMP body after the
                 4-byte type/code/checksum header)
+    raw, l3_off the frame and the IP header's offset in it, so a stage that
+                needs the IP header bytes (checksums) reads them without a copy
     """
 
     __slots__ = (
         "ts", "linktype", "vlan", "family", "src", "dst", "proto", "ttl",
         "ip_id", "is_fragment", "frag_offset", "more_frags", "ip_hdr_len",
         "ip_payload", "l4", "sport", "dport", "seq", "ack", "flags", "window",
-        "urgent", "tcp_options", "payload", "frame_len",
+        "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off",
     )
 
     def __init__(self):
@@ -87,3 +89,5 @@ class Packet:
         self.tcp_options = b""
         self.payload = b""
         self.frame_len = 0
+        self.raw = b""  # the whole frame: checksums are verified from it lazily
+        self.l3_off = 0  # where the IP header starts in raw
