@@ -528,3 +528,33 @@ def l4_checksum_ok(pkt: Packet, segment: bytes | None = None) -> bool:
     if n & 1:
         seg = seg + b"\0"
     return _ones_sum_ok(pseudo + seg)
+
+
+def l4_checksum_partial(pkt: Packet) -> bool:
+    """The TCP/UDP checksum field holds only the pseudo-header sum.
+
+    That is what a sending host with checksum offload (CHECKSUM_PARTIAL)
+    leaves for its NIC to finish, and what a capture taken on that host, or
+    on a veth, shows: the frame on the wire was right. Linux stores the
+    folded, not inverted, pseudo-header sum (tcp_v4_send_check: th->check =
+    ~tcp_v4_check(len, saddr, daddr, 0)).
+    """
+    proto = pkt.proto
+    seg = pkt.ip_payload
+    n = len(seg)
+    if proto == 6:
+        field = seg[16:18]
+    elif proto == 17:
+        field = seg[6:8]
+    else:
+        return False
+    if len(field) < 2:
+        return False
+    if pkt.family == 4:
+        pseudo = pkt.src + pkt.dst + bytes((0, proto, n >> 8 & 0xFF, n & 0xFF))
+    else:
+        pseudo = pkt.src + pkt.dst + n.to_bytes(4, "big") + bytes((0, 0, 0, proto))
+    s = int.from_bytes(pseudo, "big") % 0xFFFF
+    want = int.from_bytes(field, "big")
+    # 0xFFFF and 0 are the same one's complement value
+    return want == s or (s == 0 and want == 0xFFFF)

@@ -60,7 +60,8 @@ class Packet:
         "ts", "linktype", "vlan", "family", "src", "dst", "proto", "ttl",
         "ip_id", "is_fragment", "frag_offset", "more_frags", "ip_hdr_len",
         "ip_payload", "l4", "sport", "dport", "seq", "ack", "flags", "window",
-        "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off",
+        "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off", "direction",
+        "truncated",
     )
 
     def __init__(self):
@@ -91,3 +92,5 @@ class Packet:
         self.frame_len = 0
         self.raw = b""  # the whole frame: checksums are verified from it lazily
         self.l3_off = 0  # where the IP header starts in raw
+        self.direction = None  # the TCP direction the stream stage put it in
+        self.truncated = False  # captured shorter than on the wire (snaplen, header-only)

@@ -1,4 +1,4 @@
-"""Stream stage: per flow direction state between decode and detect."""
+"""Stream stage: TCP reassembly (``tcp``) and datagram flow state (``tracker``)."""
 
 from .tracker import FlowDir, FlowTable, StreamTracker
 

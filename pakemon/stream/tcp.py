@@ -1,0 +1,1503 @@
+"""Target-based TCP reassembly: the bytes the protected host's socket reads.
+
+Sans-I/O: ``TcpReassembler.feed(pkt)`` takes one decoded TCP segment and
+returns events; it never reads the clock (time is ``pkt.ts``) and does no
+I/O. ``flush()`` ends the input, ``expire(now)`` ages sessions out.
+
+API
+===
+
+``TcpReassembler(config, policy_for, classify)``
+    ``policy_for(receiver_addr) -> name`` picks the receiving stack per
+    direction (default ``config.policy``); ``classify(direction) -> nodes``
+    runs once per new direction: falsy means track state only, keep no bytes.
+    ``checksums`` is the ``ChecksumGate`` (replace it to share one gate).
+``feed(pkt) / flush() / expire(now) -> list`` of events:
+    ``StreamData(direction, data, pkt, gap)``: bytes newly read, in order, by
+    the receiver of ``direction`` (the sender's direction); ``gap`` says bytes
+    before them are missing. ``StreamBypass(direction)``: depth reached, after
+    the data up to it. ``pakemon.events.Notice``: conditions, at most one per
+    kind per session (every occurrence is counted).
+``counters()``, ``memory`` (queued bytes), ``sessions`` (in the table),
+``last_direction`` (the direction of the last segment fed, None if it
+started nothing).
+
+Theory of operation
+===================
+
+The Pakemon claim (after Ptacek & Newsham 1998) is that an IDS which
+reassembles a TCP stream exactly as the receiving host does cannot be evaded
+by disorder, duplication, overlap, insertion or desynchronisation. So each
+direction of a connection (one *sender*) is modelled as its *receiver's*
+kernel sees it:
+
+* A segment first passes the receiver's acceptance tests, in the kernel's
+  order (``tcp_v4_rcv`` then ``tcp_rcv_established`` / ``tcp_validate_incoming``):
+  checksum; MD5 option without a key (``tcp_inbound_hash``); no ACK on a
+  non-SYN non-RST segment (RFC 793: dropped by every stack); PAWS (RFC 7323,
+  ``tcp_paws_discard``); the sequence window (``tcp_sequence``); RST and SYN
+  checks (RFC 5961 ``tcp_reset_check`` / challenge ACK, or RFC 793 for the
+  older stacks). A segment that fails is ignored as the target ignores it,
+  counted, and reported once per session and kind.
+* An accepted segment's ACK and window fields describe the *other*
+  direction's receiver: they move that direction's right window edge
+  (``ack + (window << wscale)``, never shrinking) and its last acknowledged
+  point. An acknowledgement past data we never saw, when we hold data after
+  the hole, proves capture loss: the hole is skipped and the next bytes are
+  marked ``gap=True``. (With nothing held after the hole we wait: the data
+  may just have been captured after its ACK.)
+* Data at ``rcv_nxt`` is delivered at once, as the kernel queues it to the
+  socket (no waiting for ACKs, so one-sided captures work). Data past
+  ``rcv_nxt`` waits in a per-direction out-of-order queue; overlaps there are
+  resolved by the receiver's policy (``pakemon.stream.tcp_policy``). Bytes
+  already delivered are never replaced: a retransmission is trimmed to what
+  is new and compared with the last ``HISTORY_BYTES`` delivered.
+* The application is modelled as reading instantly (``copied_seq ==
+  rcv_nxt``), which is what the urgent-pointer and window rules assume.
+
+linux-current (the default policy), checked against net/ipv4/tcp_input.c:
+
+* ``tcp_data_queue_ofo``: a new out-of-order segment wholly inside a queued
+  one is dropped (old wins); one with the same start that covers a queued
+  one replaces it (new wins); after insertion, queued segments it wholly
+  covers are removed (``merge_right``); partial overlaps keep both.
+  ``tcp_ooo_try_coalesce`` appends a segment that starts exactly where a
+  queued one ends to it (first tried on the last segment), and nothing is
+  merged right after a coalesce. We model coalescing as always succeeding;
+  the kernel's ``skb_try_coalesce`` can refuse (cloned skb, frag limit), so
+  boundaries after coalescing are our best reading, not a certainty. Which
+  queued segment the rbtree walk meets first can depend on the tree's shape
+  once coalescing made one segment contain another; we use the nearest
+  segment starting at or before the new one, and the delivered bytes are
+  the same either way (the lower start wins, below).
+* ``tcp_ofo_queue``: segments are taken in start order; bytes before
+  ``rcv_nxt`` are skipped, so for partial overlaps the lower start wins, and
+  in-order data arriving at ``rcv_nxt`` (``tcp_data_queue`` queue_and_out,
+  including a segment that starts before ``rcv_nxt``) wins over queued data.
+* ``tcp_sequence`` / ``tcp_data_queue``: data starting at or past
+  ``rcv_nxt + window`` is dropped (zero-window probe); a segment may end past
+  the window (since commit 9ca48d616ed7 "tcp: do not accept packets beyond
+  window" only with an empty receive queue, which the instant reader always
+  has); a bare FIN may exceed the window (commit 1e3bb184e941).
+* Urgent data (``tcp_check_urg``, ``tcp_urg``, ``tcp_recvmsg``): with
+  ``tcp_stdurg`` off the urgent byte is at ``seq + urg_ptr - 1`` (the pointer
+  points one past it); only a pointer past the pending one replaces it, and
+  ``SO_OOBINLINE`` is off by default, so the byte never reaches the stream.
+* PAWS: when both SYNs carried timestamps, a non-RST segment with data or
+  FIN whose TSval is older than ``ts_recent`` by more than 1 is dropped;
+  ``ts_recent`` 0 disables the test; ``ts_recent`` is updated from accepted
+  segments that start at or before the last ACK the receiver sent
+  (``tcp_replace_ts_recent`` with ``rcv_wup``).
+* MD5: any segment with a well-formed TCP MD5 option (kind 19, length 18)
+  is dropped, SYNs included; we assume CONFIG_TCP_MD5SIG=y (every major
+  distribution) and no key on the socket.
+* RST (RFC 5961): resets only at exactly ``rcv_nxt``, or ``rcv_nxt - 1`` once
+  the sender's FIN was read (``tcp_reset_check``); any other RST gets a
+  challenge ACK and is ignored. A SYN with a new ISN on a synchronised
+  connection gets a challenge ACK and is ignored.
+* TCP Fast Open: Linux servers accept SYN data only with TFO enabled and a
+  valid cookie (not the default); otherwise the SYN-ACK acknowledges only
+  the SYN and the client retransmits. So SYN data is delivered only as far
+  as the SYN-ACK acknowledges it (for every policy). Without a SYN-ACK, a
+  client segment at ISN+1+len shows the data was taken, one at ISN+1 that it
+  was not. Data on a SYN-ACK is read only by a client that tried TFO.
+
+Left out of linux-current: TCP-AO (kind 29) and RFC 5961's RST at the
+highest SACKed sequence; the PAWS exemption is simplified to "pure ACKs are
+never PAWS-dropped" (they carry no data); data after a FIN is never read
+(the first FIN position wins); a slow reader's receive buffer is not
+modelled (the window and instant-reader assumptions stand in for it).
+
+The other policies model overlap handling the way Suricata does, RFC 793
+RST/SYN handling (any in-window RST resets, an in-window SYN resets the
+connection), and keep the urgent byte inline (Suricata's default urgent
+policy). PAWS and the no-ACK drop apply to every policy.
+
+Handshakes and pickup
+---------------------
+
+A session starts at a SYN (its sender is the client), a SYN-ACK, or any
+ACK-bearing segment (``config.midstream``: picked up already open, the
+sender's sequence taken from the segment and the other direction's from its
+ACK). Both SYNs seen -> SYN_RECV, whatever order and flags they came in:
+this covers the three-way handshake, simultaneous open and the split 4/5-way
+handshakes (Beardsley & Qian), where the server answers SYN with SYN and
+the client sends the SYN-ACK. A non-SYN segment that acknowledges the
+peer's SYN then establishes the connection; it must come from the client
+unless the client sent a SYN-ACK (split handshake) or ``async_oneside``.
+A SYN on a closed 4-tuple starts a new session.
+
+``async_oneside`` (Suricata's stream.async-oneside): with only one side of
+the traffic visible, a client segment at ISN+1 after its SYN, with no
+SYN-ACK seen, establishes the session (and a server segment after a
+SYN-ACK does). Off, such segments are ignored and counted
+(``handshake_ignored``). Sessions whose window scale was not seen (midstream,
+one-sided) do not enforce the receive window.
+
+Limits
+------
+
+``queue_limit`` per direction and ``memcap`` over all queues: the farthest
+queued bytes are dropped (``tcp_prune_ofo_queue`` drops from the tail), with
+the paper's "Too much data in TCP receive queue" notice; in a direction
+whose receiver never sent an ACK we saw (one-sided capture), the hole is
+given up instead so inspection goes on. ``depth``: bytes delivered per
+direction, then ``StreamBypass`` and state-only tracking. ``max_sessions``:
+the oldest session is evicted. A session leaving by timeout, eviction or
+``flush`` delivers what it held first, holes marked ``gap=True``; a reset
+session discards it, as both hosts do.
+
+Invariants
+----------
+
+* Sequence numbers are compared modulo 2**32 only when a segment is mapped
+  to an *absolute* stream offset: ``off + signed32(seq - base - off)``. All
+  queue bookkeeping uses absolute offsets, so sorting and wraparound never
+  mix.
+* ``d.off`` is the receiver's ``rcv_nxt`` as an absolute offset; the queue
+  ``d.q`` holds items ``[start, end, chunks, pkt]`` sorted by start, every
+  start > ``d.off``. ``chunks`` is None in a direction that only tracks
+  state (classify said no, or depth reached): then the items are ranges.
+* ``StreamData`` events of one direction, concatenated, are exactly the
+  bytes the receiving application read, except where ``gap=True`` marks
+  missing bytes; nothing is delivered past ``config.depth``.
+* ``self.memory`` is the sum of queued data bytes over all directions; once
+  a segment is handled it is within ``config.memcap``, and the sender's
+  ``qbytes`` within ``config.queue_limit`` (a segment only grows its own
+  direction's queue, so trimming that queue always suffices).
+* Every dropped, ignored or skipped segment or byte increments a counter;
+  notices are rate-limited to one per kind per session.
+
+References: RFC 793 / RFC 9293 (TCP), RFC 5961 (blind in-window attacks),
+RFC 7323 (window scale, timestamps, PAWS), RFC 7413 (Fast Open), RFC 6093
+(urgent), RFC 2385 (MD5); Ptacek & Newsham, "Insertion, Evasion, and
+Denial of Service" (1998); Novak & Sturges, "Target-Based TCP Stream
+Reassembly" (2007); Beardsley & Qian, "The TCP Split Handshake" (2010);
+Linux net/ipv4/tcp_input.c, tcp_ipv4.c; Suricata src/stream-tcp.c,
+stream-tcp-list.c.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..config import STREAM_FOR_HOST, StreamConfig
+from ..decode import format_addr
+from ..decode.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN, TH_URG, Packet
+from ..events import Notice, NoticeKind
+from .checksum import ChecksumGate
+from .tcp_policy import POLICIES, use_new_data
+
+M32 = 0xFFFFFFFF
+HALF = 0x80000000
+
+# Session states.
+SYN_SENT, SYN_RECV, ESTABLISHED, CLOSING, CLOSED = range(1, 6)
+STATE_NAMES = {SYN_SENT: "SYN_SENT", SYN_RECV: "SYN_RECV", ESTABLISHED: "ESTABLISHED",
+               CLOSING: "CLOSING", CLOSED: "CLOSED"}
+
+# Window scale shifts above 14 are clamped to 14 (RFC 7323 2.3, Linux too).
+MAX_WSCALE = 14
+# With the window unknown, an RFC 793 stack's RST/SYN window is taken as the
+# largest a scaled window can be.
+UNKNOWN_WINDOW = 0xFFFF << MAX_WSCALE
+# State-only directions track received ranges, not bytes: cap their number.
+MAX_RANGES = 4096
+# Delivered bytes kept (as references to the delivered chunks) to compare
+# retransmissions with: as much as the detect stage keeps for its dumps.
+HISTORY_BYTES = 4096
+_HISTORY_HIGH = 2 * HISTORY_BYTES  # trimmed in batches, down to HISTORY_BYTES
+# Expiry sweep from feed: at most once a second of packet time, over a slice.
+SWEEP_EVERY_S = 1.0
+SWEEP_SLICE = 512
+
+_TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): what Linux sends
+_u32 = struct.Struct("!I").unpack_from
+_PKT_HAS_DIRECTION = "direction" in getattr(Packet, "__slots__", ())
+_NO_OPTS = (-1, None, False, False)
+_SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
+
+_K = NoticeKind
+
+
+def _scan_options(opts: bytes):
+    """(wscale or -1, TSval or None, MD5 present, TFO option present).
+
+    Parsing stops at a malformed option, as ``tcp_parse_options`` does.
+    """
+    wscale = -1
+    tsval = None
+    md5 = tfo = False
+    i = 0
+    n = len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n:
+            break
+        size = opts[i + 1]
+        if size < 2 or i + size > n:
+            break
+        if kind == 3 and size == 3:
+            wscale = min(opts[i + 2], MAX_WSCALE)
+        elif kind == 8 and size == 10:
+            tsval = _u32(opts, i + 2)[0]
+        elif kind == 19 and size == 18:
+            md5 = True
+        elif kind == 34:
+            tfo = True
+        i += size
+    return wscale, tsval, md5, tfo
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData:
+    """Bytes newly read, in order, by the receiver of ``direction``'s data.
+
+    ``gap`` says bytes before these are missing (capture loss, or a hole
+    given up at the end): a matcher must not join across it.
+    """
+
+    direction: "TcpDirection"
+    data: bytes
+    pkt: object
+    gap: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StreamBypass:
+    """``direction`` reached ``config.depth``: nothing more is delivered for it."""
+
+    direction: "TcpDirection"
+
+
+class TcpDirection:
+    """One sender of a connection, as its receiver's stack sees it."""
+
+    __slots__ = (
+        "src", "sport", "dst", "dport", "session", "peer", "nodes", "det",
+        "packets", "delivered", "depth_reached", "policy", "pol", "buffer", "csum_strict",
+        "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
+        "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
+        "urg_abs", "gap_pending", "hist", "hist_len",
+    )
+
+    def __init__(self, src, sport, dst, dport, session):
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.session = session
+        self.peer = None
+        self.nodes = ()
+        self.det = None  # the detect stage's state, opaque here
+        self.packets = 0
+        self.delivered = 0
+        self.depth_reached = False
+        self.policy = ""  # name of the receiver's policy for this data
+        self.pol = None
+        self.buffer = False  # bytes are queued and delivered (classify said yes)
+        self.csum_strict = False  # showed a right checksum: no offload excuse
+        self.isn = None  # None: no SYN seen from this sender
+        self.base = 0  # sequence number of absolute offset 0
+        self.off = 0  # rcv_nxt as an absolute offset
+        self.edge = None  # receiver's right window edge (absolute), None: unknown
+        self.wup = None  # last ACK the receiver sent (absolute), None: none seen
+        self.wscale = -1  # shift this sender announced in its SYN, -1: none
+        self.wshift = 0  # shift applied to the windows it advertises (if negotiated)
+        self.syn_ts = None  # TSval on this sender's SYN
+        self.ts_recent = 0  # receiver's ts_recent for this sender (0: none)
+        self.tfo = False  # this sender's SYN tried Fast Open (data or cookie)
+        self.syn_data = None  # SYN payload waiting for the SYN-ACK's verdict
+        self.syn_pkt = None
+        self.fin_abs = None  # where this sender's FIN sits (absolute)
+        self.fin_done = False  # the receiver read the FIN: the stream ended
+        self.q = []  # out-of-order items [start, end, chunks or None, pkt]
+        self.qbytes = 0
+        self.qmax = 0  # longest queued item: bounds the overlap search
+        self.urg_abs = None  # pending urgent byte (linux-current)
+        self.gap_pending = False  # next StreamData carries gap=True
+        self.hist = []  # (offset, bytes) last delivered chunks, for retransmissions
+        self.hist_len = 0
+
+    @property
+    def rcv_nxt(self) -> int:
+        """The receiver's next expected sequence number for this sender."""
+        return (self.base + self.off) & M32
+
+    def __repr__(self) -> str:
+        return (f"TcpDirection({format_addr(self.src)}:{self.sport} -> "
+                f"{format_addr(self.dst)}:{self.dport}, off={self.off})")
+
+
+class TcpSession:
+    """One connection: ``client`` sent the first SYN (or the picked-up segment)."""
+
+    __slots__ = ("client", "server", "state", "last", "timeout", "midstream", "oneside",
+                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead")
+
+    def __init__(self):
+        self.client = None
+        self.server = None
+        self.state = SYN_SENT
+        self.last = 0.0
+        self.timeout = 0.0
+        self.midstream = False  # picked up without the handshake
+        self.oneside = False  # established with one side unseen
+        self.split = False  # the client sent a SYN-ACK (split handshake)
+        self.win = True  # window scaling known: the receive window is enforced
+        self.wscale_ok = False  # both SYNs carried window scale
+        self.ts_ok = False  # both SYNs carried timestamps: PAWS applies
+        self.noticed = 0  # bit per NoticeKind already reported
+        self.dead = False  # removed from the table
+
+    @property
+    def policy(self) -> tuple:
+        """(policy for the client's data, policy for the server's data): each is
+        the receiving host's stack, chosen by the receiver's address."""
+        return (self.client.policy, self.server.policy)
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES[self.state]
+
+
+_KIND_BIT = {k: 1 << i for i, k in enumerate(NoticeKind)}
+
+
+class TcpReassembler:
+    """TCP sessions by 4-tuple, each direction reassembled for its receiver."""
+
+    def __init__(self, config: StreamConfig | None = None, policy_for=None, classify=None):
+        self.config = cfg = config or StreamConfig()
+        if cfg.policy not in POLICIES:
+            raise ValueError(f"unknown stream policy {cfg.policy!r}")
+        self.policy_for = policy_for
+        self.classify = classify
+        self.checksums = ChecksumGate(cfg.checksum)
+        self.depth = cfg.depth if cfg.depth and cfg.depth > 0 else 1 << 62
+        self.queue_limit = cfg.queue_limit
+        self.memcap = cfg.memcap
+        self._timeouts = (0.0, cfg.timeout_new, cfg.timeout_new, cfg.timeout_established,
+                          cfg.timeout_established, cfg.timeout_closed)
+        self._dirs = {}  # (src, sport, dst, dport) -> TcpDirection
+        self._sessions = OrderedDict()  # TcpSession -> None, oldest first
+        self._next_sweep = float("-inf")
+        self._sweep_it = None
+        self._free_notice = {}  # kind -> ts of the last notice without a session
+        self.memory = 0
+        self.last_direction = None  # direction of the last segment fed (None: none)
+        # counters
+        self.c_sessions = 0
+        self.c_midstream = 0
+        self.c_midstream_ignored = 0
+        self.c_handshake_ignored = 0
+        self.c_bad_checksum = 0
+        self.c_oow = 0
+        self.c_retrans = 0
+        self.c_rst_ignored = 0
+        self.c_rst_resets = 0
+        self.c_syn_ignored = 0
+        self.c_syn_resets = 0
+        self.c_paws = 0
+        self.c_no_ack = 0
+        self.c_md5 = 0
+        self.c_urgent = 0
+        self.c_overlaps = 0
+        self.c_mismatch = 0
+        self.c_qoverflow = 0
+        self.c_qoverflow_bytes = 0
+        self.c_memcap = 0
+        self.c_memcap_bytes = 0
+        self.c_gaps = 0
+        self.c_gap_bytes = 0
+        self.c_depth = 0
+        self.c_timeouts = 0
+        self.c_evicted = 0
+        self.c_discarded = 0
+        self.c_after_close = 0
+        self.c_syn_data_dropped = 0
+        self.c_delivered = 0
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def sessions(self) -> int:
+        """Sessions in the table now."""
+        return len(self._sessions)
+
+    def counters(self) -> dict:
+        return {
+            "sessions": self.c_sessions,
+            "sessions_active": len(self._sessions),
+            "memory": self.memory,
+            "midstream_pickups": self.c_midstream,
+            "midstream_ignored": self.c_midstream_ignored,
+            "handshake_ignored": self.c_handshake_ignored,
+            "bad_checksum": self.c_bad_checksum,
+            "checksum_offload_detected": int(self.checksums.offload_detected),
+            "out_of_window": self.c_oow,
+            "retransmissions": self.c_retrans,
+            "rst_ignored": self.c_rst_ignored,
+            "rst_resets": self.c_rst_resets,
+            "syn_ignored": self.c_syn_ignored,
+            "syn_resets": self.c_syn_resets,
+            "paws_dropped": self.c_paws,
+            "no_ack_dropped": self.c_no_ack,
+            "md5_dropped": self.c_md5,
+            "urgent_bytes_removed": self.c_urgent,
+            "overlaps": self.c_overlaps,
+            "overlap_mismatches": self.c_mismatch,
+            "queue_overflows": self.c_qoverflow,
+            "queue_overflow_bytes": self.c_qoverflow_bytes,
+            "memcap_drops": self.c_memcap,
+            "memcap_drop_bytes": self.c_memcap_bytes,
+            "gaps": self.c_gaps,
+            "gap_bytes": self.c_gap_bytes,
+            "depth_reached": self.c_depth,
+            "timeouts": self.c_timeouts,
+            "evicted": self.c_evicted,
+            "closed_discarded_bytes": self.c_discarded,
+            "data_after_close": self.c_after_close,
+            "syn_data_dropped": self.c_syn_data_dropped,
+            "delivered_bytes": self.c_delivered,
+        }
+
+    def feed(self, pkt) -> list:
+        """Events caused by one decoded TCP segment."""
+        ts = pkt.ts
+        out = []
+        if ts >= self._next_sweep:
+            self._sweep(ts, out)
+        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        gate = self.checksums
+        if gate.enabled and not pkt.truncated:
+            # Header-only records of the live sensor cannot be checked.
+            verdict = gate.check_l4(pkt, d is not None and d.csum_strict)
+            if not verdict:
+                self._bad_checksum(pkt, out)
+                return out
+            if verdict == 1 and d is not None:
+                d.csum_strict = True  # this sender computes real checksums
+        if d is not None:
+            s = d.session
+            if ts - s.last > s.timeout:
+                # idle past its timeout but not swept yet: it is gone
+                self._expire_one(s, out)
+                d = None
+            elif s.state == CLOSED and pkt.flags & (TH_SYN | TH_ACK | TH_RST) == TH_SYN:
+                self._end(s, out)  # a new connection on a closed 4-tuple
+                d = None
+        if d is None:
+            d = self._open(pkt, out)
+            if d is not None and gate.enabled and not pkt.truncated and verdict == 1:
+                d.csum_strict = True
+            self.last_direction = d
+            if _PKT_HAS_DIRECTION:
+                pkt.direction = d
+            return out
+        d.packets += 1
+        s.last = ts
+        self.last_direction = d
+        if _PKT_HAS_DIRECTION:
+            pkt.direction = d
+        self._segment(d, s, pkt, out)
+        return out
+
+    def flush(self) -> list:
+        """End of input: deliver what every open stream holds, drop all sessions."""
+        out = []
+        for s in list(self._sessions):
+            self._end(s, out)
+        self._sweep_it = None
+        return out
+
+    def expire(self, now: float) -> list:
+        """Sessions idle past their state's timeout leave, their data delivered."""
+        out = []
+        for s in list(self._sessions):
+            if now - s.last > s.timeout:
+                self._expire_one(s, out)
+        return out
+
+    def _expire_one(self, s, out):
+        if s.state != CLOSED:
+            self.c_timeouts += 1  # an open connection went quiet
+        self._end(s, out)
+
+    # ------------------------------------------------------------ sessions
+
+    def _policy(self, addr):
+        """The receiving stack at ``addr``: policy_for's answer, or the default.
+        A host-policy name that is not a stream policy (``bsd-right``) maps as
+        Suricata maps it (``STREAM_FOR_HOST``)."""
+        name = self.policy_for(addr) if self.policy_for is not None else None
+        if not name:
+            return POLICIES[self.config.policy]
+        pol = POLICIES.get(name)
+        if pol is None:
+            if name not in STREAM_FOR_HOST:
+                raise ValueError(f"unknown stream policy {name!r}")
+            pol = POLICIES[STREAM_FOR_HOST[name] or self.config.policy]
+        return pol
+
+    def _new_session(self, pkt, sender_is_client: bool, out):
+        """A session for pkt's 4-tuple; returns the direction pkt was sent in."""
+        cfg = self.config
+        while len(self._sessions) >= cfg.max_sessions and self._sessions:
+            old = next(iter(self._sessions))
+            self.c_evicted += 1
+            self._end(old, out)
+        s = TcpSession()
+        a = TcpDirection(pkt.src, pkt.sport, pkt.dst, pkt.dport, s)
+        b = TcpDirection(pkt.dst, pkt.dport, pkt.src, pkt.sport, s)
+        a.peer, b.peer = b, a
+        s.client, s.server = (a, b) if sender_is_client else (b, a)
+        s.last = pkt.ts
+        classify = self.classify
+        for d in (s.client, s.server):
+            pol = self._policy(d.dst)
+            d.pol = pol
+            d.policy = pol.name
+            d.nodes = classify(d) if classify is not None else True
+            d.buffer = bool(d.nodes)
+        self._dirs[(a.src, a.sport, a.dst, a.dport)] = a
+        self._dirs[(b.src, b.sport, b.dst, b.dport)] = b
+        self._sessions[s] = None
+        self.c_sessions += 1
+        a.packets = 1
+        return a
+
+    def _set_state(self, s, state):
+        s.state = state
+        s.timeout = self._timeouts[state]
+
+    def _open(self, pkt, out):
+        """The first segment of a 4-tuple: start a session, or ignore it."""
+        flags = pkt.flags
+        opts = pkt.tcp_options
+        info = _scan_options(opts) if opts else _NO_OPTS
+        if info[2] and self._policy(pkt.dst).md5:
+            self.c_md5 += 1
+            self._free(pkt, _K.STREAM_MD5_UNEXPECTED,
+                       "unexpected TCP MD5 signature option, segment dropped", out)
+            return None
+        if flags & TH_RST:
+            return None  # nothing to reset
+        cfg = self.config
+        if flags & TH_SYN:
+            if not flags & TH_ACK:
+                d = self._new_session(pkt, True, out)
+                s = d.session
+                self._set_state(s, SYN_SENT)
+                self._init_syn(d, pkt, info)
+                return d
+            if not cfg.midstream:
+                self.c_midstream_ignored += 1
+                return None
+            # a SYN-ACK: the handshake seen from its second packet
+            d = self._new_session(pkt, False, out)
+            s = d.session
+            c = d.peer
+            self.c_midstream += 1
+            s.midstream = True
+            s.win = False  # the client's window scale was in the SYN we missed
+            self._set_state(s, SYN_RECV)
+            self._init_syn(d, pkt, info)
+            c.base = pkt.ack
+            s.wscale_ok = info[0] >= 0  # a SYN-ACK carries it only if the SYN did
+            s.ts_ok = info[1] is not None
+            d.ts_recent = info[1] or 0
+            if d.syn_data is not None:
+                d.syn_data = None
+                self.c_syn_data_dropped += 1
+            return d
+        if not flags & TH_ACK:
+            self.c_no_ack += 1
+            return None
+        if not cfg.midstream:
+            self.c_midstream_ignored += 1
+            return None
+        d = self._new_session(pkt, True, out)
+        s = d.session
+        o = d.peer
+        self.c_midstream += 1
+        s.midstream = True
+        s.win = False  # window scale unknown
+        self._set_state(s, ESTABLISHED)
+        d.base = pkt.seq
+        o.base = pkt.ack
+        if info[1] is not None:
+            s.ts_ok = True  # TSopt is only sent once negotiated (RFC 7323 3.2)
+            d.ts_recent = info[1]
+        self._segment(d, s, pkt, out)
+        return d
+
+    def _init_syn(self, d, pkt, info):
+        seq = pkt.seq
+        d.isn = seq
+        d.base = (seq + 1) & M32
+        d.off = 0
+        d.wscale, d.syn_ts = info[0], info[1]
+        data = pkt.payload
+        d.tfo = info[3] or bool(data)
+        if data:
+            d.syn_data = data
+            d.syn_pkt = pkt
+        else:
+            d.syn_data = d.syn_pkt = None
+
+    def _end(self, s, out):
+        """Remove a session: open streams deliver what they still hold."""
+        if s.dead:
+            return
+        if s.state != CLOSED:
+            for d in (s.client, s.server):
+                self._give_up(d, out)
+        for d in (s.client, s.server):
+            self._release(d)
+            key = (d.src, d.sport, d.dst, d.dport)
+            if self._dirs.get(key) is d:
+                del self._dirs[key]
+        s.dead = True
+        self._sessions.pop(s, None)
+
+    def _release(self, d):
+        self.memory -= d.qbytes
+        d.qbytes = 0
+        d.q = []
+
+    def _give_up(self, d, out):
+        """Deliver everything pending, skipping holes (marked gap=True)."""
+        if not d.buffer:
+            return
+        if d.syn_data is not None and d.off == 0:
+            data, d.syn_data = d.syn_data, None
+            self._accept_or_track(d, data, d.syn_pkt, out)
+        while d.q and not d.fin_done:
+            head = d.q[0][0]
+            if head > d.off:
+                self._gap(d, head - d.off, out)
+            self._drain(d, None, out)
+
+    def _sweep(self, ts, out):
+        self._next_sweep = ts + SWEEP_EVERY_S
+        it = self._sweep_it
+        if it is None:
+            it = self._sweep_it = iter(list(self._sessions))
+        budget = SWEEP_SLICE + (len(self._sessions) >> 6)
+        for s in it:
+            if not s.dead and ts - s.last > s.timeout:
+                self._expire_one(s, out)
+            budget -= 1
+            if not budget:
+                return
+        self._sweep_it = None
+
+    def _close(self, s, out):
+        """A reset: both hosts drop what they had not read."""
+        for d in (s.client, s.server):
+            if d.qbytes:
+                self.c_discarded += d.qbytes
+            self._release(d)
+            if d.syn_data is not None:
+                self.c_discarded += len(d.syn_data)
+                d.syn_data = None
+        self._set_state(s, CLOSED)
+
+    # ------------------------------------------------------------- notices
+
+    def _notice(self, d, kind, text, ts, out):
+        """Report ``kind`` for d's session unless already reported there."""
+        s = d.session
+        bit = _KIND_BIT[kind]
+        if s.noticed & bit:
+            return
+        s.noticed |= bit
+        src, dst = format_addr(d.src), format_addr(d.dst)
+        out.append(Notice(ts, kind, f"{text}, from {src}:{d.sport} to {dst}:{d.dport}",
+                          "TCP", src, dst, d.sport, d.dport))
+
+    def _free(self, pkt, kind, text, out):
+        """A notice about a segment of no session: at most one a second per kind."""
+        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        if d is not None:
+            self._notice(d, kind, text, pkt.ts, out)
+            return
+        last = self._free_notice.get(kind)
+        if last is not None and 0 <= pkt.ts - last < 1.0:
+            return
+        self._free_notice[kind] = pkt.ts
+        src, dst = format_addr(pkt.src), format_addr(pkt.dst)
+        out.append(Notice(pkt.ts, kind, f"{text}, from {src}:{pkt.sport} to {dst}:{pkt.dport}",
+                          "TCP", src, dst, pkt.sport, pkt.dport))
+
+    def _bad_checksum(self, pkt, out):
+        self.c_bad_checksum += 1
+        self._free(pkt, _K.STREAM_BAD_CHECKSUM, "bad TCP checksum, segment ignored", out)
+
+    # ------------------------------------------------------------ segments
+
+    def _segment(self, d, s, pkt, out):
+        """One segment of an existing session, sent by d."""
+        flags = pkt.flags
+        opts = pkt.tcp_options
+        tsval = info = None
+        if opts:
+            if len(opts) == 12 and opts.startswith(_TS_ALIGNED):
+                tsval = _u32(opts, 4)[0]
+            else:
+                info = _scan_options(opts)
+                if info[2] and d.pol.md5:
+                    self.c_md5 += 1
+                    self._notice(d, _K.STREAM_MD5_UNEXPECTED,
+                                 "unexpected TCP MD5 signature option, segment dropped",
+                                 pkt.ts, out)
+                    return
+                tsval = info[1]
+        data = pkt.payload
+        state = s.state
+        if flags & _SYN_RST_ACK != TH_ACK or state != ESTABLISHED:
+            if state == CLOSED:
+                if data:
+                    self.c_after_close += 1
+                return
+            if flags & (TH_SYN | TH_RST):
+                # tcp_validate_incoming looks at RST before SYN
+                if flags & TH_RST:
+                    self._rst(d, s, pkt, out)
+                else:
+                    self._syn(d, s, pkt, info or (-1, tsval, False, False), out)
+                return
+            if not flags & TH_ACK:
+                self.c_no_ack += 1
+                if data or flags & TH_FIN:
+                    self._notice(d, _K.STREAM_NO_ACK, "TCP data without ACK, segment dropped",
+                                 pkt.ts, out)
+                return
+            if state != CLOSING and not self._handshake(d, s, pkt, tsval, out):
+                return
+        n = len(data)
+        fin = flags & TH_FIN
+        off = d.off
+        rel = ((pkt.seq - d.base - off + HALF) & M32) - HALF
+        paws = tsval is not None and s.ts_ok
+        if n or fin:
+            if paws:
+                tr = d.ts_recent
+                if tr and 1 < ((tr - tsval) & M32) < HALF:
+                    self.c_paws += 1
+                    self._notice(d, _K.STREAM_PAWS_FAILED,
+                                 "TCP timestamp older than the last one seen (PAWS), "
+                                 "segment dropped", pkt.ts, out)
+                    return
+            edge = d.edge
+            if edge is not None and s.win:
+                wnd = edge - off
+                if (rel >= wnd and (n or rel > wnd) and rel > 0) or (n and wnd <= 0 and rel + n > 0):
+                    self.c_oow += 1
+                    self._notice(d, _K.STREAM_OUT_OF_WINDOW,
+                                 "TCP data outside the receive window, segment ignored",
+                                 pkt.ts, out)
+                    return
+        if paws:
+            # tcp_replace_ts_recent: only from a segment at or before rcv_wup
+            wup = d.wup
+            if (rel <= 0 if wup is None else rel <= wup - off) and \
+                    (not d.ts_recent or ((tsval - d.ts_recent) & M32) < HALF):
+                d.ts_recent = tsval
+        # the ACK and window speak for the peer's data
+        o = d.peer
+        ooff = o.off
+        arel = ((pkt.ack - o.base - ooff + HALF) & M32) - HALF
+        apos = ooff + arel
+        if s.win:
+            e = apos + (pkt.window << d.wshift)
+            if o.edge is None or e > o.edge:
+                o.edge = e
+        if o.wup is None or apos > o.wup:
+            o.wup = apos
+        # An ACK past a hole means the capture lost the bytes, not the
+        # network: skip the hole. Not for an inspected direction: an attacker
+        # can forge that ACK (it travels to the client, never the server)
+        # and then send the hole's bytes, which the sensor would have passed
+        # over. There holes wait for flush, timeout or the queue limit.
+        if arel > 0 and not o.buffer and (o.q or (o.fin_abs is not None and not o.fin_done)):
+            self._skip(o, apos, out)
+        if flags & TH_URG and d.pol.urg_oob:
+            up = pkt.urgent
+            ptr = rel + up - 1 if up else rel
+            if ptr >= 0:
+                u = d.urg_abs
+                if u is None or off + ptr > u:
+                    d.urg_abs = off + ptr
+        if not n:
+            if not fin:
+                return
+        if d.fin_done:
+            if rel + n <= 0:
+                self.c_retrans += 1
+            elif n:
+                self.c_after_close += 1
+            return
+        if d.buffer:
+            if not rel and not d.q and d.fin_abs is None:
+                # in order with nothing queued: the common case
+                if n:
+                    if d.urg_abs is None and d.delivered + n < self.depth:
+                        d.off = off + n
+                        h = d.hist
+                        h.append((off, data))
+                        d.hist_len += n
+                        if d.hist_len > _HISTORY_HIGH:
+                            _trim_history(d)
+                        if d.gap_pending:
+                            d.gap_pending = False
+                            out.append(StreamData(d, data, pkt, True))
+                        else:
+                            out.append(StreamData(d, data, pkt, False))
+                        d.delivered += n
+                        self.c_delivered += n
+                    else:
+                        self._accept(d, data, pkt, out)
+                if fin:
+                    d.fin_abs = d.off
+                    self._fin(d, out)
+                return
+            self._data(d, pkt, off + rel, data, fin, out)
+        elif not rel and not d.q and d.fin_abs is None:
+            d.off = off + n  # state only, in order
+            if fin:
+                d.fin_abs = d.off
+                self._fin(d, out)
+        else:
+            self._track(d, off + rel, n, fin, out)
+
+    def _handshake(self, d, s, pkt, tsval, out) -> bool:
+        """A non-SYN ACK segment before ESTABLISHED: does it establish?"""
+        o = d.peer
+        if s.state == SYN_SENT:
+            # With midstream pickup on, a handshake seen from the client's
+            # side alone is accepted too: the sensor would take the same
+            # segments without the SYN, and capture loss of a SYN-ACK must not
+            # blind it to the whole connection.
+            cfg = self.config
+            if d is not s.client or not (cfg.async_oneside or cfg.midstream):
+                self.c_handshake_ignored += 1
+                return False
+            seq = pkt.seq
+            at = (seq - d.base) & M32
+            if d.syn_data is not None:
+                if at == len(d.syn_data):
+                    data, d.syn_data = d.syn_data, None
+                    self._accept_or_track(d, data, d.syn_pkt, out)
+                elif at == 0:
+                    d.syn_data = None
+                    self.c_syn_data_dropped += 1
+            if at != d.off:
+                self.c_handshake_ignored += 1
+                return False
+            o.base = pkt.ack
+            s.oneside = True
+            s.win = False
+            s.ts_ok = d.syn_ts is not None and tsval is not None
+            d.ts_recent = d.syn_ts or 0
+            self._set_state(s, ESTABLISHED)
+            return True
+        # SYN_RECV: both SYNs seen (or the SYN-ACK picked up)
+        if not (d is s.client or s.split or self.config.async_oneside):
+            self.c_handshake_ignored += 1
+            return False
+        ack = pkt.ack
+        if o.isn is not None:
+            ok = ((ack - o.base) & M32) <= o.off
+        else:
+            ok = ack == o.base
+        if not ok:
+            self.c_handshake_ignored += 1
+            return False
+        if d is not s.client and not s.split:
+            s.oneside = True
+        self._set_state(s, ESTABLISHED)
+        return True
+
+    def _syn(self, d, s, pkt, info, out):
+        o = d.peer
+        seq = pkt.seq
+        flags = pkt.flags
+        state = s.state
+        if state == SYN_SENT:
+            if d is s.client:
+                if seq != d.isn:
+                    self._init_syn(d, pkt, info)  # a new attempt
+                elif d.syn_data is None and pkt.payload:
+                    d.syn_data, d.syn_pkt = pkt.payload, pkt
+                return
+            if flags & TH_ACK:
+                c = o
+                got = (pkt.ack - c.base) & M32
+                if got > len(c.syn_data or b""):
+                    self.c_handshake_ignored += 1  # the client answers RST
+                    return
+            self._init_syn(d, pkt, info)
+            s.wscale_ok = o.wscale >= 0 and d.wscale >= 0
+            if s.wscale_ok:
+                d.wshift, o.wshift = d.wscale, o.wscale
+            s.ts_ok = o.syn_ts is not None and d.syn_ts is not None
+            if s.ts_ok:
+                o.ts_recent = o.syn_ts
+                d.ts_recent = d.syn_ts
+            self._set_state(s, SYN_RECV)
+            if flags & TH_ACK:
+                self._syn_window(d, pkt)
+                c = o
+                if c.syn_data is not None:
+                    data, c.syn_data = c.syn_data, None
+                    if got:
+                        self._accept_or_track(c, data[:got], c.syn_pkt, out)
+                    if got < len(data):
+                        self.c_syn_data_dropped += 1
+            if d.syn_data is not None:
+                data, d.syn_data = d.syn_data, None
+                if flags & TH_ACK and o.tfo:
+                    self._accept_or_track(d, data, pkt, out)
+                else:
+                    self.c_syn_data_dropped += 1
+            return
+        if d.isn is not None and seq == d.isn:
+            # a retransmitted SYN or SYN-ACK, or the split handshake's SYN-ACK
+            if flags & TH_ACK and state == SYN_RECV:
+                if d is s.client:
+                    s.split = True
+                self._syn_window(d, pkt)
+            return
+        if d.isn is None and ((seq + 1) & M32) == d.base:
+            # a SYN we had only inferred (from the peer's ACK) shows up late
+            d.isn = seq
+            d.wscale, d.syn_ts = info[0], info[1]
+            return
+        # a SYN with a new ISN on a synchronised connection
+        pol = d.pol
+        ts = pkt.ts
+        if pol.rfc5961:
+            self.c_syn_ignored += 1
+            self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
+                         "TCP SYN on an established connection, ignored (RFC 5961)", ts, out)
+            return
+        rel = ((seq - d.base - d.off + HALF) & M32) - HALF
+        if 0 <= rel < self._window(d):
+            self.c_syn_resets += 1
+            self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
+                         "TCP SYN in window on an established connection, reset (RFC 793)",
+                         ts, out)
+            self._close(s, out)
+            return
+        self.c_syn_ignored += 1
+        self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
+                     "TCP SYN outside the window on an established connection, ignored",
+                     ts, out)
+
+    def _syn_window(self, d, pkt):
+        """The window on a SYN-ACK (never scaled) opens the peer's data."""
+        if not pkt.flags & TH_ACK:
+            return
+        o = d.peer
+        apos = o.off + (((pkt.ack - o.base - o.off + HALF) & M32) - HALF)
+        if o.wup is None or apos > o.wup:
+            o.wup = apos
+        e = apos + pkt.window
+        if o.edge is None or e > o.edge:
+            o.edge = e
+
+    def _window(self, d) -> int:
+        """The receive window for d's data, relative to rcv_nxt."""
+        if d.edge is None or not d.session.win:
+            return UNKNOWN_WINDOW
+        return d.edge - d.off
+
+    def _rst(self, d, s, pkt, out):
+        o = d.peer
+        if s.state == SYN_SENT:
+            if d is s.server:
+                # an answer to the SYN: valid if it acknowledges it
+                valid = bool(pkt.flags & TH_ACK) and \
+                    ((pkt.ack - o.base) & M32) <= len(o.syn_data or b"")
+            else:
+                valid = pkt.seq == d.base or pkt.seq == d.isn
+        else:
+            rel = ((pkt.seq - d.base - d.off + HALF) & M32) - HALF
+            if d.pol.rfc5961:
+                valid = rel == 0 or (rel == -1 and d.fin_done)
+            else:
+                wnd = self._window(d)
+                valid = 0 <= rel < max(wnd, 1) or (rel == -1 and d.fin_done)
+        if not valid:
+            self.c_rst_ignored += 1
+            self._notice(d, _K.STREAM_RST_OUT_OF_WINDOW,
+                         "TCP RST not at the expected sequence number, ignored", pkt.ts, out)
+            return
+        self.c_rst_resets += 1
+        self._close(s, out)
+
+    # ---------------------------------------------------------------- data
+
+    def _accept(self, d, data, pkt, out):
+        """Deliver in-order ``data`` at d.off to d's receiving application."""
+        start = d.off
+        n = len(data)
+        d.off = start + n
+        d.hist.append((start, data))
+        d.hist_len += n
+        if d.hist_len > _HISTORY_HIGH:
+            _trim_history(d)
+        u = d.urg_abs
+        if u is not None and u < start + n:
+            if u >= start:
+                i = u - start
+                data = data[:i] + data[i + 1:]
+                self.c_urgent += 1
+            d.urg_abs = None
+            if not data:
+                return
+        room = self.depth - d.delivered
+        if len(data) >= room:
+            data = data[:room]
+            out.append(StreamData(d, data, pkt, d.gap_pending))
+            d.gap_pending = False
+            d.delivered += room
+            self.c_delivered += room
+            self._bypass(d, out)
+            return
+        out.append(StreamData(d, data, pkt, d.gap_pending))
+        d.gap_pending = False
+        d.delivered += len(data)
+        self.c_delivered += len(data)
+
+    def _accept_or_track(self, d, data, pkt, out):
+        if d.buffer:
+            self._accept(d, data, pkt, out)
+        else:
+            d.off += len(data)
+
+    def _bypass(self, d, out):
+        """Depth reached: keep tracking sequence space, stop keeping bytes."""
+        d.depth_reached = True
+        d.buffer = False
+        self.c_depth += 1
+        out.append(StreamBypass(d))
+        self.memory -= d.qbytes
+        d.qbytes = 0
+        ranges = []
+        for it in d.q:
+            if ranges and it[0] <= ranges[-1][1]:
+                if it[1] > ranges[-1][1]:
+                    ranges[-1][1] = it[1]
+            else:
+                ranges.append([it[0], it[1], None, None])
+        d.q[:] = ranges
+        d.hist = []
+        d.hist_len = 0
+
+    def _fin(self, d, out):
+        """The receiver reads d's FIN once rcv_nxt reaches it."""
+        fa = d.fin_abs
+        if fa is None or d.fin_done or d.off < fa:
+            return
+        d.off = fa + 1
+        d.fin_done = True
+        if d.q:
+            dropped = sum(it[1] - it[0] for it in d.q)
+            self.c_after_close += len(d.q)
+            self.c_discarded += dropped if d.buffer else 0
+            self._release(d)
+        s = d.session
+        if d.peer.fin_done:
+            self._set_state(s, CLOSED)
+        elif s.state == ESTABLISHED or s.state == SYN_RECV:
+            self._set_state(s, CLOSING)
+
+    def _check_retrans(self, d, start, data, ts, out):
+        """Compare bytes sent again with what was delivered (as far as kept)."""
+        self.c_overlaps += 1
+        end = start + len(data)
+        for hs, hd in d.hist:
+            lo = max(start, hs)
+            hi = min(end, hs + len(hd))
+            if lo < hi and data[lo - start:hi - start] != hd[lo - hs:hi - hs]:
+                self._mismatch(d, ts, out)
+                return
+
+    def _mismatch(self, d, ts, out):
+        self.c_mismatch += 1
+        self._notice(d, _K.STREAM_OVERLAP_MISMATCH,
+                     "TCP segment overlaps held data with different bytes", ts, out)
+
+    def _data(self, d, pkt, start, data, fin, out):
+        """Buffered data that is not the simple in-order case."""
+        n = len(data)
+        end = start + n
+        if fin and d.fin_abs is None:
+            d.fin_abs = end
+            self._cut_queue(d, end)
+        fa = d.fin_abs
+        if fa is not None and end > fa:
+            self.c_after_close += 1
+            data = data[:max(fa - start, 0)]
+            end = start + len(data)
+        off = d.off
+        if start < off:
+            self.c_retrans += 1
+            if d.hist:
+                self._check_retrans(d, start, data[:off - start], pkt.ts, out)
+            if end <= off:
+                self._fin(d, out)
+                return
+            data = data[off - start:]
+            start = off
+        if data:
+            if d.pol.linux:
+                if start == off:
+                    if d.q:
+                        self._compare_queue(d, start, data, pkt.ts, out)
+                    self._accept(d, data, pkt, out)
+                else:
+                    self._ofo_linux(d, start, data, pkt, out)
+            else:
+                self._ofo_policy(d, start, data, pkt, out)
+            if d.q and d.q[0][0] <= d.off:
+                self._drain(d, pkt, out)
+            if d.qbytes > self.queue_limit or self.memory > self.memcap:
+                self._limit(d, pkt.ts, out)
+        self._fin(d, out)
+
+    def _cut_queue(self, d, fa):
+        """Nothing after the FIN is read: drop queued bytes past it."""
+        q = d.q
+        while q and q[-1][1] > fa:
+            it = q[-1]
+            if it[0] >= fa:
+                q.pop()
+                self._uncharge(d, it, it[1] - it[0])
+                self.c_after_close += 1
+            else:
+                keep = fa - it[0]
+                if it[2] is not None:
+                    it[2] = [self._bytes(it)[:keep]]
+                self._uncharge(d, it, it[1] - fa)
+                it[1] = fa
+                self.c_after_close += 1
+
+    def _uncharge(self, d, it, n):
+        if it[2] is not None:
+            d.qbytes -= n
+            self.memory -= n
+
+    @staticmethod
+    def _bytes(it) -> bytes:
+        chunks = it[2]
+        if len(chunks) == 1:
+            return chunks[0]
+        data = b"".join(chunks)
+        it[2] = [data]
+        return data
+
+    def _drain(self, d, pkt, out):
+        """Read queued items that rcv_nxt has reached (``tcp_ofo_queue``)."""
+        q = d.q
+        while q:
+            it = q[0]
+            st = it[0]
+            if st > d.off:
+                break
+            del q[0]
+            en = it[1]
+            if it[2] is not None:
+                n = en - st
+                d.qbytes -= n
+                self.memory -= n
+            if en <= d.off:
+                continue
+            if it[2] is None or not d.buffer:
+                d.off = en
+                continue
+            data = self._bytes(it)
+            self._accept(d, data[d.off - st:], pkt or it[3], out)
+            q = d.q  # _bypass may have replaced the items by ranges
+        if not q:
+            d.qmax = 0
+        self._fin(d, out)
+
+    def _compare_queue(self, d, start, data, ts, out):
+        """linux-current in-order data over queued items: it wins; report differences."""
+        end = start + len(data)
+        hit = bad = False
+        for it in d.q:
+            if it[0] >= end:
+                break
+            hit = True
+            lo, hi = it[0], min(end, it[1])
+            if data[lo - start:hi - start] != self._bytes(it)[:hi - lo]:
+                bad = True
+        if hit:
+            self.c_overlaps += 1
+            if bad:
+                self._mismatch(d, ts, out)
+
+    def _overlapping(self, d, st, en):
+        """Queued items overlapping [st, en): starts before en, ends after st.
+        ``qmax`` (the longest item) bounds how far back one can reach."""
+        q = d.q
+        j = bisect_left(q, en, key=_START)
+        lo = j
+        reach = d.qmax
+        while lo > 0 and q[lo - 1][0] + reach > st:
+            lo -= 1
+        return [q[k] for k in range(lo, j) if q[k][1] > st]
+
+    def _ofo_linux(self, d, st, data, pkt, out):
+        """``tcp_data_queue_ofo``: insert, drop, replace, coalesce, merge right."""
+        q = d.q
+        n = len(data)
+        en = st + n
+        if q:
+            over = self._overlapping(d, st, en)
+            if over:
+                bad = False
+                for it in over:
+                    if self._differs(st, data, it):
+                        bad = True
+                        break
+                self._report(d, True, bad, pkt.ts, out)
+        self.memory += n
+        d.qbytes += n
+        if n > d.qmax:
+            d.qmax = n
+        if not q:
+            q.append([st, en, [data], pkt])
+            return
+        last = q[-1]
+        if st == last[1]:  # tcp_ooo_try_coalesce(ooo_last_skb)
+            self._coalesce(d, last, data, en)
+            return
+        if st > last[1]:
+            q.append([st, en, [data], pkt])
+            return
+        i = bisect_right(q, st, key=_START) - 1
+        if i >= 0:
+            p = q[i]
+            if st < p[1]:
+                if en <= p[1]:  # all the bits are present: drop
+                    self.memory -= n
+                    d.qbytes -= n
+                    return
+                if st > p[0]:  # partial overlap: keep both
+                    i += 1
+                    q.insert(i, [st, en, [data], pkt])
+                else:  # same start, covers it: replace
+                    self._uncharge(d, p, p[1] - p[0])
+                    q[i] = [st, en, [data], pkt]
+            elif st == p[1]:  # coalesce; nothing is merged right after it
+                self._coalesce(d, p, data, en)
+                return
+            else:
+                i += 1
+                q.insert(i, [st, en, [data], pkt])
+        else:
+            i = 0
+            q.insert(0, [st, en, [data], pkt])
+        # merge_right: remove what we wholly cover; a partial overlap stays
+        k = i + 1
+        while k < len(q):
+            nx = q[k]
+            if en <= nx[0] or en < nx[1]:
+                break
+            del q[k]
+            self._uncharge(d, nx, nx[1] - nx[0])
+
+    @staticmethod
+    def _coalesce(d, it, data, en):
+        it[2].append(data)
+        it[1] = en
+        if en - it[0] > d.qmax:
+            d.qmax = en - it[0]
+
+    def _differs(self, st, data, it) -> bool:
+        lo = max(st, it[0])
+        hi = min(st + len(data), it[1])
+        if lo >= hi:
+            return False
+        return data[lo - st:hi - st] != self._bytes(it)[lo - it[0]:hi - it[0]]
+
+    def _report(self, d, hit, bad, ts, out):
+        if hit:
+            self.c_overlaps += 1
+            if bad:
+                self._mismatch(d, ts, out)
+
+    def _ofo_policy(self, d, st, data, pkt, out):
+        """Suricata's per-pair overlap rules; queued bytes kept consistent."""
+        q = d.q
+        n = len(data)
+        en = st + n
+        code = d.pol.code
+        over = self._overlapping(d, st, en) if q else None
+        dup = None
+        if over:
+            buf = None
+            bad = False
+            for it in over:
+                a, b = max(st, it[0]), min(en, it[1])
+                old = self._bytes(it)[a - it[0]:b - it[0]]
+                if old != data[a - st:b - st]:
+                    bad = True
+                    if not use_new_data(code, st, en, it[0], it[1]):
+                        if buf is None:
+                            buf = bytearray(data)
+                        buf[a - st:b - st] = old
+                if it[0] == st and it[1] == en:
+                    dup = it
+            self._report(d, True, bad, pkt.ts, out)
+            if buf is not None:
+                data = bytes(buf)
+            if bad:
+                # the queue holds one value per byte: the winners
+                for it in over:
+                    a, b = max(st, it[0]), min(en, it[1])
+                    cur = self._bytes(it)
+                    if cur[a - it[0]:b - it[0]] != data[a - st:b - st]:
+                        it[2] = [cur[:a - it[0]] + data[a - st:b - st] + cur[b - it[0]:]]
+        if dup is not None:
+            return
+        k = bisect_left(q, (st, en), key=_START_END)
+        q.insert(k, [st, en, [data], pkt])
+        self.memory += n
+        d.qbytes += n
+        if n > d.qmax:
+            d.qmax = n
+
+    def _limit(self, d, ts, out):
+        """Over the queue limit or the memcap: report, and make room.
+
+        With no ACK ever seen from this receiver (a one-sided capture)
+        nothing will tell us the hole was lost, so it is given up: the
+        queued bytes are read after a gap and inspection goes on. Otherwise
+        the farthest bytes are dropped, as ``tcp_prune_ofo_queue`` does.
+        """
+        over_q = d.qbytes > self.queue_limit
+        if d.wup is None:
+            self._give_up(d, out)
+        excess = max(d.qbytes - self.queue_limit, self.memory - self.memcap)
+        q = d.q
+        dropped = 0
+        while excess > 0 and q:
+            it = q[-1]
+            size = it[1] - it[0]
+            if size <= excess:
+                q.pop()
+                cut = size
+            else:
+                cut = excess
+                it[2] = [self._bytes(it)[:size - cut]]
+                it[1] -= cut
+            d.qbytes -= cut
+            self.memory -= cut
+            excess -= cut
+            dropped += cut
+        if over_q:
+            self.c_qoverflow += 1
+            self.c_qoverflow_bytes += dropped
+            self._notice(d, _K.STREAM_QUEUE_OVERFLOW, "Too much data in TCP receive queue",
+                         ts, out)
+        else:
+            self.c_memcap += 1
+            self.c_memcap_bytes += dropped
+            self._notice(d, _K.STREAM_MEMCAP,
+                         "TCP reassembly memory cap reached, data dropped", ts, out)
+
+    def _track(self, d, start, n, fin, out):
+        """A state-only direction: follow received ranges, keep no bytes."""
+        end = start + n
+        if fin and d.fin_abs is None:
+            d.fin_abs = end
+            self._cut_queue(d, end)
+        fa = d.fin_abs
+        if fa is not None and end > fa:
+            self.c_after_close += 1
+            end = fa
+        off = d.off
+        if start < off:
+            self.c_retrans += 1
+            start = off
+        if end > start:
+            q = d.q
+            if start == off and not q:
+                d.off = end
+            else:
+                i = bisect_left(q, start, key=_START)
+                if i and q[i - 1][1] >= start:
+                    i -= 1
+                    start = q[i][0]
+                k = i
+                while k < len(q) and q[k][0] <= end:
+                    if q[k][1] > end:
+                        end = q[k][1]
+                    k += 1
+                q[i:k] = [[start, end, None, None]]
+                if len(q) > MAX_RANGES:
+                    q.pop()
+                    self.c_qoverflow += 1
+                    self._notice(d, _K.STREAM_QUEUE_OVERFLOW,
+                                 "Too much data in TCP receive queue", d.session.last, out)
+                self._drain(d, None, out)
+                return
+        self._fin(d, out)
+
+    def _skip(self, o, upto, out):
+        """The receiver acknowledged up to ``upto``: holes before it were lost
+        by the capture, not the network. Skip them and read what follows."""
+        while not o.fin_done:
+            q = o.q
+            if q and q[0][0] <= upto:
+                if q[0][0] > o.off:
+                    self._gap(o, q[0][0] - o.off, out)
+                self._drain(o, None, out)
+                continue
+            fa = o.fin_abs
+            if fa is not None and o.off < fa < upto:
+                self._gap(o, fa - o.off, out)
+                self._fin(o, out)
+            break
+
+    def _gap(self, d, hole, out):
+        """Jump rcv_nxt over a hole; only an inspected direction loses bytes."""
+        d.off += hole
+        if d.urg_abs is not None and d.urg_abs < d.off:
+            d.urg_abs = None
+        if d.buffer:
+            d.gap_pending = True
+            self.c_gaps += 1
+            self.c_gap_bytes += hole
+            self._notice(d, _K.STREAM_GAP, f"TCP stream gap, {hole} bytes missing",
+                         d.session.last, out)
+
+
+def _trim_history(d):
+    """Forget the oldest delivered chunks past HISTORY_BYTES (keep one)."""
+    h = d.hist
+    while len(h) > 1 and d.hist_len - len(h[0][1]) >= HISTORY_BYTES:
+        d.hist_len -= len(h.pop(0)[1])
+
+
+def _START(it):
+    return it[0]
+
+
+def _START_END(it):
+    return (it[0], it[1])

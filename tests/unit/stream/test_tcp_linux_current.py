@@ -1,0 +1,194 @@
+"""What linux-current models beyond overlaps: urgent data, no-ACK, MD5, PAWS."""
+
+from test_tcp_support import ACK, FIN, MD5OPT, MSS, PA, PSH, SYN, URG, Lab, tsopt
+
+from pakemon.events import NoticeKind as K
+
+# ------------------------------------------------------------------ urgent
+
+
+def test_urgent_byte_is_taken_out_of_band():
+    """urg_ptr points one past the urgent byte (tcp_stdurg off): 'X' goes."""
+    lab = Lab().handshake()
+    lab.c(0, b"ATTXACK", flags=PA | URG, urgent=4)
+    assert lab.stream() == b"ATTACK"
+    assert lab.counters["urgent_bytes_removed"] == 1
+
+
+def test_urgent_pointer_into_a_later_segment():
+    lab = Lab().handshake()
+    lab.c(0, b"AT", flags=PA | URG, urgent=4)  # urgent byte is offset 3
+    lab.c(2, b"TXACK")
+    assert lab.stream() == b"ATTACK"
+
+
+def test_urgent_byte_in_out_of_order_data():
+    lab = Lab().handshake()
+    lab.c(3, b"XACK", flags=PA | URG, urgent=1)
+    lab.c(0, b"ATT")
+    assert lab.stream() == b"ATTACK"
+
+
+def test_only_a_later_urgent_pointer_replaces_the_pending_one():
+    lab = Lab().handshake()
+    lab.c(0, b"abc", flags=ACK | URG, urgent=8)  # urgent byte at offset 7
+    lab.c(3, b"de", flags=ACK | URG, urgent=1)  # offset 3: not after 7, ignored
+    lab.c(5, b"fgXh")
+    assert lab.stream() == b"abcdefgh"
+
+
+def test_a_newer_urgent_pointer_leaves_the_older_byte_inline():
+    lab = Lab().handshake()
+    lab.c(0, b"ab", flags=ACK | URG, urgent=4)  # pending: offset 3 (not here yet)
+    lab.c(2, b"cd", flags=ACK | URG, urgent=4)  # offset 5 replaces it
+    lab.c(4, b"efg")
+    assert lab.stream() == b"abcdeg"  # 'd' stays inline, 'f' is taken out
+
+
+def test_urgent_data_stays_inline_for_other_policies():
+    for policy in ("bsd", "windows", "linux", "first"):
+        lab = Lab(policy=policy).handshake()
+        lab.c(0, b"ATTXACK", flags=PA | URG, urgent=4)
+        assert lab.stream() == b"ATTXACK", policy
+        assert lab.counters["urgent_bytes_removed"] == 0
+
+
+def test_urgent_pointer_before_rcv_nxt_is_ignored():
+    lab = Lab().handshake()
+    lab.c(0, b"abcdef")
+    lab.c(0, b"ab", flags=ACK | URG, urgent=1)  # points at old data
+    lab.c(6, b"gh")
+    assert lab.stream() == b"abcdefgh"
+
+
+# ------------------------------------------------------------------ no ACK
+
+
+def test_data_without_ack_is_dropped_by_every_policy():
+    for policy in ("linux-current", "bsd", "windows", "last"):
+        lab = Lab(policy=policy).handshake()
+        lab.c(0, b"EVIL", flags=PSH)
+        lab.c(0, b"good")
+        assert lab.stream() == b"good", policy
+        assert lab.counters["no_ack_dropped"] == 1
+        assert len(lab.notices(K.STREAM_NO_ACK)) == 1
+
+
+def test_fin_without_ack_is_dropped():
+    lab = Lab().handshake()
+    lab.c(0, b"abc", flags=FIN)
+    lab.c(0, b"abc")
+    assert lab.counters["no_ack_dropped"] == 1
+    assert lab.stream() == b"abc"
+
+
+def test_first_segment_without_ack_starts_no_session():
+    lab = Lab()
+    lab.c(0, b"x", flags=PSH)
+    assert lab.r.sessions == 0 and lab.counters["no_ack_dropped"] == 1
+
+
+# ------------------------------------------------------------------ MD5
+
+
+def test_md5_option_dropped_by_linux_current():
+    lab = Lab().handshake()
+    lab.c(0, b"EVIL", options=MD5OPT)
+    lab.c(0, b"good")
+    assert lab.stream() == b"good" and lab.counters["md5_dropped"] == 1
+    (n,) = lab.notices(K.STREAM_MD5_UNEXPECTED)
+    assert n.src_port == 40000
+
+
+def test_md5_option_kept_by_other_policies():
+    lab = Lab(policy="bsd").handshake()
+    lab.c(0, b"data", options=MD5OPT)
+    assert lab.stream() == b"data" and lab.counters["md5_dropped"] == 0
+
+
+def test_md5_on_syn_means_no_connection_for_linux_current():
+    lab = Lab()
+    lab.c(raw_seq=lab.cisn, raw_ack=0, flags=SYN, options=MSS + MD5OPT)
+    assert lab.r.sessions == 0 and lab.counters["md5_dropped"] == 1
+    assert len(lab.notices(K.STREAM_MD5_UNEXPECTED)) == 1
+
+
+def test_md5_rst_cannot_reset():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(3, flags=0x04, options=MD5OPT)
+    lab.c(3, b"def")
+    assert lab.stream() == b"abcdef"
+
+
+def test_malformed_md5_option_is_not_an_md5_option():
+    lab = Lab().handshake()
+    lab.c(0, b"data", options=b"\x13\x04ab")  # length 4: tcp_parse_md5sig_option says no
+    assert lab.stream() == b"data"
+
+
+# ------------------------------------------------------------------ PAWS
+
+
+def paws_lab(policy="linux-current"):
+    lab = Lab(policy=policy)
+    lab.handshake(copts=MSS + tsopt(1000), sopts=MSS + tsopt(50000))
+    return lab
+
+
+def test_paws_drops_an_older_timestamp():
+    lab = paws_lab()
+    lab.c(0, b"abc", options=tsopt(1010))
+    lab.c(3, b"EVIL", options=tsopt(900))  # older than ts_recent (1010)
+    lab.c(3, b"good", options=tsopt(1020))
+    assert lab.stream() == b"abcgood"
+    assert lab.counters["paws_dropped"] == 1
+    assert len(lab.notices(K.STREAM_PAWS_FAILED)) == 1
+
+
+def test_paws_tolerates_one_tick_and_wraps():
+    lab = Lab()
+    lab.handshake(copts=MSS + tsopt(0xFFFFFFF0), sopts=MSS + tsopt(5))
+    lab.c(0, b"ab", options=tsopt(0xFFFFFFFF))
+    lab.c(2, b"cd", options=tsopt(0xFFFFFFFE))  # one behind: allowed
+    lab.c(4, b"ef", options=tsopt(3))  # past 2**32: newer
+    assert lab.stream() == b"abcdef" and lab.counters["paws_dropped"] == 0
+
+
+def test_paws_needs_both_syns_to_carry_timestamps():
+    lab = Lab().handshake(copts=MSS + tsopt(1000), sopts=MSS)
+    lab.c(0, b"abc", options=tsopt(1010))
+    lab.c(3, b"def", options=tsopt(10))
+    assert lab.stream() == b"abcdef"
+
+
+def test_paws_ts_recent_moves_only_from_segments_at_the_last_ack():
+    """tcp_replace_ts_recent: a segment past rcv_wup does not update it."""
+    lab = paws_lab()
+    lab.s(0, flags=ACK, ack=0, options=tsopt(50001))  # rcv_wup = 0
+    lab.c(0, b"ab", options=tsopt(1100))  # at rcv_wup: ts_recent = 1100
+    lab.c(2, b"cd", options=tsopt(5000))  # past rcv_wup: not recorded
+    lab.c(4, b"ef", options=tsopt(1200))  # older than 5000 but newer than 1100
+    assert lab.stream() == b"abcdef" and lab.counters["paws_dropped"] == 0
+    lab.c(6, b"gh", options=tsopt(1000))  # older than 1100
+    assert lab.counters["paws_dropped"] == 1
+
+
+def test_paws_applies_to_all_policies():
+    lab = paws_lab("windows")
+    lab.c(0, b"abc", options=tsopt(1010))
+    lab.c(3, b"EVIL", options=tsopt(900))
+    assert lab.stream() == b"abc" and lab.counters["paws_dropped"] == 1
+
+
+def test_paws_ts_recent_zero_disables_the_check():
+    lab = Lab().handshake(copts=MSS + tsopt(0), sopts=MSS + tsopt(0))
+    lab.c(0, b"abc", options=tsopt(0x90000000))
+    assert lab.stream() == b"abc"
+
+
+def test_paws_does_not_apply_to_rst():
+    lab = paws_lab()
+    lab.c(0, b"abc", options=tsopt(1010))
+    lab.c(3, flags=0x04, options=tsopt(1))
+    assert lab.counters["rst_resets"] == 1

@@ -1,0 +1,590 @@
+"""Window, RST/SYN/FIN, timeouts, flush, limits, checksums, depth, classify."""
+
+import pytest
+from test_tcp_support import ACK, FIN, MSS, PA, RST, SYN, URG, Lab, frame, wscale
+
+from pakemon.decode import decode_frame
+from pakemon.events import NoticeKind as K
+from pakemon.stream.tcp import CLOSED, CLOSING, StreamBypass, StreamData, TcpReassembler
+
+
+def session(lab):
+    (s,) = list(lab.r._sessions)
+    return s
+
+
+# ---------------------------------------------------------------- window
+
+
+def test_data_beyond_the_advertised_window_is_ignored():
+    lab = Lab().handshake(window=100)
+    lab.c(0, b"a" * 50)
+    lab.c(100, b"beyond")  # starts at rcv_nxt + window: a zero-window probe
+    lab.c(60, b"inside")
+    assert lab.counters["out_of_window"] == 1
+    assert [n.message for n in lab.notices(K.STREAM_OUT_OF_WINDOW)] == [
+        "TCP data outside the receive window, segment ignored, "
+        "from 10.0.0.1:40000 to 10.0.0.2:80"]
+    lab.c(50, b"b" * 10)
+    assert lab.stream() == b"a" * 50 + b"b" * 10 + b"inside"
+
+
+def test_window_scale_opens_the_window():
+    lab = Lab().handshake(copts=MSS + wscale(4), sopts=MSS + wscale(4), window=100)
+    lab.s(0, flags=ACK, ack=0, window=100)  # 100 << 4 = 1600 bytes
+    lab.c(1000, b"far but inside")
+    assert lab.counters["out_of_window"] == 0
+    lab.c(1700, b"outside")
+    assert lab.counters["out_of_window"] == 1
+
+
+def test_window_edge_never_moves_left():
+    lab = Lab().handshake(window=1000)
+    lab.s(0, flags=ACK, ack=0, window=10)  # a smaller window: the edge stays
+    lab.c(500, b"x")
+    assert lab.counters["out_of_window"] == 0
+
+
+def test_zero_window_drops_data_but_accepts_a_bare_fin():
+    lab = Lab().handshake(window=10)
+    lab.c(0, b"0123456789")
+    lab.s(0, flags=ACK, ack=10, window=0)
+    lab.c(10, b"more")
+    assert lab.counters["out_of_window"] == 1
+    lab.c(10, flags=FIN | ACK)
+    assert session(lab).client.fin_done
+
+
+def test_wholly_old_data_is_a_duplicate_not_a_loss():
+    lab = Lab().handshake()
+    lab.c(0, b"abcdef")
+    lab.c(0, b"abc")
+    assert lab.stream() == b"abcdef"
+    assert lab.counters["retransmissions"] == 1 and lab.counters["out_of_window"] == 0
+
+
+# ------------------------------------------------------------------ RST
+
+
+def test_rst_exactly_at_rcv_nxt_closes_and_later_data_is_not_delivered():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(6, b"queued")  # out of order, discarded by the reset
+    lab.c(3, flags=RST | ACK)
+    assert session(lab).state == CLOSED
+    lab.c(3, b"def")
+    lab.flush()
+    assert lab.stream() == b"abc"
+    assert lab.counters["rst_resets"] == 1 and lab.counters["closed_discarded_bytes"] == 6
+
+
+@pytest.mark.parametrize("off", [1, 500, -1, 100000])
+def test_rfc5961_rst_not_exact_is_ignored(off):
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(3 + off, flags=RST)
+    assert session(lab).state != CLOSED
+    lab.c(3, b"def")
+    assert lab.stream() == b"abcdef"
+    assert lab.counters["rst_ignored"] == 1
+    (n,) = lab.notices(K.STREAM_RST_OUT_OF_WINDOW)
+    assert n.src_ip == "10.0.0.1" and n.dst_port == 80
+
+
+def test_rfc793_stack_resets_on_any_rst_in_window():
+    lab = Lab(policy="bsd").handshake(window=1000)
+    lab.c(0, b"abc")
+    lab.c(503, flags=RST)
+    assert session(lab).state == CLOSED
+
+
+def test_rfc793_stack_ignores_rst_outside_the_window():
+    lab = Lab(policy="windows").handshake(window=1000)
+    lab.c(5000, flags=RST)
+    assert session(lab).state != CLOSED and lab.counters["rst_ignored"] == 1
+
+
+def test_rst_one_before_rcv_nxt_after_the_fin_closes():
+    """tcp_reset_check: a RST at the FIN's sequence once the FIN was read."""
+    lab = Lab().handshake()
+    lab.c(0, b"abc", flags=PA | FIN)
+    lab.c(3, flags=RST)
+    assert session(lab).state == CLOSED
+
+
+def test_rst_answering_a_syn_closes_only_if_it_acknowledges_it():
+    lab = Lab()
+    lab.syn()
+    lab.s(raw_seq=0, raw_ack=lab.cisn + 50, flags=RST | ACK)
+    assert session(lab).state != CLOSED
+    lab.s(raw_seq=0, ack=0, flags=RST | ACK)
+    assert session(lab).state == CLOSED
+
+
+# ------------------------------------------------------------------ SYN
+
+
+def test_syn_on_established_is_ignored_by_rfc5961_stacks():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(raw_seq=lab.cisn + 2, raw_ack=0, flags=SYN, options=MSS)
+    lab.c(3, b"def")
+    assert lab.stream() == b"abcdef"
+    assert lab.counters["syn_ignored"] == 1
+    (n,) = lab.notices(K.STREAM_SYN_IN_ESTABLISHED)
+    assert "RFC 5961" in n.message
+
+
+def test_syn_in_window_resets_an_rfc793_stack():
+    lab = Lab(policy="solaris").handshake(window=1000)
+    lab.c(0, b"abc")
+    lab.c(raw_seq=lab.cseq(10), raw_ack=0, flags=SYN, options=MSS)
+    assert session(lab).state == CLOSED and lab.counters["syn_resets"] == 1
+    lab.c(3, b"def")
+    assert lab.stream() == b"abc"
+
+
+def test_syn_outside_the_window_is_ignored_by_rfc793_stacks():
+    lab = Lab(policy="solaris").handshake(window=1000)
+    lab.c(raw_seq=lab.cseq(50000), raw_ack=0, flags=SYN, options=MSS)
+    assert session(lab).state != CLOSED and lab.counters["syn_ignored"] == 1
+
+
+# ------------------------------------------------------------------ FIN
+
+
+def test_fin_ends_a_direction_and_both_close_the_session():
+    lab = Lab().handshake()
+    lab.c(0, b"abc", flags=PA | FIN)
+    s = session(lab)
+    assert s.client.fin_done and s.state == CLOSING
+    lab.c(4, b"after the fin")
+    assert lab.counters["data_after_close"] == 1
+    lab.s(0, b"bye", flags=PA | FIN, ack=4)
+    assert s.state == CLOSED
+    assert lab.stream() == b"abc" and lab.stream("s") == b"bye"
+
+
+def test_out_of_order_fin_waits_for_the_hole():
+    lab = Lab().handshake()
+    lab.c(3, b"def", flags=PA | FIN)
+    s = session(lab)
+    assert not s.client.fin_done
+    lab.c(0, b"abc")
+    assert s.client.fin_done and lab.stream() == b"abcdef"
+
+
+def test_data_past_a_queued_fin_is_cut():
+    lab = Lab(policy="bsd").handshake()
+    lab.c(3, b"def", flags=PA | FIN)
+    lab.c(6, b"ghi")
+    lab.c(0, b"abc")
+    assert lab.stream() == b"abcdef"
+
+
+# ------------------------------------------------------- timeouts, flush
+
+
+def test_expire_delivers_pending_data_and_counts():
+    lab = Lab(timeout_established=10.0).handshake()
+    lab.c(0, b"abc")
+    lab.c(10, b"after a hole")
+    out = lab.r.expire(lab.ts + 5)
+    assert out == [] and lab.r.sessions == 1
+    out = lab.r.expire(lab.ts + 20)
+    assert [(e.data, e.gap) for e in out if isinstance(e, StreamData)] == [(b"after a hole", True)]
+    assert lab.r.sessions == 0 and lab.counters["timeouts"] == 1
+    assert lab.r.memory == 0
+
+
+def test_timeouts_follow_the_state():
+    lab = Lab(timeout_new=5.0, timeout_established=100.0, timeout_closed=1.0)
+    lab.syn()
+    assert lab.r.expire(lab.ts + 6) == [] and lab.r.sessions == 0
+    lab2 = Lab(timeout_new=5.0, timeout_established=100.0).handshake()
+    lab2.r.expire(lab2.ts + 6)
+    assert lab2.r.sessions == 1
+
+
+def test_feed_expires_idle_sessions_by_packet_time():
+    lab = Lab(timeout_established=10.0).handshake()
+    lab.c(0, b"abc")
+    lab.feed_frame(frame("10.0.0.9", "10.0.0.2", 50000, 80, 1, 0, SYN, options=MSS),
+                   ts=lab.ts + 60)
+    assert lab.r.sessions == 1 and lab.counters["timeouts"] == 1
+
+
+def test_a_segment_after_the_timeout_starts_afresh():
+    lab = Lab(timeout_established=10.0).handshake()
+    lab.c(0, b"abc")
+    lab.ts += 100  # no sweep ran: the lookup itself notices the idle session
+    lab.c(3, b"def")
+    assert lab.counters["timeouts"] == 1 and lab.counters["midstream_pickups"] == 1
+    assert lab.runs() == [b"abcdef"]
+
+
+def test_flush_delivers_out_of_order_data_after_holes_with_gap():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(5, b"fgh")
+    lab.c(10, b"klm")
+    out = lab.flush()
+    assert [(e.data, e.gap) for e in out if isinstance(e, StreamData)] == [
+        (b"fgh", True), (b"klm", True)]
+    assert lab.r.sessions == 0 and lab.r.memory == 0
+    assert lab.counters["gaps"] == 2 and lab.counters["gap_bytes"] == 4
+
+
+def test_flush_delivers_unresolved_fast_open_data():
+    lab = Lab()
+    lab.syn(data=b"tfo")
+    lab.flush()
+    assert lab.stream() == b"tfo"
+
+
+def test_max_sessions_evicts_the_oldest_and_flushes_it():
+    r = reassembler(max_sessions=2)
+    events = []
+    for i, port in enumerate((1001, 1002, 1003)):
+        events += r.feed(decode_frame(1, frame("10.0.0.1", "10.0.0.2", port, 80, 100, 7, PA,
+                                                b"x"), float(i)))
+        events += r.feed(decode_frame(1, frame("10.0.0.1", "10.0.0.2", port, 80, 105, 7, PA,
+                                                b"queued"), float(i)))
+    assert r.sessions == 2 and r.counters()["evicted"] == 1
+    flushed = [e for e in events if isinstance(e, StreamData) and e.gap]
+    assert [(e.direction.sport, e.data) for e in flushed] == [(1001, b"queued")]
+
+
+def reassembler(**kw):
+    from pakemon.config import StreamConfig
+
+    return TcpReassembler(StreamConfig(**kw))
+
+
+# ------------------------------------------------------- capture loss
+
+
+def test_ack_past_a_hole_in_an_inspected_direction_waits_for_flush():
+    """The ACK may be forged (it goes to the client, never the server): the
+    hole's bytes may still come, so the sensor must not pass over them."""
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(6, b"ghi")  # 3..6 missing
+    lab.s(0, flags=ACK, ack=9)  # claims the server has it all
+    assert lab.pieces() == [(b"abc", False)] and lab.counters["gaps"] == 0
+    lab.c(3, b"def")  # the hole's bytes after all: read in order
+    assert lab.stream() == b"abcdefghi"
+
+
+def test_hole_in_an_inspected_direction_is_skipped_at_flush():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(6, b"ghi")  # 3..6 lost by the capture
+    lab.s(0, flags=ACK, ack=9)
+    lab.flush()
+    assert lab.pieces() == [(b"abc", False), (b"ghi", True)]
+    assert lab.notices(K.STREAM_GAP)[0].message.startswith("TCP stream gap, 3 bytes missing")
+
+
+def test_ack_past_a_hole_without_later_data_waits():
+    """Maybe the capture reordered the data behind its ACK: wait for it."""
+    lab = Lab().handshake()
+    lab.s(0, flags=ACK, ack=3)
+    lab.c(0, b"abc")
+    assert lab.pieces() == [(b"abc", False)] and lab.counters["gaps"] == 0
+
+
+# ------------------------------------------------------------- limits
+
+
+def test_queue_overflow_notice_text_and_tail_drop():
+    lab = Lab(queue_limit=10).handshake()
+    lab.s(0, flags=ACK, ack=0)  # an ACK from the receiver: no one-sided give-up
+    lab.c(5, b"12345678")
+    lab.c(20, b"abcdefgh")  # 6 bytes over: the farthest bytes go
+    (n,) = lab.notices(K.STREAM_QUEUE_OVERFLOW)
+    assert n.message == "Too much data in TCP receive queue, from 10.0.0.1:40000 to 10.0.0.2:80"
+    assert (n.proto, n.src_ip, n.src_port, n.dst_ip, n.dst_port) == (
+        "TCP", "10.0.0.1", 40000, "10.0.0.2", 80)
+    assert lab.counters["queue_overflows"] == 1 and lab.counters["queue_overflow_bytes"] == 6
+    lab.c(0, b"01234")
+    assert lab.runs() == [b"0123412345678"]
+    lab.flush()
+    assert lab.runs() == [b"0123412345678", b"ab"]
+
+
+def test_queue_overflow_without_any_ack_gives_up_the_hole():
+    """One-sided capture: no ACK will ever show the hole was lost."""
+    lab = Lab(queue_limit=10, async_oneside=True)
+    lab.syn()
+    lab.c(0, b"abc")
+    lab.c(10, b"0123456789")
+    lab.c(20, b"x")
+    assert lab.runs() == [b"abc", b"0123456789x"]
+    assert lab.counters["queue_overflows"] == 1 and lab.counters["queue_overflow_bytes"] == 0
+    lab.c(21, b"yz")
+    assert lab.runs() == [b"abc", b"0123456789xyz"]
+
+
+def test_memcap_over_all_queues():
+    cfg = dict(memcap=12, checksum="off")
+    a = Lab(**cfg).handshake()
+    r = a.r
+    b = Lab(**cfg)
+    b.r = r
+    b.cport = 41000
+    b.handshake()
+    for lab in (a, b):
+        lab.s(0, flags=ACK, ack=0)
+    a.c(10, b"0123456789")
+    b.c(10, b"abcdefghij")
+    assert r.memory == 12 and r.counters()["memcap_drops"] == 1
+    assert r.counters()["memcap_drop_bytes"] == 8
+    assert len([e for e in b.events if getattr(e, "kind", None) is K.STREAM_MEMCAP]) == 1
+
+
+def test_depth_bypass_after_the_data_up_to_the_depth():
+    lab = Lab(depth=10).handshake()
+    lab.c(0, b"01234567")
+    lab.c(8, b"89abcdef")
+    lab.c(16, b"more")
+    assert lab.stream() == b"0123456789"
+    (bp,) = lab.bypasses()
+    assert isinstance(bp, StreamBypass) and bp.direction.depth_reached
+    assert lab.events.index(bp) > max(i for i, e in enumerate(lab.events)
+                                      if isinstance(e, StreamData))
+    assert lab.counters["depth_reached"] == 1
+    lab.c(20, flags=RST)  # state is still tracked past the depth
+    assert session(lab).state == CLOSED
+
+
+def test_depth_reached_while_draining_the_queue():
+    lab = Lab(depth=6).handshake()
+    lab.c(3, b"def")
+    lab.c(9, b"jkl")
+    lab.c(0, b"abc")
+    assert lab.stream() == b"abcdef" and len(lab.bypasses()) == 1
+    assert lab.r.memory == 0
+
+
+# ----------------------------------------------------------- checksums
+
+
+def test_bad_checksum_ignored_when_on():
+    lab = Lab(checksum="on").handshake()
+    lab.c(0, b"EVIL", bad_checksum=True)  # insertion: the target drops it
+    lab.c(0, b"good")
+    assert lab.stream() == b"good" and lab.counters["bad_checksum"] == 1
+    assert len(lab.notices(K.STREAM_BAD_CHECKSUM)) == 1
+
+
+def test_bad_checksum_accepted_when_off():
+    lab = Lab(checksum="off").handshake()
+    lab.c(0, b"offl", bad_checksum=True)
+    assert lab.stream() == b"offl" and lab.counters["bad_checksum"] == 0
+
+
+def test_checksum_auto_drops_bad_but_takes_the_offload_pattern():
+    lab = Lab(checksum="auto").handshake()
+    lab.c(0, b"EVIL", bad_checksum=True)  # insertion: random wrong checksum
+    lab.c(0, b"good")
+    assert lab.stream() == b"good" and lab.counters["bad_checksum"] == 1
+    off = Lab(checksum="auto")  # a capture taken on a host with checksum offload
+    off.syn(offload_checksum=True)
+    off.synack()
+    off.c(0, flags=ACK, offload_checksum=True)
+    off.c(0, b"fine", offload_checksum=True)
+    assert off.stream() == b"fine" and off.r.checksums.offload_detected
+
+
+def test_checksum_auto_many_bad_packets_do_not_switch_checking_off():
+    """Suricata's auto stops checking after many bad checksums; an attacker
+    would send them on purpose."""
+    lab = Lab(checksum="auto").handshake()
+    for i in range(1200):
+        lab.c(0, b"JUNK", bad_checksum=True)
+    lab.c(0, b"real")
+    lab.c(4, b"XXXX", bad_checksum=True)
+    assert lab.stream() == b"real" and lab.counters["bad_checksum"] == 1201
+
+
+def test_checksum_offload_pattern_is_refused_from_a_sender_with_real_checksums():
+    lab = Lab(checksum="auto").handshake()  # the client's SYN had a real checksum
+    lab.c(0, b"EVIL", offload_checksum=True)  # forged to look like offload
+    lab.c(0, b"good")
+    assert lab.stream() == b"good"
+
+
+def test_reassembler_uses_a_shared_gate_when_given_one():
+    from pakemon.stream.checksum import ChecksumGate
+
+    lab = Lab(checksum="on")
+    lab.r.checksums = ChecksumGate("off")
+    lab.handshake()
+    lab.c(0, b"x", bad_checksum=True)
+    assert lab.stream() == b"x"
+
+
+# ------------------------------------------------------------ classify
+
+
+def test_classify_falsy_tracks_state_but_keeps_no_bytes():
+    calls = []
+
+    def classify(d):
+        calls.append(d)
+        return ("node",) if d.dport == 80 else ()
+
+    lab = Lab(classify=classify).handshake()
+    assert len(calls) == 2
+    lab.s(5, b"queued?", ack=0)  # out of order in an unbuffered direction
+    lab.s(0, b"12345", ack=0)
+    assert lab.stream("s") == b"" and lab.r.memory == 0
+    s = session(lab)
+    assert s.server.off == 12 and s.server.q == []
+    lab.s(12, flags=RST)  # validated against the tracked rcv_nxt
+    assert s.state == CLOSED
+
+
+def test_classify_falsy_direction_still_needs_exact_rst():
+    lab = Lab(classify=lambda d: d.dport == 80).handshake()
+    lab.s(0, b"12345", ack=0)
+    lab.s(3, flags=RST)
+    assert session(lab).state != CLOSED and lab.counters["rst_ignored"] == 1
+
+
+# ------------------------------------------------------------ notices
+
+
+def test_notices_are_rate_limited_per_session_but_every_one_is_counted():
+    lab = Lab().handshake()
+    for i in range(5):
+        lab.c(100000 + i, flags=RST)
+    assert lab.counters["rst_ignored"] == 5
+    assert len(lab.notices(K.STREAM_RST_OUT_OF_WINDOW)) == 1
+
+
+def test_policy_for_chooses_by_the_receivers_address():
+    seen = []
+
+    def policy_for(addr):
+        seen.append(addr)
+        return "bsd" if addr == bytes([10, 0, 0, 2]) else "windows"
+
+    lab = Lab(policy_for=policy_for).handshake()
+    s = session(lab)
+    assert s.client.policy == "bsd" and s.server.policy == "windows"
+    assert s.policy == ("bsd", "windows")
+    assert sorted(seen) == [bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])]
+
+
+def test_unknown_policy_is_an_error():
+    from pakemon.config import StreamConfig
+
+    with pytest.raises(ValueError):
+        TcpReassembler(StreamConfig(policy="plan9"))
+
+
+def test_closed_sessions_leave_without_counting_as_timeouts():
+    lab = Lab(timeout_closed=1.0).handshake()
+    lab.c(0, b"abc", flags=PA | FIN)
+    lab.s(0, flags=ACK | FIN, ack=4)
+    assert session(lab).state == CLOSED
+    lab.r.expire(lab.ts + 5)
+    assert lab.r.sessions == 0 and lab.counters["timeouts"] == 0
+
+
+def test_flush_of_a_state_only_direction_delivers_nothing():
+    lab = Lab(classify=lambda d: ())
+    lab.syn(data=b"tfo")
+    lab.handshake()
+    lab.c(5, b"queued")
+    assert lab.flush() == [] and lab.r.memory == 0
+
+
+def test_retransmission_compared_with_the_recent_history_only():
+    lab = Lab().handshake()
+    for i in range(10):
+        lab.c(i * 1000, bytes([65 + i]) * 1000)
+    lab.c(0, b"Z" * 100)  # 10 KB back: past the 4 KiB kept, not compared
+    assert lab.counters["retransmissions"] == 1 and lab.counters["overlap_mismatches"] == 0
+    lab.c(9900, b"Z" * 100)  # the last chunk, different bytes
+    assert lab.counters["overlap_mismatches"] == 1
+    assert lab.stream() == b"".join(bytes([65 + i]) * 1000 for i in range(10))
+
+
+def test_lookup_expires_a_session_the_sweep_has_not_reached():
+    lab = Lab(timeout_established=10.0).handshake()
+    lab.c(0, b"abc")
+    lab.c(9, b"held")
+    lab.r._next_sweep = float("inf")  # as if the sweep's slice missed it
+    lab.ts += 100
+    lab.c(3, b"def")
+    assert lab.counters["timeouts"] == 1
+    assert lab.pieces() == [(b"abc", False), (b"held", True), (b"def", False)]
+    first, _, again = [e.direction for e in lab.events if hasattr(e, "data")]
+    assert again is not first  # a new session: the detect stage starts afresh
+
+
+def test_an_earlier_fin_cuts_queued_data_after_it():
+    lab = Lab(policy="linux-current").handshake()
+    lab.c(5, b"fghij")
+    lab.c(3, b"de", flags=PA | FIN)  # FIN at offset 5: nothing after it is read
+    lab.c(0, b"abc")
+    assert lab.stream() == b"abcde" and session(lab).client.fin_done
+    assert lab.r.memory == 0
+
+
+def test_ack_past_a_hole_and_the_fin_closes_the_direction_at_flush():
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(6, flags=ACK | FIN)  # 3..6 lost by the capture
+    lab.s(0, flags=ACK, ack=7)
+    assert not session(lab).client.fin_done  # waits: the hole's bytes may come
+    lab.flush()
+    assert lab.stream() == b"abc" and lab.r.sessions == 0
+
+
+def test_state_only_direction_follows_disorder_and_fin():
+    lab = Lab(classify=lambda d: d.dport == 80).handshake()
+    s = session(lab)
+    lab.s(10, b"k", ack=0)
+    lab.s(4, b"efg", flags=PA | FIN, ack=0)  # FIN at 7: the k at 10 is past it
+    lab.s(2, b"cd", ack=0)
+    assert s.server.off == 0 and [it[:2] for it in s.server.q] == [[2, 7]]
+    lab.s(0, b"ab", ack=0)
+    assert s.server.fin_done and s.server.off == 8 and s.server.q == []
+    lab.s(0, b"ab", ack=0)
+    assert lab.counters["retransmissions"] >= 1 and lab.stream("s") == b""
+
+
+def test_state_only_direction_caps_its_ranges():
+    import pakemon.stream.tcp as tcp
+
+    lab = Lab(classify=lambda d: d.dport == 80).handshake()
+    old = tcp.MAX_RANGES
+    tcp.MAX_RANGES = 3
+    try:
+        for i in range(5):
+            lab.s(10 + 2 * i, b"x", ack=0)
+    finally:
+        tcp.MAX_RANGES = old
+    assert len(session(lab).server.q) == 3 and lab.counters["queue_overflows"] == 2
+
+
+def test_a_gap_drops_an_urgent_pointer_inside_the_hole():
+    lab = Lab().handshake()
+    lab.c(0, b"ab", flags=ACK | URG, urgent=3)  # urgent byte at 2, never seen
+    lab.c(4, b"ef")
+    lab.s(0, flags=ACK, ack=6)
+    lab.c(6, b"ghXi")
+    lab.flush()
+    assert lab.runs() == [b"ab", b"efghXi"]
+
+
+def test_host_policy_names_map_to_stream_policies():
+    lab = Lab(policy="bsd", policy_for=lambda a: "bsd-right" if a[-1] == 2 else "drop-overlap")
+    lab.handshake()
+    assert session(lab).policy == ("bsd", "bsd")
+    with pytest.raises(ValueError):
+        Lab(policy_for=lambda a: "plan9").syn()
