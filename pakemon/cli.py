@@ -73,7 +73,10 @@ def cmd_read(args) -> int:
     rs = load_ruleset(args.rules, args.skip_bad_rules)
     if rs is None:
         return EXIT_RULES
-    pipe = Pipeline(rs.rules)
+    config = build_config(args)
+    if config is None:
+        return EXIT_USAGE
+    pipe = Pipeline(rs.rules, config)
     try:
         logs = LogSet(args.log_dir)
     except OSError as e:
@@ -106,6 +109,97 @@ def cmd_read(args) -> int:
                 _show(events)
     _summary(pipe, rs, args.log_dir)
     return status
+
+
+def build_config(args):
+    """The stages' settings from the flags, or None after saying why not."""
+    from .config import (DEFRAG_FOR_HOST, DEFRAG_POLICIES, STREAM_FOR_HOST, Config,
+                         DefragConfig, ScanConfig, StreamConfig)
+    from .hostpolicy import HostPolicy, HostPolicyError
+
+    policy = args.policy
+    defrag_policy = DEFRAG_FOR_HOST.get(policy, "linux-current")
+    stream_policy = STREAM_FOR_HOST.get(policy) or "linux-current"
+    if args.defrag_policy:
+        defrag_policy = args.defrag_policy
+    host_policy = None
+    if args.host_policy:
+        try:
+            host_policy = HostPolicy.load(args.host_policy)
+        except HostPolicyError as e:
+            for err in e.errors:
+                print(err, file=sys.stderr)
+            _err(f"{args.host_policy}: {len(e.errors)} error(s)")
+            return None
+        except OSError as e:
+            _err(f"cannot read host policy {args.host_policy}: {e.strerror or e}")
+            return None
+    return Config(
+        defrag=DefragConfig(policy=defrag_policy, timeout=args.defrag_timeout,
+                            memcap=args.defrag_memcap),
+        stream=StreamConfig(policy=stream_policy, midstream=args.midstream == "on",
+                            async_oneside=args.async_oneside == "on", checksum=args.checksum,
+                            memcap=args.stream_memcap, depth=args.stream_depth),
+        scan=ScanConfig(enabled=args.scan == "on"),
+        host_policy=host_policy,
+    )
+
+
+def _size(text: str) -> int:
+    """A byte count: 65536, 64k, 32m, 1g."""
+    t = text.strip().lower()
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(t[-1:], 1)
+    if mult != 1:
+        t = t[:-1]
+    try:
+        value = int(t) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 65536, 64k, 32m)")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"size must not be negative: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def add_engine_options(p) -> None:
+    """Flags of the defrag and stream stages, shared by read and attach."""
+    from .config import DEFRAG_POLICIES, HOST_POLICY_NAMES
+
+    g = p.add_argument_group("reassembly (target-based; see docs/reassembly.md)")
+    g.add_argument("--policy", choices=HOST_POLICY_NAMES, default="linux-current",
+                   metavar="NAME", help="target policy for defrag and stream, Suricata's "
+                   "names plus linux-current (default): " + ", ".join(HOST_POLICY_NAMES))
+    g.add_argument("--defrag-policy", choices=DEFRAG_POLICIES, metavar="NAME",
+                   help="override the defrag policy only: " + ", ".join(DEFRAG_POLICIES))
+    g.add_argument("--host-policy", type=Path, metavar="FILE",
+                   help="'CIDR POLICY' per line: each destination reassembled as its own "
+                   "stack would (most specific block wins)")
+    g.add_argument("--midstream", choices=("on", "off"), default="on",
+                   help="pick up TCP connections already open when capture starts (default on)")
+    g.add_argument("--async-oneside", choices=("on", "off"), default="off",
+                   help="accept TCP flows where only one direction is seen (default off)")
+    g.add_argument("--checksum", choices=("auto", "on", "off"), default="auto",
+                   help="ignore packets with bad checksums as the target would; auto stops "
+                   "checking when the capture shows NIC checksum offload (default auto)")
+    g.add_argument("--stream-depth", type=_size, default=1 << 20, metavar="BYTES",
+                   help="bytes inspected per TCP direction, 0 for no limit (default 1m)")
+    g.add_argument("--stream-memcap", type=_size, default=64 << 20, metavar="BYTES",
+                   help="TCP reassembly memory cap (default 64m)")
+    g.add_argument("--defrag-memcap", type=_size, default=32 << 20, metavar="BYTES",
+                   help="IP fragment memory cap (default 32m)")
+    g.add_argument("--defrag-timeout", type=_seconds, default=30.0, metavar="SECONDS",
+                   help="incomplete datagram timeout (default 30, Linux's ipfrag_time)")
+    g.add_argument("--scan", choices=("on", "off"), default="on",
+                   help="report SYN/FIN/NULL/XMAS/UDP scans (default on)")
 
 
 def _run(reader, pipe, logs, show: bool, progress: str) -> None:
@@ -156,9 +250,13 @@ def _summary(pipe, rs, log_dir) -> None:
     print(st.table(), file=out)
     print(f"\nrules loaded: {len(rs.rules)}  skipped: {len(rs.skipped)}", file=out)
     print(f"frames inspected: {st.inspected}  malformed: {st.malformed}  "
-          f"fragments not inspected: {st.fragments_uninspected}", file=out)
-    tbl = pipe.stream.table
-    print(f"flows expired: {tbl.expired}  evicted at cap: {tbl.evicted}", file=out)
+          f"bad IPv4 checksums: {st.bad_ip_checksum}  directions bypassed: {st.bypassed}",
+          file=out)
+    losses = {k: v for k, v in pipe.counters().items() if v}
+    if losses:
+        print("\ncounters:", file=out)
+        for k, v in sorted(losses.items()):
+            print(f"{v:>8}  {k}", file=out)
     if st.alerts:
         print("\nalerts by rule:", file=out)
         for sig, n in sorted(st.alerts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -237,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not print alerts as they happen (the summary still prints)")
     r.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar: auto shows it on a terminal for captures over 4 MB")
+    add_engine_options(r)
     r.set_defaults(func=cmd_read)
 
     rules = sub.add_parser("rules", help="check or show a rule base",

@@ -1,66 +1,127 @@
-"""Detect stage: run a packet's bytes through its service nodes.
+"""Detect stage: run a packet's or a stream's bytes through service nodes.
 
-Input: the flow direction (its match state), the service nodes the packet's
-ports selected, and the bytes to search. Output: Alert events.
+Input: the service nodes that fit the traffic, the bytes to search and the
+match state of the flow direction. Output: Alert events.
 
-For TCP the bytes are what the packet adds to the direction's stream; each
-node also searches the ``overlap`` bytes before them (the longest literal
-minus one, or the regex window) so a pattern split across segments is found,
-and partial AND matches persist in the direction. For datagrams every
-datagram starts from nothing. A rule alerts once per flow direction.
+Streams (TCP) are matched incrementally: each direction keeps, per service
+node, pyahocorasick search iterators whose automaton state carries over from
+one chunk of reassembled data to the next (``AutomatonSearchIter.set`` with
+``reset=False``), so every byte is scanned once and a pattern spread over any
+number of segments matches exactly once. Regexes run over a bounded window
+(the last ``REGEX_WINDOW`` bytes plus the new chunk). Partial AND matches
+persist in the direction. Datagrams (UDP, ICMP, IP) are searched whole.
+
+A rule alerts once per flow direction.
 """
 
 from __future__ import annotations
 
 from ..decode import format_addr
 from ..events import Alert
-from ..stream.tracker import HISTORY_BYTES
+from .ruletree import REGEX_WINDOW
 
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
+
+# What the dump log shows of a stream: the data up to and including the
+# match, at most this much (spec/outputs.md).
+DUMP_BYTES = 4096
+HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
+
+
+class StreamMatch:
+    """Detect's state for one TCP direction."""
+
+    __slots__ = ("iters", "found", "alerted", "hist", "pos")
+
+    def __init__(self):
+        self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
+        self.found = {}  # (id(node), rule index) -> bit mask of patterns found
+        self.alerted = set()  # rule indexes (in the tree) that alerted here
+        self.hist = b""  # the last HISTORY_BYTES of the stream before pos
+        self.pos = 0  # stream offset just past the data seen so far
+
+    def gap(self) -> None:
+        """Bytes are missing: no match may span the hole."""
+        self.iters = {}
+        self.hist = b""
 
 
 class Detector:
     def __init__(self, tree):
         self.tree = tree
 
-    def inspect_stream(self, d, nodes, data: bytes, pkt):
-        """Alerts for ``data``, the bytes a TCP segment adds to direction ``d``."""
+    def inspect_stream(self, sm: StreamMatch, nodes, data: bytes, pkt):
+        """Alerts for ``data``, the next in-order bytes of a TCP direction."""
         alerts = []
-        ctx = d.hist
-        found = d.found
+        hist = sm.hist
+        base = sm.pos - len(hist)  # stream offset of hist[0]
+        start = sm.pos  # stream offset of data[0]
+        text = lower = None
+        found = sm.found
         for node in nodes:
-            ov = node.overlap
-            if ov and ctx:
-                window = ctx[-ov:] + data
-                start = len(window) - len(data)
-            else:
-                window = data
-                start = 0
             nid = id(node)
-            touched = {}  # rule index -> end offset of its latest new match
-            if window:
-                for ridx, bit, end in node.search(window, start):
-                    k = (nid, ridx)
-                    found[k] = found.get(k, 0) | (1 << bit)
-                    if end > touched.get(ridx, -1):
-                        touched[ridx] = end
+            touched = {}  # rule index -> stream offset of its completing match
+            if data:
+                its = sm.iters.get(nid)
+                if its is None:
+                    its = sm.iters[nid] = [start, None, None]
+                    if node.ac_case is not None:
+                        its[1] = node.ac_case.iter("")
+                    if node.ac_nocase is not None:
+                        its[2] = node.ac_nocase.iter("")
+                ibase = its[0]
+                if its[1] is not None:
+                    if text is None:
+                        # latin-1: one code point per byte, offsets stay byte offsets
+                        text = data.decode("latin-1")
+                    it = its[1]
+                    it.set(text, False)
+                    for end, (_, targets) in it:
+                        for ridx, bit in targets:
+                            k = (nid, ridx)
+                            found[k] = found.get(k, 0) | (1 << bit)
+                            touched[ridx] = end + ibase
+                if its[2] is not None:
+                    if lower is None:
+                        lower = data.lower().decode("latin-1")  # ASCII-only fold
+                    it = its[2]
+                    it.set(lower, False)
+                    for end, (_, targets) in it:
+                        for ridx, bit in targets:
+                            k = (nid, ridx)
+                            found[k] = found.get(k, 0) | (1 << bit)
+                            touched[ridx] = max(touched.get(ridx, -1), end + ibase)
+                if node.regexes:
+                    window = hist[-REGEX_WINDOW:] + data
+                    wstart = start - (len(window) - len(data))
+                    for regex, targets in node.regexes:
+                        for m in regex.finditer(window):
+                            if wstart + m.end() > start:  # reaches new data
+                                end = wstart + max(m.end() - 1, 0)
+                                for ridx, bit in targets:
+                                    k = (nid, ridx)
+                                    found[k] = found.get(k, 0) | (1 << bit)
+                                    touched[ridx] = max(touched.get(ridx, -1), end)
+                                break
             for ridx in node.any_rules:
                 k = (nid, ridx)
                 found[k] = found.get(k, 0) | node.any_bits[ridx]
                 touched.setdefault(ridx, start + len(data) - 1)
+            if not touched:
+                continue
             full = node.full_masks
             for ridx, end in touched.items():
                 gidx = node.gidx[ridx]
-                if found[(nid, ridx)] != full[ridx] or gidx in d.alerted:
+                if found[(nid, ridx)] != full[ridx] or gidx in sm.alerted:
                     continue
-                d.alerted.add(gidx)
-                # the stream up to and including the completing match
-                upto = len(ctx) + (end - start) + 1
-                dump = (ctx + data)[:upto][-HISTORY_BYTES:]
+                sm.alerted.add(gidx)
+                buf = hist + data
+                dump = buf[:end - base + 1][-DUMP_BYTES:]
                 alerts.append(self._alert(node.rules[ridx], pkt, dump, False))
         if data:
-            h = ctx + data
-            d.hist = h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+            h = hist + data
+            sm.hist = h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+            sm.pos = start + len(data)
         return alerts
 
     def inspect_datagram(self, flow, nodes, data: bytes, pkt, ip_rule: bool = False):

@@ -1,6 +1,6 @@
 """Matching through the pipeline: AND patterns, split patterns, once per direction."""
 
-from conftest import alert_names, pipeline_from, run_frames
+from helpers import alert_names, pipeline_from, run_frames
 
 from pakemon.events import Alert
 from pakemon.lab.traffic import (TcpConnection, icmp_frame, ping_exchange, udp_frame,
@@ -36,8 +36,7 @@ def test_and_patterns_found_in_any_order_across_segments():
     conn = TcpConnection(C, S, 40002, 25).open()
     conn.send(b"HELO x\r\nMAIL FROM:<a@b>\r\n")
     conn.send(b"DATA decode\r\n")
-    frames = list(conn.frames)
-    events = run_frames(pipe, frames)
+    events = [e for ts, f in conn.frames for e in pipe.feed(ts, f)]
     assert alert_names(events) == []
     conn.frames.clear()
     conn.send(b"RCPT TO: bin\r\n")
@@ -138,7 +137,7 @@ def test_frames_fitting_no_service_node_are_only_counted():
 def test_random_frames_through_the_pipeline_never_raise():
     from hypothesis import given, settings, strategies as st
 
-    from conftest import BUNDLED_RULES
+    from helpers import BUNDLED_RULES
     from pakemon.detect.rule_parser import load_rules
     from pakemon.events import Notice
     from pakemon.pipeline import Pipeline
@@ -155,3 +154,24 @@ def test_random_frames_through_the_pipeline_never_raise():
 
     run()
     assert pipe.stats.malformed > 0
+
+
+def test_any_payload_tcp_rule_fires_on_the_connection_attempt():
+    pipe = pipeline_from("NETBUS tcp * 12345 *\n")
+    conn = TcpConnection(C, S, 40030, 12345)
+    conn.open()
+    events = run_frames(pipe, conn.frames[:1])  # the SYN alone
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert [a.rule.name for a in alerts] == ["NETBUS"]
+    assert (alerts[0].src_port, alerts[0].dst_port) == (40030, 12345)
+
+
+def test_syn_scan_gives_one_scan_notice():
+    from pakemon.events import Notice
+    from pakemon.lab.traffic import SYN, tcp_frame
+
+    pipe = pipeline_from('PHF tcp * 80 "phf"\n')
+    frames = [(port * 0.01, tcp_frame(C, S, 50000, port, 1000, 0, SYN)) for port in range(1, 200)]
+    notices = [e for e in run_frames(pipe, frames) if isinstance(e, Notice)]
+    assert [n.message for n in notices] == [f"Scan from {C} scan type: SYN"]
+    assert notices[0].kind.event_type == "scan"

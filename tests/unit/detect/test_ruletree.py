@@ -1,6 +1,6 @@
 """The rule tree: service nodes per protocol, content nodes, port selection."""
 
-from conftest import rules_from
+from helpers import rules_from
 
 from pakemon.detect.ruletree import RuleTree
 

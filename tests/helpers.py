@@ -1,0 +1,44 @@
+"""Shared test helpers: rules from text, pipelines, and log reading.
+
+Imported as ``from helpers import ...`` (pytest puts tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_RULES = ROOT / "rules" / "pakemon.rules"
+
+
+def rules_from(text: str):
+    from pakemon.detect.rule_parser import parse_rules
+
+    return parse_rules(text, "test.rules").rules
+
+
+def pipeline_from(text: str):
+    from pakemon.pipeline import Pipeline
+
+    return Pipeline(rules_from(text))
+
+
+def run_frames(pipe, frames):
+    """All events of feeding (ts, frame) pairs, then flush."""
+    events = []
+    for ts, frame in frames:
+        events.extend(pipe.feed(ts, frame))
+    events.extend(pipe.flush())
+    return events
+
+
+def alert_names(events):
+    from pakemon.events import Alert
+
+    return [e.rule.name for e in events if isinstance(e, Alert)]
+
+
+def read_eve(log_dir):
+    path = Path(log_dir) / "eve.json"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
