@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_RULES, ROOT, read_eve
+from helpers import BUNDLED_RULES, ROOT, read_eve
 
 from pakemon.lab import samples
 from pakemon.lab.traffic import TcpConnection, http_exchange, write_pcap
