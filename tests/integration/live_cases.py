@@ -1,0 +1,832 @@
+"""The live-target cases: crafted traffic, a real socket, and the sensor's view.
+
+Each case sends hand-made frames from the client namespace to a real socket
+of this machine's kernel in the server namespace (see live_netns), records
+what the application received, and writes the capture taken on the server's
+veth. ``sensor_view`` runs the project's pipeline (policy linux-current) over
+that capture, so a test can compare the two.
+
+UDP cases (port 9999): fragmented datagrams. The application's ``recvfrom``
+payloads are compared with the sensor's reassembled datagrams. After the case
+the client sends one whole datagram from another source port as a barrier:
+when the socket has it, the kernel has processed every frame before it.
+
+TCP cases (port 8080): the client does a real handshake (it sniffs the
+SYN-ACK for the server's ISN), then sends the case's segments and, mostly, a
+FIN. The bytes the server application read (until EOF, or a short timeout)
+are compared with the sensor's reassembled client->server stream.
+
+``kernel`` in each case is what Linux 6.18 (this project's machine) delivered
+when the case was written; ``main()`` prints what this kernel delivers now
+and whether it still matches.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+import struct
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from live_netns import CLI4, CLI6, CLI_MAC, SRV4, SRV6, SRV_MAC, Lab
+
+UDP_PORT = 9999
+TCP_PORT = 8080
+UDP_SPORT = 40000
+BARRIER_SPORT = 40999
+TCP_SPORT = 40100
+CLIENT_ISN = 0x10000000
+
+SENSOR_RULES = 'LIVE-TCP tcp * 8080 "zzzz-never"\nLIVE-UDP udp * 9999 "zzzz-never"\n'
+
+
+def _scapy():
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+    return Ether, IP, IPv6, IPv6ExtHdrFragment, TCP, UDP, Raw
+
+
+# ---------------------------------------------------------------------------
+# UDP over fragments
+# ---------------------------------------------------------------------------
+
+def inet_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def udp_bytes(v6: bool, sport: int, dport: int, payload: bytes, checksum: bool = True) -> bytes:
+    """A UDP header + payload from the client to the server."""
+    length = 8 + len(payload)
+    hdr = struct.pack("!HHHH", sport, dport, length, 0)
+    if not checksum:
+        return hdr + payload  # IPv4 only: 0 = "no checksum"
+    if v6:
+        pseudo = (socket.inet_pton(socket.AF_INET6, CLI6) + socket.inet_pton(socket.AF_INET6, SRV6)
+                  + struct.pack("!I3xB", length, 17))
+    else:
+        pseudo = (socket.inet_pton(socket.AF_INET, CLI4) + socket.inet_pton(socket.AF_INET, SRV4)
+                  + struct.pack("!xBH", 17, length))
+    c = inet_checksum(pseudo + hdr + payload) or 0xFFFF
+    return hdr[:6] + struct.pack("!H", c) + payload
+
+
+# 56 payload bytes; with the UDP header 64 bytes to fragment, in four
+# 16-byte fragments A [0,16) B [16,32) C [32,48) D [48,64) (offsets in the
+# fragmentable part; A holds the UDP header and "abcdefgh").
+PAYLOAD = b"abcdefgh" b"ijklmnopqrstuvwx" b"yz0123456789ABCD" b"EFGHIJKLMNOPQRST"
+# RFC 7112 case: an 8-byte Destination Options header (next header UDP, PadN)
+# before the UDP header, so the first fragment has no UDP header.
+DEST_OPTS = bytes([17, 0, 1, 4, 0, 0, 0, 0])
+
+
+@dataclass
+class Piece:
+    offset: int  # byte offset in the fragmentable part
+    data: bytes
+    more: bool  # MF / M flag
+
+
+@dataclass
+class FragCase:
+    name: str
+    v6: bool
+    doc: str
+    build: Callable[["Dgram"], list]  # -> list[Piece] in send order
+    checksum: bool = True  # False: UDP checksum 0 (IPv4), app sees the bytes kept
+    dest_opts: bool = False  # IPv6: Destination Options before UDP
+    kernel: list | None = None  # payloads Linux 6.18 delivered (recorded)
+    kind: str = "udp"
+
+
+class Dgram:
+    """One UDP datagram's fragmentable bytes, cut into pieces by offset."""
+
+    def __init__(self, case: FragCase):
+        udp = udp_bytes(case.v6, UDP_SPORT, UDP_PORT, PAYLOAD, case.checksum)
+        self.nh = 60 if case.dest_opts else 17
+        self.data = (DEST_OPTS if case.dest_opts else b"") + udp
+        self.size = len(self.data)
+
+    def p(self, start: int, end: int, data: bytes | None = None, more: bool | None = None) -> Piece:
+        if data is None:
+            data = self.data[start:end]
+        elif len(data) == 1:
+            data = data * (end - start)
+        return Piece(start, data, end < self.size if more is None else more)
+
+    def quarters(self) -> list:
+        return [self.p(i, i + 16) for i in range(0, self.size, 16)]
+
+
+def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
+    Ether, IP, IPv6, IPv6ExtHdrFragment, _TCP, _UDP, Raw = _scapy()
+    eth = Ether(src=CLI_MAC, dst=SRV_MAC)
+    frames = []
+    for pc in pieces:
+        if case.v6:
+            pkt = (eth / IPv6(src=CLI6, dst=SRV6, hlim=64)
+                   / IPv6ExtHdrFragment(nh=60 if case.dest_opts else 17, offset=pc.offset // 8,
+                                        m=int(pc.more), id=ident)
+                   / Raw(pc.data))
+        else:
+            pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64, id=ident, proto=17,
+                            flags="MF" if pc.more else 0, frag=pc.offset // 8)
+                   / Raw(pc.data))
+        frames.append(bytes(pkt))
+    return frames
+
+
+def barrier_frame(v6: bool) -> bytes:
+    Ether, IP, IPv6, _F, _TCP, _UDP, Raw = _scapy()
+    udp = udp_bytes(v6, BARRIER_SPORT, UDP_PORT, b"barrier")
+    ip = IPv6(src=CLI6, dst=SRV6, nh=17, hlim=64) if v6 else IP(src=CLI4, dst=SRV4, proto=17, ttl=64)
+    return bytes(Ether(src=CLI_MAC, dst=SRV_MAC) / ip / Raw(udp))
+
+
+def _shuffled(items, seed):
+    items = list(items)
+    random.Random(seed).shuffle(items)
+    return items
+
+
+def _frag_cases() -> list:
+    cases = []
+
+    def add(suffix, doc, build, v4=True, v6=True, **kw):
+        k4 = kw.pop("kernel4", None)
+        k6 = kw.pop("kernel6", None)
+        if v4:
+            cases.append(FragCase(f"ipv4_frag_{suffix}", False, doc, build, kernel=k4, **kw))
+        if v6:
+            kw6 = dict(kw)
+            kw6["checksum"] = True  # IPv6 UDP needs a real checksum
+            cases.append(FragCase(f"ipv6_frag_{suffix}", True, doc, build, kernel=k6, **kw6))
+
+    whole = [PAYLOAD]
+    add("in_order", "A B C D", lambda d: d.quarters(), kernel4=whole, kernel6=whole)
+    add("reversed", "D C B A", lambda d: d.quarters()[::-1], kernel4=whole, kernel6=whole)
+    add("shuffled", "a fixed shuffle (seed 7)", lambda d: _shuffled(d.quarters(), 7),
+        kernel4=whole, kernel6=whole)
+    add("duplicated", "A A B B C C D D: the second D comes after completion",
+        lambda d: [x for q in d.quarters() for x in (q, q)], kernel4=whole, kernel6=whole)
+    add("inside_run_duplicate",
+        "A B C (one contiguous run), then [8,40) with the same bytes, spanning A-B-C "
+        "inside that run (a duplicate), then D",
+        lambda d: d.quarters()[:3] + [d.p(8, 40)] + d.quarters()[3:],
+        kernel4=whole, kernel6=whole)
+    add("inside_run_conflicting",
+        "A B C, then [8,40) of '#' inside that run, then D: which bytes are kept? "
+        "(IPv4: UDP checksum 0 so the app sees them)",
+        lambda d: d.quarters()[:3] + [d.p(8, 40, b"#")] + d.quarters()[3:],
+        checksum=False, kernel4=whole, kernel6=whole)
+    add("partial_overlap_conflicting",
+        "A, then [8,24) of '#' (overlaps A's tail), then B C D",
+        lambda d: [d.p(0, 16), d.p(8, 24, b"#")] + d.quarters()[1:],
+        checksum=False, kernel4=[], kernel6=[])
+    add("partial_overlap_same_bytes",
+        "A, then [8,24) with the datagram's own bytes (overlaps A's tail), then B C D",
+        lambda d: [d.p(0, 16), d.p(8, 24)] + d.quarters()[1:],
+        kernel4=[], kernel6=[])
+    add("overlap_after_reordering",
+        "C A B (three separate runs, since they came out of order), then [8,40) with the "
+        "same bytes (wholly inside what is held, but across runs), then D",
+        lambda d: [d.quarters()[i] for i in (2, 0, 1)] + [d.p(8, 40)] + d.quarters()[3:],
+        kernel4=[], kernel6=[])
+    add("overlap_then_resend",
+        "A, [8,24) of '#' (overlap), then the whole datagram again A B C D",
+        lambda d: [d.p(0, 16), d.p(8, 24, b"#")] + d.quarters(),
+        checksum=False, kernel4=whole, kernel6=whole)
+    add("tiny", "8-byte fragments, in order (the first holds only the UDP header)",
+        lambda d: [d.p(i, i + 8) for i in range(0, d.size, 8)], kernel4=whole, kernel6=whole)
+    add("tiny_shuffled", "8-byte fragments, shuffled (seed 3)",
+        lambda d: _shuffled([d.p(i, i + 8) for i in range(0, d.size, 8)], 3),
+        kernel4=whole, kernel6=whole)
+    add("unaligned_nonlast",
+        "A' = [0,20) with MF, its last 4 bytes '#' (not a multiple of 8), then B C D "
+        "from 16 (IPv4 trims A' to 16; IPv6 must reject it)",
+        lambda d: [d.p(0, 20, d.data[:16] + b"####")] + d.quarters()[1:],
+        checksum=False, kernel4=whole, kernel6=[])
+    cases.append(FragCase(
+        "ipv6_frag_rfc7112_no_udp_header_in_first", True,
+        "first fragment: Destination Options (8 bytes) only, the UDP header in the "
+        "second (RFC 7112: the first fragment must hold the whole header chain)",
+        lambda d: [d.p(0, 8), d.p(8, d.size)], dest_opts=True, kernel=[]))
+    cases.append(FragCase(
+        "ipv6_frag_dest_opts_with_udp_header_in_first", True,
+        "control for the RFC 7112 case: Destination Options + UDP header + 8 bytes in the "
+        "first fragment, the rest in the second",
+        lambda d: [d.p(0, 24), d.p(24, d.size)], dest_opts=True, kernel=whole))
+    return cases
+
+
+@dataclass
+class UdpResult:
+    app: list  # payloads recvfrom returned, from the case's source port
+    frames_sent: int
+    frames_seen_from_client: int
+    pcap: Path
+    barrier_seen: bool
+
+
+def run_frag_case(lab: Lab, case: FragCase, pcap: Path) -> UdpResult:
+    fam = socket.AF_INET6 if case.v6 else socket.AF_INET
+    srv = lab.socket(lab.srv, fam, socket.SOCK_DGRAM)
+    cap = link = None
+    try:
+        srv.bind((SRV6 if case.v6 else SRV4, UDP_PORT))
+        cap = lab.capture()
+        link = lab.client_link()
+        d = Dgram(case)
+        ident = (0x5000 + sum(case.name.encode())) & 0xFFFF
+        frames = frag_frames(case, case.build(d), ident) + [barrier_frame(case.v6)]
+        for fr in frames:
+            link.send(fr)
+        got, barrier = [], False
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            srv.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data, addr = srv.recvfrom(65535)
+            except socket.timeout:
+                break
+            if addr[1] == BARRIER_SPORT:
+                barrier = True
+                break
+            if addr[1] == UDP_SPORT:
+                got.append(data)
+        # anything the barrier overtook (it should not happen)
+        srv.settimeout(0.02)
+        try:
+            while True:
+                data, addr = srv.recvfrom(65535)
+                if addr[1] == UDP_SPORT:
+                    got.append(data)
+        except socket.timeout:
+            pass
+        cap.write_pcap(pcap)
+        from_client = sum(1 for _ts, f in cap.frames if f[6:12] == _mac(CLI_MAC))
+        return UdpResult(got, len(frames), from_client, pcap, barrier)
+    finally:
+        srv.close()
+        if cap:
+            cap.close()
+        if link:
+            link.close()
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+# ---------------------------------------------------------------------------
+# TCP
+# ---------------------------------------------------------------------------
+
+class TcpClient:
+    """A scripted TCP client on a raw link: sequence numbers are offsets.
+
+    Offset 0 is the first data byte (ISN + 1). ``seg`` sends one segment with
+    the ACK flag and the server's next sequence number unless told otherwise.
+    """
+
+    def __init__(self, link, sport: int = TCP_SPORT, timestamps: bool = False):
+        self.link = link
+        self.sport = sport
+        self.isn = CLIENT_ISN
+        self.timestamps = timestamps
+        self.tsval = 1000
+        self.ts_ecr = 0
+        self.srv_isn = None
+        self.srv_ack = 0  # offset the server acknowledged up to
+        self.srv_win = 0
+        self.syn_ack_win = 0
+        self.sent = 0
+        self.server_frames = []  # parsed (flags, seq, ack, win) the client saw
+
+    # --- frames -----------------------------------------------------------
+    def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
+              tsval=None, bad_checksum: bool = False) -> None:
+        Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
+        opts = list(options)
+        if self.timestamps and tsval is not False:
+            if tsval is None:
+                self.tsval += 1
+                tsval = self.tsval
+            opts.append(("Timestamp", (tsval, self.ts_ecr)))
+        ack = (self.srv_isn + 1) & 0xFFFFFFFF if "A" in flags and self.srv_isn is not None else 0
+        tcp = TCP(sport=self.sport, dport=TCP_PORT, seq=seq & 0xFFFFFFFF, ack=ack, flags=flags,
+                  window=65535, urgptr=urg, options=opts)
+        pkt = Ether(src=CLI_MAC, dst=SRV_MAC) / IP(src=CLI4, dst=SRV4, ttl=64) / tcp
+        if data:
+            pkt = pkt / Raw(data)
+        raw = bytearray(bytes(pkt))
+        if bad_checksum:
+            raw[14 + 20 + 16] ^= 0x5A  # TCP checksum, IP header of 20 bytes
+        self.link.send(bytes(raw))
+        self.sent += 1
+
+    def seq(self, off: int) -> int:
+        return self.isn + 1 + off
+
+    def seg(self, off: int, data: bytes = b"", flags: str = "PA", **kw) -> None:
+        self._send(self.seq(off), flags, data, **kw)
+
+    def fin(self, off: int, **kw) -> None:
+        self._send(self.seq(off), "FA", **kw)
+
+    # --- server's side, as the client sees it -----------------------------
+    def _parse(self, frame: bytes):
+        if len(frame) < 54 or frame[12:14] != b"\x08\x00":
+            return None
+        ihl = (frame[14] & 0x0F) * 4
+        if frame[23] != 6:
+            return None
+        t = 14 + ihl
+        sport, dport, seq, ack, off_flags, win = struct.unpack_from("!HHIIHH", frame, t)
+        if sport != TCP_PORT or dport != self.sport:
+            return None
+        flags = off_flags & 0x3F
+        doff = (off_flags >> 12) * 4
+        tsval = None
+        i, end = t + 20, t + doff
+        while i < end:
+            kind = frame[i]
+            if kind == 0:
+                break
+            if kind == 1:
+                i += 1
+                continue
+            ln = frame[i + 1]
+            if kind == 8 and ln == 10:
+                tsval = struct.unpack_from("!I", frame, i + 2)[0]
+            i += max(ln, 2)
+        return flags, seq, ack, win, tsval
+
+    def _note(self, parsed) -> None:
+        flags, seq, ack, win, tsval = parsed
+        self.server_frames.append((flags, seq, ack, win))
+        if flags & 0x10:
+            rel = (ack - self.isn - 1) & 0xFFFFFFFF
+            if rel < 0x80000000 and rel >= self.srv_ack:
+                self.srv_ack = rel
+                self.srv_win = win
+        if tsval is not None:
+            self.ts_ecr = tsval
+
+    def handshake(self, timeout: float = 2.0) -> None:
+        opts = [("MSS", 1460)]
+        if self.timestamps:
+            opts.append(("Timestamp", (self.tsval, 0)))
+        self._send(self.isn, "S", options=opts, tsval=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            fr = self.link.recv(left) if left > 0 else None
+            if fr is None:
+                raise RuntimeError("no SYN-ACK from the server")
+            p = self._parse(fr)
+            if p and p[0] & 0x12 == 0x12:
+                break
+        flags, seq, ack, win, tsval = p
+        self.srv_isn = seq
+        self.syn_ack_win = win
+        self._note(p)
+        self._send(self.isn + 1, "A")
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Take in the server's frames that arrived (waiting up to ``timeout``)."""
+        fr = self.link.recv(timeout) if timeout > 0 else self.link.recv(0.001)
+        while fr is not None:
+            p = self._parse(fr)
+            if p:
+                self._note(p)
+            fr = self.link.recv(0.001)
+
+    def wait_window(self, end: int, timeout: float = 2.0) -> None:
+        """Wait until the server's advertised window reaches offset ``end``."""
+        deadline = time.monotonic() + timeout
+        self.poll()
+        while self.srv_ack + self.srv_win < end:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"server window stuck at {self.srv_ack}+{self.srv_win} < {end}")
+            self.poll(min(left, 0.05))
+
+    def stream(self, start: int, data: bytes, chunk: int = 1400) -> None:
+        """Send ``data`` in order from ``start``, only inside the server's window."""
+        for i in range(0, len(data), chunk):
+            piece = data[i:i + chunk]
+            self.wait_window(start + i + len(piece))
+            self.seg(start + i, piece)
+
+
+@dataclass
+class TcpCase:
+    name: str
+    doc: str
+    script: Callable[[TcpClient], None]
+    timestamps: bool = False
+    eof_timeout: float = 1.5
+    kernel: tuple | None = None  # (bytes, eof) Linux 6.18 delivered (recorded)
+    kind: str = "tcp"
+
+
+HOLE = b"0123456789"  # offsets [0,10): sent last, so earlier data waits out of order
+
+
+def _ofo(old: tuple, new: tuple, end: int, *more):
+    """Queue ``old`` then ``new`` (and ``more``) out of order, fill [0,10), FIN at end."""
+    def script(c: TcpClient):
+        for off, data in (old, new) + more:
+            c.seg(off, data)
+        c.seg(0, HOLE)
+        c.fin(end)
+    return script
+
+
+def _dropped_middle(**bad):
+    """AAAAA, then bbbbb at [5,10) made suspect by ``bad``, CCCCC, DDDDD at [5,10), FIN."""
+    def script(c: TcpClient):
+        c.seg(0, b"AAAAA")
+        c.seg(5, b"bbbbb", **bad)
+        c.seg(10, b"CCCCC")
+        c.seg(5, b"DDDDD")
+        c.fin(15)
+    return script
+
+
+def _tcp_in_order(c):
+    c.seg(0, b"hello ")
+    c.seg(6, b"world ")
+    c.seg(12, b"again!")
+    c.fin(18)
+
+
+def _tcp_reversed(c):
+    segs = [(0, b"seg0-"), (5, b"seg1-"), (10, b"seg2-"), (15, b"seg3.")]
+    for off, data in reversed(segs):
+        c.seg(off, data)
+    c.fin(20)
+
+
+def _tcp_duplicates(c):
+    c.seg(0, b"hello ")
+    c.seg(0, b"hello ")
+    c.seg(6, b"world ")
+    c.seg(6, b"world ")
+    c.seg(0, b"hello ")
+    c.seg(12, b"again!")
+    c.seg(12, b"again!")
+    c.fin(18)
+    c.fin(18)
+
+
+def _tcp_reversed_with_fin_first(c):
+    c.fin(15)
+    c.seg(10, b"CCCCC")
+    c.seg(5, b"BBBBB")
+    c.seg(0, b"AAAAA")
+
+
+def _tcp_urgent(c):
+    c.seg(0, b"abc")
+    c.seg(3, b"XYZ", flags="PAU", urg=3)  # BSD pointer: urgent byte = seq+3-1 = 'Z'
+    c.seg(6, b"def")
+    c.fin(9)
+
+
+def _tcp_urgent_pointer_ahead(c):
+    c.seg(0, b"abc", flags="PAU", urg=5)  # urgent byte at offset 4, not yet here
+    c.seg(3, b"XYZ")
+    c.seg(6, b"def")
+    c.fin(9)
+
+
+def _tcp_paws(c):
+    c.seg(0, b"AAAAA")
+    c.seg(5, b"bbbbb", tsval=5)  # older than ts_recent (~1002)
+    c.seg(10, b"CCCCC")
+    c.seg(5, b"DDDDD")
+    c.fin(15)
+
+
+def _tcp_rst_wrong_seq(c):
+    c.seg(0, b"AAAAA")
+    c.seg(105, flags="R")  # in the window, not rcv_nxt: a challenge ACK, no reset
+    c.seg(5, b"bbbbb")
+    c.fin(10)
+
+
+def _tcp_rst_outside_window(c):
+    c.seg(0, b"AAAAA")
+    c.seg(200000, flags="R")
+    c.seg(5, b"bbbbb")
+    c.fin(10)
+
+
+def _tcp_beyond_window(c):
+    w = c.syn_ack_win  # right edge now: offset w
+    c.seg(w + 10, b"X" * 10)  # wholly outside the window: dropped?
+    c.stream(0, b"y" * (w + 10))  # fill up to it, inside the (moving) window
+    c.fin(w + 20)  # if X was dropped there is a hole: no EOF
+
+
+def _tcp_straddling_window(c):
+    w = c.syn_ack_win
+    c.seg(w - 5, b"X" * 10)  # starts inside the window, ends 5 bytes past it
+    c.stream(0, b"y" * (w - 5))
+    c.fin(w + 5)
+
+
+def _tcp_cases() -> list:
+    T = TcpCase
+    md5 = [("NOP", None), ("NOP", None), (19, b"\x5a" * 16)]
+    return [
+        T("tcp_in_order", "three segments in order, FIN", _tcp_in_order,
+          kernel=(b"hello world again!", True)),
+        T("tcp_reversed", "four segments last-first, then FIN", _tcp_reversed,
+          kernel=(b"seg0-seg1-seg2-seg3.", True)),
+        T("tcp_reversed_with_fin_first", "FIN first, then the segments last-first",
+          _tcp_reversed_with_fin_first, kernel=(b"AAAAABBBBBCCCCC", True)),
+        T("tcp_duplicates", "every segment twice, an old one again, FIN twice",
+          _tcp_duplicates, kernel=(b"hello world again!", True)),
+        T("tcp_ofo_exact_duplicate_conflicting",
+          "queued [10,20) 'a'; then [10,20) 'B'; fill [0,10)",
+          _ofo((10, b"a" * 10), (10, b"B" * 10), 20), kernel=(HOLE + b"a" * 10, True)),
+        T("tcp_ofo_new_inside_old", "queued [10,30) 'a'; then [15,25) 'B'; fill [0,10)",
+          _ofo((10, b"a" * 20), (15, b"B" * 10), 30), kernel=(HOLE + b"a" * 20, True)),
+        T("tcp_ofo_same_start_new_shorter", "queued [10,30) 'a'; then [10,20) 'B'",
+          _ofo((10, b"a" * 20), (10, b"B" * 10), 30), kernel=(HOLE + b"a" * 20, True)),
+        T("tcp_ofo_same_start_new_longer", "queued [10,20) 'a'; then [10,30) 'B'",
+          _ofo((10, b"a" * 10), (10, b"B" * 20), 30), kernel=(HOLE + b"B" * 20, True)),
+        T("tcp_ofo_same_end_new_longer", "queued [20,30) 'a'; then [10,30) 'B'",
+          _ofo((20, b"a" * 10), (10, b"B" * 20), 30), kernel=(HOLE + b"B" * 20, True)),
+        T("tcp_ofo_new_covers_old", "queued [15,25) 'a'; then [10,30) 'B'",
+          _ofo((15, b"a" * 10), (10, b"B" * 20), 30), kernel=(HOLE + b"B" * 20, True)),
+        T("tcp_ofo_partial_overlap_new_before_old", "queued [20,30) 'a'; then [10,25) 'B'",
+          _ofo((20, b"a" * 10), (10, b"B" * 15), 30),
+          kernel=(HOLE + b"B" * 15 + b"a" * 5, True)),
+        T("tcp_ofo_partial_overlap_new_after_old", "queued [10,20) 'a'; then [15,30) 'B'",
+          _ofo((10, b"a" * 10), (15, b"B" * 15), 30),
+          kernel=(HOLE + b"a" * 10 + b"B" * 10, True)),
+        T("tcp_ofo_new_spans_two_queued",
+          "queued [10,15) 'a' and [20,25) 'c'; then [12,28) 'B'",
+          _ofo((10, b"a" * 5), (20, b"c" * 5), 28, (12, b"B" * 16)),
+          kernel=(HOLE + b"a" * 5 + b"B" * 13, True)),
+        T("tcp_in_order_overlapping_queued",
+          "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
+          lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),
+          kernel=(b"B" * 20 + b"a" * 10, True)),
+        T("tcp_retransmit_overlapping_delivered",
+          "[0,10) delivered; then [5,15) 'B' (old part differs); FIN at 15",
+          lambda c: (c.seg(0, HOLE), c.seg(5, b"B" * 10), c.fin(15)),
+          kernel=(HOLE + b"B" * 5, True)),
+        T("tcp_urgent", "abc, XYZ with URG pointer 3 (urgent byte Z), def; default options",
+          _tcp_urgent, kernel=(b"abcXYdef", True)),
+        T("tcp_urgent_pointer_ahead",
+          "abc with URG pointer 5 (urgent byte at offset 4, in the next segment), XYZ, def",
+          _tcp_urgent_pointer_ahead, kernel=(b"abcXZdef", True)),
+        T("tcp_data_without_ack_flag",
+          "AAAAA, bbbbb without ACK flag, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(flags="P"), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_unexpected_md5_option",
+          "AAAAA, bbbbb with a TCP MD5 option (kind 19 len 18, no key configured), "
+          "CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(options=md5), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_bad_checksum",
+          "AAAAA, bbbbb with a bad TCP checksum, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(bad_checksum=True), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_paws_old_timestamp",
+          "timestamps negotiated; AAAAA, bbbbb with an old TSval, CCCCC, DDDDD, FIN",
+          _tcp_paws, timestamps=True, kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_rst_wrong_seq",
+          "AAAAA, RST in the window but not at rcv_nxt (RFC 5961), bbbbb, FIN",
+          _tcp_rst_wrong_seq, kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_rst_outside_window", "AAAAA, RST far outside the window, bbbbb, FIN",
+          _tcp_rst_outside_window, kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_data_beyond_window",
+          "X*10 wholly past the SYN-ACK window's right edge W; then y*(W+10) in order "
+          "inside the window; FIN at W+20 (a hole remains if X was dropped)",
+          _tcp_beyond_window, eof_timeout=1.0, kernel=None),
+        T("tcp_data_straddling_window",
+          "X*10 at W-5 (crosses the right edge by 5); then y*(W-5) in order; FIN at W+5",
+          _tcp_straddling_window, eof_timeout=1.0, kernel=None),
+    ]
+
+
+class _Reader(threading.Thread):
+    def __init__(self, conn: socket.socket):
+        super().__init__(daemon=True)
+        self.conn = conn
+        self.data = bytearray()
+        self.eof = threading.Event()
+        self.stop = threading.Event()
+        self.error = None
+
+    def run(self) -> None:
+        self.conn.settimeout(0.05)
+        try:
+            while not self.stop.is_set():
+                try:
+                    chunk = self.conn.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    self.eof.set()
+                    return
+                self.data += chunk
+        except OSError as e:  # e.g. a reset
+            self.error = e
+            self.eof.set()
+
+
+@dataclass
+class TcpResult:
+    app: bytes
+    eof: bool
+    error: str | None
+    frames_sent: int
+    frames_seen_from_client: int
+    pcap: Path
+    syn_ack_window: int = 0
+    notes: dict = field(default_factory=dict)
+
+
+def run_tcp_case(lab: Lab, case: TcpCase, pcap: Path) -> TcpResult:
+    lsock = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
+    cap = link = conn = reader = None
+    try:
+        lsock.bind((SRV4, TCP_PORT))
+        lsock.listen(4)
+        cap = lab.capture()
+        link = lab.client_link()
+        c = TcpClient(link, timestamps=case.timestamps)
+        c.handshake()
+        lsock.settimeout(2.0)
+        conn, _ = lsock.accept()
+        reader = _Reader(conn)
+        reader.start()
+        case.script(c)
+        reader.eof.wait(case.eof_timeout)
+        reader.stop.set()
+        reader.join(1.0)
+        c.poll()
+        cap.write_pcap(pcap)
+        from_client = sum(1 for _ts, f in cap.frames if f[6:12] == _mac(CLI_MAC))
+        return TcpResult(bytes(reader.data), reader.eof.is_set() and reader.error is None,
+                         repr(reader.error) if reader.error else None, c.sent, from_client,
+                         pcap, c.syn_ack_win)
+    finally:
+        if reader:
+            reader.stop.set()
+        if conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+        lsock.close()
+        if cap:
+            cap.close()
+        if link:
+            link.close()
+
+
+# ---------------------------------------------------------------------------
+# Cases, running, the sensor's view
+# ---------------------------------------------------------------------------
+
+FRAG_CASES = _frag_cases()
+TCP_CASES = _tcp_cases()
+CASES = {c.name: c for c in FRAG_CASES + TCP_CASES}
+
+
+def run_case(lab: Lab, case, pcap: Path):
+    return run_frag_case(lab, case, pcap) if case.kind == "udp" else run_tcp_case(lab, case, pcap)
+
+
+def kernel_expected(case, result):
+    """The recorded 6.18 result for a case, with window-dependent ones filled in."""
+    if case.kind == "udp":
+        return case.kernel
+    if case.name == "tcp_data_beyond_window":
+        return (b"y" * (result.syn_ack_window + 10), False)
+    if case.name == "tcp_data_straddling_window":
+        return (b"y" * (result.syn_ack_window - 5) + b"X" * 10, True)
+    return case.kernel
+
+
+def _addr(text: str) -> str:
+    return ipaddress.ip_address(text).compressed
+
+
+def sensor_pipeline(pcap: Path):
+    """The project's pipeline (linux-current) over a capture, with recording on."""
+    from pakemon.capture import open_capture
+    from pakemon.config import Config
+    from pakemon.detect.rule_parser import parse_rules
+    from pakemon.pipeline import Pipeline
+
+    cfg = Config()
+    cfg.defrag.policy = "linux-current"
+    cfg.stream.policy = "linux-current"
+    pipe = Pipeline(parse_rules(SENSOR_RULES).rules, cfg, record=True)
+    for ts, linktype, frame in open_capture(pcap):
+        pipe.feed(ts, frame, linktype)
+    pipe.flush()
+    return pipe
+
+
+def sensor_view(case, pcap: Path):
+    """What the sensor reassembled for the case's client->server direction."""
+    pipe = sensor_pipeline(pcap)
+    if case.kind == "udp":
+        cli, srv = (CLI6, SRV6) if case.v6 else (CLI4, SRV4)
+        want = (_addr(cli), UDP_SPORT, _addr(srv), UDP_PORT, 17)
+        return [bytes(d[5]) for d in pipe.recorded_datagrams
+                if (_addr(d[0]), d[1], _addr(d[2]), d[3], d[4]) == want]
+    want = (_addr(CLI4), TCP_SPORT, _addr(SRV4), TCP_PORT)
+    for (src, sport, dst, dport), data in pipe.recorded_streams.items():
+        if (_addr(src), sport, _addr(dst), dport) == want:
+            return bytes(data)
+    return b""
+
+
+def _show(b: bytes, limit: int = 80) -> str:
+    if len(b) > limit:
+        return f"{b[:30]!r}...{b[-30:]!r} ({len(b)} bytes)"
+    return repr(b)
+
+
+def describe(case, result) -> str:
+    if case.kind == "udp":
+        got = ", ".join(_show(p) for p in result.app) if result.app else "nothing"
+        return f"delivered {len(result.app)} datagram(s): {got}"
+    end = "EOF" if result.eof else f"no EOF ({result.error or 'timeout'})"
+    return f"app read {_show(result.app)} then {end}"
+
+
+def main(argv=None) -> int:
+    """Print for each case what this kernel delivered (and the sensor, if it can)."""
+    import argparse
+
+    from live_netns import why_unavailable
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--sensor", action="store_true", help="also run the sensor and compare")
+    ap.add_argument("--keep", metavar="DIR", help="keep the captures in DIR")
+    args = ap.parse_args(argv)
+    reason = why_unavailable()
+    if reason:
+        print(f"cannot run: {reason}")
+        return 2
+    names = args.cases or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"unknown case(s): {', '.join(unknown)}")
+        return 2
+    out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="pk-live-"))
+    out.mkdir(parents=True, exist_ok=True)
+    changed = 0
+    for name in names:
+        case = CASES[name]
+        with Lab() as lab:
+            t0 = time.monotonic()
+            res = run_case(lab, case, out / f"{name}.pcap")
+            dt = time.monotonic() - t0
+        exp = kernel_expected(case, res)
+        now = res.app if case.kind == "udp" else (res.app, res.eof)
+        mark = "" if exp is None else ("  [as on 6.18]" if now == exp else "  [DIFFERS from 6.18]")
+        changed += exp is not None and now != exp
+        print(f"{name} ({dt:.2f}s): {case.doc}")
+        print(f"    kernel: {describe(case, res)}{mark}")
+        if res.frames_seen_from_client != res.frames_sent:
+            print(f"    HARNESS: sent {res.frames_sent} frames, capture saw "
+                  f"{res.frames_seen_from_client} from the client")
+        if args.sensor:
+            try:
+                sv = sensor_view(case, res.pcap)
+            except Exception as e:  # the recording hook may not exist yet
+                print(f"    sensor: unavailable ({type(e).__name__}: {e})")
+            else:
+                same = sv == res.app
+                shown = (", ".join(_show(p) for p in sv) or "nothing") if case.kind == "udp" \
+                    else _show(sv)
+                print(f"    sensor: {shown}  [{'same' if same else 'DIFFERENT'}]")
+    if args.keep:
+        print(f"captures in {out}")
+    else:
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+    return 1 if changed else 0
