@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(python3-venv python3-bpfcc)
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -20,6 +21,50 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# bcc compiles bpf/*.bpf.c at attach time against the running kernel's
+# headers in /lib/modules/$(uname -r)/build. When they are missing: Debian's
+# own package for this kernel if there is one; otherwise (a cloud or custom
+# kernel Debian did not build) Debian's current headers for the architecture,
+# linked there. An XDP/tc program uses only the stable UAPI and BPF helper
+# declarations, which another recent kernel's headers provide.
+KREL=$(uname -r)
+KBUILD=/lib/modules/$KREL/build
+if [ ! -e "$KBUILD" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install kernel headers for $KREL" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  ARCH=$(dpkg --print-architecture)
+  apt-get update -qq
+  if apt-cache show "linux-headers-$KREL" >/dev/null 2>&1; then
+    echo "setup: installing linux-headers-$KREL"
+    apt-get install -y -qq --no-install-recommends "linux-headers-$KREL"
+  else
+    if ! dpkg -s "linux-headers-$ARCH" >/dev/null 2>&1; then
+      echo "setup: no Debian headers for the running kernel $KREL; installing linux-headers-$ARCH"
+      apt-get install -y -qq --no-install-recommends "linux-headers-$ARCH"
+    fi
+    # Newest installed Debian headers (version sort: 6.1.0-40 after 6.1.0-9).
+    hdr=$(ls -d /usr/src/linux-headers-*-"$ARCH" 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -z "$hdr" ]; then
+      echo "setup: no kernel headers under /usr/src: the XDP sensor cannot compile" \
+           "(install linux-headers-$KREL)" >&2
+      exit 1
+    fi
+    # Debian splits a kernel's headers in two, as its own /lib/modules links
+    # do: the flavour's generated files (-$ARCH, "build") and the shared
+    # source tree (-common, "source"); bcc reads both.
+    common=${hdr%-"$ARCH"}-common
+    [ -d "$common" ] || common=$hdr
+    echo "setup: the running kernel's own headers ($KREL) are missing;" \
+         "linking $hdr as $KBUILD and $common as /lib/modules/$KREL/source instead"
+    mkdir -p "/lib/modules/$KREL"
+    ln -sfn "$hdr" "$KBUILD"
+    ln -sfn "$common" "/lib/modules/$KREL/source"
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * pakemon_abi.h -- the ONE declaration of everything the kernel sensor
+ * (bpf/pakemon_xdp.bpf.c) shares with user space.
+ *
+ * Shared with: pakemon/abi.py, the only ctypes mirror (same names, same
+ * order; checked by tests/unit/capture/test_abi.py, which compiles a probe
+ * of this file with cc, and at attach time by pakemon/capture/xdp.py, which
+ * compares abi.py with the layouts bcc derives from the compiled program).
+ *
+ * Rules for editing (cilium's drop_reasons.h discipline):
+ *   - numbers are append-only: a retired counter index or flag stays here as
+ *     PK_..._UNUSEDn and is never reused;
+ *   - any change to a struct layout or to the meaning of a number bumps
+ *     PK_ABI_VERSION, and abi.py changes in the same commit;
+ *   - structs hold only fixed-width types, are laid out without implicit
+ *     padding (explicit _pad fields), and state the byte order of each field.
+ *
+ * Only structs, enums and defines live here: no code, no maps.
+ */
+#ifndef PAKEMON_ABI_H
+#define PAKEMON_ABI_H
+
+#include <linux/types.h>
+
+/* Bumped on every incompatible change below. Userland writes it into
+ * struct pk_config and compares it with its own copy before attaching. */
+#define PK_ABI_VERSION 1
+
+/* ---- limits ------------------------------------------------------------ */
+
+/* Largest number of frame bytes one perf record carries. A perf sample's
+ * header holds its size in a u16, which must cover the 8-byte
+ * perf_event_header, the 4-byte raw size, struct pk_event_meta, the frame
+ * and up to 7 bytes of alignment padding: 65535 - 256 leaves room for all of
+ * it with margin for a bigger meta in a later ABI. */
+#define PK_SNAPLEN_MAX 65279
+
+/* Default snaplen: every byte of a full-size frame (a 9000-byte jumbo frame
+ * fits). The perf ring is sized in pages, so a smaller snaplen only saves
+ * ring space; the IDS needs whole payloads to match patterns. */
+#define PK_SNAPLEN_DEFAULT PK_SNAPLEN_MAX
+
+/* Service keys: 2 protocols (TCP, UDP) x 2 directions x 65,536 ports, plus
+ * 2 ICMP families x 256 types. The map is a hash without preallocation
+ * (BPF_F_NO_PREALLOC), so the limit costs nothing until rules fill it; it
+ * lets a rule set of port ranges (`1024:65535`) be expressed key by key. */
+#define PK_SERVICE_MAX (2 * 2 * 65536 + 2 * 256)
+
+/* Flow bypass entries (LRU hash: the least recently used flow is evicted
+ * when full, which only means its packets are inspected again). 65,536
+ * flows x (40-byte key + 24-byte value + ~50 bytes of hash overhead) is
+ * about 7.5 MB, preallocated. Suricata's xdp_filter.c uses 32,768 per CPU. */
+#define PK_BYPASS_MAX 65536
+
+/* Blocked flows: alerts are rare; 16,384 flows is far above a busy day. */
+#define PK_BLOCK_MAX 16384
+
+/* IPv6 extension headers walked before giving up (the packet is then
+ * passed and counted malformed). Six covers hop-by-hop, destination
+ * options, routing, fragment, AH and destination options again, the order
+ * RFC 8200 section 4.1 recommends. */
+#define PK_IPV6_EXT_MAX 6
+
+/* Stacked 802.1Q/802.1ad tags parsed (QinQ); the Python decoder accepts
+ * the same depth. */
+#define PK_VLAN_MAX 2
+
+/* ---- perf record ------------------------------------------------------- */
+
+/* Where a record was taken (struct pk_event_meta.hook). */
+enum pk_hook {
+	PK_HOOK_XDP = 0,        /* XDP, ingress */
+	PK_HOOK_TC_EGRESS = 1,  /* tc clsact egress (--direction both) */
+};
+
+/* struct pk_event_meta.flags: why the frame was pushed and how it was cut. */
+#define PK_EVF_FORWARD   (1 << 0) /* client->server of a service (full) */
+#define PK_EVF_REVERSE   (1 << 1) /* server->client of a TCP service */
+#define PK_EVF_HDR_ONLY  (1 << 2) /* cut after the transport header */
+#define PK_EVF_SNAPLEN   (1 << 3) /* cut at the configured snaplen */
+#define PK_EVF_FRAGMENT  (1 << 4) /* an IP fragment (always pushed) */
+#define PK_EVF_ANY_PORT  (1 << 5) /* the protocol's any-port flag matched */
+#define PK_EVF_PROBE     (1 << 6) /* a scan probe (TCP without ACK, UDP) */
+
+/*
+ * The perf record: this struct, then cap_len bytes of the frame from its
+ * first byte (Ethernet header). bpf_perf_event_output appends the frame
+ * itself (the xdp-tutorial tracing04 trick: cap_len in the flags' upper
+ * 32 bits), so the record is sizeof(meta) + cap_len + 0..7 padding bytes.
+ * All fields host byte order.
+ */
+struct pk_event_meta {
+	__u64 ts_ns;       /* bpf_ktime_get_ns(): CLOCK_MONOTONIC; userland adds
+	                    * the wall-clock offset it measured at start */
+	__u32 ifindex;     /* interface the frame was seen on */
+	__u32 pkt_len;     /* length on the wire (what a pcap calls origlen) */
+	__u32 cap_len;     /* frame bytes that follow this struct (<= pkt_len) */
+	__u16 flags;       /* PK_EVF_* */
+	__u8  hook;        /* enum pk_hook */
+	__u8  abi_version; /* PK_ABI_VERSION of the program that wrote it */
+};
+
+/* ---- counters (per-CPU array pk_counters, __u64 each) ------------------ */
+
+/*
+ * Frames and bytes by the Pakemon paper's section 4.2 classes. IP counts
+ * every IPv4/IPv6 frame; TCP, UDP and ICMP (ICMPv6 included) are subsets of
+ * IP; OTHER is every frame that is none of the three (ARP, other IP
+ * protocols, malformed frames), as pakemon/pipeline.py's Stats.other.
+ * Append only.
+ */
+enum pk_counter {
+	PK_CNT_FRAMES = 0,        /* every frame seen */
+	PK_CNT_BYTES,             /* their wire bytes */
+	PK_CNT_IP_FRAMES,
+	PK_CNT_IP_BYTES,
+	PK_CNT_TCP_FRAMES,
+	PK_CNT_TCP_BYTES,
+	PK_CNT_UDP_FRAMES,
+	PK_CNT_UDP_BYTES,
+	PK_CNT_ICMP_FRAMES,
+	PK_CNT_ICMP_BYTES,
+	PK_CNT_OTHER_FRAMES,
+	PK_CNT_OTHER_BYTES,
+	PK_CNT_CANDIDATES,        /* frames pushed to userland */
+	PK_CNT_CANDIDATE_BYTES,   /* frame bytes pushed (sum of cap_len) */
+	PK_CNT_HDR_ONLY,          /* candidates cut after the transport header */
+	PK_CNT_FRAGMENTS,         /* IP fragments seen (all are candidates) */
+	PK_CNT_PASSED_OVER,       /* frames no rule can match: not pushed */
+	PK_CNT_BYPASSED,          /* frames of bypassed flows: skipped */
+	PK_CNT_BYPASS_EXPIRED,    /* bypass entries found stale and deleted */
+	PK_CNT_BLOCKED,           /* frames dropped by the block map */
+	PK_CNT_PERF_FAIL,         /* bpf_perf_event_output failed (ring full) */
+	PK_CNT_MALFORMED,         /* headers cut short or inconsistent: passed */
+	PK_CNT__MAX,
+};
+
+/* ---- configuration (array pk_config, one entry at index 0) ------------- */
+
+/* struct pk_config.any_ports: push every frame of the protocol, whatever
+ * its ports (rules with `*` on both sides; `ip` rules set all four). */
+#define PK_ANY_TCP   (1 << 0)
+#define PK_ANY_UDP   (1 << 1)
+#define PK_ANY_ICMP  (1 << 2) /* ICMP and ICMPv6 */
+#define PK_ANY_OTHER (1 << 3) /* IP protocols other than the three */
+
+/* struct pk_config.flags */
+#define PK_CFG_BLOCK     (1 << 0) /* enforce pk_block: XDP_DROP its flows */
+#define PK_CFG_SCAN_TCP  (1 << 1) /* push headers of TCP without ACK, any port */
+#define PK_CFG_SCAN_UDP  (1 << 2) /* push headers of UDP, any port */
+
+/* All fields host byte order. A zeroed entry (before userland writes it)
+ * pushes nothing and drops nothing. */
+struct pk_config {
+	__u32 abi_version;        /* PK_ABI_VERSION as userland knows it */
+	__u32 snaplen;            /* frame bytes per record; 0 = PK_SNAPLEN_MAX */
+	__u32 any_ports;          /* PK_ANY_* */
+	__u32 flags;              /* PK_CFG_* */
+	__u64 bypass_timeout_ns;  /* a bypass entry unused this long expires;
+	                           * 0 = only LRU eviction removes it */
+};
+
+/* ---- service map (hash pk_services) ------------------------------------ */
+
+/* struct pk_service_key.dir */
+enum pk_dir {
+	/* port is the rule's DST: frames TO it are client->server data (full);
+	 * frames FROM it are the server's side (TCP: headers only). ICMP keys
+	 * use this direction with the type as port. */
+	PK_DIR_DST = 0,
+	/* port is the rule's SRC and its DST is `*` (a backdoor answering from
+	 * its port): frames FROM it are the data (full); frames TO it are the
+	 * other side (TCP: headers only). */
+	PK_DIR_SRC = 1,
+};
+
+struct pk_service_key {
+	__u8  proto;   /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8  dir;     /* enum pk_dir */
+	__be16 port;   /* network order; ICMP: the type, htons(type) */
+};
+
+struct pk_service_val {
+	__u32 nodes;   /* service nodes of the rule tree behind the key (info) */
+};
+
+/* ---- flows: bypass (LRU hash pk_bypass) and block (LRU hash pk_block) --- */
+
+/* A directional 5-tuple. IPv4 addresses sit in word 0 of the arrays and the
+ * other words are zero; ICMP and other protocols have zero ports. Userland
+ * inserts both directions of a flow. Every byte is significant to the hash,
+ * so the padding is explicit and zero. */
+struct pk_flow_key {
+	__u8   family;   /* 4 or 6 */
+	__u8   proto;    /* IP protocol number */
+	__be16 sport;    /* network order */
+	__be16 dport;    /* network order */
+	__u16  _pad;     /* zero */
+	__be32 saddr[4]; /* network order */
+	__be32 daddr[4]; /* network order */
+};
+
+/* Written by userland when it bypasses a flow, updated by the kernel on
+ * every skipped packet. Host byte order. */
+struct pk_flow_val {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet */
+	__u64 packets;      /* packets skipped */
+	__u64 bytes;        /* wire bytes skipped */
+};
+
+/* Host byte order. */
+struct pk_block_val {
+	__u64 since_ns;     /* monotonic time userland marked the flow */
+	__u64 packets;      /* packets dropped */
+	__u64 bytes;        /* wire bytes dropped */
+};
+
+#endif /* PAKEMON_ABI_H */

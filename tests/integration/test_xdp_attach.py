@@ -1,0 +1,106 @@
+"""Attaching and detaching the kernel sensor on a veth (root only).
+
+Native and generic XDP, the tc egress program of --direction both, the
+status a CLI shows, and cleanup after a sensor killed with SIGKILL: in every
+case nothing may stay on the interface.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from xdp_lab import AgentError, IF_B, lab, requires_xdp  # noqa: F401 (fixtures)
+
+pytestmark = requires_xdp
+
+
+def test_attach_native_then_generic_and_detach_leaves_nothing(lab):
+    srv = lab.server
+    srv.call("open")
+    try:
+        for mode in ("native", "generic"):
+            att = srv.call("attach", ifname=IF_B, mode=mode)
+            assert att == {"mode": mode, "egress": False}
+            st = srv.call("status", ifname=IF_B)
+            assert [(m, name) for m, _, name in st["xdp"]] == [(mode, "pk_xdp")]
+            assert st["ours"]
+            shown = lab.link_state()
+            assert ("xdpgeneric" if mode == "generic" else "prog/xdp") in shown
+            srv.call("detach", ifname=IF_B)
+            lab.assert_nothing_attached()
+            assert srv.call("status", ifname=IF_B)["xdp"] == []
+    finally:
+        srv.call("close")
+
+
+def test_auto_mode_picks_native_on_veth_and_both_adds_tc_egress(lab):
+    srv = lab.server
+    srv.call("open")
+    try:
+        att = srv.call("attach", ifname=IF_B, mode="auto", direction="both")
+        assert att == {"mode": "native", "egress": True}
+        st = srv.call("status", ifname=IF_B)
+        assert st["tc_egress"] == ["pk_tc_egress"] and st["clsact"]
+        srv.call("detach")
+        lab.assert_nothing_attached()
+        # The clsact qdisc we added is gone too.
+        assert srv.call("status", ifname=IF_B)["clsact"] is False
+    finally:
+        srv.call("close")
+
+
+def test_second_attach_is_refused_with_a_message(lab):
+    srv = lab.server
+    srv.call("open")
+    try:
+        srv.call("attach", ifname=IF_B)
+        with pytest.raises(AgentError, match="already attached"):
+            srv.call("attach", ifname=IF_B)
+        other = lab.agent(lab.ns_b, "second-sensor")
+        try:
+            other.call("open")
+            with pytest.raises(AgentError, match="an XDP program is already attached"):
+                other.call("attach", ifname=IF_B)
+        finally:
+            other.call("close")
+            other.close()
+    finally:
+        srv.call("close")
+    lab.assert_nothing_attached()
+
+
+def test_errors_name_the_problem(lab):
+    srv = lab.server
+    srv.call("open")
+    try:
+        with pytest.raises(AgentError, match="SensorError: no such interface: nosuch0"):
+            srv.call("attach", ifname="nosuch0")
+        with pytest.raises(AgentError, match="XDP mode must be one of"):
+            srv.call("attach", ifname=IF_B, mode="turbo")
+        with pytest.raises(AgentError, match="snaplen must be"):
+            srv.call("configure", snaplen=0)
+    finally:
+        srv.call("close")
+    with pytest.raises(AgentError, match="SensorError: no such interface"):
+        srv.call("status", ifname="nosuch0")
+
+
+def test_detach_interface_cleans_up_after_a_killed_sensor(lab):
+    victim = lab.agent(lab.ns_b, "killed-sensor")
+    victim.call("open")
+    victim.call("attach", ifname=IF_B, mode="generic", direction="both")
+    victim.kill()  # SIGKILL: no atexit, no detach
+    st = lab.server.call("status", ifname=IF_B)
+    assert st["ours"] and st["tc_egress"] == ["pk_tc_egress"]
+    assert [m for m, _, _ in st["xdp"]] == ["generic"]
+    removed = lab.server.call("detach_interface", ifname=IF_B)
+    assert any(r.startswith("XDP generic") for r in removed)
+    assert "tc egress pk_tc_egress" in removed
+    lab.assert_nothing_attached()
+    # A new sensor attaches cleanly afterwards.
+    lab.server.call("open")
+    try:
+        assert lab.server.call("attach", ifname=IF_B)["mode"] == "native"
+    finally:
+        lab.server.call("close")
+    lab.assert_nothing_attached()
