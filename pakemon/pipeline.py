@@ -33,6 +33,7 @@ from .stream.checksum import ChecksumGate
 from .stream.tcp import StreamBypass, StreamData, TcpReassembler
 
 _NONE = ()
+SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Pipeline:
         self.tcp.checksums = self.checksums
         self.flows = StreamTracker(config.stream.max_sessions)  # datagram alert-once state
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
+        self._scan_sweep = 0.0
         self.detector = Detector(self.tree)
         self.stats = Stats()
         # The live-target tests compare these with what a real socket got.
@@ -132,27 +134,36 @@ class Pipeline:
             sport, dport = pkt.sport, pkt.dport
             if (tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
-                if self._ip_checksum_ok(pkt):
-                    events = list(events) + self._inspect_tcp(pkt)
+                # the reassembler checks IPv4 and TCP checksums where they matter
+                events = list(events) + self._inspect_tcp(pkt)
             elif tree.ip_nodes:
                 events = list(events) + self._inspect_datagram(pkt, _NONE)
             if self.scan is not None and not pkt.flags & TH_ACK:
-                events = list(events) + self.scan.feed(pkt)
+                events = list(events) + self._scan(pkt)
             return events
         if proto == 17:
             nodes = tree.udp_by_dport[pkt.dport] + tree.udp_by_sport[pkt.sport]
             if self.scan is not None:
-                events = list(events) + self.scan.feed(pkt)
+                events = list(events) + self._scan(pkt)
         elif proto == 1 or proto == 58:
             nodes = tree.icmp_by_type[pkt.sport]
         else:
             nodes = _NONE
         if nodes or tree.ip_nodes:
-            if self._ip_checksum_ok(pkt):
-                events = list(events) + self._inspect_datagram(pkt, nodes)
+            events = list(events) + self._inspect_datagram(pkt, nodes)
         elif self.record and proto == 17:
             self._record_datagram(pkt)
         return events
+
+    def _scan(self, pkt):
+        if pkt.ts >= self._scan_sweep:
+            # forget idle sources on packet time, not only at the caps
+            self._scan_sweep = pkt.ts + SCAN_SWEEP_S
+            self.scan.expire(pkt.ts)
+        notices = self.scan.feed(pkt)
+        for n in notices:
+            self._count(n)
+        return notices
 
     def _ip_checksum_ok(self, pkt) -> bool:
         """The target drops IPv4 headers with a wrong checksum: so do we."""
@@ -185,7 +196,8 @@ class Pipeline:
                 out.append(ev)
         # `*` rules match the first packet of a direction, data or not
         d = getattr(pkt, "direction", None)
-        if d is not None and d.packets == 1 and d.nodes and any(n.any_rules for n in d.nodes):
+        if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
+                n.any_rules for n in d.nodes):
             sm = d.det
             if sm is None:
                 sm = d.det = StreamMatch()
@@ -199,9 +211,10 @@ class Pipeline:
         st.inspected += 1
         proto = pkt.proto
         gate = self.checksums
-        if gate.enabled and pkt.l4 and not pkt.truncated and not gate.check_l4(pkt):
-            st.bad_l4_checksum += 1  # the target drops it: nothing to inspect
-            return []
+        if gate.enabled and not pkt.truncated:
+            if not (gate.check_l4(pkt) if pkt.l4 else self._ip_checksum_ok(pkt)):
+                st.bad_l4_checksum += 1  # the target drops it: nothing to inspect
+                return []
         if nodes:
             if proto == 1 or proto == 58:
                 nodes = tuple(n for n in nodes if pkt.dport in n.dst)

@@ -94,7 +94,10 @@ class Detector:
                 if node.regexes:
                     window = hist[-REGEX_WINDOW:] + data
                     wstart = start - (len(window) - len(data))
-                    for regex, targets in node.regexes:
+                    for regex, targets, gates in node.regexes:
+                        if gates is not None and not any(
+                                found.get((nid, r), 0) & need == need for r, need in gates):
+                            continue  # the rule's literals are not all in the stream yet
                         for m in regex.finditer(window):
                             if wstart + m.end() > start:  # reaches new data
                                 end = wstart + max(m.end() - 1, 0)

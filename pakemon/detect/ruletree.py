@@ -77,6 +77,13 @@ class ServiceNode:
 
     def compile(self) -> None:
         self.full_masks = [(1 << len(r.patterns)) - 1 for r in self.rules]
+        # A rule's literal patterns are its prefilter (Snort's fast pattern):
+        # its regexes run only once they are all found, so a rule like
+        # `udp * * |binary header| <regex>` costs every datagram one automaton
+        # pass, not a regex scan.
+        lit_masks = [sum(1 << i for i, p in enumerate(r.patterns)
+                         if p.kind in (PatternKind.BYTES, PatternKind.NOCASE))
+                     for r in self.rules]
         case = ahocorasick.Automaton()
         nocase = ahocorasick.Automaton()
         regexes = []
@@ -88,7 +95,10 @@ class ServiceNode:
                 for ridx, bit in targets:
                     any_bits[ridx] = any_bits.get(ridx, 0) | (1 << bit)
             elif kind is PatternKind.REGEX:
-                regexes.append((node.pattern.regex, targets))
+                gates = tuple((ridx, lit_masks[ridx]) for ridx, _ in targets)
+                if any(need == 0 for _, need in gates):
+                    gates = None  # some rule has no literal: always run
+                regexes.append((node.pattern.regex, targets, gates))
             else:
                 # latin-1 maps each byte to one code point, so a str automaton
                 # matches bytes exactly and offsets stay byte offsets.
@@ -110,20 +120,26 @@ class ServiceNode:
         """Yield (rule index, pattern bit, end offset) for matches in data.
 
         Only matches ending at or after ``start`` are new: earlier bytes are
-        context carried over from previous segments.
+        context carried over from previous segments. A regex runs only for
+        rules whose literal patterns were all found in ``data``.
         """
+        lit = {}
         if self.ac_case is not None:
             for end, (_, targets) in self.ac_case.iter(data.decode("latin-1")):
                 if end >= start:
                     for ridx, bit in targets:
+                        lit[ridx] = lit.get(ridx, 0) | (1 << bit)
                         yield ridx, bit, end
         if self.ac_nocase is not None:
             # bytes.lower() folds ASCII letters only, as the spec asks.
             for end, (_, targets) in self.ac_nocase.iter(data.lower().decode("latin-1")):
                 if end >= start:
                     for ridx, bit in targets:
+                        lit[ridx] = lit.get(ridx, 0) | (1 << bit)
                         yield ridx, bit, end
-        for regex, targets in self.regexes:
+        for regex, targets, gates in self.regexes:
+            if gates is not None and not any(lit.get(r, 0) & need == need for r, need in gates):
+                continue
             # The first match that reaches new data; one is enough for a bit.
             for m in regex.finditer(data):
                 if m.end() > start or not start:
@@ -160,6 +176,8 @@ class RuleTree:
         self.udp_by_sport = _index(udp_s, 65536, by_src=True)
         self.icmp_by_type = _index(self.nodes["icmp"], 256, by_src=True)
         self.ip_nodes = tuple(self.nodes["ip"])
+        # `*` rules on TCP fire on a direction's first packet: only then look
+        self.has_any_tcp = any(n.any_rules for n in self.nodes["tcp"])
         # Service ports for the kernel filter (issue: kernel sensor) and stats.
         self.rule_count = len(self.rules)
 

@@ -21,7 +21,7 @@ them like ``on``.
 
 from __future__ import annotations
 
-from ..decode.decoder import l4_checksum_ok, l4_checksum_partial
+from ..decode.decoder import ipv4_header_checksum_ok, l4_checksum_ok, l4_checksum_partial
 
 
 class ChecksumGate:
@@ -46,8 +46,15 @@ class ChecksumGate:
         return ok
 
     def check_l4(self, pkt, strict: bool = False) -> int:
-        """0: drop; 1: checksum right; 2: offload pattern accepted (auto, not strict)."""
+        """0: drop; 1: checksum right; 2: offload pattern accepted (auto, not strict).
+
+        An IPv4 header checksum is checked first (a target drops the packet
+        in ip_rcv before TCP sees it).
+        """
         self.checked += 1
+        if pkt.family == 4 and not ipv4_header_checksum_ok(pkt):
+            self.bad += 1
+            return 0
         if l4_checksum_ok(pkt):
             return 1
         if self.mode == "auto" and not strict and l4_checksum_partial(pkt):
