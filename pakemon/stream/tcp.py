@@ -478,13 +478,20 @@ class TcpReassembler:
             self._sweep(ts, out)
         d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
         gate = self.checksums
-        if gate.enabled and not pkt.truncated:
-            # Header-only records of the live sensor cannot be checked.
-            verdict = gate.check_l4(pkt, d is not None and d.csum_strict)
+        # Checked: segments of a new session and of inspected directions.
+        # Not: header-only records of the live sensor (they cannot be), and
+        # the reverse direction of an inspected flow, whose receiver is not
+        # what the rules protect and whose packets an attacker could forge
+        # with right checksums anyway; the offline and live sensors then
+        # follow the same state.
+        check = gate.enabled and not pkt.truncated
+        verdict = -1  # not checked
+        if check and d is not None and d.buffer:
+            verdict = gate.check_l4(pkt, d.csum_strict)
             if not verdict:
                 self._bad_checksum(pkt, out)
                 return out
-            if verdict == 1 and d is not None:
+            if verdict == 1:
                 d.csum_strict = True  # this sender computes real checksums
         if d is not None:
             s = d.session
@@ -496,8 +503,13 @@ class TcpReassembler:
                 self._end(s, out)  # a new connection on a closed 4-tuple
                 d = None
         if d is None:
+            if check and verdict < 0:
+                verdict = gate.check_l4(pkt)
+                if not verdict:
+                    self._bad_checksum(pkt, out)
+                    return out
             d = self._open(pkt, out)
-            if d is not None and gate.enabled and not pkt.truncated and verdict == 1:
+            if d is not None and verdict == 1:
                 d.csum_strict = True
             self.last_direction = d
             if _PKT_HAS_DIRECTION:
@@ -741,7 +753,7 @@ class TcpReassembler:
 
     def _bad_checksum(self, pkt, out):
         self.c_bad_checksum += 1
-        self._free(pkt, _K.STREAM_BAD_CHECKSUM, "bad TCP checksum, segment ignored", out)
+        self._free(pkt, _K.STREAM_BAD_CHECKSUM, "bad TCP or IPv4 checksum, segment ignored", out)
 
     # ------------------------------------------------------------ segments
 
