@@ -93,18 +93,24 @@ class Pipeline:
         self.record = record
         self.recorded_streams: dict = {}
         self.recorded_datagrams: list = []
+        # The live sensor sets a list here: (src, dst, sport, dport, proto)
+        # of each TCP direction past its depth, for the kernel bypass map.
+        self.bypass_requests: list | None = None
 
     def _classify(self, direction):
         """The service nodes that fit a TCP direction (its sender's view)."""
         return self.tree.lookup("tcp", direction.sport, direction.dport)
 
-    def feed(self, ts: float, frame: bytes, linktype: int = LINKTYPE_ETHERNET):
-        """Events caused by one frame (an empty tuple for most frames)."""
+    def feed(self, ts: float, frame: bytes, linktype: int = LINKTYPE_ETHERNET,
+             wire_len: int | None = None):
+        """Events caused by one frame (an empty tuple for most frames).
+
+        wire_len: the frame's length on the wire if the capture cut it."""
         st = self.stats
         st.frames += 1
         st.bytes += len(frame)
         try:
-            pkt = decode_frame(linktype, frame, ts)
+            pkt = decode_frame(linktype, frame, ts, wire_len)
         except DecodeError as e:
             return self._malformed(ts, e)
         if not pkt.family:
@@ -136,7 +142,8 @@ class Pipeline:
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
                 # the reassembler checks IPv4 and TCP checksums where they matter
                 events = list(events) + self._inspect_tcp(pkt)
-            elif tree.ip_nodes:
+            if tree.ip_nodes:
+                # `ip` rules search every IP payload, TCP included
                 events = list(events) + self._inspect_datagram(pkt, _NONE)
             if self.scan is not None and not pkt.flags & TH_ACK:
                 events = list(events) + self._scan(pkt)
@@ -192,6 +199,9 @@ class Pipeline:
                 out += detector.inspect_stream(sm, d.nodes, ev.data, ev.pkt)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
+                if self.bypass_requests is not None:
+                    d = ev.direction
+                    self.bypass_requests.append((d.src, d.dst, d.sport, d.dport, 6))
             else:
                 out.append(ev)
         # `*` rules match the first packet of a direction, data or not
