@@ -4,12 +4,19 @@ PY      := .venv/bin/python
 DEMO    := pakemon/lab/demo.pcap
 DEMOLOG := demo-logs
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-offline test bench clean
 
 setup:
 	@scripts/setup.sh
 
+# The live sensor in two network namespaces (root): an HTTP server, real
+# attacks and benign requests from a client, the alerts and counters table.
 demo: setup
+	rm -rf $(DEMOLOG)
+	.venv/bin/pakemon-xdp lab --log-dir $(DEMOLOG)
+
+# The same engine over the built-in lab capture (no root, no kernel sensor).
+demo-offline: setup
 	rm -rf $(DEMOLOG)
 	.venv/bin/pakemon-xdp read $(DEMO) --log-dir $(DEMOLOG)
 	@echo; echo "== $(DEMOLOG)/alert.log (first entries) =="; head -n 24 $(DEMOLOG)/alert.log
@@ -19,6 +26,8 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_bench.py
+	$(PY) bench/evasion/run.py
+	$(PY) bench/floods.py
 
 # Regenerate the demo capture after changing pakemon/lab/samples.py.
 demo-pcap: setup

@@ -16,6 +16,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import platform
 import subprocess
 import sys
@@ -99,7 +100,8 @@ def main() -> int:
             t0 = time.perf_counter()
             proc = subprocess.Popen([PY, "-m", "pakemon.cli", "read", "-q", "--progress",
                                      "never", "--rules", args.rules, "--log-dir", logdir,
-                                     str(cap)], cwd=ROOT, stdout=subprocess.DEVNULL)
+                                     str(cap)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            summary = proc.stdout.read()
             # wait4 gives this child's own peak RSS (ru_maxrss, KiB on Linux)
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
@@ -107,7 +109,9 @@ def main() -> int:
             if proc.returncode != 0:
                 print(f"pakemon-xdp read exited {proc.returncode}", file=sys.stderr)
                 return 1
-            peak_rss = max(peak_rss, usage.ru_maxrss / 1024)
+            # the CLI's own VmHWM; ru_maxrss would include this parent at fork
+            m = re.search(r"^peak RSS: ([0-9.]+) MB", summary, re.M)
+            peak_rss = max(peak_rss, float(m.group(1)) if m else usage.ru_maxrss / 1024)
             # CPU seconds are what the process needed, whatever else ran
             cpu = usage.ru_utime + usage.ru_stime
             best_cpu = cpu if best_cpu is None else min(best_cpu, cpu)

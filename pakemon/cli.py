@@ -267,7 +267,26 @@ def _summary(pipe, rs, log_dir) -> None:
         print("\nnotices by kind:", file=out)
         for kind, n in sorted(st.notices.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"{n:>8}  {kind}", file=out)
+    peak = peak_rss_mb()
+    if peak is not None:
+        print(f"\npeak RSS: {peak:.1f} MB", file=out)
     print(f"\nlogs: {log_dir}/alert.log dump.log eve.json", file=out)
+
+
+def peak_rss_mb():
+    """This process's peak resident memory (VmHWM), or None off Linux.
+
+    VmHWM belongs to the address space, which exec replaces, so unlike
+    ru_maxrss it does not include the parent's size inherited at fork.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def cmd_rules_check(args) -> int:
@@ -353,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--skip-bad-rules", action="store_true",
                        help="load the good rules, reporting each bad one")
         c.set_defaults(func=func)
+    from .sensor import add_sensor_commands  # attach, detach, status, lab
+    add_sensor_commands(sub, fmt)
     return p
 
 

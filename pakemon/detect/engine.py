@@ -81,6 +81,9 @@ class Detector:
                             k = (nid, ridx)
                             found[k] = found.get(k, 0) | (1 << bit)
                             touched[ridx] = end + ibase
+                    # The iterator keeps a 4-byte-per-character copy of the
+                    # chunk; an empty string frees it and keeps the state.
+                    it.set("", False)
                 if its[2] is not None:
                     if lower is None:
                         lower = data.lower().decode("latin-1")  # ASCII-only fold
@@ -91,6 +94,7 @@ class Detector:
                             k = (nid, ridx)
                             found[k] = found.get(k, 0) | (1 << bit)
                             touched[ridx] = max(touched.get(ridx, -1), end + ibase)
+                    it.set("", False)
                 if node.regexes:
                     window = hist[-REGEX_WINDOW:] + data
                     wstart = start - (len(window) - len(data))

@@ -102,10 +102,11 @@ MAX_FTP_SESSIONS = 4096
 
 # Sizes (measured with tracemalloc, CPython 3): a target costs ~230 bytes
 # (tuple key, timestamp, two count entries), an entry ~1 KB with its dicts,
-# so the worst case is ~60 MB of targets plus ~65 MB of entries. Per entry
+# so the worst case is ~60 MB of targets plus ~16 MB of entries. Per entry
 # 1,024 targets is 50x the default thresholds: a scan interleaved with
-# plenty of benign traffic is still seen.
-MAX_SOURCES = 65_536
+# plenty of benign traffic is still seen. 16k sources: a SYN flood from random
+# addresses must stay inside the sensor's memory budget (bench/floods.py).
+MAX_SOURCES = 16_384
 MAX_TARGETS_PER_SOURCE = 1024
 MAX_TARGETS = 262_144
 

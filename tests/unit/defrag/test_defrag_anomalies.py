@@ -1,6 +1,5 @@
 """Anomaly notices, drop-overlap, and the time and memory bounds."""
 
-import time
 
 import pytest
 
@@ -189,16 +188,17 @@ class TestMemcap:
         good = [v4(0, b"g" * 64, id=4242, src="192.0.2.1", ts=1.0),
                 v4(64, b"h" * 8, False, id=4242, src="192.0.2.1", ts=1.0)]
         pkts[10_000:10_000] = good
-        t0 = time.perf_counter()
         out, notices = feed_all(d, pkts)
-        per_frag = (time.perf_counter() - t0) / len(pkts)
         assert [r.ip_payload for r in out] == [b"g" * 64 + b"h" * 8]
         assert d.charged <= cap and d.memory <= cap
         c = d.counters()
         assert c["memcap_evictions"] == 20_000 - d.queues
         assert c["memcap_evictions"] > 19_000
-        assert kinds(notices).count("DEFRAG_MEMCAP_EVICT") == c["memcap_evictions"]
-        assert per_frag < 100e-6  # generous: CI machines vary; ~5 us locally
+        # every eviction counted, reported at most once per second of packet
+        # time (the flood spans 2 s): a flood must not flood the logs
+        evict = [n for n in notices if n.kind.name == "DEFRAG_MEMCAP_EVICT"]
+        assert 1 <= len(evict) <= 3
+        assert "datagrams evicted" in evict[-1].message
 
 
 def test_defrag_ipv6_misaligned_classic_rounds_down():

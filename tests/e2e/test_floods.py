@@ -1,0 +1,67 @@
+"""Floods end to end: bench/floods.py scaled down, `pakemon-xdp read` as a child.
+
+Each test writes one flood with the phf attack interleaved in its middle,
+reads it with small memory caps (``--defrag-memcap 1m --stream-memcap 1m``)
+and checks: exit 0, no traceback, the attack alerted on its own connection,
+no flood frame dropped for a bad checksum, peak RSS within the caps plus
+100 MB, and the counter of the limit the flood pushes against moved. The
+SYN and connection floods are spread over more packet time than their
+state's timeout (60 s half-open, 3600 s established) so that expiry runs
+while the flood goes on. `make bench` runs the full-size floods.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import floods  # noqa: E402
+
+SMALL_CAPS = ["--defrag-memcap", "1m", "--stream-memcap", "1m"]
+
+
+def run(name, count, tmp_path, pps):
+    r = floods.run_flood(name, count, tmp_path, pps=pps, extra=SMALL_CAPS)
+    assert r.exit_code == 0, r.stderr
+    assert not r.traceback, r.stderr
+    assert r.detected, f"{name}: attack in the middle of the flood not detected\n{r.summary}"
+    assert r.other_alerts == 0, f"{name}: the flood itself alerted\n{r.summary}"
+    assert r.bad_checksums == 0, f"{name}: generator wrote bad checksums\n{r.summary}"
+    assert r.bound_mb == 2 + floods.SLACK_MB
+    assert r.rss_ok, f"{name}: peak RSS {r.peak_rss_mb:.1f} MB > {r.bound_mb:.0f} MB"
+    return r
+
+
+def test_fragment_flood_is_evicted_under_the_memcap(tmp_path):
+    r = run("fragments", 20_000, tmp_path, pps=100_000)
+    c = r.counters
+    assert r.frames == 20_000 + len(floods.attack_frames(True))
+    assert c["defrag_fragments"] == 20_003  # the flood, then the attack's three
+    assert c["defrag_reassembled"] == 1  # the attack's request, and only it
+    # 1 MB holds ~1,100 incomplete datagrams: nearly all the rest were evicted
+    assert c["defrag_memcap_evictions"] > 18_000
+    assert r.events.get("anomaly:defrag_memcap_evict", 0) > 0  # and it is reported
+
+
+def test_syn_flood_half_open_sessions_expire(tmp_path):
+    # 20,000 SYNs over 100 s: the first ones pass the 60 s half-open timeout
+    r = run("syns", 20_000, tmp_path, pps=200)
+    c = r.counters
+    assert c["stream_sessions"] == 20_001
+    assert c["stream_timeouts"] > 5_000
+    assert c["scan_packets"] >= 20_000
+
+
+def test_connection_flood_never_closing_sessions_expire(tmp_path):
+    # 3,000 connections (15,000 frames) over 5,000 s: the first ones pass
+    # the 3600 s established timeout
+    r = run("connections", 3_000, tmp_path, pps=3)
+    c = r.counters
+    assert r.frames == 3_000 * floods.CONN_FRAMES + len(floods.attack_frames(False))
+    assert c["stream_sessions"] == 3_001
+    assert c["stream_timeouts"] > 500
+    # every benign GET was read (the idle ones delivered at expiry or flush)
+    assert c["stream_delivered_bytes"] >= 3_000 * len(floods.BENIGN_REQUEST)
