@@ -43,6 +43,16 @@ Rules applied (they decide which ``NoticeKind`` a broken frame gets):
   length otherwise); ICMP/ICMPv6 under 4 bytes -> ``*_TRUNCATED``. TCP
   options are kept raw and not validated (end hosts accept segments with
   odd options, so dropping them here would let them past detection).
+* Truncated frames (``wire_len`` > captured bytes: the live sensor's
+  header-only records of a TCP reverse direction, or a cut at its
+  snaplen): every length check above that compares a length field with
+  the packet compares it with what the wire carried (``wire_len``), not
+  with the captured bytes; header fields themselves must still be captured
+  (a header cut by the capture raises the layer's ``*_TRUNCATED`` kind).
+  When the IP datagram runs past the captured bytes ``pkt.truncated`` is
+  set and ``ip_payload``/``payload`` hold only what was captured (empty for
+  a header-only record): later stages never see invented bytes, and skip
+  checksum checks of such packets. Only Ethernet padding cut: not truncated.
 """
 
 from __future__ import annotations
@@ -148,13 +158,21 @@ def format_addr(raw: bytes) -> str:
     raise ValueError(f"address must be 4 or 16 bytes, not {n}")
 
 
-def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
-    """Decode one captured frame. Raises ``DecodeError`` on malformed input."""
+def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
+                 wire_len: int | None = None) -> Packet:
+    """Decode one captured frame. Raises ``DecodeError`` on malformed input.
+
+    ``wire_len``: the frame's length on the wire when the capture cut it
+    (pcap's origlen, the kernel sensor's ``PerfRecord.wire_len``); None or
+    a value not above ``len(frame)`` means the frame is whole.
+    """
     pkt = Packet()
     pkt.ts = ts
     pkt.linktype = linktype
     n = len(frame)
     pkt.frame_len = n
+    # w: the frame's wire length; length fields are checked against it
+    w = wire_len if wire_len is not None and wire_len > n else n
 
     # ---- link layer: find where IP starts and which version it claims ----
     if linktype == 1:  # LINKTYPE_ETHERNET
@@ -166,21 +184,21 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
             if etype in VLAN_TPIDS:
                 etype, off = _vlan(pkt, frame, off, etype)
             if etype == 0x86DD:
-                return _ipv6_packet(pkt, frame, off, n, True)
+                return _ipv6_packet(pkt, frame, off, n, True, w)
             if etype != 0x0800:
                 return pkt  # ARP, LLC, ...: not IP, not an error
     else:
         off, ver = _link(pkt, linktype, frame, n)
         if ver != 4:
             if ver == 6:
-                return _ipv6_packet(pkt, frame, off, n, True)
+                return _ipv6_packet(pkt, frame, off, n, True, w)
             if ver == 0:
                 return pkt
             # raw IP: the version nibble decides
             if off >= n:
                 raise DecodeError(_K.DECODE_IPV4_TRUNCATED, pkt)
             if frame[off] >> 4 == 6:
-                return _ipv6_packet(pkt, frame, off, n, False)
+                return _ipv6_packet(pkt, frame, off, n, False, w)
 
     # ---- IPv4 (inline: the common path) ----
     avail = n - off
@@ -199,14 +217,19 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
     pkt.ip_id = ip_id
     ihl = (vihl & 15) << 2
     if ihl < 20 or ihl > avail:
+        if 20 <= ihl <= w - off:
+            raise DecodeError(_K.DECODE_IPV4_TRUNCATED, pkt)  # cut by the capture
         raise DecodeError(_K.DECODE_IPV4_BAD_IHL, pkt)
-    if tot < ihl or tot > avail:
+    if tot < ihl or tot > w - off:
         raise DecodeError(_K.DECODE_IPV4_BAD_LEN, pkt)
     if ihl != 20:
         _check_ipv4_options(pkt, frame, off + 20, off + ihl)
     pkt.ip_hdr_len = ihl
     data = frame[off + ihl:off + tot]
     pkt.ip_payload = data
+    cut = tot > avail  # the capture cut the datagram (wire_len)
+    if cut:
+        pkt.truncated = True
     if fragw & 0x3FFF:  # MF set or offset non-zero
         pkt.is_fragment = True
         pkt.more_frags = bool(fragw & 0x2000)
@@ -221,20 +244,22 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
     # ---- transport (inline for TCP and UDP) ----
     if proto == 6:
         tl = tot - ihl
-        if tl < 20:
+        if tl < 20 or (cut and len(data) < 20):
             raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
         (pkt.sport, pkt.dport, pkt.seq, pkt.ack, doff, pkt.flags, pkt.window,
          pkt.urgent) = _tcp(data)
         doff = (doff >> 4) << 2
         if doff < 20 or doff > tl:
             raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
+        if cut and doff > len(data):
+            raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
         if doff != 20:
             pkt.tcp_options = data[20:doff]
         pkt.payload = data[doff:]
         pkt.l4 = True
         return pkt
     if proto == 17:
-        if tot - ihl < 8:
+        if tot - ihl < 8 or (cut and len(data) < 8):
             raise DecodeError(_K.DECODE_UDP_TRUNCATED, pkt)
         pkt.sport, pkt.dport, ulen = _udp(data)
         if ulen < 8 or ulen > tot - ihl:
@@ -242,7 +267,7 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0) -> Packet:
         pkt.payload = data[8:ulen]
         pkt.l4 = True
         return pkt
-    return _transport(pkt, data, proto)
+    return _transport(pkt, data, proto, tot - ihl if cut else None)
 
 
 def decode_transport(pkt: Packet) -> Packet:
@@ -352,8 +377,11 @@ def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
         pos += olen
 
 
-def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bool) -> Packet:
-    """IPv6 header, extension headers and transport."""
+def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bool,
+                 w: int | None = None) -> Packet:
+    """IPv6 header, extension headers and transport.
+
+    n: captured bytes of the frame; w: its wire length (None: n)."""
     if n - off < 40:
         raise DecodeError(_K.DECODE_IPV6_TRUNCATED, pkt)
     vcf, plen, nxt, hlim, src, dst = _ipv6(frame, off)
@@ -369,12 +397,18 @@ def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bo
     pkt.dst = dst
     pkt.proto = nxt
     pkt.ttl = hlim
-    if plen > n - off - 40 or (plen == 0 and nxt != IPV6_NONXT):
+    if w is None or w < n:
+        w = n
+    if plen > w - off - 40 or (plen == 0 and nxt != IPV6_NONXT):
         raise DecodeError(_K.DECODE_IPV6_BAD_LEN, pkt)
     start = off + 40
     end = start + plen
+    cut = end > n  # the capture cut the datagram (wire_len)
+    if cut:
+        pkt.truncated = True
     if nxt in _IPV6_EXT:
-        nxt, pos = _walk_ipv6_ext(pkt, frame, start, end, nxt, False)
+        # extension headers must have been captured whole
+        nxt, pos = _walk_ipv6_ext(pkt, frame, start, min(end, n), nxt, False)
         pkt.proto = nxt
         pkt.ip_hdr_len = pos - off
         data = frame[pos:end]
@@ -386,10 +420,11 @@ def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bo
                 pkt.payload = data
             return pkt
     else:
+        pos = start
         pkt.ip_hdr_len = 40
         data = frame[start:end]
         pkt.ip_payload = data
-    return _transport(pkt, data, nxt)
+    return _transport(pkt, data, nxt, end - pos if cut else None)
 
 
 def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
@@ -430,28 +465,34 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
     return nxt, pos
 
 
-def _transport(pkt: Packet, data: bytes, proto: int) -> Packet:
-    """Strict transport decode of a whole (unfragmented) IP payload."""
-    tl = len(data)
+def _transport(pkt: Packet, data: bytes, proto: int, wire_tl: int | None = None) -> Packet:
+    """Strict transport decode of a whole (unfragmented) IP payload.
+
+    wire_tl: the payload's length on the wire when the capture cut it
+    (length fields are checked against it; headers must be captured)."""
+    cap = len(data)
+    tl = cap if wire_tl is None else wire_tl
     if proto == IPPROTO_TCP:
-        if tl < 20:
+        if tl < 20 or cap < 20:
             raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
         (pkt.sport, pkt.dport, pkt.seq, pkt.ack, doff, pkt.flags, pkt.window,
          pkt.urgent) = _tcp(data)
         doff = (doff >> 4) << 2
         if doff < 20 or doff > tl:
             raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
+        if doff > cap:
+            raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
         pkt.tcp_options = data[20:doff]
         pkt.payload = data[doff:]
     elif proto == IPPROTO_UDP:
-        if tl < 8:
+        if tl < 8 or cap < 8:
             raise DecodeError(_K.DECODE_UDP_TRUNCATED, pkt)
         pkt.sport, pkt.dport, ulen = _udp(data)
         if ulen < 8 or ulen > tl:
             raise DecodeError(_K.DECODE_UDP_BAD_LEN, pkt)
         pkt.payload = data[8:ulen]
     elif proto == IPPROTO_ICMP or proto == IPPROTO_ICMPV6:
-        if tl < 4:
+        if tl < 4 or cap < 4:
             raise DecodeError(
                 _K.DECODE_ICMP_TRUNCATED if proto == IPPROTO_ICMP else _K.DECODE_ICMPV6_TRUNCATED,
                 pkt)

@@ -1,0 +1,562 @@
+"""The live sensor's commands: ``attach``, ``detach``, ``status`` (and ``lab``).
+
+Stage: capture (live edge), wiring only. ``pakemon-xdp attach IFACE`` puts
+the kernel sensor (``pakemon.capture.xdp.XdpSensor``) in front of the same
+sans-I/O ``Pipeline`` that ``pakemon-xdp read`` uses, and the same logs
+behind it::
+
+    perf ring -> PerfRecord -> Pipeline.feed(ts, frame, 1, wire_len) -> events
+        -> LogSet (alert.log, dump.log, eve.json) and one line per alert on stdout
+    StreamBypass (stream depth reached)  -> the flow's kernel bypass entry
+    alert, with --block                  -> the flow's kernel block entry
+
+Signals: SIGINT and SIGTERM stop the loop; the program is detached first,
+the records still in the ring are read, the pipeline is flushed (its
+events logged), then the counters table is printed (the kernel's frames and
+bytes by the paper's section 4.2 classes, candidates, passed over,
+bypassed, blocked, perf losses per CPU, then the pipeline's own summary)
+and the exit code is 0. SIGHUP reloads the rule file: on an error the
+reason is printed and the old rules stay; on success a new RuleTree
+replaces the pipeline's and the kernel's service map is updated in place
+(the program is not reloaded). TCP directions already open keep the
+service nodes they were classified with until they end (their match state
+refers to them); new directions and every datagram use the new rules.
+
+Kernel bypass: a TCP direction past ``--stream-depth`` needs nothing more.
+Both directions of the flow are then bypassed in the kernel when the other
+direction is not inspected by any rule (or has reached its depth too);
+otherwise the flow keeps coming, because the inspected direction's window
+checks need the other side's ACKs.
+
+Known limit: a bypassed connection closes unseen, so the pipeline keeps its
+session (state only) until the session's idle timeout; a new connection on
+the same 4-tuple after the kernel's bypass entry expired (60 s idle) meets
+that stale session and is not inspected until it times out.
+
+Nothing here raises to the user: a ``SensorError`` (no such interface, not
+root, no BPF, kernel headers missing, ...) is printed as one line and the
+exit code is ``EXIT_SENSOR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from .abi import BLOCK_MAX, EVF
+from .cli import (
+    EXIT_CODES,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_RULES,
+    EXIT_USAGE,
+    _err,
+    _show,
+    _summary,
+    add_engine_options,
+    build_config,
+    default_rules,
+    load_ruleset,
+)
+
+__all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "run_status",
+           "LiveSession", "SENSOR_EXIT_CODES"]
+
+EXIT_SENSOR = 5  # the kernel sensor could not start, attach or detach
+
+SENSOR_EXIT_CODES = EXIT_CODES + f"""  {EXIT_SENSOR}  the kernel sensor could not start, attach or detach: not root, no such
+     interface, no BPF support, kernel headers missing, an XDP program already
+     attached (the message says which)
+"""
+
+# Wall-clock seconds between counter snapshots in the loop.
+SNAPSHOT_EVERY_S = 5.0
+# Perf ring wait per poll (ms): the longest a signal waits to be seen.
+POLL_MS = 200
+# TCP directions past their depth whose peer is still inspected, remembered
+# until the peer reaches its depth too (then both are bypassed).
+BYPASS_PENDING_MAX = 65536
+# A frame at least this long is not cut by the snaplen on a 1500-byte MTU.
+FULL_FRAME = 1514
+# Internal errors reported one by one (all are counted).
+MAX_ERRORS_SHOWN = 10
+
+
+# ---- the loop's state (no signals, no kernel calls of its own) -------------
+
+class LiveSession:
+    """Records in, events out: what ``attach`` does with each poll.
+
+    ``sensor`` needs only ``bypass_flow`` and ``block_flow`` (tests pass a
+    stand-in); ``pipe`` is a Pipeline whose ``bypass_requests`` this
+    session sets and drains.
+    """
+
+    def __init__(self, sensor, pipe, logs, *, block: bool = False, show: bool = True) -> None:
+        self.sensor = sensor
+        self.pipe = pipe
+        self.logs = logs
+        self.block = block
+        self.show = show
+        pipe.bypass_requests = []
+        self.records = 0
+        self.truncated_frames = 0  # data records cut at the snaplen
+        self.truncated_bytes = 0  # their wire bytes never inspected
+        self.flows_bypassed = 0  # bypass_flow calls (both directions each)
+        self.flows_blocked = 0  # block_flow calls
+        self.kernel_errors = 0  # bypass/block calls the kernel refused
+        self.internal_errors = 0  # records the pipeline raised on (a bug)
+        self._pending: OrderedDict = OrderedDict()  # direction -> None
+        self.snapshot: dict = {}  # the kernel counters of the last snapshot
+        self._blocked: OrderedDict = OrderedDict()  # flows marked, newest last
+
+    def handle(self, records) -> int:
+        """Feed records to the pipeline; log and act on their events."""
+        feed = self.pipe.feed
+        n_events = 0
+        for rec in records:
+            self.records += 1
+            flags = rec.flags
+            if flags & EVF.SNAPLEN and not flags & EVF.HDR_ONLY:
+                # A whole-frame record cut at the snaplen: the missing bytes
+                # were meant for inspection. Header-only records miss only
+                # payload nobody inspects.
+                self.truncated_frames += 1
+                self.truncated_bytes += rec.wire_len - len(rec.frame)
+            try:
+                events = feed(rec.ts, rec.frame, 1, rec.wire_len)
+            except Exception as e:  # a bug must not blind the sensor for good
+                self.internal_errors += 1
+                if self.internal_errors <= MAX_ERRORS_SHOWN:
+                    _err(f"internal error on a record of {len(rec.frame)} bytes "
+                         f"({type(e).__name__}: {e}); record skipped")
+                continue
+            if events:
+                n_events += len(events)
+                self.events(events)
+        if self.pipe.bypass_requests:
+            self._bypass()
+        return n_events
+
+    def events(self, events) -> None:
+        if self.block:  # first: every packet until then passes
+            from .events import Alert
+
+            for ev in events:
+                if isinstance(ev, Alert):
+                    self._block(ev)
+        self.logs.write_many(events)
+        if self.show:
+            _show(events)
+            sys.stdout.flush()
+
+    def _bypass(self) -> None:
+        reqs = self.pipe.bypass_requests
+        self.pipe.bypass_requests = []
+        tree = self.pipe.tree
+        pending = self._pending
+        for src, dst, sport, dport, proto in reqs:
+            peer = (dst, src, dport, sport)
+            if peer in pending or not tree.lookup("tcp", dport, sport):
+                pending.pop(peer, None)
+                try:
+                    self.sensor.bypass_flow(src, dst, sport, dport, proto, both=True)
+                    self.flows_bypassed += 1
+                except Exception:
+                    self.kernel_errors += 1
+            else:
+                pending[(src, dst, sport, dport)] = None
+                while len(pending) > BYPASS_PENDING_MAX:
+                    pending.popitem(last=False)
+
+    def _block(self, ev) -> None:
+        proto = ev.ip_proto
+        if proto in (6, 17) and (ev.src_port is None or ev.dst_port is None):
+            return  # an `ip` rule's alert: no ports to name the flow by
+        key = (ev.src_ip, ev.dst_ip, ev.src_port or 0, ev.dst_port or 0, proto)
+        if key in self._blocked:
+            return
+        try:
+            self.sensor.block_flow(*key, both=True)
+            self.flows_blocked += 1
+        except Exception:
+            self.kernel_errors += 1
+            return
+        self._blocked[key] = None
+        if len(self._blocked) > BLOCK_MAX:  # the kernel's LRU forgets them too
+            self._blocked.popitem(last=False)
+
+    def flush(self) -> None:
+        """End of input: the pipeline's last events."""
+        events = self.pipe.flush()
+        if events:
+            self.events(events)
+
+
+def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress: bool = False,
+                 session: LiveSession | None = None, bypass_entries: int | None = None,
+                 block_entries: int | None = None) -> str:
+    """The kernel counters as the paper's section 4.2 table plus the rest.
+
+    c: ``XdpSensor.counters()``; lost: ``lost_per_cpu()``. One ``name  value``
+    line per figure, so scripts can read it.
+    """
+    total = c.get("frames", 0)
+    out = []
+    where = f" on {iface}" if iface else ""
+    hooks = f" ({mode} XDP{', tc egress' if egress else ''})" if mode else ""
+    out.append(f"kernel sensor{where}{hooks}")
+    out.append(f"{'Protocol':<9}{'Frames':>12}{'%':>9}{'Bytes':>15}")
+    rows = [("ALL", "frames", "bytes"), ("IP", "ip_frames", "ip_bytes"),
+            ("TCP", "tcp_frames", "tcp_bytes"), ("UDP", "udp_frames", "udp_bytes"),
+            ("ICMP", "icmp_frames", "icmp_bytes"), ("OTHER", "other_frames", "other_bytes")]
+    for name, fk, bk in rows:
+        n = c.get(fk, 0)
+        pct = 100.0 * n / total if total else 0.0
+        out.append(f"{name:<9}{n:>12}{pct:>9.2f}{c.get(bk, 0):>15}")
+    out.append("")
+
+    def line(name, value, note=""):
+        out.append(f"{name:<22}{value:>10}" + (f"  {note}" if note else ""))
+
+    line("candidates", c.get("candidates", 0),
+         f"{c.get('candidate_bytes', 0)} bytes pushed to the pipeline")
+    line("header-only", c.get("hdr_only", 0), "reverse TCP directions and probes, cut after "
+         "the transport header")
+    line("fragments", c.get("fragments", 0))
+    line("passed over", c.get("passed_over", 0), "no rule can match: not pushed")
+    line("bypassed", c.get("bypassed", 0),
+         f"frames of bypassed flows; {c.get('bypass_expired', 0)} entries expired")
+    line("blocked", c.get("blocked", 0), "frames dropped")
+    line("malformed", c.get("malformed", 0), "passed")
+    per_cpu = dict(lost)
+    for cpu in range(os.cpu_count() or 1):
+        per_cpu.setdefault(cpu, 0)
+    cpus = ", ".join(f"cpu{cpu} {n}" if cpu >= 0 else f"cpu? {n}"
+                     for cpu, n in sorted(per_cpu.items()))
+    line("perf lost", c.get("perf_lost", 0),
+         f"by CPU: {cpus}; kernel perf_fail {c.get('perf_fail', 0)}")
+    line("rejected records", c.get("rejected", 0))
+    if session is not None:
+        line("records read", session.records)
+        line("truncated frames", session.truncated_frames, "cut at the snaplen")
+        line("truncated bytes", session.truncated_bytes, "of those, never inspected")
+        line("flows bypassed", session.flows_bypassed,
+             "stream depth reached" + (f"; {bypass_entries} entries in the map"
+                                       if bypass_entries is not None else ""))
+        line("flows blocked", session.flows_blocked,
+             f"{block_entries} entries in the map" if block_entries is not None else "")
+        if session.kernel_errors:
+            line("kernel map errors", session.kernel_errors)
+        if session.internal_errors:
+            line("internal errors", session.internal_errors, "records skipped")
+    return "\n".join(out)
+
+
+# ---- attach ---------------------------------------------------------------
+
+class _Signals:
+    """SIGINT/SIGTERM: stop; SIGHUP: reload. Flags only: the loop acts."""
+
+    def __init__(self) -> None:
+        self.stop = None  # the signal's name once asked to stop
+        self.reload = False
+        self._old = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._old[sig] = signal.signal(sig, self._on)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _on(self, signum, _frame) -> None:
+        if signum == signal.SIGHUP:
+            self.reload = True
+        else:
+            self.stop = signal.Signals(signum).name
+
+
+def _reload(args, session: LiveSession, sensor, current):
+    """SIGHUP: the new rule set, or the current one after saying why not."""
+    from .detect.ruletree import RuleTree
+    from .stream import StreamTracker
+
+    rs = load_ruleset(args.rules, args.skip_bad_rules)
+    if rs is None:
+        _err(f"reload of {args.rules} failed: keeping the {len(current.rules)} rules loaded")
+        return current
+    tree = RuleTree(rs.rules)
+    pipe = session.pipe
+    try:
+        counts = sensor.set_services(tree)
+    except Exception as e:  # SensorError, or bcc refusing a map update
+        _err(f"reload of {args.rules}: the kernel service map could not be updated ({e}); "
+             f"keeping the {len(current.rules)} rules loaded")
+        try:
+            sensor.set_services(pipe.tree)
+        except Exception:
+            pass
+        return current
+    pipe.tree = tree
+    pipe.detector.tree = tree
+    # Datagram flows remember which rules alerted by index in the old tree.
+    pipe.flows = StreamTracker(pipe.config.stream.max_sessions)
+    _err(f"reloaded {args.rules}: {len(rs.rules)} rules, {counts['keys']} service keys "
+         f"(+{counts['added']} -{counts['removed']}), any-port bits {counts['any_ports']:#x}")
+    return rs
+
+
+def run_attach(args) -> int:
+    from .capture import xdp
+    from .detect.ruletree import RuleTree
+    from .output import LogSet
+    from .pipeline import Pipeline
+
+    rs = load_ruleset(args.rules, args.skip_bad_rules)
+    if rs is None:
+        return EXIT_RULES
+    config = build_config(args)
+    if config is None:
+        return EXIT_USAGE
+    tree = RuleTree(rs.rules)
+    pipe = Pipeline(tree, config)
+    direction = "both" if args.direction == "both" else "in"
+    if args.snaplen < FULL_FRAME:
+        _err(f"warning: --snaplen {args.snaplen} cuts full-size frames: bytes past it are "
+             "not inspected (counted as truncated bytes), and a TCP stream cut this way "
+             "waits for its missing bytes until it ends")
+    try:
+        # The cheap checks first: nothing is compiled or opened for a sensor
+        # that cannot run.
+        xdp.interface_index(args.iface)
+        xdp._need_root()
+    except xdp.SensorError as e:
+        _err(str(e))
+        return EXIT_SENSOR
+    try:
+        logs = LogSet(args.log_dir)
+    except OSError as e:
+        _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
+        return EXIT_IO
+    sig = _Signals()
+    sig.install()
+    sensor = None
+    try:
+        with logs:
+            try:
+                sensor = xdp.XdpSensor(snaplen=args.snaplen, page_cnt=args.pages,
+                                       bypass_timeout=args.bypass_timeout,
+                                       scan_tcp=config.scan.enabled,
+                                       scan_udp=config.scan.enabled)
+                counts = sensor.set_services(tree)
+                sensor.set_block(args.block)
+                if sig.stop:
+                    _err(f"{sig.stop} before attaching: nothing attached")
+                    return EXIT_OK
+                att = sensor.attach(args.iface, mode=args.mode, direction=direction)
+            except xdp.SensorError as e:
+                _err(str(e))
+                return EXIT_SENSOR
+            session = LiveSession(sensor, pipe, logs, block=args.block, show=not args.quiet)
+            _err(f"attached to {att.ifname} ({att.mode} XDP"
+                 f"{', tc egress' if att.egress else ''}): {len(rs.rules)} rules, "
+                 f"{counts['keys']} service keys; logs in {args.log_dir}; "
+                 "SIGINT/SIGTERM stop, SIGHUP reloads the rules")
+            rs = _loop(args, session, sensor, sig, rs)
+            _err(f"{sig.stop}: detaching from {att.ifname}")
+            # Detach first, then read what the ring still holds: every frame
+            # the kernel pushed is inspected.
+            detach_error = None
+            try:
+                sensor.detach()
+            except xdp.SensorError as e:
+                detach_error = str(e)
+            for _ in range(64):
+                recs = sensor.poll_records(0)
+                if not recs:
+                    break
+                session.handle(recs)
+            session.flush()
+            kc = sensor.counters()
+            lost = sensor.lost_per_cpu()
+            bypass_entries = len(sensor.bypassed_flows())
+            block_entries = len(sensor.blocked_flows())
+            sensor.close()
+            print()
+            print(kernel_table(kc, lost, iface=att.ifname, mode=att.mode, egress=att.egress,
+                               session=session, bypass_entries=bypass_entries,
+                               block_entries=block_entries))
+            _summary(pipe, rs, args.log_dir)
+            sys.stdout.flush()
+            if detach_error:
+                _err(detach_error)
+                return EXIT_SENSOR
+        return EXIT_OK
+    finally:
+        if sensor is not None:
+            try:
+                sensor.close()  # idempotent; detaches if anything went wrong above
+            except xdp.SensorError as e:
+                _err(str(e))
+        sig.restore()
+
+
+def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
+    """Poll, feed, act, until a stop signal. Returns the rule set in force."""
+    next_snapshot = time.monotonic() + SNAPSHOT_EVERY_S
+    session.snapshot = sensor.counters()
+    while not sig.stop:
+        recs = sensor.poll_records(POLL_MS)
+        if recs:
+            session.handle(recs)
+        if sig.reload:
+            sig.reload = False
+            rs = _reload(args, session, sensor, rs)
+        now = time.monotonic()
+        if now >= next_snapshot:
+            # Nothing printed: the counters are kept for the final table's
+            # sake should the maps become unreadable.
+            next_snapshot = now + SNAPSHOT_EVERY_S
+            session.snapshot = sensor.counters()
+            session.logs.flush()
+    return rs
+
+
+# ---- detach, status -------------------------------------------------------
+
+def run_detach(args) -> int:
+    from .capture import xdp
+
+    try:
+        removed = xdp.detach_interface(args.iface, force=args.force)
+    except xdp.SensorError as e:
+        _err(str(e))
+        return EXIT_SENSOR
+    if removed:
+        for r in removed:
+            print(f"{args.iface}: removed {r}")
+    else:
+        print(f"{args.iface}: nothing attached")
+    return EXIT_OK
+
+
+def run_status(args) -> int:
+    from .capture import xdp
+
+    if args.iface:
+        names = [args.iface]
+    else:
+        names = [name for _, name in sorted(socket.if_nameindex())]
+    status = EXIT_OK
+    for name in names:
+        try:
+            st = xdp.interface_status(name)
+        except xdp.SensorError as e:
+            _err(str(e))
+            status = EXIT_SENSOR
+            continue
+        print(st.describe() + ("  (pakemon)" if st.ours else ""))
+    return status
+
+
+# ---- argument parsing ------------------------------------------------------
+
+def _pow2(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if n <= 0 or n & (n - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two: {text!r}")
+    return n
+
+
+def _snaplen(text: str) -> int:
+    from .abi import SNAPLEN_MAX
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if not 1 <= n <= SNAPLEN_MAX:
+        raise argparse.ArgumentTypeError(f"must be 1..{SNAPLEN_MAX}: {text!r}")
+    return n
+
+
+def _seconds0(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return v
+
+
+def add_sensor_commands(sub, fmt) -> None:
+    """``attach``, ``detach``, ``status`` and ``lab`` on the CLI's subparsers."""
+    from .abi import SNAPLEN_DEFAULT
+    from .capture.xdp import DEFAULT_BYPASS_TIMEOUT, DEFAULT_PAGE_CNT
+
+    a = sub.add_parser(
+        "attach", help="run the IDS live on an interface (XDP sensor, root)",
+        description="Attach the XDP sensor to IFACE and run the pipeline on the frames it "
+        "pushes (those some rule can match): alerts are printed and appended to alert.log, "
+        "dump.log and eve.json. SIGINT/SIGTERM detach and print the kernel and pipeline "
+        "counters; SIGHUP reloads the rule file (an invalid file keeps the old rules).",
+        epilog=SENSOR_EXIT_CODES, formatter_class=fmt)
+    a.add_argument("iface", metavar="IFACE", help="network interface (in this namespace)")
+    a.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
+                   help="rule file (default: the bundled rules/pakemon.rules)")
+    a.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
+                   help="where alert.log, dump.log and eve.json are appended "
+                   "(default ./pakemon-logs)")
+    a.add_argument("--skip-bad-rules", action="store_true",
+                   help="load the good rules of a file with errors, reporting each bad one")
+    a.add_argument("-q", "--quiet", action="store_true",
+                   help="do not print alerts as they happen (the counters still print)")
+    a.add_argument("--mode", choices=("auto", "native", "generic"), default="auto",
+                   help="XDP mode: auto tries native (driver) then generic (default auto)")
+    a.add_argument("--direction", choices=("ingress", "both"), default="ingress",
+                   help="ingress: XDP only; both: also the tc egress hook, for traffic this "
+                   "host sends (default ingress)")
+    a.add_argument("--snaplen", type=_snaplen, default=SNAPLEN_DEFAULT, metavar="N",
+                   help=f"frame bytes per record (default {SNAPLEN_DEFAULT}: whole frames)")
+    a.add_argument("--pages", type=_pow2, default=DEFAULT_PAGE_CNT, metavar="N",
+                   help=f"perf ring pages per CPU, a power of two (default {DEFAULT_PAGE_CNT})")
+    a.add_argument("--bypass-timeout", type=_seconds0, default=DEFAULT_BYPASS_TIMEOUT,
+                   metavar="SECONDS", help="a bypassed flow idle this long is inspected "
+                   f"again; 0 never (default {DEFAULT_BYPASS_TIMEOUT:g})")
+    a.add_argument("--block", action="store_true",
+                   help="drop the later packets of every flow that alerted (XDP_DROP)")
+    add_engine_options(a)
+    a.set_defaults(func=run_attach)
+
+    d = sub.add_parser("detach", help="remove pakemon's XDP/tc programs from an interface",
+                       description="Remove what a killed sensor left on IFACE: its XDP "
+                       "program and tc egress filter.", epilog=SENSOR_EXIT_CODES,
+                       formatter_class=fmt)
+    d.add_argument("iface", metavar="IFACE")
+    d.add_argument("--force", action="store_true",
+                   help="also remove an XDP program that is not pakemon's")
+    d.set_defaults(func=run_detach)
+
+    s = sub.add_parser("status", help="show XDP programs attached to interfaces",
+                       description="For IFACE, or every interface of this namespace: the "
+                       "XDP program (mode, id, name) and tc egress filters attached.",
+                       epilog=SENSOR_EXIT_CODES, formatter_class=fmt)
+    s.add_argument("iface", nargs="?", metavar="IFACE")
+    s.set_defaults(func=run_status)
+
+    from .lab.live import add_lab_command
+
+    add_lab_command(sub, fmt, SENSOR_EXIT_CODES)

@@ -1,0 +1,109 @@
+"""`pakemon-xdp attach/detach/status`: errors are one line and an exit code,
+never a traceback; a stopped sensor leaves nothing attached; `detach`
+cleans up after a killed one (root only, except where said)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from test_sensor_live import lab, stop  # noqa: F401 (fixture)
+from xdp_lab import requires_xdp
+
+from pakemon import cli
+from pakemon.capture import xdp
+from pakemon.sensor import EXIT_SENSOR
+
+
+def run_cli(*args, prefix=()):
+    return subprocess.run([*prefix, sys.executable, "-m", "pakemon.cli", *args],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("attach", "nosuch0"), "pakemon-xdp: no such interface: nosuch0\n"),
+    (("detach", "nosuch0"), "pakemon-xdp: no such interface: nosuch0\n"),
+    (("status", "nosuch0"), "pakemon-xdp: no such interface: nosuch0\n"),
+])
+def test_missing_interface_is_one_line_and_exit_5(args, message):
+    r = run_cli(*args)
+    assert (r.returncode, r.stderr, r.stdout) == (EXIT_SENSOR, message, "")
+
+
+def test_bad_arguments_and_rules_use_the_read_exit_codes(tmp_path):
+    assert run_cli("attach", "lo", "--pages", "3").returncode == cli.EXIT_USAGE
+    assert run_cli("attach", "lo", "--snaplen", "0").returncode == cli.EXIT_USAGE
+    bad = tmp_path / "bad.rules"
+    bad.write_text("x tcp *\n")
+    r = run_cli("attach", "lo", "--rules", str(bad))
+    assert r.returncode == cli.EXIT_RULES and "Traceback" not in r.stderr
+
+
+def test_status_lists_every_interface():
+    r = run_cli("status")
+    assert r.returncode == 0 and "lo: " in r.stdout
+
+
+def test_not_root_is_refused_with_a_message():
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to become nobody")
+    nobody = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups")
+    probe = subprocess.run([*nobody, sys.executable, "-c", "import pakemon.sensor"],
+                           capture_output=True, cwd="/")
+    if probe.returncode:
+        pytest.skip("the checkout is not readable by nobody")
+    r = run_cli("attach", "lo", prefix=nobody)
+    assert r.returncode == EXIT_SENSOR
+    assert r.stderr.startswith("pakemon-xdp: the XDP sensor needs root")
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("where, message", [
+    ("_check_kernel_headers", "kernel headers for 6.x are missing: install them"),
+    ("_import_bcc", "bcc is not importable: install python3-bpfcc"),
+])
+def test_missing_headers_or_bcc_is_a_message(monkeypatch, capsys, tmp_path, where, message):
+    def fail(*_a):
+        raise xdp.SensorError(message)
+
+    monkeypatch.setattr(xdp, "_need_root", lambda: None)
+    monkeypatch.setattr(xdp, where, fail)
+    assert cli.main(["attach", "lo", "--log-dir", str(tmp_path / "logs")]) == EXIT_SENSOR
+    err = capsys.readouterr().err
+    assert err == f"pakemon-xdp: {message}\n"
+
+
+@requires_xdp
+def test_sigterm_detaches_second_attach_refused_detach_after_kill(lab, tmp_path):
+    a = lab.start_sensor("--log-dir", str(tmp_path / "a"), "--direction", "both")
+    st = lab.cli_command(lab.srv, "status", "vsrv")
+    assert st.returncode == 0
+    assert "native id" in st.stdout and "pk_xdp" in st.stdout
+    assert "tc egress pk_tc_egress" in st.stdout and "(pakemon)" in st.stdout
+    # a second sensor on the same interface: refused, and the first one untouched
+    b = lab.start_sensor("--log-dir", str(tmp_path / "b"), wait=False)
+    assert b.proc.wait(timeout=120) == EXIT_SENSOR
+    b.stop()
+    assert "an XDP program is already attached" in b.stderr[-1]
+    assert "Traceback" not in "\n".join(b.stderr)
+    stop(a)  # SIGTERM: exit 0, counters printed
+    lab.assert_nothing_attached()
+    assert "no XDP or tc program" in lab.cli_command(lab.srv, "status", "vsrv").stdout
+
+    # SIGKILL leaves the programs; `pakemon-xdp detach` removes them
+    c = lab.start_sensor("--log-dir", str(tmp_path / "c"), "--direction", "both",
+                         "--mode", "generic")
+    c.kill()
+    assert "generic id" in lab.cli_command(lab.srv, "status", "vsrv").stdout
+    r = lab.cli_command(lab.srv, "detach", "vsrv")
+    assert r.returncode == 0, r.stderr
+    assert "removed XDP generic" in r.stdout and "removed tc egress pk_tc_egress" in r.stdout
+    lab.assert_nothing_attached()
+    r = lab.cli_command(lab.srv, "detach", "vsrv")
+    assert (r.returncode, r.stdout) == (0, "vsrv: nothing attached\n")
+    lab.sensors.remove(c)

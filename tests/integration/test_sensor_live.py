@@ -1,0 +1,153 @@
+"""`pakemon-xdp attach` live equals `pakemon-xdp read` offline (root only).
+
+Real traffic through this machine's kernel: a client namespace talks to a
+python http.server (and UDP/ICMP) in a server namespace, where the sensor
+runs as a child process (``ip netns exec SRV pakemon-xdp attach vsrv``).
+An AF_PACKET socket on the server's veth records the same traffic; the
+alerts the sensor wrote live (eve.json) must equal those `pakemon-xdp read`
+finds in that capture. Teardown stops the sensor with SIGTERM (exit 0) and
+asserts nothing is left attached to the veth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from live_netns import Capture
+from xdp_lab import requires_xdp
+
+from pakemon.lab.live import CLI_IP, CLI_IP2, SRV_IF, SRV_IP, LiveLab
+
+pytestmark = requires_xdp
+
+
+@pytest.fixture
+def lab():
+    lab = LiveLab().up()
+    try:
+        yield lab
+        for sp in lab.sensors:
+            if sp.proc.poll() is None:
+                assert sp.stop(signal.SIGTERM) == 0, sp.stderr
+    finally:
+        try:
+            lab.assert_nothing_attached()
+        finally:
+            lab.down()
+
+
+def eve_alerts(path) -> Counter:
+    out = Counter()
+    with open(path) as f:
+        for line in f:
+            ev = json.loads(line)
+            if ev["event_type"] == "alert":
+                out[(ev["alert"]["signature"], ev["proto"], ev["src_ip"], ev.get("src_port"),
+                     ev["dest_ip"], ev.get("dest_port"))] += 1
+    return out
+
+
+def offline_alerts(pcap, log_dir, *args) -> Counter:
+    r = subprocess.run([sys.executable, "-m", "pakemon.cli", "read", str(pcap), "--log-dir",
+                        str(log_dir), "-q", *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return eve_alerts(log_dir / "eve.json")
+
+
+def stop(sensor) -> None:
+    assert sensor.stop(signal.SIGTERM) == 0, sensor.stderr
+    assert "Traceback" not in "\n".join(sensor.stderr)
+    assert any(line.startswith("kernel sensor on vsrv") for line in sensor.stdout)
+
+
+def pipeline_counter(sensor, name) -> int:
+    rx = re.compile(rf"^\s*(\d+)\s+{re.escape(name)}$")
+    for line in sensor.stdout:
+        m = rx.match(line)
+        if m:
+            return int(m.group(1))
+    return 0
+
+
+def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path):
+    lab.start_http(80)
+    cap = Capture(lab, lab.srv, SRV_IF)
+    try:
+        sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"), "--direction", "both")
+        status = [
+            lab.http_get("/index.html"),
+            lab.http_get("/cgi-bin/phf?Qalias=x%0a/bin/cat%20/etc/passwd"),
+            lab.http_get("/scripts/..%c0%af../winnt/system32/cmd.exe?/c+dir"),
+            # split over 5-byte segments: only reassembly sees the pattern
+            lab.http_get("/_vti_pvt/administrators.pwd", split=5, src=CLI_IP2),
+            lab.http_get("/index.html", split=3),
+        ]
+        assert [s.split()[1] for s in status] == ["200", "404", "404", "404", "200"]
+        # a pipelined keep-alive-less second request on one connection
+        lab.tcp_exchange(80, [b"GET /index.html HTTP/1.0\r\n\r\n", b"GET /cgi-bin/test-cgi?* "
+                              b"HTTP/1.0\r\n\r\n"])
+        sensor.wait_for(r"^ALERT IIS-administrator.pwd", stream="stdout", timeout=10)
+        stop(sensor)
+        cap.drain(0.3)
+        n = cap.write_pcap(tmp_path / "capture.pcap")
+    finally:
+        cap.close()
+    assert n > 30
+    live = eve_alerts(tmp_path / "live" / "eve.json")
+    offline = offline_alerts(tmp_path / "capture.pcap", tmp_path / "offline")
+    assert live == offline
+    sigs = {k[0] for k in live}
+    assert {"CGI-phf(CVE-1999-0067)", "CGI-phf-newline(CVE-1999-0067)",
+            "IIS-unicode-c0af(CVE-2000-0884)", "IIS-administrator.pwd"} <= sigs, sigs
+    assert all(k[2] in (CLI_IP, CLI_IP2) and k[4] == SRV_IP and k[5] == 80 for k in live)
+    # the server's side came as headers only, and nothing was lost
+    assert sensor.counter("header-only") > 10
+    assert sensor.counter("perf lost") == 0 and sensor.counter("truncated bytes") == 0
+    assert sensor.counter("candidates") == sensor.counter("records read")
+
+
+def test_fragments_made_by_the_kernel_are_reassembled_live_as_offline(lab, tmp_path):
+    cap = Capture(lab, lab.srv, SRV_IF)
+    try:
+        sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"))
+        # 4000-byte datagrams: three fragments each on a 1500-byte MTU
+        lab.udp_send(31337, b"B" * 4000)  # BO-BackOrifice: any payload
+        lab.udp_send(27444, b"A" * 3500 + b"l44adsl")  # the pattern is in the last fragment
+        assert lab.ping(3000)  # fragmented echo request (and reply)
+        assert lab.ping(1200, src=CLI_IP2)  # not fragmented
+        sensor.wait_for(r"^ALERT ICMP-echo-large .*198\.51\.100\.3", stream="stdout",
+                        timeout=10)
+        stop(sensor)
+        cap.drain(0.3)
+        cap.write_pcap(tmp_path / "capture.pcap")
+    finally:
+        cap.close()
+    live = eve_alerts(tmp_path / "live" / "eve.json")
+    offline = offline_alerts(tmp_path / "capture.pcap", tmp_path / "offline")
+    assert live == offline
+    assert Counter(k[0] for k in live) == Counter({
+        "BO-BackOrifice": 1, "DDOS-Trin00-master-to-daemon(CVE-2000-0138)": 1,
+        "ICMP-echo-large": 2})
+    # ingress only: 3 + 3 + 3 fragments of the requests
+    assert sensor.counter("fragments") == 9
+    assert pipeline_counter(sensor, "defrag_reassembled") == 3
+
+
+def test_block_drops_the_rest_of_an_alerting_flow(lab, tmp_path):
+    sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"), "--block", "--scan", "off")
+    lab.udp_send(31337, b"first", sport=45000)
+    sensor.wait_for(r"^ALERT BO-BackOrifice .*\(45000\)", stream="stdout", timeout=10)
+    lab.udp_send(31337, b"second", sport=45000)  # same flow: dropped in the kernel
+    lab.udp_send(31337, b"other", sport=45001)  # another flow: passes, alerts
+    sensor.wait_for(r"^ALERT BO-BackOrifice .*\(45001\)", stream="stdout", timeout=10)
+    stop(sensor)
+    assert len(sensor.alerts) == 2
+    assert sensor.counter("blocked") == 1
+    assert sensor.counter("flows blocked") == 2
