@@ -71,6 +71,7 @@ class NoticeKind(enum.Enum):
     STREAM_GAP = ("anomaly", "sequence gap: stream data missing (capture loss)")
     STREAM_DEPTH_REACHED = ("anomaly", "stream depth reached: direction no longer inspected")
     STREAM_BAD_OPTIONS = ("anomaly", "malformed IP options: segment ignored as the target would")
+    STREAM_DATA_AFTER_RST = ("anomaly", "data continues after a RST: inspected (the RST may be forged)")
     # scan
     SCAN_DETECTED = ("scan", "one source probed many ports or hosts")
 

@@ -18,7 +18,8 @@ API
     before them are missing. ``StreamBypass(direction)``: depth reached, after
     the data up to it. ``pakemon.events.Notice``: conditions, at most one per
     kind per session (every occurrence is counted).
-``counters()``, ``memory`` (queued bytes), ``sessions`` (in the table),
+``counters()``, ``memory`` (queued bytes), ``sessions`` (in the table, older
+readings of a reconnected 4-tuple included),
 ``last_direction`` (the direction of the last segment fed, None if it
 started nothing).
 
@@ -87,7 +88,9 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   FIN whose TSval is older than ``ts_recent`` by more than 1 is dropped;
   ``ts_recent`` 0 disables the test; ``ts_recent`` is updated from accepted
   segments that start at or before the last ACK the receiver sent
-  (``tcp_replace_ts_recent`` with ``rcv_wup``).
+  (``tcp_replace_ts_recent`` with ``rcv_wup``), taken as at most
+  ``rcv_nxt``: a receiver never acknowledges what it did not get, so an
+  ACK past it is capture loss or forged.
 * MD5: any segment with a well-formed TCP MD5 option (kind 19, length 18)
   is dropped, SYNs included; we assume CONFIG_TCP_MD5SIG=y (every major
   distribution) and no key on the socket.
@@ -95,6 +98,13 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   the sender's FIN was read (``tcp_reset_check``); any other RST gets a
   challenge ACK and is ignored. A SYN with a new ISN on a synchronised
   connection gets a challenge ACK and is ignored.
+* FIN: a FIN on a wholly old segment is a duplicate's and is dropped with
+  it (every policy). In order it is read at once and the out-of-order queue
+  purged (``tcp_fin``). Out of order it stays in its segment in the queue
+  and is lost with it (``_fin_seen``): under in-order data reaching past it
+  (``tcp_ofo_queue``), or a segment that replaces or ``merge_right``-s it;
+  bytes queued past it wait, and go when it is read. The other policies
+  keep the first FIN position seen, and nothing after it is read.
 * TCP Fast Open: Linux servers accept SYN data only with TFO enabled and a
   valid cookie (not the default); otherwise the SYN-ACK acknowledges only
   the SYN and the client retransmits. So SYN data is delivered only as far
@@ -104,14 +114,47 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
 
 Left out of linux-current: TCP-AO (kind 29) and RFC 5961's RST at the
 highest SACKed sequence; the PAWS exemption is simplified to "pure ACKs are
-never PAWS-dropped" (they carry no data); data after a FIN is never read
-(the first FIN position wins); a slow reader's receive buffer is not
-modelled (the window and instant-reader assumptions stand in for it).
+never PAWS-dropped" (they carry no data); of several out-of-order FINs only
+the lowest is tracked, and a segment starting right after a queued FIN
+segment is not coalesced into it as ``tcp_try_coalesce`` may; a slow
+reader's receive buffer is not modelled (the window and instant-reader
+assumptions stand in for it).
 
 The other policies model overlap handling the way Suricata does, RFC 793
 RST/SYN handling (any in-window RST resets, an in-window SYN resets the
 connection), and keep the urgent byte inline (Suricata's default urgent
 policy). PAWS and the no-ACK drop apply to every policy.
+
+Desynchronisation
+-----------------
+
+The attacker may send anything, including packets forged "from the server"
+towards its own host: the sensor sees them, the server never does, and the
+sensor cannot tell them from the server's own (TTL, IP ID or MAC tricks are
+out of scope: a packet that does not reach the host it is addressed to is
+not modelled). So what the server reads must never depend on trusting one:
+
+* A RST resets only the host it travels to (``_reset``): its receive queue
+  is discarded, the other direction is untouched (a RST forged "from the
+  server" leaves the server reading on). Data that still comes after a RST,
+  in either direction, is delivered with the stream offset and match state
+  kept, counted (``data_after_rst``) and reported: a false alert at worst,
+  if the RST was real. The session closes once both hosts took one. A
+  SYN-ACK after a forged "connection refused" still opens the connection.
+* A SYN with a new ISN after a RST the server took (or on a closed 4-tuple)
+  opens a new connection. After one the client took, or the server's FIN
+  (whose orphan socket times out silently), the server may or may not still
+  hold the old connection, and its answer can be forged: the new session
+  keeps the old one as ``alt`` and both are fed every segment (at most
+  ``MAX_READINGS``; past that the newest older reading leaves, the first
+  connection stays).
+* ACKs from the server side never skip a hole in an inspected direction,
+  and never move ``rcv_wup`` past ``rcv_nxt`` (PAWS, above).
+* Residual: a forged window update widens the window the sensor enforces;
+  bytes sent into the widening that the server drops are queued here, and
+  if the real bytes later stop exactly where they start, the sensor reads
+  the junk and then the real bytes as a retransmission
+  (``STREAM_OVERLAP_MISMATCH``). In-order real data covering the junk wins.
 
 Handshakes and pickup
 ---------------------
@@ -125,7 +168,8 @@ handshakes (Beardsley & Qian), where the server answers SYN with SYN and
 the client sends the SYN-ACK. A non-SYN segment that acknowledges the
 peer's SYN then establishes the connection; it must come from the client
 unless the client sent a SYN-ACK (split handshake) or ``async_oneside``.
-A SYN on a closed 4-tuple starts a new session.
+A SYN on a closed 4-tuple starts a new session (see Desynchronisation for
+SYNs after a RST or the server's FIN).
 
 ``async_oneside`` (Suricata's stream.async-oneside): with only one side of
 the traffic visible, a client segment at ISN+1 after its SYN, with no
@@ -144,8 +188,8 @@ whose receiver never sent an ACK we saw (one-sided capture), the hole is
 given up instead so inspection goes on. ``depth``: bytes delivered per
 direction, then ``StreamBypass`` and state-only tracking. ``max_sessions``:
 the oldest session is evicted. A session leaving by timeout, eviction or
-``flush`` delivers what it held first, holes marked ``gap=True``; a reset
-session discards it, as both hosts do.
+``flush`` delivers what it held first, holes marked ``gap=True``; a RST
+discards what its receiver held, as that host does.
 
 Invariants
 ----------
@@ -221,6 +265,10 @@ _NO_OPTS = (-1, None, False, False)
 _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
+# Data that keeps coming after a RST (see _reset).
+_K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
+# Readings of one 4-tuple kept at once (the session and its alternatives).
+MAX_READINGS = 3
 
 
 def _scan_options(opts: bytes):
@@ -286,7 +334,7 @@ class TcpDirection:
         "packets", "delivered", "depth_reached", "policy", "pol", "buffer", "csum_strict",
         "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
         "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
-        "urg_abs", "gap_pending", "hist", "hist_len",
+        "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start",
     )
 
     def __init__(self, src, sport, dst, dport, session):
@@ -318,6 +366,7 @@ class TcpDirection:
         self.syn_data = None  # SYN payload waiting for the SYN-ACK's verdict
         self.syn_pkt = None
         self.fin_abs = None  # where this sender's FIN sits (absolute)
+        self.fin_start = 0  # where the segment carrying it starts
         self.fin_done = False  # the receiver read the FIN: the stream ended
         self.q = []  # out-of-order items [start, end, chunks or None, pkt]
         self.qbytes = 0
@@ -326,6 +375,7 @@ class TcpDirection:
         self.gap_pending = False  # next StreamData carries gap=True
         self.hist = []  # (offset, bytes) last delivered chunks, for retransmissions
         self.hist_len = 0
+        self.rst = False  # the receiver took a RST (or RFC 793 SYN): its socket may be gone
 
     @property
     def rcv_nxt(self) -> int:
@@ -341,7 +391,7 @@ class TcpSession:
     """One connection: ``client`` sent the first SYN (or the picked-up segment)."""
 
     __slots__ = ("client", "server", "state", "last", "timeout", "midstream", "oneside",
-                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead")
+                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt")
 
     def __init__(self):
         self.client = None
@@ -357,6 +407,10 @@ class TcpSession:
         self.ts_ok = False  # both SYNs carried timestamps: PAWS applies
         self.noticed = 0  # bit per NoticeKind already reported
         self.dead = False  # removed from the table
+        # An older connection on the same 4-tuple that may still be alive at
+        # the server (a reconnection the sensor cannot confirm): fed every
+        # segment too, so either reading is inspected.
+        self.alt = None
 
     @property
     def policy(self) -> tuple:
@@ -425,6 +479,9 @@ class TcpReassembler:
         self.c_after_close = 0
         self.c_syn_data_dropped = 0
         self.c_delivered = 0
+        self.c_data_after_rst = 0
+        self.c_readings = 0
+        self.c_fin_overtaken = 0
 
     # ------------------------------------------------------------------ API
 
@@ -468,6 +525,9 @@ class TcpReassembler:
             "data_after_close": self.c_after_close,
             "syn_data_dropped": self.c_syn_data_dropped,
             "delivered_bytes": self.c_delivered,
+            "data_after_rst": self.c_data_after_rst,
+            "reconnections_ambiguous": self.c_readings,
+            "fin_overtaken": self.c_fin_overtaken,
         }
 
     def feed(self, pkt) -> list:
@@ -493,15 +553,24 @@ class TcpReassembler:
                 return out
             if verdict == 1:
                 d.csum_strict = True  # this sender computes real checksums
+        older = None  # earlier readings of this 4-tuple a new session carries on
         if d is not None:
             s = d.session
             if ts - s.last > s.timeout:
                 # idle past its timeout but not swept yet: it is gone
+                older = self._detach(s)
                 self._expire_one(s, out)
                 d = None
-            elif s.state == CLOSED and pkt.flags & (TH_SYN | TH_ACK | TH_RST) == TH_SYN:
-                self._end(s, out)  # a new connection on a closed 4-tuple
-                d = None
+            elif pkt.flags & (TH_SYN | TH_ACK | TH_RST) == TH_SYN:
+                new = self._new_connection(d, s, pkt)
+                if new == 1:  # a new connection on a closed 4-tuple
+                    older = self._detach(s)
+                    self._end(s, out)
+                    d = None
+                elif new == 2:  # maybe: the old one stays a reading
+                    self.c_readings += 1
+                    older = s
+                    d = None
         if d is None:
             if check and verdict < 0:
                 verdict = gate.check_l4(pkt)
@@ -511,9 +580,13 @@ class TcpReassembler:
             d = self._open(pkt, out)
             if d is not None and verdict == 1:
                 d.csum_strict = True
+            if older is not None:
+                self._carry(d, older, out)
             self.last_direction = d
             if _PKT_HAS_DIRECTION:
                 pkt.direction = d
+            if d is not None and d.session.alt is not None:
+                self._feed_older(d, pkt, out)
             return out
         d.packets += 1
         s.last = ts
@@ -521,7 +594,91 @@ class TcpReassembler:
         if _PKT_HAS_DIRECTION:
             pkt.direction = d
         self._segment(d, s, pkt, out)
+        if s.alt is not None:
+            self._feed_older(d, pkt, out)
         return out
+
+    def _new_connection(self, d, s, pkt) -> int:
+        """A SYN (no ACK) from ``d`` on a known 4-tuple: 0 it belongs to the
+        session (``_syn`` decides), 1 it opens a new connection, 2 it may.
+
+        After a RST the server took (the client's, exact: RFC 5961) or once
+        both streams ended, the server has no socket left (or a TIME_WAIT one
+        that takes a new SYN): a new connection. After a RST the client took
+        (which the server may never have sent: forged "from the server") or
+        the server's FIN (its orphan socket dies after tcp_fin_timeout,
+        silently), the server may still hold the connection, and then ignores
+        the SYN (challenge ACK), or not, and takes it. Packets from the
+        server cannot settle it (they can be forged too), so both readings
+        are followed: the new session, and the old one as its ``alt``.
+        """
+        state = s.state
+        if state == CLOSED:
+            return 1
+        if d is not s.client or (state != ESTABLISHED and state != CLOSING):
+            return 0
+        seq = pkt.seq
+        if d.isn is not None:
+            if seq == d.isn:
+                return 0  # a retransmitted SYN
+        elif ((seq + 1) & M32) == d.base:
+            return 0  # the SYN of a session picked up midstream, late
+        if d.rst:
+            return 1
+        o = d.peer
+        if o.rst or o.fin_done:
+            return 2
+        return 0
+
+    @staticmethod
+    def _detach(s):
+        """s's older readings, taken off it before it ends."""
+        alt, s.alt = s.alt, None
+        return alt
+
+    def _carry(self, d, older, out):
+        """The new session of d (None: none was opened) goes on with the
+        older readings of its 4-tuple, at most MAX_READINGS in all: past that
+        the newest older one leaves (the first connection stays)."""
+        while older is not None and older.dead:
+            older = older.alt
+        if older is None:
+            return
+        if d is None:
+            # nothing new: the older reading is the 4-tuple's session again
+            for od in (older.client, older.server):
+                self._dirs.setdefault((od.src, od.sport, od.dst, od.dport), od)
+            return
+        n = 1
+        a = older
+        while a is not None:
+            if not a.dead:
+                n += 1
+            a = a.alt
+        if n > MAX_READINGS:
+            keep = self._detach(older)
+            self._end(older, out)
+            older = keep
+        d.session.alt = older
+
+    def _feed_older(self, d, pkt, out):
+        """Feed the older readings of d's session the segment d just took."""
+        ts = pkt.ts
+        holder = d.session
+        a = holder.alt
+        src, sport = d.src, d.sport
+        while a is not None:
+            if not a.dead and ts - a.last > a.timeout:
+                self._expire_one(a, out)
+            if a.dead:
+                a = holder.alt = a.alt
+                continue
+            c = a.client
+            ad = c if c.src == src and c.sport == sport else a.server
+            ad.packets += 1
+            a.last = ts
+            self._segment(ad, a, pkt, out)
+            holder, a = a, a.alt
 
     def flush(self) -> list:
         """End of input: deliver what every open stream holds, drop all sessions."""
@@ -673,13 +830,18 @@ class TcpReassembler:
         if s.state != CLOSED:
             for d in (s.client, s.server):
                 self._give_up(d, out)
+        primary = False
         for d in (s.client, s.server):
             self._release(d)
             key = (d.src, d.sport, d.dst, d.dport)
             if self._dirs.get(key) is d:
                 del self._dirs[key]
+                primary = True
         s.dead = True
         self._sessions.pop(s, None)
+        if primary and s.alt is not None:
+            # the next older reading is the 4-tuple's session again
+            self._carry(None, self._detach(s), out)
 
     def _release(self, d):
         self.memory -= d.qbytes
@@ -695,6 +857,12 @@ class TcpReassembler:
             self._accept_or_track(d, data, d.syn_pkt, out)
         while d.q and not d.fin_done:
             head = d.q[0][0]
+            fa = d.fin_abs
+            if fa is not None and d.off <= fa < head:
+                if fa > d.off:
+                    self._gap(d, fa - d.off, out)  # the FIN ends the stream first
+                self._fin(d, out)
+                break
             if head > d.off:
                 self._gap(d, head - d.off, out)
             self._drain(d, None, out)
@@ -776,6 +944,7 @@ class TcpReassembler:
                 tsval = info[1]
         data = pkt.payload
         state = s.state
+        after_rst = False
         if flags & _SYN_RST_ACK != TH_ACK or state != ESTABLISHED:
             if state == CLOSED:
                 if data:
@@ -796,6 +965,7 @@ class TcpReassembler:
                 return
             if state != CLOSING and not self._handshake(d, s, pkt, tsval, out):
                 return
+            after_rst = d.rst or d.peer.rst
         n = len(data)
         fin = flags & TH_FIN
         off = d.off
@@ -834,8 +1004,6 @@ class TcpReassembler:
             e = apos + (pkt.window << d.wshift)
             if o.edge is None or e > o.edge:
                 o.edge = e
-        if o.wup is None or apos > o.wup:
-            o.wup = apos
         # An ACK past a hole means the capture lost the bytes, not the
         # network: skip the hole. Not for an inspected direction: an attacker
         # can forge that ACK (it travels to the client, never the server)
@@ -843,6 +1011,15 @@ class TcpReassembler:
         # over. There holes wait for flush, timeout or the queue limit.
         if arel > 0 and not o.buffer and (o.q or (o.fin_abs is not None and not o.fin_done)):
             self._skip(o, apos, out)
+        # rcv_wup (the last ACK the receiver sent) is never past what it
+        # received: an ACK beyond rcv_nxt is capture loss or forged "from the
+        # server". Believed, it would let an out-of-order segment set
+        # ts_recent here but not in the server, and PAWS then drop the real
+        # in-order segments here only.
+        if arel > 0 and apos > o.off:
+            apos = o.off
+        if o.wup is None or apos > o.wup:
+            o.wup = apos
         if flags & TH_URG and d.pol.urg_oob:
             up = pkt.urgent
             ptr = rel + up - 1 if up else rel
@@ -859,6 +1036,8 @@ class TcpReassembler:
             elif n:
                 self.c_after_close += 1
             return
+        if after_rst and n and rel + n > 0:
+            self._after_rst(d, pkt, out)
         if d.buffer:
             if not rel and not d.q and d.fin_abs is None:
                 # in order with nothing queued: the common case
@@ -921,7 +1100,7 @@ class TcpReassembler:
             s.win = False
             s.ts_ok = d.syn_ts is not None and tsval is not None
             d.ts_recent = d.syn_ts or 0
-            self._set_state(s, ESTABLISHED)
+            self._set_state(s, CLOSING if d.rst or o.rst else ESTABLISHED)
             return True
         # SYN_RECV: both SYNs seen (or the SYN-ACK picked up)
         if not (d is s.client or s.split or self.config.async_oneside):
@@ -937,7 +1116,8 @@ class TcpReassembler:
             return False
         if d is not s.client and not s.split:
             s.oneside = True
-        self._set_state(s, ESTABLISHED)
+        # a RST one host took during the handshake: half gone, as after a FIN
+        self._set_state(s, CLOSING if d.rst or o.rst else ESTABLISHED)
         return True
 
     def _syn(self, d, s, pkt, info, out):
@@ -949,6 +1129,7 @@ class TcpReassembler:
             if d is s.client:
                 if seq != d.isn:
                     self._init_syn(d, pkt, info)  # a new attempt
+                    d.rst = o.rst = False
                 elif d.syn_data is None and pkt.payload:
                     d.syn_data, d.syn_pkt = pkt.payload, pkt
                 return
@@ -1009,7 +1190,7 @@ class TcpReassembler:
             self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
                          "TCP SYN in window on an established connection, reset (RFC 793)",
                          ts, out)
-            self._close(s, out)
+            self._reset(d, s, out)
             return
         self.c_syn_ignored += 1
         self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
@@ -1022,9 +1203,11 @@ class TcpReassembler:
             return
         o = d.peer
         apos = o.off + (((pkt.ack - o.base - o.off + HALF) & M32) - HALF)
+        e = apos + pkt.window
+        if apos > o.off:
+            apos = o.off  # rcv_wup is never past rcv_nxt (see _segment)
         if o.wup is None or apos > o.wup:
             o.wup = apos
-        e = apos + pkt.window
         if o.edge is None or e > o.edge:
             o.edge = e
 
@@ -1056,7 +1239,47 @@ class TcpReassembler:
                          "TCP RST not at the expected sequence number, ignored", pkt.ts, out)
             return
         self.c_rst_resets += 1
-        self._close(s, out)
+        self._reset(d, s, out)
+
+    def _reset(self, d, s, out):
+        """d's receiver took a RST from d's sender (or, RFC 793, an in-window
+        SYN): that host drops its socket and what it had not read.
+
+        Only that host: a RST travels to one host, and the other may never
+        have sent it. A RST forged "from the server" reaches the client
+        alone; the server keeps its socket, its queue, and reads on, so the
+        client's stream goes on here too, stream offset and match state kept
+        (a new midstream session would miss a pattern across the RST). Once
+        both hosts took a RST the session is closed.
+
+        Data that still comes after a RST, in either direction, is delivered
+        and counted (``data_after_rst``), with a notice. Trade-off: the
+        sensor cannot tell a forged RST from a real one. A host that really
+        sent a RST has no socket and sends no more; if its RST was real, what
+        its peer still sends is answered with a RST and never read, and
+        inspecting it can only cost a false alert. If the RST was forged (to
+        the attacker's own host), the data is read, and skipping it would
+        miss the attack. The same holds for the host that took the RST: an
+        attacker's client need not honour a RST it forged to itself, so the
+        server's answers stay inspected too.
+        """
+        if d.qbytes:
+            self.c_discarded += d.qbytes
+        self._release(d)
+        if d.syn_data is not None:
+            self.c_discarded += len(d.syn_data)
+            d.syn_data = None
+        d.rst = True
+        if d.peer.rst:
+            self._close(s, out)
+        elif s.state == ESTABLISHED:
+            self._set_state(s, CLOSING)  # one side gone: off the fast path
+
+    def _after_rst(self, d, pkt, out):
+        self.c_data_after_rst += 1
+        side = "the receiver" if d.rst else "the sender"
+        self._notice(d, _K_DATA_AFTER_RST,
+                     f"TCP data after a RST to {side} (forged?), still inspected", pkt.ts, out)
 
     # ---------------------------------------------------------------- data
 
@@ -1122,6 +1345,12 @@ class TcpReassembler:
         fa = d.fin_abs
         if fa is None or d.fin_done or d.off < fa:
             return
+        if d.off > fa:
+            # passed over, never read: its segment was dropped under data
+            # reaching past it (tcp_ofo_queue), the FIN with it
+            d.fin_abs = None
+            self.c_fin_overtaken += 1
+            return
         d.off = fa + 1
         d.fin_done = True
         if d.q:
@@ -1155,13 +1384,10 @@ class TcpReassembler:
         """Buffered data that is not the simple in-order case."""
         n = len(data)
         end = start + n
-        if fin and d.fin_abs is None:
-            d.fin_abs = end
-            self._cut_queue(d, end)
-        fa = d.fin_abs
-        if fa is not None and end > fa:
+        cut = self._fin_seen(d, start, end, fin)
+        if cut < end:
             self.c_after_close += 1
-            data = data[:max(fa - start, 0)]
+            data = data[:max(cut - start, 0)]
             end = start + len(data)
         off = d.off
         if start < off:
@@ -1188,6 +1414,62 @@ class TcpReassembler:
             if d.qbytes > self.queue_limit or self.memory > self.memcap:
                 self._limit(d, pkt.ts, out)
         self._fin(d, out)
+
+    def _fin_seen(self, d, start, end, fin) -> int:
+        """Book segment [start, end) (with a FIN if ``fin``) against d's FIN;
+        returns where its bytes must end (before ``end``: past the FIN).
+
+        A FIN on a wholly old segment is a duplicate's, dropped with it
+        (``tcp_sequence``); in order, it is read at once. Other stacks: the
+        first FIN position wins and nothing after it is read.
+
+        linux-current keeps an out-of-order FIN in its segment, in the
+        out-of-order queue, seq space [fin_start, fin_abs + 1); it is lost
+        when that segment is: under in-order data reaching past it
+        (``tcp_ofo_queue`` drops a queued segment whose end is not after
+        rcv_nxt), replaced by a segment with the same start that ends after
+        it, or removed by ``merge_right`` under one starting before it that
+        covers it; a FIN segment wholly inside queued data is dropped on
+        arrival. Bytes queued past a pending FIN stay (the FIN may yet be
+        lost) and are discarded when it is read (``tcp_fin``). Else the
+        attacker sends "GET /", a FIN behind a hole, then "cgi-bin/phf ..."
+        in order over it: Linux reads it all, a first-FIN-wins sensor stops
+        at the FIN. Of several pending FINs the lowest is kept (a lost one
+        can expose another: then the sensor reads more than the server,
+        which can only cost a false alert).
+        """
+        off = d.off
+        fa = d.fin_abs
+        if not d.pol.linux:
+            if fin and fa is None and end >= off:
+                d.fin_abs = fa = end
+                d.fin_start = start
+                self._cut_queue(d, end)
+            return end if fa is None or end <= fa else fa
+        if fa is not None:
+            fs = d.fin_start
+            if end > fa and (start <= off or start < fs or (start == fs and end > fa + 1)):
+                d.fin_abs = fa = None
+                self.c_fin_overtaken += 1
+        if fin and end >= off:
+            if start <= off:
+                d.fin_abs = end  # in order: read now, and the queue purged
+                d.fin_start = start
+                self._cut_queue(d, end)
+            elif (fa is None or end < fa) and not self._holds(d, start, end):
+                d.fin_abs = end
+                d.fin_start = start
+        return end
+
+    @staticmethod
+    def _holds(d, start, end) -> bool:
+        """Does a queued item hold all of seq space [start, end + 1)?"""
+        for it in d.q:
+            if it[0] > start:
+                break
+            if it[1] > end:
+                return True
+        return False
 
     def _cut_queue(self, d, fa):
         """Nothing after the FIN is read: drop queued bytes past it."""
@@ -1223,24 +1505,27 @@ class TcpReassembler:
     def _drain(self, d, pkt, out):
         """Read queued items that rcv_nxt has reached (``tcp_ofo_queue``)."""
         q = d.q
+        fa = d.fin_abs
         while q:
             it = q[0]
             st = it[0]
-            if st > d.off:
-                break
+            if st > d.off or (fa is not None and d.off >= fa):
+                break  # a hole, or the FIN: read first, it discards the rest
             del q[0]
             en = it[1]
             if it[2] is not None:
                 n = en - st
                 d.qbytes -= n
                 self.memory -= n
+            if fa is not None and en > fa:
+                en = fa  # linux-current: bytes queued past a pending FIN
             if en <= d.off:
                 continue
             if it[2] is None or not d.buffer:
                 d.off = en
                 continue
             data = self._bytes(it)
-            self._accept(d, data[d.off - st:], pkt or it[3], out)
+            self._accept(d, data[d.off - st:en - st], pkt or it[3], out)
             q = d.q  # _bypass may have replaced the items by ranges
         if not q:
             d.qmax = 0
@@ -1436,13 +1721,10 @@ class TcpReassembler:
     def _track(self, d, start, n, fin, out):
         """A state-only direction: follow received ranges, keep no bytes."""
         end = start + n
-        if fin and d.fin_abs is None:
-            d.fin_abs = end
-            self._cut_queue(d, end)
-        fa = d.fin_abs
-        if fa is not None and end > fa:
+        cut = self._fin_seen(d, start, end, fin)
+        if cut < end:
             self.c_after_close += 1
-            end = fa
+            end = cut
         off = d.off
         if start < off:
             self.c_retrans += 1
@@ -1476,14 +1758,18 @@ class TcpReassembler:
         by the capture, not the network. Skip them and read what follows."""
         while not o.fin_done:
             q = o.q
-            if q and q[0][0] <= upto:
+            fa = o.fin_abs
+            if q and q[0][0] <= upto and (fa is None or q[0][0] <= fa):
                 if q[0][0] > o.off:
                     self._gap(o, q[0][0] - o.off, out)
                 self._drain(o, None, out)
+                if o.fin_abs is not None and o.off >= o.fin_abs:
+                    self._fin(o, out)
+                    break
                 continue
-            fa = o.fin_abs
-            if fa is not None and o.off < fa < upto:
-                self._gap(o, fa - o.off, out)
+            if fa is not None and o.off <= fa < upto:
+                if fa > o.off:
+                    self._gap(o, fa - o.off, out)
                 self._fin(o, out)
             break
 

@@ -90,19 +90,15 @@ PRESENCE_ONLY = {
 }
 
 # (case, variant) -> why it fails; mirrored in KNOWN.md, strict xfail.
-_SYNSENT_RST = (
-    "stream: packet 2, a spoofed RST+ACK from the server that acknowledges the SYN but "
-    "carries TSecr 100 (not the client's TSval; non-zero although the Windows SYN had no "
-    "timestamps), is accepted in SYN_SENT and resets the session. Suricata drops it "
-    "(StateSynSentValidateTimestamp, stream-event pkt_invalid_timestamp), as does Linux "
-    "(PAWS check on TSecr in tcp_rcv_synsent_state_process). The real SYN-ACK (packet "
-    "5/4) does not restart a CLOSED session, so all later data is data_after_close")
-_SYNSENT_RST_LINUX = _SYNSENT_RST + (
-    ". Second cause, Linux capture only: packet 4, the client's own RST (seq ISN+1, no ACK "
-    "bit, sent in answer to the spoofed FIN+ACK), also resets the session in SYN_SENT "
-    "(a client RST at ISN or ISN+1 is taken); Suricata takes a client RST in SYN_SENT only "
-    "with seq ISN, ack ISN+1, window 0, and the capture shows the server went on "
-    "(SYN-ACK, 200 OK)")
+_SYNSENT_RST_LINUX = (
+    "stream: packet 2, a spoofed RST+ACK from the server that acknowledges the SYN, resets "
+    "the client's side (Suricata and Linux drop it for its TSecr); packet 4, the client's "
+    "own RST (seq ISN+1, no ACK bit, sent in answer to the spoofed FIN+ACK), is taken as "
+    "resetting the server's side (a client RST in SYN_SENT is taken at ISN or ISN+1): "
+    "with both sides reset the session closes and the real SYN-ACK (packet 5) does not "
+    "restart it, so all later data is data_after_close. Suricata takes a client RST in "
+    "SYN_SENT only with seq ISN, ack ISN+1, window 0, and the capture shows the server went "
+    "on (SYN-ACK, 200 OK)")
 _OVERLAP_UNACKED = (
     "stream: overlap policies are applied only to out-of-order queued data; 'GOOD' (seq 2, "
     "in order) is delivered at once and the same-range 'EVIL' segment is trimmed as a "
@@ -117,7 +113,6 @@ _SYNACK_PICKUP = (
     "and 'uid=0(root)' is never reassembled. Suricata picks the stream up and alerts")
 XFAIL = {
     ("bug-3286-02-linux-evasion", "rules"): _SYNSENT_RST_LINUX,
-    ("bug-3286-03-windows-evasion", "rules"): _SYNSENT_RST,
     ("eve-overlap-payload-02-policy-oldlinux", "rules"): _OVERLAP_UNACKED,
     ("eve-payload-02-tcp-exact-overlap-policy-oldlinux", "rules"): _OVERLAP_UNACKED,
     ("alert-testmyids-async", "ip-as-tcp"): _SYNACK_PICKUP,
