@@ -64,7 +64,9 @@ class StreamConfig:
     timeout_new: float = 60.0
     timeout_established: float = 3600.0
     timeout_closed: float = 60.0
-    max_sessions: int = 262_144
+    # 0: as many as the memcap allows at ~4 KB a session (16k for 64 MB);
+    # a SYN flood evicts half-open sessions first.
+    max_sessions: int = 0
 
 
 @dataclass

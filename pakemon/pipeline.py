@@ -84,7 +84,7 @@ class Pipeline:
             config.stream, (lambda a: hp.stream_policy(a, dflt_stream)) if hp else None,
             self._classify)
         self.tcp.checksums = self.checksums
-        self.flows = StreamTracker(config.stream.max_sessions)  # datagram alert-once state
+        self.flows = StreamTracker()  # datagram alert-once state (made on alerts only)
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
         self._scan_sweep = 0.0
         self.detector = Detector(self.tree)

@@ -309,7 +309,7 @@ def _reload(args, session: LiveSession, sensor, current):
     pipe.tree = tree
     pipe.detector.tree = tree
     # Datagram flows remember which rules alerted by index in the old tree.
-    pipe.flows = StreamTracker(pipe.config.stream.max_sessions)
+    pipe.flows = StreamTracker()
     _err(f"reloaded {args.rules}: {len(rs.rules)} rules, {counts['keys']} service keys "
          f"(+{counts['added']} -{counts['removed']}), any-port bits {counts['any_ports']:#x}")
     return rs

@@ -265,6 +265,7 @@ _NO_OPTS = (-1, None, False, False)
 _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
+SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
@@ -443,6 +444,13 @@ class TcpReassembler:
                           cfg.timeout_established, cfg.timeout_closed)
         self._dirs = {}  # (src, sport, dst, dport) -> TcpDirection
         self._sessions = OrderedDict()  # TcpSession -> None, oldest first
+        self._embryonic = OrderedDict()  # the half-open ones among them
+        # Each session costs ~1.6 KB half-open and ~4 KB with detect state
+        # (tracemalloc, bench/floods.py --profile): sessions are charged
+        # against the memcap unless max_sessions is set.
+        self.max_sessions = cfg.max_sessions or max(1024, cfg.memcap // SESSION_COST)
+        self.max_embryonic = max(256, self.max_sessions // 4)
+        self.c_evicted_embryonic = 0
         self._next_sweep = float("-inf")
         self._sweep_it = None
         self._free_notice = {}  # kind -> ts of the last notice without a session
@@ -494,6 +502,7 @@ class TcpReassembler:
         return {
             "sessions": self.c_sessions,
             "sessions_active": len(self._sessions),
+            "evicted_half_open": self.c_evicted_embryonic,
             "memory": self.memory,
             "midstream_pickups": self.c_midstream,
             "midstream_ignored": self.c_midstream_ignored,
@@ -719,8 +728,11 @@ class TcpReassembler:
 
     def _new_session(self, pkt, sender_is_client: bool, out):
         """A session for pkt's 4-tuple; returns the direction pkt was sent in."""
-        cfg = self.config
-        while len(self._sessions) >= cfg.max_sessions and self._sessions:
+        emb = self._embryonic
+        while len(emb) >= self.max_embryonic:
+            self.c_evicted_embryonic += 1
+            self._end(next(iter(emb)), out)
+        while len(self._sessions) >= self.max_sessions and self._sessions:
             old = next(iter(self._sessions))
             self.c_evicted += 1
             self._end(old, out)
@@ -747,6 +759,13 @@ class TcpReassembler:
     def _set_state(self, s, state):
         s.state = state
         s.timeout = self._timeouts[state]
+        # Half-open sessions are kept apart so a SYN flood evicts its own
+        # kind first, not the established connections an attack rides on.
+        if state == SYN_SENT or state == SYN_RECV:
+            if not s.dead:
+                self._embryonic[s] = None
+        else:
+            self._embryonic.pop(s, None)
 
     def _open(self, pkt, out):
         """The first segment of a 4-tuple: start a session, or ignore it."""
@@ -839,9 +858,14 @@ class TcpReassembler:
                 primary = True
         s.dead = True
         self._sessions.pop(s, None)
+        self._embryonic.pop(s, None)
         if primary and s.alt is not None:
             # the next older reading is the 4-tuple's session again
             self._carry(None, self._detach(s), out)
+        # Directions and their session point at each other; break the cycle
+        # so an ended session is freed at once, not at the next full garbage
+        # collection (a SYN flood left 400k dead sessions waiting for it).
+        s.client.peer = s.server.peer = None
 
     def _release(self, d):
         self.memory -= d.qbytes
@@ -871,6 +895,8 @@ class TcpReassembler:
         self._next_sweep = ts + SWEEP_EVERY_S
         it = self._sweep_it
         if it is None:
+            # a snapshot of the keys only while this sweep lasts; ended
+            # sessions in it are skipped (s.dead)
             it = self._sweep_it = iter(list(self._sessions))
         budget = SWEEP_SLICE + (len(self._sessions) >> 6)
         for s in it:

@@ -51,7 +51,9 @@ def test_syn_flood_half_open_sessions_expire(tmp_path):
     r = run("syns", 20_000, tmp_path, pps=200)
     c = r.counters
     assert c["stream_sessions"] == 20_001
-    assert c["stream_timeouts"] > 5_000
+    # half-open sessions leave by timeout or, at the session cap the memcap
+    # sets (1 MB here), by eviction of the oldest half-open ones first
+    assert c.get("stream_timeouts", 0) + c.get("stream_evicted_half_open", 0) > 5_000
     assert c["scan_packets"] >= 20_000
 
 
@@ -62,6 +64,6 @@ def test_connection_flood_never_closing_sessions_expire(tmp_path):
     c = r.counters
     assert r.frames == 3_000 * floods.CONN_FRAMES + len(floods.attack_frames(False))
     assert c["stream_sessions"] == 3_001
-    assert c["stream_timeouts"] > 500
+    assert c.get("stream_timeouts", 0) + c.get("stream_evicted", 0) > 500
     # every benign GET was read (the idle ones delivered at expiry or flush)
     assert c["stream_delivered_bytes"] >= 3_000 * len(floods.BENIGN_REQUEST)
