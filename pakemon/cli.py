@@ -139,7 +139,8 @@ def build_config(args):
                             memcap=args.defrag_memcap),
         stream=StreamConfig(policy=stream_policy, midstream=args.midstream == "on",
                             async_oneside=args.async_oneside == "on", checksum=args.checksum,
-                            memcap=args.stream_memcap, depth=args.stream_depth),
+                            memcap=args.stream_memcap, depth=args.stream_depth,
+                            max_sessions=max(0, args.max_sessions)),
         scan=ScanConfig(enabled=args.scan == "on"),
         host_policy=host_policy,
     )
@@ -194,6 +195,9 @@ def add_engine_options(p) -> None:
                    help="bytes inspected per TCP direction, 0 for no limit (default 1m)")
     g.add_argument("--stream-memcap", type=_size, default=64 << 20, metavar="BYTES",
                    help="TCP reassembly memory cap (default 64m)")
+    g.add_argument("--max-sessions", type=int, default=0, metavar="N",
+                   help="TCP sessions tracked at once (default 0: as many as the stream "
+                   "memcap allows at ~4 KB each; half-open ones are evicted first)")
     g.add_argument("--defrag-memcap", type=_size, default=32 << 20, metavar="BYTES",
                    help="IP fragment memory cap (default 32m)")
     g.add_argument("--defrag-timeout", type=_seconds, default=30.0, metavar="SECONDS",
