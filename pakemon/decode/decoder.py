@@ -251,8 +251,10 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
         doff = (doff >> 4) << 2
         if doff < 20 or doff > tl:
             raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
-        if cut and doff > len(data):
-            raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
+        if cut:
+            if doff > len(data):
+                raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
+            pkt.wire_payload = tl - doff
         if doff != 20:
             pkt.tcp_options = data[20:doff]
         pkt.payload = data[doff:]
@@ -482,6 +484,8 @@ def _transport(pkt: Packet, data: bytes, proto: int, wire_tl: int | None = None)
             raise DecodeError(_K.DECODE_TCP_BAD_HDR_LEN, pkt)
         if doff > cap:
             raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
+        if wire_tl is not None:
+            pkt.wire_payload = wire_tl - doff
         pkt.tcp_options = data[20:doff]
         pkt.payload = data[doff:]
     elif proto == IPPROTO_UDP:

@@ -61,7 +61,7 @@ class Packet:
         "ip_id", "is_fragment", "frag_offset", "more_frags", "ip_hdr_len",
         "ip_payload", "l4", "sport", "dport", "seq", "ack", "flags", "window",
         "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off", "direction",
-        "truncated",
+        "truncated", "wire_payload",
     )
 
     def __init__(self):
@@ -94,3 +94,4 @@ class Packet:
         self.l3_off = 0  # where the IP header starts in raw
         self.direction = None  # the TCP direction the stream stage put it in
         self.truncated = False  # captured shorter than on the wire (snaplen, header-only)
+        self.wire_payload = 0  # TCP payload length on the wire, when truncated

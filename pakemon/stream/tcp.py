@@ -993,6 +993,12 @@ class TcpReassembler:
                 return
             after_rst = d.rst or d.peer.rst
         n = len(data)
+        if pkt.truncated and not d.buffer:
+            # A header-only record of the live sensor: the payload's bytes
+            # are not here but its sequence space is (a later RST or FIN
+            # is checked against it).
+            n = pkt.wire_payload
+            data = b""
         fin = flags & TH_FIN
         off = d.off
         rel = ((pkt.seq - d.base - off + HALF) & M32) - HALF
