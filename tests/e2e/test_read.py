@@ -206,3 +206,27 @@ def test_progress_bar_reports_bytes_read(tmp_path):
     assert "p.pcap" in r.stderr and "100%" in r.stderr
     quiet = cli("read", cap, "--log-dir", tmp_path / "logs", "-q")  # not a terminal: no bar
     assert "100%" not in quiet.stderr
+
+
+def test_bad_host_policy_file_is_a_clear_usage_error(tmp_path):
+    hp = tmp_path / "hosts.txt"
+    hp.write_text("10.0.0.0/8 plan9\n")
+    cap = tmp_path / "x.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET / HTTP/1.0\r\n\r\n"))
+    r = cli("read", cap, "--host-policy", hp, "--log-dir", tmp_path / "logs")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{hp}:1:12: unknown policy 'plan9'" in r.stderr
+
+
+def test_syn_scan_goes_to_alert_log_and_eve_as_scan(tmp_path):
+    from pakemon.lab.traffic import SYN, tcp_frame
+
+    cap = tmp_path / "scan.pcap"
+    write_pcap(cap, [(PHF_TS + p * 0.01, tcp_frame(C, S, 40000, p, 7, 0, SYN))
+                     for p in range(1, 120)])
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs)
+    assert r.returncode == 0, r.stderr
+    assert f"Scan from {C} scan type: SYN" in (logs / "alert.log").read_text()
+    (scan,) = [e for e in read_eve(logs) if e["event_type"] == "scan"]
+    assert scan["src_ip"] == C and "Scan from" in scan["scan"]["message"]
