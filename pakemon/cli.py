@@ -19,6 +19,7 @@ EXIT_RULES = 1  # the rule base has errors
 EXIT_USAGE = 2  # bad flags or arguments (argparse's own code)
 EXIT_CAPTURE = 3  # a capture could not be read to its end
 EXIT_IO = 4  # the log directory could not be written
+EXIT_SENSOR = 5  # the kernel sensor could not start (interface, root, BPF, headers)
 
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}  success (whether or not anything alerted)
@@ -27,6 +28,8 @@ EXIT_CODES = f"""exit codes:
   {EXIT_CAPTURE}  a capture file is missing, not a capture, or cut short; every frame
      before the problem was processed and logged
   {EXIT_IO}  the log directory or a log file could not be written
+  {EXIT_SENSOR}  attach/detach/status: no such interface, not root, no BPF support,
+     kernel headers missing
 """
 
 # Captures smaller than this finish before a progress bar would be useful.

@@ -182,9 +182,25 @@ class Pipeline:
 
     def _inspect_tcp(self, pkt):
         self.stats.inspected += 1
+        out = self._stream_events(self.tcp.feed(pkt))
+        # `*` rules match the first packet of a direction, data or not
+        d = pkt.direction
+        if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
+                n.any_rules for n in d.nodes):
+            sm = d.det
+            if sm is None:
+                sm = d.det = StreamMatch()
+            alerts = self.detector.inspect_stream(sm, d.nodes, b"", pkt)
+            for a in alerts:
+                self._count(a)
+            out += alerts
+        return out
+
+    def _stream_events(self, events):
+        """Match StreamData, act on StreamBypass, pass notices on; counted."""
         out = []
         detector = self.detector
-        for ev in self.tcp.feed(pkt):
+        for ev in events:
             cls = type(ev)
             if cls is StreamData:
                 d = ev.direction
@@ -196,7 +212,9 @@ class Pipeline:
                 if self.record:
                     key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport)
                     self.recorded_streams[key] = self.recorded_streams.get(key, b"") + ev.data
-                out += detector.inspect_stream(sm, d.nodes, ev.data, ev.pkt)
+                alerts = detector.inspect_stream(sm, d.nodes, ev.data, ev.pkt)
+                if alerts:
+                    out += alerts
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
                 if self.bypass_requests is not None:
@@ -204,16 +222,8 @@ class Pipeline:
                     self.bypass_requests.append((d.src, d.dst, d.sport, d.dport, 6))
             else:
                 out.append(ev)
-        # `*` rules match the first packet of a direction, data or not
-        d = getattr(pkt, "direction", None)
-        if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
-                n.any_rules for n in d.nodes):
-            sm = d.det
-            if sm is None:
-                sm = d.det = StreamMatch()
-            out += detector.inspect_stream(sm, d.nodes, b"", pkt)
-        for a in out:
-            self._count(a)
+        for ev in out:
+            self._count(ev)
         return out
 
     def _inspect_datagram(self, pkt, nodes):
@@ -274,26 +284,7 @@ class Pipeline:
 
     def flush(self):
         """End of input: deliver and match what the open streams still hold."""
-        out = []
-        for ev in self.tcp.flush():
-            if type(ev) is StreamData:
-                d = ev.direction
-                sm = d.det
-                if sm is None:
-                    sm = d.det = StreamMatch()
-                if ev.gap:
-                    sm.gap()
-                if self.record:
-                    key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport)
-                    self.recorded_streams[key] = self.recorded_streams.get(key, b"") + ev.data
-                alerts = self.detector.inspect_stream(sm, d.nodes, ev.data, ev.pkt)
-                for a in alerts:
-                    self._count(a)
-                out += alerts
-            elif isinstance(ev, Notice):
-                self._count(ev)
-                out.append(ev)
-        return out
+        return self._stream_events(self.tcp.flush())
 
     def counters(self) -> dict:
         """Every stage's counters, flat, for the summary and metrics."""

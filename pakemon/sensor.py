@@ -55,6 +55,7 @@ from .cli import (
     EXIT_IO,
     EXIT_OK,
     EXIT_RULES,
+    EXIT_SENSOR,
     EXIT_USAGE,
     _err,
     _show,
@@ -68,11 +69,8 @@ from .cli import (
 __all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "run_status",
            "LiveSession", "SENSOR_EXIT_CODES"]
 
-EXIT_SENSOR = 5  # the kernel sensor could not start, attach or detach
-
-SENSOR_EXIT_CODES = EXIT_CODES + f"""  {EXIT_SENSOR}  the kernel sensor could not start, attach or detach: not root, no such
-     interface, no BPF support, kernel headers missing, an XDP program already
-     attached (the message says which)
+# EXIT_CODES (from cli) already explains EXIT_SENSOR; attach adds one case.
+SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program already attached; the message says which)
 """
 
 # Wall-clock seconds between counter snapshots in the loop.
