@@ -74,6 +74,8 @@ class NoticeKind(enum.Enum):
     STREAM_DATA_AFTER_RST = ("anomaly", "data continues after a RST: inspected (the RST may be forged)")
     # scan
     SCAN_DETECTED = ("scan", "one source probed many ports or hosts")
+    # http (detect stage, HTTP service ports)
+    HTTP_URI_ENCODING_ANOMALY = ("anomaly", "suspicious encoding in an HTTP request target")
 
     @property
     def event_type(self) -> str:

@@ -25,6 +25,8 @@ from .decode.decoder import ipv4_header_checksum_ok
 from .decode.packet import LINKTYPE_ETHERNET, TH_ACK
 from .defrag import Defragmenter
 from .detect.engine import Detector, StreamMatch
+from .detect.http import HttpRequestParser
+from .detect.http_normalize import HttpConfig
 from .detect.ruletree import RuleTree
 from .detect.scan import ScanDetector
 from .events import Notice, NoticeKind
@@ -87,7 +89,12 @@ class Pipeline:
         self.flows = StreamTracker()  # datagram alert-once state (made on alerts only)
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
         self._scan_sweep = 0.0
-        self.detector = Detector(self.tree)
+        # HTTP service ports: client->server streams also get their request
+        # targets normalized and searched (spec). `config.http` if the Config
+        # has one (an HttpConfig), else the spec's defaults.
+        self.http = getattr(config, "http", None) or HttpConfig()
+        self.http_ports = frozenset(self.http.ports)
+        self.detector = Detector(self.tree, self.http)
         self.stats = Stats()
         # The live-target tests compare these with what a real socket got.
         self.record = record
@@ -96,6 +103,14 @@ class Pipeline:
         # The live sensor sets a list here: (src, dst, sport, dport, proto)
         # of each TCP direction past its depth, for the kernel bypass map.
         self.bypass_requests: list | None = None
+
+    def _new_match(self, d) -> StreamMatch:
+        """Detect state for direction d, with an HTTP parser on HTTP ports."""
+        http = None
+        if d.dport in self.http_ports and d.nodes:
+            http = HttpRequestParser(body_cap=0, keep_headers=False)
+        sm = d.det = StreamMatch(http)
+        return sm
 
     def _classify(self, direction):
         """The service nodes that fit a TCP direction (its sender's view)."""
@@ -189,7 +204,7 @@ class Pipeline:
                 n.any_rules for n in d.nodes):
             sm = d.det
             if sm is None:
-                sm = d.det = StreamMatch()
+                sm = self._new_match(d)
             alerts = self.detector.inspect_stream(sm, d.nodes, b"", pkt)
             for a in alerts:
                 self._count(a)
@@ -206,7 +221,7 @@ class Pipeline:
                 d = ev.direction
                 sm = d.det
                 if sm is None:
-                    sm = d.det = StreamMatch()
+                    sm = self._new_match(d)
                 if ev.gap:
                     sm.gap()
                 if self.record:
@@ -215,6 +230,8 @@ class Pipeline:
                 alerts = detector.inspect_stream(sm, d.nodes, ev.data, ev.pkt)
                 if alerts:
                     out += alerts
+                if sm.http is not None:
+                    out += detector.inspect_http(sm, d.nodes, ev.data, ev.pkt)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
                 if self.bypass_requests is not None:

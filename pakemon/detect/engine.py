@@ -12,12 +12,21 @@ number of segments matches exactly once. Regexes run over a bounded window
 persist in the direction. Datagrams (UDP, ICMP, IP) are searched whole.
 
 A rule alerts once per flow direction.
+
+On HTTP service ports (spec: rules.md, "What is searched") a direction also
+carries an ``HttpRequestParser``: each request target it completes is
+normalized (http_normalize) and, when that changes it, searched whole with
+the direction's service nodes; the pattern bits found join the same
+per-direction masks as the stream's, so a pattern matches in the raw stream
+or in the normalized target.
 """
 
 from __future__ import annotations
 
 from ..decode import format_addr
-from ..events import Alert
+from ..events import Alert, Notice, NoticeKind
+from .http_normalize import (ENCODING_ANOMALIES, PLAIN_CHUNK_INTERESTING, HttpConfig,
+                             normalize_uri)
 from .ruletree import REGEX_WINDOW
 
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
@@ -31,24 +40,31 @@ HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
 class StreamMatch:
     """Detect's state for one TCP direction."""
 
-    __slots__ = ("iters", "found", "alerted", "hist", "pos")
+    __slots__ = ("iters", "found", "alerted", "hist", "pos", "http")
 
-    def __init__(self):
+    def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
         self.found = {}  # (id(node), rule index) -> bit mask of patterns found
         self.alerted = set()  # rule indexes (in the tree) that alerted here
         self.hist = b""  # the last HISTORY_BYTES of the stream before pos
         self.pos = 0  # stream offset just past the data seen so far
+        self.http = http  # HttpRequestParser on HTTP service ports, else None
 
     def gap(self) -> None:
         """Bytes are missing: no match may span the hole."""
         self.iters = {}
         self.hist = b""
+        if self.http is not None:
+            self.http.gap()
 
 
 class Detector:
-    def __init__(self, tree):
+    def __init__(self, tree, http: HttpConfig | None = None):
         self.tree = tree
+        self.http = http if http is not None else HttpConfig()
+        self._personality = self.http.resolve()
+        # Case folding changes any target with a capital: no skipping then.
+        self._skip_plain = not self._personality.lowercase
 
     def inspect_stream(self, sm: StreamMatch, nodes, data: bytes, pkt):
         """Alerts for ``data``, the next in-order bytes of a TCP direction."""
@@ -130,6 +146,57 @@ class Detector:
             sm.hist = h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
             sm.pos = start + len(data)
         return alerts
+
+    def inspect_http(self, sm: StreamMatch, nodes, data: bytes, pkt):
+        """Alerts and notices for the request targets ``data`` completes.
+
+        Call after ``inspect_stream`` with the same data: the dump is the
+        raw stream up to the end of the request line.
+        """
+        parser = sm.http
+        if self._skip_plain and parser.skip_plain(data, PLAIN_CHUNK_INTERESTING):
+            return []  # whole plain GETs (nearly all traffic): no target to look at
+        reqs = parser.feed(data)
+        if not reqs:
+            return reqs
+        out = []
+        found = sm.found
+        personality = self._personality
+        double = self.http.double_decode
+        for req in reqs:
+            target = req.target
+            norm, anomalies = normalize_uri(target, personality, double)
+            if (anomalies and not parser.anomaly_noticed
+                    and not ENCODING_ANOMALIES.isdisjoint(anomalies)):
+                parser.anomaly_noticed = True  # one notice per direction
+                out.append(self._http_notice(pkt, anomalies))
+            if norm == target:
+                continue  # the target is in the raw stream: nothing new to find
+            for node in nodes:
+                nid = id(node)
+                touched = set()
+                for ridx, bit, _ in node.search(norm):
+                    k = (nid, ridx)
+                    found[k] = found.get(k, 0) | (1 << bit)
+                    touched.add(ridx)
+                full = node.full_masks
+                for ridx in sorted(touched):
+                    gidx = node.gidx[ridx]
+                    if found[(nid, ridx)] != full[ridx] or gidx in sm.alerted:
+                        continue
+                    sm.alerted.add(gidx)
+                    base = sm.pos - len(sm.hist)  # stream offset of hist[0]
+                    dump = sm.hist[:max(req.line_end - base, 0)][-DUMP_BYTES:] or req.request_line
+                    out.append(self._alert(node.rules[ridx], pkt, dump, False))
+        return out
+
+    @staticmethod
+    def _http_notice(pkt, anomalies) -> Notice:
+        src, dst = format_addr(pkt.src), format_addr(pkt.dst)
+        return Notice(pkt.ts, NoticeKind.HTTP_URI_ENCODING_ANOMALY,
+                      f"suspicious encoding in an HTTP request target ({', '.join(anomalies)}), "
+                      f"from {src}:{pkt.sport} to {dst}:{pkt.dport}",
+                      "TCP", src, dst, pkt.sport, pkt.dport)
 
     def inspect_datagram(self, flow, nodes, data: bytes, pkt, ip_rule: bool = False):
         """Alerts for one datagram; ``flow()`` gives its flow state.
