@@ -6,6 +6,13 @@ import os
 import time
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests with a fixed seed so a landing is reproducible;
+# developers' runs keep exploring new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture

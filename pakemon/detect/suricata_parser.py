@@ -1963,14 +1963,14 @@ class _PcreTranslator:
             return m.end()
         if c in "KXCGpPu" or c == "N":
             raise PcreUnsupported(f"\\{c} escape")
-        if c.isdigit():
+        if c in "0123456789":  # not isdigit(): that is true of '²' too
             if in_class:
                 m = re.compile(r"[0-7]{1,3}").match(s, i + 1)
                 if not m:
                     raise PcreUnsupported(f"\\{c} inside a character class")
                 out.append(f"\\x{int(m.group(), 8) & 0xFF:02x}")
                 return m.end()
-            m = re.compile(r"\d+").match(s, i + 1)
+            m = re.compile(r"[0-9]+").match(s, i + 1)
             out.append(f"(?:\\{m.group()})")  # a back reference, fenced from digits after it
             return m.end()
         out.append("\\" + c)
