@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/run_bench.py
 	$(PY) bench/evasion/run.py
 	$(PY) bench/floods.py
+	$(PY) bench/live_bench.py
 
 # Regenerate the demo capture after changing pakemon/lab/samples.py.
 demo-pcap: setup

@@ -243,6 +243,13 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
     line("rejected records", c.get("rejected", 0))
     if session is not None:
         line("records read", session.records)
+        # perf's lost callback only reports a CPU's losses with its next
+        # record; the kernel's failed outputs and the candidates never read
+        # show the losses of the last burst too.
+        missing = max(c.get("perf_fail", 0), c.get("perf_lost", 0),
+                      c.get("candidates", 0) - session.records - c.get("rejected", 0))
+        line("samples lost", max(missing, 0), "the largest of perf lost, perf_fail and "
+             "candidates not read")
         line("truncated frames", session.truncated_frames, "cut at the snaplen")
         line("truncated bytes", session.truncated_bytes, "of those, never inspected")
         line("flows bypassed", session.flows_bypassed,

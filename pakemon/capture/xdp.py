@@ -57,11 +57,12 @@ __all__ = [
 DEFAULT_BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 BPF_SOURCE = "pakemon_xdp.bpf.c"
 
-# Perf ring pages per CPU (power of two). 128 x 4 KiB = 512 KiB per CPU
-# holds about 340 full-size frames: 34 ms of a 10k frame/s burst while the
-# Python reader is busy with one slow frame. bcc's default of 8 loses
-# records at a few thousand frames per second.
-DEFAULT_PAGE_CNT = 128
+# Perf ring pages per CPU (power of two). 1024 x 4 KiB = 4 MiB per CPU holds
+# the backlog of a tcpreplay --topspeed burst of the 120k-frame bench capture
+# while the Python reader (~9 us a record) catches up: measured 2026-11-28,
+# 32 to 256 pages lost 2-65k samples, 1024 lost none in 6 runs
+# (bench/live_bench.py). bcc's default of 8 loses at a few thousand frames/s.
+DEFAULT_PAGE_CNT = 1024
 
 # A bypassed flow unused this long is inspected again (seconds): Linux's
 # conntrack keeps an established TCP flow 5 days, an unreplied one 30 s;
