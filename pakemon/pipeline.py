@@ -156,7 +156,9 @@ class Pipeline:
             if (tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
                 # the reassembler checks IPv4 and TCP checksums where they matter
-                events = list(events) + self._inspect_tcp(pkt)
+                found = self._inspect_tcp(pkt)
+                if found:
+                    events = list(events) + found
             if tree.ip_nodes:
                 # `ip` rules search every IP payload, TCP included
                 events = list(events) + self._inspect_datagram(pkt, _NONE)
@@ -197,7 +199,8 @@ class Pipeline:
 
     def _inspect_tcp(self, pkt):
         self.stats.inspected += 1
-        out = self._stream_events(self.tcp.feed(pkt))
+        evs = self.tcp.feed(pkt)
+        out = self._stream_events(evs) if evs else []
         # `*` rules match the first packet of a direction, data or not
         d = pkt.direction
         if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(

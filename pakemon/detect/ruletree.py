@@ -187,15 +187,19 @@ class RuleTree:
         For ICMP, sport is the type and dport the code.
         """
         if proto == "tcp":
-            cands = self.tcp_by_dport[dport] + self.tcp_by_sport[sport]
+            by_d, by_s = self.tcp_by_dport[dport], self.tcp_by_sport[sport]
         elif proto == "udp":
-            cands = self.udp_by_dport[dport] + self.udp_by_sport[sport]
+            by_d, by_s = self.udp_by_dport[dport], self.udp_by_sport[sport]
         elif proto == "icmp":
             cands = self.icmp_by_type[sport]
             return tuple(n for n in cands if dport in n.dst) if cands else ()
         else:
             return self.ip_nodes
-        return tuple(n for n in cands if sport in n.src and dport in n.dst)
+        # The tables already fit one side: the destination-port table's nodes
+        # hold dport, the source-port table's hold sport with DST `*`.
+        if by_d:
+            by_d = tuple(n for n in by_d if n.src_any or sport in n.src)
+        return by_d + by_s if by_s else by_d
 
     def __iter__(self):
         for proto in PROTOS:

@@ -555,7 +555,9 @@ class TcpReassembler:
         # follow the same state.
         check = gate.enabled and not pkt.truncated
         verdict = -1  # not checked
-        if check and d is not None and d.buffer:
+        # A pure ACK of an inspected direction carries nothing that changes
+        # the inspected stream (its ACK and window speak for the other one).
+        if check and d is not None and d.buffer and (pkt.payload or pkt.flags != TH_ACK):
             verdict = gate.check_l4(pkt, d.csum_strict)
             if not verdict:
                 self._bad_checksum(pkt, out)
