@@ -109,9 +109,10 @@ def load_ruleset(path, skip_bad: bool):
     return rs
 
 
-def cmd_read(args) -> int:
-    from .capture import CaptureError, open_capture
-    from .output import LogSet
+def build_pipeline(args):
+    """(rules, pipeline) from the rule and engine flags of read and attach,
+    or an exit code after saying why not."""
+    from .detect.ruletree import RuleTree
     from .pipeline import Pipeline
 
     rs = load_ruleset(args.rules, args.skip_bad_rules)
@@ -120,7 +121,17 @@ def cmd_read(args) -> int:
     config = build_config(args)
     if config is None:
         return EXIT_USAGE
-    pipe = Pipeline(rs.rules, config)
+    return rs, Pipeline(RuleTree(rs.rules), config)
+
+
+def cmd_read(args) -> int:
+    from .capture import CaptureError, open_capture
+    from .output import LogSet
+
+    built = build_pipeline(args)
+    if isinstance(built, int):
+        return built
+    rs, pipe = built
     try:
         logs = LogSet(args.log_dir)
     except OSError as e:
@@ -157,7 +168,7 @@ def cmd_read(args) -> int:
 
 def build_config(args):
     """The stages' settings from the flags, or None after saying why not."""
-    from .config import (DEFRAG_FOR_HOST, DEFRAG_POLICIES, STREAM_FOR_HOST, Config,
+    from .config import (DEFRAG_FOR_HOST, STREAM_FOR_HOST, Config,
                          DefragConfig, ScanConfig, StreamConfig)
     from .hostpolicy import HostPolicy, HostPolicyError
 

@@ -54,14 +54,12 @@ from .cli import (
     EXIT_CODES,
     EXIT_IO,
     EXIT_OK,
-    EXIT_RULES,
     EXIT_SENSOR,
-    EXIT_USAGE,
     _err,
     _show,
     _summary,
     add_engine_options,
-    build_config,
+    build_pipeline,
     default_rules,
     load_ruleset,
 )
@@ -322,18 +320,13 @@ def _reload(args, session: LiveSession, sensor, current):
 
 def run_attach(args) -> int:
     from .capture import xdp
-    from .detect.ruletree import RuleTree
     from .output import LogSet
-    from .pipeline import Pipeline
 
-    rs = load_ruleset(args.rules, args.skip_bad_rules)
-    if rs is None:
-        return EXIT_RULES
-    config = build_config(args)
-    if config is None:
-        return EXIT_USAGE
-    tree = RuleTree(rs.rules)
-    pipe = Pipeline(tree, config)
+    built = build_pipeline(args)
+    if isinstance(built, int):
+        return built
+    rs, pipe = built
+    tree = pipe.tree
     direction = "both" if args.direction == "both" else "in"
     if args.snaplen < FULL_FRAME:
         _err(f"warning: --snaplen {args.snaplen} cuts full-size frames: bytes past it are "
@@ -360,8 +353,8 @@ def run_attach(args) -> int:
             try:
                 sensor = xdp.XdpSensor(snaplen=args.snaplen, page_cnt=args.pages,
                                        bypass_timeout=args.bypass_timeout,
-                                       scan_tcp=config.scan.enabled,
-                                       scan_udp=config.scan.enabled)
+                                       scan_tcp=pipe.config.scan.enabled,
+                                       scan_udp=pipe.config.scan.enabled)
                 counts = sensor.set_services(tree)
                 sensor.set_block(args.block)
                 if sig.stop:

@@ -511,7 +511,7 @@ def run_lab(args) -> int:
             print(f"   {what:<58} -> {result}", file=out, flush=True)
             expected += sigs
         time.sleep(0.5)  # the last records cross the perf ring
-        print(f"== SIGINT to the sensor; its output:", file=out, flush=True)
+        print("== SIGINT to the sensor; its output:", file=out, flush=True)
         rc = sensor.stop(signal.SIGINT)
         for line in sensor.stdout:
             print(f"   {line}", file=out)

@@ -197,7 +197,7 @@ class TestMemcap:
         # every eviction counted, reported at most once per second of packet
         # time (the flood spans 2 s): a flood must not flood the logs
         evict = [n for n in notices if n.kind.name == "DEFRAG_MEMCAP_EVICT"]
-        assert 1 <= len(evict) <= 3
+        assert len(evict) in (1, 2, 3)
         assert "datagrams evicted" in evict[-1].message
 
 

@@ -662,7 +662,7 @@ def assert_total(text: str) -> None:
     assert seen == rule_lines
     for error in lenient.skipped:
         assert error.file == "fuzz.rules"
-        assert 1 <= error.column <= len(lines[error.line - 1]) + 1
+        assert error.column >= 1 and error.column <= len(lines[error.line - 1]) + 1
         assert error.message
 
 
