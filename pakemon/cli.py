@@ -126,17 +126,14 @@ def build_pipeline(args):
 
 def cmd_read(args) -> int:
     from .capture import CaptureError, open_capture
-    from .output import LogSet
 
     built = build_pipeline(args)
     if isinstance(built, int):
         return built
     rs, pipe = built
-    try:
-        logs = LogSet(args.log_dir)
-    except OSError as e:
-        _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
-        return EXIT_IO
+    logs = open_logs(args)
+    if isinstance(logs, int):
+        return logs
     status = EXIT_OK
     show = not args.quiet
     with logs:
@@ -162,6 +159,7 @@ def cmd_read(args) -> int:
             logs.write_many(events)
             if show:
                 _show(events)
+        report_sinks(logs)
     _summary(pipe, rs, args.log_dir)
     return status
 
@@ -224,6 +222,46 @@ def _seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def add_output_options(p) -> None:
+    """Where events go besides the log directory, shared by read and attach."""
+    g = p.add_argument_group("outputs")
+    g.add_argument("--syslog", metavar="TARGET",
+                   help="also send every alert and notice to syslog: unix:/dev/log, "
+                   "udp:HOST:PORT or tcp:HOST:PORT ([::1] for IPv6)")
+    g.add_argument("--syslog-rfc", choices=("5424", "3164"), default="5424",
+                   help="syslog message format (default 5424)")
+
+
+def open_logs(args):
+    """The LogSet of --log-dir with the --syslog sink, or an exit code."""
+    from .output import LogSet
+
+    sinks = []
+    if getattr(args, "syslog", None):
+        from .output.syslog import SyslogSink
+
+        try:
+            sinks.append(SyslogSink(args.syslog, rfc=args.syslog_rfc))
+        except ValueError as e:
+            _err(str(e))
+            return EXIT_USAGE
+    try:
+        return LogSet(args.log_dir, sinks=sinks)
+    except OSError as e:
+        for sink in sinks:
+            sink.close()
+        _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
+        return EXIT_IO
+
+
+def report_sinks(logs) -> None:
+    """Syslog losses are said, not silent."""
+    for s in logs.sinks:
+        if s.dropped or s.errors:
+            _err(f"syslog {s.target}: {s.sent} sent, {s.dropped} dropped, {s.errors} errors "
+                 f"({s.last_error})")
 
 
 def add_engine_options(p) -> None:
@@ -416,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar: auto shows it on a terminal for captures over 4 MB")
     add_engine_options(r)
+    add_output_options(r)
     r.set_defaults(func=cmd_read)
 
     rules = sub.add_parser("rules", help="check or show a rule base",

@@ -52,7 +52,6 @@ from pathlib import Path
 from .abi import BLOCK_MAX, EVF
 from .cli import (
     EXIT_CODES,
-    EXIT_IO,
     EXIT_OK,
     EXIT_SENSOR,
     _err,
@@ -60,6 +59,8 @@ from .cli import (
     _summary,
     add_engine_options,
     build_pipeline,
+    open_logs,
+    add_output_options,
     default_rules,
     load_ruleset,
 )
@@ -320,7 +321,6 @@ def _reload(args, session: LiveSession, sensor, current):
 
 def run_attach(args) -> int:
     from .capture import xdp
-    from .output import LogSet
 
     built = build_pipeline(args)
     if isinstance(built, int):
@@ -340,11 +340,9 @@ def run_attach(args) -> int:
     except xdp.SensorError as e:
         _err(str(e))
         return EXIT_SENSOR
-    try:
-        logs = LogSet(args.log_dir)
-    except OSError as e:
-        _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
-        return EXIT_IO
+    logs = open_logs(args)
+    if isinstance(logs, int):
+        return logs
     sig = _Signals()
     sig.install()
     sensor = None
@@ -537,6 +535,7 @@ def add_sensor_commands(sub, fmt) -> None:
     a.add_argument("--block", action="store_true",
                    help="drop the later packets of every flow that alerted (XDP_DROP)")
     add_engine_options(a)
+    add_output_options(a)
     a.set_defaults(func=run_attach)
 
     d = sub.add_parser("detach", help="remove pakemon's XDP/tc programs from an interface",

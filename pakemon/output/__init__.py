@@ -58,7 +58,9 @@ class LogSet:
     act on all three files; ``close()`` may be called more than once.
     """
 
-    def __init__(self, log_dir: str | os.PathLike):
+    def __init__(self, log_dir: str | os.PathLike, sinks=()):
+        # more destinations for every event (syslog): objects with write/close
+        self.sinks = list(sinks)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.alert_path = self.log_dir / ALERT_LOG
@@ -101,6 +103,8 @@ class LogSet:
             self.notices_written += 1
         else:
             raise TypeError(f"not an Alert or Notice: {event!r}")
+        for sink in self.sinks:
+            sink.write(event)  # sinks count their own failures, never raise
 
     def write(self, event: Alert | Notice) -> None:
         """Write one event to its logs and flush."""
@@ -124,6 +128,9 @@ class LogSet:
             f.flush()
 
     def close(self) -> None:
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            sink.close()
         files, self._files = self._files, []
         error = None
         for f in files:
