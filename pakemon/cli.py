@@ -131,6 +131,9 @@ def cmd_read(args) -> int:
     if isinstance(built, int):
         return built
     rs, pipe = built
+    metrics = serve_metrics(args, pipe)
+    if isinstance(metrics, int):
+        return metrics
     logs = open_logs(args)
     if isinstance(logs, int):
         return logs
@@ -232,6 +235,9 @@ def add_output_options(p) -> None:
                    "udp:HOST:PORT or tcp:HOST:PORT ([::1] for IPv6)")
     g.add_argument("--syslog-rfc", choices=("5424", "3164"), default="5424",
                    help="syslog message format (default 5424)")
+    from .output.metrics import add_metrics_option
+
+    add_metrics_option(g)
 
 
 def open_logs(args):
@@ -253,6 +259,19 @@ def open_logs(args):
         for sink in sinks:
             sink.close()
         _err(f"cannot open log directory {args.log_dir}: {e.strerror or e}")
+        return EXIT_IO
+
+
+def serve_metrics(args, pipe):
+    """The Prometheus exporter of --metrics (None without it), or an exit code."""
+    if getattr(args, "metrics", None) is None:
+        return None
+    from .output.metrics import MetricsExporter
+
+    try:
+        return MetricsExporter.from_args(args, pipe)
+    except OSError as e:
+        _err(f"cannot serve metrics on {args.metrics}: {e.strerror or e}")
         return EXIT_IO
 
 

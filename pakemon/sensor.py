@@ -61,6 +61,7 @@ from .cli import (
     build_pipeline,
     open_logs,
     add_output_options,
+    serve_metrics,
     default_rules,
     load_ruleset,
 )
@@ -97,6 +98,7 @@ class LiveSession:
 
     def __init__(self, sensor, pipe, logs, *, block: bool = False, show: bool = True) -> None:
         self.sensor = sensor
+        self.metrics = None  # the --metrics exporter, set by run_attach
         self.pipe = pipe
         self.logs = logs
         self.block = block
@@ -326,6 +328,9 @@ def run_attach(args) -> int:
     if isinstance(built, int):
         return built
     rs, pipe = built
+    metrics = serve_metrics(args, pipe)
+    if isinstance(metrics, int):
+        return metrics
     tree = pipe.tree
     direction = "both" if args.direction == "both" else "in"
     if args.snaplen < FULL_FRAME:
@@ -363,6 +368,9 @@ def run_attach(args) -> int:
                 _err(str(e))
                 return EXIT_SENSOR
             session = LiveSession(sensor, pipe, logs, block=args.block, show=not args.quiet)
+            session.metrics = metrics
+            if metrics is not None:
+                metrics.update(pipe, sensor)  # counters are read at scrape time
             _err(f"attached to {att.ifname} ({att.mode} XDP"
                  f"{', tc egress' if att.egress else ''}): {len(rs.rules)} rules, "
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
@@ -413,10 +421,16 @@ def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
     while not sig.stop:
         recs = sensor.poll_records(POLL_MS)
         if recs:
+            t0 = time.perf_counter()
             session.handle(recs)
+            if session.metrics is not None:
+                session.metrics.observe(time.perf_counter() - t0)
         if sig.reload:
             sig.reload = False
-            rs = _reload(args, session, sensor, rs)
+            new = _reload(args, session, sensor, rs)
+            if session.metrics is not None:
+                session.metrics.record_reload(new is not rs)  # the same set: it failed
+            rs = new
         now = time.monotonic()
         if now >= next_snapshot:
             # Nothing printed: the counters are kept for the final table's
