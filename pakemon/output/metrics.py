@@ -111,7 +111,8 @@ def parse_addr(text: str) -> tuple[str, int]:
     """``ADDR:PORT``, ``[V6ADDR]:PORT`` or ``:PORT`` (loopback) -> (addr, port)."""
     host, sep, port = text.rpartition(":")
     if not sep:
-        raise ValueError(f"{text!r}: expected ADDR:PORT")
+        raise ValueError(f"{text!r}: expected ADDR:PORT (without an address, put --metrics "
+                         "after the capture files or write --metrics=ADDR:PORT)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
