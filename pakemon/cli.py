@@ -235,9 +235,39 @@ def add_output_options(p) -> None:
                    "udp:HOST:PORT or tcp:HOST:PORT ([::1] for IPv6)")
     g.add_argument("--syslog-rfc", choices=("5424", "3164"), default="5424",
                    help="syslog message format (default 5424)")
+    g.add_argument("--log-max-size", type=_size, default=0, metavar="SIZE",
+                   help="rotate alert.log, dump.log and eve.json at this size: FILE -> "
+                   "FILE.1 ... (e.g. 100m; default 0: never)")
+    g.add_argument("--log-keep", type=_count, default=5, metavar="N",
+                   help="rotated files kept per log, the oldest dropped (default 5)")
+    g.add_argument("--pcap-log", action="store_true",
+                   help="write the packets of alerted flows to pakemon.pcap in the log "
+                   "directory: the alerting packet and every later frame of its flow")
+    g.add_argument("--pcap-log-size", type=_size, default=64 << 20, metavar="SIZE",
+                   help="rotate pakemon.pcap at this size, keeping --log-keep old ones "
+                   "(default 64m; 0: never)")
     from .output.metrics import add_metrics_option
 
     add_metrics_option(g)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def open_pcaplog(args):
+    """The PcapLog of --pcap-log (None without it)."""
+    if not getattr(args, "pcap_log", False):
+        return None
+    from .output.pcaplog import PcapLog
+
+    return PcapLog(args.log_dir, args.pcap_log_size, getattr(args, "log_keep", 5))
 
 
 def open_logs(args):
@@ -254,7 +284,10 @@ def open_logs(args):
             _err(str(e))
             return EXIT_USAGE
     try:
-        return LogSet(args.log_dir, sinks=sinks)
+        logs = LogSet(args.log_dir, sinks=sinks, max_bytes=getattr(args, "log_max_size", 0),
+                      keep=getattr(args, "log_keep", 5))
+        logs.pcaplog = open_pcaplog(args)
+        return logs
     except OSError as e:
         for sink in sinks:
             sink.close()
@@ -321,6 +354,7 @@ def add_engine_options(p) -> None:
 def _run(reader, pipe, logs, show: bool, progress: str) -> None:
     feed = pipe.feed
     write = logs.write_many
+    pcap = getattr(logs, "pcaplog", None)  # --pcap-log
     bar = None
     if progress == "always" or (progress == "auto" and sys.stderr.isatty()
                                 and reader.size >= PROGRESS_MIN_BYTES):
@@ -332,6 +366,8 @@ def _run(reader, pipe, logs, show: bool, progress: str) -> None:
         n = 0
         for ts, linktype, frame in reader:
             events = feed(ts, frame, linktype)
+            if pcap is not None:
+                pcap.feed(ts, frame, linktype, events)
             if events:
                 write(events)
                 if show:

@@ -15,7 +15,8 @@ the records still in the ring are read, the pipeline is flushed (its
 events logged), then the counters table is printed (the kernel's frames and
 bytes by the paper's section 4.2 classes, candidates, passed over,
 bypassed, blocked, perf losses per CPU, then the pipeline's own summary)
-and the exit code is 0. SIGHUP reloads the rule file: on an error the
+and the exit code is 0. SIGHUP reopens the logs by name (logrotate) and
+reloads the rule file: on an error the
 reason is printed and the old rules stay; on success a new RuleTree
 replaces the pipeline's and the kernel's service map is updated in place
 (the program is not reloaded). TCP directions already open keep the
@@ -118,6 +119,7 @@ class LiveSession:
     def handle(self, records) -> int:
         """Feed records to the pipeline; log and act on their events."""
         feed = self.pipe.feed
+        pcap = getattr(self.logs, "pcaplog", None)  # --pcap-log
         n_events = 0
         for rec in records:
             self.records += 1
@@ -136,6 +138,8 @@ class LiveSession:
                     _err(f"internal error on a record of {len(rec.frame)} bytes "
                          f"({type(e).__name__}: {e}); record skipped")
                 continue
+            if pcap is not None:
+                pcap.feed(rec.ts, rec.frame, 1, events, rec.wire_len)
             if events:
                 n_events += len(events)
                 self.events(events)
@@ -291,6 +295,17 @@ class _Signals:
             self.stop = signal.Signals(signum).name
 
 
+def _reopen_logs(session: LiveSession) -> None:
+    """SIGHUP: reopen the log files by name (logrotate has moved them)."""
+    reopen = getattr(session.logs, "reopen", None)
+    if reopen is None:
+        return
+    try:
+        reopen()
+    except OSError as e:
+        _err(f"reopening the logs failed: {e.strerror or e}")
+
+
 def _reload(args, session: LiveSession, sensor, current):
     """SIGHUP: the new rule set, or the current one after saying why not."""
     from .detect.ruletree import RuleTree
@@ -374,7 +389,7 @@ def run_attach(args) -> int:
             _err(f"attached to {att.ifname} ({att.mode} XDP"
                  f"{', tc egress' if att.egress else ''}): {len(rs.rules)} rules, "
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
-                 "SIGINT/SIGTERM stop, SIGHUP reloads the rules")
+                 "SIGINT/SIGTERM stop, SIGHUP reloads the rules and reopens the logs")
             rs = _loop(args, session, sensor, sig, rs)
             _err(f"{sig.stop}: detaching from {att.ifname}")
             # Detach first, then read what the ring still holds: every frame
@@ -427,6 +442,7 @@ def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
                 session.metrics.observe(time.perf_counter() - t0)
         if sig.reload:
             sig.reload = False
+            _reopen_logs(session)  # SIGHUP also reopens the logs (logrotate)
             new = _reload(args, session, sensor, rs)
             if session.metrics is not None:
                 session.metrics.record_reload(new is not rs)  # the same set: it failed

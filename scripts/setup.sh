@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog)
+PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog logrotate)
 
 missing=()
 for p in "${PKGS[@]}"; do

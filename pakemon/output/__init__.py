@@ -7,12 +7,20 @@ a restart loses nothing) and renders the pipeline's events into them::
         logs.write_many(events)     # writes every event, then flushes once
 
 Alerts go to all three files; notices to alert.log and eve.json.
+``LogSet(log_dir, max_bytes=N, keep=K)`` rotates each file by size: before
+an entry that would take FILE past N bytes, FILE.K-1 -> FILE.K ... FILE ->
+FILE.1 (the oldest dropped) and FILE is opened anew, so no entry is ever
+split across files (an entry bigger than N goes alone into a fresh file).
+``reopen()`` closes and reopens the three files by name, for logrotate
+(which has moved them away): ``attach`` calls it on SIGHUP.
+
 The formatters (``format_alert``, ``format_notice``, ``format_dump``,
 ``format_eve``) are pure functions and can be used on their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,17 +58,89 @@ def _open_append(path: Path):
         raise
 
 
+def rotate_files(path: Path, keep: int) -> None:
+    """path.K-1 -> path.K ... path -> path.1; path.K (the oldest) is dropped.
+    keep 0: path is removed."""
+    path = Path(path)
+    if keep <= 0:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    for i in range(keep - 1, 0, -1):
+        src = path.with_name(f"{path.name}.{i}")
+        if src.exists():
+            os.replace(src, path.with_name(f"{path.name}.{i + 1}"))  # drops the oldest
+    if path.exists():
+        os.replace(path, path.with_name(f"{path.name}.1"))
+
+
+class _LogFile:
+    """One log opened for appending; a ``write`` is one whole entry.
+
+    With ``max_bytes`` > 0 the file is rotated before an entry that would
+    take it past that size. The writers hold this object, so rotating or
+    reopening swaps the file under them.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = 0, keep: int = 5):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
+        self.f = None
+        self.size = 0
+        self.open()
+
+    def open(self) -> None:
+        self.f = _open_append(self.path)
+        self.size = os.fstat(self.f.fileno()).st_size
+
+    def write(self, text: str) -> None:
+        if self.max_bytes > 0:
+            n = len(text.encode("utf-8", "backslashreplace"))
+            if self.size > 0 and self.size + n > self.max_bytes:
+                self.rotate()
+            self.size += n
+        self.f.write(text)
+
+    def rotate(self) -> None:
+        self.f.close()
+        self.f = None
+        rotate_files(self.path, self.keep)
+        self.open()
+
+    def reopen(self) -> None:
+        f, self.f = self.f, None
+        if f is not None:
+            f.close()
+        self.open()
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        f, self.f = self.f, None
+        if f is not None:
+            f.close()
+
+
 class LogSet:
     """The three logs in one directory, opened for appending.
 
     ``write(event)`` writes one event and flushes; ``write_many(events)``
     writes a batch and flushes once at the end. ``flush()`` and ``close()``
     act on all three files; ``close()`` may be called more than once.
+    ``max_bytes`` > 0 rotates each file by size keeping ``keep`` old ones;
+    ``reopen()`` reopens the three files by name (after logrotate).
     """
 
-    def __init__(self, log_dir: str | os.PathLike, sinks=()):
+    def __init__(self, log_dir: str | os.PathLike, sinks=(), max_bytes: int = 0, keep: int = 5):
+        if max_bytes < 0 or keep < 0:
+            raise ValueError("max_bytes and keep must not be negative")
+        self.max_bytes = max_bytes
+        self.keep = keep
         # more destinations for every event (syslog): objects with write/close
         self.sinks = list(sinks)
+        self.pcaplog = None  # --pcap-log: a PcapLog, flushed/reopened/closed with the logs
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.alert_path = self.log_dir / ALERT_LOG
@@ -81,7 +161,7 @@ class LogSet:
         self.notices_written = 0
 
     def _open(self, path: Path):
-        f = _open_append(path)
+        f = _LogFile(path, self.max_bytes, self.keep)
         self._files.append(f)
         return f
 
@@ -126,11 +206,25 @@ class LogSet:
     def flush(self) -> None:
         for f in self._files:
             f.flush()
+        if self.pcaplog is not None:
+            self.pcaplog.flush()
+
+    def reopen(self) -> None:
+        """Close and reopen the three files by name: logrotate moved them."""
+        if self.closed:
+            raise ValueError("reopen of a closed LogSet")
+        for f in self._files:
+            f.reopen()
+        if self.pcaplog is not None:
+            self.pcaplog.reopen()
 
     def close(self) -> None:
         sinks, self.sinks = self.sinks, []
         for sink in sinks:
             sink.close()
+        pcaplog, self.pcaplog = self.pcaplog, None
+        if pcaplog is not None:
+            pcaplog.close()
         files, self._files = self._files, []
         error = None
         for f in files:
