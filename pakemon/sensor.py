@@ -9,6 +9,10 @@ behind it::
         -> LogSet (alert.log, dump.log, eve.json) and one line per alert on stdout
     StreamBypass (stream depth reached)  -> the flow's kernel bypass entry
     alert, with --block                  -> the flow's kernel block entry
+    TCP alert, with --reset              -> a RST to each end (pakemon.respond),
+                                            the alert's EVE action "blocked"
+
+Without ``--reset`` (and ``--block``) the sensor is passive: it sends nothing.
 
 Signals: SIGINT and SIGTERM stop the loop; the program is detached first,
 the records still in the ring are read, the pipeline is flushed (its
@@ -97,8 +101,10 @@ class LiveSession:
     session sets and drains.
     """
 
-    def __init__(self, sensor, pipe, logs, *, block: bool = False, show: bool = True) -> None:
+    def __init__(self, sensor, pipe, logs, *, block: bool = False, show: bool = True,
+                 resetter=None) -> None:
         self.sensor = sensor
+        self.resetter = resetter  # a pakemon.respond.Resetter with --reset
         self.metrics = None  # the --metrics exporter, set by run_attach
         self.pipe = pipe
         self.logs = logs
@@ -142,12 +148,14 @@ class LiveSession:
                 pcap.feed(rec.ts, rec.frame, 1, events, rec.wire_len)
             if events:
                 n_events += len(events)
-                self.events(events)
+                self.events(events, rec.frame)
         if self.pipe.bypass_requests:
             self._bypass()
         return n_events
 
-    def events(self, events) -> None:
+    def events(self, events, frame: bytes | None = None) -> None:
+        if self.resetter is not None:  # before logging: the action says "blocked"
+            events = self._reset(events, frame)
         if self.block:  # first: every packet until then passes
             from .events import Alert
 
@@ -177,6 +185,38 @@ class LiveSession:
                 pending[(src, dst, sport, dport)] = None
                 while len(pending) > BYPASS_PENDING_MAX:
                     pending.popitem(last=False)
+
+    def _reset(self, events, frame):
+        """RST both ends of each TCP alert's connection; those alerts become "blocked"."""
+        from dataclasses import replace
+
+        from .events import Alert
+        from .respond.reset import frame_ack
+
+        out = []
+        done = set()
+        for ev in events:
+            if isinstance(ev, Alert) and ev.ip_proto == 6 and ev.src_port is not None:
+                d = self._direction(ev)
+                if d is not None:
+                    if id(d) in done or self.resetter.reset(
+                            d, frame_ack(frame, d) if frame is not None else None):
+                        done.add(id(d))
+                        ev = replace(ev, action="blocked")
+                else:
+                    self.resetter.skipped += 1
+            out.append(ev)
+        return out
+
+    def _direction(self, ev):
+        """The TcpDirection an alert's packet was sent in, or None."""
+        fam = socket.AF_INET6 if ":" in ev.src_ip else socket.AF_INET
+        try:
+            key = (socket.inet_pton(fam, ev.src_ip), ev.src_port,
+                   socket.inet_pton(fam, ev.dst_ip), ev.dst_port)
+        except OSError:
+            return None
+        return self.pipe.tcp._dirs.get(key)
 
     def _block(self, ev) -> None:
         proto = ev.ip_proto
@@ -262,6 +302,10 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
                                        if bypass_entries is not None else ""))
         line("flows blocked", session.flows_blocked,
              f"{block_entries} entries in the map" if block_entries is not None else "")
+        rs = session.resetter
+        if rs is not None:
+            line("resets sent", rs.sent, f"RST packets, {rs.connections} connections; "
+                 f"{rs.skipped} TCP alerts not reset, {rs.errors} send errors")
         if session.kernel_errors:
             line("kernel map errors", session.kernel_errors)
         if session.internal_errors:
@@ -382,7 +426,17 @@ def run_attach(args) -> int:
             except xdp.SensorError as e:
                 _err(str(e))
                 return EXIT_SENSOR
-            session = LiveSession(sensor, pipe, logs, block=args.block, show=not args.quiet)
+            resetter = None
+            if args.reset:
+                from .respond import Resetter
+
+                try:
+                    resetter = Resetter("stack")
+                except OSError as e:
+                    _err(f"--reset: no raw socket ({e.strerror or e})")
+                    return EXIT_SENSOR
+            session = LiveSession(sensor, pipe, logs, block=args.block, show=not args.quiet,
+                                  resetter=resetter)
             session.metrics = metrics
             if metrics is not None:
                 metrics.update(pipe, sensor)  # counters are read at scrape time
@@ -410,6 +464,8 @@ def run_attach(args) -> int:
             bypass_entries = len(sensor.bypassed_flows())
             block_entries = len(sensor.blocked_flows())
             sensor.close()
+            if resetter is not None:
+                resetter.close()
             print()
             print(kernel_table(kc, lost, iface=att.ifname, mode=att.mode, egress=att.egress,
                                session=session, bypass_entries=bypass_entries,
@@ -564,6 +620,10 @@ def add_sensor_commands(sub, fmt) -> None:
                    f"again; 0 never (default {DEFAULT_BYPASS_TIMEOUT:g})")
     a.add_argument("--block", action="store_true",
                    help="drop the later packets of every flow that alerted (XDP_DROP)")
+    a.add_argument("--reset", action="store_true",
+                   help="reset the TCP connection of every TCP alert: a RST to each end, "
+                   "through this host's stack (run the sensor on the protected host); "
+                   "the alert's EVE action is then \"blocked\". Without it nothing is sent")
     add_engine_options(a)
     add_output_options(a)
     a.set_defaults(func=run_attach)

@@ -1,0 +1,192 @@
+"""`pakemon-xdp attach --reset` resets alerting TCP connections (root only).
+
+A plain socket server in the server namespace, the sensor attached to the
+server's veth in that namespace with ``--reset``. Two connections from the
+client namespace: a benign one kept open, and one whose request line
+matches CGI-phf. The attack connection is reset at both ends (the client's
+read fails with ECONNRESET, the server's accepted socket too); the benign
+one still carries data both ways; eve.json says "blocked". The sensor stops
+on SIGINT with exit 0 and nothing is left attached.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from xdp_lab import requires_xdp
+
+from pakemon.lab.live import SRV_IP, LiveLab
+
+pytestmark = requires_xdp
+
+PORT = 80
+
+
+class Server:
+    """Accepts on SRV_IP:PORT; per connection: bytes read and how it ended."""
+
+    def __init__(self, lab: LiveLab) -> None:
+        self.ls = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((SRV_IP, PORT))
+        self.ls.listen(8)
+        self.conns: dict[int, dict] = {}  # client port -> {"data", "end", "sock"}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                s, (_, port) = self.ls.accept()
+            except OSError:
+                return
+            c = {"data": b"", "end": None, "sock": s}
+            with self.lock:
+                self.conns[port] = c
+            threading.Thread(target=self._read, args=(s, c), daemon=True).start()
+
+    def _read(self, s, c) -> None:
+        while True:
+            try:
+                b = s.recv(4096)
+            except ConnectionResetError:
+                c["end"] = "reset"
+                return
+            except OSError as e:
+                c["end"] = f"error {e}"
+                return
+            if not b:
+                c["end"] = "eof"
+                return
+            c["data"] += b
+            try:
+                s.sendall(b"ok\n")  # the server answers each read
+            except OSError:
+                pass
+
+    def conn(self, port: int, timeout: float = 5.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if port in self.conns:
+                    return self.conns[port]
+            time.sleep(0.02)
+        raise AssertionError(f"the server never accepted port {port}")
+
+    def close(self) -> None:
+        self.ls.close()
+        with self.lock:
+            for c in self.conns.values():
+                c["sock"].close()
+
+
+def wait_until(cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def test_reset_tears_down_the_alerting_connection_only(tmp_path):
+    lab = LiveLab().up()
+    server = socks = None
+    try:
+        server = Server(lab)
+        sensor = lab.start_sensor("--log-dir", str(tmp_path), "--reset", "-q")
+        benign = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+        attack = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+        socks = (benign, attack)
+        for s in socks:
+            s.settimeout(5)
+            s.connect((SRV_IP, PORT))
+        bport, aport = benign.getsockname()[1], attack.getsockname()[1]
+        b_srv, a_srv = server.conn(bport), server.conn(aport)
+
+        benign.sendall(b"GET /index.html HTTP/1.0\r\n")
+        assert benign.recv(100) == b"ok\n"
+        attack.sendall(b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n")
+        # the client keeps the socket open and reads: the RST ends it
+        got = None
+        try:
+            while True:
+                b = attack.recv(100)
+                if not b:
+                    got = "eof"
+                    break
+        except ConnectionResetError:
+            got = "reset"
+        except OSError as e:
+            got = f"error {e}"
+        assert got == "reset", got
+        assert wait_until(lambda: a_srv["end"] is not None), "the server's socket stayed up"
+        assert a_srv["end"] == "reset", a_srv["end"]
+        with pytest.raises(OSError) as ei:
+            attack.sendall(b"more\r\n")
+        assert ei.value.errno in (errno.ECONNRESET, errno.EPIPE)
+
+        # the benign connection, sending slowly, is untouched
+        for i in range(3):
+            time.sleep(0.2)
+            benign.sendall(f"X-Slow-{i}: yes\r\n".encode())
+            assert benign.recv(100) == b"ok\n"
+        assert b_srv["end"] is None
+        assert b_srv["data"].endswith(b"X-Slow-2: yes\r\n")
+
+        assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
+        assert "Traceback" not in "\n".join(sensor.stderr)
+        assert sensor.counter("resets sent") >= 2  # the exact pair, and a fallback
+        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+        alerts = [ev for ev in alerts if ev["event_type"] == "alert"]
+        assert alerts and all(ev["src_port"] == aport for ev in alerts), alerts
+        assert {ev["alert"]["signature"] for ev in alerts} >= {"CGI-phf(CVE-1999-0067)"}
+        assert all(ev["alert"]["action"] == "blocked" for ev in alerts)
+        lab.assert_nothing_attached()
+    finally:
+        try:
+            for s in socks or ():
+                s.close()
+            if server is not None:
+                server.close()
+        finally:
+            lab.down()
+
+
+def test_without_reset_the_sensor_sends_nothing(tmp_path):
+    lab = LiveLab().up()
+    server = s = None
+    try:
+        server = Server(lab)
+        sensor = lab.start_sensor("--log-dir", str(tmp_path), "-q")
+        s = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect((SRV_IP, PORT))
+        c = server.conn(s.getsockname()[1])
+        s.sendall(b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n")
+        assert s.recv(100) == b"ok\n"
+        time.sleep(0.5)
+        s.sendall(b"X-After: 1\r\n")
+        assert s.recv(100) == b"ok\n"
+        assert c["end"] is None
+        assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
+        assert not any(line.startswith("resets sent") for line in sensor.stdout)
+        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+        alerts = [ev for ev in alerts if ev["event_type"] == "alert"]
+        assert alerts and all(ev["alert"]["action"] == "allowed" for ev in alerts), alerts
+        lab.assert_nothing_attached()
+    finally:
+        try:
+            if s is not None:
+                s.close()
+            if server is not None:
+                server.close()
+        finally:
+            lab.down()
