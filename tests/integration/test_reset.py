@@ -126,7 +126,11 @@ def test_reset_tears_down_the_alerting_connection_only(tmp_path):
             got = "reset"
         except OSError as e:
             got = f"error {e}"
-        assert got == "reset", got
+        # Usually ECONNRESET. Under load (the CI runs two workers) the read
+        # has been seen to end with EOF instead: the kernel reports a reset's
+        # error once, after which a closed socket reads as EOF. Either way the
+        # connection is closed, which the failing write below proves.
+        assert got in ("reset", "eof"), got
         assert wait_until(lambda: a_srv["end"] is not None), "the server's socket stayed up"
         assert a_srv["end"] == "reset", a_srv["end"]
         with pytest.raises(OSError) as ei:
