@@ -227,6 +227,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+def add_rule_options(p) -> None:
+    """--rules, --log-dir, --skip-bad-rules: shared by read and attach."""
+    p.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
+                   help="rule file (default: the bundled rules/pakemon.rules)")
+    p.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
+                   help="where alert.log, dump.log and eve.json are appended "
+                   "(default ./pakemon-logs)")
+    p.add_argument("--skip-bad-rules", action="store_true",
+                   help="load the good rules of a file with errors, reporting each bad one")
+
+
 def add_output_options(p) -> None:
     """Where events go besides the log directory, shared by read and attach."""
     g = p.add_argument_group("outputs")
@@ -497,13 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "frame table and alerts by rule.", epilog=EXIT_CODES,
                        formatter_class=fmt)
     r.add_argument("pcap", nargs="+", metavar="PCAP", help="pcap or pcapng file")
-    r.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
-                   help="rule file (default: the bundled rules/pakemon.rules)")
-    r.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
-                   help="where alert.log, dump.log and eve.json are appended "
-                   "(default ./pakemon-logs)")
-    r.add_argument("--skip-bad-rules", action="store_true",
-                   help="load the good rules of a file with errors, reporting each bad one")
+    add_rule_options(r)
     r.add_argument("-q", "--quiet", action="store_true",
                    help="do not print alerts as they happen (the summary still prints)")
     r.add_argument("--progress", choices=("auto", "always", "never"), default="auto",

@@ -52,7 +52,6 @@ import socket
 import sys
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 from .abi import BLOCK_MAX, EVF
 from .cli import (
@@ -66,8 +65,8 @@ from .cli import (
     build_pipeline,
     open_logs,
     add_output_options,
+    add_rule_options,
     serve_metrics,
-    default_rules,
     load_ruleset,
 )
 
@@ -597,13 +596,7 @@ def add_sensor_commands(sub, fmt) -> None:
         "counters; SIGHUP reloads the rule file (an invalid file keeps the old rules).",
         epilog=SENSOR_EXIT_CODES, formatter_class=fmt)
     a.add_argument("iface", metavar="IFACE", help="network interface (in this namespace)")
-    a.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
-                   help="rule file (default: the bundled rules/pakemon.rules)")
-    a.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
-                   help="where alert.log, dump.log and eve.json are appended "
-                   "(default ./pakemon-logs)")
-    a.add_argument("--skip-bad-rules", action="store_true",
-                   help="load the good rules of a file with errors, reporting each bad one")
+    add_rule_options(a)
     a.add_argument("-q", "--quiet", action="store_true",
                    help="do not print alerts as they happen (the counters still print)")
     a.add_argument("--mode", choices=("auto", "native", "generic"), default="auto",

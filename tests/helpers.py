@@ -42,3 +42,20 @@ def alert_names(events):
 def read_eve(log_dir):
     path = Path(log_dir) / "eve.json"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def dashboard_exprs(d) -> list[str]:
+    """Every PromQL ``expr`` in a Grafana dashboard, wherever it is nested."""
+    out = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            if isinstance(o.get("expr"), str):
+                out.append(o["expr"])
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+    walk(d)
+    return out

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import dashboard_exprs
 
 from pakemon.capture import open_capture
 from pakemon.detect.rule_parser import load_rules
@@ -191,28 +192,12 @@ def test_dashboard_shape():
     assert d["schemaVersion"] >= 39
     var = {v["name"]: v for v in d["templating"]["list"]}["instance"]
     assert var["definition"] == "label_values(pakemon_frames_total, instance)"
-    exprs = _dashboard_exprs(d)
+    exprs = dashboard_exprs(d)
     for needle in ("pakemon_frames_total", "process_cpu_seconds_total", "topk(",
                    "pakemon_capture_candidates_total", "pakemon_capture_bypassed_total",
                    "pakemon_capture_lost_total", "pakemon_memory_cap_bytes",
                    "pakemon_stream_sessions_active"):
         assert any(needle in e for e in exprs), needle
-
-
-def _dashboard_exprs(d) -> list[str]:
-    out = []
-
-    def walk(o):
-        if isinstance(o, dict):
-            if isinstance(o.get("expr"), str):
-                out.append(o["expr"])
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-    walk(d)
-    return out
 
 
 # ---- with a real Prometheus ------------------------------------------------
@@ -289,7 +274,7 @@ def test_prometheus_scrapes_and_dashboard_queries(tmp_path):
         labels = _get(f"{api}/api/v1/label/instance/values?{q}")
         assert instance in labels["data"]
 
-        exprs = _dashboard_exprs(json.loads(DASHBOARD.read_text()))
+        exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
         assert len(exprs) >= 10
         empty = []
         for raw in exprs:

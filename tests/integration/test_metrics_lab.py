@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import dashboard_exprs
 
 from xdp_lab import requires_xdp
 
@@ -44,22 +45,6 @@ INSTANCE = "127.0.0.1:9590"  # the sensor's exporter, server namespace
 PROM = "127.0.0.1:9090"      # Prometheus, server namespace
 PHF = "CGI-phf(CVE-1999-0067)"
 BO = "BO-BackOrifice"
-
-
-def _dashboard_exprs(d) -> list[str]:
-    out = []
-
-    def walk(o):
-        if isinstance(o, dict):
-            if isinstance(o.get("expr"), str):
-                out.append(o["expr"])
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, list):
-            for v in o:
-                walk(v)
-    walk(d)
-    return out
 
 
 def test_live_sensor_metrics_in_prometheus(tmp_path):
@@ -141,7 +126,7 @@ def test_live_sensor_metrics_in_prometheus(tmp_path):
                                   + urllib.parse.urlencode({"match[]": "pakemon_frames_total"})))
         assert INSTANCE in labels["data"]
 
-        exprs = _dashboard_exprs(json.loads(DASHBOARD.read_text()))
+        exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
         assert len(exprs) >= 10
         empty = [raw for raw in exprs
                  if not query(raw.replace("$instance", INSTANCE)

@@ -68,6 +68,11 @@ class Server:
             c["data"] += b
             try:
                 s.sendall(b"ok\n")  # the server answers each read
+            except (ConnectionResetError, BrokenPipeError):
+                # the kernel reports a reset once, to whichever call comes
+                # first; after it the socket reads EOF
+                c["end"] = "reset"
+                return
             except OSError:
                 pass
 
