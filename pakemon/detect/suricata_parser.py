@@ -121,6 +121,10 @@ __all__ = [
     "STICKY_BUFFERS",
     "SUPPORTED_KEYWORDS",
     "BufferSize",
+    "Flowbit",
+    "ByteExtract",
+    "ByteJump",
+    "ByteTest",
     "ContentMatch",
     "FlowSpec",
     "IntCompare",
@@ -418,7 +422,76 @@ class BufferSize:
     buffer: str
 
 
-Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize]
+@dataclass(slots=True)
+class ByteTest:
+    """``byte_test:N,[!]OP,VALUE,OFFSET[,relative][,big|little][,string,hex|dec|oct]
+    [,dce][,bitmask M]``. ``value`` and ``offset`` may name a byte_extract
+    variable (str)."""
+
+    nbytes: int
+    op: str  # "<", ">", "=", "<=", ">=", "&", "^"
+    value: int | str
+    offset: int | str
+    relative: bool = False
+    negated: bool = False
+    big_endian: bool = True
+    string_base: int | None = None  # 10, 16 or 8 when the bytes are text
+    dce: bool = False
+    bitmask: int | None = None
+    buffer: str | None = None
+
+
+@dataclass(slots=True)
+class ByteJump:
+    """``byte_jump:N,OFFSET[,relative][,multiplier M][,big|little][,string,BASE]
+    [,align][,from_beginning|from_end][,post_offset P][,dce][,bitmask M]``."""
+
+    nbytes: int
+    offset: int | str
+    relative: bool = False
+    multiplier: int = 1
+    big_endian: bool = True
+    string_base: int | None = None
+    align: bool = False
+    from_beginning: bool = False
+    from_end: bool = False
+    post_offset: int = 0
+    dce: bool = False
+    bitmask: int | None = None
+    buffer: str | None = None
+
+
+@dataclass(slots=True)
+class ByteExtract:
+    """``byte_extract:N,OFFSET,NAME[,relative][,multiplier M][,big|little]
+    [,string,BASE][,align A][,dce][,bitmask M]``: NAME usable by later
+    byte_test/byte_jump/content offset/depth/distance/within (as a str)."""
+
+    nbytes: int
+    offset: int
+    name: str
+    relative: bool = False
+    multiplier: int = 1
+    big_endian: bool = True
+    string_base: int | None = None
+    align: int = 0  # 0, 2 or 4
+    dce: bool = False
+    bitmask: int | None = None
+    buffer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flowbit:
+    """``flowbits:CMD[,NAME[|NAME..|&NAME..]]``; cmd set, unset, toggle,
+    isset, isnotset or noalert. ``any_of``: names joined by ``|`` (isset
+    a|b is true when either is set); otherwise all names (``&`` or one)."""
+
+    cmd: str
+    names: tuple[str, ...] = ()
+    any_of: bool = False
+
+
+Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract]
 
 
 @dataclass(slots=True)
@@ -451,6 +524,11 @@ class SuricataRule:
     detection_filter: Threshold | None = None
     decode_events: tuple[str, ...] = ()
     stream_events: tuple[str, ...] = ()
+    # Suricata app-layer protocol of the header (``alert tls ...``, also
+    # ``http`` here) or None: the rule applies only to flows detected as it.
+    app_proto: str | None = None
+    flowbits: tuple[Flowbit, ...] = ()  # in rule order; noalert sets ``noalert``
+    noalert: bool = False
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
