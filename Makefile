@@ -4,7 +4,7 @@ PY      := .venv/bin/python
 DEMO    := pakemon/lab/demo.pcap
 DEMOLOG := demo-logs
 
-.PHONY: setup demo demo-offline test bench clean
+.PHONY: setup demo demo-offline test bench evaluate clean conformance
 
 setup:
 	@scripts/setup.sh
@@ -26,9 +26,25 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_bench.py
+	$(PY) bench/et_bench.py
 	$(PY) bench/evasion/run.py
 	$(PY) bench/floods.py
 	$(PY) bench/live_bench.py
+
+# The whole suricata-verify corpus (../shared/conformance/suricata-verify)
+# through `pakemon-xdp read`: per-case table, pass rate, bench/out/conformance.json.
+conformance: setup
+	$(PY) bench/conformance.py
+
+# The paper's section 4 measured live (root): docs/evaluation.md, its PNGs
+# in docs/evaluation/ and results.json. About 45 minutes with the default
+# 30-minute stability run; e.g. `make evaluate STABILITY_MINUTES=2
+# EVALUATE_ARGS=--quick` for a short pass.
+STABILITY_MINUTES ?= 30
+EVALUATE_ARGS ?=
+evaluate: setup
+	@$(PY) -c "import matplotlib" 2>/dev/null || .venv/bin/pip install -q matplotlib
+	$(PY) -m bench.evaluate.run --stability-minutes $(STABILITY_MINUTES) $(EVALUATE_ARGS)
 
 # Regenerate the demo capture after changing pakemon/lab/samples.py.
 demo-pcap: setup

@@ -1,0 +1,702 @@
+"""Detect stage: Suricata's payload inspection of one buffer for one rule.
+
+``pakemon.detect.sigengine`` groups a candidate rule's ``elements`` (from
+``pakemon.detect.suricata_parser``) by buffer, keeping rule order, and asks
+this module whether one buffer's elements match its bytes::
+
+    compiled = compile_elements(elements)      # once per rule+buffer (cached)
+    inspect_buffer(compiled, data, env) -> bool
+
+``env`` is one dict per rule evaluation, shared by the rule's buffers: a
+``byte_extract`` stores its value under its name, and a later byte_test /
+byte_jump / isdataat / content offset, depth, distance or within written as
+that name reads it (a name not set yet: that element does not match).
+
+Semantics: Suricata's ``DetectEngineContentInspection``
+--------------------------------------------------------
+The model is a cursor, the *detection pointer* (Suricata's
+``buffer_offset``): it starts at 0; a matched content or pcre moves it to
+the end of its match, byte_jump moves it to the jump target, byte_extract
+past the bytes it read. Relative elements (distance/within, pcre ``R``,
+``relative``) are placed from it; absolute ones ignore it.
+
+- content: absolute window ``[offset, offset+depth)``; relative window
+  ``[ptr+distance, ptr+distance+within)`` (distance may be negative; the
+  start is clamped to 0). ``startswith`` is ``offset:0; depth:len``;
+  ``endswith`` needs the match to end at the end of the buffer; nocase folds
+  ASCII only; ``rawbytes`` changes nothing here.
+- Backtracking: when a later element fails, a content is retried at its next
+  occurrence (the one-byte-later search of Suricata's ``do { } while``
+  loop), and a pcre at its next match. As in Suricata this only happens
+  when something after it depends on it through ``within`` or a relative
+  pcre/isdataat/byte_* (Suricata's ``DETECT_CONTENT_WITHIN_NEXT`` /
+  ``RELATIVE_NEXT`` flags, computed here by ``compile_elements``): a later
+  content with only ``distance`` can't be helped by a later occurrence
+  (its window only shrinks), so the whole inspection gives up instead.
+  Failures that no retry can repair (an absolute content that is not in its
+  window, an absolute isdataat, bsize) also end the inspection at once.
+- Each step of the search counts against ``RECURSION_LIMIT`` (Suricata's
+  ``inspection-recursion-limit``, 3000): a hostile buffer that makes a rule
+  backtrack without end gets "no match" once the budget is spent.
+- Negation: a negated content matches when the pattern is absent from its
+  window and does not move the pointer; a negated pcre likewise.
+- pcre: the subject of a relative pcre starts at the pointer, so ``^``
+  anchors there (PCRE semantics: Suricata passes ``buffer + offset``); a
+  retry searches again from the previous match start + 1, where ``^`` no
+  longer matches (in PCRE and Python alike).
+- byte_test / byte_jump / byte_extract follow Suricata's ``*DoMatch``:
+  numbers are big endian unless ``little`` (``dce``: little endian, the DCE/
+  RPC byte order we don't track per flow); ``string`` reads text like C's
+  ``strtoull`` (leading blanks, sign, ``0x`` for hex, digits until the
+  first non-digit: a field with none doesn't match); a bitmask ANDs then
+  shifts right by its trailing zero bits; byte_jump jumps from the end of the
+  bytes it read (``from_beginning``: from 0, ``from_end``: from the buffer
+  end), a jump before the start lands on 0, beyond the end fails.
+
+Deliberate differences from Suricata's C code (its integer wrap-arounds):
+a relative window that ends before the buffer start (a large negative
+distance) is empty here, where Suricata's unsigned arithmetic searches the
+whole buffer; a negated ``endswith`` content fails exactly when the window
+ends with the pattern, where Suricata only checks the first occurrence.
+
+Performance: everything that depends only on the rule is computed once in
+``compile_elements`` (lower-cased nocase patterns, fixed windows, retry
+flags, the kind that indexes a dispatch table); per call the buffer is
+lowered at most once (only for rules with a nocase content) and contents use
+``bytes.find`` with start/end bounds, no regex. A buffer with one fixed-place
+content (most rules) skips the search machinery altogether. Raw element
+tuples are compiled once and remembered (see ``inspect_buffer``).
+"""
+
+from __future__ import annotations
+
+from pakemon.detect.suricata_parser import (
+    BufferSize,
+    ByteExtract,
+    ByteJump,
+    ByteTest,
+    ContentMatch,
+    IsDataAt,
+    PcreMatch,
+)
+
+__all__ = ["RECURSION_LIMIT", "CompiledElements", "compile_elements", "inspect_buffer"]
+
+# Suricata's default detect.inspection-recursion-limit. Read at each call
+# (module global) so a test can raise it to compare against an exhaustive
+# reference.
+RECURSION_LIMIT = 3000
+
+_U64 = (1 << 64) - 1
+# isdataat with a byte_extract value at least this big: Suricata treats it
+# as "never there" without computing positions.
+_ISDATAAT_VAR_MAX = 100_000_000
+
+# kinds of compiled nodes
+_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER = range(8)
+
+
+class _Node:
+    """One compiled element; the fields used depend on ``kind``."""
+
+    __slots__ = (
+        "kind", "src", "pat", "plen", "nocase", "negated", "relative", "endswith", "simple",
+        "offset", "depth", "distance", "within", "static_window", "retry", "give_up",
+        "regex", "compare", "nbytes", "op", "value", "big", "base", "bitmask", "shift",
+        "multiplier", "align", "from_beginning", "from_end", "post_offset", "name",
+    )  # fmt: skip
+
+    def __init__(self, kind: int, src) -> None:
+        self.kind = kind
+        self.src = src
+        self.retry = False
+        self.give_up = False
+        self.relative = False
+        self.negated = False
+        self.bitmask = None
+        self.shift = 0
+        self.simple = False
+
+    def __repr__(self) -> str:
+        return f"_Node({self.kind}, {self.src!r})"
+
+
+class CompiledElements(tuple):
+    """``compile_elements``' result: the nodes of one rule's buffer."""
+
+    __slots__ = ()
+
+
+def _is_var(v) -> bool:
+    return isinstance(v, str)
+
+
+def _int_or_var(v, default=None):
+    """An int field, a byte_extract name (str), or ``default`` for None.
+
+    Anything else (a float, a bool from a future parser) is coerced to int
+    when it can be, so bad input never raises at match time."""
+    if v is None:
+        return default
+    if isinstance(v, str):
+        return v
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _mask_shift(mask) -> tuple[int | None, int]:
+    if mask is None:
+        return None, 0
+    try:
+        mask = int(mask)
+    except (TypeError, ValueError):
+        return None, 0
+    shift = 0
+    if mask > 0:
+        while not (mask >> shift) & 1:
+            shift += 1
+    return mask, shift
+
+
+def _compile_one(e) -> _Node:
+    if isinstance(e, ContentMatch):
+        n = _Node(_CONTENT, e)
+        pat = bytes(e.pattern or b"")
+        n.nocase = bool(e.nocase)
+        n.pat = pat.lower() if n.nocase else pat
+        n.plen = len(pat)
+        n.negated = bool(e.negated)
+        n.endswith = bool(e.endswith)
+        n.distance = _int_or_var(e.distance)
+        n.within = _int_or_var(e.within)
+        n.relative = e.distance is not None or e.within is not None
+        n.offset = _int_or_var(e.offset, 0)
+        n.depth = _int_or_var(e.depth)
+        if e.startswith:
+            if n.relative:
+                # "begins right where the window begins"
+                if n.distance is None:
+                    n.distance = 0
+                if n.within is None:
+                    n.within = n.plen
+            else:
+                n.offset = 0 if e.offset is None else n.offset
+                if n.depth is None:
+                    n.depth = n.plen
+        # absolute window known at compile time: (start, end or None)
+        n.static_window = None
+        if not n.relative and not _is_var(n.offset) and not _is_var(n.depth):
+            n.static_window = (n.offset, None if n.depth is None else n.offset + n.depth)
+        return n
+    if isinstance(e, PcreMatch):
+        n = _Node(_PCRE, e)
+        n.regex = e.regex
+        n.relative = bool(e.relative)
+        n.negated = bool(e.negated)
+        if n.regex is None or not hasattr(n.regex, "search"):
+            n.kind = _NEVER
+        return n
+    if isinstance(e, IsDataAt):
+        n = _Node(_ISDATAAT, e)
+        n.offset = _int_or_var(e.offset, 0)
+        n.relative = bool(e.relative)
+        n.negated = bool(e.negated)
+        return n
+    if isinstance(e, BufferSize):
+        n = _Node(_BSIZE, e)
+        n.compare = e.compare
+        return n
+    if isinstance(e, ByteTest):
+        n = _Node(_BTEST, e)
+        _byte_common(n, e)
+        n.op = e.op
+        n.negated = bool(e.negated)
+        n.value = _int_or_var(e.value, 0)
+        n.offset = _int_or_var(e.offset, 0)
+        if n.op not in ("<", ">", "=", "<=", ">=", "&", "^"):
+            n.kind = _NEVER
+        return n
+    if isinstance(e, ByteJump):
+        n = _Node(_BJUMP, e)
+        _byte_common(n, e)
+        n.offset = _int_or_var(e.offset, 0)
+        n.multiplier = _int_or_var(e.multiplier, 1)
+        n.align = 4 if e.align else 0
+        n.from_beginning = bool(e.from_beginning)
+        n.from_end = bool(e.from_end)
+        n.post_offset = _int_or_var(e.post_offset, 0)
+        if _is_var(n.multiplier) or _is_var(n.post_offset):
+            n.kind = _NEVER  # not variables in Suricata either
+        return n
+    if isinstance(e, ByteExtract):
+        n = _Node(_BEXTRACT, e)
+        _byte_common(n, e)
+        n.offset = _int_or_var(e.offset, 0)
+        n.multiplier = _int_or_var(e.multiplier, 1)
+        n.align = _int_or_var(e.align, 0) or 0
+        n.name = e.name
+        if _is_var(n.multiplier) or _is_var(n.align) or not isinstance(n.name, str):
+            n.kind = _NEVER
+        return n
+    # An element this module doesn't know can't be evaluated: the rule must
+    # not fire on a guess.
+    return _Node(_NEVER, e)
+
+
+def _byte_common(n: _Node, e) -> None:
+    n.nbytes = _int_or_var(e.nbytes, 0)
+    n.relative = bool(e.relative)
+    n.big = bool(e.big_endian) and not e.dce
+    n.base = e.string_base
+    n.bitmask, n.shift = _mask_shift(e.bitmask)
+    if _is_var(n.nbytes) or not 0 < n.nbytes <= (23 if n.base else 8):
+        n.kind = _NEVER
+
+
+def compile_elements(elements) -> CompiledElements:
+    """Pre-process one rule's elements for one buffer (in rule order).
+
+    Also computes Suricata's retry flags: a content is retried at its next
+    occurrence only when the next relative element that refers to it (the
+    nearest following one, with no other content/pcre in between) is a
+    content with ``within``, a negated content with ``distance``, or a
+    relative pcre / isdataat / byte_*; a pcre is retried for any relative
+    follower."""
+    try:
+        items = tuple(elements)
+    except TypeError:
+        items = (None,)  # not a sequence: a rule we can't evaluate
+    nodes = []
+    for e in items:
+        try:
+            nodes.append(_compile_one(e))
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            nodes.append(_Node(_NEVER, e))  # malformed fields: never matches
+    prev = None  # the last content/pcre node: what a relative element refers to
+    for n in nodes:
+        if n.relative and prev is not None:
+            if prev.kind == _PCRE:
+                prev.retry = True
+            elif n.kind == _CONTENT:
+                if n.within is not None or n.negated:
+                    prev.retry = True
+            else:
+                prev.retry = True
+        if n.kind in (_CONTENT, _PCRE) or isinstance(n.src, (ContentMatch, PcreMatch)):
+            prev = n
+    if len(nodes) == 1:
+        n = nodes[0]
+        # the commonest rule buffer: one content at a fixed place
+        n.simple = n.kind == _CONTENT and n.static_window is not None and not n.endswith
+    for n in nodes:
+        if n.kind == _CONTENT:
+            # Suricata's DETECT_CONTENT_IS_SINGLE for a negated content:
+            # found means no position of the rest can help.
+            n.give_up = not (
+                n.relative or n.retry or n.depth is not None or n.offset or _is_var(n.offset)
+            )
+    return CompiledElements(nodes)
+
+
+def inspect_buffer(elements, data: bytes, env: dict | None = None) -> bool:
+    """Whether one buffer's elements match ``data`` (see module docstring).
+
+    ``elements``: ``compile_elements``' result, or the raw parser elements:
+    a raw *tuple* is compiled once and remembered by identity (the tuple is
+    kept alive with it, so its id can't be reused by another object), any
+    other sequence is compiled at each call. Never raises on odd input: a
+    bad element or missing variable is a non-match."""
+    if type(elements) is not CompiledElements:
+        elements = _compiled(elements)
+    if not elements:
+        return True
+    if not isinstance(data, bytes):
+        try:
+            data = bytes(data)
+        except (TypeError, ValueError):
+            return False
+    first = elements[0]
+    if first.simple:
+        start, end = first.static_window
+        hay = data.lower() if first.nocase else data
+        found = hay.find(first.pat, start, len(data) if end is None else end)
+        return (found < 0) if first.negated else (found >= 0)
+    run = _Run(elements, data, env if env is not None else {})
+    try:
+        return run.step(0) == 1
+    except RecursionError:
+        return False
+
+
+# id(raw tuple) -> (raw tuple, compiled): the engine may hand us the parser's
+# element tuples as they are; compiling them per call would cost more than
+# the matching itself.
+_CACHE: dict[int, tuple[object, CompiledElements]] = {}
+_CACHE_MAX = 65536
+
+
+def _compiled(elements) -> CompiledElements:
+    hit = _CACHE.get(id(elements))
+    if hit is not None and hit[0] is elements:
+        return hit[1]
+    compiled = compile_elements(elements)
+    if type(elements) is tuple:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[id(elements)] = (elements, compiled)
+    return compiled
+
+
+def _resolve(v, env):
+    """An int, or a byte_extract name looked up in env (None if unset)."""
+    if type(v) is int:
+        return v
+    got = env.get(v)
+    return got if type(got) is int else None
+
+
+_BLANKS = b" \t\n\v\f\r"
+_DIGITS = {
+    8: frozenset(b"01234567"),
+    10: frozenset(b"0123456789"),
+    16: frozenset(b"0123456789abcdefABCDEF"),
+}
+
+
+def _strtoull(chunk: bytes, base: int) -> tuple[int, int] | None:
+    """C ``strtoull`` on ``chunk`` (Suricata's ByteExtractStringUint64):
+    (value, characters consumed), or None for no number / overflow."""
+    digits = _DIGITS.get(base)
+    if digits is None:
+        return None
+    n = len(chunk)
+    i = 0
+    while i < n and chunk[i] in _BLANKS:
+        i += 1
+    neg = False
+    if i < n and chunk[i] in b"+-":
+        neg = chunk[i] == 0x2D
+        i += 1
+    if base == 16 and chunk[i : i + 2] in (b"0x", b"0X") and i + 2 < n and chunk[i + 2] in digits:
+        i += 2
+    start = i
+    while i < n and chunk[i] in digits:
+        i += 1
+    if i == start:
+        return None
+    value = int(chunk[start:i], base)
+    if value > _U64:
+        return None
+    if neg:
+        value = -value & _U64
+    return value, i
+
+
+class _Run:
+    """One inspection: the buffer, the detection pointer, the budget."""
+
+    __slots__ = ("nodes", "last", "data", "lower", "n", "ptr", "budget", "env", "view")
+
+    def __init__(self, nodes: CompiledElements, data: bytes, env: dict) -> None:
+        self.nodes = nodes
+        self.last = len(nodes) - 1
+        self.data = data
+        self.lower = None
+        self.n = len(data)
+        self.ptr = 0
+        self.budget = RECURSION_LIMIT
+        self.env = env
+        self.view = None
+
+    # Every step returns 1 (this and all later elements matched), 0 (no
+    # match here; an earlier element may retry) or -1 (no match, stop).
+
+    def step(self, i: int) -> int:
+        self.budget -= 1
+        if self.budget <= 0:
+            return -1
+        node = self.nodes[i]
+        return _STEPS[node.kind](self, node, i)
+
+    def _next(self, i: int) -> int:
+        if i == self.last:
+            return 1
+        return self.step(i + 1)
+
+    def _never(self, node: _Node, i: int) -> int:
+        return -1
+
+    # ------------------------------------------------------------- content
+
+    def _content(self, node: _Node, i: int) -> int:
+        n = self.n
+        env = self.env
+        if node.relative:
+            base = self.ptr
+            dist = 0
+            if node.distance is not None:
+                dist = _resolve(node.distance, env)
+                if dist is None:
+                    return 0
+            start = base + dist
+            end = n
+            if node.within is not None:
+                within = _resolve(node.within, env)
+                if within is None:
+                    return 0
+                if start + within < end:
+                    end = start + within
+            if start < 0:
+                start = 0
+        elif node.static_window is not None:
+            start, end = node.static_window
+            if end is None or end > n:
+                end = n
+        else:
+            start = _resolve(node.offset, env)
+            if start is None:
+                return 0
+            end = n
+            if node.depth is not None:
+                depth = _resolve(node.depth, env)
+                if depth is None:
+                    return 0
+                if start + depth < end:
+                    end = start + depth
+        if end > n:
+            end = n
+        negated = node.negated
+        if start > end or end <= 0:
+            return self._next(i) if negated else 0
+
+        if node.nocase:
+            hay = self.lower
+            if hay is None:
+                hay = self.lower = self.data.lower()
+        else:
+            hay = self.data
+        pat = node.pat
+        plen = node.plen
+
+        if node.endswith:
+            # only an occurrence ending at the buffer end counts: one place
+            pos = n - plen
+            found = pos if end == n and pos >= start and hay.startswith(pat, pos) else -1
+            if negated:
+                if found < 0:
+                    return self._next(i)
+                return -1 if node.give_up else 0
+            if found < 0:
+                return 0 if node.relative else -1
+            self.ptr = n
+            r = self._next(i)
+            if r:
+                return r
+            if not node.retry:
+                return -1
+            # no later occurrence can end at the buffer end either
+            return 0 if node.relative else -1
+
+        found = hay.find(pat, start, end)
+        if negated:
+            if found < 0:
+                return self._next(i)
+            return -1 if node.give_up else 0
+        if found < 0:
+            # independent of earlier positions: nothing can repair it
+            return 0 if node.relative else -1
+        last = i == self.last
+        while True:
+            self.ptr = found + plen
+            if last:
+                return 1
+            r = self.step(i + 1)
+            if r:
+                return r
+            if not node.retry:
+                return -1
+            found = hay.find(pat, found + 1, end)
+            if found < 0:
+                return 0 if node.relative else -1
+
+    # ---------------------------------------------------------------- pcre
+
+    def _pcre(self, node: _Node, i: int) -> int:
+        base = self.ptr if node.relative else 0
+        if base:
+            view = self.view
+            if view is None:
+                view = self.view = memoryview(self.data)
+            subject = view[base:]
+        else:
+            subject = self.data
+        regex = node.regex
+        try:
+            m = regex.search(subject)
+        except (TypeError, ValueError, RecursionError, OverflowError):
+            return 0
+        if node.negated:
+            return 0 if m else self._next(i)
+        if m is None:
+            return 0
+        while True:
+            self.ptr = base + m.end()
+            r = self._next(i)
+            if r or not node.retry:
+                return r
+            start = m.start() + 1
+            if start > len(subject):
+                return 0
+            m = regex.search(subject, start)
+            if m is None:
+                return 0
+
+    # ------------------------------------------------------------ isdataat
+
+    def _isdataat(self, node: _Node, i: int) -> int:
+        at = node.offset
+        var = type(at) is not int
+        if var:
+            at = _resolve(at, self.env)
+            if at is None:
+                return 0
+            if at >= _ISDATAAT_VAR_MAX:
+                return self._next(i) if node.negated else 0
+        if node.relative:
+            there = self.ptr + at <= self.n
+        else:
+            there = at < self.n
+        if there != node.negated:
+            return self._next(i)
+        # absolute, or a relative one that fails on the earliest pointer:
+        # a later pointer can't help a positive relative test either
+        if node.relative and node.negated:
+            return 0
+        return 0 if var else -1
+
+    def _bsize(self, node: _Node, i: int) -> int:
+        try:
+            ok = node.compare.matches(self.n)
+        except Exception:  # a malformed compare object: no match, no traceback
+            ok = False
+        return self._next(i) if ok else -1
+
+    # ------------------------------------------------------------- byte_*
+
+    def _read(self, node: _Node, pos: int) -> tuple[int, int] | None:
+        """(value, bytes consumed) of the field at ``pos`` (in the buffer)."""
+        chunk = self.data[pos : pos + node.nbytes]
+        if node.base:
+            got = _strtoull(chunk, node.base)
+            if got is None:
+                return None
+            value, used = got
+        else:
+            value = int.from_bytes(chunk, "big" if node.big else "little")
+            used = node.nbytes
+        if node.bitmask is not None:
+            value &= node.bitmask
+            if value and node.shift:
+                value >>= node.shift
+        return value, used
+
+    def _field_pos(self, node: _Node) -> int | None:
+        """Where the field starts, or None when it isn't wholly in the buffer."""
+        if self.n == 0:
+            return None
+        offset = _resolve(node.offset, self.env)
+        if offset is None:
+            return None
+        pos = offset + self.ptr if node.relative else offset
+        remaining = self.n - pos
+        if node.relative and remaining <= 0:
+            return None
+        if pos < 0 or node.nbytes > remaining:
+            return None
+        return pos
+
+    def _byte_test(self, node: _Node, i: int) -> int:
+        pos = self._field_pos(node)
+        if pos is None:
+            return 0
+        got = self._read(node, pos)
+        if got is None:
+            return 0
+        value = _resolve(node.value, self.env)
+        if value is None:
+            return 0
+        v = got[0]
+        op = node.op
+        if op == "=":
+            ok = v == value
+        elif op == "<":
+            ok = v < value
+        elif op == ">":
+            ok = v > value
+        elif op == "<=":
+            ok = v <= value
+        elif op == ">=":
+            ok = v >= value
+        elif op == "&":
+            ok = bool(v & value)
+        else:  # "^"
+            ok = bool(v ^ value)
+        if ok == node.negated:
+            return 0
+        return self._next(i)
+
+    def _byte_jump(self, node: _Node, i: int) -> int:
+        pos = self._field_pos(node)
+        if pos is None:
+            return 0
+        got = self._read(node, pos)
+        if got is None:
+            return 0
+        value, used = got
+        value = (value * node.multiplier) & _U64
+        if node.align and value % node.align:
+            value = (value + node.align - value % node.align) & _U64
+        if value >= 1 << 63:  # C's (int64_t) cast of the jump
+            value -= 1 << 64
+        value += node.post_offset
+        if node.from_beginning:
+            target = value
+        elif node.from_end:
+            target = self.n + value
+        else:
+            target = pos + used + value
+        if target < 0:
+            target = 0
+        elif target > self.n:
+            return 0
+        self.ptr = target
+        return self._next(i)
+
+    def _byte_extract(self, node: _Node, i: int) -> int:
+        pos = self._field_pos(node)
+        if pos is None:
+            return 0
+        got = self._read(node, pos)
+        if got is None:
+            return 0
+        value, used = got
+        value = (value * node.multiplier) & _U64
+        if node.align and value % node.align:
+            value = (value + node.align - value % node.align) & _U64
+        self.env[node.name] = value
+        self.ptr = pos + used
+        return self._next(i)
+
+
+_STEPS = (
+    _Run._content,
+    _Run._pcre,
+    _Run._isdataat,
+    _Run._bsize,
+    _Run._byte_test,
+    _Run._byte_jump,
+    _Run._byte_extract,
+    _Run._never,
+)
