@@ -1,5 +1,29 @@
 """Detect stage: a parser for Snort/Suricata rule files (the second rule format).
 
+Protocol convention (read this first, engine)
+---------------------------------------------
+``rule.proto`` is the header's protocol word as written, lower case:
+``tcp udp icmp icmpv6 ip ipv6 tcp-pkt tcp-stream pkthdr`` or an app-layer
+protocol ``http tls ssl dns ssh ftp smtp smb``. Two module mappings say what
+it means:
+
+- ``TRANSPORTS[rule.proto]``: the transports the rule runs over, a tuple of
+  ``"tcp" "udp" "icmp" "ip"`` (``("ip",)``: any IP packet). App-layer
+  headers are ``("tcp",)`` except ``dns``: ``("udp", "tcp")``. ``pkthdr``
+  is ``("ip",)``: every packet, also one that failed to decode (Suricata
+  uses it for ``decode-event`` rules).
+- ``rule.app_proto``: None, or the app-layer protocol the flow must have
+  been detected as: ``"http" "tls" "dns" "ssh" "ftp" "smtp" "smb"``
+  (``ssl`` is ``"tls"``). It comes from the header (``APP_PROTO``) *or*, as
+  Suricata does, from the keywords: an ``http.*`` buffer makes the rule
+  http, ``tls.*``/ssl_version/ssl_state tls, ``dns.query`` dns; so ``alert
+  tcp ... (tls_sni; ...)`` has proto "tcp" and app_proto "tls". Two
+  protocols in one rule are Suricata's "conflicting keywords" error.
+  ``file.data`` leaves it alone (HTTP bodies and SMTP attachments).
+
+``NATIVE_PROTO`` (for ``to_rule``) maps the single-transport headers to the
+native format's tcp/udp/icmp/ip; dns has no native form.
+
 Reads rules such as::
 
     alert http $HOME_NET any -> $EXTERNAL_NET any (msg:"ET TROJAN x"; \\
@@ -9,16 +33,15 @@ Reads rules such as::
 into ``SuricataRule`` objects: the header (action, protocol, address specs
 with variables expanded, port specs, direction) and the options, the payload
 ones as an ordered tuple of detection elements (``ContentMatch``,
-``PcreMatch``, ``IsDataAt``, ``BufferSize``), each with the buffer it
-inspects (``None`` for the packet payload / TCP stream, or a sticky buffer
-name such as ``"http.uri"``).
+``PcreMatch``, ``IsDataAt``, ``BufferSize``, ``ByteTest``, ``ByteJump``,
+``ByteExtract``), each with the buffer it inspects (``None`` for the packet
+payload / TCP stream, or a buffer name such as ``"http.uri"``).
 
-This module only *parses*: the matching engine for these options comes later.
-``SuricataRule.to_rule()`` already turns the simplest rules (plain contents
-only, no positions, no buffers, no negation, no pcre) into a native
-``pakemon.detect.rules.Rule`` that the native engine runs, with documented
-approximations (addresses and flow direction/state are not checked, see
-``to_rule``); every other rule says why it can't be converted.
+This module only *parses*; ``SuricataRule.to_rule()`` turns the simplest
+rules (plain contents only, no positions, no buffers, no negation, no pcre)
+into a native ``pakemon.detect.rules.Rule`` that the native engine runs, with
+documented approximations (addresses and flow direction/state are not
+checked, see ``to_rule``); every other rule says why it can't be converted.
 
 API
 ---
@@ -35,37 +58,95 @@ API
 ``vars``: ``None`` (Suricata's defaults, ``pakemon.detect.vars``), a mapping
     of overrides, a ``Vars``, or the path of a vars file.
 
-Supported (the keyword set of the issue, ``SUPPORTED_KEYWORDS``)
-----------------------------------------------------------------
-- actions alert, drop, reject, pass; protocols tcp, udp, icmp, icmpv6, ip,
-  ipv6, tcp-pkt, tcp-stream, http; directions ``->`` and ``<>``.
+Engine contract (what each parsed keyword means)
+------------------------------------------------
+Elements (``rule.elements``, in rule order; each has ``.buffer``):
+
+- ``ContentMatch``: ``offset``/``depth``/``distance``/``within`` are an int,
+  or a str naming a ``ByteExtract`` earlier in the rule (its value at match
+  time). ``fast_pattern``, ``nocase``, ``negated`` ... as in Suricata.
+- ``ByteTest``: read ``nbytes`` at ``offset`` (from the buffer start, or
+  from the end of the previous match when ``relative``), big endian unless
+  ``big_endian`` is False, or as text in base ``string_base`` (10/16/8;
+  ``nbytes`` 0 with a string base: as many digits as there are, Suricata's
+  reading); AND with ``bitmask`` (then shift right by the mask's trailing
+  zeros, as Suricata); compare ``op`` (``< > = <= >= & ^``; ``&``: any bit
+  of ``value`` set, ``^``: value XOR nonzero) with ``value``; ``negated``
+  inverts. ``value``/``offset`` may be a byte_extract name (str).
+- ``ByteJump``: read like byte_test, multiply by ``multiplier``, round up to
+  a multiple of 4 when ``align``, add ``post_offset``; move the cursor that
+  far past the bytes read (``from_beginning``: from the buffer start,
+  ``from_end``: from its end). No match if the result is past the end.
+- ``ByteExtract``: read like byte_test (``align`` 2 or 4 rounds up), times
+  ``multiplier``, into variable ``name`` for the later elements of the rule;
+  moves the relative cursor past the bytes read.
+- The buffer of a byte_* keyword: the sticky buffer; else, when relative,
+  the buffer of the previous content/pcre/isdataat/byte_*; else the payload.
+
+Buffers: ``None`` (payload/stream), ``http.method http.uri http.uri.raw
+http.request_line http.header http.header.raw http.header_names http.host
+http.host.raw http.user_agent http.cookie http.request_body http.accept
+http.accept_enc http.accept_lang http.content_type http.content_len
+http.connection http.referer http.protocol http.start http.stat_code
+http.stat_msg http.response_line http.server http.location file.data
+tls.sni tls.cert_subject tls.cert_issuer tls.cert_serial tls.cert_fingerprint
+dns.query``. ``file.data`` is the HTTP response body (Suricata 4's
+file_data, http_server_body, ``pcre/Q``) or, in an smtp rule, the attachment
+data; a to_server HTTP rule's file.data is the request body (Suricata 6+).
+
+Rule fields beyond Suricata's obvious ones:
+
+- ``flowbits``: ``Flowbit(cmd, names, any_of)`` in rule order; cmd set,
+  unset, toggle (every name), isset/isnotset (the test holds for every name,
+  or with ``any_of``, written ``a|b``, for at least one: Suricata's
+  ``isnotset,a|b`` is "a or b is not set"), noalert (no names; also sets
+  ``noalert``: the rule matches and sets its bits but raises no alert).
+  ``a&b`` (every name) is Snort's syntax; Suricata would take it as one
+  name, ET Open doesn't use it.
+- ``stream_size``: tuple of ``StreamSize(side, op, value)``, all must hold:
+  the bytes seen on the TCP stream from the server, the client, both sides
+  (each) or either side, compared with ``op`` (``< > = != <= >=``).
+- ``ip_proto``: ``IntCompare`` on the IP protocol number (names such as
+  ``tcp`` are turned into numbers; ``!``, ``<``, ``>`` allowed).
+- ``ip_id``: ``id:N``, the IPv4 identification field equals N.
+- ``ssl_version``: tuple of ``sslv2 sslv3 tls1.0 tls1.1 tls1.2 tls1.3``,
+  matches when the TLS version is any of them; a ``!`` prefix: is not.
+- ``ssl_state``: tuple of ``client_hello server_hello client_keyx
+  server_keyx unknown`` (written ``a|b``): any of them has been seen.
+- ``tag`` is accepted and its syntax checked, nothing is kept: it only asks
+  Suricata to log the flow's following packets, and there is no such packet
+  log here (the alert itself is unchanged).
+
+Supported (``SUPPORTED_KEYWORDS``)
+----------------------------------
+- actions alert, drop, reject, pass; protocols as above; directions ``->``
+  and ``<>``.
 - msg sid rev gid classtype priority reference metadata; content (``|hex|``,
   escapes ``\\; \\" \\\\ \\:``, ``!``) with nocase offset depth distance within
   startswith endswith rawbytes fast_pattern (``;``, ``:only;``, ``:O,L;``);
-  isdataat; pcre (flags i s m x A E G R B O, and the request-side buffer
-  flags U I H D M C P V W); flow; dsize; flags; itype; icode; icmp_id;
-  icmp_seq; urilen; bsize; threshold and detection_filter (type/track/
-  count/seconds); decode-event; stream-event; sticky buffers http.method
-  http.uri http.uri.raw http.request_line http.header http.header_names
-  http.host http.user_agent http.cookie http.request_body; content
-  modifiers http_method http_uri http_raw_uri http_header http_raw_header
-  http_cookie http_user_agent http_host http_client_body.
-- Beyond the issue's list (``EXTENSION_KEYWORDS``), three older spellings
-  of supported keywords that Suricata itself still accepts: ``uricontent``
-  (exactly ``content`` + ``http_uri``) and ``http_request_line`` /
-  ``http_header_names`` (Suricata 4/5 names of the sticky buffers
-  ``http.request_line`` / ``http.header_names``). ET Open 4.0 uses them in
-  about 2,000 rules; ``bench/et_load.py`` reports the share with and
-  without them.
+  isdataat; pcre (flags i s m x A E G R B O and the buffer flags U I H D M C
+  P V W Z S Y Q); byte_test byte_jump byte_extract; flow; flowbits; dsize;
+  flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
+  detection_filter (type/track/count/seconds); decode-event; stream-event;
+  stream_size; ip_proto; id; ssl_version; ssl_state; tag.
+- sticky buffers: every key of ``STICKY_BUFFERS`` (Suricata 6+ dotted names
+  and the Suricata 4/5 names ET Open 4.0 uses, e.g. ``file_data``,
+  ``http_accept``, ``tls_sni``, ``dns_query``); content modifiers: every key
+  of ``LEGACY_MODIFIERS`` (``http_uri`` ... ``http_stat_code``,
+  ``http_stat_msg``, ``http_raw_host``, ``http_server_body``).
+- Beyond those (``EXTENSION_KEYWORDS``), three older spellings that Suricata
+  itself still accepts: ``uricontent`` (exactly ``content`` + ``http_uri``)
+  and ``http_request_line`` / ``http_header_names``; ``bench/et_load.py``
+  reports the share with and without them.
 
 Anything else skips the rule (``SkippedRule``; one warning
-``FILE:LINE: sid N skipped: unsupported keyword 'flowbits'``): other
-keywords (byte_test, flowbits, file_data, dns_query, tls_sni, ...), Suricata
-app-layer protocols (``alert tls ...``: keyword ``protocol:tls``), the actions
-rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, pcre buffer flags of
-unsupported buffers (``pcre/Q``: file_data, S/Y: response status, Z: raw
-host), threshold forms beyond type/track/count/seconds, and a pcre that
-Python's ``re`` can't compile even after translation (``pcre-syntax``).
+``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
+(asn1, ftpbounce, ssh_proto, xbits, lua, ...), other Suricata app-layer
+protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
+rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
+(``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
+type/track/count/seconds, and a pcre that Python's ``re`` can't compile even
+after translation (``pcre-syntax``).
 
 Choices
 -------
@@ -93,6 +174,18 @@ Choices
   the rule as ``pcre-syntax``.
 - Relative pcre/isdataat without a buffer of their own inspect the buffer of
   the preceding content/pcre (Suricata's rule).
+- byte_test/byte_jump/byte_extract follow Suricata 7's checks: at most 8
+  bytes (23 with ``string``; byte_extract: 14 hex, 20 dec, 23 oct), offsets
+  and post_offset within -65535..65535, multiplier 1..65535, a number base
+  only with ``string``, from_beginning xor from_end; byte_extract also
+  refuses a repeated option, ``string`` with an endianness and align other
+  than 2/4. Numbers are read as Suricata does (``0x`` hex, leading-0 octal).
+  A value/offset/position starting with a letter names a variable, which
+  must have been defined by a byte_extract earlier in the rule.
+- flowbits: ``a|b`` (any of) only for isset/isnotset, ``a&b`` (all) for
+  every command, never both (Snort's rules, which Suricata follows).
+- Multiple threshold options in one rule are an error (Suricata: "multiple
+  threshold options are not allowed in the same rule").
 - A duplicate ``gid:sid`` is an error at the later rule; the first stays.
 - ``sid`` is required (1..2^32-1); ``rev`` defaults to 1, ``gid`` to 1.
 """
@@ -116,10 +209,12 @@ from pakemon.detect.vars import AddressSpec, SpecError, Vars
 __all__ = [
     "ACTIONS",
     "APP_LAYER_PROTOCOLS",
+    "APP_PROTO",
     "EXTENSION_KEYWORDS",
     "PROTOCOLS",
     "STICKY_BUFFERS",
     "SUPPORTED_KEYWORDS",
+    "TRANSPORTS",
     "BufferSize",
     "Flowbit",
     "ByteExtract",
@@ -135,7 +230,9 @@ __all__ = [
     "SuricataRuleSet",
     "TcpFlags",
     "Threshold",
+    "StreamSize",
     "UriLen",
+    "buffer_app_proto",
     "detect_format",
     "load_classification_config",
     "load_suricata_rules",
@@ -148,37 +245,93 @@ log = logging.getLogger("pakemon.detect.suricata")
 ACTIONS = ("alert", "drop", "reject", "pass")
 UNSUPPORTED_ACTIONS = frozenset({"rejectsrc", "rejectdst", "rejectboth", "config"})
 
-PROTOCOLS = ("tcp", "udp", "icmp", "icmpv6", "ip", "ipv6", "tcp-pkt", "tcp-stream", "http")
+# Header protocols. The app-layer ones (http ... smb) and pkthdr keep their
+# header word in ``rule.proto``; ``TRANSPORTS`` says what they run over and
+# ``APP_PROTO`` which app-layer protocol they require (module docstring).
+APP_PROTO: Mapping[str, str] = {
+    "http": "http", "tls": "tls", "ssl": "tls", "dns": "dns", "ssh": "ssh", "ftp": "ftp",
+    "smtp": "smtp", "smb": "smb",
+}  # fmt: skip
+PROTOCOLS = (
+    "tcp", "udp", "icmp", "icmpv6", "ip", "ipv6", "tcp-pkt", "tcp-stream", "pkthdr",
+    *APP_PROTO,
+)  # fmt: skip
+TRANSPORTS: Mapping[str, tuple[str, ...]] = {
+    "tcp": ("tcp",), "tcp-pkt": ("tcp",), "tcp-stream": ("tcp",), "udp": ("udp",),
+    "icmp": ("icmp",), "icmpv6": ("icmp",), "ip": ("ip",), "ipv6": ("ip",),
+    # pkthdr: every packet, also those that failed to decode (decode-event rules)
+    "pkthdr": ("ip",),
+    "http": ("tcp",), "tls": ("tcp",), "ssl": ("tcp",), "ssh": ("tcp",), "ftp": ("tcp",),
+    "smtp": ("tcp",), "smb": ("tcp",),
+    # DNS runs over both: Suricata matches "alert dns" rules on UDP and TCP flows
+    "dns": ("udp", "tcp"),
+}  # fmt: skip
+# the native format has one protocol a rule: only single-transport headers map
 NATIVE_PROTO = {
-    "tcp": "tcp",
-    "tcp-pkt": "tcp",
-    "tcp-stream": "tcp",
-    "http": "tcp",
-    "udp": "udp",
-    "icmp": "icmp",
-    "icmpv6": "icmp",
-    "ip": "ip",
-    "ipv6": "ip",
+    name: ("icmp" if t[0] == "icmp" else t[0]) for name, t in TRANSPORTS.items() if len(t) == 1
 }
 # Protocols Suricata knows that this parser doesn't: the rule is skipped.
 APP_LAYER_PROTOCOLS = frozenset(
-    """tls ssl dns ftp ftp-data smtp smb dcerpc ssh imap pop3 modbus enip dnp3 nfs ntp
+    """ftp-data dcerpc imap pop3 modbus enip dnp3 nfs ntp
     tftp ikev2 ike krb5 dhcp snmp sip rfb mqtt pgsql telnet rdp quic http1 http2 doh2
-    bittorrent-dht websocket ldap sctp pkthdr icmpv4 ipv4 udp-pkt""".split()
+    bittorrent-dht websocket ldap sctp icmpv4 ipv4 udp-pkt""".split()
 )
 
-# sticky buffer keyword -> buffer name
+# sticky buffer keyword -> buffer name (Suricata 6+ dotted names, and the
+# Suricata 4/5 names ET Open 4.0 uses: file_data, http_accept, tls_sni, ...)
 STICKY_BUFFERS: Mapping[str, str] = {
     "http.method": "http.method",
     "http.uri": "http.uri",
     "http.uri.raw": "http.uri.raw",
     "http.request_line": "http.request_line",
     "http.header": "http.header",
+    "http.header.raw": "http.header.raw",
     "http.header_names": "http.header_names",
     "http.host": "http.host",
+    "http.host.raw": "http.host.raw",
     "http.user_agent": "http.user_agent",
     "http.cookie": "http.cookie",
     "http.request_body": "http.request_body",
+    "http.accept": "http.accept",
+    "http_accept": "http.accept",
+    "http.accept_enc": "http.accept_enc",
+    "http_accept_enc": "http.accept_enc",
+    "http.accept_lang": "http.accept_lang",
+    "http_accept_lang": "http.accept_lang",
+    "http.content_type": "http.content_type",
+    "http_content_type": "http.content_type",
+    "http.content_len": "http.content_len",
+    "http_content_len": "http.content_len",
+    "http.connection": "http.connection",
+    "http_connection": "http.connection",
+    "http.referer": "http.referer",
+    "http_referer": "http.referer",
+    "http.protocol": "http.protocol",
+    "http_protocol": "http.protocol",
+    "http.start": "http.start",
+    "http_start": "http.start",
+    "http.stat_code": "http.stat_code",
+    "http.stat_msg": "http.stat_msg",
+    "http.response_line": "http.response_line",
+    "http_response_line": "http.response_line",
+    "http.server": "http.server",
+    "http.location": "http.location",
+    "file_data": "file.data",
+    "file.data": "file.data",
+    # Suricata 6+: the response body, which file_data in an HTTP response is
+    "http.response_body": "file.data",
+    "tls.sni": "tls.sni",
+    "tls_sni": "tls.sni",
+    "tls.cert_subject": "tls.cert_subject",
+    "tls_cert_subject": "tls.cert_subject",
+    "tls.cert_issuer": "tls.cert_issuer",
+    "tls_cert_issuer": "tls.cert_issuer",
+    "tls.cert_serial": "tls.cert_serial",
+    "tls_cert_serial": "tls.cert_serial",
+    "tls.cert_fingerprint": "tls.cert_fingerprint",
+    "tls_cert_fingerprint": "tls.cert_fingerprint",
+    "dns.query": "dns.query",
+    "dns_query": "dns.query",
     # older names of the same Suricata sticky buffers (EXTENSION_KEYWORDS)
     "http_request_line": "http.request_line",
     "http_header_names": "http.header_names",
@@ -193,9 +346,14 @@ LEGACY_MODIFIERS: Mapping[str, str] = {
     "http_cookie": "http.cookie",
     "http_user_agent": "http.user_agent",
     "http_host": "http.host",
+    "http_raw_host": "http.host.raw",
     "http_client_body": "http.request_body",
+    "http_stat_code": "http.stat_code",
+    "http_stat_msg": "http.stat_msg",
+    # Suricata 4: the HTTP response body, i.e. file_data on a to_client flow
+    "http_server_body": "file.data",
 }
-# pcre flag -> buffer; and flags naming buffers this parser doesn't support
+# pcre flag -> buffer
 PCRE_BUFFER_FLAGS: Mapping[str, str] = {
     "U": "http.uri",
     "I": "http.uri.raw",
@@ -206,25 +364,48 @@ PCRE_BUFFER_FLAGS: Mapping[str, str] = {
     "P": "http.request_body",
     "V": "http.user_agent",
     "W": "http.host",
-}
-PCRE_UNSUPPORTED_FLAGS: Mapping[str, str] = {
-    "Q": "file_data",
+    "Z": "http.host.raw",
     "S": "http.stat_code",
     "Y": "http.stat_msg",
-    "Z": "http.host.raw",
+    "Q": "file.data",
 }
-PCRE_FLAGS = frozenset("ismxAEGRBO") | frozenset(PCRE_BUFFER_FLAGS) | frozenset(
-    PCRE_UNSUPPORTED_FLAGS
-)
+PCRE_FLAGS = frozenset("ismxAEGRBO") | frozenset(PCRE_BUFFER_FLAGS)
+
+
+# ip_proto names (Suricata takes /etc/protocols names; these are the ones
+# rules use, so loading doesn't depend on the host's /etc/protocols)
+IP_PROTOCOL_NUMBERS: Mapping[str, int] = {
+    "ip": 0, "hopopt": 0, "icmp": 1, "igmp": 2, "ggp": 3, "ipencap": 4, "tcp": 6, "egp": 8,
+    "igp": 9, "udp": 17, "ipv6": 41, "ipv6-route": 43, "ipv6-frag": 44, "rsvp": 46,
+    "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58, "icmpv6": 58, "ipv6-nonxt": 59,
+    "ipv6-opts": 60, "eigrp": 88, "ospf": 89, "ospfigp": 89, "pim": 103, "vrrp": 112,
+    "l2tp": 115, "sctp": 132, "udplite": 136,
+}  # fmt: skip
+SSL_VERSIONS = ("sslv2", "sslv3", "tls1.0", "tls1.1", "tls1.2", "tls1.3")
+SSL_STATES = ("client_hello", "server_hello", "client_keyx", "server_keyx", "unknown")
+
+
+def buffer_app_proto(buffer: str | None) -> str | None:
+    """The app-layer protocol a buffer belongs to: ``http.*`` -> http,
+    ``tls.*`` -> tls, ``dns.*`` -> dns; None for the payload and for
+    ``file.data`` (HTTP bodies and SMTP attachments alike)."""
+    if buffer is None or buffer == "file.data":
+        return None
+    return _BUFFER_PROTO.get(buffer.partition(".")[0])
+
+
+_BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns"}
 
 _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata")
 _PAYLOAD_KEYWORDS = (
     "content", "nocase", "offset", "depth", "distance", "within", "startswith", "endswith",
-    "isdataat", "rawbytes", "fast_pattern", "pcre", "bsize",
+    "isdataat", "rawbytes", "fast_pattern", "pcre", "bsize", "byte_test", "byte_jump",
+    "byte_extract",
 )  # fmt: skip
 _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
-    "threshold", "detection_filter", "decode-event", "stream-event",
+    "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
+    "stream_size", "ip_proto", "id", "ssl_version", "ssl_state",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -360,10 +541,11 @@ class ContentMatch:
     pattern: bytes
     nocase: bool = False
     negated: bool = False
-    offset: int | None = None
-    depth: int | None = None
-    distance: int | None = None
-    within: int | None = None
+    # a str names a byte_extract variable of the rule (set at match time)
+    offset: int | str | None = None
+    depth: int | str | None = None
+    distance: int | str | None = None
+    within: int | str | None = None
     startswith: bool = False
     endswith: bool = False
     fast_pattern: bool = False
@@ -481,6 +663,19 @@ class ByteExtract:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSize:
+    """``stream_size:SIDE,OP,N``: the bytes seen so far on the TCP stream.
+    ``side``: server, client, both (each side) or either (one side)."""
+
+    side: str
+    op: str  # "<", ">", "=", "!=", "<=", ">="
+    value: int
+
+    def matches(self, n: int) -> bool:
+        return IntCompare(self.op, self.value).matches(n)
+
+
+@dataclass(frozen=True, slots=True)
 class Flowbit:
     """``flowbits:CMD[,NAME[|NAME..|&NAME..]]``; cmd set, unset, toggle,
     isset, isnotset or noalert. ``any_of``: names joined by ``|`` (isset
@@ -529,6 +724,11 @@ class SuricataRule:
     app_proto: str | None = None
     flowbits: tuple[Flowbit, ...] = ()  # in rule order; noalert sets ``noalert``
     noalert: bool = False
+    stream_size: tuple[StreamSize, ...] = ()  # all must hold (a range takes two)
+    ip_proto: IntCompare | None = None  # the IP protocol number (IPv6: next header)
+    ip_id: int | None = None  # ``id``: the IPv4 identification field
+    ssl_version: tuple[str, ...] = ()  # any of these; "!sslv2": not that one
+    ssl_state: tuple[str, ...] = ()  # any of these states (client_hello ...)
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -563,6 +763,8 @@ class SuricataRule:
                 return "isdataat needs the matching engine"
             if isinstance(e, BufferSize):
                 return "bsize needs the matching engine"
+            if isinstance(e, (ByteTest, ByteJump, ByteExtract)):
+                return f"{_BYTE_KEYWORD[type(e)]} needs the matching engine"
             if not e.plain:
                 what = (
                     "negated content" if e.negated
@@ -577,6 +779,18 @@ class SuricataRule:
                 return f"{name.replace('_', ' ')} needs the matching engine"
         if self.decode_events or self.stream_events:
             return "decode-event/stream-event need the matching engine"
+        if self.flowbits:
+            return "flowbits need the matching engine"
+        if self.stream_size:
+            return "stream_size needs the matching engine"
+        for name in ("ip_proto", "ip_id"):
+            if getattr(self, name) is not None:
+                return f"{name} needs the matching engine"
+        if self.ssl_version or self.ssl_state:
+            return "ssl_version/ssl_state need the TLS app layer"
+        if self.proto not in NATIVE_PROTO:
+            runs = " and ".join(TRANSPORTS[self.proto])
+            return f"protocol {self.proto} runs over {runs}: a native rule has one protocol"
         if self.flow is not None and (
             self.flow.not_established or self.flow.stateless or self.flow.only_stream
             or self.flow.no_stream
@@ -604,9 +818,12 @@ class SuricataRule:
         no negation, no buffer; nocase is fine). Mapping: name
         ``sid:N`` (``gid:G:sid:N`` for gid != 1), msg, sid, rev, category =
         classtype, severity = priority (else the classtype's priority from
-        ``classifications``, else 3); proto tcp/tcp-pkt/tcp-stream/http -> tcp,
-        udp -> udp, icmp/icmpv6 -> icmp (SRC/DST = itype/icode), ip/ipv6 ->
-        ip. Approximations, recorded in ``meta["approximations"]``: the
+        ``classifications``, else 3); proto by ``NATIVE_PROTO``: tcp, tcp-pkt,
+        tcp-stream and the TCP app-layer headers (http, tls, ...) -> tcp, udp
+        -> udp, icmp/icmpv6 -> icmp (SRC/DST = itype/icode), ip/ipv6/pkthdr ->
+        ip; dns (UDP and TCP) has no native form. Approximations, recorded in
+        ``meta["approximations"]`` (an app-layer header becomes "protocol tls
+        run as tcp": the flow's protocol is not detected), the
         address specs are not checked (unless ``ignore_addresses=False``,
         which refuses rules with addresses), and flow direction/established
         is left to the native semantics (the stream direction whose ports fit).
@@ -673,6 +890,9 @@ def _native_spec(ranges: tuple[tuple[int, int], ...]) -> PortSpec:
     return PortSpec(text, tuple(ranges), any=False)
 
 
+_BYTE_KEYWORD = {ByteTest: "byte_test", ByteJump: "byte_jump", ByteExtract: "byte_extract"}
+
+
 class _SkippedBase(NamedTuple):
     line: int
     sid: int
@@ -684,7 +904,7 @@ class SkippedRule(_SkippedBase):
 
     ``keyword`` is the keyword name (``flowbits``), or ``protocol:tls``,
     ``action:rejectboth``, ``direction:=>``, ``flow:only_frag``,
-    ``pcre/Q`` (a pcre buffer flag), ``pcre-syntax``, ``threshold``.
+    ``byte_test/dce`` (a byte_* keyword with dce), ``pcre-syntax``, ``threshold``.
     Extra attributes: ``file``, ``detail`` (the reason in words), ``blockers``
     (every unsupported thing found, ``keyword`` first) and ``options``
     (the rule's keyword names).
@@ -1056,6 +1276,7 @@ class _RuleBuilder:
             file=self.filename,
             line=self.lineno,
             text=buf,
+            app_proto=APP_PROTO.get(proto_l),
         )
         _OptionParser(self, rule, opts).run()
         return rule
@@ -1140,18 +1361,14 @@ class _RuleBuilder:
         return self._plain_end(start)
 
     def _plain_end(self, start: int) -> int:
+        # str.find, not a char loop: 230,000 options in ET Open
         buf = self.buf
-        n = len(buf)
         k = start
-        while k < n:
-            c = buf[k]
-            if c == "\\":
-                k += 2
-                continue
-            if c == ";":
-                return k
-            k += 1
-        return -1
+        while True:
+            semi = buf.find(";", k)
+            if semi < 0 or not _escaped_at(buf, semi, start):
+                return semi
+            k = semi + 1
 
     def _int(self, opt: _Opt, lo: int, hi: int) -> int:
         value = opt.value
@@ -1183,6 +1400,11 @@ class _OptionParser:
         self.metadata: list[tuple[str, str]] = []
         self.decode_events: list[str] = []
         self.stream_events: list[str] = []
+        self.flowbits: list[Flowbit] = []
+        self.byte_vars: set[str] = set()  # byte_extract names defined so far
+        # buffer of the last content/pcre/byte_*/isdataat: where a relative
+        # byte_test/byte_jump/byte_extract without a sticky buffer looks
+        self.last_buffer: str | None = None
 
     def run(self) -> None:
         for opt in self.opts:
@@ -1194,6 +1416,7 @@ class _OptionParser:
             elif name in STICKY_BUFFERS:
                 self._no_value(opt)
                 self.sticky = STICKY_BUFFERS[name]
+                self._claim(opt, self.sticky)
             else:
                 getattr(self, "_opt_" + name.replace("-", "_").replace(".", "_"))(opt)
         self._validate()
@@ -1203,6 +1426,7 @@ class _OptionParser:
         r.metadata = tuple(self.metadata)
         r.decode_events = tuple(self.decode_events)
         r.stream_events = tuple(self.stream_events)
+        r.flowbits = tuple(self.flowbits)
 
     # ------------------------------------------------------------ helpers
 
@@ -1219,6 +1443,26 @@ class _OptionParser:
         if opt.value is None or not opt.value.strip(_BLANK):
             raise self._err(opt, f"{opt.name} needs a value")
         return opt.value
+
+    def _claim(self, opt: _Opt, buffer: str | None, proto: str | None = None) -> None:
+        """Tie the rule to the app-layer protocol of ``buffer`` (or
+        ``proto``), as Suricata's keyword setup does; a second protocol is
+        Suricata's "conflicting keywords" error."""
+        proto = proto or buffer_app_proto(buffer)
+        current = self.rule.app_proto
+        if proto is None:
+            if buffer == "file.data" and current not in (None, "http", "smtp"):
+                raise self._err(
+                    opt, f"{opt.name} (file data) needs an http or smtp rule, not {current}"
+                )
+            return
+        if current is None:
+            self.rule.app_proto = proto
+        elif current != proto:
+            raise self._err(
+                opt,
+                f"conflicting keywords: {opt.name} is for {proto} but the rule is for {current}",
+            )
 
     def _single(self, opt: _Opt) -> None:
         if opt.name in self.once:
@@ -1315,7 +1559,10 @@ class _OptionParser:
         self.elements.append(content)
         self.last_content = content
         self.last_match = content
+        self.last_buffer = content.buffer
         self.seen[id(content)] = set()
+        if buffer is not None:
+            self._claim(opt, buffer)
 
     def _opt_uricontent(self, opt: _Opt) -> None:
         self._opt_content(opt, buffer="http.uri")
@@ -1421,7 +1668,8 @@ class _OptionParser:
             self._fast_pattern(opt, c)
         else:
             lo, hi = (_INT32[0], _INT32[1]) if name == "distance" else (0, _INT32[1])
-            number = self._int(opt, lo, hi)
+            var = self._variable(opt)
+            number = var if var is not None else self._int(opt, lo, hi)
             if c.startswith:
                 raise self._err(opt, f"{name} can't be combined with startswith")
             if name in ("offset", "depth") and c.relative:
@@ -1430,7 +1678,7 @@ class _OptionParser:
                 )
             if name in ("distance", "within") and (c.offset is not None or c.depth is not None):
                 raise self._err(opt, f"{name} can't be combined with offset/depth on one content")
-            if name in ("depth", "within") and number < len(c.pattern):
+            if name in ("depth", "within") and var is None and number < len(c.pattern):
                 raise self._err(
                     opt, f"{name} {number} is less than the content's length {len(c.pattern)}", 0
                 )
@@ -1461,6 +1709,18 @@ class _OptionParser:
             )
         c.fast_pattern_chop = (start, length)
 
+    def _variable(self, opt: _Opt) -> str | None:
+        """A byte_extract variable name as the value (Suricata: the value
+        starts with a letter), or None; an undefined one is an error."""
+        value = (opt.value or "").strip(_BLANK)
+        if not value or not value[0].isalpha():
+            return None
+        if value not in self.byte_vars:
+            raise self._err(
+                opt, f"{opt.name}: unknown byte_extract variable {value!r}", 0
+            )
+        return value
+
     def _legacy(self, opt: _Opt) -> None:
         self._no_value(opt)
         c = self._target(opt)
@@ -1468,6 +1728,9 @@ class _OptionParser:
         if c.buffer is not None and c.buffer != buffer:
             raise self._err(opt, f"{opt.name} can't move a content that is already in {c.buffer}")
         c.buffer = buffer
+        if c is self.last_match:
+            self.last_buffer = buffer
+        self._claim(opt, buffer)
 
     def _opt_isdataat(self, opt: _Opt) -> None:
         value = self._value(opt)
@@ -1492,6 +1755,7 @@ class _OptionParser:
         if relative and buffer is None and self.last_match is not None:
             buffer = self.last_match.buffer
         self.elements.append(IsDataAt(int(head), relative, negated, rawbytes, buffer))
+        self.last_buffer = buffer
 
     def _opt_bsize(self, opt: _Opt) -> None:
         if self.sticky is None:
@@ -1523,10 +1787,6 @@ class _OptionParser:
                 raise self._err(opt, f"pcre: unknown modifier {f!r}", 0)
         if not source:
             raise self._err(opt, "pcre: empty regex", 0)
-        for f in flags:
-            if f in PCRE_UNSUPPORTED_FLAGS:
-                what = PCRE_UNSUPPORTED_FLAGS[f]
-                raise _Skip(f"pcre/{f}", f"unsupported pcre modifier {f!r} ({what} buffer)")
         buffers = {PCRE_BUFFER_FLAGS[f] for f in flags if f in PCRE_BUFFER_FLAGS}
         if len(buffers) > 1:
             names = ", ".join(sorted(buffers))
@@ -1550,6 +1810,9 @@ class _OptionParser:
         )
         self.elements.append(pcre)
         self.last_match = pcre
+        self.last_buffer = buffer
+        if buffer is not None:
+            self._claim(opt, buffer)
 
     # ------------------------------------------------------------ the rest
 
@@ -1688,6 +1951,322 @@ class _OptionParser:
     def _opt_stream_event(self, opt: _Opt) -> None:
         self.stream_events.append(self._event(opt))
 
+    # ------------------------------------------------------------ byte_*
+
+    def _byte_args(self, opt: _Opt, fixed: int, form: str) -> list[str]:
+        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
+        if len(parts) < fixed or any(not p for p in parts):
+            raise self._err(opt, f"{opt.name}: expected {form}, found {opt.value!r}", 0)
+        return parts
+
+    def _byte_number(self, opt: _Opt, text: str, what: str, lo: int, hi: int,
+                     variable: bool = False) -> int | str:  # fmt: skip
+        """A decimal, 0x hex or 0-prefixed octal number (Suricata reads these
+        with base 0), or with ``variable`` a byte_extract name."""
+        if variable and text[0].isalpha():
+            if text not in self.byte_vars:
+                raise self._err(opt, f"{opt.name}: unknown byte_extract variable {text!r}", 0)
+            return text
+        m = re.fullmatch(r"([+-]?)(0[xX][0-9a-fA-F]{1,16}|0[0-7]{1,22}|\d{1,20})", text)
+        if m is None:
+            raise self._err(opt, f"{opt.name}: {what} must be a number, not {text!r}", 0)
+        digits = m.group(2)
+        if digits[:2] in ("0x", "0X"):
+            number = int(digits, 16)
+        elif len(digits) > 1 and digits[0] == "0":
+            number = int(digits, 8)
+        else:
+            number = int(digits)
+        number = -number if m.group(1) == "-" else number
+        if not lo <= number <= hi:
+            raise self._err(opt, f"{opt.name}: {what} {text} out of range {lo}..{hi}", 0)
+        return number
+
+    def _byte_flags(self, opt: _Opt, parts: list[str], allowed: frozenset[str],
+                    with_value: frozenset[str] = frozenset()) -> dict[str, str]:  # fmt: skip
+        """The flag words after the positional arguments: {word: value}
+        (value "" for plain words; ``multiplier 4``-style words carry one)."""
+        seen: dict[str, str] = {}
+        for part in parts:
+            word, _, rest = part.partition(" ")
+            word = word.lower()
+            rest = rest.strip(_BLANK)
+            if word in with_value:
+                if not rest:
+                    raise self._err(opt, f"{opt.name}: {word} needs a value: '{word} N'", 0)
+            elif word not in allowed or rest:
+                raise self._err(opt, f"{opt.name}: unknown option {part!r}", 0)
+            if word in ("big", "little") and ({"big", "little"} - {word}) & seen.keys():
+                raise self._err(opt, f"{opt.name}: both big and little endian", 0)
+            if word in ("hex", "dec", "oct") and {"hex", "dec", "oct"} & seen.keys():
+                raise self._err(opt, f"{opt.name}: more than one number base", 0)
+            seen[word] = rest
+        if "dce" in seen:
+            # dce takes the byte order from the DCERPC app layer, not supported
+            raise _Skip(f"{opt.name}/dce", f"{opt.name} dce needs the DCERPC app layer")
+        base = next((b for b in ("hex", "dec", "oct") if b in seen), None)
+        if base and "string" not in seen:
+            raise self._err(opt, f"{opt.name}: a number base ({base}) needs 'string'", 0)
+        return seen
+
+    @staticmethod
+    def _string_base(flags: Mapping[str, str]) -> int | None:
+        if "string" not in flags:
+            return None
+        return 16 if "hex" in flags else 8 if "oct" in flags else 10
+
+    def _nbytes(self, opt: _Opt, text: str, string_max: int, flags: Mapping[str, str]) -> int:
+        if not re.fullmatch(r"\d{1,3}", text):
+            raise self._err(opt, f"{opt.name}: number of bytes must be a number, not {text!r}", 0)
+        n = int(text)
+        most = string_max if "string" in flags else 8
+        # 0 with string: Suricata's ByteExtractString then reads the digits
+        # there, however many (ET: byte_test:0,>,99,0,string,dec)
+        least = 0 if "string" in flags and opt.name == "byte_test" else 1
+        if not least <= n <= most:
+            how = "with" if "string" in flags else "without"
+            raise self._err(opt, f"{opt.name}: {n} bytes: {least} to {most} {how} 'string'", 0)
+        return n
+
+    def _bitmask(self, opt: _Opt, flags: Mapping[str, str]) -> int | None:
+        if "bitmask" not in flags:
+            return None
+        mask = self._byte_number(opt, flags["bitmask"], "bitmask", 1, _UINT32_MAX)
+        return int(mask)
+
+    def _byte_buffer(self, relative: bool) -> str | None:
+        """Suricata: the sticky buffer; else, when relative, the buffer of
+        the last content/pcre/isdataat/byte_* (payload when there is none)."""
+        if self.sticky is not None:
+            return self.sticky
+        return self.last_buffer if relative else None
+
+    def _opt_byte_test(self, opt: _Opt) -> None:
+        form = "N,[!]OP,VALUE,OFFSET[,relative][,big|little][,string[,hex|dec|oct]][,bitmask M]"
+        parts = self._byte_args(opt, 4, form)
+        flags = self._byte_flags(
+            opt, parts[4:], frozenset({"relative", "big", "little", "string", "hex", "dec",
+                                       "oct", "dce"}), frozenset({"bitmask"}),
+        )  # fmt: skip
+        nbytes = self._nbytes(opt, parts[0], 23, flags)
+        m = re.fullmatch(r"(!?)\s*(<=|>=|<|>|=|&|\^|)", parts[1])
+        if m is None or (not m.group(1) and not m.group(2)):
+            raise self._err(
+                opt,
+                f"byte_test: invalid operator {parts[1]!r} (<, >, =, <=, >=, &, ^, ! or !OP)",
+                0,
+            )
+        value = self._byte_number(opt, parts[2], "value", 0, 2**64 - 1, variable=True)
+        offset = self._byte_number(opt, parts[3], "offset", -65535, 65535, variable=True)
+        relative = "relative" in flags
+        element = ByteTest(
+            nbytes, m.group(2) or "=", value, offset, relative=relative,
+            negated=bool(m.group(1)), big_endian="little" not in flags,
+            string_base=self._string_base(flags), bitmask=self._bitmask(opt, flags),
+            buffer=self._byte_buffer(relative),
+        )  # fmt: skip
+        self._add_byte(opt, element)
+
+    def _opt_byte_jump(self, opt: _Opt) -> None:
+        form = (
+            "N,OFFSET[,relative][,multiplier M][,big|little][,string[,hex|dec|oct]][,align]"
+            "[,from_beginning|from_end][,post_offset P][,bitmask M]"
+        )
+        parts = self._byte_args(opt, 2, form)
+        flags = self._byte_flags(
+            opt, parts[2:], frozenset({"relative", "big", "little", "string", "hex", "dec",
+                                       "oct", "align", "from_beginning", "from_end", "dce"}),
+            frozenset({"multiplier", "post_offset", "bitmask"}),
+        )  # fmt: skip
+        if "from_beginning" in flags and "from_end" in flags:
+            raise self._err(opt, "byte_jump: from_beginning and from_end exclude each other", 0)
+        nbytes = self._nbytes(opt, parts[0], 23, flags)
+        offset = self._byte_number(opt, parts[1], "offset", -65535, 65535, variable=True)
+        multiplier = 1
+        if "multiplier" in flags:
+            multiplier = int(self._byte_number(opt, flags["multiplier"], "multiplier", 1, 65535))
+        post_offset = 0
+        if "post_offset" in flags:
+            post_offset = int(
+                self._byte_number(opt, flags["post_offset"], "post_offset", -65535, 65535)
+            )
+        relative = "relative" in flags
+        element = ByteJump(
+            nbytes, offset, relative=relative, multiplier=multiplier,
+            big_endian="little" not in flags, string_base=self._string_base(flags),
+            align="align" in flags, from_beginning="from_beginning" in flags,
+            from_end="from_end" in flags, post_offset=post_offset,
+            bitmask=self._bitmask(opt, flags), buffer=self._byte_buffer(relative),
+        )  # fmt: skip
+        self._add_byte(opt, element)
+
+    def _opt_byte_extract(self, opt: _Opt) -> None:
+        form = (
+            "N,OFFSET,NAME[,relative][,multiplier M][,big|little][,string[,hex|dec|oct]]"
+            "[,align 2|4][,bitmask M]"
+        )
+        parts = self._byte_args(opt, 3, form)
+        rest = parts[3:]
+        words = [p.partition(" ")[0].lower() for p in rest]
+        dup = next((w for w in words if words.count(w) > 1), None)
+        if dup:  # Suricata refuses a repeated byte_extract option
+            raise self._err(opt, f"byte_extract: {dup} given twice", 0)
+        flags = self._byte_flags(
+            opt, rest, frozenset({"relative", "big", "little", "string", "hex", "dec", "oct",
+                                  "dce"}), frozenset({"multiplier", "align", "bitmask"}),
+        )  # fmt: skip
+        if "string" in flags and ("big" in flags or "little" in flags):
+            raise self._err(opt, "byte_extract: 'string' can't be combined with big/little", 0)
+        # longest string that can't overflow 64 bits, per base (as Suricata)
+        string_max = 14 if "hex" in flags else 23 if "oct" in flags else 20
+        nbytes = self._nbytes(opt, parts[0], string_max, flags)
+        offset = int(self._byte_number(opt, parts[1], "offset", -65535, 65535))
+        name = parts[2]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
+            raise self._err(opt, f"byte_extract: invalid variable name {name!r}", 0)
+        multiplier = 1
+        if "multiplier" in flags:
+            multiplier = int(self._byte_number(opt, flags["multiplier"], "multiplier", 1, 65535))
+        align = 0
+        if "align" in flags:
+            if flags["align"] not in ("2", "4"):
+                raise self._err(
+                    opt, f"byte_extract: align must be 2 or 4, not {flags['align']!r}", 0
+                )
+            align = int(flags["align"])
+        relative = "relative" in flags
+        element = ByteExtract(
+            nbytes, offset, name, relative=relative, multiplier=multiplier,
+            big_endian="little" not in flags, string_base=self._string_base(flags),
+            align=align, bitmask=self._bitmask(opt, flags), buffer=self._byte_buffer(relative),
+        )  # fmt: skip
+        self._add_byte(opt, element)
+        self.byte_vars.add(name)
+
+    def _add_byte(self, opt: _Opt, element: ByteTest | ByteJump | ByteExtract) -> None:
+        self.elements.append(element)
+        self.last_buffer = element.buffer
+
+    # ------------------------------------------------------------ flow state
+
+    def _opt_flowbits(self, opt: _Opt) -> None:
+        value = self._value(opt).strip(_BLANK)
+        cmd, comma, names_text = value.partition(",")
+        cmd = cmd.strip(_BLANK).lower()
+        names_text = names_text.strip(_BLANK)
+        if cmd == "noalert":
+            if comma:
+                raise self._err(opt, "flowbits:noalert takes no name", 0)
+            self.rule.noalert = True
+            self.flowbits.append(Flowbit("noalert"))
+            return
+        if cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
+            raise self._err(
+                opt,
+                f"flowbits: unknown command {cmd!r} (set, unset, toggle, isset, isnotset, "
+                "noalert)",
+                0,
+            )
+        if not names_text:
+            raise self._err(opt, f"flowbits:{cmd} needs a name: flowbits:{cmd},NAME;", 0)
+        any_of = "|" in names_text
+        if any_of and "&" in names_text:
+            raise self._err(opt, "flowbits: names joined by both '|' and '&'", 0)
+        if any_of and cmd not in ("isset", "isnotset"):
+            raise self._err(opt, f"flowbits:{cmd} can't take alternatives (a|b)", 0)
+        names = tuple(n.strip(_BLANK) for n in re.split(r"[|&]", names_text))
+        for n in names:
+            if not re.fullmatch(r"[^\s,;|&]+", n):
+                raise self._err(opt, f"flowbits: invalid name {n!r}", 0)
+        self.flowbits.append(Flowbit(cmd, tuple(sys.intern(n) for n in names), any_of))
+
+    def _opt_tag(self, opt: _Opt) -> None:
+        # tag only asks Suricata to log the following packets; there is no
+        # packet log to feed here, so the syntax is checked and nothing kept
+        parts = [p.strip(_BLANK).lower() for p in self._value(opt).split(",")]
+        kind = parts[0]
+        if kind not in ("session", "host"):
+            raise self._err(opt, f"tag: expected session or host, found {kind!r}", 0)
+        rest = parts[1:]
+        if kind == "session" and not rest:
+            return
+        if len(rest) < 2 or not rest[0].isdigit() or rest[1] not in ("packets", "seconds", "bytes"):
+            raise self._err(
+                opt, "tag: expected session[,COUNT,packets|seconds|bytes] or "
+                "host,COUNT,packets|seconds|bytes[,src|dst]", 0,
+            )  # fmt: skip
+        extra = rest[2:]
+        if extra and (kind != "host" or extra != ["src"] and extra != ["dst"]):
+            raise self._err(opt, f"tag: unexpected {','.join(extra)!r}", 0)
+
+    def _opt_stream_size(self, opt: _Opt) -> None:
+        value = self._value(opt)
+        m = re.fullmatch(
+            r"\s*(server|client|both|either)\s*,\s*(<=|>=|!=|<|>|=)\s*,\s*(\d{1,10})\s*", value
+        )
+        if m is None:
+            raise self._err(
+                opt,
+                f"stream_size: expected server|client|both|either,OP,N with OP one of "
+                f"<, >, =, !=, <=, >=; found {value!r}",
+                0,
+            )
+        number = int(m.group(3))
+        if number > _UINT32_MAX:
+            raise self._err(opt, f"stream_size: {number} out of range 0-{_UINT32_MAX}", 0)
+        # several are allowed (ET: client,>,424 and client,<,685 for a range)
+        self.rule.stream_size += (StreamSize(m.group(1), m.group(2), number),)
+
+    def _opt_ip_proto(self, opt: _Opt) -> None:
+        self._single(opt)
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"([!<>]?)\s*([A-Za-z0-9\-]+)", value)
+        if m is None:
+            raise self._err(opt, f"ip_proto: expected [!|<|>]NUMBER or a name, found {value!r}", 0)
+        op = {"": "=", "!": "!=", "<": "<", ">": ">"}[m.group(1)]
+        word = m.group(2)
+        if word.isdigit():
+            number = int(word)
+            if number > 255:
+                raise self._err(opt, f"ip_proto: {number} out of range 0-255", 0)
+        elif word.lower() in IP_PROTOCOL_NUMBERS:
+            number = IP_PROTOCOL_NUMBERS[word.lower()]
+        else:
+            raise self._err(opt, f"ip_proto: unknown protocol name {word!r}", 0)
+        self.rule.ip_proto = IntCompare(op, number, None, value)
+
+    def _opt_id(self, opt: _Opt) -> None:
+        self._single(opt)
+        self.rule.ip_id = self._int(opt, 0, 65535)
+
+    def _opt_ssl_version(self, opt: _Opt) -> None:
+        self._single(opt)
+        versions = []
+        for item in self._value(opt).split(","):
+            item = item.strip(_BLANK).lower()
+            word = item.lstrip("!").strip(_BLANK)
+            if word not in SSL_VERSIONS:
+                raise self._err(
+                    opt, f"ssl_version: unknown version {word!r} ({', '.join(SSL_VERSIONS)})", 0
+                )
+            versions.append(("!" if item.startswith("!") else "") + word)
+        self.rule.ssl_version = tuple(versions)
+        self._claim(opt, None, "tls")
+
+    def _opt_ssl_state(self, opt: _Opt) -> None:
+        self._single(opt)
+        states = []
+        for item in self._value(opt).split("|"):
+            item = item.strip(_BLANK).lower()
+            word = item.lstrip("!").strip(_BLANK)
+            if word not in SSL_STATES:
+                raise self._err(
+                    opt, f"ssl_state: unknown state {word!r} ({', '.join(SSL_STATES)})", 0
+                )
+            states.append(("!" if item.startswith("!") else "") + word)
+        self.rule.ssl_state = tuple(states)
+        self._claim(opt, None, "tls")
+
     # ------------------------------------------------------------ whole rule
 
     def _validate(self) -> None:
@@ -1720,11 +2299,15 @@ def _escaped_at(text: str, index: int, start: int) -> bool:
     return count % 2 == 1
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _printable(text: str) -> str:
     """Undecodable bytes (surrogate escapes) as U+FFFD, for logs and JSON."""
-    if any("\ud800" <= c <= "\udfff" for c in text):
-        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
+    # called for every msg/reference/metadata item: the ASCII case stays cheap
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 # ======================================================================= PCRE

@@ -11,7 +11,9 @@ header, variables expanded:
 
 A list is the union of its plain items minus the union of its negated items
 (a list of negated items only is "everything except those"), as in Suricata;
-lists nest, and ``!`` applies to a whole list or variable. A spec is computed
+lists nest, and ``!`` applies to a whole list or variable. A top-level list
+may go without brackets (``!5800,!445`` is ``[!5800,!445]``): Suricata's
+spec parsers split on a comma outside brackets, and ET Open has such a rule. A spec is computed
 into a set of ranges once: ``AddressSpec.ranges`` (IPv4 and IPv6 in one
 integer space, see ``AddressSpec``) and ``PortSpec.ranges``, so a negation is
 a complement and nothing is left to interpret at match time. An empty result
@@ -415,12 +417,17 @@ class _SpecParser:
         self._blank()
         if self.pos == len(self.text):
             raise SpecError(0, f"empty {self.kind.name} spec")
+        start = self.pos
         ranges = self._spec(0)
         self._blank()
+        if self.pos < len(self.text) and self.text[self.pos] == ",":
+            # Suricata's DetectPortParseDo / DetectAddressParse2 take a
+            # comma at bracket depth 0 as a list separator, so `!5800,!445`
+            # (emerging-trojan.rules:10727) is `[!5800,!445]` there: same here.
+            self.pos = start
+            ranges = self._items(0, None)
         if self.pos < len(self.text):
             message = f"unexpected {self.text[self.pos]!r} in {self.kind.name} spec"
-            if self.text[self.pos] == ",":
-                message += f": a list must be in brackets, [{self.text.strip()}]"
             raise SpecError(self.pos, message)
         if not ranges:
             raise SpecError(0, f"{self.kind.name} spec {self.text!r} matches nothing")
@@ -451,12 +458,20 @@ class _SpecParser:
     def _list(self, depth: int) -> Ranges:
         open_at = self.pos
         self.pos += 1
+        return self._items(depth, open_at)
+
+    def _items(self, depth: int, open_at: int | None) -> Ranges:
+        """Comma-separated items up to the ``]`` closing the ``[`` at
+        ``open_at``, or (``open_at`` None: an unbracketed top-level list) up
+        to the end of the text."""
         plus: list[tuple[int, int]] = []
         minus: list[tuple[int, int]] = []
         has_plus = False
         while True:
             self._blank()
             if self.pos >= len(self.text):
+                if open_at is None:  # "80," : nothing after the comma
+                    raise SpecError(self.pos, f"empty item in {self.kind.name} list")
                 raise SpecError(open_at, f"unterminated [ in {self.kind.name} spec")
             if self.text[self.pos] in ",]":
                 raise SpecError(self.pos, f"empty item in {self.kind.name} list")
@@ -471,8 +486,12 @@ class _SpecParser:
                 plus.extend(item)
             self._blank()
             if self.pos >= len(self.text):
+                if open_at is None:
+                    break
                 raise SpecError(open_at, f"unterminated [ in {self.kind.name} spec")
             char = self.text[self.pos]
+            if char == "]" and open_at is None:
+                raise SpecError(self.pos, f"unexpected ']' in {self.kind.name} spec")
             self.pos += 1
             if char == "]":
                 break
