@@ -405,7 +405,7 @@ _PAYLOAD_KEYWORDS = (
 _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
-    "stream_size", "ip_proto", "id", "ssl_version", "ssl_state",
+    "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -530,7 +530,7 @@ class TcpFlags:
 class Threshold:
     """threshold (``type`` set) or detection_filter (``type`` None)."""
 
-    track: str  # by_src, by_dst, by_rule, by_both
+    track: str  # by_src, by_dst, by_rule, by_both, by_flow (Suricata 7)
     count: int
     seconds: int
     type: str | None = None  # limit, threshold, both
@@ -1868,6 +1868,12 @@ class _OptionParser:
         self._single(opt)
         self.rule.icmp_seq = self._int(opt, 0, 65535)
 
+    def _opt_tcp_flags(self, opt: _Opt) -> None:
+        # Suricata 8's name of the same keyword
+        if self.rule.flags is not None:
+            raise self._err(opt, "flags given twice")
+        self._opt_flags(opt)
+
     def _opt_flags(self, opt: _Opt) -> None:
         self._single(opt)
         value = self._value(opt).strip(_BLANK)
@@ -1924,8 +1930,9 @@ class _OptionParser:
             raise self._err(
                 opt, f"{opt.name}: type must be limit, threshold or both, not {kind!r}", 0
             )
-        if items["track"] not in ("by_src", "by_dst", "by_rule", "by_both"):
-            raise self._err(opt, f"{opt.name}: track must be by_src, by_dst, by_rule or by_both", 0)
+        if items["track"] not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
+            raise self._err(
+                opt, f"{opt.name}: track must be by_src, by_dst, by_rule, by_both or by_flow", 0)
         numbers = []
         for key in ("count", "seconds"):
             if not re.fullmatch(r"\d{1,9}", items[key]):

@@ -783,7 +783,7 @@ def test_supported_keyword_list_is_the_issue_list():
         http_response_line http.server http.location file_data file.data http.response_body
         http_server_body tls.sni tls_sni tls.cert_subject tls_cert_subject tls.cert_issuer
         tls_cert_issuer tls.cert_serial tls_cert_serial tls.cert_fingerprint
-        tls_cert_fingerprint dns.query dns_query""".split()
+        tls_cert_fingerprint dns.query dns_query tcp.flags""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}

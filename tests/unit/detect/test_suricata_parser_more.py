@@ -491,3 +491,19 @@ def test_new_keywords_never_raise(proto, options):
                 assert value is None or isinstance(value, int) or value in {
                     x.name for x in r.elements if isinstance(x, ByteExtract)
                 }
+
+
+def test_tcp_flags_is_suricata8_name_of_flags():
+    rules, skipped, errors = parse_suricata_rules(
+        'alert tcp any any -> any any (tcp.flags:S,CE; sid:1;)\n'
+        'alert tcp any any -> any any (flags:S; tcp.flags:A; sid:2;)\n', "t.rules")
+    assert not skipped and len(rules) == 1 and len(errors) == 1
+    assert rules[0].flags.matches(0x02) and not rules[0].flags.matches(0x12)
+    assert "flags given twice" in errors[0].message
+
+
+def test_threshold_track_by_flow():
+    rules, _, errors = parse_suricata_rules(
+        'alert tcp any any -> any any (content:"a"; '
+        'threshold:type limit, track by_flow, count 1, seconds 60; sid:1;)\n', "t.rules")
+    assert not errors and rules[0].threshold.track == "by_flow"
