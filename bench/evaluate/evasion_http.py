@@ -1063,14 +1063,16 @@ def t_mode(totals: dict) -> str:
     return "live" if totals["mode"] == "live" else "offline only"
 
 
-def run_evasion(out_dir: Path, quick: bool = False, work_dir: Path | None = None) -> dict:
+def run_evasion(out_dir: Path, quick: bool = False, work_dir: Path | None = None,
+                command: str | None = None) -> dict:
     """The orchestrator's entry point (bench/evaluate/run.py).
 
     Returns {"stamp", "command", "techniques": [per-technique rows: name,
     attacks, detected, rate, false_alerts, twins, failed, ...], "totals",
     "png" (file name relative to ``out_dir``), "markdown" (the section)}.
     """
-    return main_run(Path(out_dir), quick=quick, work_dir=work_dir)
+    # command: the caller's own command line (make evaluate's), stamped on the figure
+    return main_run(Path(out_dir), quick=quick, command=command, work_dir=work_dir)
 
 
 def markdown(res: dict, href: str | None = None) -> str:

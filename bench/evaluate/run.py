@@ -48,7 +48,7 @@ def _one_line_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}{where}"
 
 
-def run_part1(fig_dir: Path, quick: bool, log) -> dict:
+def run_part1(fig_dir: Path, quick: bool, log, command: str | None = None) -> dict:
     try:
         mod = importlib.import_module("bench.evaluate.evasion_http")
     except Exception as e:  # missing or broken: the section says so
@@ -59,7 +59,7 @@ def run_part1(fig_dir: Path, quick: bool, log) -> dict:
     if fn is None:
         return {"part": "evasion", "status": "not run",
                 "reason": "bench/evaluate/evasion_http.py has no run_evasion()"}
-    res = fn(fig_dir, quick=quick)
+    res = fn(fig_dir, quick=quick, command=command)
     res = dict(res) if isinstance(res, dict) else {"markdown": str(res)}
     res.setdefault("part", "evasion")
     res.setdefault("status", "ok")
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
 
     try:
         if "evasion" in parts:
-            part("evasion", lambda: run_part1(fig_dir, args.quick, log))
+            part("evasion", lambda: run_part1(fig_dir, args.quick, log, cmd))
         if "load" in parts:
             from bench.evaluate.load import run_load
             rates = [r.strip() for r in args.rates.split(",")] if args.rates else None
