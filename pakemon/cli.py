@@ -83,15 +83,14 @@ def check_suricata(path) -> int:
     return EXIT_RULES if rs.errors else EXIT_OK
 
 
-def load_ruleset(path, skip_bad: bool):
-    """Rules from ``path``, or None after printing why not (exit 1)."""
+def load_ruleset(path, skip_bad: bool, native_only: bool = False):
+    """Native rules from ``path``, or None after printing why not (exit 1)."""
     from .detect.rule_parser import load_rules
     from .detect.rules import RuleFileError
 
-    if rules_format(path) == "suricata":
-        _err(f"{path}: Snort/Suricata rules are recognized (`pakemon-xdp rules check` "
-             "reports what loads) but their matching engine is not built yet; "
-             "use native rules for read and attach")
+    if not native_only and rules_format(path) == "suricata":
+        _err(f"{path}: Snort/Suricata rules: `pakemon-xdp rules check` validates them; "
+             "`rules tree` shows native rule files only")
         return None
     try:
         rs = load_rules(path, skip_bad=skip_bad)
@@ -109,19 +108,144 @@ def load_ruleset(path, skip_bad: bool):
     return rs
 
 
+class LoadedRules:
+    """What ``load_rules_args`` loaded: native rules, the compiled Suricata
+    set (``sig``, None without Suricata files) and every skipped rule."""
+
+    def __init__(self):
+        self.rules = []  # native Rule objects
+        self.sig_rules = []  # SuricataRule objects
+        self.sig = None
+        self.skipped = []  # native RuleErrors and Suricata SkippedRules/RuleErrors
+
+    @property
+    def count(self) -> int:
+        return len(self.rules) + len(self.sig_rules)
+
+
+def _rule_paths(args) -> list:
+    paths = getattr(args, "rules", None)
+    if paths is None:
+        return [default_rules()]
+    if isinstance(paths, (str, Path)):
+        return [Path(paths)]
+    return list(paths) or [default_rules()]
+
+
+def _classifications(path):
+    """classification.config beside a Suricata rule file (or in its directory)."""
+    from .detect.suricata_parser import load_classification_config
+
+    p = Path(path)
+    for cand in ((p if p.is_dir() else p.parent) / "classification.config",):
+        if cand.is_file():
+            try:
+                return load_classification_config(cand)
+            except OSError:
+                return {}
+    return {}
+
+
+def load_suricata_ruleset(path, skip_bad: bool, vars_path=None):
+    """A SuricataRuleSet, or None after printing its errors (exit 1)."""
+    from .detect.rules import RuleFileError
+    from .detect.suricata_parser import load_suricata_rules
+
+    # each skipped rule is one warning line of the parser's logger, plus a summary
+    try:
+        srs = load_suricata_rules(path, vars=vars_path)
+    except RuleFileError as e:
+        for err in e.errors:
+            print(err, file=sys.stderr)
+        _err(f"{vars_path}: {len(e.errors)} error(s) in the vars file; no rules loaded")
+        return None
+    except OSError as e:
+        _err(f"cannot read rules {path}: {e.strerror or e}")
+        return None
+    except ValueError as e:
+        _err(f"{vars_path}: {e}")
+        return None
+    if srs.errors and not skip_bad:
+        for err in srs.errors:
+            print(err, file=sys.stderr)
+        _err(f"{path}: {len(srs.errors)} error(s); no rules loaded "
+             "(--skip-bad-rules loads the rest)")
+        return None
+    for err in srs.errors:
+        print(f"{err} (rule skipped)", file=sys.stderr)
+    return srs
+
+
+def load_rules_args(args):
+    """Every --rules file (native and Suricata mixed), or None after saying why not."""
+    from .detect.sigengine import SigRuleSet
+
+    fmt_flag = getattr(args, "rules_format", "auto") or "auto"
+    vars_path = getattr(args, "vars", None)
+    if vars_path is not None:
+        try:
+            with open(vars_path, "rb"):
+                pass
+        except OSError as e:
+            _err(f"cannot read vars {vars_path}: {e.strerror or e}")
+            return None
+    out = LoadedRules()
+    classes = {}
+    for path in _rule_paths(args):
+        fmt = fmt_flag if fmt_flag != "auto" else rules_format(path)
+        if fmt == "suricata":
+            srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path)
+            if srs is None:
+                return None
+            out.sig_rules += srs.rules
+            out.skipped += list(srs.skipped) + list(srs.errors)
+            classes.update(_classifications(path))
+            continue
+        if Path(path).is_dir():
+            _err(f"{path}: a directory of native rules is not supported; "
+                 "give the file, or --rules-format suricata")
+            return None
+        rs = load_ruleset(path, args.skip_bad_rules, native_only=True)
+        if rs is None:
+            return None
+        out.rules += rs.rules
+        out.skipped += rs.skipped
+    if out.sig_rules:
+        # a gid:sid loaded twice (two files) alerts once: the first stays
+        seen, uniq = set(), []
+        for r in out.sig_rules:
+            if (r.gid, r.sid) not in seen:
+                seen.add((r.gid, r.sid))
+                uniq.append(r)
+        out.sig_rules = uniq
+        out.sig = SigRuleSet(uniq, classes)
+    return out
+
+
 def build_pipeline(args):
     """(rules, pipeline) from the rule and engine flags of read and attach,
     or an exit code after saying why not."""
     from .detect.ruletree import RuleTree
     from .pipeline import Pipeline
 
-    rs = load_ruleset(args.rules, args.skip_bad_rules)
+    import gc
+
+    # Loading makes hundreds of thousands of long-lived objects (18,000 ET
+    # rules): collecting during the load is wasted work, and afterwards
+    # gc.freeze() keeps every later collection from walking them again.
+    gc.disable()
+    try:
+        rs = load_rules_args(args)
+    finally:
+        gc.enable()
     if rs is None:
         return EXIT_RULES
+    gc.collect()
+    gc.freeze()
     config = build_config(args)
     if config is None:
         return EXIT_USAGE
-    return rs, Pipeline(RuleTree(rs.rules), config)
+    return rs, Pipeline(RuleTree(rs.rules), config, sig=rs.sig)
 
 
 def cmd_read(args) -> int:
@@ -190,7 +314,12 @@ def build_config(args):
         except OSError as e:
             _err(f"cannot read host policy {args.host_policy}: {e.strerror or e}")
             return None
+    from .detect.http_normalize import HttpConfig
+
+    http = HttpConfig(personality=getattr(args, "http_personality", "generic"),
+                      double_decode=getattr(args, "http_double_decode", False))
     return Config(
+        http=http,
         defrag=DefragConfig(policy=defrag_policy, timeout=args.defrag_timeout,
                             memcap=args.defrag_memcap),
         stream=StreamConfig(policy=stream_policy, midstream=args.midstream == "on",
@@ -229,8 +358,20 @@ def _seconds(text: str) -> float:
 
 def add_rule_options(p) -> None:
     """--rules, --log-dir, --skip-bad-rules: shared by read and attach."""
-    p.add_argument("--rules", type=Path, default=default_rules(), metavar="FILE",
-                   help="rule file (default: the bundled rules/pakemon.rules)")
+    p.add_argument("--rules", type=Path, action="append", metavar="FILE",
+                   help="rule file, or a directory of Snort/Suricata *.rules; repeat to "
+                   "load several, native and Suricata mixed (default: the bundled "
+                   "rules/pakemon.rules)")
+    p.add_argument("--rules-format", choices=("auto", "native", "suricata"), default="auto",
+                   help="format of the --rules files (default auto: by content)")
+    p.add_argument("--vars", type=Path, metavar="FILE",
+                   help="address and port variables for Suricata rules ($HOME_NET, "
+                   "$HTTP_PORTS ...; see pakemon/detect/vars.py)")
+    p.add_argument("--http-personality", choices=("generic", "apache", "iis"),
+                   default="generic", help="how request targets are normalized for "
+                   "http.uri and native HTTP matching (default generic)")
+    p.add_argument("--http-double-decode", action="store_true",
+                   help="percent-decode request targets twice, as IIS did")
     p.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
                    help="where alert.log, dump.log and eve.json are appended "
                    "(default ./pakemon-logs)")
@@ -411,7 +552,8 @@ def _summary(pipe, rs, log_dir) -> None:
     out = sys.stdout
     print("", file=out)
     print(st.table(), file=out)
-    print(f"\nrules loaded: {len(rs.rules)}  skipped: {len(rs.skipped)}", file=out)
+    loaded = rs.count if hasattr(rs, "count") else len(rs.rules)
+    print(f"\nrules loaded: {loaded}  skipped: {len(rs.skipped)}", file=out)
     print(f"frames inspected: {st.inspected}  malformed: {st.malformed}  "
           f"bad IPv4 checksums: {st.bad_ip_checksum}  directions bypassed: {st.bypassed}",
           file=out)

@@ -83,3 +83,6 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     host_policy: object = None  # pakemon.hostpolicy.HostPolicy or None
+    # pakemon.detect.http_normalize.HttpConfig or None (its defaults): kept
+    # as an opaque object so this module imports nothing from detect.
+    http: object = None

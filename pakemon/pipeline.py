@@ -6,6 +6,14 @@ open streams still held. It does not know whether frames come from a pcap
 file or the XDP perf buffer, never reads the clock (time is the packet's),
 and writes nothing: the caller renders events.
 
+Snort/Suricata rules (``sig``, a ``sigengine.SigRuleSet``) run beside the
+native rule tree in ``sigengine.SigEngine``: it sees every packet its rules
+could match (packet rules), the reassembled data of every TCP direction its
+rules need (stream and HTTP rules: such directions are classified as
+wanted with ``_SigNodes``, a tuple that is true even when no native node
+fits, so the reassembler buffers them), the decode/stream notices of the
+packet (event rules), and the end of input (``flush``).
+
 Only traffic that some rule can match goes past the header parse: a TCP
 segment reaches the reassembler when a service node fits either of its
 directions (the other direction is still needed for state), a datagram
@@ -73,8 +81,19 @@ class Stats:
         return "\n".join(out)
 
 
+class _SigNodes(tuple):
+    """Native nodes of a TCP direction the Suricata rules also want: true
+    even when empty, so the reassembler delivers the direction's data."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+
 class Pipeline:
-    def __init__(self, rules, config: Config | None = None, record: bool = False):
+    def __init__(self, rules, config: Config | None = None, record: bool = False,
+                 sig=None):
         self.config = config = config or Config()
         self.tree = rules if isinstance(rules, RuleTree) else RuleTree(rules)
         hp = config.host_policy
@@ -95,6 +114,14 @@ class Pipeline:
         self.http = getattr(config, "http", None) or HttpConfig()
         self.http_ports = frozenset(self.http.ports)
         self.detector = Detector(self.tree, self.http)
+        self.sig = None
+        self._sig_tcp = False
+        self._sig_pkt = None
+        if sig is not None and len(sig):
+            from .detect.sigengine import SigEngine
+
+            self.sig = SigEngine(sig, self.http)
+            self._sig_tcp = sig.tcp_ports_any or bool(sig.tcp_ports) or sig.has_ip
         self.stats = Stats()
         # The live-target tests compare these with what a real socket got.
         self.record = record
@@ -107,14 +134,17 @@ class Pipeline:
     def _new_match(self, d) -> StreamMatch:
         """Detect state for direction d, with an HTTP parser on HTTP ports."""
         http = None
-        if d.dport in self.http_ports and d.nodes:
+        if d.dport in self.http_ports and len(d.nodes):
             http = HttpRequestParser(body_cap=0, keep_headers=False)
         sm = d.det = StreamMatch(http)
         return sm
 
     def _classify(self, direction):
         """The service nodes that fit a TCP direction (its sender's view)."""
-        return self.tree.lookup("tcp", direction.sport, direction.dport)
+        nodes = self.tree.lookup("tcp", direction.sport, direction.dport)
+        if self._sig_tcp:
+            return _SigNodes(nodes)
+        return nodes
 
     def feed(self, ts: float, frame: bytes, linktype: int = LINKTYPE_ETHERNET,
              wire_len: int | None = None):
@@ -130,6 +160,14 @@ class Pipeline:
             return self._malformed(ts, e)
         if not pkt.family:
             return _NONE
+        if self.sig is not None:
+            self.sig.begin(pkt)
+            events = self._feed_native(pkt)
+            return self._sig_packet(self._sig_pkt, events)
+        return self._feed_native(pkt)
+
+    def _feed_native(self, pkt):
+        st = self.stats
         st.ip += 1
         proto = pkt.proto
         if proto == 6:
@@ -143,9 +181,12 @@ class Pipeline:
             if not self._ip_checksum_ok(pkt):
                 return _NONE
             pkt, events = self.defrag.feed(pkt)
+            self._sig_pkt = pkt
             if pkt is None:
                 return events
             proto = pkt.proto
+        else:
+            self._sig_pkt = pkt
         if not pkt.l4:
             if self.tree.ip_nodes:
                 return list(events) + self._inspect_datagram(pkt, _NONE)
@@ -153,7 +194,7 @@ class Pipeline:
         tree = self.tree
         if proto == 6:
             sport, dport = pkt.sport, pkt.dport
-            if (tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
+            if (self._sig_tcp or tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
                 # the reassembler checks IPv4 and TCP checksums where they matter
                 found = self._inspect_tcp(pkt)
@@ -179,6 +220,27 @@ class Pipeline:
             self._record_datagram(pkt)
         return events
 
+    def _sig_packet(self, pkt, events):
+        """The Suricata packet rules on a decoded (or reassembled) packet;
+        ``events`` so far hold the packet's notices, for event rules."""
+        if pkt is None:  # a fragment held for reassembly
+            return events
+        notices = [e for e in events if isinstance(e, Notice)] if events else ()
+        if pkt.proto != 6 and not self._l4_ok(pkt):
+            return events
+        alerts = self.sig.packet(pkt, notices)
+        if alerts:
+            for a in alerts:
+                self._count(a)
+            events = list(events) + alerts
+        return events
+
+    def _l4_ok(self, pkt) -> bool:
+        gate = self.checksums
+        if gate.enabled and not pkt.truncated and pkt.l4:
+            return gate.check_l4(pkt)
+        return True
+
     def _scan(self, pkt):
         if pkt.ts >= self._scan_sweep:
             # forget idle sources on packet time, not only at the caps
@@ -199,8 +261,23 @@ class Pipeline:
 
     def _inspect_tcp(self, pkt):
         self.stats.inspected += 1
+        sig = self.sig
+        if sig is not None:
+            # the state before this segment: what Suricata's flow:established sees
+            pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+            sig.pre_state = pre.session.state if pre is not None and pre.session else 0
         evs = self.tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
+        sig = self.sig
+        if sig is not None:
+            d = pkt.direction
+            if d is not None and d.det is None and d.session is not None:
+                self._new_match(d)
+            acked = sig.after_tcp(pkt)
+            if acked:
+                for a in acked:
+                    self._count(a)
+                out += acked
         # `*` rules match the first packet of a direction, data or not
         d = pkt.direction
         if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
@@ -235,6 +312,8 @@ class Pipeline:
                     out += alerts
                 if sm.http is not None:
                     out += detector.inspect_http(sm, d.nodes, ev.data, ev.pkt)
+                if self.sig is not None:
+                    out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
                 if self.bypass_requests is not None:
@@ -300,11 +379,23 @@ class Pipeline:
                 st.udp += 1
             elif pkt.proto in (1, 58):
                 st.icmp += 1
-        return [make_notice(ts, kind, pkt)]
+        notices = [make_notice(ts, kind, pkt)]
+        if self.sig is not None:
+            alerts = self.sig.malformed(pkt, notices)
+            for a in alerts:
+                self._count(a)
+            return notices + alerts
+        return notices
 
     def flush(self):
         """End of input: deliver and match what the open streams still hold."""
-        return self._stream_events(self.tcp.flush())
+        out = self._stream_events(self.tcp.flush())
+        if self.sig is not None:
+            found = self.sig.flush()
+            for a in found:
+                self._count(a)
+            out += found
+        return out
 
     def counters(self) -> dict:
         """Every stage's counters, flat, for the summary and metrics."""

@@ -67,7 +67,7 @@ from .cli import (
     add_output_options,
     add_rule_options,
     serve_metrics,
-    load_ruleset,
+    load_rules_args,
 )
 
 __all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "run_status",
@@ -349,32 +349,58 @@ def _reopen_logs(session: LiveSession) -> None:
         _err(f"reopening the logs failed: {e.strerror or e}")
 
 
+def kernel_tree(tree, sig=None):
+    """What the XDP service maps are filled from: the native rule tree, plus
+    the ports of the Suricata rules when some are loaded."""
+    if sig is None:
+        return tree
+    from .detect.sigengine import KernelTree
+
+    return KernelTree(tree, sig)
+
+
+def _rules_text(args) -> str:
+    paths = args.rules or []
+    return ", ".join(str(p) for p in paths) or "the bundled rules"
+
+
 def _reload(args, session: LiveSession, sensor, current):
     """SIGHUP: the new rule set, or the current one after saying why not."""
     from .detect.ruletree import RuleTree
+    from .detect.sigengine import SigEngine
     from .stream import StreamTracker
 
-    rs = load_ruleset(args.rules, args.skip_bad_rules)
+    names = _rules_text(args)
+    rs = load_rules_args(args)
     if rs is None:
-        _err(f"reload of {args.rules} failed: keeping the {len(current.rules)} rules loaded")
+        _err(f"reload of {names} failed: keeping the {current.count} rules loaded")
         return current
     tree = RuleTree(rs.rules)
     pipe = session.pipe
     try:
-        counts = sensor.set_services(tree)
+        counts = sensor.set_services(kernel_tree(tree, rs.sig))
     except Exception as e:  # SensorError, or bcc refusing a map update
-        _err(f"reload of {args.rules}: the kernel service map could not be updated ({e}); "
-             f"keeping the {len(current.rules)} rules loaded")
+        _err(f"reload of {names}: the kernel service map could not be updated ({e}); "
+             f"keeping the {current.count} rules loaded")
         try:
-            sensor.set_services(pipe.tree)
+            sensor.set_services(kernel_tree(pipe.tree, getattr(current, "sig", None)))
         except Exception:
             pass
         return current
     pipe.tree = tree
     pipe.detector.tree = tree
+    # Suricata rules: a new engine (flowbits and thresholds start afresh);
+    # directions already open keep their reassembly, and are wanted by the
+    # new rules if Suricata rules are still loaded.
+    if rs.sig is not None and len(rs.sig):
+        pipe.sig = SigEngine(rs.sig, pipe.http)
+        pipe._sig_tcp = rs.sig.tcp_ports_any or bool(rs.sig.tcp_ports) or rs.sig.has_ip
+    else:
+        pipe.sig = None
+        pipe._sig_tcp = False
     # Datagram flows remember which rules alerted by index in the old tree.
     pipe.flows = StreamTracker()
-    _err(f"reloaded {args.rules}: {len(rs.rules)} rules, {counts['keys']} service keys "
+    _err(f"reloaded {names}: {rs.count} rules, {counts['keys']} service keys "
          f"(+{counts['added']} -{counts['removed']}), any-port bits {counts['any_ports']:#x}")
     return rs
 
@@ -416,7 +442,7 @@ def run_attach(args) -> int:
                                        bypass_timeout=args.bypass_timeout,
                                        scan_tcp=pipe.config.scan.enabled,
                                        scan_udp=pipe.config.scan.enabled)
-                counts = sensor.set_services(tree)
+                counts = sensor.set_services(kernel_tree(tree, rs.sig))
                 sensor.set_block(args.block)
                 if sig.stop:
                     _err(f"{sig.stop} before attaching: nothing attached")
@@ -440,7 +466,7 @@ def run_attach(args) -> int:
             if metrics is not None:
                 metrics.update(pipe, sensor)  # counters are read at scrape time
             _err(f"attached to {att.ifname} ({att.mode} XDP"
-                 f"{', tc egress' if att.egress else ''}): {len(rs.rules)} rules, "
+                 f"{', tc egress' if att.egress else ''}): {rs.count} rules, "
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
                  "SIGINT/SIGTERM stop, SIGHUP reloads the rules and reopens the logs")
             rs = _loop(args, session, sensor, sig, rs)

@@ -40,7 +40,7 @@ HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
 class StreamMatch:
     """Detect's state for one TCP direction."""
 
-    __slots__ = ("iters", "found", "alerted", "hist", "pos", "http")
+    __slots__ = ("iters", "found", "alerted", "hist", "pos", "http", "sig")
 
     def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
@@ -49,6 +49,7 @@ class StreamMatch:
         self.hist = b""  # the last HISTORY_BYTES of the stream before pos
         self.pos = 0  # stream offset just past the data seen so far
         self.http = http  # HttpRequestParser on HTTP service ports, else None
+        self.sig = None  # sigengine.DirState when Suricata rules are loaded
 
     def gap(self) -> None:
         """Bytes are missing: no match may span the hole."""

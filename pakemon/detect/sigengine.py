@@ -1,0 +1,1560 @@
+"""Detect stage for Snort/Suricata rules: a compiled rule set and its engine.
+
+``SigRuleSet(rules)`` compiles ``SuricataRule`` objects (suricata_parser);
+``SigEngine(ruleset)`` is fed by the pipeline and returns ``Alert`` events.
+Sans-I/O like every stage: the pipeline calls
+
+* ``begin(pkt)`` once per decoded packet, then ``packet(pkt)`` for the
+  packet rules;
+* ``stream_data(direction, data, pkt, gap)`` for each chunk of reassembled
+  TCP data (``StreamData``) and ``after_tcp(pkt)`` once the reassembler has
+  handled the segment;
+* ``flush()`` at the end of input.
+
+Where each rule runs (Suricata's split, detect-engine-build.c):
+
+* "stream" rules -- ``tcp``/``tcp-stream`` (and ``http`` etc. without a
+  sticky buffer) with payload elements on the default buffer and neither
+  ``dsize`` nor ``flags`` nor ``flow:no_stream`` -- inspect reassembled
+  stream data. Suricata's IDS mode inspects a direction's raw stream once
+  the receiver has ACKed it, on that direction's next packet, and again at
+  the end of the flow; so does this engine: chunks pile up per direction
+  and are inspected when ``direction.wup`` (the receiver's last ACK) covers
+  them, when 32 KiB are pending, and at ``flush``. Offsets (``depth``...)
+  count from the start of the inspected chunk, as in Suricata, which is why
+  e.g. two SMB requests each anchored with ``depth:8`` alert twice. A match
+  spanning two chunks is still found: when the chunk alone does not match,
+  the last ``TAIL`` bytes before it are prepended, and the rule alerts if
+  that window matches while the tail alone does not (the tail's own matches
+  were counted with the earlier chunk).
+* "http" rules -- any ``http.*``/``file.data`` buffer, ``urilen``, or header
+  protocol ``http`` with no payload of its own -- run once per transaction
+  of flows detected as HTTP by content (``applayer.detect.probe``), not by
+  port. Request rules when the request is complete (or at the end of
+  input), on ``detect.http.HttpRequestParser``'s request; response rules
+  ("http-resp": a response buffer such as ``http.stat_code``, or
+  ``flow:to_client``, or ``file.data`` without ``flow:to_server``) when
+  ``applayer.http_response.HttpResponseParser`` returns the response, which
+  is paired with the request it answers so ``http.uri`` still reads the
+  request. The prefilter scans one side's fast-pattern buffers joined in
+  one pass.
+* "dns" rules (``dns.query``/``dns_query``) run once per query name of each
+  DNS request over UDP port 53 (``applayer.dns.parse_dns``); a rule alerts
+  at most once per packet. Other app-layer buffers (tls.*, ssl_state,
+  ssl_version) are compiled as "app" rules that never match yet.
+* "event" rules (``decode-event``/``stream-event``) match the notices the
+  pipeline raised for a packet, via ``pakemon.detect.eventmap`` when it
+  exists (otherwise they never match).
+* everything else is a "packet" rule: the packet payload (``dsize`` is its
+  size).
+
+Prefilter: per inspection kind (packet rules per IP protocol, stream,
+HTTP requests, HTTP responses) one pyahocorasick automaton of every rule's
+fast pattern (the fast_pattern content, else the longest non-negated one),
+all case-folded: the full check is exact, so folding (and scanning an HTTP
+transaction's buffers joined) only adds candidates. Per-byte scanning is
+the cost that matters, so: a TCP segment delivered in order as it came is
+scanned once for both stream and packet rules (``SigRuleSet.merged``);
+stream candidates are gathered as bytes are delivered (plus the bytes
+around each delivery boundary) and used when the chunk is inspected;
+packet groups keep one automaton per dsize interval, holding only the
+rules the payload's size can match (ET: 480 of 495 TCP packet rules with
+content have a dsize). Rules without a usable content are always
+candidates, cached per protocol and the port they restrict. Only
+candidates get the full check: header (addresses, ports, direction),
+flow, the non-payload options, flowbits, then ``sigmatch.inspect_buffer``
+for each buffer's elements.
+
+Order and counting: rules run in Suricata's order (pass rules first, then
+by flowbits dependency: a rule setting a bit before a rule testing it,
+then file order), so a bit set on a packet is visible to later rules on the
+same packet. A sid alerts at most once per packet (or inspected chunk or
+transaction); a matching pass rule stops the alerts of that inspection and
+passes the whole flow (Suricata 7's flow scope). threshold/detection_filter
+follow Suricata's detect-engine-threshold.c counters (limit: the first N in
+each period; threshold: every Nth; both: once at the Nth; detection_filter:
+from the N+1th on).
+
+Other Suricata details kept: ``to_server`` is the side that sent the SYN
+(a connection picked up midstream whose first sender used a port below
+1024 toward an ephemeral one is taken as reversed, as Suricata reverses it
+once the protocol is seen); ``flow:established`` on a packet reads the
+session state before that packet (the handshake's last ACK is not
+established); ICMP payload is what follows the 8-byte header; a ``dsize``
+other than ``<``/``<=`` (or ``=0``) needs a payload (Suricata's signature
+mask), so ``dsize:!9`` skips empty segments. Deviation: a stream match
+across two inspected chunks is found (Suricata would miss it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import OrderedDict
+
+try:
+    import ahocorasick
+except ImportError:  # pragma: no cover - a dependency; the engine degrades
+    ahocorasick = None
+
+from ..decode import format_addr
+from ..events import Alert
+from .http_normalize import normalize_uri
+from .rules import PortSpec, Rule
+from .suricata_parser import ContentMatch
+
+from .sigmatch import inspect_buffer
+
+try:
+    from .eventmap import EVENT_MAP
+except ImportError:  # pragma: no cover
+    EVENT_MAP = None
+
+# Fast patterns this long or shorter are tested with ``in`` instead of the
+# automaton. Measured on bench/out/mixed-120000.pcap with ET Open: 0 (all in
+# the automaton) 2.7 s, 2 -> 3.2 s, 3 -> 3.6 s per 30,000 frames; so off.
+SHORT = 1
+TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
+PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
+CACHE_MAX = 8192
+FLOWS_MAX = 65536
+THRESH_MAX = 65536
+# Directions with bytes or requests waiting for inspection, at most: past it
+# the oldest are inspected at once (a live sensor sees connections vanish
+# without FIN; their pending bytes must not be held forever).
+WAITING_MAX = 20000
+
+_PROTO_NUM = {"tcp": 6, "tcp-pkt": 6, "tcp-stream": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+_TCP_APP = frozenset({"http", "tls", "ssh", "ftp", "smtp", "smb", "dcerpc", "imap", "pop3"})
+_PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
+_PKT_PROTOS = (6, 17, 1, 58, 0)  # 0: any other IP protocol
+_HTTP_START = re.compile(
+    rb"\s*(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|TRACE|PATCH|PROPFIND|PROPPATCH|"
+    rb"MKCOL|COPY|MOVE|LOCK|UNLOCK|SEARCH)[ \t]", re.I)
+
+
+def _inspect(elements, data, env=None) -> bool:
+    return inspect_buffer(elements, data, env)
+
+
+def _addr_key(raw: bytes) -> int:
+    if len(raw) == 4:
+        return int.from_bytes(raw, "big")
+    return (1 << 32) + int.from_bytes(raw, "big")
+
+
+class _Addr:
+    """AddressSpec as two parallel lists, for bisect on an int key."""
+
+    __slots__ = ("any", "los", "his")
+
+    def __init__(self, spec):
+        self.any = spec.any
+        self.los = [lo for lo, _ in spec.ranges]
+        self.his = [hi for _, hi in spec.ranges]
+
+    def has(self, key: int) -> bool:
+        if self.any:
+            return True
+        i = bisect.bisect_right(self.los, key) - 1
+        return i >= 0 and key <= self.his[i]
+
+
+_ADDR_CACHE: dict = {}
+
+
+def _addr(spec) -> _Addr:
+    """Compiled address specs, shared by text: ET writes $HOME_NET 18,000
+    times and each expansion is the same range list (one vars per load)."""
+    key = (spec.text, len(spec.ranges), spec.ranges[:1], spec.ranges[-1:])
+    a = _ADDR_CACHE.get(key)
+    if a is None:
+        a = _Addr(spec)
+        if len(_ADDR_CACHE) < 4096:
+            _ADDR_CACHE[key] = a
+    return a
+
+
+class SigRule:
+    """One compiled rule (``idx`` is its place in the evaluation order)."""
+
+    __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "saddr", "daddr", "sport",
+                 "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer", "sets", "checks",
+                 "event_kinds", "flow", "sid", "pass_", "env")
+
+    def __init__(self, r, rule: Rule):
+        self.src = r
+        self.rule = rule
+        self.sid = (r.gid, r.sid)
+        self.pass_ = r.action == "pass"
+        self.ipproto = _PROTO_NUM.get(r.proto)  # None: any IP protocol
+        app = r.app_proto
+        if app is None and r.proto == "http":
+            app = "http"
+        bufs: dict = {}
+        for e in r.elements:
+            bufs.setdefault(getattr(e, "buffer", None), []).append(e)
+        self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
+        app_bufs = [b for b in bufs if b is not None]
+        if any(b.startswith("http.") or b == "file.data" for b in app_bufs) or \
+                r.urilen is not None:
+            app = app or "http"
+        self.app = app
+        if app in _TCP_APP or app == "http":
+            self.ipproto = 6
+        elif app == "dns" and self.ipproto is None:
+            self.ipproto = None  # DNS over UDP and TCP
+        self.flow = r.flow
+        if r.decode_events or r.stream_events:
+            self.kind = "event"
+        elif app == "http" and (app_bufs or None not in bufs):
+            self.kind = "http-resp" if _response_rule(r, app_bufs) else "http"
+        elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
+            self.kind = "dns"  # per query name of a DNS request over UDP
+            self.ipproto = 17 if r.proto in ("dns", "udp") else self.ipproto
+        elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
+            self.kind = "app"  # tls buffers and states: not inspected yet (never match)
+        elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
+              (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
+                not (r.flow is not None and r.flow.no_stream):
+            self.kind = "stream"
+        else:
+            self.kind = "pkt"
+        if r.proto == "tcp-stream" and self.kind == "pkt":
+            self.kind = "stream" if None in bufs else "pkt"
+        self.saddr = _addr(r.src)
+        self.daddr = _addr(r.dst)
+        self.sport = r.src_port
+        self.dport = r.dst_port
+        self.bidir = r.bidirectional
+        self.anyports = self.sport.any and self.dport.any
+        self.anyaddrs = self.saddr.any and self.daddr.any
+        self.sets = tuple(f for f in r.flowbits if f.cmd in ("set", "unset", "toggle"))
+        self.checks = tuple(f for f in r.flowbits if f.cmd in ("isset", "isnotset"))
+        kinds = set()
+        if EVENT_MAP is not None:
+            for name in r.decode_events + r.stream_events:
+                kinds |= set(EVENT_MAP.get(name, ()))
+                kinds |= set(EVENT_MAP.get(name.split(".", 1)[-1], ()))
+        self.event_kinds = frozenset(kinds)
+        self.fp, self.fp_buffer = _fast_pattern(r)
+        self.env = any(type(e).__name__ == "ByteExtract" for e in r.elements)
+
+    def ports_fit(self, sport: int, dport: int) -> bool:
+        if sport in self.sport and dport in self.dport:
+            return True
+        return self.bidir and dport in self.sport and sport in self.dport
+
+    def addrs_fit(self, skey: int, dkey: int) -> bool:
+        if self.saddr.has(skey) and self.daddr.has(dkey):
+            return True
+        return self.bidir and self.saddr.has(dkey) and self.daddr.has(skey)
+
+
+_RESPONSE_BUFFERS = frozenset({
+    "http.stat_code", "http.stat_msg", "http.response_line", "http.response_header",
+    "http.response_header.raw", "http.response_body", "http.server", "http.location"})
+
+
+def _response_rule(r, bufs) -> bool:
+    """Whether an HTTP rule inspects the response (Suricata: its buffers, or
+    flow:to_client; file.data is the response body unless flow:to_server)."""
+    if any(b in _RESPONSE_BUFFERS for b in bufs):
+        return True
+    f = r.flow
+    if f is not None and f.to_client:
+        return True
+    return "file.data" in bufs and not (f is not None and f.to_server)
+
+
+def _fast_pattern(r):
+    """(folded bytes, buffer) of the rule's prefilter content, or (None, None).
+
+    The content marked fast_pattern (chopped if so), else the longest
+    non-negated content, as Suricata picks within a rule."""
+    best = None
+    for e in r.elements:
+        if not isinstance(e, ContentMatch) or e.negated or not e.pattern:
+            continue
+        if e.fast_pattern:
+            pat = e.pattern
+            if e.fast_pattern_chop:
+                o, n = e.fast_pattern_chop
+                pat = pat[o:o + n] or pat
+            return pat.lower(), e.buffer
+        if best is None or len(e.pattern) > len(best.pattern):
+            best = e
+    if best is None:
+        return None, None
+    return best.pattern.lower(), best.buffer
+
+
+def native_rule(r, classifications=None) -> Rule:
+    """The native ``Rule`` the outputs render for a Suricata rule."""
+    sev = r.priority
+    if sev is None and classifications:
+        sev = classifications.get(r.classtype)
+    proto = {"tcp-pkt": "tcp", "tcp-stream": "tcp", "icmpv6": "icmp", "ipv6": "ip",
+             "pkthdr": "ip"}.get(r.proto, r.proto)
+    if proto not in ("tcp", "udp", "icmp", "ip"):
+        proto = "tcp" if r.proto in _TCP_APP or r.proto == "http" else proto
+    sport = r.src_port if isinstance(r.src_port, PortSpec) else PortSpec("*")
+    dport = r.dst_port if isinstance(r.dst_port, PortSpec) else PortSpec("*")
+    return Rule(
+        name=f"sid:{r.sid}" if r.gid == 1 else f"gid:{r.gid}:sid:{r.sid}",
+        proto=proto, src=sport, dst=dport, patterns=(), file=r.file, line=r.line,
+        sid=r.sid, rev=r.rev, msg=r.msg, severity=sev if sev is not None else 3,
+        category=r.classtype,
+        meta={"format": "suricata", "action": r.action, "gid": r.gid,
+              "references": list(r.references), "metadata": list(r.metadata)})
+
+
+class _Group:
+    """The rules of one inspection kind: an automaton and the always-candidates."""
+
+    def __init__(self):
+        self.patterns: dict = {}  # folded bytes -> [rule idx]
+        self.always: list = []
+        self.auto = None
+        self.cache: OrderedDict = OrderedDict()
+        self.short: list = []  # (pattern, rule idxs) tested with ``in``
+        self.rules_of: list = []  # automaton value -> rule idxs
+        self.scan = False
+        self.longest = 1
+        self.cuts = None  # size_split: dsize interval bounds
+        self.by_size: dict = {}
+        self.free = None  # always-candidates of any protocol and port (made lazily)
+        self.bound: list = []
+        self.s_only: list = []
+        self.both = False
+
+    def build(self):
+        if self.patterns and ahocorasick is not None:
+            # The automaton stores a pattern number, so repeated hits of one
+            # pattern cost a set.add; patterns up to SHORT bytes (off, see
+            # SHORT) would be tested with ``in`` instead.
+            # latin-1: one code point per byte (as ruletree does).
+            a = ahocorasick.Automaton()
+            longs = []
+            for pat, idxs in self.patterns.items():
+                if len(pat) <= SHORT:
+                    self.short.append((pat, tuple(idxs)))
+                else:
+                    a.add_word(pat.decode("latin-1"), len(longs))
+                    longs.append(tuple(idxs))
+            self.rules_of = longs
+            self.longest = max(len(p) for p in self.patterns)
+            if longs:
+                a.make_automaton()
+                self.auto = a
+            self.scan = bool(longs or self.short)
+        elif self.patterns:  # no pyahocorasick: every rule is a candidate
+            for idxs in self.patterns.values():
+                self.always.extend(idxs)
+            self.always.sort()
+            self.patterns = {}
+
+    def size_split(self, rules) -> None:
+        """Packet groups: almost every packet rule with content has a dsize
+        (ET: 480 of 495 TCP ones), so the automaton a payload is scanned
+        with holds only the rules its size can match, one per size interval
+        between the rules' dsize bounds, built when first needed."""
+        cuts = {0, 1}
+        for idxs in self.patterns.values():
+            for i in idxs:
+                c = rules[i].src.dsize
+                if c is None:
+                    continue
+                v = c.value
+                if c.op in ("=", "!="):
+                    cuts.update((v, v + 1))
+                elif c.op in ("<", ">="):
+                    cuts.add(v)
+                elif c.op in (">", "<="):
+                    cuts.add(v + 1)
+                else:
+                    cuts.update((v + 1, c.value2 or 0))
+        self.cuts = sorted(x for x in cuts if x >= 0)
+        self.by_size = {}
+
+    def _by_size(self, n, rules):
+        k = bisect.bisect_right(self.cuts, n) - 1
+        got = self.by_size.get(k)
+        if got is None:
+            a = ahocorasick.Automaton()
+            longs = []
+            for pat, idxs in self.patterns.items():
+                keep = tuple(i for i in idxs if rules[i].src.dsize is None
+                             or rules[i].src.dsize.matches(n))
+                if keep and len(pat) > SHORT:
+                    a.add_word(pat.decode("latin-1"), len(longs))
+                    longs.append(keep)
+            if longs:
+                a.make_automaton()
+            got = self.by_size[k] = (a if longs else None, longs)
+        return got
+
+    def _split(self, rules):
+        """always-candidates by the ports they restrict: none (``free``),
+        the destination only, the source only (``s_only``), or both."""
+        free, bound, s_only, both = [], [], [], False
+        for i in self.always:
+            r = rules[i]
+            if r.sport.any and r.dport.any and r.ipproto is None:
+                free.append(i)
+            elif r.dport.any and not r.sport.any and not r.bidir:
+                s_only.append(i)
+            else:
+                bound.append(i)
+                both = both or r.bidir or not r.sport.any
+        self.free, self.bound, self.s_only, self.both = free, bound, s_only, both
+        if s_only and not bound:
+            self.bound = [-1]  # keep the cached path; -1 is never a candidate
+
+    def _base(self, rules, proto, sport, dport):
+        out = []
+        for i in self.bound:
+            if i < 0:
+                continue
+            r = rules[i]
+            if r.ipproto is not None and r.ipproto != proto:
+                continue
+            if sport >= 0 or dport >= 0:
+                if self.both:
+                    if not r.ports_fit(sport, dport):
+                        continue
+                elif dport not in r.dport:
+                    continue
+            out.append(i)
+        if self.free:
+            out = sorted(out + self.free)
+        return out
+
+    def candidates(self, data, rules, proto, sport, dport) -> list:
+        base = self.base(rules, proto, sport, dport)
+        if not self.scan or not data:
+            return base
+        found = self.hits(data, rules)
+        if not found:
+            return base
+        found.update(base)
+        return sorted(found)
+
+    def hits(self, data, rules) -> set:
+        """Rule indexes whose fast pattern occurs in ``data``."""
+        low = bytes(data).lower()
+        found = set()
+        auto, rules_of = self.auto, self.rules_of
+        if self.cuts is not None:
+            auto, rules_of = self._by_size(len(data), rules)
+        if auto is not None:
+            pats = {v for _, v in auto.iter(low.decode("latin-1"))}
+            if pats:
+                for v in pats:
+                    found.update(rules_of[v])
+        for pat, idxs in self.short:
+            if pat in low:
+                found.update(idxs)
+        return found
+
+    def base(self, rules, proto, sport, dport) -> list:
+        """The always-candidates that fit the protocol and ports (sorted)."""
+        if self.free is None:
+            self._split(rules)
+        if self.bound:
+            # cached by the one port a rule restricts (ET: the server's), so
+            # a new client port does not miss the cache
+            if proto not in (6, 17):
+                sport = dport = -1
+            key = (proto, sport, dport) if self.both else (proto, -1, dport)
+            base = self.cache.get(key)
+            if base is None:
+                base = self.cache[key] = self._base(rules, proto, sport, dport)
+                if len(self.cache) > CACHE_MAX:
+                    self.cache.popitem(last=False)
+            if self.s_only:
+                skey = ("s", proto, sport)
+                extra = self.cache.get(skey)
+                if extra is None:
+                    extra = self.cache[skey] = [
+                        i for i in self.s_only
+                        if (rules[i].ipproto is None or rules[i].ipproto == proto)
+                        and (sport < 0 or sport in rules[i].sport)]
+                if extra:
+                    base = sorted(base + extra)
+            return base
+        return self.free
+
+
+class SigRuleSet:
+    """Suricata rules compiled for ``SigEngine``: ordered, grouped, prefiltered."""
+
+    def __init__(self, rules, classifications=None, prefilter: bool = True):
+        ordered = _order(list(rules))
+        self.rules: list[SigRule] = []
+        for r in ordered:
+            sr = SigRule(r, native_rule(r, classifications))
+            sr.idx = len(self.rules)
+            self.rules.append(sr)
+        self.groups: dict = {}
+        self.tcp_ports_any = False
+        self.tcp_ports: set = set()
+        self.udp_ports: set = set()
+        self.udp_ports_any = False
+        self.has_icmp = self.has_ip = False
+        fp_buffers = {"http": set(), "http-resp": set()}
+        for sr in self.rules:
+            if sr.kind == "event":
+                keys = ("event",)
+            elif sr.kind in ("http", "http-resp"):
+                # one automaton per side: a transaction's fast-pattern
+                # buffers are scanned joined, in one pass (a pattern found
+                # across two of them only adds a candidate; the full check
+                # is per buffer)
+                keys = (sr.kind,)
+                fp_buffers[sr.kind].add(sr.fp_buffer or "http.start")
+            elif sr.kind == "pkt":
+                # one packet group per IP protocol: a TCP segment is not
+                # scanned for the patterns of UDP rules
+                keys = (("pkt", sr.ipproto),) if sr.ipproto is not None else tuple(
+                    ("pkt", p) for p in _PKT_PROTOS)
+            else:
+                keys = (sr.kind,)
+            for key in keys:
+                g = self.groups.get(key)
+                if g is None:
+                    g = self.groups[key] = _Group()
+                if prefilter and sr.fp is not None and key != "event":
+                    g.patterns.setdefault(sr.fp, []).append(sr.idx)
+                else:
+                    g.always.append(sr.idx)
+            self._ports(sr)
+        for key, g in self.groups.items():
+            g.build()
+            if isinstance(key, tuple) and key[0] == "pkt" and g.auto is not None:
+                g.size_split(self.rules)
+        self.merged = self._merge(self.groups.get("stream"), self.groups.get(("pkt", 6)))
+        self.http_group = self.groups.get("http")
+        self.resp_group = self.groups.get("http-resp")
+        self.http_buffers = tuple(sorted(fp_buffers["http"]))
+        self.resp_buffers = tuple(sorted(fp_buffers["http-resp"]))
+        self.wants_http = self.http_group is not None or self.resp_group is not None
+
+    @staticmethod
+    def _merge(gs, gp):
+        """One automaton of the stream and TCP packet fast patterns: a
+        segment delivered in order as it came is scanned once for both
+        (value: (stream rule idxs, packet rule idxs))."""
+        if gs is None or gp is None or ahocorasick is None or not gs.patterns:
+            return None
+        both: dict = {}
+        for pat, idxs in gs.patterns.items():
+            if len(pat) > SHORT:
+                both[pat] = (tuple(idxs), ())
+        for pat, idxs in gp.patterns.items():
+            if len(pat) > SHORT:
+                old = both.get(pat, ((), ()))
+                both[pat] = (old[0], tuple(idxs))
+        if not both:
+            return None
+        a = ahocorasick.Automaton()
+        for pat, v in both.items():
+            a.add_word(pat.decode("latin-1"), v)
+        a.make_automaton()
+        return a
+
+    def _ports(self, sr):
+        p = sr.ipproto
+        if p is None:
+            self.has_ip = True
+            return
+        if p in (1, 58):
+            self.has_icmp = True
+            return
+        any_ = sr.dport.any or sr.sport.any or sr.bidir
+        if p == 6:
+            self.tcp_ports_any |= any_
+            if not any_:
+                self.tcp_ports.update(_port_values(sr.dport))
+        elif p == 17:
+            self.udp_ports_any |= any_
+            if not any_:
+                self.udp_ports.update(_port_values(sr.dport))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def kernel_ports(self, proto: str):
+        """Destination ports for the XDP service map: None means every port."""
+        if self.has_ip:
+            return None
+        if proto == "tcp":
+            return None if self.tcp_ports_any else frozenset(self.tcp_ports)
+        if proto == "udp":
+            return None if self.udp_ports_any else frozenset(self.udp_ports)
+        return None
+
+
+class _KernelNode:
+    """What ``capture.xdp.service_keys`` reads of a service node."""
+
+    __slots__ = ("src", "dst")
+
+    def __init__(self, src, dst):
+        self.src = src
+        self.dst = dst
+
+
+class KernelTree:
+    """A RuleTree look-alike for the XDP service maps: the native tree's
+    nodes plus one node per distinct port pair of the Suricata rules (a rule
+    with both ports ``any``, or ``<>``, wants every port of its protocol;
+    an ``ip``/``pkthdr`` rule wants everything)."""
+
+    def __init__(self, tree, sig=None):
+        self.nodes = {p: list(tree.nodes.get(p, ())) for p in ("tcp", "udp", "icmp")}
+        self.ip_nodes = list(tree.ip_nodes)
+        if sig is None:
+            return
+        any_spec = PortSpec("*")
+        seen = set()
+        for sr in sig.rules:
+            p = sr.ipproto
+            if p is None:
+                if not self.ip_nodes:
+                    self.ip_nodes.append(_KernelNode(any_spec, any_spec))
+                continue
+            name = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}.get(p)
+            if name is None:
+                continue
+            if name == "icmp" or sr.bidir:
+                key = (name, "*", "*")
+                node = _KernelNode(any_spec, any_spec)
+            else:
+                key = (name, sr.sport.text if not sr.sport.any else "*",
+                       sr.dport.text if not sr.dport.any else "*", sr.sport.ranges,
+                       sr.dport.ranges)
+                node = _KernelNode(sr.sport, sr.dport)
+            if key not in seen:
+                seen.add(key)
+                self.nodes[name].append(node)
+
+
+def _port_values(spec) -> set:
+    out = set()
+    for lo, hi in spec.ranges:
+        out.update(range(lo, hi + 1))
+    return out
+
+
+def _order(rules):
+    """Suricata's evaluation order: pass first, then flowbit setters before
+    the rules testing those bits, then file order."""
+    setters: dict = {}
+    for r in rules:
+        for f in r.flowbits:
+            if f.cmd in ("set", "unset", "toggle"):
+                for n in f.names:
+                    setters.setdefault(n, []).append(id(r))
+    depth = {id(r): 0 for r in rules}
+    checks = {id(r): [n for f in r.flowbits if f.cmd in ("isset", "isnotset") for n in f.names]
+              for r in rules}
+    for _ in range(8):  # dependency chains deeper than this are rare; cycles stop here
+        changed = False
+        for r in rules:
+            need = 0
+            for n in checks[id(r)]:
+                for s in setters.get(n, ()):
+                    if s != id(r):
+                        need = max(need, depth[s] + 1)
+            if need > depth[id(r)]:
+                depth[id(r)] = need
+                changed = True
+        if not changed:
+            break
+    pos = {id(r): i for i, r in enumerate(rules)}
+    return sorted(rules, key=lambda r: (r.action != "pass", depth[id(r)], pos[id(r)]))
+
+
+class FlowState:
+    """Per-flow detect state shared by both directions."""
+
+    __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
+                 "answered")
+
+    def __init__(self, client, fid):
+        self.bits: set = set()
+        self.passed = False
+        self.app = None  # None: not probed yet; "" unknown; else a name
+        self.client = client  # (src, sport) of the side that started it
+        self.seen_both = False
+        self.fid = fid
+        # HTTP requests in order, so each response meets the request it
+        # answers: ``expected`` were passed to the response parser,
+        # ``answered`` were paired with a response (both absolute counts)
+        self.reqlog: list = []
+        self.expected = 0
+        self.answered = 0
+
+
+class DirState:
+    """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
+
+    __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp",
+                 "acc", "edge")
+
+    def __init__(self, flow, d):
+        self.flow = flow
+        self.d = d
+        self.pending = bytearray()
+        self.tail = b""
+        self.last_pkt = None
+        self.http = None
+        self.reqs = []
+        self.probe = b""
+        self.resp = None  # HttpResponseParser on the server's direction
+        # stream rules whose fast pattern is in the pending bytes, found as
+        # they were delivered; ``edge``: the last delivered bytes, for
+        # patterns across two deliveries
+        self.acc = set()
+        self.edge = b""
+
+
+class SigEngine:
+    def __init__(self, ruleset: SigRuleSet, http_config=None):
+        self.rs = ruleset
+        self.rules = ruleset.rules
+        self.http_config = http_config
+        self._pers = None
+        if http_config is not None:
+            self._pers = http_config.resolve()
+        self.dgram_flows: OrderedDict = OrderedDict()
+        self.thresholds: dict = {}
+        self.waiting: dict = {}  # id(DirState) -> DirState with pending bytes
+        self._alerted: set = set()
+        self._pkt_hits = None  # (pkt, packet rule idxs) from the merged scan
+        self._fids = 0
+        # the TCP session state before the packet now fed (None: unknown)
+        self.pre_state = None
+        self.counters = {"sig_stream_inspections": 0, "sig_candidates": 0,
+                         "sig_http_transactions": 0}
+        g = ruleset.groups
+        self.g_pkts = {p: g.get(("pkt", p)) for p in _PKT_PROTOS}
+        self.g_stream = g.get("stream")
+        self.g_event = g.get("event")
+        self.g_dns = g.get("dns")
+
+    # ------------------------------------------------------------ flows
+
+    def _new_flow(self, client):
+        self._fids += 1
+        return FlowState(client, self._fids)
+
+    def tcp_state(self, d) -> DirState:
+        """The DirState of TCP direction ``d`` (made on first use)."""
+        sm = d.det
+        st = getattr(sm, "sig", None) if sm is not None else None
+        if st is not None:
+            return st
+        peer = d.peer
+        pst = getattr(peer.det, "sig", None) if peer is not None and peer.det is not None \
+            else None
+        if pst is not None:
+            flow = pst.flow
+        else:
+            c = d.session.client if d.session is not None else d
+            flow = self._new_flow((c.src, c.sport) if c is not None else (d.src, d.sport))
+        st = DirState(flow, d)
+        if sm is not None:
+            sm.sig = st
+        return st
+
+    def _dgram_flow(self, pkt):
+        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        key = (pkt.proto, a, b) if a <= b else (pkt.proto, b, a)
+        f = self.dgram_flows.get(key)
+        if f is None:
+            f = self.dgram_flows[key] = self._new_flow(a)
+            if len(self.dgram_flows) > FLOWS_MAX:
+                self.dgram_flows.popitem(last=False)
+        elif f.client != a:
+            f.seen_both = True
+        return f
+
+    # ------------------------------------------------------------ entry points
+
+    def begin(self, pkt) -> None:
+        self._alerted = set()
+        self._pkt_hits = None
+        self.pre_state = None
+
+    def packet(self, pkt, notices=()):
+        """Packet rules (and event rules for ``notices``) on one packet."""
+        out = []
+        proto = pkt.proto
+        flow = None
+        to_server = True
+        established = False
+        if proto == 6:
+            d = pkt.direction
+            if d is not None and d.session is not None:
+                if d.det is not None:
+                    flow = self.tcp_state(d).flow
+                to_server = _is_client(d)
+                # Suricata flags a packet established by the flow's state
+                # before the packet: the handshake's last ACK is not
+                pre = self.pre_state
+                established = pre is not None and pre >= 3 or (
+                    pre is None and d.session.state >= 3)
+        elif pkt.l4 or pkt.family:
+            flow = self._dgram_flow(pkt)
+            to_server = flow.client == (pkt.src, pkt.sport)
+            established = flow.seen_both
+        if flow is not None and flow.passed:
+            return out
+        ctx = (to_server, established, flow)
+        g = self.g_pkts.get(proto) if proto in self.g_pkts else self.g_pkts[0]
+        if g is not None:
+            if pkt.l4:
+                data = _payload_of(pkt)
+                ph = self._pkt_hits
+                if ph is not None and ph[0] is pkt:
+                    cands = g.base(self.rules, proto, pkt.sport, pkt.dport)
+                    if ph[1]:
+                        cands = sorted(ph[1].union(cands))
+                else:
+                    cands = g.candidates(data, self.rules, proto, pkt.sport, pkt.dport)
+            else:
+                data = pkt.ip_payload
+                cands = g.candidates(data, self.rules, proto, -1, -1)
+            if cands:
+                out += self._run(cands, pkt, data, ctx, "pkt")
+        if proto == 17 and self.g_dns is not None and pkt.l4 and (
+                pkt.dport == 53 or pkt.sport == 53) and pkt.payload:
+            out += self._dns(pkt, ctx)
+        if notices and self.g_event is not None:
+            kinds = {n.kind for n in notices}
+            cands = [i for i in self.g_event.always if self.rules[i].event_kinds & kinds]
+            if cands:
+                out += self._run(cands, pkt, pkt.payload if pkt.l4 else b"", ctx, "event")
+        return out
+
+    def _dns(self, pkt, ctx):
+        """dns.query rules, once per query name of a DNS request (Suricata's
+        dns.query is a multi-buffer: a rule matches if one name matches)."""
+        from ..applayer.dns import parse_dns
+
+        msg = parse_dns(bytes(pkt.payload))
+        if msg is None or msg.is_response or not msg.queries:
+            return []
+        out = []
+        for name, _qtype in msg.queries:
+            cands = self.g_dns.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
+            if cands:
+                out += self._run(cands, pkt, pkt.payload, ctx, "dns",
+                                 http={"dns.query": name})
+        return out
+
+    def malformed(self, pkt, notices):
+        """Event rules for a frame that failed to decode (``pkt`` may be None)."""
+        if pkt is None or not pkt.family:
+            return []
+        self.begin(pkt)
+        out = []
+        # ``ip`` rules still see an IP packet whose transport header is bad
+        g = self.g_pkts.get(pkt.proto) if pkt.proto in self.g_pkts else self.g_pkts[0]
+        if g is not None:
+            cands = [i for i in g.candidates(pkt.ip_payload, self.rules, pkt.proto, -1, -1)
+                     if self.rules[i].ipproto is None]
+            if cands:
+                pkt.l4 = False
+                out += self._run(cands, pkt, pkt.ip_payload, (True, False, None), "pkt")
+        kinds = {n.kind for n in notices}
+        cands = [i for i in self.g_event.always if self.rules[i].event_kinds & kinds] \
+            if self.g_event is not None else ()
+        if cands:
+            out += self._run(cands, pkt, b"", (True, False, None), "event", headers=False)
+        return out
+
+    def stream_data(self, d, data: bytes, pkt, gap: bool = False):
+        """A chunk of in-order TCP data of direction ``d``: queued for inspection."""
+        st = self.tcp_state(d)
+        out = []
+        if gap and st.pending:
+            out += self._inspect_pending(st, len(st.pending))
+        if gap:
+            st.tail = b""
+            st.edge = b""
+            if st.http is not None:
+                st.http.gap()
+            if st.resp is not None:
+                for resp in st.resp.gap():
+                    out += self._http_resp_tx(st, resp, pkt)
+        st.last_pkt = pkt
+        flow = st.flow
+        if flow.app is None:
+            self._probe(st, data)
+        if flow.app == "http" and self.rs.wants_http:
+            if _is_client(d):
+                out += self._http_feed(st, data, pkt)
+            elif self.rs.resp_group is not None:
+                out += self._http_resp_feed(st, data, pkt)
+        if len(self.waiting) > WAITING_MAX:
+            out += self._trim_waiting()
+        if self.g_stream is not None and not flow.passed:
+            self._prefilter_stream(st, data, pkt)
+            st.pending += data
+            self.waiting[id(st)] = st
+            if len(st.pending) >= PENDING_MAX:
+                out += self._inspect_pending(st, len(st.pending))
+        return out
+
+    def _trim_waiting(self):
+        """Inspect and forget the oldest quarter of the waiting directions."""
+        out = []
+        for key in list(self.waiting)[:WAITING_MAX // 4]:
+            st = self.waiting.pop(key)
+            if st.pending:
+                self._alerted = set()
+                out += self._inspect_pending(st, len(st.pending))
+                self.waiting.pop(key, None)
+            st.reqs = []
+        return out
+
+    def _prefilter_stream(self, st, data, pkt):
+        """Stream candidates of newly delivered bytes, into ``st.acc``."""
+        g = self.g_stream
+        if not g.scan or not data:
+            return
+        rules = self.rules
+        merged = self.rs.merged
+        if merged is not None and pkt is not None and pkt.proto == 6 and \
+                len(pkt.payload) == len(data) and pkt.payload == data:
+            # the segment as it came: one scan serves the packet rules too
+            low = bytes(data).lower()
+            sf, pf = st.acc, set()
+            for _, (si, pi) in merged.iter(low.decode("latin-1")):
+                if si:
+                    sf.update(si)
+                if pi:
+                    pf.update(pi)
+            for pat, idxs in g.short:
+                if pat in low:
+                    sf.update(idxs)
+            gp = self.g_pkts.get(6)
+            for pat, idxs in gp.short:
+                if pat in low:
+                    pf.update(idxs)
+            self._pkt_hits = (pkt, pf)
+        else:
+            st.acc |= g.hits(data, rules)
+        k = g.longest - 1
+        if k > 0:
+            if st.edge:
+                st.acc |= g.hits(st.edge + data[:k], rules)
+            st.edge = (st.edge + data[-k:])[-k:]
+
+    def after_tcp(self, pkt):
+        """Inspect what the receiver ACKed of ``pkt``'s direction."""
+        d = pkt.direction
+        if d is None or d.det is None:
+            return []
+        st = getattr(d.det, "sig", None)
+        if st is None or not st.pending:
+            return []
+        n = len(st.pending)
+        if d.wup is not None:
+            start = d.off - n
+            n = min(n, d.wup - start)
+            if d.fin_done or d.rst or (d.peer is not None and d.peer.rst):
+                n = len(st.pending)
+        if n <= 0:
+            return []
+        st.last_pkt = pkt
+        return self._inspect_pending(st, n)
+
+    def flush(self):
+        """End of input: inspect every pending stream byte and open request."""
+        out = []
+        for st in list(self.waiting.values()):
+            if st.pending:
+                self._alerted = set()
+                out += self._inspect_pending(st, len(st.pending))
+            if st.http is not None and st.reqs:
+                for req in st.reqs:
+                    self._alerted = set()
+                    out += self._http_tx(st, req, st.last_pkt)
+                st.reqs = []
+            if st.resp is not None:
+                self._expect(st)
+                for resp in st.resp.finish():
+                    self._alerted = set()
+                    out += self._http_resp_tx(st, resp, st.last_pkt)
+        self.waiting.clear()
+        return out
+
+    # ------------------------------------------------------------ stream
+
+    def _probe(self, st, data):
+        st.probe += data[:64 - len(st.probe)]
+        d = st.d
+        to_server = _is_client(d)
+        try:
+            from ..applayer.detect import probe
+        except ImportError:
+            probe = None
+        if probe is not None:
+            try:
+                app = probe(bytes(st.probe), to_server, d.sport, d.dport)
+            except Exception:  # a probe bug must not stop the sensor
+                app = ""
+            if app is None and len(st.probe) < 64:
+                return
+            st.flow.app = app or ""
+            return
+        if to_server and _HTTP_START.match(st.probe):
+            st.flow.app = "http"
+        elif st.probe[:1] == b"\x16" and st.probe[1:2] == b"\x03":
+            st.flow.app = "tls"
+        elif len(st.probe) >= 16 or st.probe.strip():
+            st.flow.app = ""
+
+    def _inspect_pending(self, st, n):
+        chunk = bytes(st.pending[:n])
+        del st.pending[:n]
+        if not st.pending:
+            self.waiting.pop(id(st), None)
+        tail = st.tail
+        st.tail = (tail + chunk)[-TAIL:]
+        flow = st.flow
+        if flow.passed or self.g_stream is None:
+            return []
+        self.counters["sig_stream_inspections"] += 1
+        d = st.d
+        ses = d.session
+        to_server = ses is None or _is_client(d)
+        established = ses is not None and ses.state >= 3
+        ctx = (to_server, established, flow)
+        # the prefilter needs only enough of the tail for a fast pattern
+        # that ends in the new chunk (scanning the whole tail again would
+        # double the bytes scanned); a rule whose fast pattern lies wholly
+        # in the tail was a candidate for the earlier chunk
+        g = self.g_stream
+        base = g.base(self.rules, 6, d.sport, d.dport)
+        acc = st.acc
+        if not st.pending:
+            st.acc = set()
+        if acc:
+            acc = acc | set(base)
+            cands = sorted(acc)
+        else:
+            cands = base
+        if not cands:
+            return []
+        pkt = st.last_pkt
+        return self._run(cands, pkt, chunk, ctx, "stream", d=d, tail=tail)
+
+    # ------------------------------------------------------------ http
+
+    def _http_feed(self, st, data, pkt):
+        if st.http is None:
+            from .http import HttpRequestParser
+
+            st.http = HttpRequestParser(body_cap=64 * 1024, keep_headers=True)
+        flow = st.flow
+        for req in st.http.feed(data):
+            st.reqs.append(req)
+            if self.rs.resp_group is not None:
+                flow.reqlog.append(req)
+        self.waiting[id(st)] = st
+        out = []
+        while st.reqs and (st.reqs[0].complete or
+                           (st.reqs[0] is not st.http.current and st.reqs[0].headers_complete)):
+            req = st.reqs.pop(0)
+            out += self._http_tx(st, req, pkt)
+        return out
+
+    def _http_resp_feed(self, st, data, pkt):
+        flow = st.flow
+        if st.resp is None:
+            from ..applayer.http_response import HttpResponseParser
+
+            st.resp = HttpResponseParser()
+        self._expect(st)
+        self.waiting[id(st)] = st
+        out = []
+        for resp in st.resp.feed(data):
+            out += self._http_resp_tx(st, resp, pkt)
+        if len(flow.reqlog) > 256:  # requests never answered: keep memory bounded
+            drop = len(flow.reqlog) - 256
+            del flow.reqlog[:drop]
+            flow.expected = max(0, flow.expected - drop)
+            flow.answered = max(0, flow.answered - drop)
+        return out
+
+    def _expect(self, st):
+        """Tell the response parser the methods of requests seen since."""
+        flow = st.flow
+        while flow.expected < len(flow.reqlog):
+            st.resp.expect(flow.reqlog[flow.expected].method)
+            flow.expected += 1
+
+    def _http_resp_tx(self, st, resp, pkt):
+        flow = st.flow
+        if flow.passed or pkt is None:
+            return []
+        req = None
+        if flow.answered < len(flow.reqlog):
+            req = flow.reqlog[flow.answered]
+            flow.answered += 1
+        if flow.answered > 32:  # paired requests are not needed any more
+            del flow.reqlog[:flow.answered]
+            flow.expected -= flow.answered
+            flow.answered = 0
+        self.counters["sig_http_transactions"] += 1
+        bufs = _HttpBuffers(req, self._pers, resp)
+        d = st.d
+        g = self.rs.resp_group
+        if g is None:
+            return []
+        data = b"\x00".join([b for b in map(bufs.get, self.rs.resp_buffers) if b])
+        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        if not cands:
+            return []
+        ses = d.session
+        ctx = (False, ses is None or ses.state >= 3, flow)
+        return self._run(cands, pkt, b"", ctx, "http-resp", d=d, http=bufs)
+
+    def _http_tx(self, st, req, pkt):
+        flow = st.flow
+        if flow.passed or pkt is None:
+            return []
+        self.counters["sig_http_transactions"] += 1
+        bufs = _HttpBuffers(req, self._pers)
+        d = st.d
+        g = self.rs.http_group
+        if g is None:
+            return []
+        data = b"\x00".join([b for b in map(bufs.get, self.rs.http_buffers) if b])
+        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        if not cands:
+            return []
+        ses = d.session
+        ctx = (True, ses is None or ses.state >= 3, flow)
+        return self._run(cands, pkt, b"", ctx, "http", d=d, http=bufs)
+
+    # ------------------------------------------------------------ the check
+
+    def _run(self, cands, pkt, data, ctx, kind, d=None, tail=b"", http=None, headers=True):
+        """Full check of candidate rules in order; alerts of this inspection."""
+        to_server, established, flow = ctx
+        rules = self.rules
+        out = []
+        self.counters["sig_candidates"] += len(cands)
+        if d is not None:
+            skey, dkey, sport, dport = _addr_key(d.src), _addr_key(d.dst), d.sport, d.dport
+        else:
+            skey, dkey = _addr_key(pkt.src), _addr_key(pkt.dst)
+            sport, dport = (pkt.sport, pkt.dport) if pkt.l4 else (-1, -1)
+        proto = pkt.proto
+        matched = []
+        for i in cands:
+            sr = rules[i]
+            if sr.kind != kind:
+                continue
+            r = sr.src
+            if sr.ipproto is not None and sr.ipproto != proto:
+                continue
+            if sr.app is not None and kind != "http" and kind != "http-resp" and kind != "dns":
+                if flow is None or flow.app != sr.app:
+                    continue
+            if headers:
+                if not sr.anyports and proto in (6, 17) and sport >= 0 and \
+                        not sr.ports_fit(sport, dport):
+                    continue
+                if not sr.anyaddrs and not sr.addrs_fit(skey, dkey):
+                    continue
+            f = r.flow
+            if f is not None:
+                if f.to_server and not to_server or f.to_client and to_server:
+                    continue
+                if f.established and not established:
+                    continue
+                if f.not_established and established:
+                    continue
+                if f.only_stream and kind not in ("stream", "http", "http-resp"):
+                    continue
+                if f.no_stream and kind == "stream":
+                    continue
+            if kind in ("pkt", "event") and not self._packet_opts(r, pkt):
+                continue
+            if getattr(r, "stream_size", ()) and not _stream_size_ok(
+                    r.stream_size, d if d is not None else pkt.direction):
+                continue
+            if sr.checks and not _bits_ok(sr.checks, flow):
+                continue
+            if not self._payload(sr, kind, data, tail, http):
+                continue
+            matched.append(sr)
+            if sr.pass_:
+                break
+            if sr.sets and flow is not None:
+                # at once, so later rules of this inspection see the bits
+                _apply_bits(sr.sets, flow.bits)
+        if not matched:
+            return out
+        if matched[-1].pass_:
+            if flow is not None:
+                flow.passed = True
+            # rules before the pass rule in order are other pass rules only
+            return out
+        for sr in matched:
+            r = sr.src
+            if r.noalert:
+                continue
+            if sr.sid in self._alerted:
+                continue
+            if not self._threshold(sr, pkt, flow, skey, dkey):
+                continue
+            self._alerted.add(sr.sid)
+            out.append(self._alert(sr, pkt, d, data, skey, dkey))
+        return out
+
+    @staticmethod
+    def _packet_opts(r, pkt) -> bool:
+        ipp = getattr(r, "ip_proto", None)
+        if ipp is not None and not ipp.matches(pkt.proto):
+            return False
+        ip_id = getattr(r, "ip_id", None)
+        if ip_id is not None and (pkt.family != 4 or pkt.ip_id != ip_id):
+            return False
+        if r.dsize is not None:
+            n = len(_payload_of(pkt)) if pkt.l4 else 0
+            # Suricata's signature mask: a dsize other than "<"/"<=" (or "=0")
+            # requires a payload, so "dsize:!9" skips empty packets
+            if n == 0 and r.dsize.op not in ("<", "<=") and not (
+                    r.dsize.op == "=" and r.dsize.value == 0):
+                return False
+            if not r.dsize.matches(n):
+                return False
+        proto = pkt.proto
+        if r.flags is not None and (proto != 6 or not r.flags.matches(pkt.flags)):
+            return False
+        if r.itype is not None or r.icode is not None or r.icmp_id is not None or \
+                r.icmp_seq is not None:
+            if proto not in (1, 58) or not pkt.l4:
+                return False
+            if r.itype is not None and not r.itype.matches(pkt.sport):
+                return False
+            if r.icode is not None and not r.icode.matches(pkt.dport):
+                return False
+            p = pkt.payload
+            if r.icmp_id is not None and (len(p) < 2 or int.from_bytes(p[0:2], "big") !=
+                                          r.icmp_id):
+                return False
+            if r.icmp_seq is not None and (len(p) < 4 or int.from_bytes(p[2:4], "big") !=
+                                           r.icmp_seq):
+                return False
+        return True
+
+    def _payload(self, sr, kind, data, tail, http) -> bool:
+        env = {} if sr.env else None
+        if kind == "http" or kind == "http-resp":
+            r = sr.src
+            if r.urilen is not None:
+                uri = http.get("http.uri.raw" if r.urilen.form == "raw" else "http.uri")
+                if uri is None or not r.urilen.compare.matches(len(uri)):
+                    return False
+            for name, elements in sr.buffers:
+                buf = http.get(name) if name is not None else http.get("http.start")
+                if buf is None:
+                    if _all_negated(elements):
+                        continue
+                    return False
+                if not _inspect(elements, buf, env):
+                    return False
+            return True
+        if kind == "dns":
+            for name, elements in sr.buffers:
+                if not _inspect(elements, http[name] if name is not None else data, env):
+                    return False
+            return True
+        for name, elements in sr.buffers:
+            if name is not None:
+                return False  # other app buffers are not inspected here
+            if _inspect(elements, data, env):
+                continue
+            if kind == "stream" and tail:
+                # a match across the chunk boundary, not one the tail held already
+                env2 = {} if sr.env else None
+                if _inspect(elements, tail + data, env2) and not _inspect(elements, tail, {}):
+                    continue
+            return False
+        return True
+
+    def _threshold(self, sr, pkt, flow, skey, dkey) -> bool:
+        r = sr.src
+        t = r.threshold or r.detection_filter
+        if t is None:
+            return True
+        tr = t.track
+        if tr == "by_src":
+            key = (sr.sid, skey)
+        elif tr == "by_dst":
+            key = (sr.sid, dkey)
+        elif tr == "by_both":
+            key = (sr.sid, skey, dkey)
+        elif tr == "by_flow":
+            key = (sr.sid, "flow", flow.fid if flow is not None else 0)
+        else:
+            key = (sr.sid,)
+        ts = pkt.ts
+        ent = self.thresholds.get(key)
+        if ent is None or ts - ent[0] > t.seconds:
+            ent = self.thresholds[key] = [ts, 0]
+            if len(self.thresholds) > THRESH_MAX:
+                self.thresholds.pop(next(iter(self.thresholds)))
+        ent[1] += 1
+        c = ent[1]
+        typ = t.type if r.threshold is not None else None
+        if typ is None:  # detection_filter
+            return c > t.count
+        if typ == "limit":
+            return c <= t.count
+        if typ == "threshold":
+            if c >= t.count:
+                ent[1] = 0
+                return True
+            return False
+        return c == t.count  # both
+
+    def _alert(self, sr, pkt, d, data, skey, dkey) -> Alert:
+        proto = pkt.proto
+        icmp = proto in (1, 58)
+        if d is not None:
+            src, dst, sport, dport = d.src, d.dst, d.sport, d.dport
+        else:
+            src, dst = pkt.src, pkt.dst
+            sport, dport = (pkt.sport, pkt.dport) if pkt.l4 and not icmp else (None, None)
+        return Alert(
+            ts=pkt.ts, rule=sr.rule, proto=_PROTO_NAMES.get(proto, "IP"),
+            src_ip=format_addr(src), dst_ip=format_addr(dst),
+            src_port=sport, dst_port=dport,
+            payload=bytes(pkt.payload if pkt.l4 else pkt.ip_payload),
+            dump=bytes(data[-4096:]) if data else bytes(pkt.payload),
+            ip_proto=proto,
+            icmp_type=pkt.sport if icmp and pkt.l4 else None,
+            icmp_code=pkt.dport if icmp and pkt.l4 else None,
+            extra={"sid": sr.sid[1], "gid": sr.sid[0], "action": sr.src.action},
+        )
+
+
+def _payload_of(pkt):
+    """The payload Suricata inspects: for ICMP what follows the 8-byte header
+    (our decoder's ICMP payload starts after type/code/checksum)."""
+    if pkt.proto in (1, 58):
+        return pkt.payload[4:]
+    return pkt.payload
+
+
+def _is_client(d) -> bool:
+    """Whether TCP direction ``d`` is the client's (Suricata's to_server).
+
+    The SYN's sender is the client. A connection picked up midstream has no
+    SYN: the reassembler calls the first sender the client, but when that
+    sender used a well-known port toward an ephemeral one it is the server
+    answering (Suricata reverses such flows once the protocol is seen)."""
+    ses = d.session
+    c = ses.client
+    if ses.midstream and c is not None and c.sport < 1024 <= c.dport:
+        return c is not d
+    return c is d
+
+
+def _apply_bits(sets, bits) -> None:
+    for fb in sets:
+        for n in fb.names:
+            if fb.cmd == "set":
+                bits.add(n)
+            elif fb.cmd == "unset":
+                bits.discard(n)
+            elif n in bits:
+                bits.discard(n)
+            else:
+                bits.add(n)
+
+
+def _stream_size_ok(sizes, d) -> bool:
+    """stream_size: Suricata counts next_seq - isn per side (the SYN included)."""
+    ses = getattr(d, "session", None)
+    if ses is None or ses.client is None or ses.server is None:
+        return False
+    csize, ssize = ses.client.off + 1, ses.server.off + 1
+    for ss in sizes:
+        side = ss.side
+        if side == "client":
+            ok = ss.matches(csize)
+        elif side == "server":
+            ok = ss.matches(ssize)
+        elif side == "both":
+            ok = ss.matches(csize) and ss.matches(ssize)
+        else:
+            ok = ss.matches(csize) or ss.matches(ssize)
+        if not ok:
+            return False
+    return True
+
+
+def _all_negated(elements) -> bool:
+    return all(getattr(e, "negated", False) for e in elements)
+
+
+def _bits_ok(checks, flow) -> bool:
+    bits = flow.bits if flow is not None else ()
+    for f in checks:
+        if f.any_of:
+            hit = any(n in bits for n in f.names)
+        else:
+            hit = all(n in bits for n in f.names)
+        if f.cmd == "isset" and not hit:
+            return False
+        if f.cmd == "isnotset":
+            if f.any_of:
+                if all(n in bits for n in f.names):
+                    return False
+            elif any(n in bits for n in f.names):
+                return False
+    return True
+
+
+_REQUEST_SIDE = object()
+
+
+def _resp_buffer(resp, name):
+    """A response transaction's buffer ``name``; _REQUEST_SIDE for the
+    request's buffers (http.uri in a to_client rule reads the request)."""
+    if name in ("file.data", "http.response_body"):
+        return resp.body or None
+    if name == "http.stat_code":
+        return resp.stat_code or None
+    if name == "http.stat_msg":
+        return resp.stat_msg or None
+    if name == "http.response_line":
+        return resp.response_line or None
+    if name in ("http.response_header", "http.header"):
+        return resp.header or None
+    if name in ("http.response_header.raw", "http.header.raw"):
+        return resp.raw_header or None
+    if name == "http.header_names":
+        if not resp.headers:
+            return None
+        return b"\r\n" + b"".join(n + b"\r\n" for n, _ in resp.headers) + b"\r\n"
+    if name == "http.start":
+        return resp.response_line + b"\r\n" + (resp.raw_header or b"")
+    if name == "http.protocol":
+        return resp.protocol or None
+    if name == "http.cookie":
+        return resp.get(b"set-cookie")
+    if name == "http.server":
+        return resp.get(b"server")
+    if name == "http.location":
+        return resp.get(b"location")
+    key = _HDR_BUF.get(name)
+    if key is not None and name not in ("http.user_agent", "http.referer", "http.accept",
+                                        "http.accept_enc", "http.accept_lang"):
+        return resp.get(key)
+    return _REQUEST_SIDE
+
+
+_HDR_BUF = {
+    "http.user_agent": b"user-agent", "http.cookie": b"cookie", "http.accept": b"accept",
+    "http.accept_enc": b"accept-encoding", "http.accept_lang": b"accept-language",
+    "http.content_type": b"content-type", "http.content_len": b"content-length",
+    "http.connection": b"connection", "http.referer": b"referer",
+}
+
+
+class _HttpBuffers:
+    """The request buffers of one transaction, built when first asked for."""
+
+    __slots__ = ("req", "pers", "cache", "hdrs", "resp")
+
+    def __init__(self, req, pers, resp=None):
+        self.req = req  # None: a response whose request was not seen
+        self.pers = pers
+        self.resp = resp  # set for a response transaction
+        self.cache = {}
+        self.hdrs = None
+
+    def get(self, name):
+        c = self.cache
+        if name in c:
+            return c[name]
+        v = c[name] = self._make(name)
+        return v
+
+    _resp = staticmethod(_resp_buffer)
+
+    def _header(self, key):
+        h = self.hdrs
+        if h is None:
+            h = self.hdrs = {}
+            for n, v in (self.req.headers if self.req is not None else ()):
+                h.setdefault(n.lower(), []).append(v)
+        vals = h.get(key)
+        return b", ".join(vals) if vals else None
+
+    def _make(self, name):
+        resp = self.resp
+        if resp is not None:
+            v = self._resp(resp, name)
+            if v is not _REQUEST_SIDE:
+                return v
+        req = self.req
+        if req is None:
+            return None
+        if name == "http.method":
+            return req.method
+        if name == "http.uri.raw":
+            return req.target
+        if name == "http.uri":
+            try:
+                return normalize_uri(req.target, self.pers or "generic")[0]
+            except Exception:  # never let a normalizer bug drop the request
+                return req.target
+        if name == "http.request_line":
+            return req.request_line
+        if name == "http.protocol":
+            return req.version or None
+        if name in ("http.header", "http.header.raw"):
+            if not req.headers:
+                return None
+            sep = b": " if name == "http.header" else b": "
+            hs = req.headers
+            if name == "http.header":
+                hs = [(n, v) for n, v in hs if n.lower() != b"cookie"]
+            return b"".join(n + sep + v + b"\r\n" for n, v in hs) + (
+                b"\r\n" if name == "http.header.raw" else b"")
+        if name == "http.header_names":
+            if not req.headers:
+                return None
+            return b"\r\n" + b"".join(n + b"\r\n" for n, _ in req.headers) + b"\r\n"
+        if name == "http.start":
+            return req.request_line + b"\r\n" + b"".join(
+                n + b": " + v + b"\r\n" for n, v in req.headers) + b"\r\n"
+        if name == "http.host":
+            h = req.host
+            if h is None:
+                return None
+            h = h.lower()
+            if h.startswith(b"["):
+                return h
+            return h.rsplit(b":", 1)[0] if h.count(b":") == 1 else h
+        if name == "http.host.raw":
+            return req.host
+        if name in ("http.request_body", "file.data"):
+            return req.body or None
+        key = _HDR_BUF.get(name)
+        if key is not None:
+            return self._header(key)
+        return None

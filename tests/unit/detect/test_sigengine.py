@@ -1,0 +1,333 @@
+"""SigEngine: Suricata rules run over frames built with pakemon.lab.traffic."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.events import Alert
+from pakemon.lab.traffic import (TcpConnection, dns_exchange, http_exchange, ping_exchange,
+                                 tcp_frame, udp_frame)
+from pakemon.pipeline import Pipeline
+
+
+def run(rules_text, frames, prefilter=True, vars=None):
+    rules, skipped, errors = parse_suricata_rules(rules_text, vars=vars)
+    assert not errors and not skipped, (errors, skipped)
+    pipe = Pipeline([], sig=SigRuleSet(rules, prefilter=prefilter))
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    return [a for a in out if isinstance(a, Alert)]
+
+
+def sids(alerts):
+    counts = {}
+    for a in alerts:
+        counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
+    return counts
+
+
+def tcp_session(payloads, cport=40000, sport=80, segment=None, server=b""):
+    c = TcpConnection("10.0.0.1", "10.0.0.2", cport, sport).open()
+    for p in payloads:
+        c.send(p, segment=segment)
+    if server:
+        c.send(server, from_client=False)
+    return c.close()
+
+
+def test_stream_content_alerts_once_per_chunk_and_direction():
+    frames = tcp_session([b"hello EVIL world"], server=b"EVIL reply")
+    alerts = run('alert tcp any any -> any 80 (msg:"x"; flow:established,to_server; '
+                 'content:"EVIL"; sid:1;)\n'
+                 'alert tcp any 80 -> any any (msg:"y"; flow:to_client; content:"EVIL"; sid:2;)',
+                 frames)
+    assert sids(alerts) == {1: 1, 2: 1}
+    a = [x for x in alerts if x.rule.sid == 1][0]
+    assert (a.src_ip, a.dst_ip, a.dst_port) == ("10.0.0.1", "10.0.0.2", 80)
+
+
+def test_two_requests_acked_separately_alert_twice():
+    frames = tcp_session([b"AAAA-attack-1", b"AAAA-attack-2"])
+    alerts = run('alert tcp any any -> any any (msg:"x"; content:"AAAA"; depth:4; sid:1;)',
+                 frames)
+    assert sids(alerts) == {1: 2}
+
+
+def test_pattern_split_over_one_byte_segments():
+    frames = tcp_session([b"xxxxSPLITPATTERNyyyy"], segment=1)
+    alerts = run('alert tcp any any -> any any (msg:"x"; content:"SPLITPATTERN"; sid:1;)',
+                 frames)
+    assert sids(alerts) == {1: 1}
+
+
+def test_wrong_direction_and_ports_do_not_alert():
+    frames = tcp_session([b"needle"])
+    alerts = run('alert tcp any any -> any 81 (msg:"port"; content:"needle"; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"dir"; flow:to_client; content:"needle"; '
+                 'sid:2;)\n'
+                 'alert tcp 10.9.0.0/16 any -> any any (msg:"addr"; content:"needle"; sid:3;)\n'
+                 'alert tcp any 80 <> any any (msg:"bidir"; content:"needle"; sid:4;)\n'
+                 'alert tcp !10.0.0.1 any -> any any (msg:"neg"; content:"needle"; sid:5;)',
+                 frames)
+    assert sids(alerts) == {4: 1}
+
+
+def test_packet_rules_dsize_flags_and_counting():
+    frames = tcp_session([b"0123456789"])
+    alerts = run('alert tcp any any -> any any (msg:"syn"; flags:S; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"ten"; dsize:10; sid:2;)\n'
+                 'alert tcp any any -> any any (msg:"not9"; dsize:!9; sid:3;)\n'
+                 'alert tcp any any -> any any (msg:"lt"; dsize:<5; sid:4;)', frames)
+    counts = sids(alerts)
+    assert counts[1] == 1 and counts[2] == 1 and counts[3] == 1
+    # every empty packet: SYN, SYN-ACK, ACK, the data ACK, FIN, FIN, ACK
+    assert counts[4] == 7
+
+
+def test_icmp_and_udp():
+    frames = ping_exchange("10.0.0.1", "10.0.0.3", 7, 9) + dns_exchange(
+        "10.0.0.1", "10.0.0.53", 5555, "www.example.com", ts=1)
+    alerts = run('alert icmp any any -> any any (msg:"req"; itype:8; icmp_id:7; icmp_seq:9; '
+                 'sid:1;)\n'
+                 'alert icmp any any -> any any (msg:"rep"; itype:0; sid:2;)\n'
+                 'alert icmp any any -> any any (msg:"other"; itype:3; sid:3;)\n'
+                 'alert udp any any -> any 53 (msg:"dns"; content:"|07|example"; nocase; '
+                 'sid:4;)\n'
+                 'alert udp any any -> any 53 (msg:"resp"; flow:to_client; content:"example"; '
+                 'sid:5;)', frames)
+    assert sids(alerts) == {1: 1, 2: 1, 4: 1}
+
+
+def test_http_buffers_once_per_transaction():
+    req = (b"GET /a/../evil%2ephp?x=1 HTTP/1.1\r\nHost: WWW.Example.com:8080\r\n"
+           b"User-Agent: BadBot/1.0\r\nCookie: s=1\r\n\r\n")
+    frames = []
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40001, 8080).open()
+    c.send(req)
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", from_client=False)
+    c.send(req)
+    frames = c.close()
+    alerts = run(
+        'alert http any any -> any any (msg:"uri"; content:"/evil.php"; http_uri; sid:1;)\n'
+        'alert http any any -> any any (msg:"raw"; content:"%2e"; http_raw_uri; sid:2;)\n'
+        'alert http any any -> any any (msg:"ua"; http.user_agent; content:"BadBot"; '
+        'startswith; sid:3;)\n'
+        'alert http any any -> any any (msg:"host"; http.host; content:"www.example.com"; '
+        'bsize:15; sid:4;)\n'
+        'alert http any any -> any any (msg:"method"; http.method; content:"POST"; sid:5;)\n'
+        'alert http any any -> any any (msg:"urilen"; urilen:>5; sid:6;)\n'
+        'alert http any any -> any any (msg:"cookie"; content:"s=1"; http_cookie; sid:7;)',
+        frames)
+    assert sids(alerts) == {1: 2, 2: 2, 3: 2, 4: 2, 6: 2, 7: 2}
+
+
+def test_http_rule_needs_http_content_not_port():
+    frames = tcp_session([b"SSH-2.0-OpenSSH\r\n/evil.php"], sport=80)
+    frames += http_exchange("10.0.0.1", "10.0.0.2", 40002, b"GET /evil.php HTTP/1.0\r\n\r\n",
+                            port=5555, ts=5)
+    alerts = run('alert http any any -> any any (msg:"uri"; content:"/evil.php"; http_uri; '
+                 'sid:1;)', frames)
+    assert len(alerts) == 1 and alerts[0].dst_port == 5555
+
+
+def test_flowbits_setter_runs_before_checker_on_same_packet():
+    frames = tcp_session([b"LOGIN admin"], sport=21)
+    # the checker comes first in the file: order must still be by dependency
+    alerts = run('alert tcp any any -> any any (msg:"chk"; flowbits:isset,login; '
+                 'content:"admin"; sid:2;)\n'
+                 'alert tcp any any -> any any (msg:"set"; content:"LOGIN"; '
+                 'flowbits:set,login; flowbits:noalert; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"not"; flowbits:isnotset,login; '
+                 'content:"admin"; sid:3;)', frames)
+    assert sids(alerts) == {2: 1}
+
+
+def test_flowbits_are_per_flow():
+    f1 = tcp_session([b"SETBIT"], cport=41000)
+    f2 = tcp_session([b"CHECK"], cport=41001)
+    for i, (ts, fr) in enumerate(f2):
+        f2[i] = (ts + 10, fr)
+    alerts = run('alert tcp any any -> any any (msg:"set"; content:"SETBIT"; '
+                 'flowbits:set,b; flowbits:noalert; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"chk"; content:"CHECK"; '
+                 'flowbits:isset,b; sid:2;)', f1 + f2)
+    assert sids(alerts) == {}
+
+
+def test_pass_rule_suppresses_alerts_of_the_flow():
+    frames = tcp_session([b"evil stuff"], cport=42000)
+    other = tcp_session([b"evil stuff"], cport=42001)
+    alerts = run('alert tcp any any -> any any (msg:"a"; content:"evil"; sid:1;)\n'
+                 'pass tcp any 42000 -> any any (msg:"p"; content:"stuff"; sid:2;)',
+                 frames + [(ts + 10, f) for ts, f in other])
+    assert len(alerts) == 1 and alerts[0].src_port == 42001
+
+
+def udp_burst(n, sport=1000, dst="10.0.0.9"):
+    return [(i * 0.1, udp_frame("10.0.0.1", dst, sport, 9999, b"PING")) for i in range(n)]
+
+
+@pytest.mark.parametrize("opt,expected", [
+    ("threshold:type limit,track by_src,count 3,seconds 60;", 3),
+    ("threshold:type threshold,track by_src,count 3,seconds 60;", 3),  # 3rd, 6th, 9th
+    ("threshold:type both,track by_src,count 3,seconds 60;", 1),
+    ("detection_filter:track by_src,count 7,seconds 60;", 3),  # 8th, 9th, 10th
+])
+def test_thresholds(opt, expected):
+    alerts = run(f'alert udp any any -> any any (msg:"t"; content:"PING"; {opt} sid:1;)',
+                 udp_burst(10))
+    assert len(alerts) == expected
+
+
+def test_threshold_by_dst_keys_separately():
+    frames = udp_burst(4, dst="10.0.0.9") + [(ts + 1, f) for ts, f in
+                                              udp_burst(4, dst="10.0.0.8")]
+    alerts = run('alert udp any any -> any any (msg:"t"; content:"PING"; '
+                 'threshold:type limit,track by_dst,count 1,seconds 60; sid:1;)', frames)
+    assert len(alerts) == 2
+
+
+def test_alert_rule_fields_for_outputs():
+    frames = udp_burst(1)
+    alerts = run('alert udp any any -> any any (msg:"m"; content:"PING"; classtype:x; '
+                 'priority:1; gid:3; rev:7; sid:99;)', frames)
+    rule = alerts[0].rule
+    assert (rule.sid, rule.rev, rule.signature, rule.category, rule.severity) == \
+        (99, 7, "m", "x", 1)
+    assert rule.meta["gid"] == 3 and rule.meta["action"] == "alert"
+
+
+def test_prefilter_equals_brute_force():
+    rnd = random.Random(7)
+    alphabet = b"abcdXYZ"
+
+    def word(n):
+        return bytes(rnd.choice(alphabet) for _ in range(n))
+
+    lines = []
+    for sid in range(1, 80):
+        opts = []
+        for _ in range(rnd.randint(0, 3)):
+            w = word(rnd.randint(1, 3)).decode()
+            mod = rnd.choice(["", " nocase;", " depth:10;", " offset:2;"])
+            neg = "!" if rnd.random() < 0.15 else ""
+            opts.append(f'content:{neg}"{w}";{mod}')
+        proto = rnd.choice(["tcp", "udp", "ip"])
+        sp, dp = rnd.choice([("any", "any"), ("any", "80"), ("any", "2000"),
+                             ("80", "any"), ("[1000:1010]", "any"), ("any", "!80")])
+        if proto == "ip":
+            sp = dp = "any"
+        arrow = rnd.choice(["->", "->", "<>"])
+        size = rnd.choice(["", "", "dsize:>5;", "dsize:<12;", "dsize:3<>20;", "dsize:!7;"])
+        lines.append(f'alert {proto} any {sp} {arrow} any {dp} (msg:"r{sid}"; '
+                     f'{" ".join(opts)} {size} sid:{sid};)')
+    text = "\n".join(lines)
+    frames = []
+    for i in range(30):
+        payload = word(rnd.randint(0, 30))
+        frames.append((i, udp_frame("10.0.0.1", "10.0.0.2", 1000 + i, 2000, payload)))
+        frames += [(i + 0.5 + k * 1e-4, f) for k, (_, f) in
+                   enumerate(tcp_session([payload or b"x"], cport=3000 + i))]
+    fast = sorted((a.ts, a.rule.sid) for a in run(text, frames))
+    brute = sorted((a.ts, a.rule.sid) for a in run(text, frames, prefilter=False))
+    assert fast == brute
+    assert len(fast) > 20  # the random rules do match something
+
+
+def test_native_rules_still_run_beside_suricata_rules():
+    from pakemon.detect.rule_parser import parse_rules
+
+    native = parse_rules('N tcp * 80 "native-hit"\n')
+    rules, _, _ = parse_suricata_rules('alert tcp any any -> any 80 (msg:"s"; '
+                                       'content:"suri-hit"; sid:5;)')
+    pipe = Pipeline(native.rules if hasattr(native, "rules") else native,
+                    sig=SigRuleSet(rules))
+    out = []
+    for ts, f in tcp_session([b"native-hit suri-hit"]):
+        out += pipe.feed(ts, f)
+    out += pipe.flush()
+    names = sorted(a.rule.signature for a in out if isinstance(a, Alert))
+    assert names == ["N", "s"]
+
+
+def test_kernel_service_keys_from_suricata_ports():
+    from pakemon import abi
+    from pakemon.capture.xdp import service_keys
+    from pakemon.detect.ruletree import RuleTree
+    from pakemon.detect.sigengine import KernelTree
+
+    rules, _, _ = parse_suricata_rules(
+        'alert tcp any any -> any $HTTP_PORTS (msg:"a"; content:"x"; sid:1;)\n'
+        'alert udp any 53 -> any any (msg:"b"; content:"x"; sid:2;)\n',
+        vars={"HTTP_PORTS": "[80,8080]"})
+    keys, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(rules)))
+    assert set(keys) == {(6, abi.Dir.DST, 80), (6, abi.Dir.DST, 8080), (17, abi.Dir.SRC, 53)}
+    assert bits == 0
+    more, _, _ = parse_suricata_rules('alert tcp any any -> any any (msg:"c"; content:"y"; '
+                                      'sid:3;)')
+    _, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(rules + more)))
+    assert bits & abi.ANY.TCP and not bits & abi.ANY.UDP
+
+
+def test_http_response_buffers_paired_with_request():
+    import gzip
+
+    body = gzip.compress(b"<html>malicious-payload</html>")
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40010, 80).open()
+    c.send(b"GET /download.exe HTTP/1.1\r\nHost: a\r\n\r\n")
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nServer: evil\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body) + body, from_client=False)
+    c.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+    c.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", from_client=False)
+    frames = c.close()
+    alerts = run(
+        'alert http any any -> any any (msg:"body"; flow:to_client; file_data; '
+        'content:"malicious-payload"; sid:1;)\n'
+        'alert http any any -> any any (msg:"code+uri"; content:"/download.exe"; http_uri; '
+        'content:"200"; http_stat_code; sid:2;)\n'
+        'alert http any any -> any any (msg:"404"; http.stat_code; content:"404"; sid:3;)\n'
+        'alert http any any -> any any (msg:"srv hdr"; flow:to_client; content:"Server|3a| '
+        'evil"; http_header; sid:4;)\n'
+        'alert http any any -> any any (msg:"req"; flow:to_server; content:"/x"; http_uri; '
+        'sid:5;)', frames)
+    assert sids(alerts) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    body_alert = [a for a in alerts if a.rule.sid == 1][0]
+    assert (body_alert.src_ip, body_alert.src_port) == ("10.0.0.2", 80)
+
+
+def test_dns_query_rules_on_udp_requests():
+    frames = dns_exchange("10.0.0.1", "10.0.0.53", 5353, "evil.example.com")
+    frames += dns_exchange("10.0.0.1", "10.0.0.53", 5354, "good.example.org", ts=1)
+    alerts = run('alert dns any any -> any any (msg:"q"; dns.query; content:"evil.example"; '
+                 'nocase; sid:1;)\n'
+                 'alert dns any any -> any any (msg:"end"; dns.query; content:".org"; '
+                 'endswith; sid:2;)\n'
+                 'alert udp any any -> any any (msg:"legacy"; dns_query; '
+                 'content:"example.com"; isdataat:!1,relative; sid:3;)', frames)
+    assert sids(alerts) == {1: 1, 2: 1, 3: 1}
+    assert all(a.dst_port == 53 for a in alerts)
+
+
+def test_waiting_directions_are_bounded(monkeypatch):
+    import pakemon.detect.sigengine as se
+
+    monkeypatch.setattr(se, "WAITING_MAX", 8)
+    rules, _, _ = parse_suricata_rules('alert tcp any any -> any any (msg:"x"; '
+                                       'content:"LEFT"; sid:1;)')
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    out = []
+    for i in range(40):  # data never acknowledged, connections never closed
+        c = TcpConnection("10.0.0.1", "10.0.0.2", 20000 + i, 80, ts=i).open()
+        frames = c.frames + [(i + 0.5, tcp_frame(c.client, c.server, c.cport, c.sport, c.cseq,
+                                                  c.sseq, 0x18, b"LEFT"))]
+        for ts, f in frames:
+            out += pipe.feed(ts, f)
+        assert len(pipe.sig.waiting) <= 9
+    out += pipe.flush()
+    assert sum(1 for a in out if isinstance(a, Alert)) == 40
