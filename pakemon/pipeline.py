@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from .config import Config
 from .decode import DecodeError, decode_frame, format_addr
 from .decode.decoder import ipv4_header_checksum_ok
+from .decode.notices import anomaly_notices
 from .decode.packet import LINKTYPE_ETHERNET, TH_ACK
 from .defrag import Defragmenter
 from .detect.engine import Detector, StreamMatch
@@ -161,10 +162,37 @@ class Pipeline:
         if not pkt.family:
             return _NONE
         if self.sig is not None:
-            self.sig.begin(pkt)
-            events = self._feed_native(pkt)
-            return self._sig_packet(self._sig_pkt, events)
+            return self._feed_sig(pkt)
         return self._feed_native(pkt)
+
+    def _feed_sig(self, pkt):
+        """feed with Suricata rules loaded: their event rules see every
+        anomaly the decoder, defrag and stream stages marked on the packet
+        (``pkt.anomalies``, unthrottled: Suricata raises an event per packet)."""
+        sig = self.sig
+        sig.begin(pkt)
+        events = self._feed_native(pkt)
+        extra = anomaly_notices(pkt)
+        if extra:
+            for n in extra:
+                self._count(n)
+            events = list(events) + extra
+        sp = self._sig_pkt
+        if sp is pkt:
+            return self._sig_packet(pkt, events)
+        # An IP fragment: Suricata raises fragment events on the fragment
+        # itself, whether it is held or completes a datagram.
+        notices = [e for e in events if isinstance(e, Notice)]
+        if notices:
+            alerts = sig.malformed(pkt, notices)
+            for a in alerts:
+                self._count(a)
+            events = list(events) + alerts
+        if sp is None:
+            return events
+        # the reassembled datagram: its own anomalies only, or the fragment's
+        # events would alert twice
+        return list(events) + list(self._sig_packet(sp, anomaly_notices(sp)))
 
     def _feed_native(self, pkt):
         st = self.stats
@@ -380,6 +408,13 @@ class Pipeline:
             elif pkt.proto in (1, 58):
                 st.icmp += 1
         notices = [make_notice(ts, kind, pkt)]
+        if pkt is not None and pkt.anomalies and self.sig is not None:
+            # non-fatal anomalies read before the fatal one (ipv4.trunc_pkt
+            # beside a bad IPv4 length) are events too
+            extra = anomaly_notices(pkt, ts)
+            for n in extra:
+                self._count(n)
+            notices += extra
         if self.sig is not None:
             alerts = self.sig.malformed(pkt, notices)
             for a in alerts:
