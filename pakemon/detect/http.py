@@ -58,7 +58,12 @@ _HEADERS_END = re.compile(rb"\n\r*\n")  # the end of a header block
 _ENDS_WITH_EMPTY_LINE = re.compile(rb"\n\r*\n\Z")
 
 # states
-_LINE, _HDR, _BODY, _CSIZE, _CDATA, _TRAILER, _SKIP, _TUNNEL = range(8)
+_LINE, _HDR, _BODY, _CSIZE, _CDATA, _TRAILER, _SKIP, _TUNNEL, _P09 = range(9)
+# A header line: a token, then a colon (what makes a version-less request
+# line an HTTP/1.x request missing its protocol rather than HTTP/0.9).
+_HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z\-]+[ \t]*:")
+# The protocol token at the end of a request line.
+_PROTOCOL = re.compile(rb"HTTP/", re.I)
 
 
 class HttpRequest:
@@ -280,6 +285,19 @@ class HttpRequestParser:
         if line[-1:] == b"\r":
             line = line.rstrip(b"\r")
         st = self._state
+        if st == _P09:
+            if _HEADER_LINE.match(line) is not None:
+                self._body = bytearray() if self.body_cap > 0 else None
+                self._fold_ok = False
+                self._state = _HDR
+                self._header_line(line)
+                return
+            req = self.current
+            req.headers_complete = req.complete = True  # HTTP/0.9 after all
+            self.current = None
+            self._state = st = _LINE
+            if not line.strip(b" \t"):
+                return  # the empty line that ended it
         if st == _LINE:
             self._request_line(line, end, truncated)
         elif st == _HDR:
@@ -299,22 +317,29 @@ class HttpRequestParser:
             self.junk_lines += 1
             return
         version = b""
+        target = fields[1]
         if len(fields) >= 3:
             version = fields[-1]
+            if len(fields) > 3 and _PROTOCOL.match(version):
+                # "GET /a b HTTP/1.1": libhtp keeps everything between the
+                # method and the protocol as the target, spaces included
+                start = line.index(target, line.index(method) + len(method))
+                target = line[start:line.rindex(version)].rstrip(b" \t")
         elif method != b"GET" and not truncated:
             self.junk_lines += 1  # HTTP/0.9 had GET only
             return
-        # The target is the second field, as Apache and libhtp take it.
-        req = HttpRequest(method, fields[1], version, line, end, truncated)
+        req = HttpRequest(method, target, version, line, end, truncated)
         self.requests += 1
         if self._out is None:
             self._out = [req]
         else:
             self._out.append(req)
-        if not version and not truncated:
-            req.headers_complete = req.complete = True  # HTTP/0.9: no headers, no body
-            return
         self.current = req
+        if not version and not truncated:
+            # HTTP/0.9 (no headers, no body) unless header lines follow: then,
+            # as libhtp, a request that lost its protocol token (_P09).
+            self._state = _P09
+            return
         self._body = bytearray() if self.body_cap > 0 else None
         self._fold_ok = False
         self._state = _HDR

@@ -240,7 +240,8 @@ def alert_record(alert: Alert) -> dict:
         obj["community_id"] = cid
     obj["alert"] = {
         "action": alert.action,
-        "gid": 1,
+        # Snort/Suricata rules carry their own gid; native rules are gid 1
+        "gid": (getattr(rule, "meta", None) or {}).get("gid", 1),
         "signature_id": rule.signature_id,
         "rev": rule.rev,
         "signature": rule.signature,

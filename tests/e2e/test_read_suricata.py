@@ -39,7 +39,8 @@ def test_read_suricata_rules_mixed_with_native(tmp_path, capsys):
         'flow:established,to_server; content:"/gate.php"; http_uri; '
         'pcre:"/id=\\d+$/U"; classtype:trojan-activity; priority:1; sid:2000001; rev:3;)\n'
         'drop udp any any -> any 53 (msg:"DNS bad"; content:"|03|bad"; sid:2000002;)\n'
-        'alert udp any any -> any 53 (msg:"never"; content:"good"; sid:2000003;)\n')
+        'alert udp any any -> any 53 (msg:"never"; content:"good"; sid:2000003;)\n'
+        'alert udp any any -> any 53 (msg:"gid 3"; content:"|03|bad"; gid:3; sid:2000004;)\n')
     native = tmp_path / "n.rules"
     native.write_text('NATIVE-GATE tcp * 80 "/gate.php"\n')
     vars_file = tmp_path / "vars.yaml"
@@ -49,7 +50,8 @@ def test_read_suricata_rules_mixed_with_native(tmp_path, capsys):
                "--vars", str(vars_file), str(make_pcap(tmp_path)), "--log-dir", str(logs)])
     assert rc == 0, capsys.readouterr().err
     got = {e["alert"]["signature"]: e["alert"] for e in eve_alerts(logs)}
-    assert set(got) == {"ET TROJAN gate", "DNS bad", "NATIVE-GATE"}
+    assert set(got) == {"ET TROJAN gate", "DNS bad", "NATIVE-GATE", "gid 3"}
+    assert [got[m]["gid"] for m in ("ET TROJAN gate", "gid 3", "NATIVE-GATE")] == [1, 3, 1]
     gate = got["ET TROJAN gate"]
     assert (gate["signature_id"], gate["rev"], gate["category"], gate["severity"]) == \
         (2000001, 3, "trojan-activity", 1)

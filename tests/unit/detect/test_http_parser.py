@@ -292,3 +292,30 @@ def test_skip_plain():
     assert not p.skip_plain(b"POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\n", I)
     p.feed(b"GET /a HTTP/1.1\r\n")
     assert not p.skip_plain(b"Host: h\r\n\r\n", I)  # in the middle of a request
+
+
+def test_request_line_without_protocol_keeps_following_headers():
+    """libhtp (suricata-verify http-missing-protocol): a version-less request
+    line followed by header lines is a request that lost its protocol token."""
+    data = b"GET /gen.php?hwid=-5312\r\nUser-Agent: x\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\n\r\n"
+    for size in (None, 1, 7):
+        _, reqs = feed_all(data, size)
+        assert [(r.method, r.target, r.version) for r in reqs] == [
+            (b"GET", b"/gen.php?hwid=-5312", b""), (b"GET", b"/next", b"HTTP/1.1")]
+        assert reqs[0].headers == [(b"User-Agent", b"x"), (b"Host", b"h")]
+        assert reqs[0].complete and reqs[1].complete
+
+
+def test_http09_request_then_next_request():
+    _, reqs = feed_all(b"GET /a\r\nGET /b\r\n\r\n")
+    assert [(r.target, r.version, r.complete, r.headers) for r in reqs] == [
+        (b"/a", b"", True, []), (b"/b", b"", True, [])]
+
+
+def test_target_with_spaces_up_to_the_protocol():
+    """libhtp keeps `/uri afterspace` whole (suricata-verify http-uri-spaces)."""
+    _, reqs = feed_all(b"GET /uri afterspace HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert [(r.target, r.version) for r in reqs] == [(b"/uri afterspace", b"HTTP/1.1")]
+    # without a protocol token at the end the second field stays the target
+    _, reqs = feed_all(b"GET /a b c\r\n\r\n")
+    assert [(r.target, r.version) for r in reqs] == [(b"/a", b"c")]
