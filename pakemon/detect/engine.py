@@ -183,13 +183,32 @@ class Detector:
                 full = node.full_masks
                 for ridx in sorted(touched):
                     gidx = node.gidx[ridx]
-                    if found[(nid, ridx)] != full[ridx] or gidx in sm.alerted:
+                    if gidx in sm.alerted:
+                        continue
+                    if found[(nid, ridx)] != full[ridx] and node.regexes:
+                        # inspect_stream skipped this rule's regexes while its
+                        # literals were missing from the raw stream; now that
+                        # the target supplied them, search the raw history
+                        self._late_regexes(node, ridx, sm)
+                    if found[(nid, ridx)] != full[ridx]:
                         continue
                     sm.alerted.add(gidx)
                     base = sm.pos - len(sm.hist)  # stream offset of hist[0]
                     dump = sm.hist[:max(req.line_end - base, 0)][-DUMP_BYTES:] or req.request_line
                     out.append(self._alert(node.rules[ridx], pkt, dump, False))
         return out
+
+    @staticmethod
+    def _late_regexes(node, ridx: int, sm: StreamMatch) -> None:
+        found = sm.found
+        k = (id(node), ridx)
+        for regex, targets, _ in node.regexes:
+            mask = 0
+            for r, bit in targets:
+                if r == ridx:
+                    mask |= 1 << bit
+            if mask and found[k] & mask != mask and regex.search(sm.hist) is not None:
+                found[k] |= mask
 
     @staticmethod
     def _http_notice(pkt, anomalies) -> Notice:

@@ -212,3 +212,14 @@ def test_no_notice_for_plain_or_merely_dotted_targets():
     assert notices(request(b"/index.html?a=b%20c")) == []
     assert notices(request(b"/a/./b//c/../d")) == []
     assert len(notices(request(b"/a%zz"))) == 1
+
+
+@pytest.mark.parametrize("host_len, alerts", [(420, True), (20, False)])
+def test_literal_only_in_normalized_target_with_regex_in_raw_stream(host_len, alerts):
+    """IIS-printer-overflow: '.printer' only in the decoded target, the long
+    Host header (a regex) only in the raw stream; both halves together alert."""
+    target = b"/%4E%55%4C%4C%2E%70%72%69%6E%74%65%72"
+    frames = http_exchange(C, S, 40000, b"GET " + target + b" HTTP/1.0\r\nHost: "
+                           + b"B" * host_len + b"\r\n\r\n", b"ok")
+    names = alert_names(run_frames(bundled_pipeline(), frames))
+    assert ("IIS-printer-overflow(CVE-2001-0241)" in names) is alerts
