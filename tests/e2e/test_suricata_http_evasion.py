@@ -1,0 +1,73 @@
+"""Suricata rules on http.uri see the normalized URI: the paper's URL
+evasions (percent-encoding, dot insertion, double slashes, traversal, fake
+parameters) alert, their benign twins don't, and pipelined requests alert
+once per transaction, as Suricata counts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pakemon.cli import main
+from pakemon.lab.traffic import TcpConnection, http_exchange, write_pcap
+
+C, S = "10.0.0.1", "10.0.0.2"
+RULES = (
+    'alert http any any -> any any (msg:"phf uri"; content:"/cgi-bin/phf"; http_uri; sid:1;)\n'
+    'alert http any any -> any any (msg:"phf raw"; http.uri.raw; content:"/cgi-bin/phf"; '
+    'sid:2;)\n'
+)
+# (evasion, benign twin): none has "/cgi-bin/phf" in its raw bytes
+EVASIONS = {
+    "percent-encoding": (b"/cgi-bin/%70%68%66", b"/cgi-bin/%70%68%78"),
+    "percent-u": (b"/cgi-bin/%u0070hf", b"/cgi-bin/%u0070hx"),
+    "dot-insertion": (b"/./cgi-bin/././phf", b"/./cgi-bin/././phx"),
+    "double-slash": (b"//cgi-bin//phf", b"//cgi-bin//phx"),
+    "traversal": (b"/x/y/../../cgi-bin/x/../phf", b"/x/y/../../cgi-bin/x/../phx"),
+    "above-root": (b"/../../cgi-bin/x/../phf", b"/../../cgi-bin/x/../phx"),
+    "fake-parameter": (b"/index.html%3fa=/../../cgi-bin/%70hf",
+                       b"/index.html%3fa=/../../cgi-bin/%70hx"),
+    "long-prefix": (b"/" + b"x" * 300 + b"/../cgi-bin/%70hf",
+                    b"/" + b"x" * 300 + b"/../cgi-bin/%70hx"),
+    "backslash": (b"/cgi-bin\\phf", b"/cgi-bin\\phx"),
+}
+
+
+def run(tmp_path, frames):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rules = tmp_path / "r.rules"
+    rules.write_text(RULES)
+    cap = tmp_path / "c.pcap"
+    write_pcap(cap, frames)
+    logs = tmp_path / "logs"
+    assert main(["read", "-q", "--rules", str(rules), "--log-dir", str(logs), str(cap)]) == 0
+    out = []
+    for line in (logs / "eve.json").read_text().splitlines():
+        e = json.loads(line)
+        if e["event_type"] == "alert":
+            out.append(e["alert"]["signature_id"])
+    return sorted(out)
+
+
+def get(target: bytes) -> bytes:
+    return b"GET " + target + b" HTTP/1.1\r\nHost: www\r\n\r\n"
+
+
+@pytest.mark.parametrize("technique", sorted(EVASIONS))
+def test_evasion_alerts_on_normalized_uri_only(tmp_path, technique):
+    evasion, twin = EVASIONS[technique]
+    assert b"/cgi-bin/phf" not in evasion
+    assert run(tmp_path, http_exchange(C, S, 40000, get(evasion), b"ok")) == [1]
+    assert run(tmp_path / "twin", http_exchange(C, S, 40001, get(twin), b"ok")) == []
+
+
+def test_plain_request_alerts_in_both_buffers(tmp_path):
+    assert run(tmp_path, http_exchange(C, S, 40000, get(b"/cgi-bin/phf"), b"ok")) == [1, 2]
+
+
+def test_pipelined_requests_alert_once_each(tmp_path):
+    conn = TcpConnection(C, S, 40100, 8080).open()  # HTTP found by content, not port
+    conn.send(get(b"/cgi-bin/%70hf") + get(b"/index.html") + get(b"/./cgi-bin/phf"), segment=5)
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" * 3, from_client=False)
+    assert run(tmp_path, conn.close()) == [1, 1, 2]
