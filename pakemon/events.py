@@ -76,6 +76,31 @@ class NoticeKind(enum.Enum):
     SCAN_DETECTED = ("scan", "one source probed many ports or hosts")
     # http (detect stage, HTTP service ports)
     HTTP_URI_ENCODING_ANOMALY = ("anomaly", "suspicious encoding in an HTTP request target")
+    # decode: non-fatal anomalies (the packet is still decoded and inspected;
+    # ``Packet.anomalies``), named after the Suricata decoder events they map
+    # to in pakemon.detect.eventmap
+    DECODE_IPV4_TRUNC_PKT = ("anomaly", "IPv4 total length larger than the packet")
+    DECODE_IPV6_ATOMIC_FRAGMENT = ("anomaly", "IPv6 Fragment header with offset 0 and M clear (atomic fragment)")
+    DECODE_IPV6_DUPLICATE_FRAG_HDR = ("anomaly", "more than one Fragment header in one IPv6 packet")
+    DECODE_IPV6_FRAG_BAD_LENGTH = ("anomaly", "non-final IPv6 fragment not a multiple of 8 bytes")
+    DECODE_IPV6_FRAG_TOO_LARGE = ("anomaly", "IPv6 fragment offset plus length past 65,535 bytes")
+    DECODE_IPV6_TRUNC_EXTHDR = ("anomaly", "IPv6 header after the extension headers cut short")
+    DECODE_IPV6_HOPOPTS_UNKNOWN_OPT = ("anomaly", "unknown option type in an IPv6 Hop-by-Hop Options header")
+    DECODE_IPV6_DSTOPTS_UNKNOWN_OPT = ("anomaly", "unknown option type in an IPv6 Destination Options header")
+    DECODE_IPV6_IPV4_IN_IPV6_WRONG_VERSION = ("anomaly", "IPv4-in-IPv6 payload whose version is not 4")
+    DECODE_IPV6_IPV6_IN_IPV6_WRONG_VERSION = ("anomaly", "IPv6-in-IPv6 payload whose version is not 6")
+    DECODE_TCP_OPT_INVALID_LEN = ("anomaly", "TCP option with an invalid length field")
+    DECODE_TCP_OPT_DUPLICATE = ("anomaly", "TCP option present twice in one segment")
+    # stream: Suricata stream events without an earlier notice
+    STREAM_SYN_FLOOD_3WHS = ("anomaly", "too many SYNs with different ISNs before the handshake completed")
+    STREAM_SUSPECTED_RST_INJECT = ("anomaly", "RST that does not fit the session: probably injected")
+    # defrag: an overlap whose bytes agree with those held (Suricata's
+    # frag_overlap fires on any overlap; DEFRAG_OVERLAP_MISMATCH on differing ones)
+    DEFRAG_OVERLAP_SAME = ("anomaly", "overlapping fragment repeats bytes already held")
+    # decode: more link layers and encapsulations
+    DECODE_PPP_TRUNCATED = ("anomaly", "PPP header cut short")
+    DECODE_CHDLC_TRUNCATED = ("anomaly", "Cisco HDLC header cut short")
+    DECODE_NSH_TRUNCATED = ("anomaly", "NSH (Network Service Header) cut short or malformed")
 
     @property
     def event_type(self) -> str:

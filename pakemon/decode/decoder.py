@@ -13,7 +13,12 @@ Checksums are not verified (an IDS inspects what the wire carries).
 
 Rules applied (they decide which ``NoticeKind`` a broken frame gets):
 
-* Link layer: a header cut short raises the link's ``*_TRUNCATED`` kind;
+* Link layer: Ethernet (with 802.1Q/802.1ad tags and NSH, RFC 8300: MD
+  types 1 and 2, carrying IPv4, IPv6 or Ethernet), Linux cooked v1/v2,
+  BSD loopback, raw IP, PPP (with or without the FF 03 framing) and Cisco
+  HDLC. GRE (IP protocol 47) carrying IPv4, IPv6, PPP or Ethernet is
+  decapsulated: the inner packet is returned in place of the outer one
+  (``_gre``). A header cut short raises the link's ``*_TRUNCATED`` kind;
   more than ``MAX_VLAN_TAGS`` stacked tags raise ``DECODE_VLAN_TOO_MANY``.
   An EtherType / SLL protocol / loopback family that is not IP is no error:
   the packet comes back with ``family == 0``.
@@ -43,6 +48,28 @@ Rules applied (they decide which ``NoticeKind`` a broken frame gets):
   length otherwise); ICMP/ICMPv6 under 4 bytes -> ``*_TRUNCATED``. TCP
   options are kept raw and not validated (end hosts accept segments with
   odd options, so dropping them here would let them past detection).
+* Non-fatal anomalies (``pkt.anomalies``, each kind at most once per
+  packet, as Suricata sets a decoder event once per packet): the packet
+  decodes and is inspected as usual, the anomaly only names what an end
+  host may treat differently or what an evasion tool does. They are the
+  conditions behind Suricata's decoder events that have no fatal
+  counterpart here: an IPv4 total length past the packet (``IPV4_TRUNC_PKT``,
+  alongside the fatal ``IPV4_BAD_LEN``); an atomic IPv6 fragment
+  (``IPV6_ATOMIC_FRAGMENT``), a second Fragment header
+  (``IPV6_DUPLICATE_FRAG_HDR``), a non-final fragment whose length is not a
+  multiple of 8 (``IPV6_FRAG_BAD_LENGTH``) or that ends past 65,535 bytes
+  (``IPV6_FRAG_TOO_LARGE``); fewer than 2 bytes left after the extension
+  headers (``IPV6_TRUNC_EXTHDR``: Suricata's ``trunc_exthdr`` is its
+  "minimal header" check at the top of its header walk); an option type
+  other than Pad1, PadN, Router Alert, Jumbo and Home Address in a
+  Hop-by-Hop or Destination Options header (``*_UNKNOWN_OPT``, Suricata's
+  list); IPv4/IPv6-in-IPv6 whose inner version nibble is wrong; a TCP
+  option whose length is wrong for its kind or runs past the header
+  (``TCP_OPT_INVALID_LEN``) or a kind seen twice (``TCP_OPT_DUPLICATE``),
+  checked as Suricata's ``DecodeTCPOptions`` does (an empty SACK option,
+  length 2, and a TFO cookie request, length 2, are valid). The TCP option
+  walk is skipped for the usual NOP NOP TIMESTAMP layout, so the common
+  path stays as fast as before.
 * Truncated frames (``wire_len`` > captured bytes: the live sensor's
   header-only records of a TCP reverse direction, or a cut at its
   snaplen): every length check above that compares a length field with
@@ -74,6 +101,8 @@ from pakemon.decode.packet import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_C_HDLC,
     LINKTYPE_RAW,
     Packet,
 )
@@ -93,6 +122,14 @@ ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_VLAN = 0x8100
 ETHERTYPE_QINQ = 0x88A8
 ETHERTYPE_QINQ_OLD = 0x9100
+ETHERTYPE_NSH = 0x894F
+# NSH next protocol (RFC 8300 11.2.5) -> EtherType of what follows
+_NSH_NEXT = {1: ETHERTYPE_IPV4, 2: ETHERTYPE_IPV6, 3: -1,  # -1: an Ethernet frame
+             4: ETHERTYPE_NSH}
+MAX_NSH = 4  # nested NSH / Ethernet-in-NSH headers walked at most
+# PPP protocol numbers of IPv4 and IPv6 (RFC 1332, RFC 5072); the same
+# values in their compressed one-byte form
+_PPP_IP = {0x0021: 4, 0x0057: 6}
 VLAN_TPIDS = frozenset((ETHERTYPE_VLAN, ETHERTYPE_QINQ, ETHERTYPE_QINQ_OLD))
 MAX_VLAN_TAGS = 4
 
@@ -114,6 +151,7 @@ _IPV6_EXT = frozenset((IPV6_HOPOPTS, IPV6_ROUTING, IPV6_FRAGMENT, IPV6_AH, IPV6_
 SUPPORTED_LINKTYPES = frozenset((
     LINKTYPE_NULL, LINKTYPE_ETHERNET, DLT_RAW_BSD, LINKTYPE_RAW, LINKTYPE_LOOP,
     LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
+    LINKTYPE_PPP, LINKTYPE_C_HDLC,
 ))
 
 _u16 = struct.Struct("!H").unpack_from
@@ -129,6 +167,22 @@ _tcp = struct.Struct("!HHIIBBH2xH").unpack_from
 _udp = struct.Struct("!HHH").unpack_from  # ports, length
 
 _K = NoticeKind
+IPPROTO_GRE = 47
+# GRE protocol types decapsulated -> the link type their payload is read as
+_GRE_INNER = {ETHERTYPE_IPV4: LINKTYPE_RAW, ETHERTYPE_IPV6: LINKTYPE_RAW,
+              0x880B: LINKTYPE_PPP, 0x6558: LINKTYPE_ETHERNET}
+MAX_TUNNELS = 3  # GRE layers decapsulated at most (a GRE bomb stays bounded)
+_tunnel_depth = 0
+_TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): what Linux sends
+
+# TCP option kind -> valid lengths (Suricata DecodeTCPOptions): WS, MSS,
+# SACK-permitted, timestamps; SACK and TFO are checked in the loop.
+_TCP_OPT_LEN = {3: (3,), 2: (4,), 4: (2,), 8: (10,)}
+_TCP_OPT_SACK, _TCP_OPT_TFO = 5, 34
+# IPv6 Hop-by-Hop / Destination option types Suricata knows (others raise
+# *_UNKNOWN_OPT): PadN, Router Alert, Jumbo Payload, Home Address. Pad1 (0)
+# is a single byte and handled apart.
+_IPV6_KNOWN_OPTS = frozenset((0x01, 0x05, 0xC2, 0xC9))
 
 
 class DecodeError(Exception):
@@ -183,6 +237,8 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
         if etype != 0x0800:
             if etype in VLAN_TPIDS:
                 etype, off = _vlan(pkt, frame, off, etype)
+            if etype == ETHERTYPE_NSH:
+                etype, off = _nsh(pkt, frame, off)
             if etype == 0x86DD:
                 return _ipv6_packet(pkt, frame, off, n, True, w)
             if etype != 0x0800:
@@ -221,6 +277,8 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
             raise DecodeError(_K.DECODE_IPV4_TRUNCATED, pkt)  # cut by the capture
         raise DecodeError(_K.DECODE_IPV4_BAD_IHL, pkt)
     if tot < ihl or tot > w - off:
+        if tot > w - off:
+            pkt.anomalies = (_K.DECODE_IPV4_TRUNC_PKT,)
         raise DecodeError(_K.DECODE_IPV4_BAD_LEN, pkt)
     if ihl != 20:
         _check_ipv4_options(pkt, frame, off + 20, off + ihl)
@@ -256,7 +314,9 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
                 raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
             pkt.wire_payload = tl - doff
         if doff != 20:
-            pkt.tcp_options = data[20:doff]
+            opts = pkt.tcp_options = data[20:doff]
+            if opts[:4] != _TS_ALIGNED or doff != 32:
+                _check_tcp_options(pkt, opts)
         pkt.payload = data[doff:]
         pkt.l4 = True
         return pkt
@@ -269,6 +329,8 @@ def decode_frame(linktype: int, frame: bytes, ts: float = 0.0,
         pkt.payload = data[8:ulen]
         pkt.l4 = True
         return pkt
+    if proto == IPPROTO_GRE and not cut:
+        return _gre(pkt, data)
     return _transport(pkt, data, proto, tot - ihl if cut else None)
 
 
@@ -314,6 +376,21 @@ def _link(pkt: Packet, linktype: int, frame: bytes, n: int) -> tuple[int, int]:
         return 0, 4
     if linktype == LINKTYPE_IPV6:
         return 0, 6
+    if linktype == LINKTYPE_PPP:
+        # RFC 1662 framing: FF 03 then the protocol; without it the protocol
+        # comes first (address/control field compression)
+        # (ACFC); a protocol whose first byte is odd is one byte long
+        # (protocol field compression, RFC 1661 6.5)
+        off = 2 if n >= 2 and frame[0] == 0xFF and frame[1] == 0x03 else 0
+        if n > off and frame[off] & 1:
+            return off + 1, _PPP_IP.get(frame[off], 0)
+        if n < off + 2:
+            raise DecodeError(_K.DECODE_PPP_TRUNCATED, pkt)
+        return off + 2, _PPP_IP.get(_u16(frame, off)[0], 0)
+    if linktype == LINKTYPE_C_HDLC:
+        if n < 4:
+            raise DecodeError(_K.DECODE_CHDLC_TRUNCATED, pkt)
+        return _ethertype(pkt, frame, 4, _u16(frame, 2)[0])
     if linktype == LINKTYPE_NULL or linktype == LINKTYPE_LOOP:
         if n < 4:
             raise DecodeError(_K.DECODE_NULL_TRUNCATED, pkt)
@@ -337,11 +414,45 @@ def _link(pkt: Packet, linktype: int, frame: bytes, n: int) -> tuple[int, int]:
 def _ethertype(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
     if etype in VLAN_TPIDS:
         etype, off = _vlan(pkt, frame, off, etype)
+    if etype == ETHERTYPE_NSH:
+        etype, off = _nsh(pkt, frame, off)
     if etype == ETHERTYPE_IPV4:
         return off, 4
     if etype == ETHERTYPE_IPV6:
         return off, 6
     return off, 0
+
+
+def _nsh(pkt: Packet, frame: bytes, off: int) -> tuple[int, int]:
+    """Skip NSH headers (RFC 8300, as Suricata's decode-nsh.c): returns the
+    EtherType of what they carry and its offset (0 when not IP).
+
+    Base header: version (must be 0), flags, TTL, length in 4-byte words
+    (at least 2 for MD type 2, 6 for MD type 1), MD type, next protocol;
+    then the service path header and the context headers the length covers.
+    A carried Ethernet frame is unwrapped too (its VLAN tags and NSH again).
+    """
+    n = len(frame)
+    for _ in range(MAX_NSH):
+        if off + 8 > n:
+            raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)
+        b0, b1, b2, nxt = frame[off], frame[off + 1], frame[off + 2], frame[off + 3]
+        words = b1 & 0x3F
+        md = b2 & 0x0F
+        if b0 >> 6 != 0 or words < 2 or (md == 1 and words != 6) or off + words * 4 > n:
+            raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)
+        off += words * 4
+        etype = _NSH_NEXT.get(nxt, 0)
+        if etype == -1:  # an Ethernet frame
+            if off + 14 > n:
+                raise DecodeError(_K.DECODE_ETH_TRUNCATED, pkt)
+            etype = _u16(frame, off + 12)[0]
+            off += 14
+            if etype in VLAN_TPIDS:
+                etype, off = _vlan(pkt, frame, off, etype)
+        if etype != ETHERTYPE_NSH:
+            return etype, off
+    raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)
 
 
 def _vlan(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
@@ -360,6 +471,115 @@ def _vlan(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
         off += 4
     pkt.vlan = tuple(ids)
     return etype, off
+
+
+def _gre(pkt: Packet, data: bytes) -> Packet:
+    """A GRE packet: the packet it carries, decoded, when GRE version 0
+    (RFC 2784/2890: checksum, key and sequence fields skipped) or 1 (PPTP,
+    RFC 2637: key, sequence, acknowledgement) carries IPv4, IPv6, PPP or
+    Ethernet and that decodes; otherwise the GRE packet itself, its
+    payload unparsed.
+
+    The inner packet replaces the outer one (the outer's VLAN tags and
+    anomalies carry over): what a tunnel endpoint reassembles and delivers
+    is the inner traffic, so defrag, stream and rules see that, as
+    Suricata's tunnel pseudo-packets (suricata-verify bug 6942: IPv4
+    fragments inside GRE/PPP). Routing (R) and unknown versions are left
+    undecoded.
+    """
+    global _tunnel_depth
+    n = len(data)
+    pkt.payload = data
+    if n < 4 or _tunnel_depth >= MAX_TUNNELS:
+        return pkt
+    flags, ptype = _u16(data, 0)[0], _u16(data, 2)[0]
+    ver = flags & 7
+    off = 4
+    if ver == 0:
+        if flags & 0x4000:  # routing present: a source route list follows
+            return pkt
+        off += 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    elif ver == 1 and ptype == 0x880B and flags & 0x2000:
+        off += 4 + 4 * (bool(flags & 0x1000) + bool(flags & 0x0080))
+    else:
+        return pkt
+    inner_link = _GRE_INNER.get(ptype)
+    if inner_link is None or off >= n:
+        return pkt
+    _tunnel_depth += 1
+    try:
+        inner = decode_frame(inner_link, data[off:], pkt.ts)
+    except DecodeError:
+        # the endpoint drops what it cannot decode; the GRE packet itself
+        # stays for `ip` rules
+        return pkt
+    finally:
+        _tunnel_depth -= 1
+    if not inner.family:
+        return pkt  # PPP control traffic, ARP over Ethernet...: not IP
+    inner.vlan = pkt.vlan
+    if pkt.anomalies:
+        inner.anomalies = pkt.anomalies + inner.anomalies
+    return inner
+
+
+def _anomaly(pkt: Packet, kind: NoticeKind) -> None:
+    """Record a non-fatal anomaly once per packet."""
+    if kind not in pkt.anomalies:
+        pkt.anomalies = pkt.anomalies + (kind,)
+
+
+def _check_tcp_options(pkt: Packet, opts: bytes) -> None:
+    """Suricata's TCP option checks; the walk stops at the first bad length."""
+    i = 0
+    n = len(opts)
+    seen = set()
+    while i < n:
+        kind = opts[i]
+        if kind == 0:  # end of option list
+            return
+        if kind == 1:  # NOP
+            i += 1
+            continue
+        if i + 1 >= n:
+            _anomaly(pkt, _K.DECODE_TCP_OPT_INVALID_LEN)
+            return
+        olen = opts[i + 1]
+        if olen < 2 or i + olen > n:
+            _anomaly(pkt, _K.DECODE_TCP_OPT_INVALID_LEN)
+            return
+        valid = _TCP_OPT_LEN.get(kind)
+        if valid is not None:
+            bad = olen not in valid
+        elif kind == _TCP_OPT_SACK:
+            bad = olen != 2 and (olen < 10 or olen > 34 or (olen - 2) % 8)
+        elif kind == _TCP_OPT_TFO:
+            bad = olen != 2 and (olen < 6 or olen > 18 or olen % 2)
+        else:
+            bad = False
+            kind = -1  # other kinds are not checked for duplicates
+        if bad:
+            _anomaly(pkt, _K.DECODE_TCP_OPT_INVALID_LEN)
+        elif kind in seen:
+            _anomaly(pkt, _K.DECODE_TCP_OPT_DUPLICATE)
+        elif kind >= 0:
+            seen.add(kind)
+        i += olen
+
+
+def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: NoticeKind) -> None:
+    """Option types of a Hop-by-Hop / Destination Options header in buf[pos:end]."""
+    while pos < end:
+        opt = buf[pos]
+        if opt == 0:  # Pad1
+            pos += 1
+            continue
+        if pos + 1 >= end:
+            return  # a cut option: malformed padding, not an unknown type
+        if opt not in _IPV6_KNOWN_OPTS:
+            _anomaly(pkt, kind)
+            return
+        pos += buf[pos + 1] + 2
 
 
 def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
@@ -416,16 +636,34 @@ def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bo
         data = frame[pos:end]
         pkt.ip_payload = data
         if pkt.is_fragment:
+            flen = end - pos
+            if pkt.more_frags and flen % 8:
+                _anomaly(pkt, _K.DECODE_IPV6_FRAG_BAD_LENGTH)
+            if pkt.frag_offset + flen > 65535:
+                _anomaly(pkt, _K.DECODE_IPV6_FRAG_TOO_LARGE)
             if pkt.frag_offset == 0:
                 _first_fragment_transport(pkt, data)
             else:
                 pkt.payload = data
             return pkt
+        # not for a real fragment (returned above): its bytes are parsed
+        # only once reassembled, as Suricata does
+        if end - pos < 2 and nxt != IPV6_NONXT:
+            _anomaly(pkt, _K.DECODE_IPV6_TRUNC_EXTHDR)
     else:
         pos = start
         pkt.ip_hdr_len = 40
         data = frame[start:end]
         pkt.ip_payload = data
+    if (nxt == 4 or nxt == 41) and data:
+        # tunnels are not decoded further; a wrong inner version is what
+        # Suricata flags (bug 7964)
+        if nxt == 4 and data[0] >> 4 != 4:
+            _anomaly(pkt, _K.DECODE_IPV6_IPV4_IN_IPV6_WRONG_VERSION)
+        elif nxt == 41 and data[0] >> 4 != 6:
+            _anomaly(pkt, _K.DECODE_IPV6_IPV6_IN_IPV6_WRONG_VERSION)
+    if nxt == IPPROTO_GRE and not cut:
+        return _gre(pkt, data)
     return _transport(pkt, data, nxt, end - pos if cut else None)
 
 
@@ -437,12 +675,16 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
     real fragment header (after recording it on ``pkt``; with
     ``reassembled`` it stops *before* one and records nothing).
     """
+    frag_hdrs = 0
     while nxt in _IPV6_EXT:
         if nxt == IPV6_FRAGMENT:
             if reassembled:
                 return nxt, pos
             if pos + 8 > end:
                 raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
+            frag_hdrs += 1
+            if frag_hdrs == 2:
+                _anomaly(pkt, _K.DECODE_IPV6_DUPLICATE_FRAG_HDR)
             nh, offm, ident = _ipv6_frag(buf, pos)
             pos += 8
             pkt.ip_id = ident
@@ -451,7 +693,9 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
                 pkt.frag_offset = offm & 0xFFF8
                 pkt.more_frags = bool(offm & 1)
                 return nh, pos
-            nxt = nh  # atomic fragment (RFC 6946): carry on as unfragmented
+            # atomic fragment (RFC 6946): carry on as unfragmented
+            _anomaly(pkt, _K.DECODE_IPV6_ATOMIC_FRAGMENT)
+            nxt = nh
             continue
         if pos + 2 > end:
             raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
@@ -462,6 +706,11 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
             hlen = (buf[pos + 1] + 1) << 3
         if pos + hlen > end:
             raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
+        if nxt == IPV6_DSTOPTS:
+            _check_ipv6_options(pkt, buf, pos + 2, pos + hlen, _K.DECODE_IPV6_DSTOPTS_UNKNOWN_OPT)
+        elif nxt == IPV6_HOPOPTS:
+            _check_ipv6_options(pkt, buf, pos + 2, pos + hlen,
+                                _K.DECODE_IPV6_HOPOPTS_UNKNOWN_OPT)
         pos += hlen
         nxt = nh
     return nxt, pos
@@ -486,7 +735,9 @@ def _transport(pkt: Packet, data: bytes, proto: int, wire_tl: int | None = None)
             raise DecodeError(_K.DECODE_TCP_TRUNCATED, pkt)
         if wire_tl is not None:
             pkt.wire_payload = wire_tl - doff
-        pkt.tcp_options = data[20:doff]
+        opts = pkt.tcp_options = data[20:doff]
+        if opts and (opts[:4] != _TS_ALIGNED or doff != 32):
+            _check_tcp_options(pkt, opts)
         pkt.payload = data[doff:]
     elif proto == IPPROTO_UDP:
         if tl < 8 or cap < 8:

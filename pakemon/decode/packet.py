@@ -16,6 +16,8 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
+LINKTYPE_PPP = 9  # PPP, optionally with the HDLC-like FF 03 address/control bytes
+LINKTYPE_C_HDLC = 104  # Cisco HDLC: address, control, EtherType
 DLT_RAW_BSD = 12  # some writers use the DLT value 12 for raw IP
 
 # IP protocol numbers the pipeline cares about.
@@ -54,6 +56,12 @@ class Packet:
                 4-byte type/code/checksum header)
     raw, l3_off the frame and the IP header's offset in it, so a stage that
                 needs the IP header bytes (checksums) reads them without a copy
+    anomalies   NoticeKinds of the non-fatal decoder anomalies this packet
+                carries (atomic IPv6 fragment, unknown destination option,
+                bad TCP option length, ...), each at most once, in the order
+                found; also set on ``DecodeError.pkt`` for those found before
+                the fatal one. A tuple, empty for nearly every packet: the
+                common path never touches it.
     """
 
     __slots__ = (
@@ -61,7 +69,7 @@ class Packet:
         "ip_id", "is_fragment", "frag_offset", "more_frags", "ip_hdr_len",
         "ip_payload", "l4", "sport", "dport", "seq", "ack", "flags", "window",
         "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off", "direction",
-        "truncated", "wire_payload",
+        "truncated", "wire_payload", "anomalies",
     )
 
     def __init__(self):
@@ -95,3 +103,4 @@ class Packet:
         self.direction = None  # the TCP direction the stream stage put it in
         self.truncated = False  # captured shorter than on the wire (snaplen, header-only)
         self.wire_payload = 0  # TCP payload length on the wire, when truncated
+        self.anomalies = ()  # non-fatal decoder anomalies (NoticeKinds), see above

@@ -360,11 +360,17 @@ class Defragmenter:
         return None
 
     def _overlap_report(self, starts, datas, lo, hi, pkt, s, e, data, mf, notices):
-        """Count an overlap and report it when its bytes differ, whatever
-        the policy will do with them."""
+        """Count and report an overlap, whatever the policy will do with it:
+        DEFRAG_OVERLAP_MISMATCH when its bytes differ (the evasion itself),
+        DEFRAG_OVERLAP_SAME when they agree. The latter is a duplicate, no
+        attack, so it is no notice of ours: it goes on the fragment's
+        ``anomalies`` (``pakemon.decode.notices``) because Suricata's
+        frag_overlap decoder event fires on any overlap."""
         c = self._c
         c["overlaps"] += 1
         mismatch, covered, inside = self._compare(starts, datas, lo, hi, s, e, data)
+        if not mismatch and _K.DEFRAG_OVERLAP_SAME not in pkt.anomalies:
+            pkt.anomalies = pkt.anomalies + (_K.DEFRAG_OVERLAP_SAME,)
         if mismatch:
             c["overlap_mismatches"] += 1
             notices.append(self._notice(pkt, _K.DEFRAG_OVERLAP_MISMATCH,

@@ -167,7 +167,10 @@ this covers the three-way handshake, simultaneous open and the split 4/5-way
 handshakes (Beardsley & Qian), where the server answers SYN with SYN and
 the client sends the SYN-ACK. A non-SYN segment that acknowledges the
 peer's SYN then establishes the connection; it must come from the client
-unless the client sent a SYN-ACK (split handshake) or ``async_oneside``.
+unless the client sent a SYN-ACK (split handshake), ``async_oneside``, or the
+session was picked up at the SYN-ACK (midstream: then a server segment that
+acknowledges client bytes the capture missed starts the client's stream at
+its ACK).
 A SYN on a closed 4-tuple starts a new session (see Desynchronisation for
 SYNs after a RST or the server's FIN).
 
@@ -270,6 +273,11 @@ SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
 MAX_READINGS = 3
+# SYNs with a new ISN a handshake may see before each further one is a flood
+# (Suricata's stream.max-syn-queued default; its 3whs_syn_flood event). The
+# new SYN is still taken as the current attempt: the real client's SYN may be
+# among the flood (suricata-verify bug 7657).
+MAX_SYN_QUEUED = 10
 
 
 def _scan_options(opts: bytes):
@@ -304,6 +312,29 @@ def _scan_options(opts: bytes):
             tfo = True
         i += size
     return wscale, tsval, md5, tfo
+
+
+def _tsecr(opts: bytes) -> int | None:
+    """The timestamp echo (TSecr) of a TCP option block, None without a
+    (well-formed) timestamp option."""
+    i = 0
+    n = len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == 0:
+            return None
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n:
+            return None
+        size = opts[i + 1]
+        if size < 2 or i + size > n:
+            return None
+        if kind == 8 and size == 10:
+            return _u32(opts, i + 6)[0]
+        i += size
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +423,7 @@ class TcpSession:
     """One connection: ``client`` sent the first SYN (or the picked-up segment)."""
 
     __slots__ = ("client", "server", "state", "last", "timeout", "midstream", "oneside",
-                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt")
+                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt", "syns")
 
     def __init__(self):
         self.client = None
@@ -412,6 +443,7 @@ class TcpSession:
         # the server (a reconnection the sensor cannot confirm): fed every
         # segment too, so either reading is inspected.
         self.alt = None
+        self.syns = 0  # client SYNs with a new ISN before the handshake (3whs_syn_flood)
 
     @property
     def policy(self) -> tuple:
@@ -454,6 +486,7 @@ class TcpReassembler:
         self._next_sweep = float("-inf")
         self._sweep_it = None
         self._free_notice = {}  # kind -> ts of the last notice without a session
+        self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
         self.last_direction = None  # direction of the last segment fed (None: none)
         # counters
@@ -543,8 +576,10 @@ class TcpReassembler:
         """Events caused by one decoded TCP segment."""
         ts = pkt.ts
         out = []
+        self._pkt = None  # sweep notices are about other sessions
         if ts >= self._next_sweep:
             self._sweep(ts, out)
+        self._pkt = pkt
         d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
         gate = self.checksums
         # Checked: segments of a new session and of inspected directions.
@@ -693,6 +728,7 @@ class TcpReassembler:
 
     def flush(self) -> list:
         """End of input: deliver what every open stream holds, drop all sessions."""
+        self._pkt = None
         out = []
         for s in list(self._sessions):
             self._end(s, out)
@@ -701,6 +737,7 @@ class TcpReassembler:
 
     def expire(self, now: float) -> list:
         """Sessions idle past their state's timeout leave, their data delivered."""
+        self._pkt = None
         out = []
         for s in list(self._sessions):
             if now - s.last > s.timeout:
@@ -922,8 +959,17 @@ class TcpReassembler:
 
     # ------------------------------------------------------------- notices
 
+    def _mark(self, kind):
+        """Every occurrence goes on the segment's ``anomalies`` (unthrottled),
+        so a Suricata ``stream-event`` rule can alert once per packet as
+        Suricata does while notices stay one per kind per session."""
+        p = self._pkt
+        if p is not None and kind not in p.anomalies:
+            p.anomalies = p.anomalies + (kind,)
+
     def _notice(self, d, kind, text, ts, out):
         """Report ``kind`` for d's session unless already reported there."""
+        self._mark(kind)
         s = d.session
         bit = _KIND_BIT[kind]
         if s.noticed & bit:
@@ -939,6 +985,7 @@ class TcpReassembler:
         if d is not None:
             self._notice(d, kind, text, pkt.ts, out)
             return
+        self._mark(kind)
         last = self._free_notice.get(kind)
         if last is not None and 0 <= pkt.ts - last < 1.0:
             return
@@ -974,6 +1021,9 @@ class TcpReassembler:
         state = s.state
         after_rst = False
         if flags & _SYN_RST_ACK != TH_ACK or state != ESTABLISHED:
+            if state == SYN_SENT and flags & TH_ACK and d is s.server and opts \
+                    and self._bad_tsecr(d, s, pkt, opts, out):
+                return
             if state == CLOSED:
                 if data:
                     self.c_after_close += 1
@@ -1137,7 +1187,7 @@ class TcpReassembler:
             self._set_state(s, CLOSING if d.rst or o.rst else ESTABLISHED)
             return True
         # SYN_RECV: both SYNs seen (or the SYN-ACK picked up)
-        if not (d is s.client or s.split or self.config.async_oneside):
+        if not (d is s.client or s.split or self.config.async_oneside or s.midstream):
             self.c_handshake_ignored += 1
             return False
         ack = pkt.ack
@@ -1145,6 +1195,16 @@ class TcpReassembler:
             ok = ((ack - o.base) & M32) <= o.off
         else:
             ok = ack == o.base
+            if not ok and s.midstream and d is not s.client and not o.off and not o.q \
+                    and ((ack - o.base) & M32) < HALF:
+                # Picked up at the SYN-ACK (midstream on), and the server
+                # acknowledges client bytes the capture does not hold (with
+                # the client's ACK): as a midstream pickup does, the client's
+                # stream starts where the server's ACK says, and the server's
+                # side is inspected (Suricata alerts on
+                # stream-async-6063-srv-03; KNOWN.md finding 3).
+                o.base = ack
+                ok = True
         if not ok:
             self.c_handshake_ignored += 1
             return False
@@ -1152,6 +1212,34 @@ class TcpReassembler:
             s.oneside = True
         # a RST one host took during the handshake: half gone, as after a FIN
         self._set_state(s, CLOSING if d.rst or o.rst else ESTABLISHED)
+        return True
+
+    def _bad_tsecr(self, d, s, pkt, opts, out) -> bool:
+        """An ACK-bearing server segment in SYN_SENT whose timestamp echo
+        the client never sent: dropped (True).
+
+        Linux ``tcp_rcv_synsent_state_process``: with timestamps on, a
+        non-zero TSecr outside [the SYN's TSval, now] is rejected before
+        the RST or SYN-ACK is looked at (PAWSACTIVEREJECTED); Suricata
+        raises ``pkt_invalid_timestamp`` for it (suricata-verify bug 3286:
+        a forged RST+ACK and FIN+ACK with TSecr 100 answering the SYN).
+        "Now" is unknown here, so any echo not before the SYN's TSval (by
+        serial arithmetic) passes. A timestamp on an answer to a SYN that
+        offered none is invalid too (RFC 7323 3.2: only sent once both
+        SYNs carried one); Suricata flags it, and the Windows capture of
+        bug 3286 shows the client ignored such a RST (it went on with the
+        real handshake)."""
+        tsecr = _tsecr(opts)
+        if tsecr is None:
+            return False
+        syn_ts = d.peer.syn_ts
+        if syn_ts is not None and (not tsecr or ((tsecr - syn_ts) & M32) < HALF):
+            return False
+        self.c_paws += 1
+        self._notice(d, _K.STREAM_PAWS_FAILED,
+                     "TCP timestamp on an answer to the SYN that does not echo it, "
+                     "segment dropped",
+                     pkt.ts, out)
         return True
 
     def _syn(self, d, s, pkt, info, out):
@@ -1162,6 +1250,11 @@ class TcpReassembler:
         if state == SYN_SENT:
             if d is s.client:
                 if seq != d.isn:
+                    s.syns += 1
+                    if s.syns > MAX_SYN_QUEUED:
+                        self._notice(d, _K.STREAM_SYN_FLOOD_3WHS,
+                                     f"more than {MAX_SYN_QUEUED} SYNs with new sequence numbers "
+                                     "before the handshake", pkt.ts, out)
                     self._init_syn(d, pkt, info)  # a new attempt
                     d.rst = o.rst = False
                 elif d.syn_data is None and pkt.payload:
@@ -1311,6 +1404,15 @@ class TcpReassembler:
 
     def _after_rst(self, d, pkt, out):
         self.c_data_after_rst += 1
+        if d.rst and not d.session.noticed & _KIND_BIT[_K.STREAM_SUSPECTED_RST_INJECT]:
+            # The RST's own sender goes on sending new data: a host that
+            # really reset has no socket left, so the RST was a decoy
+            # (suricata-verify security-4710: RST with an MD5 / TCP-AO
+            # option the server drops). Once per session, on the first such
+            # segment, as Suricata's suspected_rst_inject.
+            self._notice(d, _K.STREAM_SUSPECTED_RST_INJECT,
+                         "TCP data from the sender of a RST: the RST was probably injected",
+                         pkt.ts, out)
         side = "the receiver" if d.rst else "the sender"
         self._notice(d, _K_DATA_AFTER_RST,
                      f"TCP data after a RST to {side} (forged?), still inspected", pkt.ts, out)

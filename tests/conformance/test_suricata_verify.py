@@ -90,34 +90,15 @@ PRESENCE_ONLY = {
 }
 
 # (case, variant) -> why it fails; mirrored in KNOWN.md, strict xfail.
-_SYNSENT_RST_LINUX = (
-    "stream: packet 2, a spoofed RST+ACK from the server that acknowledges the SYN, resets "
-    "the client's side (Suricata and Linux drop it for its TSecr); packet 4, the client's "
-    "own RST (seq ISN+1, no ACK bit, sent in answer to the spoofed FIN+ACK), is taken as "
-    "resetting the server's side (a client RST in SYN_SENT is taken at ISN or ISN+1): "
-    "with both sides reset the session closes and the real SYN-ACK (packet 5) does not "
-    "restart it, so all later data is data_after_close. Suricata takes a client RST in "
-    "SYN_SENT only with seq ISN, ack ISN+1, window 0, and the capture shows the server went "
-    "on (SYN-ACK, 200 OK)")
 _OVERLAP_UNACKED = (
     "stream: overlap policies are applied only to out-of-order queued data; 'GOOD' (seq 2, "
     "in order) is delivered at once and the same-range 'EVIL' segment is trimmed as a "
     "retransmission. Suricata applies the policy to all un-ACKed data (the ACK comes in "
     "packet 7), and old-linux lets a same-start segment that ends at or after the old one "
     "win, so its stream holds 'EVIL'. Same result with --policy last")
-_SYNACK_PICKUP = (
-    "stream: session picked up at the SYN-ACK (midstream); the server's next segments "
-    "acknowledge 81 client bytes that are not in the capture (ack = client ISN+1+81), and "
-    "SYN_RECV -> ESTABLISHED requires the ack to equal ISN+1 exactly (and, with "
-    "async-oneside off, a client segment), so every server segment is handshake_ignored "
-    "and 'uid=0(root)' is never reassembled. Suricata picks the stream up and alerts")
 XFAIL = {
-    ("bug-3286-02-linux-evasion", "rules"): _SYNSENT_RST_LINUX,
     ("eve-overlap-payload-02-policy-oldlinux", "rules"): _OVERLAP_UNACKED,
     ("eve-payload-02-tcp-exact-overlap-policy-oldlinux", "rules"): _OVERLAP_UNACKED,
-    ("alert-testmyids-async", "ip-as-tcp"): _SYNACK_PICKUP,
-    ("eve-ip-version-4", "ip-as-tcp"): _SYNACK_PICKUP,
-    ("stream-async--http--stream-async-6063-srv-03", "ip-as-tcp"): _SYNACK_PICKUP,
 }
 
 STOCK_HOST_POLICY = """\
