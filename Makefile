@@ -43,7 +43,6 @@ conformance: setup
 STABILITY_MINUTES ?= 30
 EVALUATE_ARGS ?=
 evaluate: setup
-	@$(PY) -c "import matplotlib" 2>/dev/null || .venv/bin/pip install -q matplotlib
 	$(PY) -m bench.evaluate.run --stability-minutes $(STABILITY_MINUTES) $(EVALUATE_ARGS)
 
 # Regenerate the demo capture after changing pakemon/lab/samples.py.
