@@ -7,15 +7,27 @@ Issue 6's target: with the Emerging Threats Open rules (Suricata 4.0 edition,
 alone, on the same capture (bench/out/mixed-120000.pcap, made by
 bench/run_bench.py: HTTP sessions with bodies, DNS, ICMP, attacks scattered).
 
-Both runs are child processes; the figure is frames per CPU second (the
-process's own user+system time, best of --runs), since wall time on a shared
-2-core VM moves with whatever else runs. Peak RSS is the CLI's own VmHWM.
+Both runs are child processes; the figure is frames per CPU second of
+processing (the CLI's own "processed N frames in ... (CPU Y s ...)" line:
+user+system time after the rules are loaded, best of --runs), since wall
+time on a shared 2-core VM moves with whatever else runs; rule loading is a
+separate target (under 10 s) and is reported on its own ("rules loaded in
+... (CPU X s)"), as is the whole process's CPU time. Peak RSS is the CLI's
+own VmHWM. The matcher the engine used (hyperscan or pyahocorasick) is
+printed too: the figures differ by a factor of several between them.
 
 The ET alerts on this capture are listed by sid with their count: the
 capture's benign sessions are plain HTTP/DNS/ICMP, so an ET alert is either
 on one of the injected attacks or a false alert to be read against the rule
 ("no alert on the benign traffic of your bench capture that a careful reading
 of the rule says is wrong"). Results go to bench/out/et_bench.json.
+
+Every address of the capture is in the default $HOME_NET (10.0.0.0/8), so
+the many ET rules written $EXTERNAL_NET -> $HOME_NET cannot fit any of its
+flows (and the engine's per-direction views keep them out of the scans). A
+third run ("et-ext-clients") therefore sets HOME_NET to the servers' 10.2/16
+only, making the clients external as on an internet-facing server: its
+throughput and ET alerts are reported as well.
 """
 
 from __future__ import annotations
@@ -60,6 +72,8 @@ def run_read(cap: Path, rules: list[Path], extra: list[str]) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"pakemon-xdp read exited {proc.returncode}:\n{err[-2000:]}")
         m = re.search(r"^peak RSS: ([0-9.]+) MB", out, re.M)
+        load = re.search(r"^rules loaded in ([0-9.]+) s \(CPU ([0-9.]+) s\)", out, re.M)
+        proc = re.search(r"^processed (\d+) frames in ([0-9.]+) s \(CPU ([0-9.]+) s", out, re.M)
         by_sid: collections.Counter = collections.Counter()
         names = {}
         with open(Path(logdir) / "eve.json") as f:
@@ -70,6 +84,9 @@ def run_read(cap: Path, rules: list[Path], extra: list[str]) -> dict:
                     by_sid[a["signature_id"]] += 1
                     names[a["signature_id"]] = a.get("signature", "")
         return {"wall_s": wall, "rss_mb": float(m.group(1)) if m else None,
+                "load_wall_s": float(load.group(1)) if load else None,
+                "load_cpu_s": float(load.group(2)) if load else None,
+                "proc_cpu_s": float(proc.group(3)) if proc else None,
                 "alerts_by_sid": by_sid, "names": names, "stderr": err}
 
 
@@ -102,36 +119,67 @@ def main() -> int:
     from run_bench import count_frames  # same directory
 
     frames, _ = count_frames(cap)
+    from pakemon.detect import sigengine
+
+    print(f"matcher: {sigengine.BACKEND}")
     results = {}
-    for label, rules in (("bundled", [BUNDLED]), ("bundled+et", [BUNDLED, et])):
+    tmp = tempfile.TemporaryDirectory()
+    varsf = Path(tmp.name) / "vars.txt"
+    varsf.write_text("HOME_NET [10.2.0.0/16]\n")
+    for label, rules, extra in (("bundled", [BUNDLED], []), ("bundled+et", [BUNDLED, et], []),
+                                ("et-ext-clients", [BUNDLED, et], ["--vars", str(varsf)])):
         best = None
         for _ in range(args.runs):
-            r = cpu_of(lambda: run_read(cap, rules, ["--skip-bad-rules"]))
-            if best is None or r["cpu_s"] < best["cpu_s"]:
+            r = cpu_of(lambda: run_read(cap, rules, ["--skip-bad-rules"] + extra))
+            if r["proc_cpu_s"] is None:  # an older CLI: the whole process
+                r["proc_cpu_s"] = r["cpu_s"]
+            if best is None or r["proc_cpu_s"] < best["proc_cpu_s"]:
                 best = r
         results[label] = best
-        print(f"{label:<12} {frames / best['cpu_s']:>10,.0f} frames/cpu-s  "
-              f"wall {best['wall_s']:.2f} s  cpu {best['cpu_s']:.2f} s  "
+        print(f"{label:<14} {frames / best['proc_cpu_s']:>10,.0f} frames/cpu-s  "
+              f"processing cpu {best['proc_cpu_s']:.2f} s  "
+              f"load {best['load_wall_s']} s (cpu {best['load_cpu_s']} s)  "
+              f"process cpu {best['cpu_s']:.2f} s  wall {best['wall_s']:.2f} s  "
               f"peak RSS {best['rss_mb']} MB  alerts {sum(best['alerts_by_sid'].values())}")
     base, both = results["bundled"], results["bundled+et"]
-    ratio = base["cpu_s"] / both["cpu_s"]
-    print(f"throughput with ET = {ratio:.2f} x bundled alone (target >= 0.5)")
+    ratio = base["proc_cpu_s"] / both["proc_cpu_s"]
+    print(f"throughput with ET = {ratio:.2f} x bundled alone (target >= 0.5); "
+          f"whole process incl. load: {base['cpu_s'] / both['cpu_s']:.2f} x; "
+          f"ET load {both['load_wall_s']} s (target < 10 s)")
     et_alerts = {sid: n for sid, n in both["alerts_by_sid"].items()
                  if sid not in base["alerts_by_sid"]}
     print(f"ET alerts on the bench capture: {sum(et_alerts.values())} "
           f"from {len(et_alerts)} sids")
     for sid, n in sorted(et_alerts.items(), key=lambda kv: -kv[1]):
         print(f"  {sid:>9} {n:>6}  {both['names'].get(sid, '')}")
+    ext = results["et-ext-clients"]
+    ext_alerts = {sid: n for sid, n in ext["alerts_by_sid"].items()
+                  if sid not in base["alerts_by_sid"]}
+    print(f"with the clients external: throughput {base['proc_cpu_s'] / ext['proc_cpu_s']:.2f}"
+          f" x bundled alone; ET alerts {sum(ext_alerts.values())} from {len(ext_alerts)} sids")
+    for sid, n in sorted(ext_alerts.items(), key=lambda kv: -kv[1]):
+        print(f"  {sid:>9} {n:>6}  {ext['names'].get(sid, '')}")
     summary = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
         "frames": frames,
-        "bundled": {"frames_per_cpu_s": round(frames / base["cpu_s"]),
+        "matcher": sigengine.BACKEND,
+        "bundled": {"frames_per_cpu_s": round(frames / base["proc_cpu_s"]),
+                    "load_s": base["load_wall_s"], "load_cpu_s": base["load_cpu_s"],
+                    "process_cpu_s": round(base["cpu_s"], 2),
                     "peak_rss_mb": base["rss_mb"]},
-        "bundled_plus_et": {"frames_per_cpu_s": round(frames / both["cpu_s"]),
+        "bundled_plus_et": {"frames_per_cpu_s": round(frames / both["proc_cpu_s"]),
+                            "load_s": both["load_wall_s"], "load_cpu_s": both["load_cpu_s"],
+                            "process_cpu_s": round(both["cpu_s"], 2),
                             "peak_rss_mb": both["rss_mb"]},
         "ratio": round(ratio, 3),
+        "ratio_whole_process": round(base["cpu_s"] / both["cpu_s"], 3),
         "target_ratio": 0.5,
+        "ext_clients": {"frames_per_cpu_s": round(frames / ext["proc_cpu_s"]),
+                        "ratio": round(base["proc_cpu_s"] / ext["proc_cpu_s"], 3),
+                        "peak_rss_mb": ext["rss_mb"],
+                        "et_alerts": {str(k): {"count": v, "msg": ext["names"].get(k, "")}
+                                      for k, v in ext_alerts.items()}},
         "et_alerts": {str(k): {"count": v, "msg": both["names"].get(k, "")}
                       for k, v in et_alerts.items()},
     }

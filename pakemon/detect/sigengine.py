@@ -49,19 +49,38 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   size).
 
 Prefilter: per inspection kind (packet rules per IP protocol, stream,
-HTTP requests, HTTP responses) one pyahocorasick automaton of every rule's
-fast pattern (the fast_pattern content, else the longest non-negated one),
-all case-folded: the full check is exact, so folding (and scanning an HTTP
-transaction's buffers joined) only adds candidates. Per-byte scanning is
-the cost that matters, so: a TCP segment delivered in order as it came is
-scanned once for both stream and packet rules (``SigRuleSet.merged``);
-stream candidates are gathered as bytes are delivered (plus the bytes
-around each delivery boundary) and used when the chunk is inspected;
-packet groups keep one automaton per dsize interval, holding only the
-rules the payload's size can match (ET: 480 of 495 TCP packet rules with
-content have a dsize). Rules without a usable content are always
-candidates, cached per protocol and the port they restrict. Only
-candidates get the full check: header (addresses, ports, direction),
+HTTP requests, HTTP responses, DNS names) one multi-pattern matcher of every
+rule's fast pattern (the fast_pattern content, else the longest non-negated
+one), all caseless: the full check is exact, so folding (and scanning an
+HTTP transaction's buffers joined) only adds candidates. The matcher is
+hyperscan when installed (Suricata's own; ~0.6 ns per byte on segments,
+each pattern reported once per scan), else pyahocorasick (8-13 ns per byte
+however few its patterns; a group of at most ``FEW`` patterns then tests
+them with ``in``). ``PAKEMON_MATCHER`` picks one.
+
+Views (Suricata's per-direction, per-port rule groups, made on demand): a
+TCP direction, and each direction of a UDP flow, gets the groups cut down
+to the rules whose header can fit it -- addresses, ports, flow:to_server /
+to_client, and, once the flow's app protocol is probed, its app -- each
+with its own matcher, shared by every flow with the same rules
+(``SigRuleSet.view``: keyed by the address and port intervals between the
+rules' range bounds, so a random client port costs a bisect, not a walk
+over 18,000 rules). A view is only a superset (the full check still reads
+the header), so alerts are those of the whole groups (tested); what it
+saves is scanning (ET's $EXTERNAL_NET rules on internal traffic), the
+HTTP response parser and body scan of directions no response rule can
+apply to, and per-packet work on segments with no rule for them.
+
+Per-byte scanning is still the cost that matters, so: a TCP segment
+delivered in order as it came is scanned once for both stream and packet
+rules (the view's ``merged`` matcher); stream candidates are gathered as
+bytes are delivered (each delivery scanned with the last bytes of the one
+before, for patterns across the two) and used when the chunk is inspected;
+without hyperscan, packet groups keep one automaton per dsize interval,
+holding only the rules the payload's size can match (ET: 480 of 495 TCP
+packet rules with content have a dsize). Rules without a usable content are
+always candidates, cached per protocol and the port interval they restrict.
+Only candidates get the full check: header (addresses, ports, direction),
 flow, the non-payload options, flowbits, then ``sigmatch.inspect_buffer``
 for each buffer's elements.
 
@@ -89,6 +108,7 @@ across two inspected chunks is found (Suricata would miss it).
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections import OrderedDict
 
@@ -96,6 +116,10 @@ try:
     import ahocorasick
 except ImportError:  # pragma: no cover - a dependency; the engine degrades
     ahocorasick = None
+try:  # Suricata's own multi-pattern matcher, when installed
+    import hyperscan
+except ImportError:  # pragma: no cover - optional
+    hyperscan = None
 
 from ..decode import format_addr
 from ..events import Alert
@@ -114,6 +138,82 @@ except ImportError:  # pragma: no cover
 # automaton. Measured on bench/out/mixed-120000.pcap with ET Open: 0 (all in
 # the automaton) 2.7 s, 2 -> 3.2 s, 3 -> 3.6 s per 30,000 frames; so off.
 SHORT = 1
+# A group of at most FEW fast patterns tests each with ``in`` rather than
+# scanning with an automaton: pyahocorasick costs 8-13 ns per byte however few
+# its patterns (the per-byte step and the str the bytes become), ``in`` about
+# 0.25 ns per byte and pattern (measured on random bodies, 2-20 byte
+# patterns), so up to a few dozen patterns ``in`` wins; the views of ET make
+# many such groups (5 response-body patterns where a flow's addresses fit).
+FEW = 16
+# Which multi-pattern matcher the groups use: "hyperscan" (about 0.6 ns per
+# byte on segment-sized blocks, 20 times pyahocorasick; a caseless
+# single-match database reports each pattern once per scan, so the Python
+# callback runs per distinct pattern found, not per occurrence) or
+# "ahocorasick". Tests set it to compare both; PAKEMON_MATCHER=ahocorasick
+# picks pyahocorasick where hyperscan is installed (to measure it).
+BACKEND = "hyperscan" if hyperscan is not None else "ahocorasick"
+if os.environ.get("PAKEMON_MATCHER") in ("hyperscan", "ahocorasick"):
+    BACKEND = os.environ["PAKEMON_MATCHER"]
+
+
+class _Multi:
+    """Which of ``pats`` (case-folded bytes) occur in a buffer, caseless.
+
+    ``found(data)`` gives the pattern indexes. With hyperscan the bytes are
+    scanned as they are; with pyahocorasick they are lowered and decoded
+    (latin-1: one code point per byte, as ruletree does)."""
+
+    __slots__ = ("db", "auto", "pats")
+
+    def __init__(self, pats):
+        # compiled on first use: of ET's groups only those some traffic
+        # needs are ever built (a view's, the datagram ones)
+        self.db = self.auto = None
+        self.pats = list(pats)
+
+    def _compile(self):
+        pats = self.pats
+        if _hs():
+            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            exprs = [b"".join(b"\\x%02x" % c for c in p) for p in pats]
+            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                       flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
+            self.db = db
+        else:
+            a = ahocorasick.Automaton()
+            for i, p in enumerate(pats):
+                a.add_word(p.decode("latin-1"), i)
+            a.make_automaton()
+            self.auto = a
+        self.pats = None
+
+    def found(self, data, low=None) -> set:
+        if self.pats is not None:
+            self._compile()
+        if self.db is not None:
+            out = set()
+            self.db.scan(data if type(data) is bytes else bytes(data),
+                         match_event_handler=_on_match, context=out)
+            return out
+        if low is None:
+            low = bytes(data).lower()
+        return {v for _, v in self.auto.iter(low.decode("latin-1"))}
+
+
+def _hs() -> bool:
+    return hyperscan is not None and (BACKEND == "hyperscan" or ahocorasick is None)
+
+
+def _few(n: int) -> bool:
+    """Whether n fast patterns are tested with ``in`` rather than a matcher."""
+    return n <= FEW and not _hs()
+
+
+def _on_match(idx, _start, _end, _flags, out):
+    out.add(idx)
+
+
+_MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
 CACHE_MAX = 8192
@@ -325,30 +425,53 @@ class _Group:
         self.by_size: dict = {}
         self.free = None  # always-candidates of any protocol and port (made lazily)
         self.bound: list = []
+        self.pcuts: list = []
         self.s_only: list = []
         self.both = False
+        self.buffers: tuple = ()  # http groups: the fast-pattern buffers, joined to scan
+
+    def restricted(self, keep, rules, buffers: bool = False):
+        """This group cut down to the rules in ``keep`` (a view's), with an
+        automaton of their fast patterns only: a small automaton is scanned
+        about four times faster per byte than ET's whole one (cache misses
+        dominate pyahocorasick's cost; measured 8.5 against 34 ns/byte), and
+        most bytes meet no pattern of the rules that can apply to them."""
+        g = _Group()
+        for pat, idxs in self.patterns.items():
+            k = [i for i in idxs if i in keep]
+            if k:
+                g.patterns[pat] = k
+        g.always = [i for i in self.always if i in keep]
+        if not g.patterns and not g.always:
+            return None
+        if buffers:
+            g.buffers = tuple(sorted({rules[i].fp_buffer or "http.start"
+                                      for idxs in g.patterns.values() for i in idxs}))
+        g.build()
+        if self.cuts is not None and g.auto is not None and not _hs():
+            g.size_split(rules)
+        return g
 
     def build(self):
-        if self.patterns and ahocorasick is not None:
-            # The automaton stores a pattern number, so repeated hits of one
-            # pattern cost a set.add; patterns up to SHORT bytes (off, see
-            # SHORT) would be tested with ``in`` instead.
-            # latin-1: one code point per byte (as ruletree does).
-            a = ahocorasick.Automaton()
-            longs = []
+        if self.patterns and _MATCHER:
+            # The matcher reports a pattern number, so repeated hits of one
+            # pattern cost a set.add at most; patterns up to SHORT bytes (off,
+            # see SHORT), or all of a group of FEW without hyperscan, are
+            # tested with ``in`` instead.
+            longs, words = [], []
+            few = _few(len(self.patterns))
             for pat, idxs in self.patterns.items():
-                if len(pat) <= SHORT:
+                if len(pat) <= SHORT or few:
                     self.short.append((pat, tuple(idxs)))
                 else:
-                    a.add_word(pat.decode("latin-1"), len(longs))
+                    words.append(pat)
                     longs.append(tuple(idxs))
             self.rules_of = longs
             self.longest = max(len(p) for p in self.patterns)
             if longs:
-                a.make_automaton()
-                self.auto = a
+                self.auto = _Multi(words)
             self.scan = bool(longs or self.short)
-        elif self.patterns:  # no pyahocorasick: every rule is a candidate
+        elif self.patterns:  # no matcher installed: every rule is a candidate
             for idxs in self.patterns.values():
                 self.always.extend(idxs)
             self.always.sort()
@@ -358,7 +481,9 @@ class _Group:
         """Packet groups: almost every packet rule with content has a dsize
         (ET: 480 of 495 TCP ones), so the automaton a payload is scanned
         with holds only the rules its size can match, one per size interval
-        between the rules' dsize bounds, built when first needed."""
+        between the rules' dsize bounds, built when first needed. (Not with
+        hyperscan: its scan costs the same whatever the patterns, and one
+        database per size interval cost 0.2 s of compiling on the bench.)"""
         cuts = {0, 1}
         for idxs in self.patterns.values():
             for i in idxs:
@@ -381,17 +506,20 @@ class _Group:
         k = bisect.bisect_right(self.cuts, n) - 1
         got = self.by_size.get(k)
         if got is None:
-            a = ahocorasick.Automaton()
-            longs = []
+            kept = []
             for pat, idxs in self.patterns.items():
                 keep = tuple(i for i in idxs if rules[i].src.dsize is None
                              or rules[i].src.dsize.matches(n))
-                if keep and len(pat) > SHORT:
-                    a.add_word(pat.decode("latin-1"), len(longs))
-                    longs.append(keep)
-            if longs:
-                a.make_automaton()
-            got = self.by_size[k] = (a if longs else None, longs)
+                if keep:
+                    kept.append((pat, keep))
+            longs = [kv for kv in kept if len(kv[0]) > SHORT]
+            if not longs:
+                got = (None, (), ())
+            elif _few(len(kept)):
+                got = (None, (), longs)
+            else:
+                got = (_Multi([p for p, _ in longs]), [k for _, k in longs], ())
+            self.by_size[k] = got
         return got
 
     def _split(self, rules):
@@ -408,6 +536,17 @@ class _Group:
                 bound.append(i)
                 both = both or r.bidir or not r.sport.any
         self.free, self.bound, self.s_only, self.both = free, bound, s_only, both
+        # the cache is keyed by port intervals between these cuts (two ports
+        # in one interval fit the same rules): keyed by the port itself, a
+        # rule restricting the source port (or ``<>``) made every new client
+        # port a miss and a walk over the rules (ET's UDP group: 7,000 walks)
+        cuts = set()
+        for i in bound + s_only:
+            for spec in (rules[i].sport, rules[i].dport):
+                if not spec.any:
+                    for lo, hi in getattr(spec, "ranges", ()):
+                        cuts.update((lo, hi + 1))
+        self.pcuts = sorted(cuts)
         if s_only and not bound:
             self.bound = [-1]  # keep the cached path; -1 is never a candidate
 
@@ -442,19 +581,18 @@ class _Group:
 
     def hits(self, data, rules) -> set:
         """Rule indexes whose fast pattern occurs in ``data``."""
-        low = bytes(data).lower()
         found = set()
-        auto, rules_of = self.auto, self.rules_of
+        auto, rules_of, few = self.auto, self.rules_of, self.short
         if self.cuts is not None:
-            auto, rules_of = self._by_size(len(data), rules)
-        if auto is not None:
-            pats = {v for _, v in auto.iter(low.decode("latin-1"))}
-            if pats:
-                for v in pats:
-                    found.update(rules_of[v])
-        for pat, idxs in self.short:
+            auto, rules_of, sized = self._by_size(len(data), rules)
+            few = few + sized if sized else few
+        low = bytes(data).lower() if few or auto is not None and auto.db is None else None
+        for pat, idxs in few:
             if pat in low:
                 found.update(idxs)
+        if auto is not None:
+            for v in auto.found(data, low):
+                found.update(rules_of[v])
         return found
 
     def base(self, rules, proto, sport, dport) -> list:
@@ -466,14 +604,16 @@ class _Group:
             # a new client port does not miss the cache
             if proto not in (6, 17):
                 sport = dport = -1
-            key = (proto, sport, dport) if self.both else (proto, -1, dport)
+            pcuts = self.pcuts
+            si, di = bisect.bisect_right(pcuts, sport), bisect.bisect_right(pcuts, dport)
+            key = (proto, si, di) if self.both else (proto, -1, di)
             base = self.cache.get(key)
             if base is None:
                 base = self.cache[key] = self._base(rules, proto, sport, dport)
                 if len(self.cache) > CACHE_MAX:
                     self.cache.popitem(last=False)
             if self.s_only:
-                skey = ("s", proto, sport)
+                skey = ("s", proto, si)
                 extra = self.cache.get(skey)
                 if extra is None:
                     extra = self.cache[skey] = [
@@ -489,7 +629,8 @@ class _Group:
 class SigRuleSet:
     """Suricata rules compiled for ``SigEngine``: ordered, grouped, prefiltered."""
 
-    def __init__(self, rules, classifications=None, prefilter: bool = True):
+    def __init__(self, rules, classifications=None, prefilter: bool = True,
+                 views: bool = True):
         ordered = _order(list(rules))
         self.rules: list[SigRule] = []
         for r in ordered:
@@ -531,7 +672,8 @@ class SigRuleSet:
             self._ports(sr)
         for key, g in self.groups.items():
             g.build()
-            if isinstance(key, tuple) and key[0] == "pkt" and g.auto is not None:
+            if isinstance(key, tuple) and key[0] == "pkt" and g.auto is not None and \
+                    not _hs():
                 g.size_split(self.rules)
         self.merged = self._merge(self.groups.get("stream"), self.groups.get(("pkt", 6)))
         self.http_group = self.groups.get("http")
@@ -539,29 +681,185 @@ class SigRuleSet:
         self.http_buffers = tuple(sorted(fp_buffers["http"]))
         self.resp_buffers = tuple(sorted(fp_buffers["http-resp"]))
         self.wants_http = self.http_group is not None or self.resp_group is not None
+        if self.http_group is not None:
+            self.http_group.buffers = self.http_buffers
+        if self.resp_group is not None:
+            self.resp_group.buffers = self.resp_buffers
+        self._view_init()
+        # views=False: every TCP direction sees the whole groups (the
+        # engine as it was before views; tests compare the two)
+        self._all = None
+        if not views:
+            v = self._all = _View()
+            v.stream, v.pkt = self.groups.get("stream"), self.groups.get(("pkt", 6))
+            v.http, v.resp, v.merged = self.http_group, self.resp_group, self.merged
+            u = self._all17 = _View()
+            u.pkt, u.dns = self.groups.get(("pkt", 17)), self.groups.get("dns")
+
+    # ------------------------------------------------------------ views
+
+    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp"), 17: (("pkt", 17), "dns")}
+
+    def _view_init(self):
+        """Cut points of the address and port spaces for ``view``: every
+        range bound of a TCP or UDP rule's header. Two addresses (ports)
+        between the same cuts fit exactly the same rules, so a flow's
+        interval numbers key the cache and a random client port costs a
+        bisect."""
+        acuts, pcuts = set(), set()
+        self._idx = {6: [], 17: []}
+        seen = set()
+        for sr in self.rules:
+            if sr.kind in ("stream", "pkt", "http", "http-resp") and sr.ipproto in (None, 6):
+                self._idx[6].append(sr.idx)
+            if sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17):
+                self._idx[17].append(sr.idx)
+            elif not (sr.kind in ("stream", "pkt", "http", "http-resp") and
+                      sr.ipproto in (None, 6)):
+                continue
+            for a in (sr.saddr, sr.daddr):
+                if id(a) in seen or a.any:
+                    continue
+                seen.add(id(a))
+                acuts.update(a.los)
+                acuts.update(h + 1 for h in a.his)
+            for spec in (sr.sport, sr.dport):
+                if not spec.any:
+                    for lo, hi in getattr(spec, "ranges", ()):
+                        pcuts.update((lo, hi + 1))
+        self._acuts = sorted(acuts)
+        self._pcuts = sorted(pcuts)
+        self._by_addr: dict = {}
+        self._views: dict = {}
+        self._view_of: dict = {}  # rule idxs -> _View
+        self._cut: dict = {}  # (kind, rule idxs) -> restricted _Group
+        self._merges: dict = {}
+
+    def view(self, src: bytes, dst: bytes, sport: int, dport: int, to_server: bool, app,
+             proto: int = 6):
+        """The rules that can apply to one TCP direction, or to the
+        datagrams of one UDP flow direction (``proto`` 17) (``_View``).
+
+        Suricata keeps one rule group per protocol, direction and port
+        group, each with its own pattern matcher; here the groups are made
+        on demand per interval key and shared by every flow of that key.
+        A view is a superset: the full check still reads the header; it
+        only keeps rules that cannot fit the direction's addresses, ports,
+        flow direction and (once known) app protocol out of the scans."""
+        if self._all is not None:
+            return self._all if proto == 6 else self._all17
+        skey, dkey = _addr_key(src), _addr_key(dst)
+        ak = (bisect.bisect_right(self._acuts, skey), bisect.bisect_right(self._acuts, dkey),
+              to_server, app, proto)
+        key = ak + (bisect.bisect_right(self._pcuts, sport),
+                    bisect.bisect_right(self._pcuts, dport))
+        v = self._views.get(key)
+        if v is not None:
+            return v
+        # two stages: what fits the addresses, flow direction and app is
+        # shared by every port pair of the address pair (ET: most rules
+        # have a port "any"); only the rules restricting a port are read
+        # again for a new port interval
+        fit = self._by_addr.get(ak)
+        if fit is None:
+            if len(self._by_addr) > CACHE_MAX:
+                self._by_addr.clear()
+            fit = self._by_addr[ak] = self._addr_fit(skey, dkey, to_server, app, proto)
+        anyport, ported = fit
+        kept = list(anyport)
+        for rep_rule, idxs in ported:
+            if rep_rule.ports_fit(sport, dport):
+                kept += idxs
+        keep = tuple(sorted(kept))
+        v = self._view_of.get((proto, keep))  # most port intervals keep the same rules
+        if v is None:
+            v = self._view_of[(proto, keep)] = self._make_view(keep, proto)
+        self._views[key] = v
+        if len(self._views) > CACHE_MAX:
+            self._views.clear()
+            self._view_of.clear()
+        return v
+
+    def _addr_fit(self, skey, dkey, to_server, app, proto):
+        """(rules with any ports, rules restricting one) of the protocol's
+        kinds that fit the addresses, flow direction and app protocol; the
+        latter as (a rule, the rules of its port specs) pairs, so a new port
+        interval tests each distinct pair of specs once (ET's UDP rules:
+        1,400 restrict a port, with some 150 distinct pairs)."""
+        anyport, ported = [], {}
+        for i in self._idx[proto]:
+            sr = self.rules[i]
+            if not sr.anyaddrs and not sr.addrs_fit(skey, dkey):
+                continue
+            f = sr.flow
+            if f is not None and (f.to_server and not to_server or f.to_client and to_server):
+                continue
+            if sr.kind in ("stream", "pkt") and sr.app is not None and app is not None \
+                    and sr.app != app:
+                continue  # app rules need the flow's app (not probed yet: kept)
+            if sr.anyports:
+                anyport.append(i)
+            else:
+                k = (sr.sport.any, tuple(getattr(sr.sport, "ranges", ())), sr.dport.any,
+                     tuple(getattr(sr.dport, "ranges", ())), sr.bidir)
+                if not all(hasattr(p, "ranges") for p in (sr.sport, sr.dport)):
+                    k = i  # (a spec of another shape: on its own)
+                got = ported.get(k)
+                if got is None:
+                    ported[k] = (sr, [i])
+                else:
+                    got[1].append(i)
+        return anyport, list(ported.values())
+
+    def _make_view(self, idxs_fit, proto=6):
+        rules = self.rules
+        kinds = self._VIEW_KINDS[proto]
+        keep = {k: [] for k in kinds}
+        for i in idxs_fit:
+            kind = rules[i].kind
+            keep[("pkt", proto) if kind == "pkt" else kind].append(i)
+        v = _View()
+        if len(self._cut) > CACHE_MAX:
+            # (views made before keep their groups; new ones make their own)
+            self._cut.clear()
+            self._merges.clear()
+        cks = {}
+        for kind in kinds:
+            idxs = tuple(keep[kind])
+            g = self.groups.get(kind)
+            if not idxs or g is None:
+                continue
+            ck = cks[kind] = (kind, idxs)
+            if ck not in self._cut:
+                self._cut[ck] = g.restricted(set(idxs), rules, buffers=kind in ("http",
+                                                                                 "http-resp"))
+            setattr(v, _VIEW_ATTR[kind], self._cut[ck])
+        if v.stream is not None and v.pkt is not None:
+            mk = (cks["stream"], cks[("pkt", 6)])
+            if mk not in self._merges:
+                self._merges[mk] = self._merge(v.stream, v.pkt)
+            v.merged = self._merges[mk]
+        return v
 
     @staticmethod
     def _merge(gs, gp):
         """One automaton of the stream and TCP packet fast patterns: a
         segment delivered in order as it came is scanned once for both
         (value: (stream rule idxs, packet rule idxs))."""
-        if gs is None or gp is None or ahocorasick is None or not gs.patterns:
-            return None
+        if gs is None or gp is None or gs.auto is None:
+            return None  # a stream group of FEW patterns tests them with ``in``
         both: dict = {}
         for pat, idxs in gs.patterns.items():
             if len(pat) > SHORT:
                 both[pat] = (tuple(idxs), ())
-        for pat, idxs in gp.patterns.items():
+        for pat, idxs in (gp.patterns.items() if gp.auto is not None else ()):
+            # (a packet group of FEW patterns has them all in ``short``)
             if len(pat) > SHORT:
                 old = both.get(pat, ((), ()))
                 both[pat] = (old[0], tuple(idxs))
         if not both:
             return None
-        a = ahocorasick.Automaton()
-        for pat, v in both.items():
-            a.add_word(pat.decode("latin-1"), v)
-        a.make_automaton()
-        return a
+        return _Multi(list(both)), list(both.values())
 
     def _ports(self, sr):
         p = sr.ipproto
@@ -593,6 +891,19 @@ class SigRuleSet:
         if proto == "udp":
             return None if self.udp_ports_any else frozenset(self.udp_ports)
         return None
+
+
+_VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp": "resp",
+              ("pkt", 17): "pkt", "dns": "dns"}
+
+
+class _View:
+    """The restricted groups of one TCP direction (None: no rule can apply)."""
+
+    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns")
+
+    def __init__(self):
+        self.stream = self.pkt = self.http = self.resp = self.merged = self.dns = None
 
 
 class _KernelNode:
@@ -680,7 +991,7 @@ class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered")
+                 "answered", "views")
 
     def __init__(self, client, fid):
         self.bits: set = set()
@@ -695,13 +1006,14 @@ class FlowState:
         self.reqlog: list = []
         self.expected = 0
         self.answered = 0
+        self.views = None  # datagram flows: (view to the server, view back)
 
 
 class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp",
-                 "acc", "edge")
+                 "acc", "edge", "view", "vkey")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -718,6 +1030,8 @@ class DirState:
         # patterns across two deliveries
         self.acc = set()
         self.edge = b""
+        self.view = None  # the rules that can apply to this direction (_View)
+        self.vkey = None
 
 
 class SigEngine:
@@ -769,6 +1083,17 @@ class SigEngine:
             sm.sig = st
         return st
 
+    def _view(self, st) -> "_View":
+        """``st``'s view, made again when the app protocol or the client
+        side becomes known (the earlier view was a superset)."""
+        d = st.d
+        to_server = d.session is None or _is_client(d)
+        key = (st.flow.app, to_server)
+        if st.vkey != key:
+            st.view = self.rs.view(d.src, d.dst, d.sport, d.dport, to_server, st.flow.app)
+            st.vkey = key
+        return st.view
+
     def _dgram_flow(self, pkt):
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         key = (pkt.proto, a, b) if a <= b else (pkt.proto, b, a)
@@ -795,11 +1120,19 @@ class SigEngine:
         flow = None
         to_server = True
         established = False
+        g = self.g_pkts.get(proto) if proto in self.g_pkts else self.g_pkts[0]
+        gdns = self.g_dns
         if proto == 6:
             d = pkt.direction
             if d is not None and d.session is not None:
                 if d.det is not None:
-                    flow = self.tcp_state(d).flow
+                    st = self.tcp_state(d)
+                    flow = st.flow
+                    if g is not None:
+                        g = self._view(st).pkt
+                    if not notices and (g is None or not g.always and not pkt.payload):
+                        # (most segments: an ACK with no rule for it)
+                        return out
                 to_server = _is_client(d)
                 # Suricata flags a packet established by the flow's state
                 # before the packet: the handshake's last ACK is not
@@ -810,10 +1143,18 @@ class SigEngine:
             flow = self._dgram_flow(pkt)
             to_server = flow.client == (pkt.src, pkt.sport)
             established = flow.seen_both
+            if proto == 17 and pkt.l4:
+                views = flow.views
+                if views is None:
+                    views = flow.views = [None, None]
+                v = views[to_server]
+                if v is None:
+                    v = views[to_server] = self.rs.view(pkt.src, pkt.dst, pkt.sport,
+                                                        pkt.dport, to_server, None, 17)
+                g, gdns = v.pkt, v.dns
         if flow is not None and flow.passed:
             return out
         ctx = (to_server, established, flow)
-        g = self.g_pkts.get(proto) if proto in self.g_pkts else self.g_pkts[0]
         if g is not None:
             if pkt.l4:
                 data = _payload_of(pkt)
@@ -829,9 +1170,9 @@ class SigEngine:
                 cands = g.candidates(data, self.rules, proto, -1, -1)
             if cands:
                 out += self._run(cands, pkt, data, ctx, "pkt")
-        if proto == 17 and self.g_dns is not None and pkt.l4 and (
+        if proto == 17 and gdns is not None and pkt.l4 and (
                 pkt.dport == 53 or pkt.sport == 53) and pkt.payload:
-            out += self._dns(pkt, ctx)
+            out += self._dns(pkt, ctx, gdns)
         if notices and self.g_event is not None:
             kinds = {n.kind for n in notices}
             cands = [i for i in self.g_event.always if self.rules[i].event_kinds & kinds]
@@ -839,7 +1180,7 @@ class SigEngine:
                 out += self._run(cands, pkt, pkt.payload if pkt.l4 else b"", ctx, "event")
         return out
 
-    def _dns(self, pkt, ctx):
+    def _dns(self, pkt, ctx, g):
         """dns.query rules, once per query name of a DNS request (Suricata's
         dns.query is a multi-buffer: a rule matches if one name matches)."""
         from ..applayer.dns import parse_dns
@@ -849,7 +1190,7 @@ class SigEngine:
             return []
         out = []
         for name, _qtype in msg.queries:
-            cands = self.g_dns.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
+            cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
             if cands:
                 out += self._run(cands, pkt, pkt.payload, ctx, "dns",
                                  http={"dns.query": name})
@@ -894,14 +1235,17 @@ class SigEngine:
         flow = st.flow
         if flow.app is None:
             self._probe(st, data)
+        view = self._view(st)
         if flow.app == "http" and self.rs.wants_http:
             if _is_client(d):
                 out += self._http_feed(st, data, pkt)
-            elif self.rs.resp_group is not None:
+            elif view.resp is not None:
+                # responses are parsed (and bodies decompressed) only where
+                # a response rule can apply to this direction
                 out += self._http_resp_feed(st, data, pkt)
         if len(self.waiting) > WAITING_MAX:
             out += self._trim_waiting()
-        if self.g_stream is not None and not flow.passed:
+        if view.stream is not None and not flow.passed:
             self._prefilter_stream(st, data, pkt)
             st.pending += data
             self.waiting[id(st)] = st
@@ -923,17 +1267,27 @@ class SigEngine:
 
     def _prefilter_stream(self, st, data, pkt):
         """Stream candidates of newly delivered bytes, into ``st.acc``."""
-        g = self.g_stream
+        view = st.view
+        g = view.stream
         if not g.scan or not data:
             return
         rules = self.rules
-        merged = self.rs.merged
+        merged = view.merged
+        # the last bytes of the previous delivery go in front, for patterns
+        # across the two: one scan per delivery (a pattern wholly in those
+        # bytes comes again, an extra candidate the full check rejects)
+        k = g.longest - 1
+        edge = st.edge
+        buf = edge + data if edge else data
         if merged is not None and pkt is not None and pkt.proto == 6 and \
                 len(pkt.payload) == len(data) and pkt.payload == data:
             # the segment as it came: one scan serves the packet rules too
-            low = bytes(data).lower()
+            auto, vals = merged
+            gp = view.pkt
+            low = bytes(buf).lower() if g.short or gp.short or auto.db is None else None
             sf, pf = st.acc, set()
-            for _, (si, pi) in merged.iter(low.decode("latin-1")):
+            for v in auto.found(buf, low):
+                si, pi = vals[v]
                 if si:
                     sf.update(si)
                 if pi:
@@ -941,18 +1295,14 @@ class SigEngine:
             for pat, idxs in g.short:
                 if pat in low:
                     sf.update(idxs)
-            gp = self.g_pkts.get(6)
             for pat, idxs in gp.short:
                 if pat in low:
                     pf.update(idxs)
             self._pkt_hits = (pkt, pf)
         else:
-            st.acc |= g.hits(data, rules)
-        k = g.longest - 1
+            st.acc |= g.hits(buf, rules)
         if k > 0:
-            if st.edge:
-                st.acc |= g.hits(st.edge + data[:k], rules)
-            st.edge = (st.edge + data[-k:])[-k:]
+            st.edge = bytes(buf[-k:])
 
     def after_tcp(self, pkt):
         """Inspect what the receiver ACKed of ``pkt``'s direction."""
@@ -1039,7 +1389,10 @@ class SigEngine:
         # that ends in the new chunk (scanning the whole tail again would
         # double the bytes scanned); a rule whose fast pattern lies wholly
         # in the tail was a candidate for the earlier chunk
-        g = self.g_stream
+        g = self._view(st).stream
+        if g is None:  # the app protocol now known rules every stream rule out
+            st.acc = set()
+            return []
         base = g.base(self.rules, 6, d.sport, d.dport)
         acc = st.acc
         if not st.pending:
@@ -1066,6 +1419,10 @@ class SigEngine:
             st.reqs.append(req)
             if self.rs.resp_group is not None:
                 flow.reqlog.append(req)
+        if len(flow.reqlog) > 1024:
+            # the server's view may have no response rule: its parser never
+            # takes these, so the log is bounded here too
+            _trim_reqlog(flow, 256)
         self.waiting[id(st)] = st
         out = []
         while st.reqs and (st.reqs[0].complete or
@@ -1086,10 +1443,7 @@ class SigEngine:
         for resp in st.resp.feed(data):
             out += self._http_resp_tx(st, resp, pkt)
         if len(flow.reqlog) > 256:  # requests never answered: keep memory bounded
-            drop = len(flow.reqlog) - 256
-            del flow.reqlog[:drop]
-            flow.expected = max(0, flow.expected - drop)
-            flow.answered = max(0, flow.answered - drop)
+            _trim_reqlog(flow, 256)
         return out
 
     def _expect(self, st):
@@ -1114,10 +1468,10 @@ class SigEngine:
         self.counters["sig_http_transactions"] += 1
         bufs = _HttpBuffers(req, self._pers, resp)
         d = st.d
-        g = self.rs.resp_group
+        g = self._view(st).resp
         if g is None:
             return []
-        data = b"\x00".join([b for b in map(bufs.get, self.rs.resp_buffers) if b])
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
         cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
         if not cands:
             return []
@@ -1132,10 +1486,10 @@ class SigEngine:
         self.counters["sig_http_transactions"] += 1
         bufs = _HttpBuffers(req, self._pers)
         d = st.d
-        g = self.rs.http_group
+        g = self._view(st).http
         if g is None:
             return []
-        data = b"\x00".join([b for b in map(bufs.get, self.rs.http_buffers) if b])
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
         cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
         if not cands:
             return []
@@ -1347,6 +1701,14 @@ class SigEngine:
             icmp_code=pkt.dport if icmp and pkt.l4 else None,
             extra={"sid": sr.sid[1], "gid": sr.sid[0], "action": sr.src.action},
         )
+
+
+def _trim_reqlog(flow, keep: int) -> None:
+    drop = len(flow.reqlog) - keep
+    if drop > 0:
+        del flow.reqlog[:drop]
+        flow.expected = max(0, flow.expected - drop)
+        flow.answered = max(0, flow.answered - drop)
 
 
 def _payload_of(pkt):

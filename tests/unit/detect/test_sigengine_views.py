@@ -1,0 +1,248 @@
+"""SigEngine views (the rules that can apply to one TCP direction), the
+matcher backends, and what is skipped where no rule can apply."""
+
+from __future__ import annotations
+
+import gc
+import random
+import socket
+
+import pytest
+
+from pakemon.detect import sigengine
+from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.events import Alert
+from pakemon.lab.traffic import TcpConnection, http_exchange, udp_frame
+from pakemon.pipeline import GC_THRESHOLDS, Pipeline, tune_gc
+
+BACKENDS = ["ahocorasick"] + (["hyperscan"] if sigengine.hyperscan is not None else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch):
+    monkeypatch.setattr(sigengine, "BACKEND", request.param)
+    return request.param
+
+
+def ruleset(text, **kw):
+    rules, skipped, errors = parse_suricata_rules(text)
+    assert not errors and not skipped, (errors, skipped)
+    return SigRuleSet(rules, **kw)
+
+
+def feed(rs, frames):
+    pipe = Pipeline([], sig=rs)
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    return pipe, [a for a in out if isinstance(a, Alert)]
+
+
+def alerts_of(alerts):
+    return sorted((a.ts, a.rule.sid, a.src_ip, a.dst_ip) for a in alerts)
+
+
+def addr(text):
+    return socket.inet_aton(text)
+
+
+def test_view_keeps_only_rules_whose_header_can_fit():
+    rs = ruleset(
+        'alert tcp $EXTERNAL_NET any -> $HOME_NET 80 (msg:"ext"; content:"aaaa"; sid:1;)\n'
+        'alert tcp any any -> any 80 (msg:"srv"; flow:to_server; content:"bbbb"; sid:2;)\n'
+        'alert tcp any 80 -> any any (msg:"cli"; flow:to_client; content:"cccc"; sid:3;)\n'
+        'alert tcp any any -> any 8080 (msg:"port"; content:"dddd"; sid:4;)\n'
+        'alert smb any any -> any any (msg:"smb"; content:"eeee"; sid:5;)\n'
+        'alert http any any -> any any (msg:"resp"; flow:to_client; file.data; '
+        'content:"ffff"; sid:6;)\n')
+
+    def sids(group):
+        if group is None:
+            return set()
+        return {rs.rules[i].sid[1] for idxs in group.patterns.values() for i in idxs}
+
+    inside, server = addr("10.1.2.3"), addr("10.2.0.1")
+    outside = addr("198.51.100.7")
+    v = rs.view(inside, server, 40000, 80, True, "http")
+    assert sids(v.stream) == {2}  # not $EXTERNAL_NET, not to_client, not 8080, not smb
+    assert v.resp is None
+    assert sids(rs.view(outside, server, 40000, 80, True, "http").stream) == {1, 2}
+    assert sids(rs.view(inside, server, 40000, 8080, True, "http").stream) == {4}
+    back = rs.view(server, inside, 80, 40000, False, "http")
+    assert sids(back.stream) == {3} and sids(back.resp) == {6}
+    # the app protocol not probed yet: app rules stay; an other app: gone
+    assert 5 in sids(rs.view(inside, server, 40000, 445, True, None).stream)
+    assert 5 not in sids(rs.view(inside, server, 40000, 445, True, "http").stream)
+    assert 5 in sids(rs.view(inside, server, 40000, 445, True, "smb").stream)
+
+
+def test_views_share_groups_across_client_ports():
+    rs = ruleset('alert tcp any any -> any 80 (msg:"x"; content:"zzzz"; sid:1;)\n'
+                 'alert tcp any [1000:2000] -> any 80 (msg:"y"; content:"yyyy"; sid:2;)')
+    a, b = addr("10.0.0.1"), addr("10.0.0.2")
+    v1 = rs.view(a, b, 40000, 80, True, None)
+    v2 = rs.view(a, b, 50000, 80, True, None)
+    v3 = rs.view(a, b, 1500, 80, True, None)
+    assert v1 is v2  # same rules: one view, one matcher
+    assert v3 is not v1 and v3.stream is not v1.stream
+
+
+def _random_rules_and_traffic(seed):
+    rnd = random.Random(seed)
+    alphabet = b"abcXYZ"
+
+    def word(n):
+        return bytes(rnd.choice(alphabet) for _ in range(n))
+
+    lines = []
+    for sid in range(1, 120):
+        opts = []
+        for _ in range(rnd.randint(1, 2)):
+            w = word(rnd.randint(2, 4)).decode()
+            opts.append(f'content:"{w}";{rnd.choice(["", " nocase;", " depth:12;"])}')
+        proto = rnd.choice(["tcp", "tcp", "http", "udp", "ip"])
+        src = rnd.choice(["any", "$HOME_NET", "$EXTERNAL_NET", "10.0.0.1"])
+        dst = rnd.choice(["any", "$HOME_NET", "$EXTERNAL_NET", "192.0.2.9"])
+        sp, dp = rnd.choice([("any", "any"), ("any", "80"), ("80", "any"),
+                             ("any", "[80,8080]"), ("[1024:]", "any"), ("any", "!80")])
+        flow = rnd.choice(["", "flow:to_server;", "flow:to_client;", "flow:established;"])
+        if proto == "http" and rnd.random() < 0.5:
+            buf = rnd.choice(["http.uri;", "file.data;", "http.header;", "http.stat_code;"])
+            opts.insert(0, buf)
+            if buf == "http.stat_code;":
+                opts = [buf, 'content:"200";']
+        if proto == "ip":
+            sp = dp = "any"
+            flow = ""
+        arrow = rnd.choice(["->", "->", "<>"])
+        lines.append(f'alert {proto} {src} {sp} {arrow} {dst} {dp} (msg:"r{sid}"; {flow} '
+                     f'{" ".join(opts)} sid:{sid};)')
+    frames = []
+    ts = 0.0
+    hosts = ["10.0.0.1", "10.0.0.2", "192.0.2.9", "198.51.100.4"]
+    for i in range(40):
+        c, s = rnd.sample(hosts, 2)
+        port = rnd.choice([80, 8080, 443])
+        req = b"GET /" + word(8) + b" HTTP/1.1\r\nHost: x\r\nX: " + word(12) + b"\r\n\r\n"
+        frames += http_exchange(c, s, 2000 + i, req, word(rnd.randint(0, 300)), ts=ts,
+                                port=port)
+        frames.append((ts + 0.5, udp_frame(c, s, 3000 + i, 53, word(20))))
+        ts += 1.0
+    return "\n".join(lines), frames
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_views_alert_exactly_as_the_whole_groups(backend, seed):
+    text, frames = _random_rules_and_traffic(seed)
+    _, with_views = feed(ruleset(text), frames)
+    _, whole = feed(ruleset(text, views=False), frames)
+    _, brute = feed(ruleset(text, views=False, prefilter=False), frames)
+    assert alerts_of(with_views) == alerts_of(whole) == alerts_of(brute)
+    assert len(with_views) > 20  # the random rules do match something
+
+
+def test_backends_alert_alike():
+    if len(BACKENDS) < 2:
+        pytest.skip("hyperscan is not installed")
+    text, frames = _random_rules_and_traffic(5)
+    got = {}
+    for b in BACKENDS:
+        old = sigengine.BACKEND
+        sigengine.BACKEND = b
+        try:
+            got[b] = alerts_of(feed(ruleset(text), frames)[1])
+        finally:
+            sigengine.BACKEND = old
+    assert got["ahocorasick"] == got["hyperscan"] and got["hyperscan"]
+
+
+def test_few_patterns_are_tested_with_in_under_pyahocorasick(monkeypatch):
+    monkeypatch.setattr(sigengine, "BACKEND", "ahocorasick")
+    rs = ruleset('alert tcp any any -> any 80 (msg:"x"; content:"NeedLe"; nocase; sid:1;)')
+    g = rs.groups["stream"]
+    assert g.auto is None and [p for p, _ in g.short] == [b"needle"]
+    frames = http_exchange("10.0.0.1", "10.0.0.2", 4000, b"GET /a HTTP/1.0\r\nX: neeDLE\r\n\r\n")
+    _, alerts = feed(rs, frames)
+    assert [a.rule.sid for a in alerts] == [1]
+
+
+def test_responses_parsed_only_where_a_response_rule_can_apply(backend, monkeypatch):
+    fed = []
+    real = sigengine.SigEngine._http_resp_feed
+
+    def counting(self, st, data, pkt):
+        fed.append(len(data))
+        return real(self, st, data, pkt)
+
+    monkeypatch.setattr(sigengine.SigEngine, "_http_resp_feed", counting)
+    frames = http_exchange("10.0.0.1", "10.0.0.2", 4001, b"GET /x HTTP/1.0\r\n\r\n",
+                           b"<html>secret-body</html>")
+    req_only = ('alert http any any -> any any (msg:"u"; flow:to_server; http.uri; '
+                'content:"/x"; sid:1;)\n')
+    _, alerts = feed(ruleset(req_only), frames)
+    assert [a.rule.sid for a in alerts] == [1] and fed == []
+    # a response rule whose addresses cannot fit: still no parsing
+    _, alerts = feed(ruleset(req_only + 'alert http 192.0.2.1 any -> any any (msg:"r"; '
+                             'file.data; content:"secret"; sid:2;)'), frames)
+    assert [a.rule.sid for a in alerts] == [1] and fed == []
+    # one that fits: parsed, and it alerts
+    _, alerts = feed(ruleset(req_only + 'alert http any any -> any any (msg:"r"; '
+                             'file.data; content:"secret"; sid:2;)'), frames)
+    assert sorted(a.rule.sid for a in alerts) == [1, 2] and fed
+
+
+def test_request_log_bounded_when_no_response_rule_applies():
+    rs = ruleset('alert http any any -> any any (msg:"u"; flow:to_server; http.uri; '
+                 'content:"/never"; sid:1;)\n'
+                 'alert http 192.0.2.1 any -> any any (msg:"r"; file.data; content:"x"; sid:2;)')
+    conn = TcpConnection("10.0.0.1", "10.0.0.2", 4002, 80).open()
+    for i in range(1500):
+        conn.send(b"GET /%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
+    flows = []
+    real = sigengine.SigEngine._http_feed
+
+    def keep(self, st, data, pkt):
+        flows.append(st.flow)
+        return real(self, st, data, pkt)
+
+    sigengine.SigEngine._http_feed = keep
+    try:
+        _, alerts = feed(rs, conn.close())
+    finally:
+        sigengine.SigEngine._http_feed = real
+    assert alerts == []
+    assert flows and all(len(f.reqlog) <= 1024 for f in flows)
+    assert max(f.expected for f in flows) == 0  # no response parser ever took them
+
+
+def test_tune_gc_raises_thresholds_and_never_lowers_them():
+    old = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        gc.set_threshold(50000, 5, 500)
+        tune_gc()
+        assert gc.get_threshold() == (50000, GC_THRESHOLDS[1], 500)
+    finally:
+        gc.set_threshold(*old)
+
+
+def test_read_summary_times_load_and_processing_apart(tmp_path, capsys):
+    from pakemon.cli import main
+    from pakemon.lab.traffic import write_pcap
+
+    cap = tmp_path / "t.pcap"
+    frames = http_exchange("10.0.0.1", "10.0.0.2", 4003, b"GET / HTTP/1.0\r\n\r\n")
+    write_pcap(str(cap), frames)
+    rc = main(["read", "-q", "--progress", "never", "--log-dir", str(tmp_path / "logs"),
+               str(cap)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    import re
+
+    assert re.search(r"^rules loaded in [0-9.]+ s \(CPU [0-9.]+ s\)$", out, re.M), out
+    m = re.search(r"^processed (\d+) frames in [0-9.]+ s \(CPU [0-9.]+ s", out, re.M)
+    assert m and int(m.group(1)) == len(frames)
