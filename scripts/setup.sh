@@ -74,7 +74,10 @@ fi
 
 stamp=.venv/.pakemon-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: pip install -e .[dev]"
+  echo "setup: pip install -e .[dev] (and .[fast] if it installs)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  # optional: a faster prefilter for large Snort/Suricata rule sets
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[fast]' ||
+    echo "setup: hyperscan unavailable; Suricata rules use pyahocorasick (slower, same alerts)"
   touch "$stamp"
 fi
