@@ -26,7 +26,8 @@ segment reaches the reassembler when a service node fits either of its
 directions (the other direction is still needed for state), a datagram
 reaches the matcher when a node fits it. Every IP fragment is reassembled
 (later fragments carry no ports), and TCP probes and UDP datagrams feed the
-scan detector.
+scan detector. A datagram both rule sets inspect has its checksum verified
+once: the native stage's verdict is kept for the Suricata packet rules.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class Pipeline:
         self.detector = Detector(self.tree, self.http)
         self.sig = None
         self._sig_tcp = False
+        self._l4_seen = None  # (datagram, checksum verdict) of the last one checked
         self._sig_pkt = None
         if sig is not None and len(sig):
             from .detect.sigengine import SigEngine
@@ -285,6 +287,9 @@ class Pipeline:
     def _l4_ok(self, pkt) -> bool:
         gate = self.checksums
         if gate.enabled and not pkt.truncated and pkt.l4:
+            seen = self._l4_seen
+            if seen is not None and seen[0] is pkt:
+                return seen[1]  # the native stage checked this datagram already
             return gate.check_l4(pkt)
         return True
 
@@ -381,7 +386,15 @@ class Pipeline:
         proto = pkt.proto
         gate = self.checksums
         if gate.enabled and not pkt.truncated:
-            if not (gate.check_l4(pkt) if pkt.l4 else self._ip_checksum_ok(pkt)):
+            if pkt.l4:
+                ok = gate.check_l4(pkt)
+                if self.sig is not None:
+                    # the Suricata packet rules ask again for the same datagram:
+                    # one verification (and one offload count) per datagram
+                    self._l4_seen = (pkt, ok)
+            else:
+                ok = self._ip_checksum_ok(pkt)
+            if not ok:
                 st.bad_l4_checksum += 1  # the target drops it: nothing to inspect
                 return []
         if nodes:

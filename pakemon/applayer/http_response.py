@@ -57,11 +57,17 @@ listed per response in ``HttpResponse.anomalies``.
 
 Performance: lines are found with ``bytes.find`` from an offset into each
 chunk; partial lines are kept as a list of pieces joined once, so many
-small segments cost linear time.
+small segments cost linear time. A header block wholly inside one chunk
+(nearly every response) is found with one search and split at once, each
+line then handled as in the line-by-line path (same headers, folds,
+anomalies, raw block). ``body_limit`` 0 frames bodies without keeping
+them: a body with no Content-Encoding then gets no decoder at all (the
+detect stage's choice where no rule reads response bodies).
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections import deque
 
@@ -73,6 +79,8 @@ BOMB_RATIO = 500  # decoded/encoded ratio at the cap that is reported
 MAX_PENDING_METHODS = 1024
 BODY_LIMIT = 102400
 _PIECE = 1024  # compressed bytes per decompress call
+_HEADERS_END = re.compile(rb"\n\r*\n")  # the end of a header block
+_EMPTY_LINE = re.compile(rb"\r*\n")  # at the start of the header block: no headers
 
 # states
 _LINE, _HDR, _BODY, _CSIZE, _CDATA, _TRAILER, _CLOSE, _SKIP, _TUNNEL = range(9)
@@ -379,6 +387,22 @@ class HttpResponseParser:
                 break
             if st == _TUNNEL:
                 break
+            if st == _HDR and not self._parts:
+                # The whole header block in this chunk (the common case): one
+                # search and a split instead of a pass per line. Only when
+                # no line of it can be too long, so lines come out the same.
+                m = _EMPTY_LINE.match(data, pos)
+                if m is not None:  # no (more) header lines
+                    self._header_block(data, pos, pos, m.end())
+                    pos = m.end()
+                    continue
+                # (the first LF, CRs, LF after pos: an empty line after it
+                # would have matched earlier)
+                m = _HEADERS_END.search(data, pos)
+                if m is not None and m.end() - pos <= self.max_line:
+                    self._header_block(data, pos, m.start(), m.end())
+                    pos = m.end()
+                    continue
             j = find(b"\n", pos)
             if st == _SKIP:
                 if j < 0:
@@ -537,6 +561,25 @@ class HttpResponseParser:
             if not line.strip(b" \t"):
                 self._complete()
 
+    def _header_block(self, data: bytes, pos: int, end: int, stop: int) -> None:
+        """Header lines data[pos:end] (LF-separated, none empty) and the
+        empty line ending them (up to ``stop``), as ``_line`` would take them."""
+        resp = self.current
+        if resp is not None and resp._raw is not None:
+            piece = data[pos:stop]
+            resp._raw.append(piece)
+            self._raw_len += len(piece)
+            if self._raw_len > MAX_RAW_HEADER:
+                resp._raw = None
+                self._count("raw_header_too_long", resp)
+        if end > pos:
+            header_line = self._header_line
+            for line in data[pos:end].split(b"\n"):
+                if line[-1:] == b"\r":
+                    line = line.rstrip(b"\r")
+                header_line(line)
+        self._end_headers()
+
     def _status_line(self, line: bytes) -> None:
         s = line.lstrip(b" \t")
         if not s:
@@ -634,10 +677,12 @@ class HttpResponseParser:
         if method == b"HEAD" or status in (204, 304):
             self._complete()
             return
-        self._dec = _BodyDecoder(codings, self.body_limit, [])
-        for name in self._dec.anomalies:
-            self._count(name, resp)
-        self._dec.anomalies = resp.anomalies  # later ones go on the response directly
+        if self.body_limit or codings:
+            self._dec = _BodyDecoder(codings, self.body_limit, [])
+            for name in self._dec.anomalies:
+                self._count(name, resp)
+            self._dec.anomalies = resp.anomalies  # later ones go on the response directly
+        # else (body_limit 0, a plain body): framed only, nothing to decode or keep
         if b"chunked" in te:
             resp.chunked = True
             if cl is not None:

@@ -69,7 +69,14 @@ over 18,000 rules). A view is only a superset (the full check still reads
 the header), so alerts are those of the whole groups (tested); what it
 saves is scanning (ET's $EXTERNAL_NET rules on internal traffic), the
 HTTP response parser and body scan of directions no response rule can
-apply to, and per-packet work on segments with no rule for them.
+apply to, and per-packet work on segments with no rule for them. A
+response group records whether one of its rules reads the body
+(``file.data``/``http.response_body``): where none does, the parser frames
+bodies without keeping or decompressing them. A direction's view and its
+``to_server`` side are kept on its ``DirState`` (the side never changes
+once the session exists; the view is made again only when the flow's app
+protocol becomes known), so an empty segment with no payload-less packet
+rule in its view leaves ``packet`` after a few attribute reads.
 
 Per-byte scanning is still the cost that matters, so: a TCP segment
 delivered in order as it came is scanned once for both stream and packet
@@ -367,6 +374,18 @@ def _response_rule(r, bufs) -> bool:
     return "file.data" in bufs and not (f is not None and f.to_server)
 
 
+_BODY_BUFFERS = frozenset({"file.data", "http.response_body"})
+
+
+def _reads_body(rules, idxs) -> bool:
+    """Whether one of the rules ``idxs`` reads a response body."""
+    for i in idxs:
+        for name, _ in rules[i].buffers:
+            if name in _BODY_BUFFERS:
+                return True
+    return False
+
+
 def _fast_pattern(r):
     """(folded bytes, buffer) of the rule's prefilter content, or (None, None).
 
@@ -429,6 +448,9 @@ class _Group:
         self.s_only: list = []
         self.both = False
         self.buffers: tuple = ()  # http groups: the fast-pattern buffers, joined to scan
+        # response groups: whether a rule reads the body (file.data,
+        # http.response_body); if none does, bodies are framed, not kept
+        self.needs_body = True
 
     def restricted(self, keep, rules, buffers: bool = False):
         """This group cut down to the rules in ``keep`` (a view's), with an
@@ -447,6 +469,7 @@ class _Group:
         if buffers:
             g.buffers = tuple(sorted({rules[i].fp_buffer or "http.start"
                                       for idxs in g.patterns.values() for i in idxs}))
+            g.needs_body = _reads_body(rules, keep)
         g.build()
         if self.cuts is not None and g.auto is not None and not _hs():
             g.size_split(rules)
@@ -685,6 +708,8 @@ class SigRuleSet:
             self.http_group.buffers = self.http_buffers
         if self.resp_group is not None:
             self.resp_group.buffers = self.resp_buffers
+            self.resp_group.needs_body = _reads_body(
+                self.rules, [sr.idx for sr in self.rules if sr.kind == "http-resp"])
         self._view_init()
         # views=False: every TCP direction sees the whole groups (the
         # engine as it was before views; tests compare the two)
@@ -1013,7 +1038,7 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp",
-                 "acc", "edge", "view", "vkey")
+                 "acc", "edge", "view", "vapp", "cs")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1031,7 +1056,11 @@ class DirState:
         self.acc = set()
         self.edge = b""
         self.view = None  # the rules that can apply to this direction (_View)
-        self.vkey = None
+        self.vapp = None  # the flow's app when ``view`` was made
+        # Suricata's to_server, fixed once the session exists (its client
+        # and midstream flag are set before any DirState is made): asked
+        # on every packet, so computed once
+        self.cs = d.session is None or _is_client(d)
 
 
 class SigEngine:
@@ -1084,15 +1113,15 @@ class SigEngine:
         return st
 
     def _view(self, st) -> "_View":
-        """``st``'s view, made again when the app protocol or the client
-        side becomes known (the earlier view was a superset)."""
-        d = st.d
-        to_server = d.session is None or _is_client(d)
-        key = (st.flow.app, to_server)
-        if st.vkey != key:
-            st.view = self.rs.view(d.src, d.dst, d.sport, d.dport, to_server, st.flow.app)
-            st.vkey = key
-        return st.view
+        """``st``'s view, made again when the app protocol becomes known
+        (the earlier view was a superset; the side is fixed, ``st.cs``)."""
+        app = st.flow.app
+        v = st.view
+        if v is None or st.vapp != app:
+            d = st.d
+            v = st.view = self.rs.view(d.src, d.dst, d.sport, d.dport, st.cs, app)
+            st.vapp = app
+        return v
 
     def _dgram_flow(self, pkt):
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
@@ -1109,14 +1138,25 @@ class SigEngine:
     # ------------------------------------------------------------ entry points
 
     def begin(self, pkt) -> None:
-        self._alerted = set()
+        if self._alerted:  # (most packets alert nothing: no new set for them)
+            self._alerted = set()
         self._pkt_hits = None
         self.pre_state = None
 
     def packet(self, pkt, notices=()):
         """Packet rules (and event rules for ``notices``) on one packet."""
-        out = []
         proto = pkt.proto
+        if proto == 6 and not notices and not pkt.payload:
+            # Most TCP packets: an empty segment of a direction whose view
+            # (current for the flow's app) has no payload-less packet rule.
+            d = pkt.direction
+            sm = d.det if d is not None else None
+            st = sm.sig if sm is not None else None
+            if st is not None and st.view is not None and st.vapp == st.flow.app:
+                g = st.view.pkt
+                if g is None or not g.always or self.g_pkts[6] is None:
+                    return []
+        out = []
         flow = None
         to_server = True
         established = False
@@ -1133,7 +1173,9 @@ class SigEngine:
                     if not notices and (g is None or not g.always and not pkt.payload):
                         # (most segments: an ACK with no rule for it)
                         return out
-                to_server = _is_client(d)
+                    to_server = st.cs
+                else:
+                    to_server = _is_client(d)
                 # Suricata flags a packet established by the flow's state
                 # before the packet: the handshake's last ACK is not
                 pre = self.pre_state
@@ -1237,7 +1279,7 @@ class SigEngine:
             self._probe(st, data)
         view = self._view(st)
         if flow.app == "http" and self.rs.wants_http:
-            if _is_client(d):
+            if st.cs:
                 out += self._http_feed(st, data, pkt)
             elif view.resp is not None:
                 # responses are parsed (and bodies decompressed) only where
@@ -1433,11 +1475,21 @@ class SigEngine:
 
     def _http_resp_feed(self, st, data, pkt):
         flow = st.flow
+        resp_g = st.view.resp
         if st.resp is None:
             from ..applayer.http_response import HttpResponseParser
 
-            st.resp = HttpResponseParser()
-        self._expect(st)
+            # no rule of this direction reads bodies: frame them, keep none
+            # (nothing copied, nothing decompressed)
+            st.resp = HttpResponseParser() if resp_g.needs_body else HttpResponseParser(0)
+        elif resp_g.needs_body and not st.resp.body_limit:
+            # (a view made again since holds a body rule): bodies from the
+            # next response on
+            from ..applayer.http_response import BODY_LIMIT
+
+            st.resp.body_limit = BODY_LIMIT
+        if flow.expected < len(flow.reqlog):
+            self._expect(st)
         self.waiting[id(st)] = st
         out = []
         for resp in st.resp.feed(data):

@@ -260,3 +260,43 @@ def test_segmentation_does_not_change_results(parts, step):
     whole = run(data, methods=(b"GET",) * 6)[1]
     pieces = run(data, methods=(b"GET",) * 6, step=step)[1]
     assert summary(whole) == summary(pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([
+    b"Server: a\r\n", b"X-Fold: one\r\n", b"  two\r\n", b"\tthree\n", b"no colon here\r\n",
+    b": empty name\r\n", b"Set-Cookie: s=1\r\n", b"server: b\r\n", b"Content-Length: 3\r\n",
+    b"Content-Length: 4\r\n", b"Transfer-Encoding: chunked\r\n", b"X-CR: a\rb\r\n",
+]), max_size=8), st.sampled_from([b"\r\n", b"\n", b"\r\r\n"]),
+    st.sampled_from([b"HTTP/1.1 200 OK\r\n", b"\r\nHTTP/1.0 404 Nope\n", b"  HTTP/1.1 204\r\n"]),
+    st.integers(1, 40))
+def test_header_block_at_once_same_as_line_by_line(lines, empty, status, step):
+    """A whole header block in one chunk takes the block path; one byte at a
+    time takes the line path: every parsed detail is the same."""
+    data = status + b"".join(lines) + empty + b"abcd" * 5 + b"HTTP/1.1 304 Again\r\n\r\n"
+
+    def details(p, out):
+        return ([(r.stat_code, r.headers, r.header, r.raw_header, r.body, r.chunked,
+                  r.content_length, r.anomalies, r.complete) for r in out],
+                p.bad_headers, p.junk_lines, p.anomalies)
+
+    whole = details(*run(data, methods=(b"GET", b"GET")))
+    assert details(*run(data, methods=(b"GET", b"GET"), step=1)) == whole
+    assert details(*run(data, methods=(b"GET", b"GET"), step=step)) == whole
+    assert whole[0][0][3] == b"".join(lines) + empty  # the raw block as received
+
+
+def test_header_block_longer_than_a_line_limit_still_parsed():
+    hdrs = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 50) for i in range(40))  # 2.4 KB
+    data = b"HTTP/1.1 200 OK\r\n" + hdrs + b"Content-Length: 2\r\n\r\nok"
+    p, out = run(data, max_line=100)
+    assert len(out[0].headers) == 41 and out[0].body == b"ok" and p.long_lines == 0
+
+
+def test_body_limit_zero_plain_body_has_no_decoder_encoded_one_still_checked():
+    data = (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: br, gzip, deflate\r\nContent-Length: 2\r\n"
+            b"\r\nzz")
+    p, out = run(data, methods=(b"GET", b"GET"), body_limit=0)
+    assert [(r.body, r.body_length) for r in out] == [(b"", 4), (b"", 2)]
+    assert out[1].anomalies == ["too_many_encodings"] and p.anomalies == {"too_many_encodings": 1}

@@ -331,3 +331,48 @@ def test_waiting_directions_are_bounded(monkeypatch):
         assert len(pipe.sig.waiting) <= 9
     out += pipe.flush()
     assert sum(1 for a in out if isinstance(a, Alert)) == 40
+
+
+def test_sides_of_a_midstream_flow_kept_per_direction():
+    """A flow picked up midstream whose first sender is the server (port 80
+    toward an ephemeral port) is reversed, and each direction keeps its
+    side for every later packet (empty ones take the early exit)."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40100, 80).open()
+    c.send(b"srv-hello", from_client=False)
+    c.send(b"cli-data")
+    c.send(b"srv-again", from_client=False)
+    frames = c.close()[3:]  # no handshake: the server's data comes first
+    alerts = run('alert tcp any any -> any any (msg:"tc"; flow:to_client; content:"srv-"; '
+                 'dsize:>0; sid:1;)\n'
+                 'alert tcp any any -> any any (msg:"ts"; flow:to_server; content:"cli-"; '
+                 'dsize:>0; sid:2;)\n'
+                 'alert tcp any any -> any any (msg:"wrong"; flow:to_server; content:"srv-"; '
+                 'dsize:>0; sid:3;)', frames)
+    assert sids(alerts) == {1: 2, 2: 1}
+
+
+def test_datagram_checksum_verified_once_with_both_rule_sets(monkeypatch):
+    from pakemon.detect.rule_parser import parse_rules
+    from pakemon.stream.checksum import ChecksumGate
+
+    native = parse_rules('N udp * 53 "native-hit"\n')
+    rules, _, _ = parse_suricata_rules('alert udp any any -> any 53 (msg:"s"; '
+                                       'content:"suri-hit"; sid:5;)')
+    pipe = Pipeline(native.rules if hasattr(native, "rules") else native,
+                    sig=SigRuleSet(rules))
+    calls = []
+    real = ChecksumGate.check_l4
+
+    def counting(self, pkt, strict=False):
+        calls.append(pkt)
+        return real(self, pkt, strict)
+
+    monkeypatch.setattr(ChecksumGate, "check_l4", counting)
+    good = udp_frame("10.0.0.1", "10.0.0.2", 4000, 53, b"native-hit suri-hit")
+    bad = bytearray(good)
+    bad[-1] ^= 0xFF  # payload changed after the checksum: the target drops it
+    out = pipe.feed(0.0, good) + pipe.feed(1.0, bytes(bad))
+    names = sorted(a.rule.signature for a in out if isinstance(a, Alert))
+    assert names == ["N", "s"]  # the good datagram only, by both rule sets
+    assert len(calls) == 2 and calls[0] is not calls[1]  # once per datagram
+    assert pipe.stats.bad_l4_checksum == 1

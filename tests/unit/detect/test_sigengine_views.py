@@ -246,3 +246,31 @@ def test_read_summary_times_load_and_processing_apart(tmp_path, capsys):
     assert re.search(r"^rules loaded in [0-9.]+ s \(CPU [0-9.]+ s\)$", out, re.M), out
     m = re.search(r"^processed (\d+) frames in [0-9.]+ s \(CPU [0-9.]+ s", out, re.M)
     assert m and int(m.group(1)) == len(frames)
+
+
+def test_response_bodies_kept_only_where_a_body_rule_can_apply(backend, monkeypatch):
+    bodies = []
+    real = sigengine.SigEngine._http_resp_tx
+
+    def recording(self, st, resp, pkt):
+        bodies.append(resp.body)
+        return real(self, st, resp, pkt)
+
+    monkeypatch.setattr(sigengine.SigEngine, "_http_resp_tx", recording)
+    frames = http_exchange("10.0.0.1", "10.0.0.2", 4003, b"GET /x HTTP/1.0\r\n\r\n",
+                           b"<html>secret-body</html>")
+    stat = ('alert http any any -> any any (msg:"s"; flow:to_client; http.stat_code; '
+            'content:"200"; sid:1;)\n')
+    _, alerts = feed(ruleset(stat), frames)
+    assert [a.rule.sid for a in alerts] == [1] and bodies == [b""]
+    # a body rule that cannot fit this flow's addresses: still no body kept
+    bodies.clear()
+    _, alerts = feed(ruleset(stat + 'alert http 192.0.2.1 any -> any any (msg:"b"; '
+                                    'file.data; content:"secret"; sid:2;)'), frames)
+    assert [a.rule.sid for a in alerts] == [1] and bodies == [b""]
+    # one that fits: the body is kept and the rule alerts
+    bodies.clear()
+    _, alerts = feed(ruleset(stat + 'alert http any any -> any any (msg:"b"; '
+                                    'file.data; content:"secret"; sid:2;)'), frames)
+    assert sorted(a.rule.sid for a in alerts) == [1, 2]
+    assert bodies == [b"<html>secret-body</html>"]
