@@ -17,9 +17,12 @@ packet (event rules), and the end of input (``flush``).
 Collector: every TCP session leaves a cycle of objects (directions,
 session, detect state) that only a full collection frees, and CPython's
 default thresholds (700, 10, 10) run a full one each time the survivors grew
-by a quarter, walking every flow's state again: 0.6 of 3.5 CPU seconds on
-the ET bench capture. A pipeline raises them to at least (2000, 20, 100)
-once (``tune_gc``): the same garbage, collected in fewer, larger passes.
+by a quarter, walking every flow's state again. A pipeline raises the
+youngest generation's threshold to 2000 once (``tune_gc``): the same garbage,
+collected in fewer passes. The older generations keep the defaults: at
+(2000, 20, 100) full collections became so rare that a replay of new
+connections in a loop grew to 300 MB of dead sessions (measured; kept in
+check by tests/unit/stream/test_tcp_memory.py).
 
 Only traffic that some rule can match goes past the header parse: a TCP
 segment reaches the reassembler when a service node fits either of its
@@ -53,7 +56,8 @@ from .stream.tcp import StreamBypass, StreamData, TcpReassembler
 
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
-GC_THRESHOLDS = (2000, 20, 100)  # see the module docstring
+GC_THRESHOLDS = (2000, 10, 10)  # see the module docstring
+GC_MIN_ENDED = 4096  # ended sessions between the pipeline's own full collections
 
 
 def tune_gc() -> None:
@@ -116,6 +120,7 @@ class Pipeline:
                  sig=None):
         self.config = config = config or Config()
         tune_gc()
+        self._gc_at = GC_MIN_ENDED
         self.tree = rules if isinstance(rules, RuleTree) else RuleTree(rules)
         hp = config.host_policy
         dflt_frag, dflt_stream = config.defrag.policy, config.stream.policy
@@ -311,6 +316,20 @@ class Pipeline:
         self.stats.bad_ip_checksum += 1
         return False
 
+    def _collect(self) -> None:
+        """A full collection every GC_MIN_ENDED ended sessions: each ended
+        session is a cycle (session <-> directions) that only a full
+        collection frees, and CPython's own trigger waits for a quarter of
+        every long-lived object in the process, so dead sessions piled up
+        without it. 4096 sessions of garbage at most keeps the 100k-connection
+        flood under its memory bound (bench/floods.py: 184 MB of 196; paced by
+        the table's size instead, 222 MB)."""
+        import gc
+
+        gc.collect()
+        tcp = self.tcp
+        self._gc_at = tcp.ended + GC_MIN_ENDED
+
     def _inspect_tcp(self, pkt):
         self.stats.inspected += 1
         sig = self.sig
@@ -318,7 +337,10 @@ class Pipeline:
             # the state before this segment: what Suricata's flow:established sees
             pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
-        evs = self.tcp.feed(pkt)
+        tcp = self.tcp
+        evs = tcp.feed(pkt)
+        if tcp.ended >= self._gc_at:
+            self._collect()
         out = self._stream_events(evs) if evs else []
         sig = self.sig
         if sig is not None:

@@ -488,6 +488,7 @@ class TcpReassembler:
         self._free_notice = {}  # kind -> ts of the last notice without a session
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
+        self.ended = 0  # sessions removed so far (the pipeline's collector pacing)
         self.last_direction = None  # direction of the last segment fed (None: none)
         # counters
         self.c_sessions = 0
@@ -896,6 +897,7 @@ class TcpReassembler:
                 del self._dirs[key]
                 primary = True
         s.dead = True
+        self.ended += 1
         self._sessions.pop(s, None)
         self._embryonic.pop(s, None)
         if primary and s.alt is not None:
