@@ -8,15 +8,11 @@ in a capture of the same traffic.
 
 from __future__ import annotations
 
-import signal
-
-import pytest
-
 from live_netns import Capture
-from test_sensor_live import eve_alerts, offline_alerts, stop
+from test_sensor_live import eve_alerts, lab, offline_alerts, stop  # noqa: F401 (fixture)
 from xdp_lab import requires_xdp
 
-from pakemon.lab.live import SRV_IF, LiveLab
+from pakemon.lab.live import SRV_IF
 
 pytestmark = requires_xdp
 
@@ -27,21 +23,6 @@ alert http $HOME_NET $HTTP_PORTS -> $HOME_NET any (msg:"marker in body"; \
 flow:established,to_client; file_data; content:"pakemon-secret-marker"; sid:9000002; rev:1;)
 alert udp any any -> any 5353 (msg:"evil query"; content:"|04|evil"; nocase; sid:9000003;)
 """
-
-
-@pytest.fixture
-def lab():
-    lab = LiveLab().up()
-    try:
-        yield lab
-        for sp in lab.sensors:
-            if sp.proc.poll() is None:
-                assert sp.stop(signal.SIGTERM) == 0, sp.stderr
-    finally:
-        try:
-            lab.assert_nothing_attached()
-        finally:
-            lab.down()
 
 
 def test_suricata_rules_alert_live_as_offline(lab, tmp_path):
