@@ -1518,27 +1518,21 @@ class SigEngine:
             flow.expected -= flow.answered
             flow.answered = 0
         self.counters["sig_http_transactions"] += 1
-        bufs = _HttpBuffers(req, self._pers, resp)
-        d = st.d
-        g = self._view(st).resp
-        if g is None:
-            return []
-        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
-        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
-        if not cands:
-            return []
-        ses = d.session
-        ctx = (False, ses is None or ses.state >= 3, flow)
-        return self._run(cands, pkt, b"", ctx, "http-resp", d=d, http=bufs)
+        return self._http_run(st, _HttpBuffers(req, self._pers, resp), pkt, False)
 
     def _http_tx(self, st, req, pkt):
         flow = st.flow
         if flow.passed or pkt is None:
             return []
         self.counters["sig_http_transactions"] += 1
-        bufs = _HttpBuffers(req, self._pers)
+        return self._http_run(st, _HttpBuffers(req, self._pers), pkt, True)
+
+    def _http_run(self, st, bufs, pkt, request: bool):
+        """One HTTP transaction's request (or response) rules: the fast
+        patterns of the direction's group over its buffers, then the check."""
         d = st.d
-        g = self._view(st).http
+        view = self._view(st)
+        g = view.http if request else view.resp
         if g is None:
             return []
         data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
@@ -1546,8 +1540,9 @@ class SigEngine:
         if not cands:
             return []
         ses = d.session
-        ctx = (True, ses is None or ses.state >= 3, flow)
-        return self._run(cands, pkt, b"", ctx, "http", d=d, http=bufs)
+        ctx = (request, ses is None or ses.state >= 3, st.flow)
+        return self._run(cands, pkt, b"", ctx, "http" if request else "http-resp", d=d,
+                         http=bufs)
 
     # ------------------------------------------------------------ the check
 
