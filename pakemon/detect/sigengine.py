@@ -1369,20 +1369,34 @@ class SigEngine:
         """End of input: inspect every pending stream byte and open request."""
         out = []
         for st in list(self.waiting.values()):
-            if st.pending:
-                self._alerted = set()
-                out += self._inspect_pending(st, len(st.pending))
-            if st.http is not None and st.reqs:
-                for req in st.reqs:
-                    self._alerted = set()
-                    out += self._http_tx(st, req, st.last_pkt)
-                st.reqs = []
-            if st.resp is not None:
-                self._expect(st)
-                for resp in st.resp.finish():
-                    self._alerted = set()
-                    out += self._http_resp_tx(st, resp, st.last_pkt)
+            out += self._finish(st)
         self.waiting.clear()
+        return out
+
+    def end_direction(self, d):
+        """TCP direction ``d``'s session ended: what it still holds is
+        inspected now, as at the end of input, and its state forgotten."""
+        st = getattr(d.det, "sig", None)
+        if st is None:
+            return []
+        self.waiting.pop(id(st), None)
+        return self._finish(st)
+
+    def _finish(self, st):
+        out = []
+        if st.pending:
+            self._alerted = set()
+            out += self._inspect_pending(st, len(st.pending))
+        if st.http is not None and st.reqs:
+            for req in st.reqs:
+                self._alerted = set()
+                out += self._http_tx(st, req, st.last_pkt)
+            st.reqs = []
+        if st.resp is not None:
+            self._expect(st)
+            for resp in st.resp.finish():
+                self._alerted = set()
+                out += self._http_resp_tx(st, resp, st.last_pkt)
         return out
 
     # ------------------------------------------------------------ stream

@@ -488,7 +488,11 @@ class TcpReassembler:
         self._free_notice = {}  # kind -> ts of the last notice without a session
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
-        self.ended = 0  # sessions removed so far (the pipeline's collector pacing)
+        self.ended = 0  # sessions removed so far
+        # Sessions removed since the caller last reaped: their directions may
+        # still be in this frame's events and in the detect stage's state, so
+        # the caller finishes with them and then calls ``unlink``.
+        self.graveyard: list = []
         self.last_direction = None  # direction of the last segment fed (None: none)
         # counters
         self.c_sessions = 0
@@ -575,6 +579,8 @@ class TcpReassembler:
 
     def feed(self, pkt) -> list:
         """Events caused by one decoded TCP segment."""
+        if self.graveyard:
+            self.reap()
         ts = pkt.ts
         out = []
         self._pkt = None  # sweep notices are about other sessions
@@ -903,10 +909,28 @@ class TcpReassembler:
         if primary and s.alt is not None:
             # the next older reading is the 4-tuple's session again
             self._carry(None, self._detach(s), out)
-        # Directions and their session point at each other; break the cycle
-        # so an ended session is freed at once, not at the next full garbage
-        # collection (a SYN flood left 400k dead sessions waiting for it).
-        s.client.peer = s.server.peer = None
+        self.graveyard.append(s)
+
+    def reap(self) -> list:
+        """The sessions ended since the last call, now unlinked."""
+        dead, self.graveyard = self.graveyard, []
+        for s in dead:
+            self.unlink(s)
+        return dead
+
+    @staticmethod
+    def unlink(s):
+        """Break the reference cycles of an ended session (direction <->
+        session, direction <-> peer, queued packets -> direction, detect
+        state -> direction) so reference counting frees it at once: a cycle
+        waits for a full collection, and with millions of long-lived objects
+        (a large rule set) each full collection walks all of them (ET Open:
+        0.15 s each, 16% of the processing time). Only ``dead`` and ``alt``
+        stay meaningful: an older reading's chain may still pass through it."""
+        for d in (s.client, s.server):
+            d.session = d.peer = d.det = d.syn_pkt = d.syn_data = None
+            d.q = []
+            d.hist = []
 
     def _release(self, d):
         self.memory -= d.qbytes
