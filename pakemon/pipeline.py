@@ -140,15 +140,9 @@ class Pipeline:
         self.http = getattr(config, "http", None) or HttpConfig()
         self.http_ports = frozenset(self.http.ports)
         self.detector = Detector(self.tree, self.http)
-        self.sig = None
-        self._sig_tcp = False
         self._l4_seen = None  # (datagram, checksum verdict) of the last one checked
         self._sig_pkt = None
-        if sig is not None and len(sig):
-            from .detect.sigengine import SigEngine
-
-            self.sig = SigEngine(sig, self.http)
-            self._sig_tcp = sig.tcp_ports_any or bool(sig.tcp_ports) or sig.has_ip
+        self.set_sig(sig)
         self.stats = Stats()
         # The live-target tests compare these with what a real socket got.
         self.record = record
@@ -157,6 +151,22 @@ class Pipeline:
         # The live sensor sets a list here: (src, dst, sport, dport, proto)
         # of each TCP direction past its depth, for the kernel bypass map.
         self.bypass_requests: list | None = None
+
+    def set_sig(self, sig) -> None:
+        """Run the Suricata rules ``sig`` (a SigRuleSet; None: none) from now
+        on, in a new engine (flowbits and thresholds start afresh)."""
+        self.sig = None
+        # TCP traffic the Suricata rules may want: every port, or the ports
+        # in these (a flow's packets have one of them as source or destination)
+        self._sig_tcp_any = False
+        self._sig_tcp_ports: frozenset = frozenset()
+        if sig is not None and len(sig):
+            from .detect.sigengine import SigEngine
+
+            self.sig = SigEngine(sig, self.http)
+            self.sig.verify_tcp = self._tcp_checksum_ok
+            self._sig_tcp_any = sig.tcp_ports_any or sig.has_ip
+            self._sig_tcp_ports = frozenset(sig.tcp_ports)
 
     def _new_match(self, d) -> StreamMatch:
         """Detect state for direction d, with an HTTP parser on HTTP ports."""
@@ -167,11 +177,30 @@ class Pipeline:
         return sm
 
     def _classify(self, direction):
-        """The service nodes that fit a TCP direction (its sender's view)."""
-        nodes = self.tree.lookup("tcp", direction.sport, direction.dport)
-        if self._sig_tcp:
+        """The service nodes that fit a TCP direction (its sender's view);
+        ``_SigNodes`` when a Suricata stream or HTTP rule may read its bytes."""
+        d = direction
+        nodes = self.tree.lookup("tcp", d.sport, d.dport)
+        if self.sig is not None and self._sig_tcp(d.sport, d.dport) and \
+                self.sig.wants_stream(d):
             return _SigNodes(nodes)
         return nodes
+
+    def _sig_tcp(self, sport, dport) -> bool:
+        p = self._sig_tcp_ports
+        return self._sig_tcp_any or dport in p or sport in p
+
+    def _tcp_checksum_ok(self, pkt) -> bool:
+        """For the Suricata packet rules on a segment the reassembler did not
+        verify (its direction is not buffered): what the target would drop
+        must not alert."""
+        gate = self.checksums
+        if not gate.enabled or pkt.truncated:
+            return True
+        if gate.check_l4(pkt):
+            return True
+        self.stats.bad_l4_checksum += 1
+        return False
 
     def feed(self, ts: float, frame: bytes, linktype: int = LINKTYPE_ETHERNET,
              wire_len: int | None = None):
@@ -251,7 +280,8 @@ class Pipeline:
         tree = self.tree
         if proto == 6:
             sport, dport = pkt.sport, pkt.dport
-            if (self._sig_tcp or tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
+            if ((self.sig is not None and self._sig_tcp(sport, dport))
+                    or tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
                 # the reassembler checks IPv4 and TCP checksums where they matter
                 found = self._inspect_tcp(pkt)
@@ -283,7 +313,12 @@ class Pipeline:
         if pkt is None:  # a fragment held for reassembly
             return events
         notices = [e for e in events if isinstance(e, Notice)] if events else ()
-        if pkt.proto != 6 and not self._l4_ok(pkt):
+        if pkt.proto == 6:
+            if not notices and not self._sig_tcp(pkt.sport, pkt.dport):
+                return events  # no TCP rule has these ports
+        elif not notices and not self.sig.wants(pkt.proto, pkt.sport, pkt.dport):
+            return events
+        elif not self._l4_ok(pkt):
             return events
         alerts = self.sig.packet(pkt, notices)
         if alerts:
@@ -340,6 +375,8 @@ class Pipeline:
     def _inspect_tcp(self, pkt):
         self.stats.inspected += 1
         sig = self.sig
+        if sig is not None and not self._sig_tcp(pkt.sport, pkt.dport):
+            sig = None  # here for the native rules only
         if sig is not None:
             # the state before this segment: what Suricata's flow:established sees
             pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
@@ -347,7 +384,6 @@ class Pipeline:
         tcp = self.tcp
         evs = tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
-        sig = self.sig
         if sig is not None:
             d = pkt.direction
             if d is not None and d.det is None and d.session is not None:
@@ -394,7 +430,7 @@ class Pipeline:
                         out += alerts
                 if sm.http is not None:
                     out += detector.inspect_http(sm, d.nodes, ev.data, ev.pkt)
-                if self.sig is not None:
+                if self.sig is not None and type(d.nodes) is _SigNodes:
                     out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1

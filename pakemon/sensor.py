@@ -367,7 +367,6 @@ def _rules_text(args) -> str:
 def _reload(args, session: LiveSession, sensor, current):
     """SIGHUP: the new rule set, or the current one after saying why not."""
     from .detect.ruletree import RuleTree
-    from .detect.sigengine import SigEngine
     from .stream import StreamTracker
 
     names = _rules_text(args)
@@ -392,12 +391,7 @@ def _reload(args, session: LiveSession, sensor, current):
     # Suricata rules: a new engine (flowbits and thresholds start afresh);
     # directions already open keep their reassembly, and are wanted by the
     # new rules if Suricata rules are still loaded.
-    if rs.sig is not None and len(rs.sig):
-        pipe.sig = SigEngine(rs.sig, pipe.http)
-        pipe._sig_tcp = rs.sig.tcp_ports_any or bool(rs.sig.tcp_ports) or rs.sig.has_ip
-    else:
-        pipe.sig = None
-        pipe._sig_tcp = False
+    pipe.set_sig(rs.sig)
     # Datagram flows remember which rules alerted by index in the old tree.
     pipe.flows = StreamTracker()
     _err(f"reloaded {names}: {rs.count} rules, {counts['keys']} service keys "

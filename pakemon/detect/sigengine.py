@@ -116,7 +116,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import re
 from collections import OrderedDict
 
 try:
@@ -128,6 +127,9 @@ try:  # Suricata's own multi-pattern matcher, when installed
 except ImportError:  # pragma: no cover - optional
     hyperscan = None
 
+from ..applayer.detect import probe as _app_probe
+from ..applayer.dns import parse_dns
+from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..decode import format_addr
 from ..events import Alert
 from .http_normalize import normalize_uri
@@ -235,10 +237,6 @@ _PROTO_NUM = {"tcp": 6, "tcp-pkt": 6, "tcp-stream": 6, "udp": 17, "icmp": 1, "ic
 _TCP_APP = frozenset({"http", "tls", "ssh", "ftp", "smtp", "smb", "dcerpc", "imap", "pop3"})
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 _PKT_PROTOS = (6, 17, 1, 58, 0)  # 0: any other IP protocol
-_HTTP_START = re.compile(
-    rb"\s*(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|TRACE|PATCH|PROPFIND|PROPPATCH|"
-    rb"MKCOL|COPY|MOVE|LOCK|UNLOCK|SEARCH)[ \t]", re.I)
-
 
 def _inspect(elements, data, env=None) -> bool:
     return inspect_buffer(elements, data, env)
@@ -859,6 +857,9 @@ class SigRuleSet:
                 self._cut[ck] = g.restricted(set(idxs), rules, buffers=kind in ("http",
                                                                                  "http-resp"))
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
+        v.reads_stream = proto == 6 and (
+            v.stream is not None or v.http is not None or v.resp is not None
+            or any(rules[i].app is not None for i in keep[("pkt", 6)]))
         if v.stream is not None and v.pkt is not None:
             mk = (cks["stream"], cks[("pkt", 6)])
             if mk not in self._merges:
@@ -894,21 +895,27 @@ class SigRuleSet:
         if p in (1, 58):
             self.has_icmp = True
             return
-        any_ = sr.dport.any or sr.sport.any or sr.bidir
+        # A packet the rule matches has its destination port in the rule's
+        # (or, for ``<>``, either port): with that port restricted, the
+        # flows it can match are those with it on either side; with only the
+        # source port restricted, that one; with neither, every flow.
+        any_ = sr.dport.any and sr.sport.any
+        spec = sr.dport if not sr.dport.any else sr.sport
         if p == 6:
             self.tcp_ports_any |= any_
             if not any_:
-                self.tcp_ports.update(_port_values(sr.dport))
+                self.tcp_ports.update(_port_values(spec))
         elif p == 17:
             self.udp_ports_any |= any_
             if not any_:
-                self.udp_ports.update(_port_values(sr.dport))
+                self.udp_ports.update(_port_values(spec))
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def kernel_ports(self, proto: str):
-        """Destination ports for the XDP service map: None means every port."""
+    def ports(self, proto: str):
+        """The ports a flow of ``proto`` needs on one side for a rule of it to
+        apply (a frozenset), or None for every flow."""
         if self.has_ip:
             return None
         if proto == "tcp":
@@ -925,10 +932,11 @@ _VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp"
 class _View:
     """The restricted groups of one TCP direction (None: no rule can apply)."""
 
-    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns")
+    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "reads_stream")
 
     def __init__(self):
         self.stream = self.pkt = self.http = self.resp = self.merged = self.dns = None
+        self.reads_stream = True
 
 
 class _KernelNode:
@@ -1074,6 +1082,9 @@ class SigEngine:
         self.dgram_flows: OrderedDict = OrderedDict()
         self.thresholds: dict = {}
         self.waiting: dict = {}  # id(DirState) -> DirState with pending bytes
+        # the pipeline's checksum verdict for a TCP segment the reassembler
+        # did not verify (a direction no stream rule reads is not buffered)
+        self.verify_tcp = None
         self._alerted: set = set()
         self._pkt_hits = None  # (pkt, packet rule idxs) from the merged scan
         self._fids = 0
@@ -1083,6 +1094,12 @@ class SigEngine:
                          "sig_http_transactions": 0}
         g = ruleset.groups
         self.g_pkts = {p: g.get(("pkt", p)) for p in _PKT_PROTOS}
+        # datagrams of a protocol (and, UDP, ports) no rule can match skip
+        # the engine (``wants``): no flow state made for them
+        self._protos = {p for p, gp in self.g_pkts.items() if gp is not None}
+        if g.get("dns") is not None:
+            self._protos.add(17)
+        self._udp_ports = ruleset.ports("udp")
         self.g_stream = g.get("stream")
         self.g_event = g.get("event")
         self.g_dns = g.get("dns")
@@ -1111,6 +1128,17 @@ class SigEngine:
         if sm is not None:
             sm.sig = st
         return st
+
+    def wants_stream(self, d) -> bool:
+        """Whether a rule may read TCP direction ``d``'s bytes (stream, HTTP,
+        or a packet rule of an app protocol, which the stream tells): if
+        not, the reassembler only follows its state. Either flow direction
+        and any app protocol: the view of a direction is fixed later."""
+        rs = self.rs
+        for cs in (True, False):
+            if rs.view(d.src, d.dst, d.sport, d.dport, cs, None).reads_stream:
+                return True
+        return False
 
     def _view(self, st) -> "_View":
         """``st``'s view, made again when the app protocol becomes known
@@ -1142,6 +1170,16 @@ class SigEngine:
             self._alerted = set()
         self._pkt_hits = None
         self.pre_state = None
+
+    def wants(self, proto: int, sport: int, dport: int) -> bool:
+        """Whether a packet rule may apply to a datagram (not TCP) of
+        ``proto`` between these ports (ICMP: any)."""
+        if proto not in self._protos and (proto in _PKT_PROTOS or 0 not in self._protos):
+            return False
+        if proto == 17:
+            ports = self._udp_ports
+            return ports is None or sport in ports or dport in ports
+        return True
 
     def packet(self, pkt, notices=()):
         """Packet rules (and event rules for ``notices``) on one packet."""
@@ -1211,6 +1249,10 @@ class SigEngine:
                 data = pkt.ip_payload
                 cands = g.candidates(data, self.rules, proto, -1, -1)
             if cands:
+                if proto == 6 and self.verify_tcp is not None:
+                    d = pkt.direction
+                    if (d is None or not d.buffer) and not self.verify_tcp(pkt):
+                        return out
                 out += self._run(cands, pkt, data, ctx, "pkt")
         if proto == 17 and gdns is not None and pkt.l4 and (
                 pkt.dport == 53 or pkt.sport == 53) and pkt.payload:
@@ -1225,8 +1267,6 @@ class SigEngine:
     def _dns(self, pkt, ctx, g):
         """dns.query rules, once per query name of a DNS request (Suricata's
         dns.query is a multi-buffer: a rule matches if one name matches)."""
-        from ..applayer.dns import parse_dns
-
         msg = parse_dns(bytes(pkt.payload))
         if msg is None or msg.is_response or not msg.queries:
             return []
@@ -1406,24 +1446,12 @@ class SigEngine:
         d = st.d
         to_server = _is_client(d)
         try:
-            from ..applayer.detect import probe
-        except ImportError:
-            probe = None
-        if probe is not None:
-            try:
-                app = probe(bytes(st.probe), to_server, d.sport, d.dport)
-            except Exception:  # a probe bug must not stop the sensor
-                app = ""
-            if app is None and len(st.probe) < 64:
-                return
-            st.flow.app = app or ""
+            app = _app_probe(bytes(st.probe), to_server, d.sport, d.dport)
+        except Exception:  # a probe bug must not stop the sensor
+            app = ""
+        if app is None and len(st.probe) < 64:
             return
-        if to_server and _HTTP_START.match(st.probe):
-            st.flow.app = "http"
-        elif st.probe[:1] == b"\x16" and st.probe[1:2] == b"\x03":
-            st.flow.app = "tls"
-        elif len(st.probe) >= 16 or st.probe.strip():
-            st.flow.app = ""
+        st.flow.app = app or ""
 
     def _inspect_pending(self, st, n):
         chunk = bytes(st.pending[:n])
@@ -1491,16 +1519,12 @@ class SigEngine:
         flow = st.flow
         resp_g = st.view.resp
         if st.resp is None:
-            from ..applayer.http_response import HttpResponseParser
-
             # no rule of this direction reads bodies: frame them, keep none
             # (nothing copied, nothing decompressed)
             st.resp = HttpResponseParser() if resp_g.needs_body else HttpResponseParser(0)
         elif resp_g.needs_body and not st.resp.body_limit:
             # (a view made again since holds a body rule): bodies from the
             # next response on
-            from ..applayer.http_response import BODY_LIMIT
-
             st.resp.body_limit = BODY_LIMIT
         if flow.expected < len(flow.reqlog):
             self._expect(st)
