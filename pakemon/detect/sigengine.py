@@ -132,6 +132,7 @@ from ..applayer.dns import parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..decode import format_addr
 from ..events import Alert
+from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
 from .suricata_parser import ContentMatch
@@ -1135,7 +1136,8 @@ class SigEngine:
         not, the reassembler only follows its state. Either flow direction
         and any app protocol: the view of a direction is fixed later."""
         rs = self.rs
-        for cs in (True, False):
+        likely = d.session is None or d.session.client is d  # (the other: midstream)
+        for cs in (likely, not likely):
             if rs.view(d.src, d.dst, d.sport, d.dport, cs, None).reads_stream:
                 return True
         return False
@@ -1495,8 +1497,6 @@ class SigEngine:
 
     def _http_feed(self, st, data, pkt):
         if st.http is None:
-            from .http import HttpRequestParser
-
             st.http = HttpRequestParser(body_cap=64 * 1024, keep_headers=True)
         flow = st.flow
         for req in st.http.feed(data):
