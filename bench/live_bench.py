@@ -108,6 +108,27 @@ def proc_cpu(pid: int) -> tuple[int, int] | None:
     return int(rest[11]), int(rest[12])  # fields 14 and 15 of proc(5)
 
 
+def wait_drained(pid: int, cpu0, t_sent: float, timeout: float, what: str = "run"):
+    """Wait until the sensor's CPU time stops moving after the sender ended
+    (its perf ring is drained): (last CPU sample, when it was last busy, an
+    error or None)."""
+    last = proc_cpu(pid) or cpu0
+    t_busy = t_sent
+    deadline = t_sent + timeout
+    while time.monotonic() < deadline:
+        time.sleep(SAMPLE_S)
+        now_cpu = proc_cpu(pid)
+        now = time.monotonic()
+        if now_cpu is None:
+            return last, t_busy, f"the sensor exited during the {what}"
+        if sum(now_cpu) - sum(last) >= BUSY_TICKS:
+            t_busy = now
+        last = now_cpu
+        if now - t_busy >= QUIET_S and now - t_sent >= QUIET_S:
+            return last, t_busy, None
+    return last, t_busy, f"the sensor was still busy {timeout:g} s after the sender"
+
+
 def link_stats(lab: LiveLab, ns: str, dev: str) -> dict:
     p = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev],
                        capture_output=True, text=True)
@@ -484,23 +505,9 @@ def run_once(lab: LiveLab, *, scenario: str, sender: str, argv: list[str], rate:
         run.errors.append(f"{sender} exit {code}: {out.strip()[-300:]}")
     (parse_tcpreplay if sender == "tcpreplay" else parse_trafgen)(out, run, wall)
     # Wait until the sensor's CPU time stops moving: the ring is drained.
-    last = proc_cpu(pid) or cpu0
-    t_busy = t_sent
-    deadline = t_sent + args.drain_timeout
-    while time.monotonic() < deadline:
-        time.sleep(SAMPLE_S)
-        now_cpu = proc_cpu(pid)
-        now = time.monotonic()
-        if now_cpu is None:
-            run.errors.append("the sensor exited during the run")
-            break
-        if sum(now_cpu) - sum(last) >= BUSY_TICKS:
-            t_busy = now
-        last = now_cpu
-        if now - t_busy >= QUIET_S and now - t_sent >= QUIET_S:
-            break
-    else:
-        run.errors.append(f"the sensor was still busy {args.drain_timeout:g} s after the sender")
+    last, t_busy, err = wait_drained(pid, cpu0, t_sent, args.drain_timeout, "run")
+    if err:
+        run.errors.append(err)
     run.handle_s = max(t_busy, t_sent) - t0
     run.cpu_user_s = (last[0] - cpu0[0]) / TICK
     run.cpu_sys_s = (last[1] - cpu0[1]) / TICK

@@ -76,15 +76,13 @@ if str(ROOT) not in sys.path:
 
 from bench.live_bench import (Run, eve_alerts, offline_alerts, parse_sensor,  # noqa: E402
                               parse_tcpreplay, proc_cpu, run_sender, softnet_dropped,
-                              stop_sensor, tcpreplay_argv, TICK)
+                              stop_sensor, tcpreplay_argv, wait_drained, TICK)
 from pakemon.lab.live import LabError, LiveLab  # noqa: E402
 from pakemon.lab.traffic import (CLIENT_MAC, PcapWriter, TcpConnection,  # noqa: E402
                                  dns_exchange, ether, ping_exchange)
 
 PREFIX = "pke10"  # this part's namespaces: pke10-<pid>-<tag>-{cli,srv}
 SERVER = "10.2.0.80"
-QUIET_S = 1.0  # the sensor's CPU still this long after the sender: drained
-BUSY_TICKS = 2
 SETTLE_S = 0.2  # softirq work of the last frames, after tcpreplay returns
 
 # Attack requests, each detected by a rule of rules/pakemon.rules (the rule
@@ -386,23 +384,9 @@ def measure_step(lab: LiveLab, cap: LoadCapture, rate: str, *, attached: bool, w
         return st
     # The ring drains after the sender: wait until the sensor's CPU time
     # stops moving (as bench/live_bench.py does).
-    last = proc_cpu(pid) or cpu0
-    t_busy = t_sent
-    deadline = t_sent + drain_timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        now_cpu = proc_cpu(pid)
-        now = time.monotonic()
-        if now_cpu is None:
-            st.errors.append("the sensor exited during the step")
-            break
-        if sum(now_cpu) - sum(last) >= BUSY_TICKS:
-            t_busy = now
-        last = now_cpu
-        if now - t_busy >= QUIET_S and now - t_sent >= QUIET_S:
-            break
-    else:
-        st.errors.append(f"the sensor was still busy {drain_timeout:g} s after the sender")
+    last, t_busy, err = wait_drained(pid, cpu0, t_sent, drain_timeout, "step")
+    if err:
+        st.errors.append(err)
     if cpu0 and last:
         st.sensor_cpu_s = (sum(last) - sum(cpu0)) / TICK
         st.sensor_cpu_pct = 100.0 * st.sensor_cpu_s / st.send_s if st.send_s > 0 else None

@@ -647,17 +647,26 @@ class _Run:
             return 0
         return self._next(i)
 
-    def _byte_jump(self, node: _Node, i: int) -> int:
+    def _scaled(self, node: _Node):
+        """byte_jump's and byte_extract's field: (position, value times the
+        multiplier and rounded up to the alignment, bytes read), or None."""
         pos = self._field_pos(node)
         if pos is None:
-            return 0
+            return None
         got = self._read(node, pos)
         if got is None:
-            return 0
+            return None
         value, used = got
         value = (value * node.multiplier) & _U64
         if node.align and value % node.align:
             value = (value + node.align - value % node.align) & _U64
+        return pos, value, used
+
+    def _byte_jump(self, node: _Node, i: int) -> int:
+        got = self._scaled(node)
+        if got is None:
+            return 0
+        pos, value, used = got
         if value >= 1 << 63:  # C's (int64_t) cast of the jump
             value -= 1 << 64
         value += node.post_offset
@@ -675,16 +684,10 @@ class _Run:
         return self._next(i)
 
     def _byte_extract(self, node: _Node, i: int) -> int:
-        pos = self._field_pos(node)
-        if pos is None:
-            return 0
-        got = self._read(node, pos)
+        got = self._scaled(node)
         if got is None:
             return 0
-        value, used = got
-        value = (value * node.multiplier) & _U64
-        if node.align and value % node.align:
-            value = (value + node.align - value % node.align) & _U64
+        pos, value, used = got
         self.env[node.name] = value
         self.ptr = pos + used
         return self._next(i)
