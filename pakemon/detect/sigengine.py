@@ -313,7 +313,10 @@ class SigRule:
         self.flow = r.flow
         if r.decode_events or r.stream_events:
             self.kind = "event"
-        elif app == "http" and (app_bufs or None not in bufs):
+        elif app == "http" and (app_bufs or bufs and None not in bufs or r.urilen is not None):
+            # (a payload-less ``alert http`` rule is a packet rule of HTTP
+            # flows: Suricata matches it on every packet once the flow's app
+            # protocol is known, not once per transaction)
             self.kind = "http-resp" if _response_rule(r, app_bufs) else "http"
         elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
             self.kind = "dns"  # per query name of a DNS request over UDP
@@ -1025,12 +1028,19 @@ class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "views")
+                 "answered", "views", "pkt_app", "app_dir", "app_at")
 
     def __init__(self, client, fid):
         self.bits: set = set()
         self.passed = False
         self.app = None  # None: not probed yet; "" unknown; else a name
+        # The app protocol as packet rules see it: known once the bytes that
+        # told it (``app_dir``'s stream up to ``app_at``) are ACKed, on a
+        # packet of the established session (Suricata's IDS mode hands data
+        # to the app layer when the receiver ACKs it)
+        self.pkt_app = None
+        self.app_dir = None
+        self.app_at = 0
         self.client = client  # (src, sport) of the side that started it
         self.seen_both = False
         self.fid = fid
@@ -1394,6 +1404,14 @@ class SigEngine:
         if d is None or d.det is None:
             return []
         st = getattr(d.det, "sig", None)
+        if st is not None:
+            flow = st.flow
+            if flow.app_dir is not None and flow.pkt_app is None:
+                a = flow.app_dir
+                if a is d.peer and a.wup is not None and a.wup >= flow.app_at and \
+                        self.pre_state is not None and self.pre_state >= 3:
+                    flow.pkt_app = flow.app
+                    flow.app_dir = None
         if st is None or not st.pending:
             return []
         n = len(st.pending)
@@ -1453,7 +1471,14 @@ class SigEngine:
             app = ""
         if app is None and len(st.probe) < 64:
             return
-        st.flow.app = app or ""
+        flow = st.flow
+        flow.app = app or ""
+        if app:
+            ses = d.session
+            if ses is None or ses.oneside or ses.midstream:
+                flow.pkt_app = flow.app  # (no ACK of it may ever be seen)
+            else:
+                flow.app_dir, flow.app_at = d, d.off
 
     def _inspect_pending(self, st, n):
         chunk = bytes(st.pending[:n])
@@ -1605,7 +1630,8 @@ class SigEngine:
             if sr.ipproto is not None and sr.ipproto != proto:
                 continue
             if sr.app is not None and kind != "http" and kind != "http-resp" and kind != "dns":
-                if flow is None or flow.app != sr.app:
+                if flow is None or (flow.pkt_app if kind == "pkt" and proto == 6
+                                    else flow.app) != sr.app:
                     continue
             if headers:
                 if not sr.anyports and proto in (6, 17) and sport >= 0 and \

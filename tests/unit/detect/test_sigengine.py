@@ -376,3 +376,22 @@ def test_datagram_checksum_verified_once_with_both_rule_sets(monkeypatch):
     assert names == ["N", "s"]  # the good datagram only, by both rule sets
     assert len(calls) == 2 and calls[0] is not calls[1]  # once per datagram
     assert pipe.stats.bad_l4_checksum == 1
+
+
+def test_payloadless_app_rule_matches_client_packets_once_http_is_acked():
+    """``alert http ... flow:to_server`` with no payload keyword is a packet
+    rule of HTTP flows (Suricata): it matches each client packet processed
+    after the server ACKed the request that told the protocol, so not the
+    request's own segment nor the handshake, and it does not need a
+    complete transaction."""
+    rules = ('alert http any any -> any any (msg:"http"; flow:to_server; sid:9;)\n'
+             'alert tcp any any -> any any (msg:"tcp"; flow:to_server; sid:10;)\n')
+    frames = tcp_session([b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"],
+                         server=b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    got = sids(run(rules, frames))
+    # client packets: SYN, ACK, GET, ACK of the response, FIN, last ACK (6);
+    # after the server's ACK of the GET: the last three
+    assert got == {9: 3, 10: 6}
+    # a flow that is not HTTP never matches it
+    other = tcp_session([b"SSH-2.0-OpenSSH_9.2\r\n"], sport=22, server=b"SSH-2.0-x\r\n")
+    assert sids(run(rules, other)) == {10: 6}
