@@ -55,21 +55,25 @@ still shown to detection), counted as ``decompress_error``. Unknown codings
 Anomalies are counted per parser in ``anomalies`` (name -> count) and
 listed per response in ``HttpResponse.anomalies``.
 
-Performance: lines are found with ``bytes.find`` from an offset into each
-chunk; partial lines are kept as a list of pieces joined once, so many
-small segments cost linear time. A header block wholly inside one chunk
-(nearly every response) is found with one search and split at once, each
-line then handled as in the line-by-line path (same headers, folds,
-anomalies, raw block). ``body_limit`` 0 frames bodies without keeping
-them: a body with no Content-Encoding then gets no decoder at all (the
-detect stage's choice where no rule reads response bodies).
+Performance: the line reader (lines found with ``bytes.find``, partial
+lines kept as pieces joined once, over-long lines cut at ``max_line``) is
+:class:`pakemon.applayer.lines.LineParser`, shared with the request
+parser. A header block wholly inside one chunk (nearly every response) is
+found with one search and split at once, each line then handled as in the
+line-by-line path (same headers, folds, anomalies, raw block).
+``body_limit`` 0 frames bodies without keeping them: a body with no
+Content-Encoding then gets no decoder at all (the detect stage's choice
+where no rule reads response bodies).
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections import deque
+
+from .lines import (BODY as _BODY, CDATA as _CDATA, CLOSE as _CLOSE, CSIZE as _CSIZE,
+                    HDR as _HDR, LINE as _LINE, TRAILER as _TRAILER, TUNNEL as _TUNNEL,
+                    LineParser)
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
@@ -79,11 +83,6 @@ BOMB_RATIO = 500  # decoded/encoded ratio at the cap that is reported
 MAX_PENDING_METHODS = 1024
 BODY_LIMIT = 102400
 _PIECE = 1024  # compressed bytes per decompress call
-_HEADERS_END = re.compile(rb"\n\r*\n")  # the end of a header block
-_EMPTY_LINE = re.compile(rb"\r*\n")  # at the start of the header block: no headers
-
-# states
-_LINE, _HDR, _BODY, _CSIZE, _CDATA, _TRAILER, _CLOSE, _SKIP, _TUNNEL = range(9)
 
 
 class HttpResponse:
@@ -325,32 +324,29 @@ class _BodyDecoder:
         return bytes(self.out)
 
 
-class HttpResponseParser:
-    """Responses of one server->client byte stream, fed incrementally."""
+class HttpResponseParser(LineParser):
+    """Responses of one server->client byte stream, fed incrementally.
+
+    ``feed(data) -> list[HttpResponse]``: the responses that became ready
+    (see the module docstring) in ``data``; the line reader is
+    :class:`LineParser`'s.
+    """
 
     def __init__(self, body_limit: int = BODY_LIMIT, max_line: int = MAX_LINE,
                  max_headers: int = MAX_HEADERS):
+        # (A header block goes at once only up to max_line bytes, the
+        # default: no line of it can be too long, so its raw bytes and
+        # lines come out as line by line.)
+        super().__init__(max_line, max_headers)
         self.body_limit = max(0, int(body_limit))
-        self.max_line = max(int(max_line), 64)
-        self.max_headers = max_headers
-        self.offset = 0  # bytes fed so far
         self.responses = 0  # status lines seen
         self.junk_lines = 0  # lines skipped where a status line was expected
-        self.long_lines = 0
-        self.bad_headers = 0
         self.unmatched = 0  # final responses with no expected request method
         self.anomalies: dict[str, int] = {}
-        self.current: HttpResponse | None = None
+        self.current: HttpResponse | None  # the response in progress
         self._methods: deque[bytes] = deque()
-        self._state = _LINE
-        self._resume = _LINE
-        self._parts: list[bytes] | None = None
-        self._plen = 0
-        self._remaining = 0
         self._dec: _BodyDecoder | None = None
-        self._fold_ok = False  # the last header line was kept: a fold continues it
         self._raw_len = 0  # bytes in current._raw
-        self._out: list[HttpResponse] = []
 
     # -- interface ---------------------------------------------------------
 
@@ -361,99 +357,14 @@ class HttpResponseParser:
             self._count("pending_methods_dropped")
         self._methods.append(bytes(method).upper())
 
-    def feed(self, data) -> list[HttpResponse]:
-        """Responses that became ready (see the module docstring) in ``data``."""
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        n = len(data)
-        self.offset += n
-        pos = 0
-        find = data.find
-        while pos < n:
-            st = self._state
-            if st == _BODY or st == _CDATA:
-                take = min(self._remaining, n - pos)
-                self._take_body(data, pos, take)
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    if st == _BODY:
-                        self._complete()
-                    else:
-                        self._state = _CSIZE
-                continue
-            if st == _CLOSE:
-                self._take_body(data, pos, n - pos)
-                break
-            if st == _TUNNEL:
-                break
-            if st == _HDR and not self._parts:
-                # The whole header block in this chunk (the common case): one
-                # search and a split instead of a pass per line. Only when
-                # no line of it can be too long, so lines come out the same.
-                m = _EMPTY_LINE.match(data, pos)
-                if m is not None:  # no (more) header lines
-                    self._header_block(data, pos, pos, m.end())
-                    pos = m.end()
-                    continue
-                # (the first LF, CRs, LF after pos: an empty line after it
-                # would have matched earlier)
-                m = _HEADERS_END.search(data, pos)
-                if m is not None and m.end() - pos <= self.max_line:
-                    self._header_block(data, pos, m.start(), m.end())
-                    pos = m.end()
-                    continue
-            j = find(b"\n", pos)
-            if st == _SKIP:
-                if j < 0:
-                    break
-                pos = j + 1
-                self._state = self._resume
-                continue
-            if j < 0:
-                rest = n - pos
-                if self._plen + rest > self.max_line:
-                    line = (b"".join(self._parts or ()) + data[pos:pos + self.max_line])
-                    line = line[:self.max_line]
-                    self._parts = None
-                    self._plen = 0
-                    self.long_lines += 1
-                    self._line(line, b"")
-                    if self._state in (_LINE, _HDR, _CSIZE, _TRAILER):
-                        self._resume = self._state
-                        self._state = _SKIP
-                    break
-                if self._parts is None:
-                    self._parts = [data[pos:]]
-                else:
-                    self._parts.append(data[pos:])
-                self._plen += rest
-                break
-            if self._parts:
-                line = b"".join(self._parts) + data[pos:j + 1]
-                self._parts = None
-                self._plen = 0
-            else:
-                line = data[pos:j + 1]
-            pos = j + 1
-            if len(line) > self.max_line + 2:
-                self.long_lines += 1
-                line = line[:self.max_line] + b"\n"
-            self._line(line[:-1], line)
-        return self._take_out()
-
     def gap(self) -> list[HttpResponse]:
         """Bytes are missing: the response in progress is returned as is.
 
         Parsing resumes at the next line that is a status line.
         """
-        self._parts = None
-        self._plen = 0
-        self._remaining = 0
         if self._state != _TUNNEL:
             self._abandon()
-            self._state = _SKIP
-            self._resume = _LINE
+        self._resync()
         return self._take_out()
 
     def finish(self) -> list[HttpResponse]:
@@ -466,7 +377,7 @@ class HttpResponseParser:
             self._parts = None
             self._plen = 0
             if self._state in (_LINE, _HDR, _CSIZE, _TRAILER):
-                self._line(line, line)  # the last line, without its line end
+                self._line(line, self.offset, False)  # the last line, without its line end
         if self._state == _CLOSE:
             self._complete()
         elif self._state != _TUNNEL:
@@ -481,16 +392,13 @@ class HttpResponseParser:
         if resp is not None:
             resp.anomalies.append(name)
 
-    def _take_out(self) -> list[HttpResponse]:
-        out = self._out
-        if out:
-            self._out = []
-        return out
-
     def _emit(self, resp: HttpResponse) -> None:
         if not resp._returned:
             resp._returned = True
-            self._out.append(resp)
+            if self._out is None:
+                self._out = [resp]
+            else:
+                self._out.append(resp)
 
     def _abandon(self) -> None:
         """The response in progress ends without completing."""
@@ -539,18 +447,16 @@ class HttpResponseParser:
             resp.body = bytes(dec.out)
             self._emit(resp)
 
-    def _line(self, line: bytes, raw: bytes) -> None:
-        if line[-1:] == b"\r":
-            line = line.rstrip(b"\r")
+    def _line(self, raw: bytes, end: int, truncated: bool) -> None:
+        line = raw.rstrip(b"\r\n")
         st = self._state
         if st == _LINE:
             self._status_line(line)
         elif st == _HDR:
             resp = self.current
             if resp is not None and resp._raw is not None:
-                piece = raw if raw else line
-                resp._raw.append(piece)
-                self._raw_len += len(piece)
+                resp._raw.append(raw)
+                self._raw_len += len(raw)
                 if self._raw_len > MAX_RAW_HEADER:
                     resp._raw = None  # too big to keep; raw_header stays cut
                     self._count("raw_header_too_long", resp)
@@ -599,30 +505,6 @@ class HttpResponseParser:
         self._fold_ok = False
         self._raw_len = 0
         self._state = _HDR
-
-    def _header_line(self, line: bytes) -> None:
-        resp = self.current
-        if not line:
-            self._end_headers()
-            return
-        if resp is None:
-            return
-        if line[0] in b" \t":
-            if self._fold_ok and resp.headers:
-                cont = line.strip(b" \t")
-                if cont:
-                    name, value = resp.headers[-1]
-                    resp.headers[-1] = (name, value + b" " + cont if value else cont)
-            else:
-                self.bad_headers += 1
-            return
-        i = line.find(b":")
-        if i <= 0 or len(resp.headers) >= self.max_headers:
-            self.bad_headers += 1
-            self._fold_ok = False
-            return
-        resp.headers.append((line[:i].strip(b" \t"), line[i + 1:].strip(b" \t")))
-        self._fold_ok = True
 
     def _end_headers(self) -> None:
         resp = self.current
@@ -709,7 +591,7 @@ class HttpResponseParser:
             if resp is not None:
                 self._count("invalid_chunk_size", resp)
             self._state = _CLOSE
-            self._take_body(raw or line, 0, len(raw or line))
+            self._take_body(raw, 0, len(raw))
             return
         size = int(s, 16)
         if size == 0:

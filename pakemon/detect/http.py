@@ -24,7 +24,9 @@ not parsed.
 
 Memory is bounded: a line is kept up to ``max_line`` bytes (longer lines
 are truncated, counted in ``long_lines``, and the rest is skipped up to the
-next LF without being stored); at most ``max_headers`` headers are kept
+next LF without being stored: the line reader,
+:class:`pakemon.applayer.lines.LineParser`, shared with the response
+parser); at most ``max_headers`` headers are kept
 per request (Apache answers 400 past 100; with ``keep_headers=False`` a
 Content-Length past that cap may still frame a body). A line that does
 not look like a request line (a method token
@@ -47,18 +49,22 @@ the connection's parsing), and an HTTP/0.9 ``GET /x`` waits forever.
 from __future__ import annotations
 
 import re
+import sys
+
+from ..applayer.lines import (BODY as _BODY, CDATA as _CDATA, CSIZE as _CSIZE, EXTRA,
+                              HDR as _HDR, LINE as _LINE, TRAILER as _TRAILER,
+                              TUNNEL as _TUNNEL, LineParser)
 
 MAX_LINE = 16 * 1024  # IIS's request line limit; Apache's is 8190
 MAX_HEADERS = 100  # Apache's LimitRequestFields
 BODY_CAP = 64 * 1024
 
 _METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z\-]+\Z")
-_EMPTY_LINE = re.compile(rb"\r*\n")  # at the start of the header block: no headers
-_HEADERS_END = re.compile(rb"\n\r*\n")  # the end of a header block
 _ENDS_WITH_EMPTY_LINE = re.compile(rb"\n\r*\n\Z")
 
-# states
-_LINE, _HDR, _BODY, _CSIZE, _CDATA, _TRAILER, _SKIP, _TUNNEL, _P09 = range(9)
+# A request line without a protocol seen: HTTP/0.9, unless header lines
+# follow (the other states are the line reader's, pakemon.applayer.lines).
+_P09 = EXTRA
 # A header line: a token, then a colon (what makes a version-less request
 # line an HTTP/1.x request missing its protocol rather than HTTP/0.9).
 _HEADER_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z\-]+[ \t]*:")
@@ -107,41 +113,33 @@ class HttpRequest:
                 f"headers={len(self.headers)}, complete={self.complete})")
 
 
-class HttpRequestParser:
-    """Requests of one client->server byte stream, fed incrementally."""
+class HttpRequestParser(LineParser):
+    """Requests of one client->server byte stream, fed incrementally.
 
-    __slots__ = ("max_line", "max_headers", "body_cap", "keep_headers", "offset", "requests",
-                 "junk_lines", "long_lines", "bad_headers", "skipped", "current",
-                 "anomaly_noticed", "_state", "_fold_ok", "_resume", "_parts", "_plen",
-                 "_remaining", "_body", "_out")
+    ``feed(data) -> list[HttpRequest]``: the requests whose request line
+    completed in ``data`` (the line reader is :class:`LineParser`'s).
+    """
+
+    __slots__ = ("body_cap", "keep_headers", "requests", "junk_lines", "skipped",
+                 "anomaly_noticed", "_body")
 
     def __init__(self, max_line: int = MAX_LINE, max_headers: int = MAX_HEADERS,
                  body_cap: int = BODY_CAP, keep_headers: bool = True):
-        self.max_line = max(int(max_line), 64)
-        self.max_headers = max_headers
+        # Any header block is taken at once: _header_block cuts its long lines.
+        super().__init__(max_line, max_headers, sys.maxsize)
         self.body_cap = body_cap
         # False: headers are read only for the body's framing (Content-Length,
         # Transfer-Encoding); a request without those keeps no headers (and
         # no host, user_agent, cookie). The detect stage needs no more.
         self.keep_headers = keep_headers
-        self.offset = 0  # bytes fed so far
         self.requests = 0  # request lines seen
         self.junk_lines = 0  # lines skipped where a request line was expected
-        self.long_lines = 0  # lines cut at max_line
-        self.bad_headers = 0  # header lines without a colon, or past max_headers
         self.skipped = 0  # bytes passed over by skip_plain (their requests not counted)
-        self.current: HttpRequest | None = None  # the request in progress
+        self.current: HttpRequest | None  # the request in progress
         # Free for the consumer: the detect stage sets it once it has
         # reported an encoding anomaly on this stream (one per direction).
         self.anomaly_noticed = False
-        self._state = _LINE
-        self._fold_ok = False  # the last header line was kept: a fold continues it
-        self._resume = _LINE  # where _SKIP goes at the next LF
-        self._parts: list[bytes] | None = None  # the partial line
-        self._plen = 0
-        self._remaining = 0  # body bytes (Content-Length or chunk) still to come
         self._body: bytearray | None = None
-        self._out: list | None = None
 
     def skip_plain(self, data: bytes, interesting) -> bool:
         """Pass over ``data`` when it cannot matter to the caller; True if so.
@@ -168,97 +166,9 @@ class HttpRequestParser:
 
     def gap(self) -> None:
         """Bytes are missing: drop the partial request, resync on a request line."""
-        self._parts = None
-        self._plen = 0
         self._body = None
         self.current = None
-        self._remaining = 0
-        if self._state != _TUNNEL:
-            self._state = _SKIP
-            self._resume = _LINE
-
-    def feed(self, data) -> list[HttpRequest]:
-        """Requests whose request line completed in ``data``."""
-        if not isinstance(data, bytes):
-            data = bytes(data)
-        self._out = None
-        n = len(data)
-        base = self.offset
-        self.offset = base + n
-        pos = 0
-        find = data.find
-        while pos < n:
-            st = self._state
-            if st == _BODY or st == _CDATA:
-                take = self._remaining
-                if take > n - pos:
-                    take = n - pos
-                self._take_body(data, pos, take)
-                pos += take
-                self._remaining -= take
-                if self._remaining == 0:
-                    if st == _BODY:
-                        self._finish()
-                    else:
-                        self._state = _CSIZE
-                continue
-            if st == _TUNNEL:
-                break
-            if st == _HDR and not self._parts:
-                # The whole header block in this chunk (the common case): at once.
-                m = _EMPTY_LINE.match(data, pos)
-                if m is not None:
-                    pos = m.end()
-                    self._end_headers()
-                    continue
-                m = _HEADERS_END.search(data, pos)
-                if m is not None:
-                    self._header_block(data[pos:m.start()])
-                    pos = m.end()
-                    self._end_headers()
-                    continue
-            j = find(b"\n", pos)
-            if st == _SKIP:
-                if j < 0:
-                    break
-                pos = j + 1
-                self._state = self._resume
-                continue
-            if j < 0:
-                rest = n - pos
-                if self._plen + rest > self.max_line:
-                    line = b"".join(self._parts or ()) + data[pos:pos + self.max_line]
-                    line = line[:self.max_line]
-                    self._parts = None
-                    self._plen = 0
-                    self.long_lines += 1
-                    self._line(line, base + n, True)
-                    if self._state != _TUNNEL:
-                        self._resume = self._state
-                        self._state = _SKIP
-                    break
-                if self._parts is None:
-                    self._parts = [data[pos:]]
-                else:
-                    self._parts.append(data[pos:])
-                self._plen += rest
-                break
-            if self._parts:
-                line = b"".join(self._parts) + data[pos:j]
-                self._parts = None
-                self._plen = 0
-            else:
-                line = data[pos:j]
-            pos = j + 1
-            if len(line) > self.max_line:
-                line = line[:self.max_line]
-                self.long_lines += 1
-                self._line(line, base + pos, True)
-            else:
-                self._line(line, base + pos, False)
-        out = self._out
-        self._out = None
-        return out if out is not None else []
+        self._resync()
 
     # -- internals -------------------------------------------------------
 
@@ -271,7 +181,7 @@ class HttpRequestParser:
         if body is not None and len(body) < self.body_cap:
             body += data[pos:pos + min(take, self.body_cap - len(body))]
 
-    def _finish(self) -> None:
+    def _complete(self) -> None:
         req = self.current
         if req is not None:
             req.complete = True
@@ -281,9 +191,8 @@ class HttpRequestParser:
         self.current = None
         self._state = _LINE
 
-    def _line(self, line: bytes, end: int, truncated: bool) -> None:
-        if line[-1:] == b"\r":
-            line = line.rstrip(b"\r")
+    def _line(self, raw: bytes, end: int, truncated: bool) -> None:
+        line = raw.rstrip(b"\r\n")
         st = self._state
         if st == _P09:
             if _HEADER_LINE.match(line) is not None:
@@ -306,7 +215,7 @@ class HttpRequestParser:
             self._chunk_size(line, end, truncated)
         elif st == _TRAILER:
             if not line.strip(b" \t"):
-                self._finish()
+                self._complete()
 
     def _request_line(self, line: bytes, end: int, truncated: bool) -> None:
         fields = line.split()
@@ -344,46 +253,28 @@ class HttpRequestParser:
         self._fold_ok = False
         self._state = _HDR
 
-    def _header_block(self, block: bytes) -> None:
-        """Header lines (no empty one among them), LF-separated."""
-        if not self.keep_headers:
-            low = block.lower()
-            if (b"content-length" not in low and b"transfer-encoding" not in low
-                    and not (block[:1] in b" \t" and self._fold_ok)):
-                return  # no framing here, nor a fold continuing a kept header
-        header_line = self._header_line
-        max_line = self.max_line
-        for line in block.split(b"\n"):
-            if line[-1:] == b"\r":
-                line = line.rstrip(b"\r")
-            if len(line) > max_line:
-                line = line[:max_line]
-                self.long_lines += 1
-            header_line(line)
-
-    def _header_line(self, line: bytes) -> None:
-        req = self.current
-        if not line:
-            self._end_headers()
-            return
-        if req is None:
-            return
-        if line[0] in b" \t":  # obs-fold (or a blank line of spaces): continues the last
-            if self._fold_ok:
-                cont = line.strip(b" \t")
-                if cont:
-                    name, value = req.headers[-1]
-                    req.headers[-1] = (name, value + b" " + cont if value else cont)
-            else:
-                self.bad_headers += 1
-            return
-        i = line.find(b":")
-        if i <= 0 or len(req.headers) >= self.max_headers:
-            self.bad_headers += 1
-            self._fold_ok = False  # a fold after it continues nothing
-            return
-        req.headers.append((line[:i].strip(b" \t"), line[i + 1:].strip(b" \t")))
-        self._fold_ok = True
+    def _header_block(self, data: bytes, pos: int, end: int, stop: int) -> None:
+        """Header lines data[pos:end] (LF-separated, none empty; long ones are
+        cut here as on the line path), then the end of the headers."""
+        if end > pos:
+            block = data[pos:end]
+            keep = self.keep_headers
+            if not keep:
+                # only framing headers matter, or a fold continuing a kept header
+                low = block.lower()
+                keep = (b"content-length" in low or b"transfer-encoding" in low
+                        or (block[:1] in b" \t" and self._fold_ok))
+            if keep:
+                header_line = self._header_line
+                max_line = self.max_line
+                for line in block.split(b"\n"):
+                    if line[-1:] == b"\r":
+                        line = line.rstrip(b"\r")
+                    if len(line) > max_line:
+                        line = line[:max_line]
+                        self.long_lines += 1
+                    header_line(line)
+        self._end_headers()
 
     def _end_headers(self) -> None:
         req = self.current
@@ -415,7 +306,7 @@ class HttpRequestParser:
             req.cookie = b"; ".join(cookies)
         req.content_length = cl
         if len(req.method) == 7 and req.method.upper() == b"CONNECT":
-            self._finish()
+            self._complete()
             self._state = _TUNNEL
         elif b"chunked" in te:
             req.chunked = True
@@ -424,7 +315,7 @@ class HttpRequestParser:
             self._remaining = cl
             self._state = _BODY
         else:
-            self._finish()
+            self._complete()
 
     def _chunk_size(self, line: bytes, end: int, truncated: bool) -> None:
         s = line.split(b";", 1)[0].strip(b" \t")
@@ -437,7 +328,7 @@ class HttpRequestParser:
         if size < 0 or s[:1] in b"+-" or s[:2].lower() == b"0x" or b"_" in s:
             # Not a chunk size: the server gives up on this request; look
             # for the next one in this very line.
-            self._finish()
+            self._complete()
             self._request_line(line, end, truncated)
             return
         if size == 0:

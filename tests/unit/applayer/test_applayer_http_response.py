@@ -300,3 +300,23 @@ def test_body_limit_zero_plain_body_has_no_decoder_encoded_one_still_checked():
     p, out = run(data, methods=(b"GET", b"GET"), body_limit=0)
     assert [(r.body, r.body_length) for r in out] == [(b"", 4), (b"", 2)]
     assert out[1].anomalies == ["too_many_encodings"] and p.anomalies == {"too_many_encodings": 1}
+
+
+def test_long_chunk_extension_same_body_whatever_the_segmentation():
+    """A chunk-size line cut at max_line skips to its line end before the
+    chunk data, however TCP split it (the response parser used to take the
+    rest of a split extension as body)."""
+    data = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;" + b"e" * 100
+            + b"\r\nhello\r\n0\r\n\r\n")
+    for step in (0, 70, 1):
+        parser, (resp,) = run(data, step=step, max_line=64)
+        assert resp.body == b"hello", step
+
+
+def test_over_long_status_line_cut_the_same_whatever_the_segmentation():
+    data = b"HTTP/1.1 200 " + b"x" * 52 + b"\nContent-Length: 2\r\n\r\nok"
+    for step in (0, 70, 1):
+        parser, (resp,) = run(data, step=step, max_line=64)
+        assert len(resp.response_line) == 64, step
+        assert parser.long_lines == 1, step
+        assert resp.body == b"ok", step
