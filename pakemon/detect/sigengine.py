@@ -1279,7 +1279,10 @@ class SigEngine:
     def _dns(self, pkt, ctx, g):
         """dns.query rules, once per query name of a DNS request (Suricata's
         dns.query is a multi-buffer: a rule matches if one name matches)."""
-        msg = parse_dns(bytes(pkt.payload))
+        payload = pkt.payload
+        if len(payload) > 2 and payload[2] & 0x80:
+            return []  # the QR bit: a response (not parsed for nothing)
+        msg = parse_dns(bytes(payload))
         if msg is None or msg.is_response or not msg.queries:
             return []
         out = []
