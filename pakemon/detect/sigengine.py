@@ -7,9 +7,11 @@ Sans-I/O like every stage: the pipeline calls
 * ``begin(pkt)`` once per decoded packet, then ``packet(pkt)`` for the
   packet rules;
 * ``stream_data(direction, data, pkt, gap)`` for each chunk of reassembled
-  TCP data (``StreamData``) and ``after_tcp(pkt)`` once the reassembler has
-  handled the segment;
-* ``flush()`` at the end of input.
+  TCP data (``StreamData``) of a direction ``wants_stream`` said a rule may
+  read, and ``after_tcp(pkt)`` once the reassembler has handled the segment;
+* ``end_direction(direction)`` when its session ended (what it still holds
+  is inspected then, as at the end of input), ``flush()`` at the end of
+  input.
 
 Where each rule runs (Suricata's split, detect-engine-build.c):
 
@@ -20,15 +22,15 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   the receiver has ACKed it, on that direction's next packet, and again at
   the end of the flow; so does this engine: chunks pile up per direction
   and are inspected when ``direction.wup`` (the receiver's last ACK) covers
-  them, when 32 KiB are pending, and at ``flush``. Offsets (``depth``...)
+  them, when 32 KiB are pending, when the session ends and at ``flush``. Offsets (``depth``...)
   count from the start of the inspected chunk, as in Suricata, which is why
   e.g. two SMB requests each anchored with ``depth:8`` alert twice. A match
   spanning two chunks is still found: when the chunk alone does not match,
   the last ``TAIL`` bytes before it are prepended, and the rule alerts if
   that window matches while the tail alone does not (the tail's own matches
   were counted with the earlier chunk).
-* "http" rules -- any ``http.*``/``file.data`` buffer, ``urilen``, or header
-  protocol ``http`` with no payload of its own -- run once per transaction
+* "http" rules -- any ``http.*``/``file.data`` buffer or ``urilen`` -- run
+  once per transaction
   of flows detected as HTTP by content (``applayer.detect.probe``), not by
   port. Request rules when the request is complete (or at the end of
   input), on ``detect.http.HttpRequestParser``'s request; response rules
@@ -46,7 +48,9 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   pipeline raised for a packet, via ``pakemon.detect.eventmap`` when it
   exists (otherwise they never match).
 * everything else is a "packet" rule: the packet payload (``dsize`` is its
-  size).
+  size). One of an app protocol (``alert http`` with no payload keyword)
+  matches the packets of flows of that protocol once the bytes that told
+  it were ACKed (``FlowState.pkt_app``), as Suricata's IDS mode counts it.
 
 Prefilter: per inspection kind (packet rules per IP protocol, stream,
 HTTP requests, HTTP responses, DNS names) one multi-pattern matcher of every
