@@ -134,6 +134,7 @@ except ImportError:  # pragma: no cover - optional
 from ..applayer.detect import probe as _app_probe
 from ..applayer.dns import parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
+from ..applayer.tls import TlsParser
 from ..decode import format_addr
 from ..events import Alert
 from .http import HttpRequestParser
@@ -239,6 +240,8 @@ THRESH_MAX = 65536
 WAITING_MAX = 20000
 
 _PROTO_NUM = {"tcp": 6, "tcp-pkt": 6, "tcp-stream": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+_TLS_BUFS = frozenset({"tls.sni", "tls.cert_subject", "tls.cert_issuer", "tls.cert_serial",
+                       "tls.cert_fingerprint"})
 _TCP_APP = frozenset({"http", "tls", "ssh", "ftp", "smtp", "smb", "dcerpc", "imap", "pop3"})
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 _PKT_PROTOS = (6, 17, 1, 58, 0)  # 0: any other IP protocol
@@ -325,8 +328,11 @@ class SigRule:
         elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
             self.kind = "dns"  # per query name of a DNS request over UDP
             self.ipproto = 17 if r.proto in ("dns", "udp") else self.ipproto
+        elif app == "tls" and app_bufs and None not in bufs and set(app_bufs) <= _TLS_BUFS \
+                and not getattr(r, "ssl_version", ()) and not getattr(r, "ssl_state", ()):
+            self.kind = "tls"  # once per handshake fact (ClientHello, certificate)
         elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
-            self.kind = "app"  # tls buffers and states: not inspected yet (never match)
+            self.kind = "app"  # ssl_state/ssl_version, SMTP file.data: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
               (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
                 not (r.flow is not None and r.flow.no_stream):
@@ -672,11 +678,11 @@ class SigRuleSet:
         self.udp_ports: set = set()
         self.udp_ports_any = False
         self.has_icmp = self.has_ip = False
-        fp_buffers = {"http": set(), "http-resp": set()}
+        fp_buffers = {"http": set(), "http-resp": set(), "tls": set()}
         for sr in self.rules:
             if sr.kind == "event":
                 keys = ("event",)
-            elif sr.kind in ("http", "http-resp"):
+            elif sr.kind in ("http", "http-resp", "tls"):
                 # one automaton per side: a transaction's fast-pattern
                 # buffers are scanned joined, in one pass (a pattern found
                 # across two of them only adds a candidate; the full check
@@ -712,6 +718,8 @@ class SigRuleSet:
         self.wants_http = self.http_group is not None or self.resp_group is not None
         if self.http_group is not None:
             self.http_group.buffers = self.http_buffers
+        if self.groups.get("tls") is not None:
+            self.groups["tls"].buffers = tuple(sorted(fp_buffers["tls"]))
         if self.resp_group is not None:
             self.resp_group.buffers = self.resp_buffers
             self.resp_group.needs_body = _reads_body(
@@ -724,12 +732,14 @@ class SigRuleSet:
             v = self._all = _View()
             v.stream, v.pkt = self.groups.get("stream"), self.groups.get(("pkt", 6))
             v.http, v.resp, v.merged = self.http_group, self.resp_group, self.merged
+            v.tls = self.groups.get("tls")
             u = self._all17 = _View()
             u.pkt, u.dns = self.groups.get(("pkt", 17)), self.groups.get("dns")
 
     # ------------------------------------------------------------ views
 
-    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp"), 17: (("pkt", 17), "dns")}
+    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls"),
+                   17: (("pkt", 17), "dns")}
 
     def _view_init(self):
         """Cut points of the address and port spaces for ``view``: every
@@ -741,11 +751,11 @@ class SigRuleSet:
         self._idx = {6: [], 17: []}
         seen = set()
         for sr in self.rules:
-            if sr.kind in ("stream", "pkt", "http", "http-resp") and sr.ipproto in (None, 6):
+            if sr.kind in _TCP_KINDS and sr.ipproto in (None, 6):
                 self._idx[6].append(sr.idx)
             if sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17):
                 self._idx[17].append(sr.idx)
-            elif not (sr.kind in ("stream", "pkt", "http", "http-resp") and
+            elif not (sr.kind in _TCP_KINDS and
                       sr.ipproto in (None, 6)):
                 continue
             for a in (sr.saddr, sr.daddr):
@@ -862,12 +872,12 @@ class SigRuleSet:
                 continue
             ck = cks[kind] = (kind, idxs)
             if ck not in self._cut:
-                self._cut[ck] = g.restricted(set(idxs), rules, buffers=kind in ("http",
-                                                                                 "http-resp"))
+                self._cut[ck] = g.restricted(set(idxs), rules,
+                                             buffers=kind in ("http", "http-resp", "tls"))
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
         v.reads_stream = proto == 6 and (
             v.stream is not None or v.http is not None or v.resp is not None
-            or any(rules[i].app is not None for i in keep[("pkt", 6)]))
+            or v.tls is not None or any(rules[i].app is not None for i in keep[("pkt", 6)]))
         if v.stream is not None and v.pkt is not None:
             mk = (cks["stream"], cks[("pkt", 6)])
             if mk not in self._merges:
@@ -934,16 +944,18 @@ class SigRuleSet:
 
 
 _VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp": "resp",
-              ("pkt", 17): "pkt", "dns": "dns"}
+              "tls": "tls", ("pkt", 17): "pkt", "dns": "dns"}
+_TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls")
 
 
 class _View:
     """The restricted groups of one TCP direction (None: no rule can apply)."""
 
-    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "reads_stream")
+    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "tls", "reads_stream")
 
     def __init__(self):
         self.stream = self.pkt = self.http = self.resp = self.merged = self.dns = None
+        self.tls = None
         self.reads_stream = True
 
 
@@ -1032,7 +1044,7 @@ class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "views", "pkt_app", "app_dir", "app_at")
+                 "answered", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done")
 
     def __init__(self, client, fid):
         self.bits: set = set()
@@ -1045,6 +1057,11 @@ class FlowState:
         self.pkt_app = None
         self.app_dir = None
         self.app_at = 0
+        # TLS handshake buffers seen so far (tls.sni from the ClientHello,
+        # tls.cert_* from the server's certificate) and the rules that
+        # matched them: one TLS "transaction" per flow, each rule once
+        self.tls = None
+        self.tls_done = None
         self.client = client  # (src, sport) of the side that started it
         self.seen_both = False
         self.fid = fid
@@ -1060,8 +1077,8 @@ class FlowState:
 class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
-    __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp",
-                 "acc", "edge", "view", "vapp", "cs")
+    __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
+                 "held", "acc", "edge", "view", "vapp", "cs")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1073,6 +1090,8 @@ class DirState:
         self.reqs = []
         self.probe = b""
         self.resp = None  # HttpResponseParser on the server's direction
+        self.tls = None  # TlsParser of this direction (TLS flows with TLS rules)
+        self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
         # patterns across two deliveries
@@ -1332,18 +1351,35 @@ class SigEngine:
             if st.resp is not None:
                 for resp in st.resp.gap():
                     out += self._http_resp_tx(st, resp, pkt)
+            if st.tls is not None:
+                st.tls.gap()
+            st.held = b""
         st.last_pkt = pkt
         flow = st.flow
+        app_data = data
         if flow.app is None:
             self._probe(st, data)
+            if flow.app is None:
+                # Not decided yet (at most 64 bytes): the app parser gets
+                # these bytes once it is, or a request sent a byte per
+                # segment would reach it without its first bytes.
+                st.held += data
+                app_data = None
+        if st.held and app_data is not None:
+            app_data = st.held + data
+            st.held = b""
         view = self._view(st)
-        if flow.app == "http" and self.rs.wants_http:
+        if app_data is None:
+            pass
+        elif flow.app == "http" and self.rs.wants_http:
             if st.cs:
-                out += self._http_feed(st, data, pkt)
+                out += self._http_feed(st, app_data, pkt)
             elif view.resp is not None:
                 # responses are parsed (and bodies decompressed) only where
                 # a response rule can apply to this direction
-                out += self._http_resp_feed(st, data, pkt)
+                out += self._http_resp_feed(st, app_data, pkt)
+        elif view.tls is not None and flow.app == "tls" and not flow.passed:
+            out += self._tls_feed(st, app_data, pkt)
         if len(self.waiting) > WAITING_MAX:
             out += self._trim_waiting()
         if view.stream is not None and not flow.passed:
@@ -1526,6 +1562,58 @@ class SigEngine:
         return self._run(cands, pkt, chunk, ctx, "stream", d=d, tail=tail)
 
     # ------------------------------------------------------------ http
+
+    def _tls_feed(self, st, data, pkt):
+        """TLS rules when a handshake fact arrives: the ClientHello gives
+        ``tls.sni``, the server's first certificate ``tls.cert_*``; each
+        rule matches at most once per flow, with the buffers known then."""
+        p = st.tls
+        if p is None:
+            p = st.tls = TlsParser()
+        if p.failed or p.encrypted:
+            return []
+        events = p.feed(data)
+        if not events:
+            return []
+        flow = st.flow
+        bufs = flow.tls
+        if bufs is None:
+            bufs = flow.tls = {}
+            flow.tls_done = set()
+        out = []
+        for ev in events:
+            info = ev.info
+            if ev.kind == "client_hello":
+                if not info.get("sni"):
+                    continue
+                bufs["tls.sni"] = bytes(info["sni"])
+            elif ev.kind == "certificate":
+                for name, key in _CERT_BUFS:
+                    v = info.get(key)
+                    if v:
+                        bufs[name] = v.encode("utf-8", "surrogateescape")
+            else:
+                continue
+            out += self._tls_run(st, bufs, pkt)
+        return out
+
+    def _tls_run(self, st, bufs, pkt):
+        g = self._view(st).tls
+        d = st.d
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
+        done = st.flow.tls_done
+        cands = [i for i in g.candidates(data, self.rules, 6, d.sport, d.dport)
+                 if i not in done]
+        if not cands:
+            return []
+        ses = d.session
+        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
+        out = self._run(cands, pkt, b"", ctx, "tls", d=d, http=bufs)
+        if out:
+            # (a rule matched here is not run again on a later fact)
+            ids = {id(a.rule) for a in out}
+            done.update(i for i in cands if id(self.rules[i].rule) in ids)
+        return out
 
     def _http_feed(self, st, data, pkt):
         if st.http is None:
@@ -1731,7 +1819,7 @@ class SigEngine:
 
     def _payload(self, sr, kind, data, tail, http) -> bool:
         env = {} if sr.env else None
-        if kind == "http" or kind == "http-resp":
+        if kind == "http" or kind == "http-resp" or kind == "tls":
             r = sr.src
             if r.urilen is not None:
                 uri = http.get("http.uri.raw" if r.urilen.form == "raw" else "http.uri")
@@ -1819,6 +1907,10 @@ class SigEngine:
             icmp_code=pkt.dport if icmp and pkt.l4 else None,
             extra={"sid": sr.sid[1], "gid": sr.sid[0], "action": sr.src.action},
         )
+
+
+_CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
+              ("tls.cert_serial", "serial"), ("tls.cert_fingerprint", "fingerprint"))
 
 
 def _trim_reqlog(flow, keep: int) -> None:

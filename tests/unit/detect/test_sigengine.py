@@ -395,3 +395,21 @@ def test_payloadless_app_rule_matches_client_packets_once_http_is_acked():
     # a flow that is not HTTP never matches it
     other = tcp_session([b"SSH-2.0-OpenSSH_9.2\r\n"], sport=22, server=b"SSH-2.0-x\r\n")
     assert sids(run(rules, other)) == {10: 6}
+
+
+def test_http_rules_whatever_the_segment_size():
+    """The bytes that decide the app protocol reach the HTTP parsers too: a
+    request or response sent a few bytes per segment (the probe needs up to
+    64) alerts like one sent whole (it used to lose its first bytes and
+    evade every http rule)."""
+    rules = ('alert http any any -> any any (msg:"uri"; http.uri; content:"/evil.php"; sid:1;)\n'
+             'alert http any any -> any any (msg:"code"; flow:to_client; http.stat_code; '
+             'content:"404"; sid:2;)\n'
+             'alert http any any -> any any (msg:"body"; flow:to_client; file.data; '
+             'content:"secret"; sid:3;)\n')
+    for seg in (None, 1, 2, 3, 5, 7, 63, 64, 65):
+        c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 80).open()
+        c.send(b"GET /evil.php HTTP/1.1\r\nHost: x\r\n\r\n", segment=seg)
+        c.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 6\r\n\r\nsecret", from_client=False,
+               segment=seg)
+        assert sids(run(rules, c.close())) == {1: 1, 2: 1, 3: 1}, seg
