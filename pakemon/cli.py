@@ -80,7 +80,22 @@ def check_suricata(path) -> int:
     for e in rs.errors:
         print(e, file=sys.stderr)
     print(f"{path}: {rs.summary()}")
+    if rs.rules:
+        from .detect.sigengine import SigRuleSet
+
+        note = inert_note(SigRuleSet(rs.rules))
+        if note:
+            print(f"{path}: {note}")
     return EXIT_RULES if rs.errors else EXIT_OK
+
+
+def inert_note(sig) -> str:
+    """The loaded rules that can never alert here yet, in words ("" if none)."""
+    inert = sig.inert()
+    if not inert:
+        return ""
+    return (f"{sum(inert.values())} loaded rule(s) are not inspected yet (no parser for "
+            "them): " + ", ".join(f"{k} {n}" for k, n in inert.most_common()))
 
 
 def load_ruleset(path, skip_bad: bool, native_only: bool = False):
@@ -219,6 +234,9 @@ def load_rules_args(args):
                 uniq.append(r)
         out.sig_rules = uniq
         out.sig = SigRuleSet(uniq, classes)
+        note = inert_note(out.sig)
+        if note:
+            print(f"pakemon-xdp: {note}", file=sys.stderr)
     return out
 
 

@@ -42,8 +42,15 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   one pass.
 * "dns" rules (``dns.query``/``dns_query``) run once per query name of each
   DNS request over UDP port 53 (``applayer.dns.parse_dns``); a rule alerts
-  at most once per packet. Other app-layer buffers (tls.*, ssl_state,
-  ssl_version) are compiled as "app" rules that never match yet.
+  at most once per packet.
+* "tls" rules (``tls.sni``, ``tls.cert_subject``/``issuer``/``serial``/
+  ``fingerprint``) run on flows detected as TLS by content when
+  ``applayer.tls.TlsParser`` reads the ClientHello (SNI) or the server's
+  first certificate, with every TLS buffer known so far; each rule
+  matches at most once per flow (Suricata's one TLS transaction). Rules
+  of other app-layer keywords (``ssl_state``, ``ssl_version``, SMTP
+  ``file.data``) are compiled as "app" rules that never match yet; the
+  CLI names them at load (``SigRuleSet.inert``).
 * "event" rules (``decode-event``/``stream-event``) match the notices the
   pipeline raised for a packet, via ``pakemon.detect.eventmap`` when it
   exists (otherwise they never match).
@@ -120,7 +127,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 try:
     import ahocorasick
@@ -930,6 +937,21 @@ class SigRuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    def inert(self) -> Counter:
+        """Loaded rules this engine never inspects yet, by reason: their
+        app-layer keyword has no parser here (``ssl_state``/``ssl_version``,
+        ``file.data`` of SMTP mail)."""
+        out: Counter = Counter()
+        for sr in self.rules:
+            if sr.kind != "app":
+                continue
+            r = sr.src
+            if getattr(r, "ssl_state", ()) or getattr(r, "ssl_version", ()):
+                out["ssl_state/ssl_version"] += 1
+            else:
+                out[f"{sr.app or 'app'} {'/'.join(sorted(b for b, _ in sr.buffers if b))}"] += 1
+        return out
 
     def ports(self, proto: str):
         """The ports a flow of ``proto`` needs on one side for a rule of it to
