@@ -65,7 +65,9 @@ HTTP_METHODS = (
     b"SUBSCRIBE", b"UNSUBSCRIBE", b"NOTIFY", b"POLL", b"BMOVE", b"BCOPY", b"BDELETE",
     b"BPROPFIND", b"BPROPPATCH", b"MKCALENDAR", b"LINK", b"UNLINK",
 )
-_METHOD_PREFIXES = tuple(m + b" " for m in HTTP_METHODS)
+# (a tab after the method is taken by servers that split the request line on
+# any blank, Python's http.server among them; libhtp too)
+_METHOD_PREFIXES = tuple(m + sep for m in HTTP_METHODS for sep in (b" ", b"\t"))
 _MAX_METHOD = max(len(m) for m in _METHOD_PREFIXES)
 
 PROBE_LIMIT = 2048
@@ -132,6 +134,9 @@ def _tls(data: bytes, to_server: bool):
 
 def _http(data: bytes, to_server: bool):
     if to_server:
+        # servers skip empty lines before a request line (RFC 9112 2.2), and
+        # those that split it on blanks (http.server, libhtp) leading blanks
+        data = data.lstrip(b" \t\r\n")
         if data.startswith(_METHOD_PREFIXES):
             return True
         return None if len(data) < _MAX_METHOD and _prefix_of(data, _METHOD_PREFIXES) else False

@@ -237,6 +237,7 @@ def _on_match(idx, _start, _end, _flags, out):
 
 _MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
+PROBE_BLANK = 4096  # leading CR/LF bytes the app probe looks past
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
 CACHE_MAX = 8192
 FLOWS_MAX = 65536
@@ -1527,14 +1528,21 @@ class SigEngine:
     # ------------------------------------------------------------ stream
 
     def _probe(self, st, data):
-        st.probe += data[:64 - len(st.probe)]
+        # 64 bytes after any blank lines or blanks a client sent first (a
+        # server skips them before a request line; up to PROBE_BLANK of them
+        # count for nothing, or a run of CRLFs would end the probe undecided)
+        pr = st.probe + data
+        blank = len(pr) - len(pr.lstrip(b" \t\r\n"))
+        if blank > PROBE_BLANK:
+            blank = 0
+        st.probe = pr[:blank + 64]
         d = st.d
         to_server = _is_client(d)
         try:
             app = _app_probe(bytes(st.probe), to_server, d.sport, d.dport)
         except Exception:  # a probe bug must not stop the sensor
             app = ""
-        if app is None and len(st.probe) < 64:
+        if app is None and len(st.probe) - blank < 64:
             return
         flow = st.flow
         flow.app = app or ""

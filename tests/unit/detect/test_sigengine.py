@@ -413,3 +413,18 @@ def test_http_rules_whatever_the_segment_size():
         c.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 6\r\n\r\nsecret", from_client=False,
                segment=seg)
         assert sids(run(rules, c.close())) == {1: 1, 2: 1, 3: 1}, seg
+
+
+def test_http_detected_after_blank_lines_and_with_tab_separators():
+    """Servers skip empty lines before a request line (RFC 9112 2.2), and
+    some split it on any blank: neither may hide the request from the
+    app-protocol probe, however many CRLFs come first (more than the 64
+    bytes the probe reads) or however they are segmented."""
+    rules = 'alert http any any -> any any (msg:"u"; http.uri; content:"/evil.php"; sid:1;)\n'
+    req = b"GET /evil.php HTTP/1.1\r\nHost: x\r\n\r\n"
+    for payloads in ([b"\r\n" + req], [b"\r\n" * 200 + req], [b"\r\n", b"\n", req],
+                     [b"GET\t/evil.php\tHTTP/1.1\r\nHost: x\r\n\r\n"], [b"  \t" + req]):
+        assert sids(run(rules, tcp_session(payloads))) == {1: 1}, payloads[0][:20]
+        assert sids(run(rules, tcp_session(payloads, segment=3))) == {1: 1}
+    # a client direction that is not HTTP stays so
+    assert sids(run(rules, tcp_session([b"\r\n" * 10 + b"HELLO /evil.php\r\n"]))) == {}
