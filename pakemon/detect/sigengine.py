@@ -1943,6 +1943,23 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
               ("tls.cert_serial", "serial"), ("tls.cert_fingerprint", "fingerprint"))
 
 
+def _uri_host(target: bytes) -> bytes | None:
+    """The host[:port] of an absolute-form request target, else None."""
+    low = target[:8].lower()
+    if low.startswith(b"http://"):
+        rest = target[7:]
+    elif low.startswith(b"https://"):
+        rest = target[8:]
+    else:
+        return None
+    for stop in (b"/", b"?", b"#"):
+        i = rest.find(stop)
+        if i >= 0:
+            rest = rest[:i]
+    rest = rest.rpartition(b"@")[2]  # (userinfo is not the host)
+    return rest or None
+
+
 def _trim_reqlog(flow, keep: int) -> None:
     drop = len(flow.reqlog) - keep
     if drop > 0:
@@ -2145,7 +2162,9 @@ class _HttpBuffers:
             return req.request_line + b"\r\n" + b"".join(
                 n + b": " + v + b"\r\n" for n, v in req.headers) + b"\r\n"
         if name == "http.host":
-            h = req.host
+            # libhtp's request hostname: an absolute-form target's authority
+            # wins over the Host header, as at the server (RFC 9112 3.2.2)
+            h = _uri_host(req.target) or req.host
             if h is None:
                 return None
             h = h.lower()

@@ -428,3 +428,17 @@ def test_http_detected_after_blank_lines_and_with_tab_separators():
         assert sids(run(rules, tcp_session(payloads, segment=3))) == {1: 1}
     # a client direction that is not HTTP stays so
     assert sids(run(rules, tcp_session([b"\r\n" * 10 + b"HELLO /evil.php\r\n"]))) == {}
+
+
+def test_http_host_of_an_absolute_form_target():
+    """The server takes the host of an absolute-form target over the Host
+    header (RFC 9112 3.2.2), so http.host does too (libhtp's hostname):
+    a benign Host header must not hide it."""
+    rules = 'alert http any any -> any any (msg:"h"; http.host; content:"evil.example"; sid:1;)\n'
+    for req, want in ((b"GET http://evil.example/ HTTP/1.1\r\nHost: good\r\n\r\n", {1: 1}),
+                      (b"GET HTTPS://user@EVIL.example:8443/x?y HTTP/1.1\r\nHost: g\r\n\r\n",
+                       {1: 1}),
+                      (b"GET http://evil.example HTTP/1.0\r\n\r\n", {1: 1}),
+                      (b"GET http://good/evil.example HTTP/1.1\r\nHost: good\r\n\r\n", {}),
+                      (b"GET /x HTTP/1.1\r\nHost: evil.example:80\r\n\r\n", {1: 1})):
+        assert sids(run(rules, tcp_session([req]))) == want, req
