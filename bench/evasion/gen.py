@@ -53,6 +53,8 @@ technique's name, so every capture is reproducible.
 
 from __future__ import annotations
 
+import re
+
 import argparse
 import json
 import random
@@ -166,6 +168,40 @@ ATTACKS: tuple[Attack, ...] = (
 
 # The pytest version: a short key, a long literal key, and a 200-byte run.
 SMALL = ("phf", "administrators-pwd", "ida-overflow")
+
+
+def _rule_bytes(b: bytes) -> str:
+    """``b`` as a Suricata content string (|hex| for what content cannot hold)."""
+    return "".join(f"|{c:02x}|" if chr(c) in '";\\|:' or not 0x20 <= c <= 0x7E else chr(c)
+                   for c in b)
+
+
+def suricata_rules(attacks, kind: str) -> str:
+    """Suricata rules that detect ``attacks`` as their bundled native rules
+    do, named by the same signature (eve's ``signature`` is the msg), so the
+    same scoring applies: ``kind`` "stream" matches the key in the
+    reassembled client stream, "http" in the parsed request's URI (normalized,
+    or raw for a key that is an encoded form or that normalizing rewrites).
+    Every evasion here is below the URI, so both must detect everything."""
+    out = []
+    for i, a in enumerate(attacks):
+        key = a.key_bytes
+        if kind == "stream":
+            head, buf = "alert tcp any any -> any 80", ""
+        else:
+            raw = a.run_key or b"%" in key or b"//" in key or b"/." in key
+            head, buf = "alert http any any -> any any", (
+                "http.uri.raw; " if raw else "http.uri; ")
+        if a.run_key:
+            # the native rule's [^\s]{N} run after a literal
+            lit, n = key.rstrip(b"A"), len(key) - len(key.rstrip(b"A"))
+            body = (f'{buf}content:"{_rule_bytes(lit)}"; '
+                    f'pcre:"/{re.escape(lit.decode())}[^\\s]{{{n}}}/"; ')
+        else:
+            body = f'{buf}content:"{_rule_bytes(key)}"; '
+        for sig in a.signatures:
+            out.append(f'{head} (msg:"{sig}"; flow:to_server; {body}sid:{1000 + i};)')
+    return "\n".join(out) + "\n"
 
 UA = "Mozilla/4.0 (compatible; MSIE 5.01; Windows NT 5.0)"
 LANGS = "en-us, en-gb;q=0.9, fr;q=0.8, de;q=0.7, ja;q=0.6, es;q=0.5, it;q=0.4, nl;q=0.3, "

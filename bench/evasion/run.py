@@ -10,6 +10,11 @@ alerted on the attack's connection), detection rate, and false alerts
 (alerts on benign twins, plus any alert no connection explains). Exit 0
 only when every technique detects 100% with no false alert.
 
+``--suricata stream|http`` detects with Suricata rules equivalent to the
+attacks' native ones (``gen.suricata_rules``) instead of the bundled set:
+the same reassembly must feed the Suricata engine's stream and HTTP
+inspection just as well.
+
 ``--selfcheck`` checks the traffic instead of the IDS: every attack sent
 plainly alerts and every twin stays quiet with the current pipeline, what a
 wrongly reassembling monitor would read really misses the attack, and
@@ -108,11 +113,11 @@ def score(connections, alerts, technique="", policy="") -> Score:
     return s
 
 
-def run_technique(g: "gen.Generated", log_root) -> Score:
+def run_technique(g: "gen.Generated", log_root, rules=None) -> Score:
     t = g.technique
     t0 = time.perf_counter()
     log_dir = Path(log_root) / t.name
-    r = cli([g.pcap], log_dir, t.cli_args())
+    r = cli([g.pcap], log_dir, t.cli_args(), rules=rules)
     s = score(g.connections, read_alerts(log_dir), t.name, t.policy)
     s.seconds = time.perf_counter() - t0
     if r.returncode != 0 or "Traceback" in r.stderr:
@@ -291,6 +296,9 @@ def main(argv=None) -> int:
     ap.add_argument("--selfcheck", action="store_true",
                     help="check the generated traffic, not the IDS")
     ap.add_argument("-v", "--verbose", action="store_true", help="list misses and false alerts")
+    ap.add_argument("--suricata", choices=("stream", "http"),
+                    help="detect with Suricata rules equivalent to the attacks' native rules "
+                    "(gen.suricata_rules: stream content, or http.uri) instead of the bundled set")
     args = ap.parse_args(argv)
 
     attacks = gen.select(gen.SMALL if args.small else None)
@@ -301,8 +309,12 @@ def main(argv=None) -> int:
     if args.selfcheck:
         return selfcheck(generated, args.out / "selfcheck")
 
+    rules = None
+    if args.suricata:
+        rules = args.out / f"suricata-{args.suricata}.rules"
+        rules.write_text(gen.suricata_rules(attacks, args.suricata))
     with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        scores = list(pool.map(lambda g: run_technique(g, args.out / "logs"), generated))
+        scores = list(pool.map(lambda g: run_technique(g, args.out / "logs", rules), generated))
     print(table(scores))
     if args.verbose:
         d = details(scores)

@@ -43,6 +43,25 @@ def test_evasion(technique, tmp_path):
     assert s.stray == [], f"{technique}: alerts on no known connection"
 
 
+@pytest.mark.parametrize("kind", ["stream", "http"])
+@pytest.mark.parametrize("technique", list(evasion.TECHNIQUES))
+def test_evasion_with_suricata_rules(technique, kind, tmp_path):
+    """The same captures through the Suricata engine, with rules equivalent
+    to the attacks' native ones: reassembled stream content, or the parsed
+    request's URI (an HTTP request cut to 1-byte segments once lost the bytes
+    the protocol probe read, and with them every http rule)."""
+    tech = evasion.TECHNIQUES[technique]
+    rules = tmp_path / "s.rules"
+    rules.write_text(evasion.suricata_rules(ATTACKS, kind))
+    g = evasion.generate(tech, ATTACKS, tmp_path)
+    logs = tmp_path / "logs"
+    r = evasion_run.cli([g.pcap], logs, tech.cli_args(), rules=rules)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    s = evasion_run.score(g.connections, evasion_run.read_alerts(logs), tech.name, tech.policy)
+    assert s.missed == [], f"{technique} ({tech.summary}), {kind} rules: attacks missed"
+    assert s.false == [] and s.stray == [], f"{technique}, {kind} rules: false alerts"
+
+
 @pytest.mark.parametrize("technique, wrong", [
     ("ip-frag-overlap-bsd", "first"),
     ("ip-frag-overlap-last", "linux-current"),
