@@ -699,7 +699,7 @@ def build_ip_novak(policy: str) -> Callable:
 
 def views_ip_novak(policy: str) -> Callable:
     def views(real: bytes, other: bytes, plan: Plan) -> dict:
-        k, n = plan.start, IP_NOVAK_LEN - IP_HDR
+        k = plan.start
         out = {}
         for rival in IP_NOVAK_WINNERS:
             if rival == policy:
