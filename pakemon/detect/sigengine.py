@@ -238,6 +238,7 @@ def _on_match(idx, _start, _end, _flags, out):
 _MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
 PROBE_BLANK = 4096  # leading CR/LF bytes the app probe looks past
+TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
 CACHE_MAX = 8192
 FLOWS_MAX = 65536
@@ -336,9 +337,11 @@ class SigRule:
         elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
             self.kind = "dns"  # per query name of a DNS request over UDP
             self.ipproto = 17 if r.proto in ("dns", "udp") else self.ipproto
-        elif app == "tls" and app_bufs and None not in bufs and set(app_bufs) <= _TLS_BUFS \
+        elif app == "tls" and app_bufs and set(app_bufs) <= _TLS_BUFS \
                 and not getattr(r, "ssl_version", ()) and not getattr(r, "ssl_state", ()):
-            self.kind = "tls"  # once per handshake fact (ClientHello, certificate)
+            # once per handshake fact (ClientHello, certificate); payload
+            # contents read the direction's handshake bytes
+            self.kind = "tls"
         elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
             self.kind = "app"  # ssl_state/ssl_version, SMTP file.data: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
@@ -1101,7 +1104,7 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
-                 "held", "acc", "edge", "view", "vapp", "cs")
+                 "tls_raw", "held", "acc", "edge", "view", "vapp", "cs")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1114,6 +1117,7 @@ class DirState:
         self.probe = b""
         self.resp = None  # HttpResponseParser on the server's direction
         self.tls = None  # TlsParser of this direction (TLS flows with TLS rules)
+        self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -1602,6 +1606,11 @@ class SigEngine:
             p = st.tls = TlsParser()
         if p.failed or p.encrypted:
             return []
+        raw = st.tls_raw
+        if raw is None:
+            raw = st.tls_raw = bytearray()
+        if len(raw) < TLS_RAW_MAX:
+            raw += data[:TLS_RAW_MAX - len(raw)]
         events = p.feed(data)
         if not events:
             return []
@@ -1630,6 +1639,10 @@ class SigEngine:
     def _tls_run(self, st, bufs, pkt):
         g = self._view(st).tls
         d = st.d
+        # this direction's handshake bytes stand for the payload (a fast
+        # pattern there is listed under "http.start")
+        bufs = dict(bufs)
+        bufs[None] = bufs["http.start"] = bytes(st.tls_raw or b"")
         data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
         done = st.flow.tls_done
         cands = [i for i in g.candidates(data, self.rules, 6, d.sport, d.dport)
@@ -1856,7 +1869,7 @@ class SigEngine:
                 if uri is None or not r.urilen.compare.matches(len(uri)):
                     return False
             for name, elements in sr.buffers:
-                buf = http.get(name) if name is not None else http.get("http.start")
+                buf = http.get(name if name is not None or kind == "tls" else "http.start")
                 if buf is None:
                     if _all_negated(elements):
                         continue

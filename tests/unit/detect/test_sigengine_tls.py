@@ -31,6 +31,10 @@ alert tls any any -> any any (msg:"issuer and sni"; tls.cert_issuer; content:"Sh
 tls.sni; content:"evil"; sid:3;)
 alert tls any any -> any any (msg:"other sni"; tls.sni; content:"good.example"; sid:4;)
 alert tls any any -> any any (msg:"serial"; tls.cert_serial; content:"01:E2:40"; sid:5;)
+alert tls $EXTERNAL_NET any -> $HOME_NET any (msg:"raw and issuer"; flow:from_server,established; \
+content:"c2.evil.example"; fast_pattern; tls_cert_issuer; content:"Shady CA"; sid:6;)
+alert tls $EXTERNAL_NET any -> $HOME_NET any (msg:"raw absent"; flow:from_server,established; \
+content:"|55 04 03|"; content:"not.there"; distance:0; tls_cert_subject; content:"CN="; sid:7;)
 """
 VARS = {"HOME_NET": "10.0.0.0/8", "EXTERNAL_NET": "!$HOME_NET"}
 
@@ -66,7 +70,7 @@ def test_sni_subject_issuer_and_serial_rules_alert_once_each():
     frames, der = handshake_frames(b"c2.evil.example")
     serial = describe_certificate(der)["serial"]
     assert serial == "01:E2:40"  # 123456 as Suricata prints it
-    assert run(frames) == {1: 1, 2: 1, 3: 1, 5: 1}
+    assert run(frames) == {1: 1, 2: 1, 3: 1, 5: 1, 6: 1}
 
 
 def test_other_names_do_not_alert():
@@ -79,12 +83,12 @@ def test_other_names_do_not_alert():
 def test_one_byte_segments_and_an_unusual_port():
     # app protocol by content, not port; records and handshakes split anywhere
     frames, _ = handshake_frames(b"c2.evil.example", port=8443, segment=1)
-    assert run(frames) == {1: 1, 2: 1, 3: 1, 5: 1}
+    assert run(frames) == {1: 1, 2: 1, 3: 1, 5: 1, 6: 1}
 
 
 def test_no_sni_no_sni_rule():
     frames, _ = handshake_frames(None)
-    assert run(frames) == {2: 1, 5: 1}
+    assert run(frames) == {2: 1, 5: 1, 6: 1}
 
 
 def test_not_tls_is_not_matched():
