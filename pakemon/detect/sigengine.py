@@ -41,8 +41,10 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   request. The prefilter scans one side's fast-pattern buffers joined in
   one pass.
 * "dns" rules (``dns.query``/``dns_query``) run once per query name of each
-  DNS request over UDP port 53 (``applayer.dns.parse_dns``); a rule alerts
-  at most once per packet.
+  DNS request over UDP port 53 (``applayer.dns.parse_dns``) and, for
+  ``alert dns``/``alert tcp`` ones, of each request framed from a TCP
+  stream to port 53 (``DnsTcpFramer``); a rule alerts at most once per
+  packet.
 * "tls" rules (``tls.sni``, ``tls.cert_subject``/``issuer``/``serial``/
   ``fingerprint``) run on flows detected as TLS by content when
   ``applayer.tls.TlsParser`` reads the ClientHello (SNI) or the server's
@@ -139,7 +141,7 @@ except ImportError:  # pragma: no cover - optional
     hyperscan = None
 
 from ..applayer.detect import probe as _app_probe
-from ..applayer.dns import parse_dns
+from ..applayer.dns import DnsTcpFramer, parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..applayer.tls import TlsParser
 from ..decode import format_addr
@@ -238,6 +240,7 @@ def _on_match(idx, _start, _end, _flags, out):
 _MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
 PROBE_BLANK = 4096  # leading CR/LF bytes the app probe looks past
+DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
 CACHE_MAX = 8192
@@ -300,9 +303,9 @@ def _addr(spec) -> _Addr:
 class SigRule:
     """One compiled rule (``idx`` is its place in the evaluation order)."""
 
-    __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "saddr", "daddr", "sport",
-                 "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer", "sets", "checks",
-                 "event_kinds", "flow", "sid", "pass_", "env")
+    __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
+                 "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
+                 "sets", "checks", "event_kinds", "flow", "sid", "pass_", "env")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -322,6 +325,7 @@ class SigRule:
                 r.urilen is not None:
             app = app or "http"
         self.app = app
+        self.dns_tcp = False
         if app in _TCP_APP or app == "http":
             self.ipproto = 6
         elif app == "dns" and self.ipproto is None:
@@ -335,7 +339,10 @@ class SigRule:
             # protocol is known, not once per transaction)
             self.kind = "http-resp" if _response_rule(r, app_bufs) else "http"
         elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
-            self.kind = "dns"  # per query name of a DNS request over UDP
+            self.kind = "dns"  # per query name of a DNS request
+            # over UDP (the views, ports and kernel maps see it as UDP) and,
+            # for ``alert dns``/``alert tcp``, over TCP too (``dns_tcp``)
+            self.dns_tcp = r.proto in ("dns", "tcp")
             self.ipproto = 17 if r.proto in ("dns", "udp") else self.ipproto
         elif app == "tls" and app_bufs and set(app_bufs) <= _TLS_BUFS \
                 and not getattr(r, "ssl_version", ()) and not getattr(r, "ssl_state", ()):
@@ -686,6 +693,7 @@ class SigRuleSet:
         self.groups: dict = {}
         self.tcp_ports_any = False
         self.tcp_ports: set = set()
+        self.dns_tcp_ports: set = set()  # where DNS over TCP is parsed for dns rules
         self.udp_ports: set = set()
         self.udp_ports_any = False
         self.has_icmp = self.has_ip = False
@@ -918,6 +926,12 @@ class SigRuleSet:
 
     def _ports(self, sr):
         p = sr.ipproto
+        if sr.dns_tcp:
+            # DNS over TCP on the rule's port, or 53 (Suricata's default
+            # detection port for DNS over TCP)
+            ports = _port_values(sr.dport) if not sr.dport.any else {DNS_PORT}
+            self.dns_tcp_ports.update(ports)
+            self.tcp_ports.update(ports)
         if p is None:
             self.has_ip = True
             return
@@ -1010,6 +1024,13 @@ class KernelTree:
         seen = set()
         for sr in sig.rules:
             p = sr.ipproto
+            if sr.dns_tcp:
+                dspec = sr.dport if not sr.dport.any else PortSpec(str(DNS_PORT), (
+                    (DNS_PORT, DNS_PORT),), any=False)
+                key = ("tcp", "*", dspec.text, (), dspec.ranges)
+                if key not in seen:
+                    seen.add(key)
+                    self.nodes["tcp"].append(_KernelNode(any_spec, dspec))
             if p is None:
                 if not self.ip_nodes:
                     self.ip_nodes.append(_KernelNode(any_spec, any_spec))
@@ -1104,7 +1125,7 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
-                 "tls_raw", "held", "acc", "edge", "view", "vapp", "cs")
+                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1118,6 +1139,7 @@ class DirState:
         self.resp = None  # HttpResponseParser on the server's direction
         self.tls = None  # TlsParser of this direction (TLS flows with TLS rules)
         self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
+        self.dns = None  # DnsTcpFramer: DNS over TCP
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -1196,6 +1218,9 @@ class SigEngine:
         not, the reassembler only follows its state. Either flow direction
         and any app protocol: the view of a direction is fixed later."""
         rs = self.rs
+        dp = rs.dns_tcp_ports
+        if dp and (d.dport in dp or d.sport in dp):
+            return True  # DNS over TCP
         likely = d.session is None or d.session.client is d  # (the other: midstream)
         for cs in (likely, not likely):
             if rs.view(d.src, d.dst, d.sport, d.dport, cs, None).reads_stream:
@@ -1329,7 +1354,29 @@ class SigEngine:
     def _dns(self, pkt, ctx, g):
         """dns.query rules, once per query name of a DNS request (Suricata's
         dns.query is a multi-buffer: a rule matches if one name matches)."""
-        payload = pkt.payload
+        return self._dns_message(pkt.payload, pkt, ctx, g)
+
+    def _dns_tcp_feed(self, st, data, pkt):
+        """DNS over TCP: each framed request through the dns rules (all of
+        them: few flows, so no per-direction view)."""
+        g = self.g_dns
+        if g is None:
+            return []
+        if st.dns is None:
+            st.dns = DnsTcpFramer()
+        d = st.d
+        if d.dport not in self.rs.dns_tcp_ports and d.sport not in self.rs.dns_tcp_ports:
+            return []
+        ses = d.session
+        ctx = (True, ses is None or ses.state >= 3, st.flow)
+        out = []
+        for msg in st.dns.feed(data):
+            out += self._dns_message(msg, pkt, ctx, g)
+        return out
+
+    def _dns_message(self, payload, pkt, ctx, g):
+        """dns.query rules on one DNS message: a UDP payload, or a request
+        framed from a TCP stream."""
         if len(payload) > 2 and payload[2] & 0x80:
             return []  # the QR bit: a response (not parsed for nothing)
         msg = parse_dns(bytes(payload))
@@ -1339,8 +1386,7 @@ class SigEngine:
         for name, _qtype in msg.queries:
             cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
             if cands:
-                out += self._run(cands, pkt, pkt.payload, ctx, "dns",
-                                 http={"dns.query": name})
+                out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
         return out
 
     def malformed(self, pkt, notices):
@@ -1380,6 +1426,8 @@ class SigEngine:
                     out += self._http_resp_tx(st, resp, pkt)
             if st.tls is not None:
                 st.tls.gap()
+            if st.dns is not None:
+                st.dns.gap()
             st.held = b""
         st.last_pkt = pkt
         flow = st.flow
@@ -1407,6 +1455,8 @@ class SigEngine:
                 out += self._http_resp_feed(st, app_data, pkt)
         elif view.tls is not None and flow.app == "tls" and not flow.passed:
             out += self._tls_feed(st, app_data, pkt)
+        elif flow.app == "dns" and st.cs and self.rs.dns_tcp_ports and not flow.passed:
+            out += self._dns_tcp_feed(st, app_data, pkt)
         if len(self.waiting) > WAITING_MAX:
             out += self._trim_waiting()
         if view.stream is not None and not flow.passed:
@@ -1765,7 +1815,8 @@ class SigEngine:
             if sr.kind != kind:
                 continue
             r = sr.src
-            if sr.ipproto is not None and sr.ipproto != proto:
+            if sr.ipproto is not None and sr.ipproto != proto and not (
+                    kind == "dns" and sr.dns_tcp):
                 continue
             if sr.app is not None and kind != "http" and kind != "http-resp" and kind != "dns":
                 if flow is None or (flow.pkt_app if kind == "pkt" and proto == 6

@@ -273,6 +273,11 @@ def test_kernel_service_keys_from_suricata_ports():
                                       'sid:3;)')
     _, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(rules + more)))
     assert bits & abi.ANY.TCP and not bits & abi.ANY.UDP
+    # DNS rules: UDP and, for `alert dns`, TCP to the DNS port
+    dns, _, _ = parse_suricata_rules('alert dns any any -> any any (msg:"d"; dns.query; '
+                                     'content:"evil"; sid:4;)')
+    keys, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(dns)))
+    assert (6, abi.Dir.DST, 53) in keys and bits == abi.ANY.UDP
 
 
 def test_http_response_buffers_paired_with_request():
@@ -442,3 +447,22 @@ def test_http_host_of_an_absolute_form_target():
                       (b"GET http://good/evil.example HTTP/1.1\r\nHost: good\r\n\r\n", {}),
                       (b"GET /x HTTP/1.1\r\nHost: evil.example:80\r\n\r\n", {1: 1})):
         assert sids(run(rules, tcp_session([req]))) == want, req
+
+
+def test_dns_query_rules_over_tcp():
+    """A resolver also takes queries over TCP (RFC 7766): ``alert dns``
+    rules see them (length-prefixed, in any segmentation); ``alert udp``
+    ones stay on UDP."""
+    rules = ('alert dns any any -> any any (msg:"dns"; dns.query; content:"evil.example"; '
+             'nocase; sid:1;)\n'
+             'alert udp any any -> any any (msg:"udp only"; dns.query; content:"evil.example"; '
+             'nocase; sid:2;)\n')
+    q = dns_exchange("10.0.0.1", "10.0.0.2", 40001, "www.EVIL.example")[0][1][42:]
+    msg = len(q).to_bytes(2, "big") + q
+    for seg in (None, 1, 3):
+        frames = tcp_session([msg + msg[:2] + b"\x12\x34"], sport=53, segment=seg)
+        assert sids(run(rules, frames)) == {1: 1}, seg
+    assert sids(run(rules, dns_exchange("10.0.0.1", "10.0.0.2", 40001, "www.evil.example"))) \
+        == {1: 1, 2: 1}
+    # not DNS on port 53 (an HTTP request): nothing
+    assert sids(run(rules, tcp_session([b"GET /evil.example HTTP/1.0\r\n\r\n"], sport=53))) == {}
