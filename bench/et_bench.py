@@ -146,19 +146,20 @@ def main() -> int:
     print(f"throughput with ET = {ratio:.2f} x bundled alone (target >= 0.5); "
           f"whole process incl. load: {base['cpu_s'] / both['cpu_s']:.2f} x; "
           f"ET load {both['load_wall_s']} s (target < 10 s)")
-    et_alerts = {sid: n for sid, n in both["alerts_by_sid"].items()
-                 if sid not in base["alerts_by_sid"]}
-    print(f"ET alerts on the bench capture: {sum(et_alerts.values())} "
-          f"from {len(et_alerts)} sids")
-    for sid, n in sorted(et_alerts.items(), key=lambda kv: -kv[1]):
-        print(f"  {sid:>9} {n:>6}  {both['names'].get(sid, '')}")
+    def et_only(run, head):
+        """The sids that alert with ET and not with the bundled rules alone, listed."""
+        got = {sid: n for sid, n in run["alerts_by_sid"].items()
+               if sid not in base["alerts_by_sid"]}
+        print(f"{head}{sum(got.values())} from {len(got)} sids")
+        for sid, n in sorted(got.items(), key=lambda kv: -kv[1]):
+            print(f"  {sid:>9} {n:>6}  {run['names'].get(sid, '')}")
+        return got
+
+    et_alerts = et_only(both, "ET alerts on the bench capture: ")
     ext = results["et-ext-clients"]
-    ext_alerts = {sid: n for sid, n in ext["alerts_by_sid"].items()
-                  if sid not in base["alerts_by_sid"]}
-    print(f"with the clients external: throughput {base['proc_cpu_s'] / ext['proc_cpu_s']:.2f}"
-          f" x bundled alone; ET alerts {sum(ext_alerts.values())} from {len(ext_alerts)} sids")
-    for sid, n in sorted(ext_alerts.items(), key=lambda kv: -kv[1]):
-        print(f"  {sid:>9} {n:>6}  {ext['names'].get(sid, '')}")
+    ext_alerts = et_only(ext, "with the clients external: throughput "
+                         f"{base['proc_cpu_s'] / ext['proc_cpu_s']:.2f} x bundled alone; "
+                         "ET alerts ")
     summary = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",

@@ -194,13 +194,10 @@ class Pipeline:
         """For the Suricata packet rules on a segment the reassembler did not
         verify (its direction is not buffered): what the target would drop
         must not alert."""
-        gate = self.checksums
-        if not gate.enabled or pkt.truncated:
-            return True
-        if gate.check_l4(pkt):
-            return True
-        self.stats.bad_l4_checksum += 1
-        return False
+        ok = self._l4_ok(pkt)
+        if not ok:
+            self.stats.bad_l4_checksum += 1
+        return ok
 
     def feed(self, ts: float, frame: bytes, linktype: int = LINKTYPE_ETHERNET,
              wire_len: int | None = None):
@@ -280,11 +277,11 @@ class Pipeline:
         tree = self.tree
         if proto == 6:
             sport, dport = pkt.sport, pkt.dport
-            if ((self.sig is not None and self._sig_tcp(sport, dport))
-                    or tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
+            sig_wants = self.sig is not None and self._sig_tcp(sport, dport)
+            if (sig_wants or tree.tcp_by_dport[dport] or tree.tcp_by_sport[sport]
                     or tree.tcp_by_dport[sport] or tree.tcp_by_sport[dport]):
                 # the reassembler checks IPv4 and TCP checksums where they matter
-                found = self._inspect_tcp(pkt)
+                found = self._inspect_tcp(pkt, sig_wants)
                 if found:
                     events = list(events) + found
             if tree.ip_nodes:
@@ -372,11 +369,9 @@ class Pipeline:
         tcp.reap()
         return out
 
-    def _inspect_tcp(self, pkt):
+    def _inspect_tcp(self, pkt, sig_wants: bool):
         self.stats.inspected += 1
-        sig = self.sig
-        if sig is not None and not self._sig_tcp(pkt.sport, pkt.dport):
-            sig = None  # here for the native rules only
+        sig = self.sig if sig_wants else None  # (else: here for the native rules only)
         if sig is not None:
             # the state before this segment: what Suricata's flow:established sees
             pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
