@@ -537,6 +537,8 @@ class Pipeline:
         out["checksum_offload_accepted"] = self.checksums.offloaded
         out["flows_expired"] = self.flows.table.expired
         out["flows_evicted"] = self.flows.table.evicted
+        if self.sig is not None:
+            out.update(self.sig.counters)
         return out
 
 

@@ -38,11 +38,11 @@ def client_hello(sni: bytes | None = b"www.example.com", ciphers=(0x1301, 0xC02F
     return handshake(1, body)
 
 
-def server_hello(version_ext: int | None = None) -> bytes:
+def server_hello(version_ext: int | None = None, legacy: bytes = b"\x03\x03") -> bytes:
     exts = b""
     if version_ext is not None:
         exts = ext(43, version_ext.to_bytes(2, "big"))
-    body = (b"\x03\x03" + bytes(32) + b"\x00" + b"\xc0\x2f" + b"\x00"
+    body = (legacy + bytes(32) + b"\x00" + b"\xc0\x2f" + b"\x00"
             + len(exts).to_bytes(2, "big") + exts)
     return handshake(2, body)
 

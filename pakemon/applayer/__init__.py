@@ -15,6 +15,8 @@ bytes (or a datagram) and returning what it found.
   first server certificate (``tls.cert_subject`` / issuer / serial /
   fingerprint formatted as Suricata prints them).
 * :mod:`.dns` -- ``parse_dns()``, ``DnsTcpFramer``: ``dns.query`` names.
+* :mod:`.smtp` -- ``SmtpParser``: the client's mails (DATA, BDAT), each
+  attachment decoded (``file.data`` of ``alert smtp`` rules).
 
 Bad input never raises: parsers count what they could not use.
 
@@ -34,10 +36,14 @@ How the engine is meant to drive them, per TCP flow:
 3. "tls": one ``TlsParser`` per direction; ``client_hello`` ->
    ``tls.sni`` / ``ja3.hash`` / ``ja3.string``, ``server_hello`` ->
    ``ja3s.hash``, ``certificate`` -> ``tls.cert_subject``,
-   ``tls.cert_issuer``, ``tls.cert_serial``, ``tls.cert_fingerprint``.
+   ``tls.cert_issuer``, ``tls.cert_serial``, ``tls.cert_fingerprint``;
+   with ``records=True`` also ``key_exchange`` and each ``record`` (what
+   ``ssl_state``/``ssl_version`` read).
 4. "dns": ``DnsTcpFramer`` then ``parse_dns`` on each message (UDP:
    ``probe_dns_udp`` / ``parse_dns`` on the datagram); each of
    ``queries``' names is one ``dns.query`` buffer (multi-buffer).
+5. "smtp": one ``SmtpParser`` on the client's direction; each ``file``
+   event is one ``file.data`` buffer; ``end()`` when the session ends.
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ from __future__ import annotations
 from .detect import AppProbe, probe, probe_dns_udp
 from .dns import DnsMessage, DnsTcpFramer, parse_dns
 from .http_response import HttpResponse, HttpResponseParser
+from .smtp import SmtpEvent, SmtpParser
 from .tls import TlsEvent, TlsParser
 
 __all__ = ["AppProbe", "probe", "probe_dns_udp", "DnsMessage", "DnsTcpFramer", "parse_dns",
-           "HttpResponse", "HttpResponseParser", "TlsEvent", "TlsParser"]
+           "HttpResponse", "HttpResponseParser", "SmtpEvent", "SmtpParser", "TlsEvent",
+           "TlsParser"]

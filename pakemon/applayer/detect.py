@@ -26,7 +26,9 @@ What each protocol needs (in the order tried):
   (1..18432) and, when present, a handshake type ClientHello (1) to the
   server or ServerHello (2) to the client; or an SSLv2-framed ClientHello
   (what old clients send for compatibility: 2-byte length with the high
-  bit set, message type 1, version 0002 or 03xx).
+  bit set, message type 1, version 0002 or 03xx); or, to the client, a
+  plaintext Alert record ``15 03 0x 00 02`` of level 1 or 2 (a server that
+  refuses the hello outright).
 * SSH: ``SSH-`` (RFC 4253 4.2 identification string, both directions).
 * HTTP: to the server a request method from the list below followed by a
   space; to the client ``HTTP/1.``. Methods are upper case, as servers
@@ -119,6 +121,15 @@ def _tls(data: bytes, to_server: bool):
         if n < 6:
             return None
         return data[5] == (1 if to_server else 2)
+    if b0 == 0x15 and not to_server:
+        # A server refusing the hello at once answers with a plaintext
+        # Alert record (5-byte header, level 1 or 2, description): TLS too
+        want = b"\x15\x03"
+        if data[:2] != want[:min(n, 2)] or n >= 3 and data[2] > 4:
+            return False
+        if n < 7:
+            return None if n < 5 or data[3:5] == b"\x00\x02" else False
+        return data[3:5] == b"\x00\x02" and data[5] in (1, 2)
     if b0 & 0x80 and to_server:
         # SSLv2 record header (2 bytes), then CLIENT-HELLO (1), version.
         if n < 5:

@@ -22,6 +22,19 @@ one direction in any chunking and returns, in order:
   (``tls.cert_fingerprint``), ``not_before`` / ``not_after`` (Unix
   seconds), ``chain_length`` (certificates in the message), ``der``.
 
+With ``records=True`` (what Suricata's ``ssl_state``/``ssl_version``
+rules need) two more kinds follow, in stream order:
+
+* ``("key_exchange", {"side": "server"|"client"})`` for a ServerKeyExchange
+  or ClientKeyExchange message (Suricata's ``server_keyx``/``client_keyx``
+  states);
+* ``("record", info)`` after each whole record (and after the events of the
+  handshake messages it completed): ``type`` (content type), ``version``
+  (the record-layer version, 0x0002 for an SSLv2-framed hello) and ``raw``
+  (the record, header included: what those rules' payload contents read).
+  Records are reported after a ChangeCipherSpec too (an Alert's header
+  stays readable).
+
 Framing: records (5-byte header) are cut from the stream and their
 handshake payloads concatenated, so a handshake message split across
 records and records split across TCP segments both work. Buffers keep an
@@ -71,6 +84,7 @@ MAX_RECORD = 16384 + 2048  # TLSCiphertext limit (RFC 5246 6.2.3)
 
 _CT_CCS, _CT_ALERT, _CT_HANDSHAKE, _CT_APPDATA, _CT_HEARTBEAT = 20, 21, 22, 23, 24
 _HS_CLIENT_HELLO, _HS_SERVER_HELLO, _HS_CERTIFICATE = 1, 2, 11
+_HS_SERVER_KEYX, _HS_CLIENT_KEYX = 12, 16
 
 
 class TlsEvent(NamedTuple):
@@ -379,8 +393,9 @@ def describe_certificate(der: bytes) -> dict:
 class TlsParser:
     """TLS records of one direction, fed incrementally (see module docstring)."""
 
-    def __init__(self, max_handshake: int = MAX_HANDSHAKE):
+    def __init__(self, max_handshake: int = MAX_HANDSHAKE, records: bool = False):
         self.max_handshake = max_handshake
+        self.report_records = records
         self.records = 0
         self.cert_errors = 0
         self.anomalies: dict[str, int] = {}
@@ -429,6 +444,9 @@ class TlsParser:
                     return []
                 self.client_hello = info
                 self._out.append(TlsEvent("client_hello", info))
+                if self.report_records:
+                    self._out.append(TlsEvent("record", {
+                        "type": _CT_HANDSHAKE, "version": 0x0002, "raw": bytes(buf[:2 + ln])}))
                 p = 2 + ln
         while n - p >= 5:
             ctype = buf[p]
@@ -447,6 +465,10 @@ class TlsParser:
             elif ctype == _CT_CCS:
                 self.encrypted = True
                 self._hs = bytearray()
+            if self.report_records:
+                self._out.append(TlsEvent("record", {
+                    "type": ctype, "version": (major << 8) | buf[p + 2],
+                    "raw": bytes(buf[p:p + 5 + ln])}))
             p += 5 + ln
         if p:
             del buf[:p]
@@ -496,6 +518,9 @@ class TlsParser:
                 self._out.append(TlsEvent("server_hello", info))
             elif mtype == _HS_CERTIFICATE:
                 self._certificate(body)
+            elif self.report_records and mtype in (_HS_SERVER_KEYX, _HS_CLIENT_KEYX):
+                self._out.append(TlsEvent("key_exchange", {
+                    "side": "server" if mtype == _HS_SERVER_KEYX else "client"}))
         except ValueError:
             self._count("bad_handshake_message")
 

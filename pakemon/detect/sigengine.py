@@ -49,10 +49,17 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   ``fingerprint``) run on flows detected as TLS by content when
   ``applayer.tls.TlsParser`` reads the ClientHello (SNI) or the server's
   first certificate, with every TLS buffer known so far; each rule
-  matches at most once per flow (Suricata's one TLS transaction). Rules
-  of other app-layer keywords (``ssl_state``, ``ssl_version``, SMTP
-  ``file.data``) are compiled as "app" rules that never match yet; the
-  CLI names them at load (``SigRuleSet.inert``).
+  matches at most once per flow (Suricata's one TLS transaction).
+* "tls-state" rules (``ssl_state``/``ssl_version``, no sticky buffer) run
+  on each TLS record of their direction (``TlsParser(records=True)``):
+  the flow's handshake state (``_TlsState``) and the direction's version
+  must fit, and their payload contents read the record, header included
+  (ET's POODLE rules anchor ``|16 03 00|`` at depth 3).
+* "smtp" rules (``file.data`` of ``alert smtp``) run once per attachment
+  of each mail the client sends (``applayer.smtp.SmtpParser``: DATA and
+  BDAT, dot-unstuffed, MIME-decoded), when the mail ends or the session
+  does. Rules of other app-layer buffers are compiled as "app" rules that
+  never match yet; the CLI names them at load (``SigRuleSet.inert``).
 * "event" rules (``decode-event``/``stream-event``) match the notices the
   pipeline raised for a packet, via ``pakemon.detect.eventmap`` when it
   exists (otherwise they never match).
@@ -143,6 +150,7 @@ except ImportError:  # pragma: no cover - optional
 from ..applayer.detect import probe as _app_probe
 from ..applayer.dns import DnsTcpFramer, parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
+from ..applayer.smtp import SmtpParser
 from ..applayer.tls import TlsParser
 from ..decode import format_addr
 from ..events import Alert
@@ -349,8 +357,15 @@ class SigRule:
             # once per handshake fact (ClientHello, certificate); payload
             # contents read the direction's handshake bytes
             self.kind = "tls"
+        elif app == "tls" and not app_bufs and (getattr(r, "ssl_version", ()) or
+                                                getattr(r, "ssl_state", ())):
+            # per TLS record of the direction, with the flow's handshake
+            # state and version; payload contents read the record
+            self.kind = "tls-state"
+        elif app == "smtp" and app_bufs and set(bufs) == {"file.data"}:
+            self.kind = "smtp"  # per attachment of a mail (decoded), file.data only
         elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
-            self.kind = "app"  # ssl_state/ssl_version, SMTP file.data: never match yet
+            self.kind = "app"  # other app-layer buffers: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
               (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
                 not (r.flow is not None and r.flow.no_stream):
@@ -697,11 +712,11 @@ class SigRuleSet:
         self.udp_ports: set = set()
         self.udp_ports_any = False
         self.has_icmp = self.has_ip = False
-        fp_buffers = {"http": set(), "http-resp": set(), "tls": set()}
+        fp_buffers = {"http": set(), "http-resp": set(), "tls": set(), "smtp": set()}
         for sr in self.rules:
             if sr.kind == "event":
                 keys = ("event",)
-            elif sr.kind in ("http", "http-resp", "tls"):
+            elif sr.kind in ("http", "http-resp", "tls", "smtp"):
                 # one automaton per side: a transaction's fast-pattern
                 # buffers are scanned joined, in one pass (a pattern found
                 # across two of them only adds a candidate; the full check
@@ -737,8 +752,9 @@ class SigRuleSet:
         self.wants_http = self.http_group is not None or self.resp_group is not None
         if self.http_group is not None:
             self.http_group.buffers = self.http_buffers
-        if self.groups.get("tls") is not None:
-            self.groups["tls"].buffers = tuple(sorted(fp_buffers["tls"]))
+        for kind in ("tls", "smtp"):
+            if self.groups.get(kind) is not None:
+                self.groups[kind].buffers = tuple(sorted(fp_buffers[kind]))
         if self.resp_group is not None:
             self.resp_group.buffers = self.resp_buffers
             self.resp_group.needs_body = _reads_body(
@@ -752,12 +768,13 @@ class SigRuleSet:
             v.stream, v.pkt = self.groups.get("stream"), self.groups.get(("pkt", 6))
             v.http, v.resp, v.merged = self.http_group, self.resp_group, self.merged
             v.tls = self.groups.get("tls")
+            v.tlsst, v.smtp = self.groups.get("tls-state"), self.groups.get("smtp")
             u = self._all17 = _View()
             u.pkt, u.dns = self.groups.get(("pkt", 17)), self.groups.get("dns")
 
     # ------------------------------------------------------------ views
 
-    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls"),
+    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls", "tls-state", "smtp"),
                    17: (("pkt", 17), "dns")}
 
     def _view_init(self):
@@ -892,11 +909,13 @@ class SigRuleSet:
             ck = cks[kind] = (kind, idxs)
             if ck not in self._cut:
                 self._cut[ck] = g.restricted(set(idxs), rules,
-                                             buffers=kind in ("http", "http-resp", "tls"))
+                                             buffers=kind in ("http", "http-resp", "tls",
+                                                              "smtp"))
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
         v.reads_stream = proto == 6 and (
             v.stream is not None or v.http is not None or v.resp is not None
-            or v.tls is not None or any(rules[i].app is not None for i in keep[("pkt", 6)]))
+            or v.tls is not None or v.tlsst is not None or v.smtp is not None
+            or any(rules[i].app is not None for i in keep[("pkt", 6)]))
         if v.stream is not None and v.pkt is not None:
             mk = (cks["stream"], cks[("pkt", 6)])
             if mk not in self._merges:
@@ -958,8 +977,7 @@ class SigRuleSet:
 
     def inert(self) -> Counter:
         """Loaded rules this engine never inspects yet, by reason: their
-        app-layer keyword has no parser here (``ssl_state``/``ssl_version``,
-        ``file.data`` of SMTP mail)."""
+        app-layer keyword has no parser here."""
         out: Counter = Counter()
         for sr in self.rules:
             if sr.kind != "app":
@@ -984,18 +1002,20 @@ class SigRuleSet:
 
 
 _VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp": "resp",
-              "tls": "tls", ("pkt", 17): "pkt", "dns": "dns"}
-_TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls")
+              "tls": "tls", ("pkt", 17): "pkt", "dns": "dns", "tls-state": "tlsst",
+              "smtp": "smtp"}
+_TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls", "tls-state", "smtp")
 
 
 class _View:
     """The restricted groups of one TCP direction (None: no rule can apply)."""
 
-    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "tls", "reads_stream")
+    __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "tls", "tlsst", "smtp",
+                 "reads_stream")
 
     def __init__(self):
         self.stream = self.pkt = self.http = self.resp = self.merged = self.dns = None
-        self.tls = None
+        self.tls = self.tlsst = self.smtp = None
         self.reads_stream = True
 
 
@@ -1087,11 +1107,81 @@ def _order(rules):
     return sorted(rules, key=lambda r: (r.action != "pass", depth[id(r)], pos[id(r)]))
 
 
+_SSL_VERSIONS = {"sslv2": 0x0002, "sslv3": 0x0300, "tls1.0": 0x0301, "tls1.1": 0x0302,
+                 "tls1.2": 0x0303, "tls1.3": 0x0304}
+_SSL_STATES = {"client_hello": "client_hello", "server_hello": "server_hello",
+               "key_exchange:client": "client_keyx", "key_exchange:server": "server_keyx"}
+
+
+class _TlsState:
+    """What ``ssl_state`` and ``ssl_version`` read of a TLS flow.
+
+    Suricata keeps one state word per flow (``current_flags``), set by each
+    ClientHello, ServerHello, ServerKeyExchange or ClientKeyExchange it
+    parses, so a server flight of ServerHello + ServerKeyExchange in one
+    chunk reads as server_keyx only; here the states of the messages of the
+    record just completed all count (a ServerHello is not hidden by the key
+    exchange after it in the same flight), and a record without any keeps
+    the last ones. ``ssl_version`` reads the inspected direction's version:
+    its hello's (an SSLv2-framed hello is sslv2), else its first record's.
+    """
+
+    __slots__ = ("flags", "fresh", "ver")
+
+    def __init__(self):
+        self.flags = frozenset()
+        self.fresh: set = set()
+        self.ver = [0, 0]  # [to the client, to the server]
+
+    def message(self, kind, info, to_server) -> None:
+        if kind == "key_exchange":
+            kind = "key_exchange:" + info["side"]
+        name = _SSL_STATES.get(kind)
+        if name is None:
+            return
+        self.fresh.add(name)
+        if kind == "client_hello":
+            self.ver[True] = 0x0002 if info.get("sslv2") else info.get("version", 0)
+        elif kind == "server_hello":
+            self.ver[False] = info.get("legacy_version", info.get("version", 0))
+
+    def record(self, to_server, version) -> None:
+        if self.fresh:
+            self.flags = frozenset(self.fresh)
+            self.fresh = set()
+        if not self.ver[to_server]:
+            self.ver[to_server] = version
+
+    def fits(self, r, to_server) -> bool:
+        states = r.ssl_state
+        if states:
+            ok = False
+            for s in states:
+                neg = s.startswith("!")
+                if (s.lstrip("!") in self.flags) != neg:
+                    ok = True
+                    break
+            if not ok:
+                return False
+        versions = r.ssl_version
+        if versions:
+            ver = self.ver[to_server]
+            pos = [_SSL_VERSIONS.get(v) for v in versions if not v.startswith("!")]
+            neg = [_SSL_VERSIONS.get(v[1:]) for v in versions if v.startswith("!")]
+            if ver in neg:
+                return False
+            if pos:
+                return ver in pos
+            return bool(ver)  # only negations: any known other version
+        return True
+
+
 class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done")
+                 "answered", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done",
+                 "tls_st")
 
     def __init__(self, client, fid):
         self.bits: set = set()
@@ -1109,6 +1199,9 @@ class FlowState:
         # matched them: one TLS "transaction" per flow, each rule once
         self.tls = None
         self.tls_done = None
+        # what ssl_state/ssl_version read: the handshake states of the last
+        # record that had any, and each side's version (_TlsState)
+        self.tls_st = None
         self.client = client  # (src, sport) of the side that started it
         self.seen_both = False
         self.fid = fid
@@ -1125,7 +1218,7 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
-                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs")
+                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1140,6 +1233,7 @@ class DirState:
         self.tls = None  # TlsParser of this direction (TLS flows with TLS rules)
         self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
         self.dns = None  # DnsTcpFramer: DNS over TCP
+        self.smtp = None  # SmtpParser: the client's mail (SMTP file.data rules)
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -1174,7 +1268,12 @@ class SigEngine:
         # the TCP session state before the packet now fed (None: unknown)
         self.pre_state = None
         self.counters = {"sig_stream_inspections": 0, "sig_candidates": 0,
-                         "sig_http_transactions": 0}
+                         "sig_http_transactions": 0, "sig_smtp_files": 0,
+                         # SMTP mail not (wholly) examined: over the size
+                         # cap, lost to a hole in the stream, files past
+                         # the per-mail cap
+                         "sig_smtp_mail_truncated": 0, "sig_smtp_mail_lost": 0,
+                         "sig_smtp_files_dropped": 0}
         g = ruleset.groups
         self.g_pkts = {p: g.get(("pkt", p)) for p in _PKT_PROTOS}
         # datagrams of a protocol (and, UDP, ports) no rule can match skip
@@ -1428,6 +1527,8 @@ class SigEngine:
                 st.tls.gap()
             if st.dns is not None:
                 st.dns.gap()
+            if st.smtp is not None:
+                st.smtp.gap()
             st.held = b""
         st.last_pkt = pkt
         flow = st.flow
@@ -1453,8 +1554,11 @@ class SigEngine:
                 # responses are parsed (and bodies decompressed) only where
                 # a response rule can apply to this direction
                 out += self._http_resp_feed(st, app_data, pkt)
-        elif view.tls is not None and flow.app == "tls" and not flow.passed:
+        elif flow.app == "tls" and (view.tls is not None or view.tlsst is not None) and \
+                not flow.passed:
             out += self._tls_feed(st, app_data, pkt)
+        elif flow.app == "smtp" and view.smtp is not None and st.cs and not flow.passed:
+            out += self._smtp_feed(st, app_data, pkt)
         elif flow.app == "dns" and st.cs and self.rs.dns_tcp_ports and not flow.passed:
             out += self._dns_tcp_feed(st, app_data, pkt)
         if len(self.waiting) > WAITING_MAX:
@@ -1577,6 +1681,17 @@ class SigEngine:
             for resp in st.resp.finish():
                 self._alerted = set()
                 out += self._http_resp_tx(st, resp, st.last_pkt)
+        if st.smtp is not None and st.last_pkt is not None:
+            # a mail whose final "." never came: what the server got of it
+            self._alerted = set()
+            files = st.smtp.end()
+            if not st.flow.passed:
+                out += self._smtp_files(st, files, st.last_pkt)
+            c, counters = st.smtp.counters, self.counters
+            counters["sig_smtp_mail_truncated"] += c["truncated"]
+            counters["sig_smtp_mail_lost"] += c["lost_messages"]
+            counters["sig_smtp_files_dropped"] += c["files_dropped"]
+            st.smtp.counters.clear()
         return out
 
     # ------------------------------------------------------------ stream
@@ -1651,10 +1766,11 @@ class SigEngine:
         """TLS rules when a handshake fact arrives: the ClientHello gives
         ``tls.sni``, the server's first certificate ``tls.cert_*``; each
         rule matches at most once per flow, with the buffers known then."""
+        view = self._view(st)
         p = st.tls
         if p is None:
-            p = st.tls = TlsParser()
-        if p.failed or p.encrypted:
+            p = st.tls = TlsParser(records=view.tlsst is not None)
+        if p.failed or p.encrypted and not p.report_records:
             return []
         raw = st.tls_raw
         if raw is None:
@@ -1670,9 +1786,21 @@ class SigEngine:
             bufs = flow.tls = {}
             flow.tls_done = set()
         out = []
+        tstate = flow.tls_st
+        if tstate is None:
+            tstate = flow.tls_st = _TlsState()
         for ev in events:
             info = ev.info
-            if ev.kind == "client_hello":
+            kind = ev.kind
+            if kind == "record":
+                tstate.record(st.cs, info["version"])
+                if view.tlsst is not None:
+                    out += self._tls_state_run(st, info["raw"], pkt)
+                continue
+            tstate.message(kind, info, st.cs)
+            if kind == "key_exchange" or view.tls is None:
+                continue
+            if kind == "client_hello":
                 if not info.get("sni"):
                     continue
                 bufs["tls.sni"] = bytes(info["sni"])
@@ -1684,6 +1812,45 @@ class SigEngine:
             else:
                 continue
             out += self._tls_run(st, bufs, pkt)
+        return out
+
+    def _tls_state_run(self, st, raw, pkt):
+        """ssl_state/ssl_version rules on one TLS record of the direction."""
+        g = self._view(st).tlsst
+        d = st.d
+        cands = g.candidates(raw, self.rules, 6, d.sport, d.dport)
+        if not cands:
+            return []
+        ses = d.session
+        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
+        return self._run(cands, pkt, raw, ctx, "tls-state", d=d)
+
+    def _smtp_feed(self, st, data, pkt):
+        p = st.smtp
+        if p is None:
+            p = st.smtp = SmtpParser()
+        # (fed even once STARTTLS looks taken: the parser checks that the
+        # bytes after it stay TLS records, or reads them as commands again)
+        self.waiting[id(st)] = st  # a mail cut off is read at the end
+        return self._smtp_files(st, p.feed(data), pkt)
+
+    def _smtp_files(self, st, events, pkt):
+        """SMTP file.data rules, once per attachment of a mail."""
+        g = self._view(st).smtp
+        if g is None:
+            return []
+        d = st.d
+        ses = d.session
+        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
+        out = []
+        for ev in events:
+            if ev.kind != "file":
+                continue
+            self.counters["sig_smtp_files"] += 1
+            bufs = {"file.data": ev.info["data"]}
+            cands = g.candidates(bufs["file.data"], self.rules, 6, d.sport, d.dport)
+            if cands:
+                out += self._run(cands, pkt, b"", ctx, "smtp", d=d, http=bufs)
         return out
 
     def _tls_run(self, st, bufs, pkt):
@@ -1847,6 +2014,8 @@ class SigEngine:
                 continue
             if sr.checks and not _bits_ok(sr.checks, flow):
                 continue
+            if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
+                continue
             if not self._payload(sr, kind, data, tail, http):
                 continue
             matched.append(sr)
@@ -1913,7 +2082,7 @@ class SigEngine:
 
     def _payload(self, sr, kind, data, tail, http) -> bool:
         env = {} if sr.env else None
-        if kind == "http" or kind == "http-resp" or kind == "tls":
+        if kind == "http" or kind == "http-resp" or kind == "tls" or kind == "smtp":
             r = sr.src
             if r.urilen is not None:
                 uri = http.get("http.uri.raw" if r.urilen.form == "raw" else "http.uri")

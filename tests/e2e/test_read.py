@@ -251,21 +251,24 @@ def test_rules_check_reports_suricata_rules_loaded_and_skipped_by_keyword(tmp_pa
 def test_rules_loaded_but_not_inspected_are_said(tmp_path):
     """A rule that parses but whose app-layer keyword has no parser here is
     named at load (rules check and read), not counted as working."""
-    rules = tmp_path / "tls.rules"
+    rules = tmp_path / "app.rules"
     rules.write_text(
         'alert tls any any -> any any (msg:"sni"; tls.sni; content:"evil"; sid:1;)\n'
         'alert tls any any -> any any (msg:"v"; ssl_version:sslv3; ssl_state:client_hello; '
-        "sid:2;)\n")
+        "sid:2;)\n"
+        # SMTP payload bytes mixed with file.data: no buffer for the former
+        'alert smtp any any -> any any (msg:"m"; content:"MAIL"; file_data; content:"x"; '
+        "sid:3;)\n")
     r = cli("rules", "check", rules)
     assert r.returncode == 0, r.stderr
-    assert "2 of 2 Suricata rules loaded" in r.stdout
+    assert "3 of 3 Suricata rules loaded" in r.stdout
     assert "1 loaded rule(s) are not inspected yet" in r.stdout
-    assert "ssl_state/ssl_version 1" in r.stdout
+    assert "smtp file.data 1" in r.stdout
     cap = tmp_path / "x.pcap"
     write_pcap(cap, http_exchange(C, S, 1032, b"GET / HTTP/1.0\r\n\r\n"))
     r = cli("read", cap, "--rules", rules, "--log-dir", tmp_path / "logs")
     assert r.returncode == 0, r.stderr
-    assert "ssl_state/ssl_version 1" in r.stderr
+    assert "smtp file.data 1" in r.stderr
 
 
 def test_read_runs_suricata_rules(tmp_path):

@@ -109,3 +109,12 @@ def test_random_bytes_never_raise(data, to_server, sport, dport):
     r = probe(data, to_server, sport, dport)
     assert r in (None, "", "http", "tls", "dns", "ssh", "ftp", "smtp", "smb")
     assert probe_dns_udp(data) in ("", "dns")
+
+
+def test_a_server_alert_record_is_tls():
+    alert = b"\x15\x03\x00\x00\x02\x02\x28"
+    assert probe(alert, False, 443, 40000) == "tls"
+    for k in range(1, 7):  # any prefix: undecided, never wrongly decided
+        assert probe(alert[:k], False, 443, 40000) is None
+    assert probe(alert, True, 40000, 443) != "tls"  # clients do not open with it
+    assert probe(b"\x15\x03\x00\x00\x09" + bytes(9), False, 443, 40000) != "tls"

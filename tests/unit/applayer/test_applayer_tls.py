@@ -229,3 +229,27 @@ def test_segmentation_and_record_split_do_not_change_events(step, rec_size):
 
 
 _CERT: list[bytes] = []
+
+
+def test_records_and_key_exchanges_reported_on_request():
+    flight = record(22, server_hello(legacy=b"\x03\x00") + handshake(12, bytes(40))
+                    + handshake(14, b""), b"\x03\x00")
+    alert = record(21, b"\x02\x28", b"\x03\x00")
+    ssl3 = b"\x03\x00"
+    stream = flight + record(20, b"\x01", ssl3) + record(23, bytes(30), ssl3) + alert
+    for step in (len(stream), 1, 6):
+        p = TlsParser(records=True)
+        evs = []
+        for k in range(0, len(stream), step):
+            evs += p.feed(stream[k:k + step])
+        kinds = [e.kind for e in evs]
+        assert kinds == ["server_hello", "key_exchange", "record", "record", "record", "record"]
+        recs = [e.info for e in evs if e.kind == "record"]
+        assert [r["type"] for r in recs] == [22, 20, 23, 21]
+        assert all(r["version"] == 0x0300 for r in recs)
+        assert recs[0]["raw"] == flight and recs[-1]["raw"] == alert
+        assert evs[1].info == {"side": "server"}
+    # without it: the handshake facts only, as before
+    assert [e.kind for e in TlsParser().feed(stream)] == ["server_hello"]
+    assert [e.kind for e in TlsParser(records=True).feed(record(22, client_hello()))] == [
+        "client_hello", "record"]
