@@ -2040,7 +2040,13 @@ class SigEngine:
             if not self._threshold(sr, pkt, flow, skey, dkey):
                 continue
             self._alerted.add(sr.sid)
-            out.append(self._alert(sr, pkt, d, data, skey, dkey))
+            alert = self._alert(sr, pkt, d, data, skey, dkey)
+            # EVE's app_proto, as Suricata writes it for a flow whose
+            # protocol it detected
+            app = "dns" if kind == "dns" else flow.app if flow is not None else None
+            if app:
+                alert.extra["app_proto"] = app
+            out.append(alert)
         return out
 
     @staticmethod

@@ -11,7 +11,8 @@ An alert (on one line)::
      "stream":1,"pkt_src":"wire/pcap"}
 
 ICMP alerts carry ``icmp_type``/``icmp_code`` instead of ports, as Suricata
-writes them. Notices are written with ``event_type`` ``anomaly`` (or
+writes them. An alert of a Suricata rule on a flow whose protocol was
+detected (http, tls, smtp, dns, ...) carries ``app_proto``, as Suricata's do. Notices are written with ``event_type`` ``anomaly`` (or
 ``scan``) and an object of that name holding ``type``, ``event`` and
 ``message``. ``community_id`` follows the Community ID v1 specification
 (seed 0); ``flow_id`` is a stable 51-bit number shared by both directions of
@@ -248,6 +249,9 @@ def alert_record(alert: Alert) -> dict:
         "category": rule.category,
         "severity": rule.severity,
     }
+    app = alert.extra.get("app_proto")
+    if app:
+        obj["app_proto"] = app
     obj["payload"] = base64.b64encode(alert.payload).decode("ascii")
     obj["payload_printable"] = payload_printable(alert.payload)
     obj["stream"] = 1 if alert.proto.upper() == "TCP" else 0

@@ -280,4 +280,6 @@ def test_read_runs_suricata_rules(tmp_path):
     r = cli("read", cap, "--rules", rules, "--log-dir", tmp_path / "logs")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     alerts = [json.loads(line) for line in open(tmp_path / "logs" / "eve.json")]
-    assert [a["alert"]["signature_id"] for a in alerts if a["event_type"] == "alert"] == [1]
+    alerts = [a for a in alerts if a["event_type"] == "alert"]
+    assert [a["alert"]["signature_id"] for a in alerts] == [1]
+    assert alerts[0]["app_proto"] == "http"  # the flow's protocol, detected by content
