@@ -58,8 +58,13 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
 * "smtp" rules (``file.data`` of ``alert smtp``) run once per attachment
   of each mail the client sends (``applayer.smtp.SmtpParser``: DATA and
   BDAT, dot-unstuffed, MIME-decoded), when the mail ends or the session
-  does. Rules of other app-layer buffers are compiled as "app" rules that
-  never match yet; the CLI names them at load (``SigRuleSet.inert``).
+  does.
+* "ssh" rules (``ssh.proto``/``ssh.software``) run once per direction on
+  its identification line. ``ftpbounce`` is a check of whatever kind its
+  rule is: a PORT command of the inspected bytes naming another address
+  than the client's.
+  Rules of other app-layer buffers are compiled as "app" rules that never
+  match yet; the CLI names them at load (``SigRuleSet.inert``).
 * "event" rules (``decode-event``/``stream-event``) match the notices the
   pipeline raised for a packet, via ``pakemon.detect.eventmap`` when it
   exists (otherwise they never match).
@@ -136,6 +141,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from collections import Counter, OrderedDict
 
 try:
@@ -364,6 +370,8 @@ class SigRule:
             self.kind = "tls-state"
         elif app == "smtp" and app_bufs and set(bufs) == {"file.data"}:
             self.kind = "smtp"  # per attachment of a mail (decoded), file.data only
+        elif app == "ssh" and app_bufs and set(bufs) <= _SSH_BUFS:
+            self.kind = "ssh"  # once per direction, on its identification line
         elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
             self.kind = "app"  # other app-layer buffers: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
@@ -402,6 +410,8 @@ class SigRule:
             return True
         return self.bidir and self.saddr.has(dkey) and self.daddr.has(skey)
 
+
+_SSH_BUFS = frozenset({"ssh.proto", "ssh.software"})
 
 _RESPONSE_BUFFERS = frozenset({
     "http.stat_code", "http.stat_msg", "http.response_line", "http.response_header",
@@ -712,11 +722,12 @@ class SigRuleSet:
         self.udp_ports: set = set()
         self.udp_ports_any = False
         self.has_icmp = self.has_ip = False
-        fp_buffers = {"http": set(), "http-resp": set(), "tls": set(), "smtp": set()}
+        fp_buffers = {"http": set(), "http-resp": set(), "tls": set(), "smtp": set(),
+                      "ssh": set()}
         for sr in self.rules:
             if sr.kind == "event":
                 keys = ("event",)
-            elif sr.kind in ("http", "http-resp", "tls", "smtp"):
+            elif sr.kind in ("http", "http-resp", "tls", "smtp", "ssh"):
                 # one automaton per side: a transaction's fast-pattern
                 # buffers are scanned joined, in one pass (a pattern found
                 # across two of them only adds a candidate; the full check
@@ -752,7 +763,7 @@ class SigRuleSet:
         self.wants_http = self.http_group is not None or self.resp_group is not None
         if self.http_group is not None:
             self.http_group.buffers = self.http_buffers
-        for kind in ("tls", "smtp"):
+        for kind in ("tls", "smtp", "ssh"):
             if self.groups.get(kind) is not None:
                 self.groups[kind].buffers = tuple(sorted(fp_buffers[kind]))
         if self.resp_group is not None:
@@ -769,12 +780,14 @@ class SigRuleSet:
             v.http, v.resp, v.merged = self.http_group, self.resp_group, self.merged
             v.tls = self.groups.get("tls")
             v.tlsst, v.smtp = self.groups.get("tls-state"), self.groups.get("smtp")
+            v.ssh = self.groups.get("ssh")
             u = self._all17 = _View()
             u.pkt, u.dns = self.groups.get(("pkt", 17)), self.groups.get("dns")
 
     # ------------------------------------------------------------ views
 
-    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls", "tls-state", "smtp"),
+    _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls", "tls-state", "smtp",
+                       "ssh"),
                    17: (("pkt", 17), "dns")}
 
     def _view_init(self):
@@ -910,11 +923,12 @@ class SigRuleSet:
             if ck not in self._cut:
                 self._cut[ck] = g.restricted(set(idxs), rules,
                                              buffers=kind in ("http", "http-resp", "tls",
-                                                              "smtp"))
+                                                              "smtp", "ssh"))
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
         v.reads_stream = proto == 6 and (
             v.stream is not None or v.http is not None or v.resp is not None
             or v.tls is not None or v.tlsst is not None or v.smtp is not None
+            or v.ssh is not None
             or any(rules[i].app is not None for i in keep[("pkt", 6)]))
         if v.stream is not None and v.pkt is not None:
             mk = (cks["stream"], cks[("pkt", 6)])
@@ -1003,19 +1017,19 @@ class SigRuleSet:
 
 _VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp": "resp",
               "tls": "tls", ("pkt", 17): "pkt", "dns": "dns", "tls-state": "tlsst",
-              "smtp": "smtp"}
-_TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls", "tls-state", "smtp")
+              "smtp": "smtp", "ssh": "ssh"}
+_TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls", "tls-state", "smtp", "ssh")
 
 
 class _View:
     """The restricted groups of one TCP direction (None: no rule can apply)."""
 
     __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "tls", "tlsst", "smtp",
-                 "reads_stream")
+                 "ssh", "reads_stream")
 
     def __init__(self):
         self.stream = self.pkt = self.http = self.resp = self.merged = self.dns = None
-        self.tls = self.tlsst = self.smtp = None
+        self.tls = self.tlsst = self.smtp = self.ssh = None
         self.reads_stream = True
 
 
@@ -1218,7 +1232,7 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
-                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp")
+                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1234,6 +1248,7 @@ class DirState:
         self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
         self.dns = None  # DnsTcpFramer: DNS over TCP
         self.smtp = None  # SmtpParser: the client's mail (SMTP file.data rules)
+        self.ssh = None  # bytes of the SSH identification line so far; True once read
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -1559,6 +1574,9 @@ class SigEngine:
             out += self._tls_feed(st, app_data, pkt)
         elif flow.app == "smtp" and view.smtp is not None and st.cs and not flow.passed:
             out += self._smtp_feed(st, app_data, pkt)
+        elif flow.app == "ssh" and view.ssh is not None and st.ssh is not True and \
+                not flow.passed:
+            out += self._ssh_feed(st, app_data, pkt)
         elif flow.app == "dns" and st.cs and self.rs.dns_tcp_ports and not flow.passed:
             out += self._dns_tcp_feed(st, app_data, pkt)
         if len(self.waiting) > WAITING_MAX:
@@ -1825,6 +1843,39 @@ class SigEngine:
         ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
         return self._run(cands, pkt, raw, ctx, "tls-state", d=d)
 
+    def _ssh_feed(self, st, data, pkt):
+        """ssh.proto / ssh.software rules, once per direction, on its
+        identification line (RFC 4253 4.2: "SSH-protoversion-softwareversion
+        SP comments", at most 255 bytes; a server may send other lines
+        before it, which are skipped)."""
+        buf = (st.ssh or b"") + bytes(data)
+        line = None
+        while True:
+            j = buf.find(b"\n")
+            if j < 0:
+                break
+            if buf.startswith(b"SSH-"):
+                line = buf[:j]
+                break
+            buf = buf[j + 1:]
+        if line is None:
+            # (Suricata gives up on an identification longer than this)
+            st.ssh = buf[:SSH_LINE_MAX] if len(buf) <= SSH_LINE_MAX else True
+            return []
+        st.ssh = True
+        line = line.rstrip(b"\r")[4:]
+        proto, _, rest = line.partition(b"-")
+        bufs = {"ssh.proto": proto, "ssh.software": rest.split(b" ", 1)[0]}
+        g = self._view(st).ssh
+        d = st.d
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
+        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        if not cands:
+            return []
+        ses = d.session
+        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
+        return self._run(cands, pkt, b"", ctx, "ssh", d=d, http=bufs)
+
     def _smtp_feed(self, st, data, pkt):
         p = st.smtp
         if p is None:
@@ -2016,6 +2067,10 @@ class SigEngine:
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
+            if r.ftpbounce and not _ftp_bounce(
+                    bytes(tail[-512:]) + bytes(data) if tail else bytes(data),
+                    d.src if d is not None else pkt.src):
+                continue
             if not self._payload(sr, kind, data, tail, http):
                 continue
             matched.append(sr)
@@ -2088,7 +2143,7 @@ class SigEngine:
 
     def _payload(self, sr, kind, data, tail, http) -> bool:
         env = {} if sr.env else None
-        if kind == "http" or kind == "http-resp" or kind == "tls" or kind == "smtp":
+        if kind in _BUFFER_KINDS:
             r = sr.src
             if r.urilen is not None:
                 uri = http.get("http.uri.raw" if r.urilen.form == "raw" else "http.uri")
@@ -2180,6 +2235,26 @@ class SigEngine:
 
 _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
               ("tls.cert_serial", "serial"), ("tls.cert_fingerprint", "fingerprint"))
+
+
+_BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
+SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
+_PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
+
+
+def _ftp_bounce(data: bytes, client: bytes) -> bool:
+    """An FTP PORT command in ``data`` names an IPv4 address other than the
+    client's (Suricata's ftpbounce: the server would connect elsewhere).
+    PORT carries IPv4 only: on an IPv6 flow it is no bounce test."""
+    if len(client) != 4:
+        return False
+    for m in _PORT_CMD.finditer(data):
+        octets = [int(x) for x in m.groups()]
+        if max(octets) > 255:
+            continue
+        if bytes(octets) != client:
+            return True
+    return False
 
 
 def _uri_host(target: bytes) -> bytes | None:

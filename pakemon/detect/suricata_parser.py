@@ -128,7 +128,9 @@ Supported (``SUPPORTED_KEYWORDS``)
   P V W Z S Y Q); byte_test byte_jump byte_extract; flow; flowbits; dsize;
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
-  stream_size; ip_proto; id; ssl_version; ssl_state; tag.
+  stream_size; ip_proto; id; ssl_version; ssl_state; tag; ftpbounce (an FTP
+  PORT command of the inspected data names another IPv4 address than the
+  client's).
 - sticky buffers: every key of ``STICKY_BUFFERS`` (Suricata 6+ dotted names
   and the Suricata 4/5 names ET Open 4.0 uses, e.g. ``file_data``,
   ``http_accept``, ``tls_sni``, ``dns_query``); content modifiers: every key
@@ -141,7 +143,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(asn1, ftpbounce, ssh_proto, xbits, lua, ...), other Suricata app-layer
+(asn1, xbits, lua, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -332,6 +334,11 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "tls_cert_fingerprint": "tls.cert_fingerprint",
     "dns.query": "dns.query",
     "dns_query": "dns.query",
+    # the SSH identification line "SSH-<proto>-<software> <comments>"
+    "ssh.proto": "ssh.proto",
+    "ssh_proto": "ssh.proto",
+    "ssh.software": "ssh.software",
+    "ssh_software": "ssh.software",
     # older names of the same Suricata sticky buffers (EXTENSION_KEYWORDS)
     "http_request_line": "http.request_line",
     "http_header_names": "http.header_names",
@@ -394,7 +401,7 @@ def buffer_app_proto(buffer: str | None) -> str | None:
     return _BUFFER_PROTO.get(buffer.partition(".")[0])
 
 
-_BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns"}
+_BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns", "ssh": "ssh"}
 
 _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata")
 _PAYLOAD_KEYWORDS = (
@@ -405,7 +412,7 @@ _PAYLOAD_KEYWORDS = (
 _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
-    "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags",
+    "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -729,6 +736,9 @@ class SuricataRule:
     ip_id: int | None = None  # ``id``: the IPv4 identification field
     ssl_version: tuple[str, ...] = ()  # any of these; "!sslv2": not that one
     ssl_state: tuple[str, ...] = ()  # any of these states (client_hello ...)
+    # ftpbounce: an FTP PORT command of the inspected data names an address
+    # other than the client's (the server is asked to connect elsewhere)
+    ftpbounce: bool = False
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -2186,6 +2196,11 @@ class _OptionParser:
             if not re.fullmatch(r"[^\s,;|&]+", n):
                 raise self._err(opt, f"flowbits: invalid name {n!r}", 0)
         self.flowbits.append(Flowbit(cmd, tuple(sys.intern(n) for n in names), any_of))
+
+    def _opt_ftpbounce(self, opt: _Opt) -> None:
+        self._no_value(opt)
+        self._single(opt)
+        self.rule.ftpbounce = True
 
     def _opt_tag(self, opt: _Opt) -> None:
         # tag only asks Suricata to log the following packets; there is no

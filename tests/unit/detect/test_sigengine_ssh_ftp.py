@@ -1,0 +1,99 @@
+"""ssh_proto / ssh_software and ftpbounce (the last ET Open rules that were
+skipped for an unsupported keyword, but asn1's) on real TCP sessions through
+the pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.events import Alert
+from pakemon.lab.traffic import TcpConnection
+from pakemon.pipeline import Pipeline
+
+# emerging-scan.rules and emerging-ftp.rules, as shipped
+RULES = """\
+alert ssh $EXTERNAL_NET any -> $HOME_NET any (msg:"ET SCAN SSH BruteForce Tool with fake PUTTY \
+version"; flow:established,to_server; ssh_proto; content:"PUTTY"; threshold: type limit, track \
+by_src, count 1, seconds 30; classtype:network-scan; sid:2019876; rev:2;)
+alert tcp $EXTERNAL_NET any -> $HOME_NET 21 (msg:"GPL FTP PORT bounce attempt"; \
+flow:to_server,established; content:"PORT"; nocase; ftpbounce; pcre:"/^PORT/smi"; \
+classtype:misc-attack; sid:2103441; rev:2;)
+alert ssh any any -> any any (msg:"old server"; flow:to_client; ssh.software; \
+content:"OpenSSH_5"; startswith; sid:9;)
+"""
+VARS = {"HOME_NET": "10.0.0.0/8", "EXTERNAL_NET": "!$HOME_NET"}
+CLIENT, SERVER = "198.51.100.9", "10.0.0.22"
+
+
+def run(frames):
+    rs, skipped, errors = parse_suricata_rules(RULES, vars=VARS)
+    assert not errors and not skipped, (errors, skipped)
+    pipe = Pipeline([], sig=SigRuleSet(rs))
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    counts: dict = {}
+    for a in out:
+        if isinstance(a, Alert):
+            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
+    return counts
+
+
+def ssh(client_id: bytes, server_id=b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", segment=None,
+        banner_lines=b"", client_first=False):
+    c = TcpConnection(CLIENT, SERVER, 40022, 22).open()
+    if client_first:
+        c.send(client_id, segment=segment)
+    c.send(banner_lines + server_id, from_client=False, segment=segment)
+    if not client_first:
+        c.send(client_id, segment=segment)
+    c.send(bytes(range(200)), from_client=False)  # key exchange, binary
+    c.send(bytes(range(100)))
+    return c.close()
+
+
+@pytest.mark.parametrize("segment", [None, 1, 4])
+def test_fake_putty_protocol_version(segment):
+    assert run(ssh(b"SSH-PUTTY-tool\r\n", segment=segment)) == {2019876: 1}
+
+
+def test_putty_as_software_is_not_the_protocol():
+    assert run(ssh(b"SSH-2.0-PUTTY_Release_0.78\r\n")) == {}
+
+
+def test_server_software():
+    assert run(ssh(b"SSH-2.0-x\r\n", server_id=b"SSH-2.0-OpenSSH_5.3 old\r\n")) == {9: 1}
+    assert run(ssh(b"SSH-2.0-x\r\n", server_id=b"SSH-2.0-OpenSSH_9.3\r\n")) == {}
+
+
+def test_server_identification_after_other_lines():
+    # RFC 4253 4.2 lets a server send other lines first (the client spoke first here)
+    lines = b"Welcome\r\nauthorised use only\r\n"
+    got = run(ssh(b"SSH-2.0-x\r\n", server_id=b"SSH-2.0-OpenSSH_5.3 old\r\n",
+                  banner_lines=lines, client_first=True))
+    assert got == {9: 1}
+
+
+def ftp(port_cmd: bytes, client=CLIENT, segment=None):
+    c = TcpConnection(client, SERVER, 40021, 21).open()
+    c.send(b"220 ftp ready\r\n", from_client=False)
+    c.send(b"USER anonymous\r\n")
+    c.send(b"331 ok\r\n", from_client=False)
+    c.send(b"PASS x@\r\n")
+    c.send(b"230 ok\r\n", from_client=False)
+    c.send(port_cmd, segment=segment)
+    c.send(b"200 PORT ok\r\n", from_client=False)
+    return c.close()
+
+
+@pytest.mark.parametrize("segment", [None, 2])
+def test_port_to_another_host_is_a_bounce(segment):
+    assert run(ftp(b"PORT 192,0,2,77,0,25\r\n", segment=segment)) == {2103441: 1}
+
+
+def test_port_to_the_client_itself_is_not():
+    assert run(ftp(b"PORT 198,51,100,9,156,64\r\n")) == {}
+    assert run(ftp(b"port 198,51,100,9,156,64\r\n")) == {}
