@@ -70,7 +70,9 @@ tuples are compiled once and remembered (see ``inspect_buffer``).
 
 from __future__ import annotations
 
+from pakemon.detect.asn1 import asn1_matches
 from pakemon.detect.suricata_parser import (
+    Asn1Check,
     BufferSize,
     ByteExtract,
     ByteJump,
@@ -93,7 +95,7 @@ _U64 = (1 << 64) - 1
 _ISDATAAT_VAR_MAX = 100_000_000
 
 # kinds of compiled nodes
-_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER = range(8)
+_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1 = range(9)
 
 
 class _Node:
@@ -203,6 +205,11 @@ def _compile_one(e) -> _Node:
         n.offset = _int_or_var(e.offset, 0)
         n.relative = bool(e.relative)
         n.negated = bool(e.negated)
+        return n
+    if isinstance(e, Asn1Check):
+        n = _Node(_ASN1, e)
+        n.relative = e.relative_offset is not None
+        n.offset = e.relative_offset if n.relative else (e.absolute_offset or 0)
         return n
     if isinstance(e, BufferSize):
         n = _Node(_BSIZE, e)
@@ -576,6 +583,16 @@ class _Run:
             return 0
         return 0 if var else -1
 
+    def _asn1(self, node: _Node, i: int) -> int:
+        at = self.ptr + node.offset if node.relative else node.offset
+        if at < 0 or at >= self.n:
+            return 0 if node.relative else -1
+        e = node.src
+        if asn1_matches(self.data[at:], e.oversize_length, e.bitstring_overflow,
+                        e.double_overflow):
+            return self._next(i)
+        return 0 if node.relative else -1
+
     def _bsize(self, node: _Node, i: int) -> int:
         try:
             ok = node.compare.matches(self.n)
@@ -702,4 +719,5 @@ _STEPS = (
     _Run._byte_jump,
     _Run._byte_extract,
     _Run._never,
+    _Run._asn1,
 )

@@ -130,7 +130,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
-  client's).
+  client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
+  oversize_length N, absolute_offset N / relative_offset N).
 - sticky buffers: every key of ``STICKY_BUFFERS`` (Suricata 6+ dotted names
   and the Suricata 4/5 names ET Open 4.0 uses, e.g. ``file_data``,
   ``http_accept``, ``tls_sni``, ``dns_query``); content modifiers: every key
@@ -143,7 +144,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(asn1, xbits, lua, ...), other Suricata app-layer
+(xbits, lua, dataset, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -215,6 +216,7 @@ __all__ = [
     "EXTENSION_KEYWORDS",
     "PROTOCOLS",
     "STICKY_BUFFERS",
+    "Asn1Check",
     "SUPPORTED_KEYWORDS",
     "TRANSPORTS",
     "BufferSize",
@@ -413,6 +415,7 @@ _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
+    "asn1",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -600,6 +603,20 @@ class IsDataAt:
     relative: bool = False
     negated: bool = False
     rawbytes: bool = False
+    buffer: str | None = None
+
+
+@dataclass(slots=True)
+class Asn1Check:
+    """``asn1``: BER objects from an offset of the buffer fail one of the
+    checks (``pakemon.detect.asn1``); ``relative_offset`` counts from the
+    end of the previous match, ``absolute_offset`` from the buffer start."""
+
+    oversize_length: int | None = None
+    bitstring_overflow: bool = False
+    double_overflow: bool = False
+    absolute_offset: int | None = None
+    relative_offset: int | None = None
     buffer: str | None = None
 
 
@@ -1765,6 +1782,38 @@ class _OptionParser:
         if relative and buffer is None and self.last_match is not None:
             buffer = self.last_match.buffer
         self.elements.append(IsDataAt(int(head), relative, negated, rawbytes, buffer))
+        self.last_buffer = buffer
+
+    def _opt_asn1(self, opt: _Opt) -> None:
+        value = self._value(opt)
+        e = Asn1Check()
+        for part in value.split(","):
+            words = part.split()
+            if not words:
+                raise self._err(opt, f"asn1: empty option in {value!r}", 0)
+            name = words[0].lower()
+            if name in ("bitstring_overflow", "double_overflow") and len(words) == 1:
+                setattr(e, name, True)
+            elif name in ("oversize_length", "absolute_offset", "relative_offset") and \
+                    len(words) == 2 and re.fullmatch(r"[+-]?\d{1,9}", words[1]):
+                n = int(words[1])
+                if n < 0 and name != "relative_offset":
+                    raise self._err(opt, f"asn1: {name} must not be negative", 0)
+                setattr(e, name, n)
+            else:
+                raise self._err(
+                    opt, "asn1: expected bitstring_overflow, double_overflow, oversize_length N, "
+                    f"absolute_offset N or relative_offset N, found {part.strip()!r}", 0)
+        if e.absolute_offset is not None and e.relative_offset is not None:
+            raise self._err(opt, "asn1: absolute_offset and relative_offset together", 0)
+        if e.oversize_length is None and not e.bitstring_overflow and not e.double_overflow:
+            raise self._err(opt, "asn1: no check (bitstring_overflow, double_overflow, "
+                            "oversize_length N)", 0)
+        buffer = self.sticky
+        if e.relative_offset is not None and buffer is None and self.last_match is not None:
+            buffer = self.last_match.buffer
+        e.buffer = buffer
+        self.elements.append(e)
         self.last_buffer = buffer
 
     def _opt_bsize(self, opt: _Opt) -> None:
