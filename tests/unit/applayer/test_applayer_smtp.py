@@ -231,14 +231,22 @@ def test_padded_headers_hide_neither_boundary_nor_name():
     assert time.perf_counter() - t0 < 1
 
 
-def test_deep_nesting_and_many_files():
+def nested(depth: int):
     part = MIMEApplication(b"deep")
-    for _ in range(120):  # (deeper: the stdlib generator itself overflows)
+    for _ in range(depth):
         outer = MIMEMultipart()
         outer.attach(part)
         part = outer
-    _, events = run(session(wire(part)))
+    return part
+
+
+def test_deep_nesting_and_many_files():
+    p, events = run(session(wire(nested(smtp.MAX_DEPTH))))
     assert files(events) == [(None, b"deep", "application/octet-stream")]
+    assert p.counters["mime_errors"] == 0
+    # one level more: the deepest multipart is a leaf (not a file), counted
+    p, events = run(session(wire(nested(smtp.MAX_DEPTH + 1))))
+    assert events == [] and p.counters["mime_errors"] == 1
     many = MIMEMultipart()
     for i in range(smtp.MAX_FILES + 5):
         many.attach(MIMEApplication(b"%d" % i))
@@ -364,14 +372,23 @@ def test_bdat_malformed_size_is_ignored_and_zero_last():
     assert p.counters["bad_bdat"] == 3 and p.counters["bdat_chunks"] == 2
 
 
+def root_attachment(payload: bytes = EXPLOIT) -> bytes:
+    """A mail that is its attachment: the file ends with the mail only."""
+    m = EmailMessage()
+    m["Subject"] = "scan"
+    m.set_content(payload, maintype="application", subtype="postscript",
+                  disposition="attachment", filename="invoice.eps")
+    return wire(m)
+
+
 def test_bdat_without_last_is_examined_when_the_client_moves_on_or_ends():
-    raw = wire(mail())
+    raw = root_attachment()
     p = SmtpParser()
     assert p.feed(envelope() + b"BDAT %d\r\n" % len(raw) + raw) == []
     assert files(p.feed(b"RSET\r\n"))[0][1] == EXPLOIT
     assert files(p.feed(envelope() + b"BDAT 100000\r\n" + raw)) == []
     assert files(p.end())[0][1] == EXPLOIT
-    assert p.counters["incomplete"] == 2
+    assert p.counters["incomplete"] == 2 and p.counters["messages"] == 2
 
 
 # -- STARTTLS ---------------------------------------------------------------
@@ -467,15 +484,18 @@ def test_truncated_mail_keeps_the_decoded_prefix(extra):  # (extra: the cut in a
 
 
 def test_memory_stays_bounded():
-    p = SmtpParser(max_message=1000, max_line=100)
+    p = SmtpParser(max_file=1000, max_line=100)
     big = b"A" * 100_000
     p.feed(b"NOOP " + big)  # a command line without its LF
-    assert len(p._line) <= 100
-    p.feed(b"\r\nDATA\r\nSubject: x\r\n\r\n")
+    assert p.held() <= 100
+    p.feed(b"\r\nDATA\r\nSubject: x\r\nContent-Type: application/x\r\n\r\n")
     for _ in range(20):
         p.feed(big + b"\r\n")
-    assert len(p._msg) <= 1000
+        assert p.held() <= 1000
+    [event] = p.end()
+    assert event.info["data"] == b"A" * 1000
     assert p.counters["long_lines"] == 1 and p.counters["truncated"] == 1
+    assert p.counters["file_truncated"] == 1
 
 
 def test_long_command_line_is_cut_and_still_a_command():
@@ -500,7 +520,9 @@ def test_gap_in_a_mail_then_the_next_mail():
 
 
 def test_end_examines_a_mail_without_its_final_dot():
-    data = b"EHLO c\r\n" + envelope() + b"DATA\r\n" + stuff(wire(mail()))
+    raw = wire(mail())
+    raw = raw[:raw.rindex(b"\r\n--")]  # (its attachment ends with the mail)
+    data = b"EHLO c\r\n" + envelope() + b"DATA\r\n" + stuff(raw)
     p = SmtpParser()
     assert p.feed(data) == []
     assert files(p.end()) == [(b"invoice.eps", EXPLOIT, "application/postscript")]
@@ -538,16 +560,21 @@ def test_reference_session():
     assert (c["messages"], c["incomplete"], c["data_refused"], c["long_lines"]) == (4, 1, 1, 1)
 
 
+def feed_cut(p: SmtpParser, stream: bytes, cuts) -> list:
+    """The events of ``stream`` fed in pieces cut at ``cuts`` (taken modulo
+    its length + 1), then end()."""
+    out = []
+    bounds = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    for a, b in zip(bounds, bounds[1:]):
+        out += p.feed(stream[a:b])
+    return out + p.end()
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(0, len(SESSION)), max_size=40))
 def test_any_segmentation_gives_the_same_events(cuts):
     p = SmtpParser(max_line=128)
-    out = []
-    bounds = sorted(set(cuts) | {0, len(SESSION)})
-    for a, b in zip(bounds, bounds[1:]):
-        out += p.feed(SESSION[a:b])
-    out += p.end()
-    assert out == REF_EVENTS
+    assert feed_cut(p, SESSION, cuts) == REF_EVENTS
     assert p.counters == REF_PARSER.counters
 
 
@@ -555,12 +582,7 @@ def test_any_segmentation_gives_the_same_events(cuts):
 @given(st.lists(st.integers(0, 2000), max_size=30))
 def test_fake_tls_any_segmentation(cuts):
     data = fake_tls_with_mail_inside(b"QUIT\r\n")
-    bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    p = SmtpParser()
-    out = []
-    for a, b in zip(bounds, bounds[1:]):
-        out += p.feed(data[a:b])
-    out += p.end()
+    out = feed_cut(SmtpParser(), data, cuts)
     assert [d for _, d, _ in files(out)] == [EXPLOIT]
 
 
