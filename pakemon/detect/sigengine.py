@@ -1248,7 +1248,7 @@ class DirState:
         self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
         self.dns = None  # DnsTcpFramer: DNS over TCP
         self.smtp = None  # SmtpParser: the client's mail (SMTP file.data rules)
-        self.ssh = None  # bytes of the SSH identification line so far; True once read
+        self.ssh = None  # (partial line, bytes skipped) before the SSH identification; True: done
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -1848,19 +1848,23 @@ class SigEngine:
         identification line (RFC 4253 4.2: "SSH-protoversion-softwareversion
         SP comments", at most 255 bytes; a server may send other lines
         before it, which are skipped)."""
-        buf = (st.ssh or b"") + bytes(data)
+        part, seen = st.ssh if st.ssh is not None else (b"", 0)
+        buf = part + bytes(data)
         line = None
+        pos = 0
         while True:
-            j = buf.find(b"\n")
+            j = buf.find(b"\n", pos)
             if j < 0:
                 break
-            if buf.startswith(b"SSH-"):
-                line = buf[:j]
+            if buf.startswith(b"SSH-", pos):
+                line = buf[pos:j]
                 break
-            buf = buf[j + 1:]
+            pos = j + 1
         if line is None:
-            # (Suricata gives up on an identification longer than this)
-            st.ssh = buf[:SSH_LINE_MAX] if len(buf) <= SSH_LINE_MAX else True
+            seen += pos
+            rest = buf[pos:]
+            # (past this many bytes without the line, give up, as Suricata does)
+            st.ssh = True if seen + len(rest) > SSH_LINE_MAX else (rest, seen)
             return []
         st.ssh = True
         line = line.rstrip(b"\r")[4:]

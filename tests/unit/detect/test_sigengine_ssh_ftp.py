@@ -97,3 +97,14 @@ def test_port_to_another_host_is_a_bounce(segment):
 def test_port_to_the_client_itself_is_not():
     assert run(ftp(b"PORT 198,51,100,9,156,64\r\n")) == {}
     assert run(ftp(b"port 198,51,100,9,156,64\r\n")) == {}
+
+
+def test_lines_before_the_identification_are_bounded():
+    # a server sending lines without end: given up on past SSH_LINE_MAX
+    # bytes (the lines are skipped, not kept), so what comes after is not read
+    junk = b"x\r\n" * 40000  # 120 KB of lines
+    assert run(ssh(b"SSH-2.0-x\r\n", server_id=junk + b"SSH-2.0-OpenSSH_5.3\r\n",
+                   client_first=True)) == {}
+    short = b"x\r\n" * 100
+    assert run(ssh(b"SSH-2.0-x\r\n", server_id=short + b"SSH-2.0-OpenSSH_5.3\r\n",
+                   client_first=True)) == {9: 1}
