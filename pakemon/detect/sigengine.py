@@ -2071,10 +2071,13 @@ class SigEngine:
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
-            if r.ftpbounce and not _ftp_bounce(
-                    bytes(tail[-512:]) + bytes(data) if tail else bytes(data),
-                    d.src if d is not None else pkt.src):
-                continue
+            if r.ftpbounce:
+                # (a command split across two chunks is read across them;
+                # one wholly in the earlier chunk was judged with it)
+                before = bytes(tail[-512:]) if tail else b""
+                if not _ftp_bounce(before + bytes(data), d.src if d is not None else pkt.src,
+                                   len(before)):
+                    continue
             if not self._payload(sr, kind, data, tail, http):
                 continue
             matched.append(sr)
@@ -2246,13 +2249,16 @@ SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
 
 
-def _ftp_bounce(data: bytes, client: bytes) -> bool:
+def _ftp_bounce(data: bytes, client: bytes, start: int = 0) -> bool:
     """An FTP PORT command in ``data`` names an IPv4 address other than the
-    client's (Suricata's ftpbounce: the server would connect elsewhere).
+    client's (Suricata's ftpbounce: the server would connect elsewhere);
+    commands that end before ``start`` are not looked at.
     PORT carries IPv4 only: on an IPv6 flow it is no bounce test."""
     if len(client) != 4:
         return False
     for m in _PORT_CMD.finditer(data):
+        if m.end() <= start:
+            continue
         octets = [int(x) for x in m.groups()]
         if max(octets) > 255:
             continue

@@ -108,3 +108,14 @@ def test_lines_before_the_identification_are_bounded():
     short = b"x\r\n" * 100
     assert run(ssh(b"SSH-2.0-x\r\n", server_id=short + b"SSH-2.0-OpenSSH_5.3\r\n",
                    client_first=True)) == {9: 1}
+
+
+def test_a_bounce_is_counted_once_not_again_at_the_next_port():
+    c = TcpConnection(CLIENT, SERVER, 40021, 21).open()
+    c.send(b"220 ftp ready\r\n", from_client=False)
+    c.send(b"USER a\r\n")
+    c.send(b"PORT 192,0,2,77,0,25\r\n")
+    c.send(b"200 ok\r\n", from_client=False)
+    c.send(b"PORT 198,51,100,9,156,64\r\n")  # the client's own address: no bounce
+    c.send(b"200 ok\r\n", from_client=False)
+    assert run(c.close()) == {2103441: 1}
