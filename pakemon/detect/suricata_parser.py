@@ -336,6 +336,13 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "tls_cert_fingerprint": "tls.cert_fingerprint",
     "dns.query": "dns.query",
     "dns_query": "dns.query",
+    # JA3/JA3S fingerprints of the ClientHello/ServerHello (the string, its MD5)
+    "ja3.hash": "ja3.hash",
+    "ja3_hash": "ja3.hash",
+    "ja3.string": "ja3.string",
+    "ja3_string": "ja3.string",
+    "ja3s.hash": "ja3s.hash",
+    "ja3s.string": "ja3s.string",
     # the SSH identification line "SSH-<proto>-<software> <comments>"
     "ssh.proto": "ssh.proto",
     "ssh_proto": "ssh.proto",
@@ -403,7 +410,8 @@ def buffer_app_proto(buffer: str | None) -> str | None:
     return _BUFFER_PROTO.get(buffer.partition(".")[0])
 
 
-_BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns", "ssh": "ssh"}
+_BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns", "ssh": "ssh", "ja3": "tls",
+                 "ja3s": "tls"}
 
 _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata")
 _PAYLOAD_KEYWORDS = (

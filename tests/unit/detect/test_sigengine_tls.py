@@ -95,3 +95,26 @@ def test_not_tls_is_not_matched():
     c = TcpConnection("10.0.0.5", "203.0.113.9", 45000, 443).open()
     c.send(b"GET / HTTP/1.1\r\nHost: c2.evil.example\r\n\r\n")
     assert run(c.close()) == {}
+
+
+def test_ja3_and_ja3s_rules():
+    import hashlib
+
+    # JA3 written out from what the builders send (TLS 1.2 hello, ciphers
+    # 0x1301 and 0xc02f, one extension: server_name), JA3S likewise
+    ja3 = "771,4865-49199,0,,"
+    ja3s = "771,49199,"
+    md5 = hashlib.md5(ja3.encode()).hexdigest()
+    md5s = hashlib.md5(ja3s.encode()).hexdigest()
+    rules = (
+        f'alert tls any any -> any any (msg:"ja3"; ja3.hash; content:"{md5}"; sid:11;)\n'
+        f'alert tls any any -> any any (msg:"ja3 legacy"; ja3_hash; content:"{md5}"; sid:12;)\n'
+        f'alert tls any any -> any any (msg:"ja3 str"; ja3.string; content:"{ja3}"; '
+        "startswith; endswith; sid:13;)\n"
+        f'alert tls any any -> any any (msg:"ja3s"; ja3s.hash; content:"{md5s}"; sid:14;)\n'
+        'alert tls any any -> any any (msg:"other"; ja3.hash; content:"00000000"; sid:15;)\n')
+    frames, _ = handshake_frames(b"www.example.com")
+    assert run(frames, rules) == {11: 1, 12: 1, 13: 1, 14: 1}
+    frames, _ = handshake_frames(None)  # no SNI: JA3 still there (and without extension 0)
+    md5_nosni = hashlib.md5(b"771,4865-49199,,,").hexdigest()
+    assert run(frames, rules.replace(md5, md5_nosni)) == {11: 1, 12: 1, 14: 1}

@@ -784,7 +784,8 @@ def test_supported_keyword_list_is_the_issue_list():
         http_server_body tls.sni tls_sni tls.cert_subject tls_cert_subject tls.cert_issuer
         tls_cert_issuer tls.cert_serial tls_cert_serial tls.cert_fingerprint
         tls_cert_fingerprint dns.query dns_query tcp.flags
-        ssh.proto ssh_proto ssh.software ssh_software ftpbounce asn1""".split()
+        ssh.proto ssh_proto ssh.software ssh_software ftpbounce asn1
+        ja3.hash ja3_hash ja3.string ja3_string ja3s.hash ja3s.string""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -797,7 +798,7 @@ def test_supported_keyword_list_is_the_issue_list():
     "keyword, option",
     [("dataset", "dataset:isset,x;"), ("xbits", "xbits:set,x,track ip_src;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
-     ("ja3.hash", "ja3.hash;"), ("app-layer-event", "app-layer-event:http.x;"),
+     ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("base64_decode", "base64_decode;")],
 )  # fmt: skip
 def test_unsupported_keyword_skips_the_rule(keyword, option):
