@@ -154,6 +154,7 @@ except ImportError:  # pragma: no cover - optional
     hyperscan = None
 
 from ..applayer.detect import probe as _app_probe
+from ..applayer.detect import probe_dns_udp
 from ..applayer.dns import DnsTcpFramer, parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..applayer.smtp import SmtpParser
@@ -2081,6 +2082,9 @@ class SigEngine:
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
+            if r.app_layer_protocol is not None and not _app_is(
+                    r.app_layer_protocol, flow, kind, pkt):
+                continue
             if r.ftpbounce:
                 # (a command split across two chunks is read across them;
                 # one wholly in the earlier chunk was judged with it)
@@ -2257,6 +2261,27 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
 _BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
 SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
+
+
+def _app_is(want, flow, kind, pkt) -> bool:
+    """``app-layer-protocol``: the flow's protocol as this inspection sees
+    it (packet rules of TCP: once ACKed, as for app rules) is ``want``."""
+    negated, name = want
+    if flow is None:
+        app = None
+    elif pkt.proto == 6:
+        app = flow.pkt_app if kind == "pkt" else flow.app
+    else:  # a datagram: DNS is told by its content, as Suricata's probe does
+        app = flow.app
+        if app is None and pkt.l4 and pkt.payload:
+            app = probe_dns_udp(bytes(pkt.payload))
+    if name == "unknown":
+        got = app is None
+    elif name == "failed":
+        got = app == ""
+    else:
+        got = app == name or name == "http1" and app == "http"
+    return got != negated
 
 
 def _ftp_bounce(data: bytes, client: bytes, start: int = 0) -> bool:

@@ -423,7 +423,7 @@ _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
-    "asn1",
+    "asn1", "app-layer-protocol",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -764,6 +764,9 @@ class SuricataRule:
     # ftpbounce: an FTP PORT command of the inspected data names an address
     # other than the client's (the server is asked to connect elsewhere)
     ftpbounce: bool = False
+    # app-layer-protocol: (negated, name): the flow's detected protocol is
+    # (is not) ``name``; "failed": detection gave up, "unknown": not yet
+    app_layer_protocol: tuple[bool, str] | None = None
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -2253,6 +2256,17 @@ class _OptionParser:
             if not re.fullmatch(r"[^\s,;|&]+", n):
                 raise self._err(opt, f"flowbits: invalid name {n!r}", 0)
         self.flowbits.append(Flowbit(cmd, tuple(sys.intern(n) for n in names), any_of))
+
+    def _opt_app_layer_protocol(self, opt: _Opt) -> None:
+        self._single(opt)
+        value = self._value(opt).strip(_BLANK)
+        negated = value.startswith("!")
+        name = value[1:].strip(_BLANK).lower() if negated else value.lower()
+        if name == "ssl":
+            name = "tls"
+        if not re.fullmatch(r"[a-z0-9_\-]+", name):
+            raise self._err(opt, f"app-layer-protocol: expected [!]NAME, found {value!r}", 0)
+        self.rule.app_layer_protocol = (negated, sys.intern(name))
 
     def _opt_ftpbounce(self, opt: _Opt) -> None:
         self._no_value(opt)

@@ -119,3 +119,28 @@ def test_a_bounce_is_counted_once_not_again_at_the_next_port():
     c.send(b"PORT 198,51,100,9,156,64\r\n")  # the client's own address: no bounce
     c.send(b"200 ok\r\n", from_client=False)
     assert run(c.close()) == {2103441: 1}
+
+
+def test_app_layer_protocol():
+    from pakemon.lab.traffic import dns_exchange
+
+    rules = """\
+alert tcp any any -> any any (msg:"ftp"; app-layer-protocol:ftp; content:"USER"; sid:21;)
+alert tcp any any -> any any (msg:"not ftp"; app-layer-protocol:!ftp; content:"USER"; sid:22;)
+alert tcp any any -> any any (msg:"failed"; app-layer-protocol:failed; content:"USER"; sid:23;)
+alert udp any any -> any 53 (msg:"dns"; app-layer-protocol:dns; content:"example"; sid:24;)
+"""
+    rs, skipped, errors = parse_suricata_rules(rules)
+    assert not skipped and not errors
+    ftp_frames = ftp(b"PORT 198,51,100,9,156,64\r\n")
+    junk = TcpConnection(CLIENT, SERVER, 40099, 7777).open()
+    junk.send(b"\x01\x02 USER binary\r\n")
+    dns = dns_exchange(CLIENT, SERVER, 40053, "www.example.com")
+
+    def alerts(frames):
+        pipe = Pipeline([], sig=SigRuleSet(rs))
+        out = [a for ts, f in frames for a in pipe.feed(ts, f)] + pipe.flush()
+        return sorted({a.rule.sid for a in out if isinstance(a, Alert)})
+    assert alerts(ftp_frames) == [21]
+    assert alerts(junk.close()) == [22, 23]
+    assert alerts(dns) == [24]
