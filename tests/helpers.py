@@ -33,6 +33,37 @@ def run_frames(pipe, frames):
     return events
 
 
+def feed_steps(parser, data: bytes, step: int = 0) -> list:
+    """A sans-I/O parser's events for ``data`` fed ``step`` bytes at a time
+    (0: all at once)."""
+    if not step:
+        return list(parser.feed(data))
+    out = []
+    for i in range(0, len(data), step):
+        out += parser.feed(data[i:i + step])
+    return out
+
+
+def sid_counts(frames, rules: str, vars=None, sig_rules=None) -> dict:
+    """Suricata-syntax ``rules`` (which must all load) run over ``frames`` by
+    a pipeline with no native rule: alerts by sid. ``sig_rules``: a
+    SigRuleSet already made (``rules`` is then not parsed)."""
+    from pakemon.detect.sigengine import SigRuleSet
+    from pakemon.detect.suricata_parser import parse_suricata_rules
+    from pakemon.events import Alert
+    from pakemon.pipeline import Pipeline
+
+    if sig_rules is None:
+        rs, skipped, errors = parse_suricata_rules(rules, vars=vars)
+        assert not errors and not skipped, (errors, skipped)
+        sig_rules = SigRuleSet(rs)
+    counts: dict = {}
+    for e in run_frames(Pipeline([], sig=sig_rules), frames):
+        if isinstance(e, Alert):
+            counts[e.rule.sid] = counts.get(e.rule.sid, 0) + 1
+    return counts
+
+
 def alert_names(events):
     from pakemon.events import Alert
 

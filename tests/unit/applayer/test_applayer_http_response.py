@@ -8,6 +8,7 @@ import zlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import feed_steps
 
 from pakemon.applayer.http_response import HttpResponseParser
 
@@ -16,12 +17,7 @@ def run(data: bytes, methods=(b"GET",), step: int = 0, finish: bool = True, **kw
     p = HttpResponseParser(**kw)
     for m in methods:
         p.expect(m)
-    out = []
-    if step:
-        for i in range(0, len(data), step):
-            out += p.feed(data[i:i + step])
-    else:
-        out += p.feed(data)
+    out = feed_steps(p, data, step)
     if finish:
         out += p.finish()
     return p, out

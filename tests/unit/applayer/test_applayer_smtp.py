@@ -20,6 +20,7 @@ from unittest import mock
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import feed_steps
 from tls_builders import client_hello, record
 
 from pakemon.applayer import smtp
@@ -78,12 +79,7 @@ def session(*msgs: bytes, eol: bytes = b"\r\n") -> bytes:
 
 def run(data: bytes, step: int = 0, end: bool = True, **kw):
     p = SmtpParser(**kw)
-    out = []
-    if step:
-        for i in range(0, len(data), step):
-            out += p.feed(data[i:i + step])
-    else:
-        out += p.feed(data)
+    out = feed_steps(p, data, step)
     if end:
         out += p.end()
     return p, out

@@ -7,12 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import sid_counts
+
 from pakemon.detect.asn1 import asn1_matches
-from pakemon.detect.sigengine import SigRuleSet
 from pakemon.detect.suricata_parser import Asn1Check, parse_suricata_rules
-from pakemon.events import Alert
 from pakemon.lab.traffic import TcpConnection
-from pakemon.pipeline import Pipeline
 
 # X.690 (07/2002) appendix A.3, as Suricata's tests use it (136 bytes)
 A3 = (b"\x60\x81\x85\x61\x10\x1a\x04John\x1a\x01P\x1a\x05Smith\xa0\x0a\x1a\x08Director"
@@ -95,21 +94,9 @@ def session_setup(blob: bytes) -> bytes:
 
 
 def run(payload: bytes) -> dict:
-    rs, skipped, errors = parse_suricata_rules(
-        RULE, vars={"HOME_NET": "10.0.0.0/8", "EXTERNAL_NET": "!$HOME_NET"})
-    assert not skipped and not errors
-    pipe = Pipeline([], sig=SigRuleSet(rs))
     c = TcpConnection("198.51.100.9", "10.0.0.45", 40445, 445).open()
     c.send(payload)
-    out = []
-    for ts, frame in c.close():
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    counts: dict = {}
-    for a in out:
-        if isinstance(a, Alert):
-            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
-    return counts
+    return sid_counts(c.close(), RULE, {"HOME_NET": "10.0.0.0/8", "EXTERNAL_NET": "!$HOME_NET"})
 
 
 @pytest.mark.parametrize("blob, alerts", [

@@ -15,11 +15,11 @@ from email.message import EmailMessage
 
 import pytest
 
+from helpers import sid_counts
+
 from pakemon.detect.sigengine import SigRuleSet
 from pakemon.detect.suricata_parser import parse_suricata_rules
-from pakemon.events import Alert
 from pakemon.lab.traffic import TcpConnection
-from pakemon.pipeline import Pipeline
 
 RULES = """\
 alert smtp $EXTERNAL_NET any -> $SMTP_SERVERS any (msg:"ET EXPLOIT Ghostscript illegal read \
@@ -94,16 +94,7 @@ def run(frames, rules=RULES):
     assert not errors and not skipped, (errors, skipped)
     sig = SigRuleSet(rs)
     assert not sig.inert(), sig.inert()
-    pipe = Pipeline([], sig=sig)
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    counts: dict = {}
-    for a in out:
-        if isinstance(a, Alert):
-            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
-    return counts
+    return sid_counts(frames, "", sig_rules=sig)
 
 
 @pytest.mark.parametrize("cte", [None, "quoted-printable", "7bit"])

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pakemon.detect.sigengine import SigRuleSet
-from pakemon.detect.suricata_parser import parse_suricata_rules
-from pakemon.events import Alert
+from helpers import sid_counts
+
 from pakemon.lab.traffic import TcpConnection
-from pakemon.pipeline import Pipeline
 
 # emerging-scan.rules and emerging-ftp.rules, as shipped
 RULES = """\
@@ -28,18 +26,7 @@ CLIENT, SERVER = "198.51.100.9", "10.0.0.22"
 
 
 def run(frames):
-    rs, skipped, errors = parse_suricata_rules(RULES, vars=VARS)
-    assert not errors and not skipped, (errors, skipped)
-    pipe = Pipeline([], sig=SigRuleSet(rs))
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    counts: dict = {}
-    for a in out:
-        if isinstance(a, Alert):
-            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
-    return counts
+    return sid_counts(frames, RULES, VARS)
 
 
 def ssh(client_id: bytes, server_id=b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", segment=None,
@@ -130,17 +117,13 @@ alert tcp any any -> any any (msg:"not ftp"; app-layer-protocol:!ftp; content:"U
 alert tcp any any -> any any (msg:"failed"; app-layer-protocol:failed; content:"USER"; sid:23;)
 alert udp any any -> any 53 (msg:"dns"; app-layer-protocol:dns; content:"example"; sid:24;)
 """
-    rs, skipped, errors = parse_suricata_rules(rules)
-    assert not skipped and not errors
     ftp_frames = ftp(b"PORT 198,51,100,9,156,64\r\n")
     junk = TcpConnection(CLIENT, SERVER, 40099, 7777).open()
     junk.send(b"\x01\x02 USER binary\r\n")
     dns = dns_exchange(CLIENT, SERVER, 40053, "www.example.com")
 
     def alerts(frames):
-        pipe = Pipeline([], sig=SigRuleSet(rs))
-        out = [a for ts, f in frames for a in pipe.feed(ts, f)] + pipe.flush()
-        return sorted({a.rule.sid for a in out if isinstance(a, Alert)})
+        return sorted(sid_counts(frames, rules))
     assert alerts(ftp_frames) == [21]
     assert alerts(junk.close()) == [22, 23]
     assert alerts(dns) == [24]

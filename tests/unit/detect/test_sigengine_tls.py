@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from helpers import sid_counts
 from tls_builders import certificate_msg, client_hello, make_cert, record, server_hello
 
 from pakemon.applayer.tls import describe_certificate
-from pakemon.detect.sigengine import SigRuleSet
-from pakemon.detect.suricata_parser import parse_suricata_rules
-from pakemon.events import Alert
 from pakemon.lab.traffic import TcpConnection
-from pakemon.pipeline import Pipeline
 
 CN = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Evil Corp"),
                 x509.NameAttribute(NameOID.COMMON_NAME, "c2.evil.example")])
@@ -52,18 +49,7 @@ def handshake_frames(sni: bytes | None, subject=CN, issuer=CA, serial=123456,
 
 
 def run(frames, rules=RULES):
-    rs, skipped, errors = parse_suricata_rules(rules, vars=VARS)
-    assert not errors and not skipped, (errors, skipped)
-    pipe = Pipeline([], sig=SigRuleSet(rs))
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    counts: dict = {}
-    for a in out:
-        if isinstance(a, Alert):
-            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
-    return counts
+    return sid_counts(frames, rules, VARS)
 
 
 def test_sni_subject_issuer_and_serial_rules_alert_once_each():

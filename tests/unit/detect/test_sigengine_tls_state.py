@@ -9,13 +9,12 @@ with the flow's handshake state and the direction's version.
 from __future__ import annotations
 
 import pytest
+from helpers import sid_counts
 from tls_builders import client_hello, handshake, record, server_hello
 
 from pakemon.detect.sigengine import SigRuleSet, _TlsState
 from pakemon.detect.suricata_parser import parse_suricata_rules
-from pakemon.events import Alert
 from pakemon.lab.traffic import TcpConnection
-from pakemon.pipeline import Pipeline
 
 # emerging-current_events.rules / emerging-policy.rules, as shipped
 POODLE = """\
@@ -64,16 +63,7 @@ def run(frames, rules=POODLE):
     assert not errors and not skipped, (errors, skipped)
     sig = SigRuleSet(rs)
     assert not sig.inert(), sig.inert()  # none of them is left uninspected
-    pipe = Pipeline([], sig=sig)
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    counts: dict = {}
-    for a in out:
-        if isinstance(a, Alert):
-            counts[a.rule.sid] = counts.get(a.rule.sid, 0) + 1
-    return counts
+    return sid_counts(frames, "", sig_rules=sig)
 
 
 @pytest.mark.parametrize("segment", [None, 1, 7])
