@@ -162,11 +162,9 @@ two padded fields of about 2 * ``MAX_PARAMS`` each and a line start of
 ``MAX_BOUNDARIES``; a command line holds at most ``max_line``, and the
 STARTTLS check at most ``TLS_WINDOW`` + ``MAX_RECORD`` + 5 bytes. So about
 ``max_file`` + ``max_header`` + ``max_line`` + 110 KiB in all (events not
-returned yet aside), and ``held()`` tells. ``max_message`` (the whole-mail
-limit this parser had before) is accepted as a deprecated alias of
-``max_file``. Nothing raises
-on any input: a header block ``email`` fails on, or an internal error,
-counts in ``mime_errors`` (files already emitted stay so).
+returned yet aside), and ``held()`` tells. Nothing raises on any input: a
+header block ``email`` fails on, or an internal error, counts in
+``mime_errors`` (files already emitted stay so).
 
 ``counters`` (a ``collections.Counter``): ``messages`` (mails examined),
 ``incomplete`` (of them, not ended by ``.`` or ``BDAT ... LAST``),
@@ -188,6 +186,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import NamedTuple
 
+from .tls import MAX_RECORD, record_header_ok
+
 MAX_FILES = 1000  # files reported per mail
 MAX_PARAMS = 8192  # longest Content-Type / Content-Disposition value read as it is
 MAX_DEPTH = 32  # nested multiparts followed
@@ -196,7 +196,6 @@ WS_KEEP = 64  # blanks after a boundary kept at a line start (more are counted)
 HDR_PEEK = 1024  # bytes of a header line kept to classify it, once the block is full
 MAX_STARTTLS = 4  # STARTTLS commands whose following bytes are checked for TLS
 TLS_WINDOW = 32 * 1024  # bytes after STARTTLS kept until TLS framing is trusted
-MAX_RECORD = 16384 + 2048  # TLSCiphertext limit (RFC 5246 6.2.3)
 
 # Parser states. Only CMD reads command lines; SKIP drops bytes up to the
 # next LF then goes to _resume; the DATA_* states read a DATA mail (at the
@@ -287,16 +286,11 @@ class _Part(Message):
 
 
 def _record_ok(b, p: int, first: bool) -> bool:
-    """Whether the 5 bytes at ``p`` can be a TLS record header (the first
-    one after STARTTLS: a handshake record)."""
-    ctype = b[p]
-    if first:
-        if ctype != 22:
-            return False
-    elif ctype < 20 or ctype > 24:  # ChangeCipherSpec .. Heartbeat
+    """Whether the 5 bytes at ``p`` can be a TLS record header of TLS 1.3 at
+    most (the first one after STARTTLS: a non-empty handshake record)."""
+    if not record_header_ok(b, p) or b[p + 2] > 4:
         return False
-    length = (b[p + 3] << 8) | b[p + 4]
-    return b[p + 1] == 3 and b[p + 2] <= 4 and length <= MAX_RECORD and (length or not first)
+    return not first or b[p] == 22 and (b[p + 3] or b[p + 4])
 
 
 class _Params:
@@ -978,11 +972,8 @@ class SmtpParser:
                  "_bdat_left", "_bdat_last", "_tls_next", "_tls_tries", "_tbuf", "_twalk",
                  "_tskip", "_thdr", "_prev_lf", "_out")
 
-    def __init__(self, max_message: int | None = None, max_line: int = 4096,
-                 max_file: int | None = None, max_header: int = 64 * 1024):
-        # (max_message, the whole-mail limit of old, is a deprecated alias of max_file)
-        if max_file is None:
-            max_file = 1 << 20 if max_message is None else max_message
+    def __init__(self, max_file: int = 1 << 20, max_line: int = 4096,
+                 max_header: int = 64 * 1024):
         self.max_file = max(int(max_file), 0)
         self.max_header = max(int(max_header), 1024)
         self.max_line = max(int(max_line), 64)
@@ -1007,11 +998,6 @@ class SmtpParser:
         self._thdr = bytearray()  # a record header being read (TLS)
         self._prev_lf = False  # the byte before the next record header was an LF
         self._out: list[SmtpEvent] = []
-
-    @property
-    def max_message(self) -> int:
-        """Deprecated: ``max_file`` (no limit applies to a whole mail any more)."""
-        return self.max_file
 
     # -- public -------------------------------------------------------------
 

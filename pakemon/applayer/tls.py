@@ -87,6 +87,14 @@ _HS_CLIENT_HELLO, _HS_SERVER_HELLO, _HS_CERTIFICATE = 1, 2, 11
 _HS_SERVER_KEYX, _HS_CLIENT_KEYX = 12, 16
 
 
+def record_header_ok(b, p: int) -> bool:
+    """Whether the 5 bytes at ``p`` can be a TLS record header: a known
+    content type (ChangeCipherSpec .. Heartbeat), major version 3, a length
+    within the TLSCiphertext limit."""
+    return (_CT_CCS <= b[p] <= _CT_HEARTBEAT and b[p + 1] == 3
+            and ((b[p + 3] << 8) | b[p + 4]) <= MAX_RECORD)
+
+
 class TlsEvent(NamedTuple):
     """One handshake fact: ``kind`` and its ``info`` dict (a 2-tuple)."""
 
@@ -452,7 +460,7 @@ class TlsParser:
             ctype = buf[p]
             major = buf[p + 1]
             ln = (buf[p + 3] << 8) | buf[p + 4]
-            if ctype < _CT_CCS or ctype > _CT_HEARTBEAT or major != 3 or ln > MAX_RECORD:
+            if not record_header_ok(buf, p):
                 self._count("not_tls")
                 self.failed = True
                 self._rec = bytearray()

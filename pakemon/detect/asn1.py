@@ -109,9 +109,7 @@ def asn1_matches(data: bytes, oversize_length=None, bitstring_overflow=False,
         try:
             hit, p = _check(data, p, end, MAX_FRAMES, oversize_length, bitstring_overflow,
                             double_overflow)
-        except _Broken:
-            return False
-        except RecursionError:  # (MAX_FRAMES bounds it; never let a packet raise)
+        except _Broken:  # (nesting is bounded by MAX_FRAMES: no RecursionError)
             return False
         if hit:
             return True

@@ -1149,7 +1149,7 @@ class _TlsState:
         self.fresh: set = set()
         self.ver = [0, 0]  # [to the client, to the server]
 
-    def message(self, kind, info, to_server) -> None:
+    def message(self, kind, info) -> None:
         if kind == "key_exchange":
             kind = "key_exchange:" + info["side"]
         name = _SSL_STATES.get(kind)
@@ -1483,8 +1483,7 @@ class SigEngine:
         d = st.d
         if d.dport not in self.rs.dns_tcp_ports and d.sport not in self.rs.dns_tcp_ports:
             return []
-        ses = d.session
-        ctx = (True, ses is None or ses.state >= 3, st.flow)
+        ctx = self._ctx(st, True)
         out = []
         for msg in st.dns.feed(data):
             out += self._dns_message(msg, pkt, ctx, g)
@@ -1817,7 +1816,7 @@ class SigEngine:
                 if view.tlsst is not None:
                     out += self._tls_state_run(st, info["raw"], pkt)
                 continue
-            tstate.message(kind, info, st.cs)
+            tstate.message(kind, info)
             if kind == "key_exchange" or view.tls is None:
                 continue
             if kind == "client_hello":
@@ -1850,9 +1849,7 @@ class SigEngine:
         cands = g.candidates(raw, self.rules, 6, d.sport, d.dport)
         if not cands:
             return []
-        ses = d.session
-        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
-        return self._run(cands, pkt, raw, ctx, "tls-state", d=d)
+        return self._run(cands, pkt, raw, self._ctx(st), "tls-state", d=d)
 
     def _ssh_feed(self, st, data, pkt):
         """ssh.proto / ssh.software rules, once per direction, on its
@@ -1881,15 +1878,10 @@ class SigEngine:
         line = line.rstrip(b"\r")[4:]
         proto, _, rest = line.partition(b"-")
         bufs = {"ssh.proto": proto, "ssh.software": rest.split(b" ", 1)[0]}
-        g = self._view(st).ssh
-        d = st.d
-        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
-        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        cands = self._buffer_cands(self._view(st).ssh, bufs, st.d)
         if not cands:
             return []
-        ses = d.session
-        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
-        return self._run(cands, pkt, b"", ctx, "ssh", d=d, http=bufs)
+        return self._run(cands, pkt, b"", self._ctx(st), "ssh", d=st.d, http=bufs)
 
     def _smtp_feed(self, st, data, pkt):
         p = st.smtp
@@ -1905,18 +1897,16 @@ class SigEngine:
         g = self._view(st).smtp
         if g is None:
             return []
-        d = st.d
-        ses = d.session
-        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
+        ctx = self._ctx(st)
         out = []
         for ev in events:
             if ev.kind != "file":
                 continue
             self.counters["sig_smtp_files"] += 1
             bufs = {"file.data": ev.info["data"]}
-            cands = g.candidates(bufs["file.data"], self.rules, 6, d.sport, d.dport)
+            cands = self._buffer_cands(g, bufs, st.d)
             if cands:
-                out += self._run(cands, pkt, b"", ctx, "smtp", d=d, http=bufs)
+                out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=bufs)
         return out
 
     def _tls_run(self, st, bufs, pkt):
@@ -1926,15 +1916,11 @@ class SigEngine:
         # pattern there is listed under "http.start")
         bufs = dict(bufs)
         bufs[None] = bufs["http.start"] = bytes(st.tls_raw or b"")
-        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
         done = st.flow.tls_done
-        cands = [i for i in g.candidates(data, self.rules, 6, d.sport, d.dport)
-                 if i not in done]
+        cands = [i for i in self._buffer_cands(g, bufs, d) if i not in done]
         if not cands:
             return []
-        ses = d.session
-        ctx = (st.cs, ses is None or ses.state >= 3, st.flow)
-        out = self._run(cands, pkt, b"", ctx, "tls", d=d, http=bufs)
+        out = self._run(cands, pkt, b"", self._ctx(st), "tls", d=d, http=bufs)
         if out:
             # (a rule matched here is not run again on a later fact)
             ids = {id(a.rule) for a in out}
@@ -2019,14 +2005,25 @@ class SigEngine:
         g = view.http if request else view.resp
         if g is None:
             return []
-        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
-        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        cands = self._buffer_cands(g, bufs, d)
         if not cands:
             return []
-        ses = d.session
-        ctx = (request, ses is None or ses.state >= 3, st.flow)
-        return self._run(cands, pkt, b"", ctx, "http" if request else "http-resp", d=d,
-                         http=bufs)
+        return self._run(cands, pkt, b"", self._ctx(st, request),
+                         "http" if request else "http-resp", d=d, http=bufs)
+
+    @staticmethod
+    def _ctx(st, to_server=None):
+        """(to_server, established, flow) for an inspection of ``st``'s
+        direction (``to_server``: the direction's own unless given)."""
+        ses = st.d.session
+        return (st.cs if to_server is None else to_server, ses is None or ses.state >= 3,
+                st.flow)
+
+    def _buffer_cands(self, g, bufs, d) -> list:
+        """Candidates of a buffer-rule group (HTTP, TLS, SSH, SMTP): its
+        fast-pattern buffers joined, scanned in one pass."""
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
+        return g.candidates(data, self.rules, 6, d.sport, d.dport)
 
     # ------------------------------------------------------------ the check
 

@@ -1789,11 +1789,17 @@ class _OptionParser:
                 rawbytes = True
             else:
                 raise self._err(opt, f"isdataat: unknown option {p!r}", 0)
+        buffer = self._element_buffer(relative)
+        self.elements.append(IsDataAt(int(head), relative, negated, rawbytes, buffer))
+        self.last_buffer = buffer
+
+    def _element_buffer(self, relative: bool):
+        """The buffer a non-content element reads: the sticky one, else for a
+        relative element the buffer of the match it is relative to."""
         buffer = self.sticky
         if relative and buffer is None and self.last_match is not None:
             buffer = self.last_match.buffer
-        self.elements.append(IsDataAt(int(head), relative, negated, rawbytes, buffer))
-        self.last_buffer = buffer
+        return buffer
 
     def _opt_asn1(self, opt: _Opt) -> None:
         value = self._value(opt)
@@ -1820,10 +1826,7 @@ class _OptionParser:
         if e.oversize_length is None and not e.bitstring_overflow and not e.double_overflow:
             raise self._err(opt, "asn1: no check (bitstring_overflow, double_overflow, "
                             "oversize_length N)", 0)
-        buffer = self.sticky
-        if e.relative_offset is not None and buffer is None and self.last_match is not None:
-            buffer = self.last_match.buffer
-        e.buffer = buffer
+        buffer = e.buffer = self._element_buffer(e.relative_offset is not None)
         self.elements.append(e)
         self.last_buffer = buffer
 
@@ -1868,9 +1871,7 @@ class _OptionParser:
             )
         relative = "R" in flags
         if buffer is None:
-            buffer = self.sticky
-            if buffer is None and relative and self.last_match is not None:
-                buffer = self.last_match.buffer
+            buffer = self._element_buffer(relative)
         try:
             regex = compile_pcre(source, flags)
         except PcreUnsupported as e:

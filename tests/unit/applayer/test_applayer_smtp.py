@@ -472,7 +472,7 @@ def test_truncated_mail_keeps_the_decoded_prefix(extra):  # (extra: the cut in a
     payload = bytes(range(256)) * 40
     raw = wire(mail(payload, "big.bin", "application", "octet-stream"))
     cut = raw.index(b"\r\n\r\n", raw.index(b"big.bin")) + 4 + 1000 + extra
-    p, events = run(session(raw), max_message=cut)
+    p, events = run(session(raw), max_file=cut)
     assert p.counters["truncated"] == 1 and p.counters["messages"] == 1
     [(name, data, _)] = files(events)
     assert name == b"big.bin"
@@ -596,9 +596,9 @@ TOKENS = [b"DATA\r\n", b"BDAT 5\r\n", b"BDAT 3 LAST\r\n", b"bdat 0 last\n", b"ST
 def test_token_soup_same_events_in_any_segmentation(tokens, cuts, window):
     data = b"".join(tokens)
     with mock.patch.object(smtp, "TLS_WINDOW", window):
-        ref, whole = run(data, max_message=200, max_line=64)
+        ref, whole = run(data, max_file=200, max_line=64)
         bounds = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-        p = SmtpParser(max_message=200, max_line=64)
+        p = SmtpParser(max_file=200, max_line=64)
         out = []
         for a, b in zip(bounds, bounds[1:]):
             out += p.feed(data[a:b])
@@ -612,7 +612,7 @@ def test_random_bytes_never_raise(data, step, gap):
     prefixes = [b"", b"DATA\r\n", b"BDAT 100 LAST\r\n", b"STARTTLS\r\n",
                 b"DATA\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"]
     for prefix in prefixes:
-        p = SmtpParser(max_message=300, max_line=64)
+        p = SmtpParser(max_file=300, max_line=64)
         blob = prefix + data
         for i in range(0, len(blob), step):
             p.feed(blob[i:i + step])

@@ -87,7 +87,7 @@ def test_a_big_first_attachment_hides_nothing():
     # is far past what a per-mail limit kept, each file is still inspected
     raw = padded_mail(3 * MiB)
     assert len(raw) > 4 * MiB and b"undefinedfilename" not in raw
-    for kw in ({}, {"max_message": MiB}):  # (the old keyword: now a per-file limit)
+    for kw in ({}, {"max_file": MiB}):
         p, events = run(session(raw), step=64 * 1024, **kw)
         [(n1, d1, t1), (n2, d2, t2)] = files(events)
         assert (n1, t1, len(d1)) == (b"padding.bin", "application/octet-stream", MiB)
@@ -371,9 +371,8 @@ def test_padding_headers_past_max_header_hides_nothing():
 
 
 def test_constructor_keywords():
-    assert SmtpParser(max_message=5000, max_line=100).max_file == 5000
     p = SmtpParser(5000, 100)
-    assert (p.max_file, p.max_line, p.max_message) == (5000, 100, 5000)
+    assert (p.max_file, p.max_line) == (5000, 100)
     p = SmtpParser(max_file=10, max_header=4096)
     assert (p.max_file, p.max_header) == (10, 4096)
     assert SmtpParser().max_file == MiB and SmtpParser().max_header == 64 * 1024

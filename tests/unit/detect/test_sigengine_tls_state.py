@@ -106,10 +106,10 @@ def test_state_and_version_semantics():
     class R:
         ssl_state = ("server_hello",)
         ssl_version = ("sslv3",)
-    st.message("client_hello", {"version": 0x0301}, True)
+    st.message("client_hello", {"version": 0x0301})
     st.record(True, 0x0301)
     assert not st.fits(R, False)  # client_hello state only
-    st.message("server_hello", {"legacy_version": 0x0300, "version": 0x0300}, False)
+    st.message("server_hello", {"legacy_version": 0x0300, "version": 0x0300})
     st.record(False, 0x0300)
     assert st.fits(R, False)
     assert not st.fits(R, True)  # the client's version is TLS 1.0
