@@ -785,12 +785,16 @@ class SigRuleSet:
             v.ssh = self.groups.get("ssh")
             u = self._all17 = _View()
             u.pkt, u.dns = self.groups.get(("pkt", 17)), self.groups.get("dns")
+            self._all_icmp = {}
+            for p in (1, 58):
+                u = self._all_icmp[p] = _View()
+                u.pkt = self.groups.get(("pkt", p))
 
     # ------------------------------------------------------------ views
 
     _VIEW_KINDS = {6: ("stream", ("pkt", 6), "http", "http-resp", "tls", "tls-state", "smtp",
                        "ssh"),
-                   17: (("pkt", 17), "dns")}
+                   17: (("pkt", 17), "dns"), 1: (("pkt", 1),), 58: (("pkt", 58),)}
 
     def _view_init(self):
         """Cut points of the address and port spaces for ``view``: every
@@ -799,15 +803,21 @@ class SigRuleSet:
         interval numbers key the cache and a random client port costs a
         bisect."""
         acuts, pcuts = set(), set()
-        self._idx = {6: [], 17: []}
+        self._idx = {6: [], 17: [], 1: [], 58: []}
         seen = set()
         for sr in self.rules:
             if sr.kind in _TCP_KINDS and sr.ipproto in (None, 6):
                 self._idx[6].append(sr.idx)
             if sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17):
                 self._idx[17].append(sr.idx)
-            elif not (sr.kind in _TCP_KINDS and
-                      sr.ipproto in (None, 6)):
+            if sr.kind == "pkt" and sr.ipproto in (None, 1, 58):
+                # ICMP views: ET's ICMP rules are mostly $EXTERNAL_NET ->
+                # $HOME_NET; a ping between two local hosts need not scan them
+                for p in (1, 58):
+                    if sr.ipproto in (None, p):
+                        self._idx[p].append(sr.idx)
+            elif not (sr.kind in _TCP_KINDS and sr.ipproto in (None, 6)) and not (
+                    sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17)):
                 continue
             for a in (sr.saddr, sr.daddr):
                 if id(a) in seen or a.any:
@@ -839,7 +849,8 @@ class SigRuleSet:
         only keeps rules that cannot fit the direction's addresses, ports,
         flow direction and (once known) app protocol out of the scans."""
         if self._all is not None:
-            return self._all if proto == 6 else self._all17
+            return self._all if proto == 6 else self._all17 if proto == 17 else \
+                self._all_icmp[proto]
         skey, dkey = _addr_key(src), _addr_key(dst)
         ak = (bisect.bisect_right(self._acuts, skey), bisect.bisect_right(self._acuts, dkey),
               to_server, app, proto)
@@ -860,7 +871,8 @@ class SigRuleSet:
         anyport, ported = fit
         kept = list(anyport)
         for rep_rule, idxs in ported:
-            if rep_rule.ports_fit(sport, dport):
+            # (ICMP has no ports: the full check does not read them either)
+            if proto not in (6, 17) or rep_rule.ports_fit(sport, dport):
                 kept += idxs
         keep = tuple(sorted(kept))
         v = self._view_of.get((proto, keep))  # most port intervals keep the same rules
@@ -1019,7 +1031,7 @@ class SigRuleSet:
 
 _VIEW_ATTR = {"stream": "stream", ("pkt", 6): "pkt", "http": "http", "http-resp": "resp",
               "tls": "tls", ("pkt", 17): "pkt", "dns": "dns", "tls-state": "tlsst",
-              "smtp": "smtp", "ssh": "ssh"}
+              "smtp": "smtp", "ssh": "ssh", ("pkt", 1): "pkt", ("pkt", 58): "pkt"}
 _TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls", "tls-state", "smtp", "ssh")
 
 
@@ -1426,14 +1438,14 @@ class SigEngine:
             flow = self._dgram_flow(pkt)
             to_server = flow.client == (pkt.src, pkt.sport)
             established = flow.seen_both
-            if proto == 17 and pkt.l4:
+            if pkt.l4 and (proto == 17 or proto == 1 or proto == 58):
                 views = flow.views
                 if views is None:
                     views = flow.views = [None, None]
                 v = views[to_server]
                 if v is None:
                     v = views[to_server] = self.rs.view(pkt.src, pkt.dst, pkt.sport,
-                                                        pkt.dport, to_server, None, 17)
+                                                        pkt.dport, to_server, None, proto)
                 g, gdns = v.pkt, v.dns
         if flow is not None and flow.passed:
             return out

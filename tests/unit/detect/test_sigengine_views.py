@@ -13,7 +13,7 @@ from pakemon.detect import sigengine
 from pakemon.detect.sigengine import SigRuleSet
 from pakemon.detect.suricata_parser import parse_suricata_rules
 from pakemon.events import Alert
-from pakemon.lab.traffic import TcpConnection, http_exchange, udp_frame
+from pakemon.lab.traffic import TcpConnection, http_exchange, ping_exchange, udp_frame
 from pakemon.pipeline import GC_THRESHOLDS, Pipeline, tune_gc
 
 BACKENDS = ["ahocorasick"] + (["hyperscan"] if sigengine.hyperscan is not None else [])
@@ -102,7 +102,7 @@ def _random_rules_and_traffic(seed):
         for _ in range(rnd.randint(1, 2)):
             w = word(rnd.randint(2, 4)).decode()
             opts.append(f'content:"{w}";{rnd.choice(["", " nocase;", " depth:12;"])}')
-        proto = rnd.choice(["tcp", "tcp", "http", "udp", "ip"])
+        proto = rnd.choice(["tcp", "tcp", "http", "udp", "ip", "icmp"])
         src = rnd.choice(["any", "$HOME_NET", "$EXTERNAL_NET", "10.0.0.1"])
         dst = rnd.choice(["any", "$HOME_NET", "$EXTERNAL_NET", "192.0.2.9"])
         sp, dp = rnd.choice([("any", "any"), ("any", "80"), ("80", "any"),
@@ -113,9 +113,11 @@ def _random_rules_and_traffic(seed):
             opts.insert(0, buf)
             if buf == "http.stat_code;":
                 opts = [buf, 'content:"200";']
-        if proto == "ip":
+        if proto in ("ip", "icmp"):
             sp = dp = "any"
             flow = ""
+        if proto == "icmp" and rnd.random() < 0.5:
+            opts.append(rnd.choice(["itype:8;", "itype:0;", "icode:0;"]))
         arrow = rnd.choice(["->", "->", "<>"])
         lines.append(f'alert {proto} {src} {sp} {arrow} {dst} {dp} (msg:"r{sid}"; {flow} '
                      f'{" ".join(opts)} sid:{sid};)')
@@ -129,6 +131,8 @@ def _random_rules_and_traffic(seed):
         frames += http_exchange(c, s, 2000 + i, req, word(rnd.randint(0, 300)), ts=ts,
                                 port=port)
         frames.append((ts + 0.5, udp_frame(c, s, 3000 + i, 53, word(20))))
+        # (a ping's payload is bytes 0-255 in order: "abc" and "XYZ" occur)
+        frames += ping_exchange(c, s, i, i, size=rnd.choice([40, 120]), ts=ts + 0.6)
         ts += 1.0
     return "\n".join(lines), frames
 
@@ -274,3 +278,30 @@ def test_response_bodies_kept_only_where_a_body_rule_can_apply(backend, monkeypa
                                     'file.data; content:"secret"; sid:2;)'), frames)
     assert sorted(a.rule.sid for a in alerts) == [1, 2]
     assert bodies == [b"<html>secret-body</html>"]
+
+
+def test_icmp_views_keep_only_rules_whose_addresses_fit(backend):
+    text = (
+        'alert icmp $EXTERNAL_NET any -> $HOME_NET any (msg:"ext"; itype:8; content:"abc"; '
+        'sid:1;)\n'
+        'alert icmp any any -> any any (msg:"any"; content:"XYZ"; sid:2;)\n'
+        'alert icmp 10.0.0.0/8 any -> any any (msg:"local"; content:"|10 11 12|"; sid:3;)\n'
+        'alert ip any any -> any any (msg:"ip"; content:"|20 21 22 23|"; sid:4;)\n'
+        'alert icmpv6 any any -> any any (msg:"v6"; content:"abc"; sid:5;)\n')
+    rs = ruleset(text)
+    local = rs.view(addr("10.0.0.1"), addr("10.0.0.2"), 8, 0, True, None, 1)
+    sids = {rs.rules[i].sid[1] for idxs in local.pkt.patterns.values() for i in idxs}
+    assert sids == {2, 3, 4}  # not $EXTERNAL_NET's, not ICMPv6's
+    # (a ping's payload is bytes 0-255 in order: every pattern above occurs)
+    frames = (ping_exchange("198.51.100.4", "10.0.0.2", 7, 1, size=120, ts=0.0)
+              + ping_exchange("10.0.0.1", "10.0.0.2", 8, 1, size=120, ts=1.0))
+    got = {}
+    for label, kw in (("views", {}), ("whole", {"views": False}),
+                      ("brute", {"views": False, "prefilter": False})):
+        got[label] = sorted((a.ts, a.rule.sid) for a in feed(ruleset(text, **kw), frames)[1])
+    assert got["views"] == got["whole"] == got["brute"]
+    by_packet = {}
+    for ts, sid in got["views"]:
+        by_packet.setdefault(ts, set()).add(sid)
+    # the outside request; its reply (itype 0, to the outside); the local pair
+    assert list(by_packet.values()) == [{1, 2, 4}, {2, 3, 4}, {2, 3, 4}, {2, 3, 4}]
