@@ -259,6 +259,7 @@ DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
 CACHE_MAX = 8192
+RECENT_MAX = 4096
 FLOWS_MAX = 65536
 THRESH_MAX = 65536
 # Directions with bytes or requests waiting for inspection, at most: past it
@@ -836,6 +837,7 @@ class SigRuleSet:
         self._view_of: dict = {}  # rule idxs -> _View
         self._cut: dict = {}  # (kind, rule idxs) -> restricted _Group
         self._merges: dict = {}
+        self._recent: dict = {}  # view's arguments -> _View, the last RECENT_MAX
 
     def view(self, src: bytes, dst: bytes, sport: int, dport: int, to_server: bool, app,
              proto: int = 6):
@@ -851,6 +853,20 @@ class SigRuleSet:
         if self._all is not None:
             return self._all if proto == 6 else self._all17 if proto == 17 else \
                 self._all_icmp[proto]
+        # A connection asks for the same views three or four times as it
+        # opens (each side's classification, its state, its app protocol):
+        # the last ones asked for are kept by their arguments, which costs
+        # a tuple and a lookup instead of two address keys and four bisects.
+        fk = (src, dst, sport, dport, to_server, app, proto)
+        v = self._recent.get(fk)
+        if v is not None:
+            return v
+        if len(self._recent) >= RECENT_MAX:
+            self._recent.clear()  # (a dict emptied from its front is slow to iterate)
+        v = self._recent[fk] = self._view_of_key(src, dst, sport, dport, to_server, app, proto)
+        return v
+
+    def _view_of_key(self, src, dst, sport, dport, to_server, app, proto):
         skey, dkey = _addr_key(src), _addr_key(dst)
         ak = (bisect.bisect_right(self._acuts, skey), bisect.bisect_right(self._acuts, dkey),
               to_server, app, proto)
@@ -1405,8 +1421,17 @@ class SigEngine:
             d = pkt.direction
             sm = d.det if d is not None else None
             st = sm.sig if sm is not None else None
-            if st is not None and st.view is not None and st.vapp == st.flow.app:
-                g = st.view.pkt
+            if st is not None:
+                if st.view is not None and st.vapp == st.flow.app:
+                    g = st.view.pkt
+                    if g is None or not g.always or self.g_pkts[6] is None:
+                        return []
+            elif d is not None and d.session is not None:
+                # A direction with no state yet (its SYN, a flood's): the
+                # view before the app protocol is known holds every rule
+                # that can ever apply to it; with no payload-less one
+                # there, no flow state is made for it now.
+                g = self.rs.view(d.src, d.dst, d.sport, d.dport, _is_client(d), None).pkt
                 if g is None or not g.always or self.g_pkts[6] is None:
                     return []
         out = []

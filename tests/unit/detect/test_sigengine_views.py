@@ -13,7 +13,8 @@ from pakemon.detect import sigengine
 from pakemon.detect.sigengine import SigRuleSet
 from pakemon.detect.suricata_parser import parse_suricata_rules
 from pakemon.events import Alert
-from pakemon.lab.traffic import TcpConnection, http_exchange, ping_exchange, udp_frame
+from pakemon.lab.traffic import (SYN, TcpConnection, http_exchange, ping_exchange, tcp_frame,
+                                 udp_frame)
 from pakemon.pipeline import GC_THRESHOLDS, Pipeline, tune_gc
 
 BACKENDS = ["ahocorasick"] + (["hyperscan"] if sigengine.hyperscan is not None else [])
@@ -305,3 +306,18 @@ def test_icmp_views_keep_only_rules_whose_addresses_fit(backend):
         by_packet.setdefault(ts, set()).add(sid)
     # the outside request; its reply (itype 0, to the outside); the local pair
     assert list(by_packet.values()) == [{1, 2, 4}, {2, 3, 4}, {2, 3, 4}, {2, 3, 4}]
+
+
+def test_syns_no_rule_can_see_make_no_flow_state():
+    """A SYN flood: each SYN opens a session, but with no payload-less
+    packet rule for its direction the Suricata engine keeps nothing for it;
+    a flags:S rule still sees every one."""
+    syns = [(i * 0.001, tcp_frame(f"198.51.100.{i % 200 + 1}", "10.0.0.2", 10000 + i, 80,
+                                  i * 7919, 0, SYN)) for i in range(300)]
+    content_only = ('alert tcp any any -> any 80 (msg:"c"; flow:to_server; content:"evil"; '
+                    'sid:1;)\n')
+    pipe, alerts = feed(ruleset(content_only), syns)
+    assert alerts == [] and pipe.sig._fids == 0
+    pipe, alerts = feed(ruleset(content_only + 'alert tcp any any -> any 80 (msg:"syn"; '
+                                'flags:S; sid:2;)'), syns)
+    assert [a.rule.sid for a in alerts] == [2] * 300
