@@ -1415,18 +1415,26 @@ class SigEngine:
     def packet(self, pkt, notices=()):
         """Packet rules (and event rules for ``notices``) on one packet."""
         proto = pkt.proto
-        if proto == 6 and not notices and not pkt.payload:
+        if proto == 6 and not notices:
             # Most TCP packets: an empty segment of a direction whose view
-            # (current for the flow's app) has no payload-less packet rule.
+            # (current for the flow's app) has no payload-less packet rule,
+            # or one whose payload the stream prefilter scanned as it came
+            # and found no packet rule's fast pattern in.
             d = pkt.direction
             sm = d.det if d is not None else None
             st = sm.sig if sm is not None else None
             if st is not None:
                 if st.view is not None and st.vapp == st.flow.app:
                     g = st.view.pkt
-                    if g is None or not g.always or self.g_pkts[6] is None:
+                    if g is None or self.g_pkts[6] is None:
                         return []
-            elif d is not None and d.session is not None:
+                    if not g.always:
+                        if not pkt.payload:
+                            return []
+                        ph = self._pkt_hits
+                        if ph is not None and ph[0] is pkt and not ph[1]:
+                            return []
+            elif d is not None and d.session is not None and not pkt.payload:
                 # A direction with no state yet (its SYN, a flood's): the
                 # view before the app protocol is known holds every rule
                 # that can ever apply to it; with no payload-less one
