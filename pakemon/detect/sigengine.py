@@ -842,7 +842,8 @@ class SigRuleSet:
     def view(self, src: bytes, dst: bytes, sport: int, dport: int, to_server: bool, app,
              proto: int = 6):
         """The rules that can apply to one TCP direction, or to the
-        datagrams of one UDP flow direction (``proto`` 17) (``_View``).
+        datagrams of one UDP or ICMP flow direction (``proto`` 17, 1, 58)
+        (``_View``; ICMP has no ports, ``sport``/``dport`` are not read).
 
         Suricata keeps one rule group per protocol, direction and port
         group, each with its own pattern matcher; here the groups are made
@@ -1052,7 +1053,7 @@ _TCP_KINDS = ("stream", "pkt", "http", "http-resp", "tls", "tls-state", "smtp", 
 
 
 class _View:
-    """The restricted groups of one TCP direction (None: no rule can apply)."""
+    """The restricted groups of one flow direction (None: no rule can apply)."""
 
     __slots__ = ("stream", "pkt", "http", "resp", "merged", "dns", "tls", "tlsst", "smtp",
                  "ssh", "reads_stream")
