@@ -27,7 +27,9 @@ the many ET rules written $EXTERNAL_NET -> $HOME_NET cannot fit any of its
 flows (and the engine's per-direction views keep them out of the scans). A
 third run ("et-ext-clients") therefore sets HOME_NET to the servers' 10.2/16
 only, making the clients external as on an internet-facing server: its
-throughput and ET alerts are reported as well.
+throughput and ET alerts are reported as well. A fourth run loads the bundled
+rules and one Suricata `flow:to_client` stream rule: what reading the
+servers' side at all costs, for scale.
 """
 
 from __future__ import annotations
@@ -126,8 +128,17 @@ def main() -> int:
     tmp = tempfile.TemporaryDirectory()
     varsf = Path(tmp.name) / "vars.txt"
     varsf.write_text("HOME_NET [10.2.0.0/16]\n")
+    # One Suricata rule that reads the server's side of every TCP flow: the
+    # cost of reassembling, checksumming and handing over the response
+    # bytes at all, which the bundled rules (client side only) never pay
+    # and any to_client rule set does (context for the ratio, README).
+    onef = Path(tmp.name) / "one-to-client.rules"
+    onef.write_text('alert tcp any any -> any any (msg:"one to_client stream rule"; '
+                    'flow:established,to_client; content:"|de ad be ef 5a 5a|"; '
+                    'sid:9000001; rev:1;)\n')
     for label, rules, extra in (("bundled", [BUNDLED], []), ("bundled+et", [BUNDLED, et], []),
-                                ("et-ext-clients", [BUNDLED, et], ["--vars", str(varsf)])):
+                                ("et-ext-clients", [BUNDLED, et], ["--vars", str(varsf)]),
+                                ("bundled+1-to_client", [BUNDLED, onef], [])):
         best = None
         for _ in range(args.runs):
             r = cpu_of(lambda: run_read(cap, rules, ["--skip-bad-rules"] + extra))
@@ -155,6 +166,9 @@ def main() -> int:
             print(f"  {sid:>9} {n:>6}  {run['names'].get(sid, '')}")
         return got
 
+    one = results["bundled+1-to_client"]
+    print(f"one to_client rule alone: {base['proc_cpu_s'] / one['proc_cpu_s']:.2f} x bundled; "
+          f"ET against it: {one['proc_cpu_s'] / both['proc_cpu_s']:.2f} x")
     et_alerts = et_only(both, "ET alerts on the bench capture: ")
     ext = results["et-ext-clients"]
     ext_alerts = et_only(ext, "with the clients external: throughput "
@@ -181,6 +195,9 @@ def main() -> int:
                         "peak_rss_mb": ext["rss_mb"],
                         "et_alerts": {str(k): {"count": v, "msg": ext["names"].get(k, "")}
                                       for k, v in ext_alerts.items()}},
+        "one_to_client_rule": {"frames_per_cpu_s": round(frames / one["proc_cpu_s"]),
+                               "ratio": round(base["proc_cpu_s"] / one["proc_cpu_s"], 3),
+                               "et_ratio_to_it": round(one["proc_cpu_s"] / both["proc_cpu_s"], 3)},
         "et_alerts": {str(k): {"count": v, "msg": both["names"].get(k, "")}
                       for k, v in et_alerts.items()},
     }
