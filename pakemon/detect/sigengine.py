@@ -807,19 +807,17 @@ class SigRuleSet:
         self._idx = {6: [], 17: [], 1: [], 58: []}
         seen = set()
         for sr in self.rules:
-            if sr.kind in _TCP_KINDS and sr.ipproto in (None, 6):
-                self._idx[6].append(sr.idx)
-            if sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17):
-                self._idx[17].append(sr.idx)
-            if sr.kind == "pkt" and sr.ipproto in (None, 1, 58):
-                # ICMP views: ET's ICMP rules are mostly $EXTERNAL_NET ->
-                # $HOME_NET; a ping between two local hosts need not scan them
-                for p in (1, 58):
-                    if sr.ipproto in (None, p):
-                        self._idx[p].append(sr.idx)
-            elif not (sr.kind in _TCP_KINDS and sr.ipproto in (None, 6)) and not (
-                    sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17)):
+            # (ICMP views too: ET's ICMP rules are mostly $EXTERNAL_NET ->
+            # $HOME_NET; a ping between two local hosts need not scan them)
+            protos = [p for p, fits in (
+                (6, sr.kind in _TCP_KINDS and sr.ipproto in (None, 6)),
+                (17, sr.kind in ("pkt", "dns") and sr.ipproto in (None, 17)),
+                (1, sr.kind == "pkt" and sr.ipproto in (None, 1)),
+                (58, sr.kind == "pkt" and sr.ipproto in (None, 58))) if fits]
+            if not protos:
                 continue
+            for p in protos:
+                self._idx[p].append(sr.idx)
             for a in (sr.saddr, sr.daddr):
                 if id(a) in seen or a.any:
                     continue
