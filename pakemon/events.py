@@ -29,7 +29,7 @@ class NoticeKind(enum.Enum):
     DECODE_IPV4_BAD_VERSION = ("anomaly", "IP version field does not match the link's protocol")
     DECODE_IPV4_BAD_IHL = ("anomaly", "IPv4 header length under 20 bytes or past the packet")
     DECODE_IPV4_BAD_LEN = ("anomaly", "IPv4 total length impossible for the frame")
-    DECODE_IPV4_BAD_OPTIONS = ("anomaly", "IPv4 options malformed")
+    DECODE_IPV4_BAD_OPTIONS = ("anomaly", "IPv4 options malformed: dropped as the target would")
     # decode: IPv6
     DECODE_IPV6_TRUNCATED = ("anomaly", "IPv6 packet shorter than its header")
     DECODE_IPV6_BAD_LEN = ("anomaly", "IPv6 payload length impossible for the frame")
@@ -101,6 +101,9 @@ class NoticeKind(enum.Enum):
     DECODE_PPP_TRUNCATED = ("anomaly", "PPP header cut short")
     DECODE_CHDLC_TRUNCATED = ("anomaly", "Cisco HDLC header cut short")
     DECODE_NSH_TRUNCATED = ("anomaly", "NSH (Network Service Header) cut short or malformed")
+    # decode: an IPv4 option the target refuses although it is well formed
+    DECODE_IPV4_OPTION_REFUSED = ("anomaly", "IPv4 source route or CIPSO option: dropped as the "
+                                  "target would")
 
     @property
     def event_type(self) -> str:

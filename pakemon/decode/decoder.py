@@ -27,9 +27,10 @@ Rules applied (they decide which ``NoticeKind`` a broken frame gets):
   from here on family/src/dst are set. IHL under 5 words or past the
   captured bytes -> ``IPV4_BAD_IHL``; total length under the header length
   (including 0, as TSO captures show) or past the captured bytes ->
-  ``IPV4_BAD_LEN``; an option whose length is under 2 or runs past the
-  header -> ``IPV4_BAD_OPTIONS``. Bytes past the total length (Ethernet
-  padding) are cut off.
+  ``IPV4_BAD_LEN``; options Linux would drop the packet for (see
+  ``_check_ipv4_options``) -> ``IPV4_BAD_OPTIONS`` (malformed) or
+  ``IPV4_OPTION_REFUSED`` (a source route, a CIPSO label). Bytes past the
+  total length (Ethernet padding) are cut off.
 * IPv6: under 40 bytes -> ``IPV6_TRUNCATED``; version not 6 on a link that
   says IPv6 -> ``IPV6_BAD_VERSION``; payload length past the captured
   bytes, or 0 with a next header other than No Next Header (jumbograms are
@@ -587,11 +588,29 @@ def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: Notic
 
 
 def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
-    """Each option other than EOL/NOP needs a length >= 2 inside the header."""
+    """IPv4 options read as Linux reads a received packet's (net/ipv4/
+    ip_options.c, __ip_options_compile, then ip_rcv_options).
+
+    The target drops the packet, so the sensor must not take its bytes (an
+    attacker's insertion otherwise: the middle segment of
+    tests/integration/live_cases.py's tcp_ip_option_* cases, checked against
+    the live kernel), when an option is malformed -> ``IPV4_BAD_OPTIONS``:
+    a length under 2 or past the header; a second source route, record
+    route, timestamp or CIPSO option; a record route or timestamp pointer
+    under its minimum (4, 5) or pointing at a slot that does not fit; a
+    full timestamp option whose overflow count is 15; a router alert under
+    4 bytes. Or when it is refused -> ``IPV4_OPTION_REFUSED``: a loose or
+    strict source route (accept_source_route is off by default, on Linux as
+    on the BSDs and Windows) or a CIPSO label (no CIPSO DOI configured).
+    Unknown options, the security options and whatever follows an
+    end-of-list are accepted, as there.
+    """
+    seen = 0  # bits: the options that may appear once
+    refused = False
     while pos < end:
         opt = frame[pos]
-        if opt == 0:  # end of option list
-            return
+        if opt == 0:  # end of list: the rest is padding, whatever it holds
+            return _refused(pkt) if refused else None
         if opt == 1:  # no-operation
             pos += 1
             continue
@@ -600,7 +619,47 @@ def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
         olen = frame[pos + 1]
         if olen < 2 or pos + olen > end:
             raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+        once = _IPOPT_ONCE.get(opt)
+        if once is not None:
+            if seen & once:
+                raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+            seen |= once
+        if opt == 131 or opt == 137 or opt == 7:  # LSRR, SSRR, record route
+            if olen < 3 or frame[pos + 2] < 4:
+                raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+            if opt == 7:
+                ptr = frame[pos + 2]
+                if ptr <= olen and ptr + 3 > olen:
+                    raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+            else:
+                refused = True
+        elif opt == 68:  # timestamp
+            if olen < 4 or frame[pos + 2] < 5:
+                raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+            ptr, flag = frame[pos + 2], frame[pos + 3]
+            if ptr <= olen:
+                room = 7 if flag & 0xF in (1, 3) else 3  # (address and) stamp
+                if ptr + room > olen:
+                    raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+            elif flag & 0xF != 3 and flag >> 4 == 15:  # overflow count full
+                raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+        elif opt == 148:  # router alert
+            if olen < 4:
+                raise DecodeError(_K.DECODE_IPV4_BAD_OPTIONS, pkt)
+        elif opt == 134:  # CIPSO: cipso_v4_validate finds no DOI
+            refused = True
         pos += olen
+    if refused:
+        _refused(pkt)
+
+
+# options Linux takes once per packet (a second one is an error): the bits
+# of ``seen``; LSRR and SSRR share one (one source route)
+_IPOPT_ONCE = {131: 1, 137: 1, 7: 2, 68: 4, 134: 8}
+
+
+def _refused(pkt: Packet) -> None:
+    raise DecodeError(_K.DECODE_IPV4_OPTION_REFUSED, pkt)
 
 
 def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bool,

@@ -67,6 +67,20 @@ def inet_checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
+def with_ip_options(frame: bytes, options: bytes) -> bytearray:
+    """An Ethernet/IPv4 frame (20-byte header) with ``options`` put in its
+    IP header, padded with end-of-list bytes to a 4-byte boundary; lengths
+    and the header checksum made right (the TCP/UDP checksum does not cover
+    IP options)."""
+    opts = options + b"\0" * (-len(options) % 4)
+    ip = bytearray(frame[14:34])
+    ip[0] = 0x40 | (20 + len(opts)) // 4
+    struct.pack_into("!H", ip, 2, struct.unpack_from("!H", ip, 2)[0] + len(opts))
+    struct.pack_into("!H", ip, 10, 0)
+    struct.pack_into("!H", ip, 10, inet_checksum(bytes(ip) + opts))
+    return bytearray(frame[:14]) + ip + opts + bytearray(frame[34:])
+
+
 def udp_bytes(v6: bool, sport: int, dport: int, payload: bytes, checksum: bool = True) -> bytes:
     """A UDP header + payload from the client to the server."""
     length = 8 + len(payload)
@@ -318,7 +332,7 @@ class TcpClient:
 
     # --- frames -----------------------------------------------------------
     def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
-              tsval=None, bad_checksum: bool = False) -> None:
+              tsval=None, bad_checksum: bool = False, ip_options: bytes = b"") -> None:
         Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -335,6 +349,8 @@ class TcpClient:
         raw = bytearray(bytes(pkt))
         if bad_checksum:
             raw[14 + 20 + 16] ^= 0x5A  # TCP checksum, IP header of 20 bytes
+        if ip_options:
+            raw = with_ip_options(raw, ip_options)
         self.link.send(bytes(raw))
         self.sent += 1
 
@@ -551,6 +567,52 @@ def _tcp_straddling_window(c):
     c.fin(w + 5)
 
 
+# IPv4 options on the middle segment of _dropped_middle: whether Linux takes
+# the segment (ip_rcv_options: ip_options_compile, then a source route is
+# refused unless accept_source_route is on, which it is not by default).
+IP_OPTION_CASES = [
+    ("lsrr", "a loose source route (one hop)", b"\x83\x07\x04\x0a\x00\x00\x09", True),
+    ("ssrr", "a strict source route (one hop)", b"\x89\x07\x04\x0a\x00\x00\x09", True),
+    ("lsrr_used_up", "a loose source route whose pointer is past its end",
+     b"\x83\x07\x08\x0a\x00\x00\x09", True),
+    ("rr", "a record route with room for one address", b"\x07\x07\x04\x00\x00\x00\x00", False),
+    ("rr_pointer_3", "a record route whose pointer (3) is under 4",
+     b"\x07\x07\x03\x00\x00\x00\x00", True),
+    ("rr_full", "a record route already full", b"\x07\x07\x08\x0a\x00\x00\x09", False),
+    ("rr_twice", "two record routes", b"\x07\x07\x04\x00\x00\x00\x00" * 2, True),
+    ("ts", "a timestamp option with room for one stamp",
+     b"\x44\x08\x05\x00\x00\x00\x00\x00", False),
+    ("ts_pointer_4", "a timestamp option whose pointer (4) is under 5",
+     b"\x44\x08\x04\x00\x00\x00\x00\x00", True),
+    ("ts_overflow_15", "a full timestamp option whose overflow count is 15",
+     b"\x44\x08\x09\xf0\x00\x00\x00\x01", True),
+    ("ts_short", "a timestamp option of length 3", b"\x44\x03\x05", True),
+    ("rr_pointer_5", "a record route whose pointer (5) leaves no room for an address",
+     b"\x07\x07\x05\x00\x00\x00\x00", True),
+    ("ts_prespec_short", "a prespecified-address timestamp option with room for the address only",
+     b"\x44\x08\x05\x03\x0a\x00\x00\x09", True),
+    ("ts_bad_flag", "a timestamp option with flag 5 (none defined)",
+     b"\x44\x08\x05\x05\x00\x00\x00\x00", False),
+    ("ra", "a router alert", b"\x94\x04\x00\x00", False),
+    ("ra_short", "a router alert of length 2", b"\x94\x02", True),
+    ("cipso", "a CIPSO label (no CIPSO DOI configured)",
+     b"\x86\x0a\x00\x00\x00\x01\x01\x04\x00\x00", True),
+    ("security", "a basic security option (type 130)", b"\x82\x0b" + b"\x00" * 9, False),
+    ("unknown_66", "an unknown option 0x42 of length 4 (fragroute's ip_chaff opt)",
+     b"\x42\x04\x12\x34", False),
+    ("junk_after_eol", "end of list, then junk bytes", b"\x00\x83\x07\x04", False),
+    ("nop_lsrr", "NOPs, then a loose source route", b"\x01\x01\x83\x07\x04\x0a\x00\x00\x09", True),
+]
+
+
+def _ip_option_cases(T) -> list:
+    return [T(f"tcp_ip_option_{name}",
+              f"AAAAA, bbbbb with {doc} in its IP header, CCCCC, DDDDD at bbbbb's place, FIN",
+              _dropped_middle(ip_options=opts),
+              kernel=(b"AAAAADDDDDCCCCC" if dropped else b"AAAAAbbbbbCCCCC", True))
+            for name, doc, opts, dropped in IP_OPTION_CASES]
+
+
 def _tcp_cases() -> list:
     T = TcpCase
     md5 = [("NOP", None), ("NOP", None), (19, b"\x5a" * 16)]
@@ -606,6 +668,7 @@ def _tcp_cases() -> list:
           "AAAAA, bbbbb with a TCP MD5 option (kind 19 len 18, no key configured), "
           "CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(options=md5), kernel=(b"AAAAADDDDDCCCCC", True)),
+        *_ip_option_cases(T),
         T("tcp_bad_checksum",
           "AAAAA, bbbbb with a bad TCP checksum, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(bad_checksum=True), kernel=(b"AAAAADDDDDCCCCC", True)),
