@@ -268,13 +268,25 @@ def _corrupt(csum: int) -> int:
 
 
 def ip_datagram(src: str, dst: str, ident: int, payload: bytes, *, offset: int = 0,
-                mf: bool = False, df: bool = False, bad_checksum: bool = False) -> bytes:
-    pkt = ipv4(src, dst, 6, payload, ident=ident, df=df, frag_offset=offset, mf=mf)
+                mf: bool = False, df: bool = False, bad_checksum: bool = False,
+                options: bytes = b"") -> bytes:
+    pkt = ipv4(src, dst, 6, payload, ident=ident, df=df, frag_offset=offset, mf=mf,
+               options=options)
     if bad_checksum:
         good = struct.unpack_from("!H", pkt, 10)[0]
         pkt = pkt[:10] + struct.pack("!H", _corrupt(good)) + pkt[12:]
-        assert checksum(pkt[:20]) != 0
+        assert checksum(pkt[:(pkt[0] & 15) * 4]) != 0
     return pkt
+
+
+# IPv4 options a target drops the packet for (tests/integration/live_cases.py
+# IP_OPTION_CASES has the kernel's verdicts): a loose source route (refused:
+# accept_source_route is off by default), its one hop the server itself so
+# the TCP checksum is right by RFC 1122's rule too (the pseudo-header takes
+# a source route's final address); and a timestamp option whose pointer is
+# under its minimum of 5 (malformed for ip_options_compile).
+LSRR = b"\x83\x07\x04" + socket.inet_aton(SERVER)
+BAD_TIMESTAMP = b"\x44\x08\x04\x00\x00\x00\x00\x00"
 
 
 def bad_tcp_checksum(seg: bytes) -> bytes:
@@ -418,9 +430,10 @@ class Flow:
         return tcp(SERVER, CLIENT, HTTP_PORT, self.cport, self.snxt, self.cnxt, flags, payload,
                    options=options)
 
-    def emit_datagram(self, seg: bytes, *, bad_ip: bool = False, gap: float = GAP) -> None:
+    def emit_datagram(self, seg: bytes, *, bad_ip: bool = False, gap: float = GAP,
+                      ip_options: bytes = b"") -> None:
         ip = ip_datagram(CLIENT, SERVER, self.cap.next_client_id(), seg, df=True,
-                         bad_checksum=bad_ip)
+                         bad_checksum=bad_ip, options=ip_options)
         self.cap.emit(client_frame(ip), gap)
 
     def emit_fragments(self, pieces, ident: int | None = None) -> None:
@@ -829,7 +842,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
 
     kind: ``tcp-checksum`` (wrong TCP checksum), ``ip-checksum`` (wrong IPv4
     header checksum), ``no-ack`` (data without the ACK flag, which an
-    established stack discards: RFC 793 p. 72, Linux tcp_validate_incoming).
+    established stack discards: RFC 793 p. 72, Linux tcp_validate_incoming),
+    ``source-route`` / ``bad-ip-option`` (an IPv4 option the target drops the
+    packet for: ``LSRR``, ``BAD_TIMESTAMP``).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -839,6 +854,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
                 flow.emit_datagram(flow.cseg(seq, PSH, other[i:i + size]))
             elif kind == "tcp-checksum":
                 flow.emit_datagram(bad_tcp_checksum(flow.cseg(seq, PSH | ACK, other[i:i + size])))
+            elif kind in ("source-route", "bad-ip-option"):
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
+                                   ip_options=LSRR if kind == "source-route" else BAD_TIMESTAMP)
             else:
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]), bad_ip=True)
             flow.emit_datagram(flow.cseg(seq, PSH | ACK, real[i:i + size]))
@@ -973,6 +991,12 @@ def _techniques() -> list[Technique]:
         Technique("ip-insert-bad-checksum", DEFAULT_POLICY,
                   "decoy segments with a wrong IPv4 header checksum before each real one",
                   build_insertion("ip-checksum"), views=views_accepts_decoy, checksum="on"),
+        Technique("ip-insert-source-route", DEFAULT_POLICY,
+                  "decoy segments with a loose source route IP option before each real one",
+                  build_insertion("source-route"), views=views_accepts_decoy),
+        Technique("ip-insert-bad-option", DEFAULT_POLICY,
+                  "decoy segments with a malformed IP timestamp option before each real one",
+                  build_insertion("bad-ip-option"), views=views_accepts_decoy),
         Technique("tcp-insert-no-ack", DEFAULT_POLICY,
                   "decoy data segments without ACK before each real one",
                   build_insertion("no-ack"), views=views_accepts_decoy),
