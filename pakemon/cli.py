@@ -354,7 +354,20 @@ def build_config(args):
                             max_sessions=max(0, args.max_sessions)),
         scan=ScanConfig(enabled=args.scan == "on"),
         host_policy=host_policy,
+        local_macs=frozenset(getattr(args, "host_mac", ()) or ()),
     )
+
+
+def _mac(text: str) -> bytes:
+    """A MAC address, aa:bb:cc:dd:ee:ff (or with dashes), as 6 bytes."""
+    parts = text.strip().replace("-", ":").split(":")
+    try:
+        raw = bytes(int(p, 16) for p in parts if len(p) <= 2)
+    except ValueError:
+        raw = b""
+    if len(parts) != 6 or len(raw) != 6:
+        raise argparse.ArgumentTypeError(f"not a MAC address: {text!r}")
+    return raw
 
 
 def _size(text: str) -> int:
@@ -511,6 +524,11 @@ def add_engine_options(p) -> None:
                    help="pick up TCP connections already open when capture starts (default on)")
     g.add_argument("--async-oneside", choices=("on", "off"), default="off",
                    help="accept TCP flows where only one direction is seen (default off)")
+    g.add_argument("--host-mac", type=_mac, action="append", default=[], metavar="MAC",
+                   help="the protected host's MAC address (repeatable): Ethernet frames to "
+                   "another host's unicast address, which its stack discards, are not "
+                   "inspected (default: none given, every frame is; a replayed capture "
+                   "keeps its own MACs)")
     g.add_argument("--checksum", choices=("auto", "on", "off"), default="auto",
                    help="ignore packets with bad checksums as the target would; auto stops "
                    "checking when the capture shows NIC checksum offload (default auto)")

@@ -86,3 +86,9 @@ class Config:
     # pakemon.detect.http_normalize.HttpConfig or None (its defaults): kept
     # as an opaque object so this module imports nothing from detect.
     http: object = None
+    # The protected host's own link-layer (MAC) addresses, 6 bytes each
+    # (``--host-mac``): an Ethernet frame to another unicast address, from
+    # none of them, is one the host's stack discards (PACKET_OTHERHOST).
+    # Empty (the default): not checked, as a replayed capture keeps the
+    # MACs it was taken with.
+    local_macs: frozenset = frozenset()

@@ -104,6 +104,11 @@ class NoticeKind(enum.Enum):
     # decode: an IPv4 option the target refuses although it is well formed
     DECODE_IPV4_OPTION_REFUSED = ("anomaly", "IPv4 source route or CIPSO option: dropped as the "
                                   "target would")
+    # decode: frames the target's stack discards for their link-layer destination
+    DECODE_TCP_TO_LINK_GROUP = ("anomaly", "TCP segment sent to a link-layer broadcast or "
+                                "multicast address: dropped as the target would")
+    DECODE_FRAME_TO_OTHER_HOST = ("anomaly", "frame addressed to another host's link-layer "
+                                  "address: dropped as the target would")
 
     @property
     def event_type(self) -> str:

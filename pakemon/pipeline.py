@@ -44,7 +44,7 @@ from .config import Config
 from .decode import DecodeError, decode_frame, format_addr
 from .decode.decoder import ipv4_header_checksum_ok
 from .decode.notices import anomaly_notices
-from .decode.packet import LINKTYPE_ETHERNET, TH_ACK
+from .decode.packet import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, TH_ACK
 from .defrag import Defragmenter
 from .detect.engine import Detector, StreamMatch
 from .detect.http import HttpRequestParser
@@ -85,6 +85,7 @@ class Stats:
     inspected: int = 0  # frames that reached at least one service node
     bad_ip_checksum: int = 0  # IPv4 headers the target would drop
     bad_l4_checksum: int = 0  # UDP/ICMP datagrams the target would drop
+    not_for_host: int = 0  # frames the target's stack discards for their link-layer address
     bypassed: int = 0  # stream directions past their depth
     notices: Counter = field(default_factory=Counter)  # NoticeKind name -> n
     alerts: Counter = field(default_factory=Counter)  # signature -> n
@@ -139,6 +140,7 @@ class Pipeline:
         # has one (an HttpConfig), else the spec's defaults.
         self.http = getattr(config, "http", None) or HttpConfig()
         self.http_ports = frozenset(self.http.ports)
+        self._local_macs = frozenset(getattr(config, "local_macs", ()) or ())
         self.detector = Detector(self.tree, self.http)
         self._l4_seen = None  # (datagram, checksum verdict) of the last one checked
         self._sig_pkt = None
@@ -213,12 +215,55 @@ class Pipeline:
             return self._malformed(ts, e)
         if not pkt.family:
             return _NONE
+        if self._local_macs and pkt.raw is frame:
+            kind = self._link_verdict(pkt, linktype, frame)
+            if kind is not None:
+                return self._malformed(ts, DecodeError(kind, pkt), "not_for_host")
         events = self._feed_sig(pkt) if self.sig is not None else self._feed_native(pkt)
         if self.tcp.graveyard:
             found = self._reap()
             if found:
                 events = list(events) + found
         return events
+
+    def _link_verdict(self, pkt, linktype, frame):
+        """Why the target's stack discards this frame for its link-layer
+        destination, or None; judged only when the host's own MACs are
+        given (``Config.local_macs``, ``--host-mac``: the capture is the
+        host's own view), as captures from elsewhere, replays and traffic
+        generators carry MACs no host saw (suricata-verify's flowsynth
+        pcaps: a random pair per frame, half of them group addresses).
+        Checked against the live kernel: tests/integration/live_cases.py,
+        tcp_to_*_mac.
+
+        To another host's unicast MAC, from none of the host's own: ip_rcv
+        drops it (PACKET_OTHERHOST), whatever the protocol. A TCP segment
+        to a broadcast or multicast MAC: tcp_v4_rcv and tcp_v6_rcv discard
+        any segment not PACKET_HOST (UDP and ICMP take it). A Linux cooked
+        capture records the packet type itself. Not for a TCP fragment
+        (the reassembled datagram's verdict, not modelled), nor for what a
+        tunnel carried (its own link layer decides)."""
+        local = self._local_macs
+        if linktype == LINKTYPE_ETHERNET:
+            if frame[0] & 1:
+                group = True
+            elif frame[0:6] in local or frame[6:12] in local:
+                return None  # (from a local address: the host's own, sent)
+            else:
+                return NoticeKind.DECODE_FRAME_TO_OTHER_HOST
+        else:
+            if linktype == LINKTYPE_LINUX_SLL:
+                ptype = frame[1] if frame[0] == 0 else 0
+            elif linktype == LINKTYPE_LINUX_SLL2:
+                ptype = frame[10]
+            else:
+                return None
+            if ptype == 3:
+                return NoticeKind.DECODE_FRAME_TO_OTHER_HOST
+            group = ptype == 1 or ptype == 2
+        if group and pkt.proto == 6 and not pkt.is_fragment:
+            return NoticeKind.DECODE_TCP_TO_LINK_GROUP
+        return None
 
     def _feed_sig(self, pkt):
         """feed with Suricata rules loaded: their event rules see every
@@ -485,9 +530,11 @@ class Pipeline:
         else:
             self.stats.alerts[ev.rule.signature] += 1
 
-    def _malformed(self, ts: float, e: DecodeError):
+    def _malformed(self, ts: float, e: DecodeError, counter: str = "malformed"):
+        """A frame no later stage sees (``counter``: the Stats field that
+        counts it), noticed and offered to the Suricata event rules."""
         st = self.stats
-        st.malformed += 1
+        setattr(st, counter, getattr(st, counter) + 1)
         pkt = e.pkt
         kind = e.kind
         st.notices[kind.name] += 1

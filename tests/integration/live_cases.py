@@ -332,7 +332,8 @@ class TcpClient:
 
     # --- frames -----------------------------------------------------------
     def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
-              tsval=None, bad_checksum: bool = False, ip_options: bytes = b"") -> None:
+              tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
+              dst_mac: str = SRV_MAC) -> None:
         Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -343,7 +344,7 @@ class TcpClient:
         ack = (self.srv_isn + 1) & 0xFFFFFFFF if "A" in flags and self.srv_isn is not None else 0
         tcp = TCP(sport=self.sport, dport=TCP_PORT, seq=seq & 0xFFFFFFFF, ack=ack, flags=flags,
                   window=65535, urgptr=urg, options=opts)
-        pkt = Ether(src=CLI_MAC, dst=SRV_MAC) / IP(src=CLI4, dst=SRV4, ttl=64) / tcp
+        pkt = Ether(src=CLI_MAC, dst=dst_mac) / IP(src=CLI4, dst=SRV4, ttl=64) / tcp
         if data:
             pkt = pkt / Raw(data)
         raw = bytearray(bytes(pkt))
@@ -669,6 +670,15 @@ def _tcp_cases() -> list:
           "CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(options=md5), kernel=(b"AAAAADDDDDCCCCC", True)),
         *_ip_option_cases(T),
+        T("tcp_to_broadcast_mac",
+          "AAAAA, bbbbb to the Ethernet broadcast address, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(dst_mac="ff:ff:ff:ff:ff:ff"), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_to_multicast_mac",
+          "AAAAA, bbbbb to a multicast MAC (01:00:5e:00:00:01), CCCCC, DDDDD, FIN",
+          _dropped_middle(dst_mac="01:00:5e:00:00:01"), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_to_other_host_mac",
+          "AAAAA, bbbbb to another host's unicast MAC, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(dst_mac="02:00:00:00:99:99"), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_bad_checksum",
           "AAAAA, bbbbb with a bad TCP checksum, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(bad_checksum=True), kernel=(b"AAAAADDDDDCCCCC", True)),
@@ -803,6 +813,8 @@ def sensor_pipeline(pcap: Path):
     cfg = Config()
     cfg.defrag.policy = "linux-current"
     cfg.stream.policy = "linux-current"
+    # the capture is the server's veth: the sensor there told its MAC (--host-mac)
+    cfg.local_macs = frozenset({_mac(SRV_MAC)})
     pipe = Pipeline(parse_rules(SENSOR_RULES).rules, cfg, record=True)
     for ts, linktype, frame in open_capture(pcap):
         pipe.feed(ts, frame, linktype)
