@@ -367,8 +367,8 @@ class Capture:
             w.write_all(self.frames)
 
 
-def client_frame(ip: bytes) -> bytes:
-    return ether(ip, src=CLIENT_MAC, dst=SERVER_MAC)
+def client_frame(ip: bytes, dst_mac: bytes = SERVER_MAC) -> bytes:
+    return ether(ip, src=CLIENT_MAC, dst=dst_mac)
 
 
 def server_frame(ip: bytes) -> bytes:
@@ -431,10 +431,10 @@ class Flow:
                    options=options)
 
     def emit_datagram(self, seg: bytes, *, bad_ip: bool = False, gap: float = GAP,
-                      ip_options: bytes = b"") -> None:
+                      ip_options: bytes = b"", dst_mac: bytes = SERVER_MAC) -> None:
         ip = ip_datagram(CLIENT, SERVER, self.cap.next_client_id(), seg, df=True,
                          bad_checksum=bad_ip, options=ip_options)
-        self.cap.emit(client_frame(ip), gap)
+        self.cap.emit(client_frame(ip, dst_mac), gap)
 
     def emit_fragments(self, pieces, ident: int | None = None) -> None:
         """Pieces (offset, data, more-fragments) of one datagram, in the order given."""
@@ -623,6 +623,7 @@ class Technique:
     pipelined: bool = False
     checksum: str | None = None
     decoy: str = "twin"  # or "junk": the attack with its key garbled
+    host_mac: bool = False  # the sensor is told the server's MAC (--host-mac)
 
     def cli_args(self) -> list[str]:
         args = []
@@ -630,6 +631,8 @@ class Technique:
             args += ["--policy", self.policy]
         if self.checksum:
             args += ["--checksum", self.checksum]
+        if self.host_mac:
+            args += ["--host-mac", SERVER_MAC.hex(":")]
         return args
 
 
@@ -844,7 +847,8 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
     header checksum), ``no-ack`` (data without the ACK flag, which an
     established stack discards: RFC 793 p. 72, Linux tcp_validate_incoming),
     ``source-route`` / ``bad-ip-option`` (an IPv4 option the target drops the
-    packet for: ``LSRR``, ``BAD_TIMESTAMP``).
+    packet for: ``LSRR``, ``BAD_TIMESTAMP``), ``broadcast-mac`` (sent to the
+    Ethernet broadcast address, which Linux's TCP discards).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -854,6 +858,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
                 flow.emit_datagram(flow.cseg(seq, PSH, other[i:i + size]))
             elif kind == "tcp-checksum":
                 flow.emit_datagram(bad_tcp_checksum(flow.cseg(seq, PSH | ACK, other[i:i + size])))
+            elif kind == "broadcast-mac":
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
+                                   dst_mac=b"\xff" * 6)
             elif kind in ("source-route", "bad-ip-option"):
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    ip_options=LSRR if kind == "source-route" else BAD_TIMESTAMP)
@@ -997,6 +1004,10 @@ def _techniques() -> list[Technique]:
         Technique("ip-insert-bad-option", DEFAULT_POLICY,
                   "decoy segments with a malformed IP timestamp option before each real one",
                   build_insertion("bad-ip-option"), views=views_accepts_decoy),
+        Technique("tcp-insert-broadcast-mac", DEFAULT_POLICY,
+                  "decoy segments sent to the Ethernet broadcast address before each real one "
+                  "(the sensor on the server, told its MAC)",
+                  build_insertion("broadcast-mac"), views=views_accepts_decoy, host_mac=True),
         Technique("tcp-insert-no-ack", DEFAULT_POLICY,
                   "decoy data segments without ACK before each real one",
                   build_insertion("no-ack"), views=views_accepts_decoy),
