@@ -109,6 +109,10 @@ class NoticeKind(enum.Enum):
                                 "multicast address: dropped as the target would")
     DECODE_FRAME_TO_OTHER_HOST = ("anomaly", "frame addressed to another host's link-layer "
                                   "address: dropped as the target would")
+    DECODE_IPV6_EXTHDR_REFUSED = ("anomaly", "IPv6 extension header the target drops the "
+                                  "packet for (an option to discard, a Hop-by-Hop header "
+                                  "not first, segments left to route): dropped as the "
+                                  "target would")
 
     @property
     def event_type(self) -> str:

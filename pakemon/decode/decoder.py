@@ -572,19 +572,55 @@ def _check_tcp_options(pkt: Packet, opts: bytes) -> None:
         i += olen
 
 
-def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: NoticeKind) -> None:
-    """Option types of a Hop-by-Hop / Destination Options header in buf[pos:end]."""
+def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: NoticeKind,
+                        hop: bool) -> None:
+    """The options of a Hop-by-Hop (``hop``) or Destination Options header
+    in buf[pos:end], read as Linux's ip6_parse_tlv reads them.
+
+    An option type no host knows (beyond Pad1, PadN, Router Alert, Jumbo
+    Payload, Home Address) is the non-fatal anomaly ``kind``. The packet is
+    dropped (``IPV6_EXTHDR_REFUSED``) where the target drops it: an option
+    whose action bits (RFC 8200 4.2) say discard, i.e. any unknown type
+    above 0x3f; a Jumbo Payload (no jumbograms here), CALIPSO or Home
+    Address option; a Router Alert not 2 bytes long; padding runs over 7
+    bytes or PadN bytes not zero (RFC 4942 2.1.9.5); more than 8 options
+    (max_hbh_opts_cnt, max_dst_opts_cnt); an option cut short. Checked
+    against the live kernel: tests/integration/live_cases.py ipv6_ext_*.
+    """
+    padlen = count = 0
+    refused = False
     while pos < end:
         opt = buf[pos]
         if opt == 0:  # Pad1
+            padlen += 1
+            refused = refused or padlen > 7
             pos += 1
             continue
-        if pos + 1 >= end:
-            return  # a cut option: malformed padding, not an unknown type
-        if opt not in _IPV6_KNOWN_OPTS:
-            _anomaly(pkt, kind)
-            return
-        pos += buf[pos + 1] + 2
+        if pos + 1 >= end or pos + buf[pos + 1] + 2 > end:
+            refused = True  # a cut option
+            break
+        olen = buf[pos + 1] + 2
+        if opt == 1:  # PadN
+            padlen += olen
+            if padlen > 7 or any(buf[pos + 2:pos + olen]):
+                refused = True
+        else:
+            count += 1
+            padlen = 0
+            if count > 8:
+                refused = True
+            if opt not in _IPV6_KNOWN_OPTS:
+                _anomaly(pkt, kind)
+                if opt > 0x3F:
+                    refused = True
+            elif opt == 0x05:  # Router Alert (in a Destination Options header: skipped)
+                if hop and olen != 4:
+                    refused = True
+            else:  # Jumbo Payload, Home Address (and CALIPSO, 0x07: unknown above)
+                refused = True
+        pos += olen
+    if refused:
+        raise DecodeError(_K.DECODE_IPV6_EXTHDR_REFUSED, pkt)
 
 
 def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
@@ -739,7 +775,14 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
     ``reassembled`` it stops *before* one and records nothing).
     """
     frag_hdrs = 0
+    # Hop-by-Hop only right after the IPv6 header (ip6_input: a later one is
+    # an unknown next header, dropped); one after the fragment header is
+    # never first
+    first = not reassembled
     while nxt in _IPV6_EXT:
+        if nxt == IPV6_HOPOPTS and not first:
+            raise DecodeError(_K.DECODE_IPV6_EXTHDR_REFUSED, pkt)
+        first = False
         if nxt == IPV6_FRAGMENT:
             if reassembled:
                 return nxt, pos
@@ -770,10 +813,16 @@ def _walk_ipv6_ext(pkt: Packet, buf: bytes, pos: int, end: int, nxt: int,
         if pos + hlen > end:
             raise DecodeError(_K.DECODE_IPV6_BAD_EXTHDR, pkt)
         if nxt == IPV6_DSTOPTS:
-            _check_ipv6_options(pkt, buf, pos + 2, pos + hlen, _K.DECODE_IPV6_DSTOPTS_UNKNOWN_OPT)
+            _check_ipv6_options(pkt, buf, pos + 2, pos + hlen, _K.DECODE_IPV6_DSTOPTS_UNKNOWN_OPT,
+                                False)
         elif nxt == IPV6_HOPOPTS:
             _check_ipv6_options(pkt, buf, pos + 2, pos + hlen,
-                                _K.DECODE_IPV6_HOPOPTS_UNKNOWN_OPT)
+                                _K.DECODE_IPV6_HOPOPTS_UNKNOWN_OPT, True)
+        elif nxt == IPV6_ROUTING and buf[pos + 3]:
+            # segments left: the host would route the packet on, which no
+            # default host does (type 0 and 2 source routes off, Segment
+            # Routing and RPL off, other types unknown: ipv6_rthdr_rcv)
+            raise DecodeError(_K.DECODE_IPV6_EXTHDR_REFUSED, pkt)
         pos += hlen
         nxt = nh
     return nxt, pos

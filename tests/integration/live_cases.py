@@ -123,6 +123,9 @@ class FragCase:
     dest_opts: bool = False  # IPv6: Destination Options before UDP
     kernel: list | None = None  # payloads Linux 6.18 delivered (recorded)
     kind: str = "udp"
+    # IPv6, not fragmented: these extension headers (next-header numbers
+    # filled in) between the IPv6 and the UDP header instead of ``build``'s pieces
+    ext: list | None = None
 
 
 class Dgram:
@@ -161,6 +164,21 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
                    / Raw(pc.data))
         frames.append(bytes(pkt))
     return frames
+
+
+def ext_frame(ext: list) -> bytes:
+    """An IPv6/UDP frame of PAYLOAD with the extension headers ``ext``:
+    (header type, body after its two first bytes) each, the body padded to
+    a multiple of 8 with the two (next header, length) bytes."""
+    Ether, _IP, IPv6, _F, _TCP, _UDP, Raw = _scapy()
+    chain = b""
+    types = [t for t, _ in ext] + [17]
+    for i, (_t, body) in enumerate(ext):
+        hdr = bytes([types[i + 1], (len(body) + 2 + 7) // 8 - 1]) + body
+        chain += hdr + b"\0" * (-len(hdr) % 8)
+    udp = udp_bytes(True, UDP_SPORT, UDP_PORT, PAYLOAD)
+    ip = IPv6(src=CLI6, dst=SRV6, nh=types[0], hlim=64)
+    return bytes(Ether(src=CLI_MAC, dst=SRV_MAC) / ip / Raw(chain + udp))
 
 
 def barrier_frame(v6: bool) -> bytes:
@@ -243,7 +261,48 @@ def _frag_cases() -> list:
         "control for the RFC 7112 case: Destination Options + UDP header + 8 bytes in the "
         "first fragment, the rest in the second",
         lambda d: [d.p(0, 24), d.p(24, d.size)], dest_opts=True, kernel=whole))
+    for name, doc, ext, taken in IPV6_EXT_CASES:
+        cases.append(FragCase(f"ipv6_ext_{name}", True, doc, None, ext=ext,
+                              kernel=whole if taken else []))
     return cases
+
+
+# IPv6 extension header chains before a UDP datagram, and whether Linux 6.18
+# took it: (name, what, [(header type, body)], taken). Options: type, length,
+# data; an unknown option's two high bits say what a host does with it
+# (RFC 8200 4.2: 00 skip it, 01 discard, 10 discard and tell, 11 discard and
+# tell unless multicast).
+HOP, ROUTING, DSTOPTS = 0, 43, 60
+PADN4 = b"\x01\x04\0\0\0\0"  # PadN: the header's 6 option bytes
+IPV6_EXT_CASES = [
+    ("dstopts_padn", "Destination Options with PadN", [(DSTOPTS, PADN4)], True),
+    ("dstopts_unknown_skip", "Destination Options, unknown option 0x1e (skip)",
+     [(DSTOPTS, b"\x1e\x04\0\0\0\0")], True),
+    ("dstopts_unknown_discard", "Destination Options, unknown option 0x5e (discard)",
+     [(DSTOPTS, b"\x5e\x04\0\0\0\0")], False),
+    ("dstopts_unknown_discard_icmp", "Destination Options, unknown option 0x9e (discard, tell)",
+     [(DSTOPTS, b"\x9e\x04\0\0\0\0")], False),
+    ("dstopts_unknown_discard_icmp_unicast",
+     "Destination Options, unknown option 0xde (discard, tell unless multicast)",
+     [(DSTOPTS, b"\xde\x04\0\0\0\0")], False),
+    ("hopopts_unknown_discard", "Hop-by-Hop first, unknown option 0x5e (discard)",
+     [(HOP, b"\x5e\x04\0\0\0\0")], False),
+    ("hopopts_padn", "Hop-by-Hop first with PadN", [(HOP, PADN4)], True),
+    ("hopopts_after_dstopts", "Destination Options, then a Hop-by-Hop header (not first)",
+     [(DSTOPTS, PADN4), (HOP, PADN4)], False),
+    ("two_dstopts", "two Destination Options headers", [(DSTOPTS, PADN4), (DSTOPTS, PADN4)],
+     True),
+    ("routing0_segleft1", "a type 0 Routing header, one address, 1 segment left",
+     [(ROUTING, b"\x00\x01\0\0\0\0" + bytes(16))], False),
+    ("routing0_segleft0", "a type 0 Routing header, one address, 0 segments left",
+     [(ROUTING, b"\x00\x00\0\0\0\0" + bytes(16))], True),
+    ("routing4_segleft1", "a Segment Routing header (type 4), 1 segment left",
+     [(ROUTING, b"\x04\x01\x01\0\0\0" + bytes(16))], False),
+    ("routing253_segleft1", "a Routing header of an unknown type (253), 1 segment left",
+     [(ROUTING, b"\xfd\x01\0\0\0\0" + bytes(16))], False),
+    ("routing253_segleft0", "a Routing header of an unknown type (253), 0 segments left",
+     [(ROUTING, b"\xfd\x00\0\0\0\0" + bytes(16))], True),
+]
 
 
 @dataclass
@@ -265,7 +324,10 @@ def run_frag_case(lab: Lab, case: FragCase, pcap: Path) -> UdpResult:
         link = lab.client_link()
         d = Dgram(case)
         ident = (0x5000 + sum(case.name.encode())) & 0xFFFF
-        frames = frag_frames(case, case.build(d), ident) + [barrier_frame(case.v6)]
+        if case.ext is not None:
+            frames = [ext_frame(case.ext)] + [barrier_frame(case.v6)]
+        else:
+            frames = frag_frames(case, case.build(d), ident) + [barrier_frame(case.v6)]
         for fr in frames:
             link.send(fr)
         got, barrier = [], False

@@ -227,7 +227,7 @@ def test_ipv6_padding_beyond_payload_length_is_cut_off():
     "ext, ext_len",
     [
         (IPv6ExtHdrHopByHop(), 8),
-        (IPv6ExtHdrRouting(addresses=["2001:db8::9"]), 24),
+        (IPv6ExtHdrRouting(addresses=["2001:db8::9"], segleft=0), 24),
         (IPv6ExtHdrDestOpt(), 8),
         (AH(nh=IPPROTO_UDP, payloadlen=2, spi=1, seq=1, icv=b"\xaa" * 4), 16),
     ],
@@ -243,7 +243,8 @@ def test_ipv6_single_extension_header_is_walked_to_transport(ext, ext_len):
 
 
 def test_ipv6_extension_header_chain_is_walked_to_transport():
-    chain = (IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(addresses=["::1", "::2"])
+    chain = (IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+             / IPv6ExtHdrRouting(addresses=["::1", "::2"], segleft=0)
              / AH(nh=60, payloadlen=2, spi=5, seq=9, icv=b"\xbb" * 4) / IPv6ExtHdrDestOpt())
     frame = bytes(ETH / ip6() / chain / tcp(flags="A") / Raw(b"chain"))
     pkt = decode_frame(LINKTYPE_ETHERNET, frame)

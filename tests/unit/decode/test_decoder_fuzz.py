@@ -75,7 +75,8 @@ def _corpus() -> list[tuple[int, bytes]]:
     for up in [TCP(sport=1, dport=2) / _payload(12), UDP() / _payload(5), ICMPv6EchoRequest(data=b"abcd")]:
         out.append((LINKTYPE_ETHERNET, bytes(eth / v6 / up)))
         out.append((LINKTYPE_ETHERNET, bytes(eth / v6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
-                                             / IPv6ExtHdrRouting(addresses=["::1"]) / up)))
+                                             / IPv6ExtHdrRouting(addresses=["::1"], segleft=0)
+                                             / up)))
         out.append((LINKTYPE_ETHERNET, bytes(eth / v6 / AH(nh=60, payloadlen=2, icv=b"\x00" * 4)
                                              / IPv6ExtHdrDestOpt() / up)))
         out.append((LINKTYPE_ETHERNET, bytes(eth / v6 / IPv6ExtHdrFragment(offset=0, m=1) / up)))
