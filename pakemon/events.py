@@ -113,6 +113,9 @@ class NoticeKind(enum.Enum):
                                   "packet for (an option to discard, a Hop-by-Hop header "
                                   "not first, segments left to route): dropped as the "
                                   "target would")
+    # stream: a segment the target discards for its ACK number
+    STREAM_ACK_UNSENT = ("anomaly", "TCP segment acknowledging data never sent: dropped as "
+                         "the target would")
 
     @property
     def event_type(self) -> str:

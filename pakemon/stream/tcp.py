@@ -501,6 +501,7 @@ class TcpReassembler:
         self.c_handshake_ignored = 0
         self.c_bad_checksum = 0
         self.c_oow = 0
+        self.c_ack_unsent = 0
         self.c_retrans = 0
         self.c_rst_ignored = 0
         self.c_rst_resets = 0
@@ -548,6 +549,7 @@ class TcpReassembler:
             "bad_checksum": self.c_bad_checksum,
             "checksum_offload_detected": int(self.checksums.offload_detected),
             "out_of_window": self.c_oow,
+            "ack_of_unsent_data": self.c_ack_unsent,
             "retransmissions": self.c_retrans,
             "rst_ignored": self.c_rst_ignored,
             "rst_resets": self.c_rst_resets,
@@ -1097,6 +1099,20 @@ class TcpReassembler:
                     self.c_oow += 1
                     self._notice(d, _K.STREAM_OUT_OF_WINDOW,
                                  "TCP data outside the receive window, segment ignored",
+                                 pkt.ts, out)
+                    return
+            # tcp_ack: a segment acknowledging what the receiver never sent
+            # is discarded, data, FIN and all (before its timestamp counts).
+            # Judged only where the receiver's own stream was seen whole:
+            # both SYNs, no hole (a hole or a one-sided session is capture
+            # loss, whose ACKs run ahead of the bytes seen).
+            o = d.peer
+            if o.isn is not None and not s.oneside and not s.midstream and not o.q:
+                sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
+                if ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0:
+                    self.c_ack_unsent += 1
+                    self._notice(d, _K.STREAM_ACK_UNSENT,
+                                 "TCP segment acknowledging data never sent, segment dropped",
                                  pkt.ts, out)
                     return
         if paws:

@@ -395,7 +395,7 @@ class TcpClient:
     # --- frames -----------------------------------------------------------
     def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
               tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
-              dst_mac: str = SRV_MAC) -> None:
+              dst_mac: str = SRV_MAC, ack_delta: int = 0) -> None:
         Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -403,7 +403,8 @@ class TcpClient:
                 self.tsval += 1
                 tsval = self.tsval
             opts.append(("Timestamp", (tsval, self.ts_ecr)))
-        ack = (self.srv_isn + 1) & 0xFFFFFFFF if "A" in flags and self.srv_isn is not None else 0
+        ack = (self.srv_isn + 1 + ack_delta) & 0xFFFFFFFF \
+            if "A" in flags and self.srv_isn is not None else 0
         tcp = TCP(sport=self.sport, dport=TCP_PORT, seq=seq & 0xFFFFFFFF, ack=ack, flags=flags,
                   window=65535, urgptr=urg, options=opts)
         pkt = Ether(src=CLI_MAC, dst=dst_mac) / IP(src=CLI4, dst=SRV4, ttl=64) / tcp
@@ -732,6 +733,18 @@ def _tcp_cases() -> list:
           "CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(options=md5), kernel=(b"AAAAADDDDDCCCCC", True)),
         *_ip_option_cases(T),
+        T("tcp_ack_of_unsent_data",
+          "AAAAA, bbbbb acknowledging 1000 bytes the server never sent, CCCCC, DDDDD, FIN",
+          _dropped_middle(ack_delta=1000), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_ack_far_too_old",
+          "AAAAA, bbbbb whose ACK is 2^30 before the server's first byte, CCCCC, DDDDD, FIN",
+          _dropped_middle(ack_delta=-(1 << 30)), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ack_slightly_old",
+          "AAAAA, bbbbb whose ACK is 1000 before the server's first byte, CCCCC, DDDDD, FIN",
+          _dropped_middle(ack_delta=-1000), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_no_timestamp_when_negotiated",
+          "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
+          _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_to_broadcast_mac",
           "AAAAA, bbbbb to the Ethernet broadcast address, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(dst_mac="ff:ff:ff:ff:ff:ff"), kernel=(b"AAAAADDDDDCCCCC", True)),

@@ -507,3 +507,48 @@ def _check_accounting(r):
             a = a.alt
         assert chain < 8
     assert r.memory == total
+
+
+# ------------------------------------------ 8. ACK of data never sent
+
+
+@TAILS
+@pytest.mark.parametrize("ahead", [1, 1000])
+def test_a_decoy_acknowledging_unsent_data_is_dropped(tail, alerts, ahead):
+    """tcp_ack discards a segment whose ACK covers bytes the server never
+    sent (live case tcp_ack_of_unsent_data): a decoy so marked before the
+    real bytes must not take their place."""
+    t = Talk().open()
+    t.s(0, b"220 hello\r\n")
+    t.c(0, HEAD, ack=11)
+    t.c(len(HEAD), b"x" * len(tail), ack=11 + ahead)  # the decoy
+    t.c(len(HEAD), tail, ack=11)
+    notices, pipe = check(t, alerts, HEAD + tail)
+    assert notices.count("STREAM_ACK_UNSENT") == 1
+    assert pipe.tcp.counters()["ack_of_unsent_data"] == 1
+
+
+@TAILS
+def test_acknowledging_the_servers_fin_is_not_unsent(tail, alerts):
+    t = Talk().open()
+    t.s(0, b"bye", flags=PA | FIN)
+    t.c(0, HEAD + tail, ack=4)  # the 3 bytes and the FIN
+    notices, _ = check(t, alerts, HEAD + tail)
+    assert "STREAM_ACK_UNSENT" not in notices
+
+
+@TAILS
+def test_an_ack_past_what_the_capture_lost_is_not_judged(tail, alerts):
+    """Server bytes missing from the capture (a hole, or a session picked up
+    midstream) make real ACKs run ahead of what was seen: no drop there."""
+    t = Talk().open()
+    t.s(0, b"ab")
+    t.s(10, b"kl")  # [2,10) lost by the capture
+    t.c(0, HEAD + tail, ack=12)
+    notices, _ = check(t, alerts, HEAD + tail)
+    assert "STREAM_ACK_UNSENT" not in notices
+    m = Talk()
+    m.c(0, HEAD, flags=PA, ack=500)  # no handshake seen
+    m.c(len(HEAD), tail, ack=900)
+    notices, _ = check(m, alerts, prefix=True)
+    assert "STREAM_ACK_UNSENT" not in notices
