@@ -848,7 +848,8 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
     established stack discards: RFC 793 p. 72, Linux tcp_validate_incoming),
     ``source-route`` / ``bad-ip-option`` (an IPv4 option the target drops the
     packet for: ``LSRR``, ``BAD_TIMESTAMP``), ``broadcast-mac`` (sent to the
-    Ethernet broadcast address, which Linux's TCP discards).
+    Ethernet broadcast address, which Linux's TCP discards), ``ack-unsent``
+    (acknowledging server bytes never sent: tcp_ack discards the segment).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -858,6 +859,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
                 flow.emit_datagram(flow.cseg(seq, PSH, other[i:i + size]))
             elif kind == "tcp-checksum":
                 flow.emit_datagram(bad_tcp_checksum(flow.cseg(seq, PSH | ACK, other[i:i + size])))
+            elif kind == "ack-unsent":
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
+                                             ack=(flow.snxt + 1000) & 0xFFFFFFFF))
             elif kind == "broadcast-mac":
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    dst_mac=b"\xff" * 6)
@@ -1004,6 +1008,9 @@ def _techniques() -> list[Technique]:
         Technique("ip-insert-bad-option", DEFAULT_POLICY,
                   "decoy segments with a malformed IP timestamp option before each real one",
                   build_insertion("bad-ip-option"), views=views_accepts_decoy),
+        Technique("tcp-insert-ack-unsent", DEFAULT_POLICY,
+                  "decoy segments acknowledging 1000 server bytes never sent before each "
+                  "real one", build_insertion("ack-unsent"), views=views_accepts_decoy),
         Technique("tcp-insert-broadcast-mac", DEFAULT_POLICY,
                   "decoy segments sent to the Ethernet broadcast address before each real one "
                   "(the sensor on the server, told its MAC)",
