@@ -395,7 +395,8 @@ class TcpClient:
     # --- frames -----------------------------------------------------------
     def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
               tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
-              dst_mac: str = SRV_MAC, ack_delta: int = 0) -> None:
+              dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
+              ip_flags: str = "") -> None:
         Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -407,7 +408,8 @@ class TcpClient:
             if "A" in flags and self.srv_isn is not None else 0
         tcp = TCP(sport=self.sport, dport=TCP_PORT, seq=seq & 0xFFFFFFFF, ack=ack, flags=flags,
                   window=65535, urgptr=urg, options=opts)
-        pkt = Ether(src=CLI_MAC, dst=dst_mac) / IP(src=CLI4, dst=SRV4, ttl=64) / tcp
+        ip = IP(src=CLI4, dst=SRV4, ttl=ttl, flags=ip_flags)
+        pkt = Ether(src=CLI_MAC, dst=dst_mac) / ip / tcp
         if data:
             pkt = pkt / Raw(data)
         raw = bytearray(bytes(pkt))
@@ -745,6 +747,11 @@ def _tcp_cases() -> list:
         T("tcp_no_timestamp_when_negotiated",
           "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
           _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ttl_zero", "AAAAA, bbbbb with IP TTL 0, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(ttl=0), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ip_reserved_flag", "AAAAA, bbbbb with the IPv4 reserved (evil) flag bit, CCCCC, "
+          "DDDDD at bbbbb's place, FIN", _dropped_middle(ip_flags="evil"),
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_to_broadcast_mac",
           "AAAAA, bbbbb to the Ethernet broadcast address, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(dst_mac="ff:ff:ff:ff:ff:ff"), kernel=(b"AAAAADDDDDCCCCC", True)),
