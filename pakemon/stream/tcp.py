@@ -1103,11 +1103,13 @@ class TcpReassembler:
                     return
             # tcp_ack: a segment acknowledging what the receiver never sent
             # is discarded, data, FIN and all (before its timestamp counts).
-            # Judged only where the receiver's own stream was seen whole:
-            # both SYNs, no hole (a hole or a one-sided session is capture
-            # loss, whose ACKs run ahead of the bytes seen).
+            # Judged for an inspected direction, and only where the
+            # receiver's own stream was seen whole: both SYNs, no hole (a
+            # hole or a one-sided session is capture loss, whose ACKs run
+            # ahead of the bytes seen).
             o = d.peer
-            if o.isn is not None and not s.oneside and not s.midstream and not o.q:
+            if d.buffer and o.isn is not None and not s.oneside and not s.midstream and \
+                    not o.q:
                 sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
                 if ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0:
                     self.c_ack_unsent += 1
