@@ -581,8 +581,8 @@ def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: Notic
     Payload, Home Address) is the non-fatal anomaly ``kind``. The packet is
     dropped (``IPV6_EXTHDR_REFUSED``) where the target drops it: an option
     whose action bits (RFC 8200 4.2) say discard, i.e. any unknown type
-    above 0x3f; a Jumbo Payload (no jumbograms here), CALIPSO or Home
-    Address option; a Router Alert not 2 bytes long; padding runs over 7
+    above 0x3f; a Jumbo Payload (no jumbograms here) or Home Address
+    option; a Router Alert not 2 bytes long; padding runs over 7
     bytes or PadN bytes not zero (RFC 4942 2.1.9.5); more than 8 options
     (max_hbh_opts_cnt, max_dst_opts_cnt); an option cut short. Checked
     against the live kernel: tests/integration/live_cases.py ipv6_ext_*.
@@ -616,7 +616,7 @@ def _check_ipv6_options(pkt: Packet, buf: bytes, pos: int, end: int, kind: Notic
             elif opt == 0x05:  # Router Alert (in a Destination Options header: skipped)
                 if hop and olen != 4:
                     refused = True
-            else:  # Jumbo Payload, Home Address (and CALIPSO, 0x07: unknown above)
+            else:  # Jumbo Payload, Home Address
                 refused = True
         pos += olen
     if refused:
@@ -646,7 +646,7 @@ def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
     while pos < end:
         opt = frame[pos]
         if opt == 0:  # end of list: the rest is padding, whatever it holds
-            return _refused(pkt) if refused else None
+            break
         if opt == 1:  # no-operation
             pos += 1
             continue
@@ -686,16 +686,12 @@ def _check_ipv4_options(pkt: Packet, frame: bytes, pos: int, end: int) -> None:
             refused = True
         pos += olen
     if refused:
-        _refused(pkt)
+        raise DecodeError(_K.DECODE_IPV4_OPTION_REFUSED, pkt)
 
 
 # options Linux takes once per packet (a second one is an error): the bits
 # of ``seen``; LSRR and SSRR share one (one source route)
 _IPOPT_ONCE = {131: 1, 137: 1, 7: 2, 68: 4, 134: 8}
-
-
-def _refused(pkt: Packet) -> None:
-    raise DecodeError(_K.DECODE_IPV4_OPTION_REFUSED, pkt)
 
 
 def _ipv6_packet(pkt: Packet, frame: bytes, off: int, n: int, strict_version: bool,
