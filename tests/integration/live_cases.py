@@ -111,6 +111,7 @@ class Piece:
     offset: int  # byte offset in the fragmentable part
     data: bytes
     more: bool  # MF / M flag
+    ip_options: bytes = b""  # IPv4: options in this fragment's header
 
 
 @dataclass
@@ -162,7 +163,8 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
             pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64, id=ident, proto=17,
                             flags="MF" if pc.more else 0, frag=pc.offset // 8)
                    / Raw(pc.data))
-        frames.append(bytes(pkt))
+        frames.append(bytes(with_ip_options(bytes(pkt), pc.ip_options)) if pc.ip_options
+                      else bytes(pkt))
     return frames
 
 
@@ -219,6 +221,12 @@ def _frag_cases() -> list:
         "inside that run (a duplicate), then D",
         lambda d: d.quarters()[:3] + [d.p(8, 40)] + d.quarters()[3:],
         kernel4=whole, kernel6=whole)
+    lsrr = b"\x83\x07\x04\x0a\x00\x00\x09"
+    add("decoy_with_source_route_first",
+        "A, a decoy B of '#' whose IP header has a loose source route, then the real B, C, D "
+        "(IPv4: UDP checksum 0 so the app would see the decoy's bytes)",
+        lambda d: [d.quarters()[0], Piece(16, b"#" * 16, True, lsrr)] + d.quarters()[1:],
+        v6=False, checksum=False, kernel4=whole)
     add("inside_run_conflicting",
         "A B C, then [8,40) of '#' inside that run, then D: which bytes are kept? "
         "(IPv4: UDP checksum 0 so the app sees them)",
