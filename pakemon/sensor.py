@@ -399,6 +399,15 @@ def _reload(args, session: LiveSession, sensor, current):
     return rs
 
 
+def live_pipeline(pipe) -> None:
+    """What the pipeline is not told by frames from the kernel's rings:
+    they are not in time order across CPUs and across the two hooks (XDP
+    in, tc out), so an ACK can come before the data it acknowledges, which
+    must not make that ACK's segment look like one acknowledging unsent
+    data (the stream stage's ack check is off)."""
+    pipe.tcp.ack_check = False
+
+
 def run_attach(args) -> int:
     from .capture import xdp
 
@@ -406,6 +415,7 @@ def run_attach(args) -> int:
     if isinstance(built, int):
         return built
     rs, pipe = built
+    live_pipeline(pipe)
     metrics = serve_metrics(args, pipe)
     if isinstance(metrics, int):
         return metrics

@@ -502,6 +502,10 @@ class TcpReassembler:
         self.c_bad_checksum = 0
         self.c_oow = 0
         self.c_ack_unsent = 0
+        # Off for the live sensor: per-CPU perf rings and the two hooks
+        # (XDP in, tc out) can hand over an ACK before the data it
+        # acknowledges, which would then look unsent (seen in `make demo`).
+        self.ack_check = True
         self.c_retrans = 0
         self.c_rst_ignored = 0
         self.c_rst_resets = 0
@@ -1108,8 +1112,8 @@ class TcpReassembler:
             # hole or a one-sided session is capture loss, whose ACKs run
             # ahead of the bytes seen).
             o = d.peer
-            if d.buffer and o.isn is not None and not s.oneside and not s.midstream and \
-                    not o.q:
+            if d.buffer and self.ack_check and o.isn is not None and not s.oneside and \
+                    not s.midstream and not o.q:
                 sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
                 if ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0:
                     self.c_ack_unsent += 1

@@ -552,3 +552,21 @@ def test_an_ack_past_what_the_capture_lost_is_not_judged(tail, alerts):
     m.c(len(HEAD), tail, ack=900)
     notices, _ = check(m, alerts, prefix=True)
     assert "STREAM_ACK_UNSENT" not in notices
+
+
+def test_the_live_sensor_does_not_judge_acks_that_overtook_their_data():
+    """The kernel's per-CPU rings can hand the client's ACK of server bytes
+    over before those bytes: read from a pcap that order is a forged ACK,
+    from the live sensor it is not (sensor.live_pipeline)."""
+    from pakemon.sensor import live_pipeline
+
+    t = Talk().open()
+    t.c(0, HEAD + ATTACK, ack=11)  # acknowledges the greeting below
+    t.s(0, b"220 hello\r\n")
+    pipe = pipeline_from(RULE)
+    names = alert_names(run_frames(pipe, t.frames))
+    assert names == [] and pipe.tcp.counters()["ack_of_unsent_data"] == 1
+    pipe = pipeline_from(RULE)
+    live_pipeline(pipe)
+    names = alert_names(run_frames(pipe, t.frames))
+    assert names == ["CGI-phf"] and pipe.tcp.counters()["ack_of_unsent_data"] == 0
