@@ -606,7 +606,8 @@ def _summary(pipe, rs, log_dir, clocks=None) -> None:
         print(f"processed {st.frames} frames in {w2 - w1:.2f} s (CPU {cpu:.2f} s{rate})",
               file=out)
     print(f"frames inspected: {st.inspected}  malformed: {st.malformed}  "
-          f"bad IPv4 checksums: {st.bad_ip_checksum}  directions bypassed: {st.bypassed}",
+          f"bad IPv4 checksums: {st.bad_ip_checksum}  directions bypassed: {st.bypassed}"
+          + (f"  not for this host: {st.not_for_host}" if st.not_for_host else ""),
           file=out)
     losses = {k: v for k, v in pipe.counters().items() if v}
     if losses:

@@ -140,7 +140,7 @@ def test_read_takes_host_mac(tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert ATTACK in (logs / "alert.log").read_text()
-    assert "DECODE_FRAME_TO_OTHER_HOST" in r.stdout
+    assert "DECODE_FRAME_TO_OTHER_HOST" in r.stdout and "not for this host: 1" in r.stdout
     r = subprocess.run([sys.executable, "-m", "pakemon.cli", "read", "--host-mac", "02:00",
                         str(pcap)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "not a MAC address" in r.stderr and "Traceback" not in r.stderr
