@@ -755,6 +755,16 @@ def _tcp_cases() -> list:
         T("tcp_no_timestamp_when_negotiated",
           "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
           _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ao_option", "AAAAA, bbbbb with a TCP-AO option (kind 29) and no key, CCCCC, "
+          "DDDDD at bbbbb's place, FIN",
+          _dropped_middle(options=[(29, b"\x01\x01" + b"\x5a" * 12)]),
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_mptcp_option", "AAAAA, bbbbb with an MPTCP DSS option (kind 30), CCCCC, DDDDD, FIN",
+          _dropped_middle(options=[(30, b"\x20\x01")]), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_unknown_option", "AAAAA, bbbbb with an unknown TCP option (kind 99), CCCCC, "
+          "DDDDD at bbbbb's place, FIN",
+          _dropped_middle(options=[("NOP", None), ("NOP", None), (99, b"")]),
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_ttl_zero", "AAAAA, bbbbb with IP TTL 0, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(ttl=0), kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_ip_reserved_flag", "AAAAA, bbbbb with the IPv4 reserved (evil) flag bit, CCCCC, "
