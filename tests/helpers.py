@@ -64,6 +64,23 @@ def sid_counts(frames, rules: str, vars=None, sig_rules=None) -> dict:
     return counts
 
 
+def phf_with_decoy(decoy_of) -> list:
+    """Frames of one connection: ``GET /cgi-bin/``, then a decoy for the
+    next bytes (26 of "x", made by ``decoy_of(frame)`` from a plain segment:
+    the way the server drops it), then the real rest of the phf request.
+    The server reads the attack; a sensor that takes the decoy does not."""
+    from pakemon.lab.traffic import ACK, PSH, TcpConnection, tcp_frame
+
+    conn = TcpConnection("10.1.0.5", "10.2.0.1", 41000, 80).open()
+    conn.send(b"GET /cgi-bin/")
+    decoy = tcp_frame(conn.client, conn.server, conn.cport, conn.sport, conn.cseq, conn.sseq,
+                      PSH | ACK, b"x" * 26)
+    conn.frames.append((conn.ts, bytes(decoy_of(decoy))))
+    conn.ts += conn.gap
+    conn.send(b"phf?Qalias=x HTTP/1.0\r\n\r\n")
+    return conn.close()
+
+
 def alert_names(events):
     from pakemon.events import Alert
 

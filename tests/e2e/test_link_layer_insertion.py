@@ -19,13 +19,13 @@ import sys
 import pytest
 
 from helpers import BUNDLED_RULES, ROOT
+from helpers import phf_with_decoy as phf_decoy
 from pakemon.config import Config
 from pakemon.decode.packet import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2
 from pakemon.detect.rule_parser import load_rules
 from pakemon.events import Alert, Notice
 from pakemon.events import NoticeKind as K
-from pakemon.lab.traffic import (ACK, PSH, SERVER_MAC, TcpConnection, tcp_frame, udp_frame,
-                                 write_pcap)
+from pakemon.lab.traffic import SERVER_MAC, TcpConnection, udp_frame, write_pcap
 from pakemon.pipeline import Pipeline
 
 BROADCAST = b"\xff" * 6
@@ -39,16 +39,7 @@ def with_dst_mac(frame: bytes, mac: bytes) -> bytes:
 
 
 def phf_with_decoy(dst_mac: bytes) -> list:
-    """GET /cgi-bin/, a decoy for the next bytes sent to ``dst_mac``, then
-    the real rest of the request (the server reads the attack)."""
-    conn = TcpConnection("10.1.0.5", "10.2.0.1", 41000, 80).open()
-    conn.send(b"GET /cgi-bin/")
-    decoy = tcp_frame(conn.client, conn.server, conn.cport, conn.sport, conn.cseq, conn.sseq,
-                      PSH | ACK, b"x" * 26)
-    conn.frames.append((conn.ts, with_dst_mac(decoy, dst_mac)))
-    conn.ts += conn.gap
-    conn.send(b"phf?Qalias=x HTTP/1.0\r\n\r\n")
-    return conn.close()
+    return phf_decoy(lambda frame: with_dst_mac(frame, dst_mac))
 
 
 def run(frames, config=None, linktype=1):

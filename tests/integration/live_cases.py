@@ -168,18 +168,24 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
     return frames
 
 
-def ext_frame(ext: list) -> bytes:
-    """An IPv6/UDP frame of PAYLOAD with the extension headers ``ext``:
-    (header type, body after its two first bytes) each, the body padded to
-    a multiple of 8 with the two (next header, length) bytes."""
-    Ether, _IP, IPv6, _F, _TCP, _UDP, Raw = _scapy()
+def ext_chain(ext: list, upper: int) -> tuple[int, bytes]:
+    """(the IPv6 header's next header, the chain's bytes) for extension
+    headers ``ext``, (header type, body after its two first bytes) each,
+    before protocol ``upper``; each header padded to a multiple of 8."""
     chain = b""
-    types = [t for t, _ in ext] + [17]
+    types = [t for t, _ in ext] + [upper]
     for i, (_t, body) in enumerate(ext):
         hdr = bytes([types[i + 1], (len(body) + 2 + 7) // 8 - 1]) + body
         chain += hdr + b"\0" * (-len(hdr) % 8)
+    return types[0], chain
+
+
+def ext_frame(ext: list) -> bytes:
+    """An IPv6/UDP frame of PAYLOAD with the extension headers ``ext``."""
+    Ether, _IP, IPv6, _F, _TCP, _UDP, Raw = _scapy()
+    nh, chain = ext_chain(ext, 17)
     udp = udp_bytes(True, UDP_SPORT, UDP_PORT, PAYLOAD)
-    ip = IPv6(src=CLI6, dst=SRV6, nh=types[0], hlim=64)
+    ip = IPv6(src=CLI6, dst=SRV6, nh=nh, hlim=64)
     return bytes(Ether(src=CLI_MAC, dst=SRV_MAC) / ip / Raw(chain + udp))
 
 

@@ -18,13 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 
 from live_cases import IP_OPTION_CASES, with_ip_options  # noqa: E402
 
-from helpers import BUNDLED_RULES  # noqa: E402
+from helpers import BUNDLED_RULES, phf_with_decoy, run_frames  # noqa: E402
 from pakemon.decode import DecodeError, decode_frame  # noqa: E402
 from pakemon.decode.packet import LINKTYPE_ETHERNET  # noqa: E402
 from pakemon.detect.rule_parser import load_rules  # noqa: E402
 from pakemon.events import Alert, Notice  # noqa: E402
 from pakemon.events import NoticeKind as K  # noqa: E402
-from pakemon.lab.traffic import ACK, PSH, TcpConnection, tcp_frame, udp_frame  # noqa: E402
+from pakemon.lab.traffic import ACK, PSH, tcp_frame, udp_frame  # noqa: E402
 from pakemon.pipeline import Pipeline  # noqa: E402
 
 # well formed, but refused: a source route, a CIPSO label
@@ -67,18 +67,9 @@ def test_an_insertion_behind_an_option_does_not_hide_the_attack(option):
     server reads the attack, so must the sensor (before, it took the chaff
     as the in-order bytes and the real rest as a retransmission)."""
     opts = next(c[2] for c in IP_OPTION_CASES if c[0] == option)
-    conn = TcpConnection("10.1.0.5", "10.2.0.1", 41000, 80).open()
-    conn.send(b"GET /cgi-bin/")
-    chaff = tcp_frame(conn.client, conn.server, conn.cport, conn.sport, conn.cseq, conn.sseq,
-                      PSH | ACK, b"xxxxxxxxxxxxxxxxxxxxxxxxxx")
-    conn.frames.append((conn.ts, bytes(with_ip_options(chaff, opts))))
-    conn.ts += conn.gap
-    conn.send(b"phf?Qalias=x HTTP/1.0\r\n\r\n")
+    frames = phf_with_decoy(lambda frame: with_ip_options(frame, opts))
     pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
-    events = []
-    for ts, frame in conn.close():
-        events += pipe.feed(ts, frame)
-    events += pipe.flush()
+    events = run_frames(pipe, frames)
     alerts = {e.rule.name for e in events if isinstance(e, Alert)}
     assert "CGI-phf(CVE-1999-0067)" in alerts
     want = K.DECODE_IPV4_OPTION_REFUSED if option in REFUSED else K.DECODE_IPV4_BAD_OPTIONS

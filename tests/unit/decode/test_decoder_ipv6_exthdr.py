@@ -16,9 +16,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 
-from live_cases import HOP, IPV6_EXT_CASES  # noqa: E402
+from live_cases import HOP, IPV6_EXT_CASES, ext_chain  # noqa: E402
 
-from helpers import BUNDLED_RULES  # noqa: E402
+from helpers import BUNDLED_RULES, run_frames  # noqa: E402
 from pakemon.decode import DecodeError, decode_frame  # noqa: E402
 from pakemon.decode.packet import LINKTYPE_ETHERNET  # noqa: E402
 from pakemon.detect.rule_parser import load_rules  # noqa: E402
@@ -34,20 +34,10 @@ from scapy.packet import Raw  # noqa: E402
 A6, B6 = "2001:db8::1", "2001:db8::2"
 
 
-def chain(ext, upper_nh: int) -> tuple[int, bytes]:
-    """(first next header, the headers' bytes) for [(type, body)] then ``upper_nh``."""
-    types = [t for t, _ in ext] + [upper_nh]
-    out = b""
-    for i, (_t, body) in enumerate(ext):
-        hdr = bytes([types[i + 1], (len(body) + 2 + 7) // 8 - 1]) + body
-        out += hdr + b"\0" * (-len(hdr) % 8)
-    return types[0], out
-
-
 def v6_frame(ext, upper) -> bytes:
     """An Ethernet/IPv6 frame with the headers ``ext`` before ``upper`` (a
     scapy UDP or TCP layer, checksummed over the right pseudo-header)."""
-    nh, hdrs = chain(ext, 17 if isinstance(upper, UDP) else 6)
+    nh, hdrs = ext_chain(ext, 17 if isinstance(upper, UDP) else 6)
     up = bytes(IPv6(src=A6, dst=B6) / upper)[40:]
     return ether(bytes(IPv6(src=A6, dst=B6, nh=nh, hlim=64) / Raw(hdrs + up)), ethertype=0x86DD)
 
@@ -104,7 +94,7 @@ def test_an_insertion_behind_a_discard_option_does_not_hide_the_attack():
         src, dst, sp, dp = (A6, B6, 41000, 80) if from_client else (B6, A6, 80, 41000)
         ack = sseq + 1 if from_client else cseq + 1
         t = TCP(sport=sp, dport=dp, seq=seq, ack=ack, flags=flags, window=65535)
-        nh, hdrs = chain(list(ext), 6)
+        nh, hdrs = ext_chain(list(ext), 6)
         up = bytes(IPv6(src=src, dst=dst) / t / Raw(data))[40:]
         frames.append((len(frames) * 0.001, ether(
             bytes(IPv6(src=src, dst=dst, nh=nh, hlim=64) / Raw(hdrs + up)), ethertype=0x86DD)))
@@ -118,9 +108,6 @@ def test_an_insertion_behind_a_discard_option_does_not_hide_the_attack():
     seg(cseq + 1 + len(first), "PA", rest)
     seg(cseq + 1 + len(first) + len(rest), "FA")
     pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
-    events = []
-    for ts, frame in frames:
-        events += pipe.feed(ts, frame)
-    events += pipe.flush()
+    events = run_frames(pipe, frames)
     assert "CGI-phf(CVE-1999-0067)" in {e.rule.name for e in events if isinstance(e, Alert)}
     assert K.DECODE_IPV6_EXTHDR_REFUSED in [e.kind for e in events if isinstance(e, Notice)]
