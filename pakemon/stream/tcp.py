@@ -64,13 +64,16 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   covers are removed (``merge_right``); partial overlaps keep both.
   ``tcp_ooo_try_coalesce`` appends a segment that starts exactly where a
   queued one ends to it (first tried on the last segment), and nothing is
-  merged right after a coalesce. We model coalescing as always succeeding;
-  the kernel's ``skb_try_coalesce`` can refuse (cloned skb, frag limit), so
-  boundaries after coalescing are our best reading, not a certainty. Which
-  queued segment the rbtree walk meets first can depend on the tree's shape
-  once coalescing made one segment contain another; we use the nearest
-  segment starting at or before the new one, and the delivered bytes are
-  the same either way (the lower start wins, below).
+  merged right after a coalesce. Each decision is taken at the first
+  queued segment the kernel's rbtree descent from the root meets, so the
+  queue is mirrored in a port of lib/rbtree.c (``rbtree.py``) with the
+  kernel's shape: once coalescing has grown a segment over the ones after
+  it, the segment met first is not always the nearest one, and a decoy can
+  win or lose by it (tests/integration/live_fuzz.py found it). We model
+  coalescing as always succeeding; the kernel's ``skb_try_coalesce`` can
+  refuse (a cloned skb: a capture socket that queues clones, as a plain
+  AF_PACKET reader does but libpcap's ring does not; the frag limit for
+  large segments), so boundaries after coalescing are our best reading.
 * ``tcp_ofo_queue``: segments are taken in start order; bytes before
   ``rcv_nxt`` are skipped, so for partial overlaps the lower start wins, and
   in-order data arriving at ``rcv_nxt`` (``tcp_data_queue`` queue_and_out,
@@ -139,7 +142,12 @@ not modelled). So what the server reads must never depend on trusting one:
   server" leaves the server reading on). Data that still comes after a RST,
   in either direction, is delivered with the stream offset and match state
   kept, counted (``data_after_rst``) and reported: a false alert at worst,
-  if the RST was real. The session closes once both hosts took one. A
+  if the RST was real. Except, under linux-current, client data after a
+  RST the server took: that RST is judged exactly as the kernel judges it
+  (RFC 5961, checksum, MD5, options), so the server has no socket and reads
+  nothing more (live_fuzz: the kernel read nothing after such a RST; the
+  sensor inspected what followed, a false alert in waiting). The session
+  closes once both hosts took one. A
   SYN-ACK after a forged "connection refused" still opens the connection.
 * A SYN with a new ISN after a RST the server took (or on a closed 4-tuple)
   opens a new connection. After one the client took, or the server's FIN
@@ -236,6 +244,7 @@ from ..decode import format_addr
 from ..decode.packet import TH_ACK, TH_FIN, TH_RST, TH_SYN, TH_URG, Packet
 from ..events import Notice, NoticeKind
 from .checksum import ChecksumGate
+from .rbtree import Node, RBTree
 from .tcp_policy import POLICIES, use_new_data
 
 M32 = 0xFFFFFFFF
@@ -366,7 +375,7 @@ class TcpDirection:
         "packets", "delivered", "depth_reached", "policy", "pol", "buffer", "csum_strict",
         "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
         "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
-        "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start",
+        "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
     )
 
     def __init__(self, src, sport, dst, dport, session):
@@ -403,6 +412,10 @@ class TcpDirection:
         self.q = []  # out-of-order items [start, end, chunks or None, pkt]
         self.qbytes = 0
         self.qmax = 0  # longest queued item: bounds the overlap search
+        # linux-current: the kernel's rbtree over ``q``'s items (its shape
+        # decides which queued segment a new one meets first); None: not
+        # made yet, or ``q`` changed in a way the tree did not follow
+        self.ofo = None
         self.urg_abs = None  # pending urgent byte (linux-current)
         self.gap_pending = False  # next StreamData carries gap=True
         self.hist = []  # (offset, bytes) last delivered chunks, for retransmissions
@@ -942,6 +955,7 @@ class TcpReassembler:
         self.memory -= d.qbytes
         d.qbytes = 0
         d.q = []
+        d.ofo = None
 
     def _give_up(self, d, out):
         """Deliver everything pending, skipping holes (marked gap=True)."""
@@ -1170,6 +1184,14 @@ class TcpReassembler:
             return
         if after_rst and n and rel + n > 0:
             self._after_rst(d, pkt, out)
+            if d.rst and d.pol.linux and d is s.client:
+                # linux-current: the server took the client's RST (judged as
+                # the kernel judges it) and has no socket left: it reads no
+                # more of the client and answers with a RST. (What is sent
+                # to the client after a RST stays inspected: the client may
+                # be the attacker, ignoring a RST it forged to itself.)
+                self.c_after_close += 1
+                return
         if d.buffer:
             if not rel and not d.q and d.fin_abs is None:
                 # in order with nothing queued: the common case
@@ -1461,9 +1483,12 @@ class TcpReassembler:
             self._notice(d, _K.STREAM_SUSPECTED_RST_INJECT,
                          "TCP data from the sender of a RST: the RST was probably injected",
                          pkt.ts, out)
-        side = "the receiver" if d.rst else "the sender"
-        self._notice(d, _K_DATA_AFTER_RST,
-                     f"TCP data after a RST to {side} (forged?), still inspected", pkt.ts, out)
+        if d.rst and d.pol.linux and d is d.session.client:
+            msg = "TCP data after a RST the server took: not read there, not inspected"
+        else:
+            side = "the receiver" if d.rst else "the sender"
+            msg = f"TCP data after a RST to {side} (forged?), still inspected"
+        self._notice(d, _K_DATA_AFTER_RST, msg, pkt.ts, out)
 
     # ---------------------------------------------------------------- data
 
@@ -1662,6 +1687,7 @@ class TcpReassembler:
             it = q[-1]
             if it[0] >= fa:
                 q.pop()
+                self._ofo_pop(d, it)
                 self._uncharge(d, it, it[1] - it[0])
                 self.c_after_close += 1
             else:
@@ -1696,6 +1722,13 @@ class TcpReassembler:
             if st > d.off or (fa is not None and d.off >= fa):
                 break  # a hole, or the FIN: read first, it discards the rest
             del q[0]
+            t = d.ofo
+            if t is not None:
+                first = t.first()
+                if first is not None and first.item is it:
+                    t.erase(first)  # tcp_ofo_queue: rb_erase of rb_first
+                else:
+                    d.ofo = None
             en = it[1]
             if it[2] is not None:
                 n = en - st
@@ -1743,7 +1776,8 @@ class TcpReassembler:
         return [q[k] for k in range(lo, j) if q[k][1] > st]
 
     def _ofo_linux(self, d, st, data, pkt, out):
-        """``tcp_data_queue_ofo``: insert, drop, replace, coalesce, merge right."""
+        """``tcp_data_queue_ofo``: insert, drop, replace, coalesce, merge right,
+        deciding at the queued segments the kernel's rbtree descent meets."""
         q = d.q
         n = len(data)
         en = st + n
@@ -1760,47 +1794,102 @@ class TcpReassembler:
         d.qbytes += n
         if n > d.qmax:
             d.qmax = n
+        item = [st, en, [data], pkt]
+        t = self._ofo_tree(d)
+        node = Node(item)
         if not q:
-            q.append([st, en, [data], pkt])
+            q.append(item)
+            t.link(node, None, False)
             return
-        last = q[-1]
-        if st == last[1]:  # tcp_ooo_try_coalesce(ooo_last_skb)
-            self._coalesce(d, last, data, en)
+        last = t.last()  # ooo_last_skb: always the rightmost segment
+        if st == last.item[1]:  # tcp_ooo_try_coalesce(ooo_last_skb)
+            self._coalesce(d, last.item, data, en)
             return
-        if st > last[1]:
-            q.append([st, en, [data], pkt])
+        if st > last.item[1]:
+            q.append(item)
+            t.link(node, last, True)
             return
-        i = bisect_right(q, st, key=_START) - 1
-        if i >= 0:
-            p = q[i]
+        # the descent from the root, deciding at the first segment it touches
+        cur, parent, right = t.root, None, False
+        while cur is not None:
+            parent = cur
+            p = cur.item
+            if st < p[0]:
+                cur, right = cur.left, False
+                continue
             if st < p[1]:
                 if en <= p[1]:  # all the bits are present: drop
                     self.memory -= n
                     d.qbytes -= n
                     return
-                if st > p[0]:  # partial overlap: keep both
-                    i += 1
-                    q.insert(i, [st, en, [data], pkt])
-                else:  # same start, covers it: replace
+                if st == p[0]:  # same start, covers it: replace
                     self._uncharge(d, p, p[1] - p[0])
-                    q[i] = [st, en, [data], pkt]
+                    t.replace(cur, node)
+                    i = bisect_left(q, st, key=_START)
+                    q[i] = item
+                    self._merge_right(d, q, i, en, t)
+                    return
+                # partial overlap: keep both, go on to the right
             elif st == p[1]:  # coalesce; nothing is merged right after it
                 self._coalesce(d, p, data, en)
                 return
-            else:
-                i += 1
-                q.insert(i, [st, en, [data], pkt])
-        else:
-            i = 0
-            q.insert(0, [st, en, [data], pkt])
-        # merge_right: remove what we wholly cover; a partial overlap stays
+            cur, right = cur.right, True
+        t.link(node, parent, right)
+        i = bisect_left(q, st, key=_START)
+        q.insert(i, item)
+        self._merge_right(d, q, i, en, t)
+
+    def _merge_right(self, d, q, i, en, t):
+        """Remove the queued segments after q[i] it wholly covers; a partial
+        overlap stays."""
         k = i + 1
         while k < len(q):
             nx = q[k]
             if en <= nx[0] or en < nx[1]:
                 break
             del q[k]
+            self._ofo_erase(d, t, nx)
             self._uncharge(d, nx, nx[1] - nx[0])
+
+    def _ofo_tree(self, d) -> RBTree:
+        """d's rbtree, made again from ``q`` if it no longer mirrors it (a
+        queue rebuilt by a bypass, say: the shape is then our own)."""
+        t = d.ofo
+        q = d.q
+        if t is not None and t.size == len(q) and (
+                not q or (t.first().item is q[0] and t.last().item is q[-1])):
+            return t
+        t = d.ofo = RBTree()
+        prev = None
+        for it in q:
+            node = Node(it)
+            t.link(node, prev, prev is not None)
+            prev = node
+        return t
+
+    @staticmethod
+    def _ofo_erase(d, t, it):
+        """Erase queued item ``it``'s node (found by its start) from d's tree."""
+        cur = t.root
+        st = it[0]
+        while cur is not None:
+            if cur.item is it:
+                t.erase(cur)
+                return
+            cur = cur.left if st < cur.item[0] else cur.right
+        d.ofo = None  # not there: the tree no longer mirrors the queue
+
+    @staticmethod
+    def _ofo_pop(d, it):
+        """``it`` was the last queued item and is gone (pruned, or past a FIN)."""
+        t = d.ofo
+        if t is None:
+            return
+        last = t.last()
+        if last is not None and last.item is it:
+            t.erase(last)
+        else:
+            d.ofo = None
 
     @staticmethod
     def _coalesce(d, it, data, en):
@@ -1882,6 +1971,7 @@ class TcpReassembler:
             size = it[1] - it[0]
             if size <= excess:
                 q.pop()
+                self._ofo_pop(d, it)  # tcp_prune_ofo_queue: from the last
                 cut = size
             else:
                 cut = excess

@@ -43,6 +43,9 @@ BARRIER_SPORT = 40999
 TCP_SPORT = 40100
 CLIENT_ISN = 0x10000000
 
+# a loose source route of one hop: Linux refuses it (accept_source_route off)
+LSRR = b"\x83\x07\x04\x0a\x00\x00\x09"
+
 SENSOR_RULES = 'LIVE-TCP tcp * 8080 "zzzz-never"\nLIVE-UDP udp * 9999 "zzzz-never"\n'
 
 
@@ -227,11 +230,10 @@ def _frag_cases() -> list:
         "inside that run (a duplicate), then D",
         lambda d: d.quarters()[:3] + [d.p(8, 40)] + d.quarters()[3:],
         kernel4=whole, kernel6=whole)
-    lsrr = b"\x83\x07\x04\x0a\x00\x00\x09"
     add("decoy_with_source_route_first",
         "A, a decoy B of '#' whose IP header has a loose source route, then the real B, C, D "
         "(IPv4: UDP checksum 0 so the app would see the decoy's bytes)",
-        lambda d: [d.quarters()[0], Piece(16, b"#" * 16, True, lsrr)] + d.quarters()[1:],
+        lambda d: [d.quarters()[0], Piece(16, b"#" * 16, True, LSRR)] + d.quarters()[1:],
         v6=False, checksum=False, kernel4=whole)
     add("inside_run_conflicting",
         "A B C, then [8,40) of '#' inside that run, then D: which bytes are kept? "
@@ -651,7 +653,7 @@ def _tcp_straddling_window(c):
 # the segment (ip_rcv_options: ip_options_compile, then a source route is
 # refused unless accept_source_route is on, which it is not by default).
 IP_OPTION_CASES = [
-    ("lsrr", "a loose source route (one hop)", b"\x83\x07\x04\x0a\x00\x00\x09", True),
+    ("lsrr", "a loose source route (one hop)", LSRR, True),
     ("ssrr", "a strict source route (one hop)", b"\x89\x07\x04\x0a\x00\x00\x09", True),
     ("lsrr_used_up", "a loose source route whose pointer is past its end",
      b"\x83\x07\x08\x0a\x00\x00\x09", True),
@@ -728,6 +730,13 @@ def _tcp_cases() -> list:
           "queued [10,15) 'a' and [20,25) 'c'; then [12,28) 'B'",
           _ofo((10, b"a" * 5), (20, b"c" * 5), 28, (12, b"B" * 16)),
           kernel=(HOLE + b"a" * 5 + b"B" * 13, True)),
+        T("tcp_ofo_coalesce_into_ancestor",
+          "queued [17,19) 'hf'; a decoy [18,24) (partial overlap, kept beside it); "
+          "[19,20) and [20,24) real: the rbtree descent meets [17,19) first and "
+          "coalesces them into it; fill [0,17)",
+          lambda c: (c.seg(17, b"hf"), c.seg(18, b"VQHAMG"), c.seg(19, b"j"),
+                     c.seg(20, b"wxyz"), c.seg(0, b"0123456789abcdefg"), c.fin(24)),
+          kernel=(b"0123456789abcdefghfjwxyz", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),

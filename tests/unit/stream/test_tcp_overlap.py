@@ -238,3 +238,37 @@ def test_tcp_overlap_novak_sturges_classic_per_policy():
         "linux": new, "old-linux": new, "solaris": new, "hpux11": new, "last": new,
         "linux-current": new,
     }
+
+
+def test_tcp_overlap_linux_current_descent_meets_an_ancestor_first():
+    """The kernel decides at the first queued segment its rbtree descent
+    meets: 'hf'@17 is the root, the decoy @18 (a partial overlap) its right
+    child; 'j'@19 and 'wxyz'@20 meet 'hf' first and coalesce into it, so the
+    real bytes win. The nearest start (the decoy) would drop them. Checked
+    against Linux 6.18 (live case tcp_ofo_coalesce_into_ancestor)."""
+    lab = lc((17, b"hf"), (18, b"VQHAMG"), (19, b"j"), (20, b"wxyz"),
+             (0, b"0123456789abcdefg"))
+    assert lab.stream() == b"0123456789abcdefghfjwxyz"
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tcp_linux_current_tree_mirrors_the_queue(seed):
+    """Whatever arrives, drains, is pruned or replaced: the rbtree holds
+    exactly the queued items, in order, and the delivered bytes are a
+    prefix-consistent stream (every byte delivered once)."""
+    import random
+
+    rng = random.Random(seed)
+    lab = Lab(queue_limit=rng.choice((64, 4096))).handshake()
+    d = next(x for x in lab.r._dirs.values() if x.buffer and x.sport == lab.cport)
+    n = 200
+    for _ in range(150):
+        a = rng.randrange(1, n)
+        b = min(n, a + rng.randint(1, 12))
+        lab.c(a, bytes(rng.choice(b"abcXYZ") for _ in range(b - a)))
+        if d.ofo is not None:
+            assert d.ofo.items() == d.q and all(x is y for x, y in zip(d.ofo.items(), d.q))
+        assert all(d.q[i][0] < d.q[i + 1][0] for i in range(len(d.q) - 1))
+    lab.c(0, b"<")
+    assert d.ofo is None or d.ofo.items() == d.q
+    assert len(lab.stream()) == d.off
