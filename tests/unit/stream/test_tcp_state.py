@@ -67,10 +67,11 @@ def test_wholly_old_data_is_a_duplicate_not_a_loss():
 
 
 def test_rst_exactly_at_rcv_nxt_resets_the_server_side_only():
-    """The server took the RST: its queue is gone (so is the sensor's). The
-    client's own side is untouched (the RST may be forged "from the
-    client"), and data still sent after it is inspected, counted and
-    reported (see TcpReassembler._reset: a false alert at worst)."""
+    """The server took the RST: its queue is gone (so is the sensor's), and
+    under linux-current it has no socket and reads nothing the client still
+    sends (counted and reported, not inspected: live_fuzz against the
+    kernel). The client's own side is untouched (the RST may be forged
+    "from the client")."""
     lab = Lab().handshake()
     lab.c(0, b"abc")
     lab.c(6, b"queued")  # out of order, discarded by the reset
@@ -79,8 +80,24 @@ def test_rst_exactly_at_rcv_nxt_resets_the_server_side_only():
     assert s.client.rst and not s.server.rst and s.state == CLOSING
     lab.c(3, b"def")
     lab.flush()
-    assert lab.stream() == b"abcdef"
+    assert lab.stream() == b"abc"
     assert lab.counters["rst_resets"] == 1 and lab.counters["closed_discarded_bytes"] == 6
+    assert lab.counters["data_after_rst"] == 1
+    assert any("not read there" in n.message for n in lab.events if hasattr(n, "message"))
+    lab.s(0, b"to the client")  # the client took no RST: its side reads on
+    assert lab.stream("s") == b"to the client"
+
+
+@pytest.mark.parametrize("policy", ["linux", "windows", "bsd", "first"])
+def test_rst_then_client_data_is_still_inspected_by_suricata_policies(policy):
+    """The Suricata-style policies keep inspecting after a RST (as Suricata
+    does: a false alert at worst)."""
+    lab = Lab(policy=policy).handshake()
+    lab.c(0, b"abc")
+    lab.c(3, flags=RST | ACK)
+    lab.c(3, b"def")
+    lab.flush()
+    assert lab.stream() == b"abcdef"
     assert lab.counters["data_after_rst"] == 1
 
 
