@@ -103,11 +103,16 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   connection gets a challenge ACK and is ignored.
 * FIN: a FIN on a wholly old segment is a duplicate's and is dropped with
   it (every policy). In order it is read at once and the out-of-order queue
-  purged (``tcp_fin``). Out of order it stays in its segment in the queue
-  and is lost with it (``_fin_seen``): under in-order data reaching past it
-  (``tcp_ofo_queue``), or a segment that replaces or ``merge_right``-s it;
-  bytes queued past it wait, and go when it is read. The other policies
-  keep the first FIN position seen, and nothing after it is read.
+  purged (``tcp_fin``). Out of order it stays in its segment in the queue,
+  taking the sequence number after the segment's data as in the kernel's
+  ``end_seq`` (``it[4]``), and is lost with it: under in-order data
+  reaching past it (``tcp_ofo_queue``), or a segment that replaces or
+  ``merge_right``-s it; bytes queued past it wait, and go when it is read.
+  A segment starting right after the FIN is coalesced into its segment:
+  its bytes are read before the FIN (``tcp_try_coalesce`` appends data and
+  ORs flags; live case tcp_ofo_data_coalesced_after_a_queued_fin). Every
+  queued FIN is kept with its segment. The other policies keep the first
+  FIN position seen, and nothing after it is read.
 * TCP Fast Open: Linux servers accept SYN data only with TFO enabled and a
   valid cookie (not the default); otherwise the SYN-ACK acknowledges only
   the SYN and the client retransmits. So SYN data is delivered only as far
@@ -117,9 +122,7 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
 
 Left out of linux-current: TCP-AO (kind 29) and RFC 5961's RST at the
 highest SACKed sequence; the PAWS exemption is simplified to "pure ACKs are
-never PAWS-dropped" (they carry no data); of several out-of-order FINs only
-the lowest is tracked, and a segment starting right after a queued FIN
-segment is not coalesced into it as ``tcp_try_coalesce`` may; a slow
+never PAWS-dropped" (they carry no data); a slow
 reader's receive buffer is not modelled (the window and instant-reader
 assumptions stand in for it).
 
@@ -1591,6 +1594,9 @@ class TcpReassembler:
 
     def _data(self, d, pkt, start, data, fin, out):
         """Buffered data that is not the simple in-order case."""
+        if d.pol.linux:
+            self._data_linux(d, pkt, start, data, fin, out)
+            return
         n = len(data)
         end = start + n
         cut = self._fin_seen(d, start, end, fin)
@@ -1609,24 +1615,55 @@ class TcpReassembler:
             data = data[off - start:]
             start = off
         if data:
-            if d.pol.linux:
-                if start == off:
-                    if d.q:
-                        self._compare_queue(d, start, data, pkt.ts, out)
-                    self._accept(d, data, pkt, out)
-                else:
-                    self._ofo_linux(d, start, data, pkt, out)
-            else:
-                self._ofo_policy(d, start, data, pkt, out)
+            self._ofo_policy(d, start, data, pkt, out)
             if d.q and d.q[0][0] <= d.off:
                 self._drain(d, pkt, out)
             if d.qbytes > self.queue_limit or self.memory > self.memcap:
                 self._limit(d, pkt.ts, out)
         self._fin(d, out)
 
+    def _data_linux(self, d, pkt, start, data, fin, out):
+        """linux-current: ``tcp_data_queue``. A FIN takes a sequence number
+        in its segment as in the kernel (an out-of-order FIN stays in its
+        queued segment, ``_kend``), so it is lost or kept with it and read
+        when the segment is."""
+        n = len(data)
+        end = start + n
+        kend = end + 1 if fin else end
+        off = d.off
+        if kend <= off:  # wholly old: a duplicate, its FIN too
+            self.c_retrans += 1
+            if n and d.hist:
+                self._check_retrans(d, start, data, pkt.ts, out)
+            return
+        if start <= off:  # in order (queue_and_out): it wins over queued data
+            if start < off:
+                self.c_retrans += 1
+                if d.hist:
+                    self._check_retrans(d, start, data[:off - start], pkt.ts, out)
+                data = data[off - start:]
+                start = off
+            if data:
+                if d.q:
+                    self._compare_queue(d, start, data, pkt.ts, out)
+                self._accept(d, data, pkt, out)
+            if fin:
+                d.fin_abs = d.off  # read now; tcp_fin purges the queue
+                self._fin(d, out)
+                return
+            if d.q and d.q[0][0] <= d.off:
+                self._drain(d, pkt, out)
+        else:
+            self._ofo_linux(d, start, data, pkt, out, fin)
+        if d.qbytes > self.queue_limit or self.memory > self.memcap:
+            self._limit(d, pkt.ts, out)
+
     def _fin_seen(self, d, start, end, fin) -> int:
         """Book segment [start, end) (with a FIN if ``fin``) against d's FIN;
         returns where its bytes must end (before ``end``: past the FIN).
+        (A buffered linux-current direction keeps its FINs in the queued
+        segments instead, ``_data_linux``; this serves the other policies
+        and the state-only directions.)
 
         A FIN on a wholly old segment is a duplicate's, dropped with it
         (``tcp_sequence``); in order, it is read at once. Other stacks: the
@@ -1735,7 +1772,21 @@ class TcpReassembler:
                 d.qbytes -= n
                 self.memory -= n
             if fa is not None and en > fa:
-                en = fa  # linux-current: bytes queued past a pending FIN
+                en = fa  # bytes queued past a pending FIN
+            if len(it) > 4:
+                # linux-current: tcp_ofo_queue drops a segment whose end
+                # (its FIN included) is not past rcv_nxt, FIN and all;
+                # else reads the rest and, with a FIN, the FIN
+                if it[4] <= d.off:
+                    continue
+                if en > d.off:
+                    data = self._bytes(it)
+                    self._accept(d, data[d.off - st:en - st], pkt or it[3], out)
+                if it[4] > en:
+                    d.fin_abs = d.off
+                    break  # tcp_fin: the rest of the queue is purged
+                q = d.q
+                continue
             if en <= d.off:
                 continue
             if it[2] is None or not d.buffer:
@@ -1775,13 +1826,16 @@ class TcpReassembler:
             lo -= 1
         return [q[k] for k in range(lo, j) if q[k][1] > st]
 
-    def _ofo_linux(self, d, st, data, pkt, out):
+    def _ofo_linux(self, d, st, data, pkt, out, fin=False):
         """``tcp_data_queue_ofo``: insert, drop, replace, coalesce, merge right,
-        deciding at the queued segments the kernel's rbtree descent meets."""
+        deciding at the queued segments the kernel's rbtree descent meets,
+        with each segment's end as the kernel's ``end_seq`` (its FIN counts:
+        ``it[4]``)."""
         q = d.q
         n = len(data)
         en = st + n
-        if q:
+        ke = en + 1 if fin else en
+        if q and n:
             over = self._overlapping(d, st, en)
             if over:
                 bad = False
@@ -1794,7 +1848,7 @@ class TcpReassembler:
         d.qbytes += n
         if n > d.qmax:
             d.qmax = n
-        item = [st, en, [data], pkt]
+        item = [st, en, [data], pkt, ke]
         t = self._ofo_tree(d)
         node = Node(item)
         if not q:
@@ -1802,10 +1856,11 @@ class TcpReassembler:
             t.link(node, None, False)
             return
         last = t.last()  # ooo_last_skb: always the rightmost segment
-        if st == last.item[1]:  # tcp_ooo_try_coalesce(ooo_last_skb)
-            self._coalesce(d, last.item, data, en)
+        lk = last.item[4]
+        if st == lk:  # tcp_ooo_try_coalesce(ooo_last_skb)
+            self._coalesce(d, last.item, data, ke)
             return
-        if st > last.item[1]:
+        if st > lk:
             q.append(item)
             t.link(node, last, True)
             return
@@ -1817,8 +1872,9 @@ class TcpReassembler:
             if st < p[0]:
                 cur, right = cur.left, False
                 continue
-            if st < p[1]:
-                if en <= p[1]:  # all the bits are present: drop
+            pk = p[4]
+            if st < pk:
+                if ke <= pk:  # all the bits are present: drop
                     self.memory -= n
                     d.qbytes -= n
                     return
@@ -1827,25 +1883,25 @@ class TcpReassembler:
                     t.replace(cur, node)
                     i = bisect_left(q, st, key=_START)
                     q[i] = item
-                    self._merge_right(d, q, i, en, t)
+                    self._merge_right(d, q, i, ke, t)
                     return
                 # partial overlap: keep both, go on to the right
-            elif st == p[1]:  # coalesce; nothing is merged right after it
-                self._coalesce(d, p, data, en)
+            elif st == pk:  # coalesce; nothing is merged right after it
+                self._coalesce(d, p, data, ke)
                 return
             cur, right = cur.right, True
         t.link(node, parent, right)
         i = bisect_left(q, st, key=_START)
         q.insert(i, item)
-        self._merge_right(d, q, i, en, t)
+        self._merge_right(d, q, i, ke, t)
 
-    def _merge_right(self, d, q, i, en, t):
-        """Remove the queued segments after q[i] it wholly covers; a partial
-        overlap stays."""
+    def _merge_right(self, d, q, i, ke, t):
+        """Remove the queued segments after q[i] it wholly covers (kernel
+        ends, ``ke`` its own); a partial overlap stays."""
         k = i + 1
         while k < len(q):
             nx = q[k]
-            if en <= nx[0] or en < nx[1]:
+            if ke <= nx[0] or ke < nx[4]:
                 break
             del q[k]
             self._ofo_erase(d, t, nx)
@@ -1892,11 +1948,16 @@ class TcpReassembler:
             d.ofo = None
 
     @staticmethod
-    def _coalesce(d, it, data, en):
+    def _coalesce(d, it, data, ke):
+        """``tcp_try_coalesce``: ``data`` (a segment ending at kernel end
+        ``ke``) appended to queued item ``it``. Onto a segment that carries
+        a FIN, the bytes go where the FIN was and the FIN after them: the
+        kernel appends the data and ORs the flags (what Linux 6.18 does)."""
         it[2].append(data)
-        it[1] = en
-        if en - it[0] > d.qmax:
-            d.qmax = en - it[0]
+        it[1] += len(data)
+        it[4] = ke
+        if it[1] - it[0] > d.qmax:
+            d.qmax = it[1] - it[0]
 
     def _differs(self, st, data, it) -> bool:
         lo = max(st, it[0])
@@ -1977,6 +2038,8 @@ class TcpReassembler:
                 cut = excess
                 it[2] = [self._bytes(it)[:size - cut]]
                 it[1] -= cut
+                if len(it) > 4:
+                    it[4] = it[1]  # (a FIN it carried is cut off with its tail)
             d.qbytes -= cut
             self.memory -= cut
             excess -= cut

@@ -737,6 +737,12 @@ def _tcp_cases() -> list:
           lambda c: (c.seg(17, b"hf"), c.seg(18, b"VQHAMG"), c.seg(19, b"j"),
                      c.seg(20, b"wxyz"), c.seg(0, b"0123456789abcdefg"), c.fin(24)),
           kernel=(b"0123456789abcdefghfjwxyz", True)),
+        T("tcp_ofo_data_coalesced_after_a_queued_fin",
+          "abc; [4,6) 'de' with FIN queued (its FIN is seq 6); 'K' at seq 7 coalesces "
+          "into that segment; fill [3,4): the kernel reads 'deK', then the FIN",
+          lambda c: (c.seg(0, b"abc"), c.seg(4, b"de", flags="FPA"), c.seg(7, b"K"),
+                     c.seg(3, b"x")),
+          kernel=(b"abcxdeK", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),

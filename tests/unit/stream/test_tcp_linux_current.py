@@ -192,3 +192,37 @@ def test_paws_does_not_apply_to_rst():
     lab.c(0, b"abc", options=tsopt(1010))
     lab.c(3, flags=0x04, options=tsopt(1))
     assert lab.counters["rst_resets"] == 1
+
+
+# ------------------------------------------------------------------ FIN in the queue
+
+
+def test_data_coalesced_onto_a_queued_fin_segment_is_read_before_the_fin():
+    """A queued segment's FIN takes the sequence number after its data; a
+    segment starting right after the FIN is coalesced into it (the kernel
+    appends the bytes and ORs the flags), so the server reads them and
+    then the FIN. Live case tcp_ofo_data_coalesced_after_a_queued_fin."""
+    lab = Lab().handshake()
+    lab.c(0, b"abc")
+    lab.c(4, b"de", flags=FIN | PA)  # FIN at seq offset 6
+    lab.c(7, b"K")  # starts at the segment's end_seq (7): coalesced
+    lab.c(3, b"x")
+    assert lab.stream() == b"abcxdeK"
+    d = next(x for x in lab.r._dirs.values() if x.sport == lab.cport)
+    assert d.fin_done
+
+
+def test_every_queued_fin_is_kept_with_its_segment():
+    """Two out-of-order FINs: the lower one's segment is replaced by a longer
+    one with the same start (its FIN goes with it); the higher one, queued
+    too, then ends the stream."""
+    lab = Lab().handshake()
+    lab.c(0, b"ab")
+    lab.c(4, b"cd", flags=FIN | PA)  # FIN at 6: lost below
+    lab.c(8, b"gh", flags=FIN | PA)  # FIN at 10
+    lab.c(4, b"CDEF")  # same start, covers [4,7) (FIN included): replaces it
+    d = next(x for x in lab.r._dirs.values() if x.sport == lab.cport)
+    assert not d.fin_done
+    lab.c(2, b"xy")
+    assert lab.stream() == b"abxyCDEFgh"
+    assert d.fin_done

@@ -1,0 +1,231 @@
+"""Random evasion cases against the live target: an attacker's generator.
+
+The hand-written cases of live_cases each pin one behaviour of the kernel.
+These are drawn from a seed instead and mix them the way an evasion tool
+would: a message cut into random segments (or a datagram into random
+fragments) sent in random order, duplicated, overlapped by decoys whose
+bytes differ, and each decoy made something the target may or may not
+drop (a bad checksum, no ACK flag, an MD5 or old-timestamp option, an IP
+option, an ACK of unsent data, a link-layer group address), with RSTs and
+SYNs the target should ignore in between. What the application received is
+the truth; the sensor (linux-current) must have reassembled exactly that.
+
+Everything stays inside the receive window and every byte of the message is
+sent for real at least once, so the outcome does not depend on timing: no
+hole is left for a timeout to decide, and no segment lands past the window.
+
+Script mode runs many seeds and prints the ones where the two differ::
+
+    .venv/bin/python tests/integration/live_fuzz.py [--seeds N] [--start S] [--kind tcp|udp]
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import sys
+import tempfile
+from pathlib import Path
+
+from live_cases import (LSRR, Dgram, FragCase, Piece, TcpCase, TcpClient, describe,
+                        run_case, sensor_view)
+
+# A decoy's way of being dropped (or not) by the target; None: an ordinary
+# segment, whose fate is the overlap policy's.
+TCP_DECOYS = (
+    None, None, None,
+    {"bad_checksum": True},
+    {"flags": "P"},  # no ACK
+    {"options": [("NOP", None), ("NOP", None), (19, b"\x5a" * 16)]},  # MD5, no key
+    {"ip_options": LSRR},
+    {"ip_options": b"\x44\x08\x04\x00\x00\x00\x00\x00"},  # timestamp option, pointer 4
+    {"ip_options": b"\x07\x07\x04\x00\x00\x00\x00"},  # a valid record route: taken
+    {"ack_delta": 1000},  # acknowledges data the server never sent
+    {"dst_mac": "ff:ff:ff:ff:ff:ff"},
+    {"ttl": 1},  # taken: the host is the destination
+)
+TS_DECOYS = ({"tsval": 5}, {"tsval": False})  # with timestamps: PAWS-old, none
+
+
+def _letters(rng, n, alphabet):
+    return "".join(rng.choice(alphabet) for _ in range(n)).encode()
+
+
+def _cuts(rng, n, most):
+    """[0, n) cut into consecutive (start, end) pieces of 1..most bytes."""
+    out, i = [], 0
+    while i < n:
+        j = min(n, i + rng.randint(1, most))
+        out.append((i, j))
+        i = j
+    return out
+
+
+def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
+    """(message length, timestamps on, what the client sends in order, a
+    summary) for one seed. A send is ("real"|"decoy", offset, bytes, the
+    ``TcpClient.seg`` keywords), ("rst", offset), ("syn", offset) or
+    ("fin", offset)."""
+    rng = random.Random(seed)
+    n = rng.randint(8, 160)
+    msg = _letters(rng, n, string.ascii_lowercase)
+    timestamps = rng.random() < 0.4
+    kinds = TCP_DECOYS + (TS_DECOYS if timestamps else ())
+    sends = []
+    for a, b in _cuts(rng, n, rng.choice((1, 4, 16, 64, n))):
+        sends.append(("real", a, msg[a:b], {}))
+        if rng.random() < 0.15:
+            sends.append(("real", a, msg[a:b], {}))  # a duplicate
+    for _ in range(rng.randint(0, 5)):
+        a = rng.randrange(n)
+        b = rng.randint(a + 1, min(n, a + 40))
+        kw = dict(rng.choice(kinds) or {})
+        if rng.random() < 0.15:  # a FIN on the decoy: an early end of stream
+            kw["flags"] = kw.get("flags", "PA") + "F"
+        sends.append(("decoy", a, _letters(rng, b - a, string.ascii_uppercase + "#"), kw))
+    order = rng.choice(("in-order", "shuffled", "decoys-first", "reversed"))
+    if order == "shuffled":
+        rng.shuffle(sends)
+    elif order == "decoys-first":
+        sends.sort(key=lambda s: (s[0] != "decoy", s[1]))
+    elif order == "reversed":
+        sends.sort(key=lambda s: -s[1])
+    else:
+        sends.sort(key=lambda s: s[1])
+    # RSTs and SYNs the target ignores: an RST in the window past every byte
+    # (so never at rcv_nxt), one far outside it, a SYN in the window
+    extras = []
+    if rng.random() < 0.3:
+        extras.append(("rst", n + 100 + rng.randrange(1000)))
+    if rng.random() < 0.2:
+        extras.append(("rst", n + 3_000_000))
+    if rng.random() < 0.2:
+        extras.append(("syn", rng.randrange(n)))
+    for ex in extras:
+        sends.insert(rng.randrange(len(sends) + 1), ex)
+    fin_early = rng.random() < 0.25
+    if fin_early:
+        sends.insert(rng.randrange(len(sends) + 1), ("fin", n))
+    if rng.random() < 0.2:
+        # an RST exactly at rcv_nxt before any data, made something the
+        # target drops (or, now and then, nothing: the connection is reset)
+        kw = dict(rng.choice(TCP_DECOYS[3:]) if rng.random() < 0.9 else {})
+        kw["flags"] = "R" if kw.pop("flags", "PA") == "P" else "RA"
+        kw.pop("ack_delta", None) if kw["flags"] == "R" else None
+        sends.insert(0, ("decoy", 0, b"", kw))
+        extras.append(("rst", 0))
+    sends.append(("fin", n))
+    doc = (f"{n} bytes, {order}, {sum(s[0] == 'decoy' for s in sends)} decoys, "
+           f"{len(extras)} RST/SYN, timestamps {'on' if timestamps else 'off'}"
+           f"{', early FIN' if fin_early else ''}")
+    return n, timestamps, sends, doc
+
+
+def sends_case(name: str, doc: str, sends: list, timestamps: bool) -> TcpCase:
+    def script(c: TcpClient):
+        for s in sends:
+            if s[0] == "rst":
+                c.seg(s[1], flags="R")
+            elif s[0] == "syn":
+                c._send(c.seq(s[1]), "S")
+            elif s[0] == "fin":
+                c.fin(s[1])
+            else:
+                _kind, off, data, kw = s
+                kw = dict(kw)
+                flags = kw.pop("flags", "PA")
+                c.seg(off, data, flags=flags, **kw)
+    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0)
+
+
+def tcp_case(seed: int) -> TcpCase:
+    _n, timestamps, sends, doc = tcp_sends(seed)
+    return sends_case(f"fuzz_tcp_{seed}", f"seed {seed}: {doc}", sends, timestamps)
+
+
+def frag_case(seed: int) -> FragCase:
+    rng = random.Random(seed)
+    v6 = rng.random() < 0.4
+
+    def build(d: Dgram) -> list:
+        r = random.Random(seed * 7 + 1)
+        size = d.size
+        pieces = []
+        i = 0
+        while i < size:  # real fragments: multiples of 8 but the last
+            j = min(size, i + 8 * r.randint(1, 4))
+            pieces.append(d.p(i, j))
+            i = j
+        if r.random() < 0.3:
+            pieces += [r.choice(pieces) for _ in range(r.randint(1, 3))]  # duplicates
+        for _ in range(r.choice((0, 0, 1, 2))):
+            a = 8 * r.randrange(size // 8)
+            b = min(size, a + 8 * r.randint(1, 3))
+            p = d.p(a, b, b"#" if r.random() < 0.7 else None)
+            if not v6 and r.random() < 0.3:
+                p.ip_options = LSRR  # dropped before reassembly
+            pieces.append(p)
+        order = r.choice(("in-order", "shuffled", "reversed", "decoys-first"))
+        if order == "shuffled":
+            r.shuffle(pieces)
+        elif order == "reversed":
+            pieces.reverse()
+        elif order == "decoys-first":
+            pieces.sort(key=lambda p: b"#" not in p.data)
+        return pieces
+
+    return FragCase(f"fuzz_{'ipv6' if v6 else 'ipv4'}_frag_{seed}", v6, f"seed {seed}", build,
+                    checksum=v6)
+
+
+def check(lab, case, pcap: Path):
+    """(same, what the kernel gave, what the sensor reassembled)."""
+    res = run_case(lab, case, pcap)
+    if res.frames_seen_from_client != res.frames_sent:
+        raise RuntimeError(f"{case.name}: sent {res.frames_sent} frames, capture saw "
+                           f"{res.frames_seen_from_client}")
+    sv = sensor_view(case, res.pcap)
+    return sv == res.app, res, sv
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from live_netns import Lab, why_unavailable
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--start", type=int, default=1)
+    ap.add_argument("--kind", choices=("tcp", "udp", "both"), default="both")
+    ap.add_argument("--keep", metavar="DIR", help="keep the captures of differing seeds")
+    args = ap.parse_args(argv)
+    reason = why_unavailable()
+    if reason:
+        print(f"cannot run: {reason}")
+        return 2
+    out = Path(args.keep or tempfile.mkdtemp(prefix="pk-fuzz-"))
+    out.mkdir(parents=True, exist_ok=True)
+    bad = 0
+    for seed in range(args.start, args.start + args.seeds):
+        cases = []
+        if args.kind in ("tcp", "both"):
+            cases.append(tcp_case(seed))
+        if args.kind in ("udp", "both"):
+            cases.append(frag_case(seed))
+        for case in cases:
+            pcap = out / f"{case.name}.pcap"
+            with Lab() as lab:
+                same, res, sv = check(lab, case, pcap)
+            if same:
+                pcap.unlink(missing_ok=True)
+                continue
+            bad += 1
+            print(f"DIFFERENT {case.name}: {case.doc}")
+            print(f"    kernel: {describe(case, res)}")
+            print(f"    sensor: {sv!r}")
+    print(f"{bad} differing case(s)" + (f"; captures in {out}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Random evasion cases (live_fuzz) against this machine's kernel.
+
+Each seed is a TCP connection or a fragmented UDP datagram mixing
+segmentation, reordering, duplicates, overlapping decoys and insertion
+tricks; the sensor (linux-current) must reassemble exactly what the server
+application received. The seeds that once differed are kept (the rbtree
+descent, live case tcp_ofo_coalesce_into_ancestor); more seeds run with
+``python tests/integration/live_fuzz.py --seeds N``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pytest  # noqa: E402
+
+from live_fuzz import check, frag_case, tcp_case  # noqa: E402
+from live_netns import Lab, why_unavailable  # noqa: E402
+
+ONCE_DIFFERED = [244, 1065, 1146, 1185, 1186, 1214, 1271]
+TCP_SEEDS = ONCE_DIFFERED + list(range(1, 41))
+UDP_SEEDS = list(range(1, 31))
+
+
+@pytest.fixture
+def lab():
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab()
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+
+
+def _check(lab, case, tmp_path):
+    same, res, sensor = check(lab, case, tmp_path / f"{case.name}.pcap")
+    assert same, (f"{case.name} ({case.doc}): the sensor reassembled {sensor!r}, "
+                  f"the kernel delivered {res.app!r}")
+
+
+@pytest.mark.parametrize("seed", TCP_SEEDS)
+def test_random_tcp(seed, lab, tmp_path):
+    _check(lab, tcp_case(seed), tmp_path)
+
+
+@pytest.mark.parametrize("seed", UDP_SEEDS)
+def test_random_fragments(seed, lab, tmp_path):
+    _check(lab, frag_case(seed), tmp_path)
