@@ -84,6 +84,33 @@ def with_ip_options(frame: bytes, options: bytes) -> bytearray:
     return bytearray(frame[:14]) + ip + opts + bytearray(frame[34:])
 
 
+def ipv4_fragments(frame: bytes, size: int, order: str = "in-order", seed: int = 0,
+                   ident: int = 0x4242) -> list:
+    """An Ethernet/IPv4 frame (20-byte header) as IPv4 fragments of ``size``
+    payload bytes (a multiple of 8), in ``order``: in-order, reversed,
+    shuffled, or dup-shuffled (one fragment twice, all shuffled)."""
+    eth, ip, payload = frame[:14], bytearray(frame[14:34]), frame[34:]
+    pieces = []
+    for off in range(0, len(payload), size):
+        piece = payload[off:off + size]
+        h = bytearray(ip)
+        more = off + size < len(payload)
+        struct.pack_into("!H", h, 2, 20 + len(piece))
+        struct.pack_into("!H", h, 4, ident)
+        struct.pack_into("!H", h, 6, (0x2000 if more else 0) | off // 8)
+        struct.pack_into("!H", h, 10, 0)
+        struct.pack_into("!H", h, 10, inet_checksum(bytes(h)))
+        pieces.append(eth + bytes(h) + piece)
+    rng = random.Random(seed)
+    if order == "reversed":
+        pieces.reverse()
+    elif order in ("shuffled", "dup-shuffled"):
+        if order == "dup-shuffled":
+            pieces.append(rng.choice(pieces))
+        rng.shuffle(pieces)
+    return pieces
+
+
 def udp_bytes(v6: bool, sport: int, dport: int, payload: bytes, checksum: bool = True) -> bytes:
     """A UDP header + payload from the client to the server."""
     length = 8 + len(payload)
@@ -115,6 +142,7 @@ class Piece:
     data: bytes
     more: bool  # MF / M flag
     ip_options: bytes = b""  # IPv4: options in this fragment's header
+    bad_checksum: bool = False  # IPv4: a wrong header checksum (dropped in ip_rcv)
 
 
 @dataclass
@@ -166,8 +194,11 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
             pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64, id=ident, proto=17,
                             flags="MF" if pc.more else 0, frag=pc.offset // 8)
                    / Raw(pc.data))
-        frames.append(bytes(with_ip_options(bytes(pkt), pc.ip_options)) if pc.ip_options
-                      else bytes(pkt))
+        raw = bytearray(with_ip_options(bytes(pkt), pc.ip_options) if pc.ip_options
+                        else bytes(pkt))
+        if pc.bad_checksum and not case.v6:
+            raw[14 + 10] ^= 0x5A
+        frames.append(bytes(raw))
     return frames
 
 
@@ -412,7 +443,7 @@ class TcpClient:
     def _send(self, seq: int, flags: str, data: bytes = b"", urg: int = 0, options=(),
               tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
-              ip_flags: str = "") -> None:
+              ip_flags: str = "", frag: tuple | None = None) -> None:
         Ether, IP, _IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -433,6 +464,12 @@ class TcpClient:
             raw[14 + 20 + 16] ^= 0x5A  # TCP checksum, IP header of 20 bytes
         if ip_options:
             raw = with_ip_options(raw, ip_options)
+        if frag is not None:  # (size, order, seed): as IPv4 fragments
+            self._ident = (getattr(self, "_ident", 0x4000) + 1) & 0xFFFF
+            for piece in ipv4_fragments(bytes(raw), *frag, ident=self._ident):
+                self.link.send(piece)
+                self.sent += 1
+            return
         self.link.send(bytes(raw))
         self.sent += 1
 

@@ -13,6 +13,11 @@ the truth; the sensor (linux-current) must have reassembled exactly that.
 Everything stays inside the receive window and every byte of the message is
 sent for real at least once, so the outcome does not depend on timing: no
 hole is left for a timeout to decide, and no segment lands past the window.
+Urgent pointers are left out: which urgent bytes leave the stream depends on
+how far the application has read when each pointer arrives (tcp_check_urg),
+a race here (the reader thread against the sender) as on any real server;
+the sensor models an application that reads at once (tested on its own in
+live_cases and the unit tests).
 
 Script mode runs many seeds and prints the ones where the two differ::
 
@@ -44,7 +49,9 @@ TCP_DECOYS = (
     {"dst_mac": "ff:ff:ff:ff:ff:ff"},
     {"ttl": 1},  # taken: the host is the destination
 )
-TS_DECOYS = ({"tsval": 5}, {"tsval": False})  # with timestamps: PAWS-old, none
+# with timestamps: PAWS-old, none, and far ahead (taken; ts_recent then
+# jumps if the segment is at rcv_wup, and the real ones after are PAWS-old)
+TS_DECOYS = ({"tsval": 5}, {"tsval": False}, {"tsval": 0x70000000})
 
 
 def _letters(rng, n, alphabet):
@@ -72,14 +79,25 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
     timestamps = rng.random() < 0.4
     kinds = TCP_DECOYS + (TS_DECOYS if timestamps else ())
     sends = []
+    fragmented = rng.random() < 0.25  # some segments as IPv4 fragments
+
+    def frag():
+        if not fragmented or rng.random() < 0.5:
+            return {}
+        return {"frag": (rng.choice((8, 16, 24)),
+                         rng.choice(("in-order", "reversed", "shuffled", "dup-shuffled")),
+                         rng.randrange(1 << 16))}
+
     for a, b in _cuts(rng, n, rng.choice((1, 4, 16, 64, n))):
-        sends.append(("real", a, msg[a:b], {}))
+        sends.append(("real", a, msg[a:b], frag()))
         if rng.random() < 0.15:
-            sends.append(("real", a, msg[a:b], {}))  # a duplicate
+            sends.append(("real", a, msg[a:b], frag()))  # a duplicate
     for _ in range(rng.randint(0, 5)):
         a = rng.randrange(n)
         b = rng.randint(a + 1, min(n, a + 40))
         kw = dict(rng.choice(kinds) or {})
+        if "ip_options" not in kw and "dst_mac" not in kw:
+            kw.update(frag())
         if rng.random() < 0.15:  # a FIN on the decoy: an early end of stream
             kw["flags"] = kw.get("flags", "PA") + "F"
         sends.append(("decoy", a, _letters(rng, b - a, string.ascii_uppercase + "#"), kw))
@@ -115,7 +133,8 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         sends.insert(0, ("decoy", 0, b"", kw))
         extras.append(("rst", 0))
     sends.append(("fin", n))
-    doc = (f"{n} bytes, {order}, {sum(s[0] == 'decoy' for s in sends)} decoys, "
+    doc = (f"{n} bytes, {order}{', fragmented' if fragmented else ''}, "
+           f"{sum(s[0] == 'decoy' for s in sends)} decoys, "
            f"{len(extras)} RST/SYN, timestamps {'on' if timestamps else 'off'}"
            f"{', early FIN' if fin_early else ''}")
     return n, timestamps, sends, doc
@@ -162,8 +181,11 @@ def frag_case(seed: int) -> FragCase:
             a = 8 * r.randrange(size // 8)
             b = min(size, a + 8 * r.randint(1, 3))
             p = d.p(a, b, b"#" if r.random() < 0.7 else None)
-            if not v6 and r.random() < 0.3:
-                p.ip_options = LSRR  # dropped before reassembly
+            if not v6 and r.random() < 0.4:  # dropped before reassembly
+                if r.random() < 0.5:
+                    p.ip_options = LSRR
+                else:
+                    p.bad_checksum = True
             pieces.append(p)
         order = r.choice(("in-order", "shuffled", "reversed", "decoys-first"))
         if order == "shuffled":
