@@ -149,6 +149,7 @@ class Pipeline:
         # The live-target tests compare these with what a real socket got.
         self.record = record
         self.recorded_streams: dict = {}
+        self.recorded_gaps: dict = {}  # stream key -> its length at the first gap
         self.recorded_datagrams: list = []
         # The live sensor sets a list here: (src, dst, sport, dport, proto)
         # of each TCP direction past its depth, for the kernel bypass map.
@@ -461,7 +462,10 @@ class Pipeline:
                     sm.gap()
                 if self.record:
                     key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport)
-                    self.recorded_streams[key] = self.recorded_streams.get(key, b"") + ev.data
+                    got = self.recorded_streams.get(key, b"")
+                    if ev.gap:  # where the stream first skipped bytes it never got
+                        self.recorded_gaps.setdefault(key, len(got))
+                    self.recorded_streams[key] = got + ev.data
                 if len(d.nodes):
                     # (a direction only the Suricata rules want, e.g. the
                     # server's, has no native node: nothing to match or keep)

@@ -87,6 +87,8 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   ``tcp_stdurg`` off the urgent byte is at ``seq + urg_ptr - 1`` (the pointer
   points one past it); only a pointer past the pending one replaces it, and
   ``SO_OOBINLINE`` is off by default, so the byte never reaches the stream.
+* ``tcp_sequence``: a segment with data or FIN ending before ``rcv_wup``
+  is discarded whole, its timestamp and ACK unread.
 * PAWS: when both SYNs carried timestamps, a non-RST segment with data or
   FIN whose TSval is older than ``ts_recent`` by more than 1 is dropped;
   ``ts_recent`` 0 disables the test; ``ts_recent`` is updated from accepted
@@ -1113,6 +1115,16 @@ class TcpReassembler:
                                  "TCP timestamp older than the last one seen (PAWS), "
                                  "segment dropped", pkt.ts, out)
                     return
+            wup = d.wup
+            if wup is not None and d.pol.rfc5961 and off + rel + n + (1 if fin else 0) < wup:
+                # tcp_sequence: a segment ending before rcv_wup is discarded
+                # whole, before its timestamp or ACK count (a far-future
+                # TSval on an old copy would otherwise make every real
+                # segment after it PAWS-old here, not at the server)
+                self.c_retrans += 1
+                if n and d.buffer and d.hist:
+                    self._check_retrans(d, off + rel, data, pkt.ts, out)
+                return
             edge = d.edge
             if edge is not None and s.win:
                 wnd = edge - off

@@ -5,10 +5,13 @@ These are drawn from a seed instead and mix them the way an evasion tool
 would: a message cut into random segments (or a datagram into random
 fragments) sent in random order, duplicated, overlapped by decoys whose
 bytes differ, and each decoy made something the target may or may not
-drop (a bad checksum, no ACK flag, an MD5 or old-timestamp option, an IP
-option, an ACK of unsent data, a link-layer group address), with RSTs and
-SYNs the target should ignore in between. What the application received is
-the truth; the sensor (linux-current) must have reassembled exactly that.
+drop (a bad checksum, no ACK flag, an MD5 option, an old, missing or far
+future timestamp, an IP option or IPv6 extension header, an ACK of unsent
+data, a link-layer group address), with RSTs and SYNs the target should
+ignore in between, over IPv4 or IPv6, some segments sent as IP fragments.
+What the application received is the truth; the sensor (linux-current)
+must have reassembled exactly that, up to the first hole (at the end of a
+capture the sensor reads on past one; the server never does).
 
 Everything stays inside the receive window and every byte of the message is
 sent for real at least once, so the outcome does not depend on timing: no
@@ -32,8 +35,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from live_cases import (LSRR, Dgram, FragCase, Piece, TcpCase, TcpClient, describe,
-                        run_case, sensor_view)
+from live_cases import (DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase, Piece, TcpCase,
+                        TcpClient, describe, run_case, sensor_view)
 
 # A decoy's way of being dropped (or not) by the target; None: an ordinary
 # segment, whose fate is the overlap policy's.
@@ -49,6 +52,14 @@ TCP_DECOYS = (
     {"dst_mac": "ff:ff:ff:ff:ff:ff"},
     {"ttl": 1},  # taken: the host is the destination
 )
+# Over IPv6 the IPv4 options become extension headers the kernel drops or takes
+IPV6_FOR_IP_OPTIONS = {
+    LSRR: [(ROUTING, b"\x00\x01\0\0\0\0" + bytes(16))],  # segments left: dropped
+    b"\x44\x08\x04\x00\x00\x00\x00\x00": [(DSTOPTS, b"\x5e\x04\0\0\0\0")],  # discard
+    b"\x07\x07\x04\x00\x00\x00\x00": [(DSTOPTS, PADN4)],  # taken
+}
+IPV6_EXTRA = ([(DSTOPTS, PADN4), (HOP, PADN4)],)  # Hop-by-Hop not first: dropped
+
 # with timestamps: PAWS-old, none, and far ahead (taken; ts_recent then
 # jumps if the segment is at rcv_wup, and the real ones after are PAWS-old)
 TS_DECOYS = ({"tsval": 5}, {"tsval": False}, {"tsval": 0x70000000})
@@ -69,8 +80,8 @@ def _cuts(rng, n, most):
 
 
 def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
-    """(message length, timestamps on, what the client sends in order, a
-    summary) for one seed. A send is ("real"|"decoy", offset, bytes, the
+    """(message length, (timestamps on, IPv6), what the client sends in
+    order, a summary) for one seed. A send is ("real"|"decoy", offset, bytes, the
     ``TcpClient.seg`` keywords), ("rst", offset), ("syn", offset) or
     ("fin", offset)."""
     rng = random.Random(seed)
@@ -84,7 +95,9 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
     def frag():
         if not fragmented or rng.random() < 0.5:
             return {}
-        return {"frag": (rng.choice((8, 16, 24)),
+        # (over IPv6 a first fragment without the whole TCP header is
+        # dropped, RFC 7112: 8 and 16 make such, 24 on hold the header)
+        return {"frag": (rng.choice((8, 16, 24, 32, 48)),
                          rng.choice(("in-order", "reversed", "shuffled", "dup-shuffled")),
                          rng.randrange(1 << 16))}
 
@@ -133,14 +146,24 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         sends.insert(0, ("decoy", 0, b"", kw))
         extras.append(("rst", 0))
     sends.append(("fin", n))
-    doc = (f"{n} bytes, {order}{', fragmented' if fragmented else ''}, "
+    # IPv6 for some seeds (a separate draw: the IPv4 cases of a seed stay)
+    v6 = random.Random(seed * 31 + 7).random() < 0.3
+    if v6:
+        for s in sends:
+            if s[0] == "decoy" and "ip_options" in s[3]:
+                s[3]["ext"] = IPV6_FOR_IP_OPTIONS[s[3].pop("ip_options")]
+            elif s[0] == "decoy" and not s[3] and seed % 5 == 0:
+                s[3]["ext"] = IPV6_EXTRA[0]
+    doc = (f"{'IPv6, ' if v6 else ''}{n} bytes, {order}{', fragmented' if fragmented else ''}, "
            f"{sum(s[0] == 'decoy' for s in sends)} decoys, "
            f"{len(extras)} RST/SYN, timestamps {'on' if timestamps else 'off'}"
            f"{', early FIN' if fin_early else ''}")
-    return n, timestamps, sends, doc
+    return n, (timestamps, v6), sends, doc
 
 
-def sends_case(name: str, doc: str, sends: list, timestamps: bool) -> TcpCase:
+def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
+    """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6)."""
+    timestamps, v6 = how
     def script(c: TcpClient):
         for s in sends:
             if s[0] == "rst":
@@ -154,12 +177,12 @@ def sends_case(name: str, doc: str, sends: list, timestamps: bool) -> TcpCase:
                 kw = dict(kw)
                 flags = kw.pop("flags", "PA")
                 c.seg(off, data, flags=flags, **kw)
-    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0)
+    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0, v6=v6)
 
 
 def tcp_case(seed: int) -> TcpCase:
-    _n, timestamps, sends, doc = tcp_sends(seed)
-    return sends_case(f"fuzz_tcp_{seed}", f"seed {seed}: {doc}", sends, timestamps)
+    _n, how, sends, doc = tcp_sends(seed)
+    return sends_case(f"fuzz_tcp_{seed}", f"seed {seed}: {doc}", sends, how)
 
 
 def frag_case(seed: int) -> FragCase:

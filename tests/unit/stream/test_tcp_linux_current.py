@@ -174,6 +174,20 @@ def test_paws_ts_recent_moves_only_from_segments_at_the_last_ack():
     assert lab.counters["paws_dropped"] == 1
 
 
+def test_an_old_copy_before_rcv_wup_moves_no_timestamp():
+    """tcp_sequence discards a segment ending before rcv_wup whole, before
+    its TSval counts: an old copy with a far-future TSval must not make the
+    real segments after it PAWS-old (random live case: the sensor dropped
+    the server's last byte)."""
+    lab = paws_lab()
+    lab.c(0, b"abcdef", options=tsopt(1010))
+    lab.s(0, flags=ACK, ack=6, options=tsopt(50001))  # rcv_wup = 6
+    lab.c(1, b"XY", flags=FIN | PA, options=tsopt(0x70000000))  # ends at 4 (FIN 3+1)
+    lab.c(6, b"gh", options=tsopt(1020))
+    assert lab.stream() == b"abcdefgh"
+    assert lab.counters["paws_dropped"] == 0
+
+
 def test_paws_applies_to_all_policies():
     lab = paws_lab("windows")
     lab.c(0, b"abc", options=tsopt(1010))
