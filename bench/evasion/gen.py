@@ -907,6 +907,26 @@ def views_resync(real: bytes, other: bytes, plan) -> dict:
     return {"resyncs-on-syn": other}
 
 
+def build_after_queued_fin(flow: Flow, real: bytes, other: bytes, plan) -> None:
+    """The request's tail hidden after a FIN the server holds out of order.
+
+    Byte 0 held back; byte 1 sent with a FIN (queued: the FIN takes sequence
+    number 2); the rest sent from sequence number 3, one past the FIN, which
+    Linux coalesces into the queued FIN segment (tcp_try_coalesce appends the
+    data and ORs the flags); then byte 0. The server reads the whole request,
+    then the FIN. A monitor that ends the stream at the FIN reads two bytes.
+    """
+    flow.emit_datagram(flow.cseg(flow.data_seq(1), FIN | PSH | ACK, real[1:2]))
+    flow.emit_datagram(flow.cseg(flow.data_seq(3), PSH | ACK, real[2:]))
+    flow.emit_datagram(flow.cseg(flow.data_seq(0), PSH | ACK, real[:1]))
+    flow.server_send(ACK)
+    flow.cnxt = flow.data_seq(len(real) + 1)  # (the FIN is behind the data now)
+
+
+def views_stops_at_queued_fin(real: bytes, other: bytes, plan) -> dict:
+    return {"stops-at-queued-fin": real[:2]}
+
+
 # -- IP fragments and TCP segments together -------------------------------------
 
 
@@ -1021,6 +1041,10 @@ def _techniques() -> list[Technique]:
         Technique("tcp-rst-out-of-window", DEFAULT_POLICY,
                   "RST with a sequence number far outside the window before the request",
                   build_rst_out_of_window),
+        Technique("tcp-after-queued-fin", DEFAULT_POLICY,
+                  "byte 1 with a FIN held out of order, the rest of the request one past "
+                  "that FIN (coalesced into its segment and read before it), then byte 0",
+                  build_after_queued_fin, views=views_stops_at_queued_fin),
         Technique("tcp-desync-syn", DEFAULT_POLICY,
                   "SYN with a new ISN mid-connection, decoy data in the new sequence space",
                   build_desync_syn, views=views_resync),
