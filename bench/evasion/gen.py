@@ -923,6 +923,27 @@ def build_after_queued_fin(flow: Flow, real: bytes, other: bytes, plan) -> None:
     flow.cnxt = flow.data_seq(len(real) + 1)  # (the FIN is behind the data now)
 
 
+def build_coalesce_past_decoy(flow: Flow, real: bytes, other: bytes, plan) -> None:
+    """A decoy the server keeps beside a queued segment but never reads.
+
+    Bytes [1,3) of the request queued (the root of the kernel's rbtree);
+    the decoy over [2,end) (a partial overlap: kept, to the root's right);
+    the request's [3,end), whose rbtree descent meets [1,3) first and is
+    coalesced into it; then byte 0. The server reads the request: the
+    decoy starts inside bytes already read. A monitor that takes the
+    queued segment with the nearest start (the decoy) drops the real tail
+    as already present and reads the decoy's bytes from 3 on.
+    """
+    flow.emit_datagram(flow.cseg(flow.data_seq(1), PSH | ACK, real[1:3]))
+    flow.emit_datagram(flow.cseg(flow.data_seq(2), PSH | ACK, other[2:]))
+    flow.emit_datagram(flow.cseg(flow.data_seq(3), PSH | ACK, real[3:]))
+    flow.emit_datagram(flow.cseg(flow.data_seq(0), PSH | ACK, real[:1]))
+
+
+def views_nearest_segment(real: bytes, other: bytes, plan) -> dict:
+    return {"nearest-queued-segment": real[:3] + other[3:]}
+
+
 def views_stops_at_queued_fin(real: bytes, other: bytes, plan) -> dict:
     return {"stops-at-queued-fin": real[:2]}
 
@@ -1041,6 +1062,10 @@ def _techniques() -> list[Technique]:
         Technique("tcp-rst-out-of-window", DEFAULT_POLICY,
                   "RST with a sequence number far outside the window before the request",
                   build_rst_out_of_window),
+        Technique("tcp-coalesce-past-decoy", DEFAULT_POLICY,
+                  "[1,3) queued, a decoy over [2,end), the request's [3,end) (coalesced "
+                  "into [1,3): the kernel's rbtree descent meets it first), then byte 0",
+                  build_coalesce_past_decoy, views=views_nearest_segment),
         Technique("tcp-after-queued-fin", DEFAULT_POLICY,
                   "byte 1 with a FIN held out of order, the rest of the request one past "
                   "that FIN (coalesced into its segment and read before it), then byte 0",
