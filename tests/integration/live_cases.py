@@ -566,11 +566,13 @@ class TcpClient:
         if tsval is not None:
             self.ts_ecr = tsval
 
-    def handshake(self, timeout: float = 2.0) -> None:
+    def handshake(self, timeout: float = 2.0, syn_data: bytes = b"") -> None:
+        """SYN (carrying ``syn_data`` if given: no Fast Open cookie), the
+        SYN-ACK sniffed, the ACK."""
         opts = [("MSS", 1460)]
         if self.timestamps:
             opts.append(("Timestamp", (self.tsval, 0)))
-        self._send(self.isn, "S", options=opts, tsval=False)
+        self._send(self.isn, "S", syn_data, options=opts, tsval=False)
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -623,6 +625,7 @@ class TcpCase:
     kernel: tuple | None = None  # (bytes, eof) Linux 6.18 delivered (recorded)
     kind: str = "tcp"
     v6: bool = False
+    syn_data: bytes = b""  # carried by the SYN (without a Fast Open cookie)
 
 
 HOLE = b"0123456789"  # offsets [0,10): sent last, so earlier data waits out of order
@@ -826,6 +829,11 @@ def _tcp_cases() -> list:
           lambda c: (c.seg(0, b"abc"), c.seg(4, b"de", flags="FPA"), c.seg(7, b"K"),
                      c.seg(3, b"x")),
           kernel=(b"abcxdeK", True)),
+        T("tcp_syn_data_without_cookie",
+          "the SYN carries 'EVIL' (no Fast Open cookie); then 'GOOD' at offset 0 and, "
+          "as if the SYN's bytes were taken, 'MORE' at offset 4; FIN at 8",
+          lambda c: (c.seg(0, b"GOOD"), c.seg(4, b"MORE"), c.fin(8)),
+          syn_data=b"EVIL", kernel=(b"GOODMORE", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),
@@ -946,7 +954,7 @@ def run_tcp_case(lab: Lab, case: TcpCase, pcap: Path) -> TcpResult:
         cap = lab.capture()
         link = lab.client_link()
         c = TcpClient(link, timestamps=case.timestamps, v6=case.v6)
-        c.handshake()
+        c.handshake(syn_data=case.syn_data)
         lsock.settimeout(2.0)
         conn, _ = lsock.accept()
         reader = _Reader(conn)

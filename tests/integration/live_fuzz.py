@@ -80,8 +80,8 @@ def _cuts(rng, n, most):
 
 
 def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
-    """(message length, (timestamps on, IPv6), what the client sends in
-    order, a summary) for one seed. A send is ("real"|"decoy", offset, bytes, the
+    """(message length, (timestamps on, IPv6, SYN data), what the client
+    sends in order, a summary) for one seed. A send is ("real"|"decoy", offset, bytes, the
     ``TcpClient.seg`` keywords), ("rst", offset), ("syn", offset) or
     ("fin", offset)."""
     rng = random.Random(seed)
@@ -147,7 +147,10 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         extras.append(("rst", 0))
     sends.append(("fin", n))
     # IPv6 for some seeds (a separate draw: the IPv4 cases of a seed stay)
-    v6 = random.Random(seed * 31 + 7).random() < 0.3
+    side = random.Random(seed * 31 + 7)
+    v6 = side.random() < 0.3
+    # a SYN carrying a decoy (no Fast Open cookie: the server takes none of it)
+    syn_data = _letters(side, side.randint(1, 20), "#") if side.random() < 0.1 else b""
     if v6:
         for s in sends:
             if s[0] == "decoy" and "ip_options" in s[3]:
@@ -158,12 +161,14 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
            f"{sum(s[0] == 'decoy' for s in sends)} decoys, "
            f"{len(extras)} RST/SYN, timestamps {'on' if timestamps else 'off'}"
            f"{', early FIN' if fin_early else ''}")
-    return n, (timestamps, v6), sends, doc
+    if syn_data:
+        doc += ", data on the SYN"
+    return n, (timestamps, v6, syn_data), sends, doc
 
 
 def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
-    """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6)."""
-    timestamps, v6 = how
+    """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6, SYN data)."""
+    timestamps, v6, syn_data = how
     def script(c: TcpClient):
         for s in sends:
             if s[0] == "rst":
@@ -177,7 +182,8 @@ def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
                 kw = dict(kw)
                 flags = kw.pop("flags", "PA")
                 c.seg(off, data, flags=flags, **kw)
-    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0, v6=v6)
+    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0, v6=v6,
+                   syn_data=syn_data)
 
 
 def tcp_case(seed: int) -> TcpCase:
