@@ -59,6 +59,11 @@ class StreamConfig:
     # Per direction out-of-order queue: Linux's default tcp_rmem max is 6 MB;
     # 4 MB keeps one abusive connection from taking the memcap alone.
     queue_limit: int = 4 * 1024 * 1024
+    # What a queued out-of-order segment costs beside its bytes (its item,
+    # the packet kept for the alert, the rbtree node), charged against the
+    # queue limit and the memcap as the kernel charges an skb's truesize:
+    # a flood of 1-byte segments is bounded by count too.
+    segment_cost: int = 512
     depth: int = 1024 * 1024  # stream.reassembly.depth: bytes inspected per direction
     # Idle timeouts (Suricata flow-timeouts for TCP).
     timeout_new: float = 60.0

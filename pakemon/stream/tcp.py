@@ -221,7 +221,8 @@ Invariants
 * ``StreamData`` events of one direction, concatenated, are exactly the
   bytes the receiving application read, except where ``gap=True`` marks
   missing bytes; nothing is delivered past ``config.depth``.
-* ``self.memory`` is the sum of queued data bytes over all directions; once
+* ``self.memory`` is the sum of queued data bytes over all directions, plus
+  ``segment_cost`` per queued segment that holds bytes; once
   a segment is handled it is within ``config.memcap``, and the sender's
   ``qbytes`` within ``config.queue_limit`` (a segment only grows its own
   direction's queue, so trimming that queue always suffices).
@@ -489,6 +490,10 @@ class TcpReassembler:
         self.checksums = ChecksumGate(cfg.checksum)
         self.depth = cfg.depth if cfg.depth and cfg.depth > 0 else 1 << 62
         self.queue_limit = cfg.queue_limit
+        # per queued segment beside its bytes (StreamConfig.segment_cost): a
+        # flood of 1-byte segments is bounded by count too (8,192 per
+        # direction at the default queue limit)
+        self.item_cost = cfg.segment_cost
         self.memcap = cfg.memcap
         self._timeouts = (0.0, cfg.timeout_new, cfg.timeout_new, cfg.timeout_established,
                           cfg.timeout_established, cfg.timeout_closed)
@@ -1000,8 +1005,7 @@ class TcpReassembler:
     def _close(self, s, out):
         """A reset: both hosts drop what they had not read."""
         for d in (s.client, s.server):
-            if d.qbytes:
-                self.c_discarded += d.qbytes
+            self.c_discarded += _queued_bytes(d)
             self._release(d)
             if d.syn_data is not None:
                 self.c_discarded += len(d.syn_data)
@@ -1475,8 +1479,7 @@ class TcpReassembler:
         attacker's client need not honour a RST it forged to itself, so the
         server's answers stay inspected too.
         """
-        if d.qbytes:
-            self.c_discarded += d.qbytes
+        self.c_discarded += _queued_bytes(d)
         self._release(d)
         if d.syn_data is not None:
             self.c_discarded += len(d.syn_data)
@@ -1737,7 +1740,7 @@ class TcpReassembler:
             if it[0] >= fa:
                 q.pop()
                 self._ofo_pop(d, it)
-                self._uncharge(d, it, it[1] - it[0])
+                self._unqueue(d, it)
                 self.c_after_close += 1
             else:
                 keep = fa - it[0]
@@ -1749,6 +1752,13 @@ class TcpReassembler:
 
     def _uncharge(self, d, it, n):
         if it[2] is not None:
+            d.qbytes -= n
+            self.memory -= n
+
+    def _unqueue(self, d, it):
+        """Uncharge queued item ``it``, taken off the queue whole."""
+        if it[2] is not None:
+            n = it[1] - it[0] + self.item_cost
             d.qbytes -= n
             self.memory -= n
 
@@ -1779,10 +1789,7 @@ class TcpReassembler:
                 else:
                     d.ofo = None
             en = it[1]
-            if it[2] is not None:
-                n = en - st
-                d.qbytes -= n
-                self.memory -= n
+            self._unqueue(d, it)
             if fa is not None and en > fa:
                 en = fa  # bytes queued past a pending FIN
             if len(it) > 4:
@@ -1865,6 +1872,7 @@ class TcpReassembler:
         node = Node(item)
         if not q:
             q.append(item)
+            self._charge_item(d)
             t.link(node, None, False)
             return
         last = t.last()  # ooo_last_skb: always the rightmost segment
@@ -1874,6 +1882,7 @@ class TcpReassembler:
             return
         if st > lk:
             q.append(item)
+            self._charge_item(d)
             t.link(node, last, True)
             return
         # the descent from the root, deciding at the first segment it touches
@@ -1891,7 +1900,8 @@ class TcpReassembler:
                     d.qbytes -= n
                     return
                 if st == p[0]:  # same start, covers it: replace
-                    self._uncharge(d, p, p[1] - p[0])
+                    self._unqueue(d, p)
+                    self._charge_item(d)
                     t.replace(cur, node)
                     i = bisect_left(q, st, key=_START)
                     q[i] = item
@@ -1905,6 +1915,7 @@ class TcpReassembler:
         t.link(node, parent, right)
         i = bisect_left(q, st, key=_START)
         q.insert(i, item)
+        self._charge_item(d)
         self._merge_right(d, q, i, ke, t)
 
     def _merge_right(self, d, q, i, ke, t):
@@ -1917,7 +1928,11 @@ class TcpReassembler:
                 break
             del q[k]
             self._ofo_erase(d, t, nx)
-            self._uncharge(d, nx, nx[1] - nx[0])
+            self._unqueue(d, nx)
+
+    def _charge_item(self, d):
+        d.qbytes += self.item_cost
+        self.memory += self.item_cost
 
     def _ofo_tree(self, d) -> RBTree:
         """d's rbtree, made again from ``q`` if it no longer mirrors it (a
@@ -2020,8 +2035,8 @@ class TcpReassembler:
             return
         k = bisect_left(q, (st, en), key=_START_END)
         q.insert(k, [st, en, [data], pkt])
-        self.memory += n
-        d.qbytes += n
+        self.memory += n + self.item_cost
+        d.qbytes += n + self.item_cost
         if n > d.qmax:
             d.qmax = n
 
@@ -2042,16 +2057,20 @@ class TcpReassembler:
         while excess > 0 and q:
             it = q[-1]
             size = it[1] - it[0]
+            if it[2] is None:
+                break  # (ranges of a state-only direction hold nothing)
             if size <= excess:
                 q.pop()
                 self._ofo_pop(d, it)  # tcp_prune_ofo_queue: from the last
-                cut = size
-            else:
-                cut = excess
-                it[2] = [self._bytes(it)[:size - cut]]
-                it[1] -= cut
-                if len(it) > 4:
-                    it[4] = it[1]  # (a FIN it carried is cut off with its tail)
+                self._unqueue(d, it)
+                excess -= size + self.item_cost
+                dropped += size
+                continue
+            cut = excess
+            it[2] = [self._bytes(it)[:size - cut]]
+            it[1] -= cut
+            if len(it) > 4:
+                it[4] = it[1]  # (a FIN it carried is cut off with its tail)
             d.qbytes -= cut
             self.memory -= cut
             excess -= cut
@@ -2133,6 +2152,11 @@ class TcpReassembler:
             self.c_gap_bytes += hole
             self._notice(d, _K.STREAM_GAP, f"TCP stream gap, {hole} bytes missing",
                          d.session.last, out)
+
+
+def _queued_bytes(d) -> int:
+    """Data bytes in d's queue (its charge less the items' cost)."""
+    return sum(it[1] - it[0] for it in d.q if it[2] is not None)
 
 
 def _trim_history(d):

@@ -88,3 +88,4 @@ def test_ended_sessions_are_freed_without_the_collector(suricata):
         if was:
             gc.enable()
         gc.collect()
+

@@ -55,7 +55,9 @@ def check_accounting(r):
     for s in r._sessions:
         for d in (s.client, s.server):
             held = sum(it[1] - it[0] for it in d.q if it[2] is not None)
-            assert d.qbytes == held
+            items = sum(1 for it in d.q if it[2] is not None)
+            assert d.qbytes == held + items * r.item_cost
+            held += items * r.item_cost
             assert all(it[0] > d.off for it in d.q)
             assert [it[0] for it in d.q] == sorted(it[0] for it in d.q)
             total += held

@@ -333,7 +333,7 @@ def test_ack_past_a_hole_without_later_data_waits():
 
 
 def test_queue_overflow_notice_text_and_tail_drop():
-    lab = Lab(queue_limit=10).handshake()
+    lab = Lab(queue_limit=10, segment_cost=0).handshake()
     lab.s(0, flags=ACK, ack=0)  # an ACK from the receiver: no one-sided give-up
     lab.c(5, b"12345678")
     lab.c(20, b"abcdefgh")  # 6 bytes over: the farthest bytes go
@@ -346,6 +346,26 @@ def test_queue_overflow_notice_text_and_tail_drop():
     assert lab.runs() == [b"0123412345678"]
     lab.flush()
     assert lab.runs() == [b"0123412345678", b"ab"]
+
+
+def test_a_flood_of_one_byte_segments_is_bounded_by_count():
+    """Each queued segment costs ``segment_cost`` beside its byte, as an skb
+    costs its truesize in the kernel: 20,000 one-byte out-of-order segments
+    (every other byte, so none coalesce) stop at queue_limit / 513 queued,
+    the farthest dropped and counted, not 20,000 segments kept."""
+    lab = Lab(checksum="off", queue_limit=1 << 20).handshake()
+    lab.s(0, flags=ACK, ack=0)
+    for i in range(20_000):
+        lab.c(2 + 2 * i, b"x")
+    d = next(x for x in lab.r._dirs.values() if x.sport == lab.cport)
+    cap = (1 << 20) // 513
+    assert cap - 1 <= len(d.q) <= cap
+    assert d.qbytes <= 1 << 20 and lab.r.memory == d.qbytes
+    assert lab.counters["queue_overflows"] >= 1
+    assert lab.counters["queue_overflow_bytes"] == 20_000 - len(d.q)
+    assert d.q[-1][0] < 2 + 2 * cap + 2  # the farthest went first
+    lab.c(0, b"ab")  # the first hole filled: the byte after it is read
+    assert lab.stream() == b"abx"
 
 
 def test_queue_overflow_without_any_ack_gives_up_the_hole():
@@ -362,7 +382,7 @@ def test_queue_overflow_without_any_ack_gives_up_the_hole():
 
 
 def test_memcap_over_all_queues():
-    cfg = dict(memcap=12, checksum="off")
+    cfg = dict(memcap=12, checksum="off", segment_cost=0)
     a = Lab(**cfg).handshake()
     r = a.r
     b = Lab(**cfg)
