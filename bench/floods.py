@@ -80,6 +80,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "fragments": (1_000_000, "datagrams"),
     "syns": (1_000_000, "SYNs"),
     "connections": (100_000, "connections"),
+    "segments": (500_000, "one-byte out-of-order segments"),
 }
 
 _U16 = struct.Struct("!H")
@@ -278,7 +279,43 @@ def gen_connections(path, n: int, pps: float, seed: int = 3) -> FloodWriter:
     return w
 
 
-GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections}
+SEGS_PER_CONN = 2_500
+
+
+def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
+    """``n`` one-byte segments out of order (every other byte, the first
+    never sent, so nothing is ever read or coalesced), 2,500 per connection
+    from 10.2.0.1 + i: each sits in the reassembly queue, with its packet."""
+    rnd = random.Random(seed).getrandbits
+    mss = b"\x02\x04\x05\xb4"
+    syn = TcpTemplate(SYN, options=mss)
+    synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
+    ack = TcpTemplate(ACK)
+    sack = TcpTemplate(ACK, from_client=False)
+    one = TcpTemplate(PSH | ACK, b"x")
+    server = _ip(SERVER)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2)
+    emit = w.tcp
+    base = _ip("10.2.0.1")
+    for i in range(max(1, n // SEGS_PER_CONN)):
+        c = base + i
+        cport = 32768 + (i * 7919) % 28232
+        cs1 = (rnd(32) + 1) & 0xFFFFFFFF
+        ss1 = (rnd(32) + 1) & 0xFFFFFFFF
+        ident = i & 0xFFFF
+        emit(syn, c, server, cport, 80, cs1 - 1, 0, ident)
+        emit(synack, server, c, 80, cport, ss1 - 1, cs1, ident)
+        emit(ack, c, server, cport, 80, cs1, ss1, ident)
+        emit(sack, server, c, 80, cport, ss1, cs1, ident)  # the server has all: 0
+        for k in range(SEGS_PER_CONN):
+            emit(one, c, server, cport, 80, (cs1 + 1 + 2 * k) & 0xFFFFFFFF, ss1,
+                 (ident + k) & 0xFFFF)
+    w.close()
+    return w
+
+
+GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
+              "segments": gen_segments}
 
 
 # ---------------------------------------------------------------- running
@@ -338,6 +375,9 @@ class Run:
         if self.flood == "fragments":
             keys = ("defrag_fragments", "defrag_reassembled", "defrag_memcap_evictions",
                     "defrag_timeouts", "defrag_fragments_dropped")
+        elif self.flood == "segments":
+            keys = ("stream_sessions", "stream_memcap_drops", "stream_memcap_drop_bytes",
+                    "stream_queue_overflows")
         else:
             keys = ("stream_sessions", "stream_evicted",
                     "stream_timeouts", "scan_sources_evicted")

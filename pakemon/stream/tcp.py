@@ -491,7 +491,7 @@ class TcpReassembler:
         self.depth = cfg.depth if cfg.depth and cfg.depth > 0 else 1 << 62
         self.queue_limit = cfg.queue_limit
         # per queued segment beside its bytes (StreamConfig.segment_cost): a
-        # flood of 1-byte segments is bounded by count too (8,192 per
+        # flood of 1-byte segments is bounded by count too (4,092 per
         # direction at the default queue limit)
         self.item_cost = cfg.segment_cost
         self.memcap = cfg.memcap

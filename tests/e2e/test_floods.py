@@ -67,3 +67,14 @@ def test_connection_flood_never_closing_sessions_expire(tmp_path):
     assert c.get("stream_timeouts", 0) + c.get("stream_evicted", 0) > 500
     # every benign GET was read (the idle ones delivered at expiry or flush)
     assert c["stream_delivered_bytes"] >= 3_000 * len(floods.BENIGN_REQUEST)
+
+
+def test_out_of_order_segment_flood_is_bounded_by_count(tmp_path):
+    # 20,000 one-byte segments in 8 connections, never readable: each is
+    # charged its byte plus the segment cost (1,024), so the 1 MB memcap
+    # holds about a thousand of them and the rest are dropped, counted
+    r = run("segments", 20_000, tmp_path, pps=100_000)
+    c = r.counters
+    assert c["stream_sessions"] == 20_000 // floods.SEGS_PER_CONN + 1
+    assert c["stream_memcap_drops"] > 18_000
+    assert c["stream_memcap_drop_bytes"] == c["stream_memcap_drops"]
