@@ -88,7 +88,8 @@ def ipv4_fragments(frame: bytes, size: int, order: str = "in-order", seed: int =
                    ident: int = 0x4242) -> list:
     """An Ethernet/IPv4 frame (20-byte header) as IPv4 fragments of ``size``
     payload bytes (a multiple of 8), in ``order``: in-order, reversed,
-    shuffled, or dup-shuffled (one fragment twice, all shuffled)."""
+    shuffled, dup-shuffled (one fragment twice, all shuffled) or
+    conflict-shuffled (one fragment again with other bytes, all shuffled)."""
     eth, ip, payload = frame[:14], bytearray(frame[14:34]), frame[34:]
     pieces = []
     for off in range(0, len(payload), size):
@@ -102,6 +103,19 @@ def ipv4_fragments(frame: bytes, size: int, order: str = "in-order", seed: int =
         struct.pack_into("!H", h, 10, inet_checksum(bytes(h)))
         pieces.append(eth + bytes(h) + piece)
     rng = random.Random(seed)
+    if order == "conflict-shuffled" and len(pieces) > 1:
+        # one fragment again with other bytes: the same range, or 8 bytes on
+        # (an overlap that makes Linux discard the datagram)
+        i = rng.randrange(len(pieces) - 1)
+        off = 8 * rng.randrange(2)
+        fr = bytearray(pieces[i])
+        frag_word = struct.unpack_from("!H", fr, 14 + 6)[0]
+        struct.pack_into("!H", fr, 14 + 6, frag_word + off // 8)
+        fr[34:] = bytes(rng.randrange(65, 91) for _ in range(len(fr) - 34))
+        struct.pack_into("!H", fr, 14 + 10, 0)
+        struct.pack_into("!H", fr, 14 + 10, inet_checksum(bytes(fr[14:34])))
+        pieces.append(bytes(fr))
+        order = "shuffled"
     if order == "reversed":
         pieces.reverse()
     elif order in ("shuffled", "dup-shuffled"):
@@ -128,6 +142,14 @@ def ipv6_fragments(frame: bytes, size: int, order: str = "in-order", seed: int =
         struct.pack_into("!H", h, 4, len(fh) + len(piece))
         pieces.append(eth + bytes(h) + fh + piece)
     rng = random.Random(seed)
+    if order == "conflict-shuffled" and len(pieces) > 1:
+        i = rng.randrange(len(pieces) - 1)
+        fr = bytearray(pieces[i])
+        off_word = struct.unpack_from("!H", fr, 54 + 2)[0]
+        struct.pack_into("!H", fr, 54 + 2, off_word + 8 * rng.randrange(2))
+        fr[62:] = bytes(rng.randrange(65, 91) for _ in range(len(fr) - 62))
+        pieces.append(bytes(fr))
+        order = "shuffled"
     if order == "reversed":
         pieces.reverse()
     elif order in ("shuffled", "dup-shuffled"):

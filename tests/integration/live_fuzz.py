@@ -98,7 +98,8 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         # (over IPv6 a first fragment without the whole TCP header is
         # dropped, RFC 7112: 8 and 16 make such, 24 on hold the header)
         return {"frag": (rng.choice((8, 16, 24, 32, 48)),
-                         rng.choice(("in-order", "reversed", "shuffled", "dup-shuffled")),
+                         rng.choice(("in-order", "reversed", "shuffled", "dup-shuffled",
+                                     "conflict-shuffled")),
                          rng.randrange(1 << 16))}
 
     for a, b in _cuts(rng, n, rng.choice((1, 4, 16, 64, n))):
@@ -225,8 +226,12 @@ def frag_case(seed: int) -> FragCase:
             pieces.sort(key=lambda p: b"#" not in p.data)
         return pieces
 
-    return FragCase(f"fuzz_{'ipv6' if v6 else 'ipv4'}_frag_{seed}", v6, f"seed {seed}", build,
-                    checksum=v6)
+    # IPv6: now and then a Destination Options header before UDP, so a short
+    # first fragment lacks the upper-layer header (RFC 7112: dropped)
+    dest_opts = v6 and random.Random(seed * 13 + 5).random() < 0.3
+    return FragCase(f"fuzz_{'ipv6' if v6 else 'ipv4'}_frag_{seed}", v6,
+                    f"seed {seed}{', destination options' if dest_opts else ''}", build,
+                    checksum=v6, dest_opts=dest_opts)
 
 
 def check(lab, case, pcap: Path):
