@@ -241,7 +241,7 @@ stream-tcp-list.c.
 from __future__ import annotations
 
 import struct
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass
 

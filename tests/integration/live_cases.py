@@ -102,27 +102,7 @@ def ipv4_fragments(frame: bytes, size: int, order: str = "in-order", seed: int =
         struct.pack_into("!H", h, 10, 0)
         struct.pack_into("!H", h, 10, inet_checksum(bytes(h)))
         pieces.append(eth + bytes(h) + piece)
-    rng = random.Random(seed)
-    if order == "conflict-shuffled" and len(pieces) > 1:
-        # one fragment again with other bytes: the same range, or 8 bytes on
-        # (an overlap that makes Linux discard the datagram)
-        i = rng.randrange(len(pieces) - 1)
-        off = 8 * rng.randrange(2)
-        fr = bytearray(pieces[i])
-        frag_word = struct.unpack_from("!H", fr, 14 + 6)[0]
-        struct.pack_into("!H", fr, 14 + 6, frag_word + off // 8)
-        fr[34:] = bytes(rng.randrange(65, 91) for _ in range(len(fr) - 34))
-        struct.pack_into("!H", fr, 14 + 10, 0)
-        struct.pack_into("!H", fr, 14 + 10, inet_checksum(bytes(fr[14:34])))
-        pieces.append(bytes(fr))
-        order = "shuffled"
-    if order == "reversed":
-        pieces.reverse()
-    elif order in ("shuffled", "dup-shuffled"):
-        if order == "dup-shuffled":
-            pieces.append(rng.choice(pieces))
-        rng.shuffle(pieces)
-    return pieces
+    return _arrange(pieces, order, seed, 14 + 6, 34, True)
 
 
 def ipv6_fragments(frame: bytes, size: int, order: str = "in-order", seed: int = 0,
@@ -141,13 +121,25 @@ def ipv6_fragments(frame: bytes, size: int, order: str = "in-order", seed: int =
         h[6] = 44
         struct.pack_into("!H", h, 4, len(fh) + len(piece))
         pieces.append(eth + bytes(h) + fh + piece)
+    return _arrange(pieces, order, seed, 54 + 2, 62, False)
+
+
+def _arrange(pieces: list, order: str, seed: int, off_at: int, data_at: int,
+             v4: bool) -> list:
+    """Fragments ``pieces`` in ``order`` (see ``ipv4_fragments``); ``off_at``:
+    where a fragment's offset word is (its unit, 8 bytes, is 1 in IPv4's and
+    8 in IPv6's), ``data_at``: where its data starts."""
     rng = random.Random(seed)
     if order == "conflict-shuffled" and len(pieces) > 1:
-        i = rng.randrange(len(pieces) - 1)
-        fr = bytearray(pieces[i])
-        off_word = struct.unpack_from("!H", fr, 54 + 2)[0]
-        struct.pack_into("!H", fr, 54 + 2, off_word + 8 * rng.randrange(2))
-        fr[62:] = bytes(rng.randrange(65, 91) for _ in range(len(fr) - 62))
+        # one fragment again with other bytes: the same range, or 8 bytes on
+        # (an overlap that makes Linux discard the datagram)
+        fr = bytearray(pieces[rng.randrange(len(pieces) - 1)])
+        word = struct.unpack_from("!H", fr, off_at)[0]
+        struct.pack_into("!H", fr, off_at, word + rng.randrange(2) * (1 if v4 else 8))
+        fr[data_at:] = bytes(rng.randrange(65, 91) for _ in range(len(fr) - data_at))
+        if v4:
+            struct.pack_into("!H", fr, 14 + 10, 0)
+            struct.pack_into("!H", fr, 14 + 10, inet_checksum(bytes(fr[14:34])))
         pieces.append(bytes(fr))
         order = "shuffled"
     if order == "reversed":

@@ -35,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from live_cases import (DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase, Piece, TcpCase,
+from live_cases import (DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase, TcpCase,
                         TcpClient, describe, run_case, sensor_view)
 
 # A decoy's way of being dropped (or not) by the target; None: an ordinary

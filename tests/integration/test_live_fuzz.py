@@ -20,23 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pytest  # noqa: E402
 
 from live_fuzz import check, frag_case, tcp_case  # noqa: E402
-from live_netns import Lab, why_unavailable  # noqa: E402
 
 TCP_SEEDS = list(range(1, 48))
 UDP_SEEDS = list(range(1, 31))
-
-
-@pytest.fixture
-def lab():
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    lab = Lab()
-    try:
-        lab.up()
-        yield lab
-    finally:
-        lab.down()
 
 
 def _check(lab, case, tmp_path):
@@ -46,10 +32,10 @@ def _check(lab, case, tmp_path):
 
 
 @pytest.mark.parametrize("seed", TCP_SEEDS)
-def test_random_tcp(seed, lab, tmp_path):
-    _check(lab, tcp_case(seed), tmp_path)
+def test_random_tcp(seed, live_lab, tmp_path):
+    _check(live_lab, tcp_case(seed), tmp_path)
 
 
 @pytest.mark.parametrize("seed", UDP_SEEDS)
-def test_random_fragments(seed, lab, tmp_path):
-    _check(lab, frag_case(seed), tmp_path)
+def test_random_fragments(seed, live_lab, tmp_path):
+    _check(live_lab, frag_case(seed), tmp_path)

@@ -23,23 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pytest  # noqa: E402
 
 from live_cases import CASES, describe, main, run_case, sensor_view  # noqa: E402
-from live_netns import Lab, why_unavailable  # noqa: E402
-
-
-@pytest.fixture
-def lab():
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(reason)
-    lab = Lab()
-    try:
-        lab.up()
-        yield lab
-    finally:
-        lab.down()
 
 
 def _check(case, lab, tmp_path):
@@ -61,8 +46,8 @@ def _check(case, lab, tmp_path):
 
 
 def _make(case):
-    def test(lab, tmp_path):
-        _check(case, lab, tmp_path)
+    def test(live_lab, tmp_path):
+        _check(case, live_lab, tmp_path)
     test.__name__ = f"test_{case.name}"
     test.__doc__ = case.doc
     return test
