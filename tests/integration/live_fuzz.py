@@ -51,6 +51,9 @@ TCP_DECOYS = (
     {"ack_delta": 1000},  # acknowledges data the server never sent
     {"dst_mac": "ff:ff:ff:ff:ff:ff"},
     {"ttl": 1},  # taken: the host is the destination
+    {"flags": "SPA"},  # a SYN with data on the connection: challenge ACK, dropped
+    {"flags": "PAEC"},  # ECN flags: taken
+    {"flags": "PAUE", "urg": 0},  # URG with a zero pointer
 )
 # Over IPv6 the IPv4 options become extension headers the kernel drops or takes
 IPV6_FOR_IP_OPTIONS = {
