@@ -88,7 +88,9 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   points one past it); only a pointer past the pending one replaces it, and
   ``SO_OOBINLINE`` is off by default, so the byte never reaches the stream.
 * ``tcp_sequence``: a segment with data or FIN ending before ``rcv_wup``
-  is discarded whole, its timestamp and ACK unread.
+  is discarded whole, its timestamp and ACK unread; a pure ACK before it
+  moves no timestamp (its ACK is still read: the live sensor's per-CPU
+  rings can hand a real one over late).
 * PAWS: when both SYNs carried timestamps, a non-RST segment with data or
   FIN whose TSval is older than ``ts_recent`` by more than 1 is dropped;
   ``ts_recent`` 0 disables the test; ``ts_recent`` is updated from accepted
@@ -1155,10 +1157,12 @@ class TcpReassembler:
                                  pkt.ts, out)
                     return
         if paws:
-            # tcp_replace_ts_recent: only from a segment at or before rcv_wup
+            # tcp_replace_ts_recent: only from a segment at or before rcv_wup;
+            # and one ending before it never got that far (tcp_sequence):
+            # data or FIN returned above, a pure ACK then starts exactly there
             wup = d.wup
-            if (rel <= 0 if wup is None else rel <= wup - off) and \
-                    (not d.ts_recent or ((tsval - d.ts_recent) & M32) < HALF):
+            if (rel <= 0 if wup is None else (rel <= wup - off and (n or fin or rel == wup - off))) \
+                    and (not d.ts_recent or ((tsval - d.ts_recent) & M32) < HALF):
                 d.ts_recent = tsval
         # the ACK and window speak for the peer's data
         o = d.peer

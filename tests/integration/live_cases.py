@@ -848,6 +848,12 @@ def _tcp_cases() -> list:
           "as if the SYN's bytes were taken, 'MORE' at offset 4; FIN at 8",
           lambda c: (c.seg(0, b"GOOD"), c.seg(4, b"MORE"), c.fin(8)),
           syn_data=b"EVIL", kernel=(b"GOODMORE", True)),
+        T("tcp_old_pure_ack_with_future_timestamp",
+          "timestamps negotiated; AAAAA; a pure ACK at sequence 0 (before rcv_wup) with a "
+          "far-future TSval; bbbbb; FIN (tcp_sequence discards the ACK before its TSval counts)",
+          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05), c.seg(0, flags="A", tsval=0x70000000),
+                     c.seg(5, b"bbbbb"), c.fin(10)),
+          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),

@@ -138,6 +138,11 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         extras.append(("syn", rng.randrange(n)))
     for ex in extras:
         sends.insert(rng.randrange(len(sends) + 1), ex)
+    if timestamps and rng.random() < 0.3:
+        # a pure ACK at a random place with a far-future timestamp
+        extras.append(("ack", rng.randrange(n)))
+        sends.insert(rng.randrange(len(sends) + 1),
+                     ("decoy", extras[-1][1], b"", {"flags": "A", "tsval": 0x70000000}))
     fin_early = rng.random() < 0.25
     if fin_early:
         sends.insert(rng.randrange(len(sends) + 1), ("fin", n))

@@ -188,6 +188,19 @@ def test_an_old_copy_before_rcv_wup_moves_no_timestamp():
     assert lab.counters["paws_dropped"] == 0
 
 
+def test_an_old_pure_ack_moves_no_timestamp():
+    """A pure ACK starting before rcv_wup ends before it: tcp_sequence drops
+    it before its TSval counts (live case
+    tcp_old_pure_ack_with_future_timestamp: the sensor read AAAAA only)."""
+    lab = paws_lab()
+    lab.c(0, b"AAAAA", options=tsopt(1010))
+    lab.s(0, flags=ACK, ack=5, options=tsopt(50001))  # rcv_wup = 5
+    lab.c(0, flags=ACK, options=tsopt(0x70000000))
+    lab.c(5, b"bbbbb", options=tsopt(1020))
+    assert lab.stream() == b"AAAAAbbbbb"
+    assert lab.counters["paws_dropped"] == 0
+
+
 def test_paws_applies_to_all_policies():
     lab = paws_lab("windows")
     lab.c(0, b"abc", options=tsopt(1010))
