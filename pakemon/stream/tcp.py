@@ -682,6 +682,17 @@ class TcpReassembler:
             self._feed_older(d, pkt, out)
         return out
 
+    @staticmethod
+    def _acks_unsent(d, s, pkt) -> bool:
+        """Does ``pkt`` acknowledge bytes d's receiver never sent? Judged only
+        where that stream was seen whole: both SYNs, no hole (a hole or a
+        one-sided session is capture loss, whose ACKs run ahead)."""
+        o = d.peer
+        if o.isn is None or s.oneside or s.midstream or o.q:
+            return False
+        sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
+        return ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0
+
     def _new_connection(self, d, s, pkt) -> int:
         """A SYN (no ACK) from ``d`` on a known 4-tuple: 0 it belongs to the
         session (``_syn`` decides), 1 it opens a new connection, 2 it may.
@@ -1141,21 +1152,18 @@ class TcpReassembler:
                                  pkt.ts, out)
                     return
             # tcp_ack: a segment acknowledging what the receiver never sent
-            # is discarded, data, FIN and all (before its timestamp counts).
-            # Judged for an inspected direction, and only where the
-            # receiver's own stream was seen whole: both SYNs, no hole (a
-            # hole or a one-sided session is capture loss, whose ACKs run
-            # ahead of the bytes seen).
-            o = d.peer
-            if d.buffer and self.ack_check and o.isn is not None and not s.oneside and \
-                    not s.midstream and not o.q:
-                sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
-                if ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0:
-                    self.c_ack_unsent += 1
-                    self._notice(d, _K.STREAM_ACK_UNSENT,
-                                 "TCP segment acknowledging data never sent, segment dropped",
-                                 pkt.ts, out)
-                    return
+            # is discarded, data, FIN and all (before its timestamp counts);
+            # judged for an inspected direction
+            if d.buffer and self.ack_check and self._acks_unsent(d, s, pkt):
+                self.c_ack_unsent += 1
+                self._notice(d, _K.STREAM_ACK_UNSENT,
+                             "TCP segment acknowledging data never sent, segment dropped",
+                             pkt.ts, out)
+                return
+        elif paws and self._acks_unsent(d, s, pkt):
+            # a pure ACK of unsent data: tcp_ack drops it before its TSval
+            # counts (its ACK is still read, as for a pure ACK before rcv_wup)
+            paws = False
         if paws:
             # tcp_replace_ts_recent: only from a segment at or before rcv_wup;
             # and one ending before it never got that far (tcp_sequence):

@@ -854,6 +854,13 @@ def _tcp_cases() -> list:
           lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05), c.seg(0, flags="A", tsval=0x70000000),
                      c.seg(5, b"bbbbb"), c.fin(10)),
           timestamps=True, kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_pure_ack_of_unsent_data_with_future_timestamp",
+          "timestamps negotiated; AAAAA; a pure ACK at rcv_nxt acknowledging 1000 bytes never "
+          "sent, with a far-future TSval; bbbbb; FIN (tcp_ack drops it before its TSval counts)",
+          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05),
+                     c.seg(5, flags="A", tsval=0x70000000, ack_delta=1000),
+                     c.seg(5, b"bbbbb"), c.fin(10)),
+          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),

@@ -141,8 +141,10 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
     if timestamps and rng.random() < 0.3:
         # a pure ACK at a random place with a far-future timestamp
         extras.append(("ack", rng.randrange(n)))
-        sends.insert(rng.randrange(len(sends) + 1),
-                     ("decoy", extras[-1][1], b"", {"flags": "A", "tsval": 0x70000000}))
+        kw = {"flags": "A", "tsval": 0x70000000}
+        if rng.random() < 0.5:
+            kw["ack_delta"] = 1000  # acknowledging unsent data: dropped whole
+        sends.insert(rng.randrange(len(sends) + 1), ("decoy", extras[-1][1], b"", kw))
     fin_early = rng.random() < 0.25
     if fin_early:
         sends.insert(rng.randrange(len(sends) + 1), ("fin", n))

@@ -201,6 +201,19 @@ def test_an_old_pure_ack_moves_no_timestamp():
     assert lab.counters["paws_dropped"] == 0
 
 
+def test_a_pure_ack_of_unsent_data_moves_no_timestamp():
+    """tcp_ack drops a segment acknowledging bytes never sent before its
+    TSval counts, a pure ACK too (live case
+    tcp_pure_ack_of_unsent_data_with_future_timestamp)."""
+    lab = paws_lab()
+    lab.c(0, b"AAAAA", options=tsopt(1010))
+    lab.s(0, flags=ACK, ack=5, options=tsopt(50001))
+    lab.c(5, flags=ACK, ack=1000, options=tsopt(0x70000000))  # the server sent nothing
+    lab.c(5, b"bbbbb", options=tsopt(1020))
+    assert lab.stream() == b"AAAAAbbbbb"
+    assert lab.counters["paws_dropped"] == 0
+
+
 def test_paws_applies_to_all_policies():
     lab = paws_lab("windows")
     lab.c(0, b"abc", options=tsopt(1010))
