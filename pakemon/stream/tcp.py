@@ -629,8 +629,12 @@ class TcpReassembler:
         check = gate.enabled and not pkt.truncated
         verdict = -1  # not checked
         # A pure ACK of an inspected direction carries nothing that changes
-        # the inspected stream (its ACK and window speak for the other one).
-        if check and d is not None and d.buffer and (pkt.payload or pkt.flags != TH_ACK):
+        # the inspected stream (its ACK and window speak for the other one),
+        # unless it has options: a timestamp moves ts_recent, and a forged
+        # far-future one would make the real segments after it PAWS-old
+        # here only (live case tcp_pure_ack_bad_checksum_with_future_timestamp).
+        if check and d is not None and d.buffer and (
+                pkt.payload or pkt.flags != TH_ACK or pkt.tcp_options):
             verdict = gate.check_l4(pkt, d.csum_strict)
             if not verdict:
                 self._bad_checksum(pkt, out)

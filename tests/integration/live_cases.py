@@ -861,6 +861,13 @@ def _tcp_cases() -> list:
                      c.seg(5, flags="A", tsval=0x70000000, ack_delta=1000),
                      c.seg(5, b"bbbbb"), c.fin(10)),
           timestamps=True, kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_pure_ack_bad_checksum_with_future_timestamp",
+          "timestamps negotiated; AAAAA; a pure ACK at rcv_nxt with a bad TCP checksum and a "
+          "far-future TSval; bbbbb; FIN",
+          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05),
+                     c.seg(5, flags="A", tsval=0x70000000, bad_checksum=True),
+                     c.seg(5, b"bbbbb"), c.fin(10)),
+          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),

@@ -142,8 +142,11 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         # a pure ACK at a random place with a far-future timestamp
         extras.append(("ack", rng.randrange(n)))
         kw = {"flags": "A", "tsval": 0x70000000}
-        if rng.random() < 0.5:
+        r = rng.random()
+        if r < 0.4:
             kw["ack_delta"] = 1000  # acknowledging unsent data: dropped whole
+        elif r < 0.7:
+            kw["bad_checksum"] = True
         sends.insert(rng.randrange(len(sends) + 1), ("decoy", extras[-1][1], b"", kw))
     fin_early = rng.random() < 0.25
     if fin_early:

@@ -214,6 +214,24 @@ def test_a_pure_ack_of_unsent_data_moves_no_timestamp():
     assert lab.counters["paws_dropped"] == 0
 
 
+def test_a_pure_ack_with_a_bad_checksum_moves_no_timestamp():
+    """A pure ACK with options is checksummed like data: a forged one with a
+    far-future TSval is dropped, not taken into ts_recent (live case
+    tcp_pure_ack_bad_checksum_with_future_timestamp)."""
+    from test_tcp_support import C, S, frame
+
+    lab = paws_lab()
+    lab.c(0, b"AAAAA", options=tsopt(1010))
+    lab.s(0, flags=ACK, ack=5, options=tsopt(50001))
+    f = bytearray(frame(C, S, lab.cport, lab.sport, lab.cseq(5), lab.sseq(0), ACK, b"",
+                        options=tsopt(0x70000000)))
+    f[14 + 20 + 16] ^= 0x5A  # the TCP checksum
+    lab.feed_frame(bytes(f))
+    lab.c(5, b"bbbbb", options=tsopt(1020))
+    assert lab.stream() == b"AAAAAbbbbb"
+    assert lab.counters["paws_dropped"] == 0
+
+
 def test_paws_applies_to_all_policies():
     lab = paws_lab("windows")
     lab.c(0, b"abc", options=tsopt(1010))
