@@ -141,12 +141,9 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
     if timestamps and rng.random() < 0.3:
         # a pure ACK at a random place with a far-future timestamp
         extras.append(("ack", rng.randrange(n)))
-        kw = {"flags": "A", "tsval": 0x70000000}
-        r = rng.random()
-        if r < 0.4:
-            kw["ack_delta"] = 1000  # acknowledging unsent data: dropped whole
-        elif r < 0.7:
-            kw["bad_checksum"] = True
+        # made something the kernel may drop (or nothing)
+        kw = {k: v for k, v in (rng.choice(TCP_DECOYS) or {}).items() if k not in ("flags", "urg")}
+        kw.update(flags="A", tsval=0x70000000)
         sends.insert(rng.randrange(len(sends) + 1), ("decoy", extras[-1][1], b"", kw))
     fin_early = rng.random() < 0.25
     if fin_early:
