@@ -666,6 +666,19 @@ def _dropped_middle(**bad):
     return script
 
 
+def _future_ts_ack(at: int, **bad):
+    """AAAAA (acknowledged), a pure ACK at ``at`` with a far-future TSval
+    made suspect by ``bad``, bbbbb, FIN: if the ACK's TSval counted, bbbbb
+    would be PAWS-old."""
+    def script(c: TcpClient):
+        c.seg(0, b"AAAAA")
+        c.poll(0.05)
+        c.seg(at, flags="A", tsval=0x70000000, **bad)
+        c.seg(5, b"bbbbb")
+        c.fin(10)
+    return script
+
+
 def _tcp_in_order(c):
     c.seg(0, b"hello ")
     c.seg(6, b"world ")
@@ -851,23 +864,16 @@ def _tcp_cases() -> list:
         T("tcp_old_pure_ack_with_future_timestamp",
           "timestamps negotiated; AAAAA; a pure ACK at sequence 0 (before rcv_wup) with a "
           "far-future TSval; bbbbb; FIN (tcp_sequence discards the ACK before its TSval counts)",
-          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05), c.seg(0, flags="A", tsval=0x70000000),
-                     c.seg(5, b"bbbbb"), c.fin(10)),
-          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
+          _future_ts_ack(0), timestamps=True, kernel=(b"AAAAAbbbbb", True)),
         T("tcp_pure_ack_of_unsent_data_with_future_timestamp",
           "timestamps negotiated; AAAAA; a pure ACK at rcv_nxt acknowledging 1000 bytes never "
           "sent, with a far-future TSval; bbbbb; FIN (tcp_ack drops it before its TSval counts)",
-          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05),
-                     c.seg(5, flags="A", tsval=0x70000000, ack_delta=1000),
-                     c.seg(5, b"bbbbb"), c.fin(10)),
-          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
+          _future_ts_ack(5, ack_delta=1000), timestamps=True, kernel=(b"AAAAAbbbbb", True)),
         T("tcp_pure_ack_bad_checksum_with_future_timestamp",
           "timestamps negotiated; AAAAA; a pure ACK at rcv_nxt with a bad TCP checksum and a "
           "far-future TSval; bbbbb; FIN",
-          lambda c: (c.seg(0, b"AAAAA"), c.poll(0.05),
-                     c.seg(5, flags="A", tsval=0x70000000, bad_checksum=True),
-                     c.seg(5, b"bbbbb"), c.fin(10)),
-          timestamps=True, kernel=(b"AAAAAbbbbb", True)),
+          _future_ts_ack(5, bad_checksum=True), timestamps=True,
+          kernel=(b"AAAAAbbbbb", True)),
         T("tcp_in_order_overlapping_queued",
           "queued [10,30) 'a'; then the in-order [0,20) 'B' overlapping it",
           lambda c: (c.seg(10, b"a" * 20), c.seg(0, b"B" * 20), c.fin(30)),
