@@ -1656,8 +1656,8 @@ class TcpReassembler:
     def _data_linux(self, d, pkt, start, data, fin, out):
         """linux-current: ``tcp_data_queue``. A FIN takes a sequence number
         in its segment as in the kernel (an out-of-order FIN stays in its
-        queued segment, ``_kend``), so it is lost or kept with it and read
-        when the segment is."""
+        queued segment, whose kernel end ``it[4]`` counts it), so it is lost
+        or kept with it and read when the segment is."""
         n = len(data)
         end = start + n
         kend = end + 1 if fin else end
@@ -1755,7 +1755,7 @@ class TcpReassembler:
             it = q[-1]
             if it[0] >= fa:
                 q.pop()
-                self._ofo_pop(d, it)
+                self._ofo_erase(d, it)
                 self._unqueue(d, it)
                 self.c_after_close += 1
             else:
@@ -1797,13 +1797,7 @@ class TcpReassembler:
             if st > d.off or (fa is not None and d.off >= fa):
                 break  # a hole, or the FIN: read first, it discards the rest
             del q[0]
-            t = d.ofo
-            if t is not None:
-                first = t.first()
-                if first is not None and first.item is it:
-                    t.erase(first)  # tcp_ofo_queue: rb_erase of rb_first
-                else:
-                    d.ofo = None
+            self._ofo_erase(d, it)  # tcp_ofo_queue: rb_erase of rb_first
             en = it[1]
             self._unqueue(d, it)
             if fa is not None and en > fa:
@@ -1943,7 +1937,7 @@ class TcpReassembler:
             if ke <= nx[0] or ke < nx[4]:
                 break
             del q[k]
-            self._ofo_erase(d, t, nx)
+            self._ofo_erase(d, nx)
             self._unqueue(d, nx)
 
     def _charge_item(self, d):
@@ -1967,8 +1961,12 @@ class TcpReassembler:
         return t
 
     @staticmethod
-    def _ofo_erase(d, t, it):
-        """Erase queued item ``it``'s node (found by its start) from d's tree."""
+    def _ofo_erase(d, it):
+        """Queued item ``it`` left d's queue: erase its node (found by its
+        start) from d's tree, if there is one."""
+        t = d.ofo
+        if t is None:
+            return
         cur = t.root
         st = it[0]
         while cur is not None:
@@ -1977,18 +1975,6 @@ class TcpReassembler:
                 return
             cur = cur.left if st < cur.item[0] else cur.right
         d.ofo = None  # not there: the tree no longer mirrors the queue
-
-    @staticmethod
-    def _ofo_pop(d, it):
-        """``it`` was the last queued item and is gone (pruned, or past a FIN)."""
-        t = d.ofo
-        if t is None:
-            return
-        last = t.last()
-        if last is not None and last.item is it:
-            t.erase(last)
-        else:
-            d.ofo = None
 
     @staticmethod
     def _coalesce(d, it, data, ke):
@@ -2077,7 +2063,7 @@ class TcpReassembler:
                 break  # (ranges of a state-only direction hold nothing)
             if size <= excess:
                 q.pop()
-                self._ofo_pop(d, it)  # tcp_prune_ofo_queue: from the last
+                self._ofo_erase(d, it)  # tcp_prune_ofo_queue: from the last
                 self._unqueue(d, it)
                 excess -= size + self.item_cost
                 dropped += size
