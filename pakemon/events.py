@@ -116,6 +116,9 @@ class NoticeKind(enum.Enum):
     # stream: a segment the target discards for its ACK number
     STREAM_ACK_UNSENT = ("anomaly", "TCP segment acknowledging data never sent: dropped as "
                          "the target would")
+    STREAM_ACK_TOO_OLD = ("anomaly", "TCP segment whose ACK is older than the receiver's "
+                          "window of acknowledged data (RFC 5961 5.2): dropped as the target "
+                          "would")
 
     @property
     def event_type(self) -> str:

@@ -420,11 +420,14 @@ class Flow:
 
     # -- raw building blocks -------------------------------------------------
     def cseg(self, seq: int, flags: int, payload: bytes = b"", ack: int | None = None,
-             options: bytes = b"") -> bytes:
+             options: bytes = b"", window: int | None = None) -> bytes:
         if ack is None:
             ack = self.snxt if flags & ACK else 0
+        if window is None:
+            return tcp(CLIENT, SERVER, self.cport, HTTP_PORT, seq, ack, flags, payload,
+                       options=options)
         return tcp(CLIENT, SERVER, self.cport, HTTP_PORT, seq, ack, flags, payload,
-                   options=options)
+                   options=options, window=window)
 
     def sseg(self, flags: int, payload: bytes = b"", options: bytes = b"") -> bytes:
         return tcp(SERVER, CLIENT, HTTP_PORT, self.cport, self.snxt, self.cnxt, flags, payload,
@@ -849,7 +852,11 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
     ``source-route`` / ``bad-ip-option`` (an IPv4 option the target drops the
     packet for: ``LSRR``, ``BAD_TIMESTAMP``), ``broadcast-mac`` (sent to the
     Ethernet broadcast address, which Linux's TCP discards), ``ack-unsent``
-    (acknowledging server bytes never sent: tcp_ack discards the segment).
+    (acknowledging server bytes never sent: tcp_ack discards the segment),
+    ``ack-too-old`` (acknowledging less than the server's first byte, before
+    it has sent any: tcp_ack discards it too, RFC 5961 5.2; its window is not
+    the one announced, which keeps it off header prediction, see
+    tests/integration/live_cases.py, tcp_data_with_too_old_ack).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -862,6 +869,11 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
             elif kind == "ack-unsent":
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
                                              ack=(flow.snxt + 1000) & 0xFFFFFFFF))
+            elif kind == "ack-too-old":
+                behind = 1 + flow.cap.rng.randrange(100_000)
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
+                                             ack=(flow.snxt - behind) & 0xFFFFFFFF,
+                                             window=1000 + flow.cap.rng.randrange(60_000)))
             elif kind == "broadcast-mac":
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    dst_mac=b"\xff" * 6)
@@ -1052,6 +1064,9 @@ def _techniques() -> list[Technique]:
         Technique("tcp-insert-ack-unsent", DEFAULT_POLICY,
                   "decoy segments acknowledging 1000 server bytes never sent before each "
                   "real one", build_insertion("ack-unsent"), views=views_accepts_decoy),
+        Technique("tcp-insert-ack-too-old", DEFAULT_POLICY,
+                  "decoy segments acknowledging less than the server ever sent, before "
+                  "each real one", build_insertion("ack-too-old"), views=views_accepts_decoy),
         Technique("tcp-insert-broadcast-mac", DEFAULT_POLICY,
                   "decoy segments sent to the Ethernet broadcast address before each real one "
                   "(the sensor on the server, told its MAC)",

@@ -384,6 +384,7 @@ class TcpDirection:
         "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
         "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
         "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
+        "maxwin",
     )
 
     def __init__(self, src, sport, dst, dport, session):
@@ -429,6 +430,7 @@ class TcpDirection:
         self.hist = []  # (offset, bytes) last delivered chunks, for retransmissions
         self.hist_len = 0
         self.rst = False  # the receiver took a RST (or RFC 793 SYN): its socket may be gone
+        self.maxwin = 0  # largest window this sender advertised (its peer's max_window)
 
     @property
     def rcv_nxt(self) -> int:
@@ -527,6 +529,7 @@ class TcpReassembler:
         self.c_bad_checksum = 0
         self.c_oow = 0
         self.c_ack_unsent = 0
+        self.c_ack_too_old = 0
         # Off for the live sensor: per-CPU perf rings and the two hooks
         # (XDP in, tc out) can hand over an ACK before the data it
         # acknowledges, which would then look unsent (seen in `make demo`).
@@ -579,6 +582,7 @@ class TcpReassembler:
             "checksum_offload_detected": int(self.checksums.offload_detected),
             "out_of_window": self.c_oow,
             "ack_of_unsent_data": self.c_ack_unsent,
+            "ack_too_old": self.c_ack_too_old,
             "retransmissions": self.c_retrans,
             "rst_ignored": self.c_rst_ignored,
             "rst_resets": self.c_rst_resets,
@@ -696,6 +700,27 @@ class TcpReassembler:
             return False
         sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
         return ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0
+
+    @staticmethod
+    def _ack_age(d, s, pkt) -> int:
+        """0: ``pkt`` acknowledges at or past what d's receiver has had
+        acknowledged (its snd_una); 1: before it ("old", taken); 2: more than
+        min(max_window, bytes_acked) before it, which tcp_ack drops with the
+        segment (RFC 5961 5.2, and since Linux 6.7 no ACK of bytes never
+        sent: with nothing of the receiver's acknowledged yet, any ACK before
+        its first byte). Judged where _acks_unsent judges."""
+        o = d.peer
+        if o.isn is None or s.oneside or s.midstream or o.q:
+            return 0
+        una = o.wup or 0  # the receiver's snd_una, as an offset of its stream
+        r = ((pkt.ack - o.base - una + HALF) & M32) - HALF
+        if r >= 0:
+            return 0
+        # bytes_acked is una (the SYN is not counted); max_window is the
+        # largest window d announced, known only with the window scale (else
+        # the bound is bytes_acked alone: never a drop the target would not)
+        mw = una if not s.win or d.maxwin > una else d.maxwin
+        return 2 if r + mw < 0 else 1
 
     def _new_connection(self, d, s, pkt) -> int:
         """A SYN (no ACK) from ``d`` on a known 4-tuple: 0 it belongs to the
@@ -1158,16 +1183,32 @@ class TcpReassembler:
             # tcp_ack: a segment acknowledging what the receiver never sent
             # is discarded, data, FIN and all (before its timestamp counts);
             # judged for an inspected direction
-            if d.buffer and self.ack_check and self._acks_unsent(d, s, pkt):
-                self.c_ack_unsent += 1
-                self._notice(d, _K.STREAM_ACK_UNSENT,
-                             "TCP segment acknowledging data never sent, segment dropped",
-                             pkt.ts, out)
-                return
+            if d.buffer and self.ack_check:
+                if self._acks_unsent(d, s, pkt):
+                    self.c_ack_unsent += 1
+                    self._notice(d, _K.STREAM_ACK_UNSENT,
+                                 "TCP segment acknowledging data never sent, segment dropped",
+                                 pkt.ts, out)
+                    return
+                # The slow path's tcp_ack drops a segment whose ACK is too
+                # old. (Header prediction would queue an in-order one first,
+                # but only with receive memory left from data not yet read:
+                # never for an application that reads at once, this model's.)
+                age = self._ack_age(d, s, pkt)
+                if age == 2:
+                    self.c_ack_too_old += 1
+                    self._notice(d, _K.STREAM_ACK_TOO_OLD,
+                                 "TCP segment with an ACK too old for the receiver, "
+                                 "segment dropped", pkt.ts, out)
+                    return
+                if age:
+                    paws = False  # tcp_ack's old_ack: taken, its TSval not
         elif paws and self._acks_unsent(d, s, pkt):
             # a pure ACK of unsent data: tcp_ack drops it before its TSval
             # counts (its ACK is still read, as for a pure ACK before rcv_wup)
             paws = False
+        elif paws and self.ack_check and self._ack_age(d, s, pkt):
+            paws = False  # an old (or too old) pure ACK: no TSval either
         if paws:
             # tcp_replace_ts_recent: only from a segment at or before rcv_wup;
             # and one ending before it never got that far (tcp_sequence):
@@ -1182,7 +1223,10 @@ class TcpReassembler:
         arel = ((pkt.ack - o.base - ooff + HALF) & M32) - HALF
         apos = ooff + arel
         if s.win:
-            e = apos + (pkt.window << d.wshift)
+            w = pkt.window << d.wshift
+            if w > d.maxwin:
+                d.maxwin = w
+            e = apos + w
             if o.edge is None or e > o.edge:
                 o.edge = e
         # An ACK past a hole means the capture lost the bytes, not the

@@ -7,7 +7,7 @@ fragments) sent in random order, duplicated, overlapped by decoys whose
 bytes differ, and each decoy made something the target may or may not
 drop (a bad checksum, no ACK flag, an MD5 option, an old, missing or far
 future timestamp, an IP option or IPv6 extension header, an ACK of unsent
-data, a link-layer group address), with RSTs and SYNs the target should
+data or a too old one, a link-layer group address), with RSTs and SYNs the target should
 ignore in between, over IPv4 or IPv6, some segments sent as IP fragments.
 What the application received is the truth; the sensor (linux-current)
 must have reassembled exactly that, up to the first hole (at the end of a
@@ -54,6 +54,12 @@ TCP_DECOYS = (
     {"flags": "SPA"},  # a SYN with data on the connection: challenge ACK, dropped
     {"flags": "PAEC"},  # ECN flags: taken
     {"flags": "PAUE", "urg": 0},  # URG with a zero pointer
+    # ACKs before the server's first byte: too old, dropped by tcp_ack. (A
+    # window other than the one announced keeps them off header prediction,
+    # which can queue an in-order segment before its ACK is looked at:
+    # live_cases, tcp_data_with_too_old_ack.)
+    {"ack_delta": -1, "window": 65534},
+    {"ack_delta": -70000, "window": 65000},
 )
 # Over IPv6 the IPv4 options become extension headers the kernel drops or takes
 IPV6_FOR_IP_OPTIONS = {

@@ -572,3 +572,88 @@ def test_the_live_sensor_does_not_judge_acks_that_overtook_their_data():
     live_pipeline(pipe)
     names = alert_names(run_frames(pipe, t.frames))
     assert names == ["CGI-phf"] and pipe.tcp.counters()["ack_of_unsent_data"] == 0
+
+
+# ------------------------------------------ 9. ACK too old (RFC 5961 5.2)
+
+
+@TAILS
+@pytest.mark.parametrize("first", [True, False], ids=["first-data", "after-data"])
+@pytest.mark.parametrize("behind", [1, 100_000])
+def test_a_decoy_with_a_too_old_ack_is_dropped(tail, alerts, first, behind):
+    """tcp_ack drops a segment whose ACK is before the server's snd_una by
+    more than min(max_window, bytes_acked): with nothing of the server's
+    acknowledged yet, any ACK before its first byte (live cases
+    tcp_data_with_too_old_ack*)."""
+    t = Talk().open()
+    old = (t.sisn + 1 - behind) & M32
+    if first:
+        t.c(0, b"x" * len(HEAD + tail), raw_ack=old)  # the decoy
+        t.c(0, HEAD + tail)
+    else:
+        t.c(0, HEAD)
+        t.c(len(HEAD), b"x" * len(tail), raw_ack=old)
+        t.c(len(HEAD), tail)
+    notices, pipe = check(t, alerts, HEAD + tail)
+    assert notices.count("STREAM_ACK_TOO_OLD") == 1
+    assert pipe.tcp.counters()["ack_too_old"] == 1
+
+
+@TAILS
+def test_an_old_ack_within_the_acknowledged_bytes_is_taken(tail, alerts):
+    """An ACK before snd_una by at most bytes_acked (11 here) is only "old":
+    the segment is taken. One byte further back it is too old."""
+    t = Talk().open()
+    t.s(0, b"220 hello\r\n")
+    t.c(0, HEAD, ack=11)
+    t.c(len(HEAD), tail, ack=0)  # 11 behind: taken
+    notices, _ = check(t, alerts, HEAD + tail)
+    assert "STREAM_ACK_TOO_OLD" not in notices
+    t = Talk().open()
+    t.s(0, b"220 hello\r\n")
+    t.c(0, HEAD, ack=11)
+    t.c(len(HEAD), tail, raw_ack=t.sisn)  # 12 behind: dropped, nothing follows
+    notices, _ = check(t, False, HEAD)
+    assert notices.count("STREAM_ACK_TOO_OLD") == 1
+
+
+@TAILS
+def test_the_clients_largest_window_bounds_an_old_ack(tail, alerts):
+    """max_window: with 30 bytes acknowledged but windows of 10 announced,
+    an ACK 15 behind is too old, one 10 behind is not."""
+    t = Talk().syn(window=10).synack(window=10).c(0, flags=ACK, window=10)
+    for k in (0, 10, 20):
+        t.s(k, b"0123456789")
+        t.c(0, flags=ACK, ack=k + 10, window=10)
+    t.c(0, b"x" * len(HEAD + tail), ack=15, window=10)  # the decoy: too old
+    t.c(0, HEAD, ack=20, window=10)  # 10 behind: taken
+    t.c(len(HEAD), tail, ack=30, window=10)
+    notices, _ = check(t, alerts, HEAD + tail)
+    assert notices.count("STREAM_ACK_TOO_OLD") == 1
+
+
+def test_an_old_ack_does_not_move_ts_recent():
+    """tcp_ack's old_ack path returns before tcp_replace_ts_recent: a taken
+    segment with an old ACK and a far-future TSval must not make the next
+    real segments PAWS-old."""
+    t = Talk().open(copts=MSS + b"\x01\x01" + tsopt(100), sopts=MSS + b"\x01\x01" + tsopt(500, 100))
+    t.s(0, b"220 hello\r\n", options=b"\x01\x01" + tsopt(501, 100))
+    t.c(0, HEAD, ack=11, options=b"\x01\x01" + tsopt(101, 501))
+    t.s(11, flags=ACK, ack=len(HEAD), options=b"\x01\x01" + tsopt(502, 101))  # rcv_wup
+    t.c(len(HEAD), ATTACK[:5], ack=3, options=b"\x01\x01" + tsopt(0x70000000, 501))
+    t.c(len(HEAD) + 5, ATTACK[5:], ack=11, options=b"\x01\x01" + tsopt(102, 501))
+    notices, _ = check(t, True, HEAD + ATTACK)
+    assert "STREAM_PAWS_FAILED" not in notices
+
+
+def test_the_live_sensor_does_not_judge_old_acks():
+    """Live, the rings can reorder the client's own segments: not judged."""
+    from pakemon.sensor import live_pipeline
+
+    t = Talk().open()
+    t.c(0, b"x" * len(HEAD + ATTACK), raw_ack=t.sisn)
+    t.c(0, HEAD + ATTACK)
+    pipe = pipeline_from(RULE)
+    live_pipeline(pipe)
+    names = alert_names(run_frames(pipe, t.frames))
+    assert names == [] and pipe.tcp.counters()["ack_too_old"] == 0
