@@ -54,7 +54,7 @@ from .detect.scan import ScanDetector
 from .events import Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
-from .stream.tcp import StreamBypass, StreamData, TcpReassembler
+from .stream.tcp import StreamBypass, StreamData, TcpReassembler, _pkt_key
 
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
@@ -420,7 +420,8 @@ class Pipeline:
         sig = self.sig if sig_wants else None  # (else: here for the native rules only)
         if sig is not None:
             # the state before this segment: what Suricata's flow:established sees
-            pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+            pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport)
+                                     if not pkt.vlan else _pkt_key(pkt))
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
         tcp = self.tcp
         evs = tcp.feed(pkt)
@@ -461,7 +462,8 @@ class Pipeline:
                 if ev.gap:
                     sm.gap()
                 if self.record:
-                    key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport)
+                    key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport) + \
+                        d.key[4:]  # (and a tagged flow's VLAN IDs)
                     got = self.recorded_streams.get(key, b"")
                     if ev.gap:  # where the stream first skipped bytes it never got
                         self.recorded_gaps.setdefault(key, len(got))

@@ -434,10 +434,14 @@ class Flow:
                    options=options)
 
     def emit_datagram(self, seg: bytes, *, bad_ip: bool = False, gap: float = GAP,
-                      ip_options: bytes = b"", dst_mac: bytes = SERVER_MAC) -> None:
+                      ip_options: bytes = b"", dst_mac: bytes = SERVER_MAC,
+                      vlan: int | None = None) -> None:
         ip = ip_datagram(CLIENT, SERVER, self.cap.next_client_id(), seg, df=True,
                          bad_checksum=bad_ip, options=ip_options)
-        self.cap.emit(client_frame(ip, dst_mac), gap)
+        frame = client_frame(ip, dst_mac)
+        if vlan is not None:  # an 802.1Q tag
+            frame = frame[:12] + b"\x81\x00" + vlan.to_bytes(2, "big") + frame[12:]
+        self.cap.emit(frame, gap)
 
     def emit_fragments(self, pieces, ident: int | None = None) -> None:
         """Pieces (offset, data, more-fragments) of one datagram, in the order given."""
@@ -856,7 +860,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
     ``ack-too-old`` (acknowledging less than the server's first byte, before
     it has sent any: tcp_ack discards it too, RFC 5961 5.2; its window is not
     the one announced, which keeps it off header prediction, see
-    tests/integration/live_cases.py, tcp_data_with_too_old_ack).
+    tests/integration/live_cases.py, tcp_data_with_too_old_ack),
+    ``vlan`` (tagged for a VLAN the server has no interface on: the kernel
+    drops the frame, PACKET_OTHERHOST; live case tcp_vlan_tagged_decoy).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -874,6 +880,9 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
                                              ack=(flow.snxt - behind) & 0xFFFFFFFF,
                                              window=1000 + flow.cap.rng.randrange(60_000)))
+            elif kind == "vlan":
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
+                                   vlan=1 + flow.cap.rng.randrange(4094))
             elif kind == "broadcast-mac":
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    dst_mac=b"\xff" * 6)
@@ -1067,6 +1076,9 @@ def _techniques() -> list[Technique]:
         Technique("tcp-insert-ack-too-old", DEFAULT_POLICY,
                   "decoy segments acknowledging less than the server ever sent, before "
                   "each real one", build_insertion("ack-too-old"), views=views_accepts_decoy),
+        Technique("tcp-insert-vlan-tagged", DEFAULT_POLICY,
+                  "decoy segments tagged for a VLAN (the server's interface has none) "
+                  "before each real one", build_insertion("vlan"), views=views_accepts_decoy),
         Technique("tcp-insert-broadcast-mac", DEFAULT_POLICY,
                   "decoy segments sent to the Ethernet broadcast address before each real one "
                   "(the sensor on the server, told its MAC)",

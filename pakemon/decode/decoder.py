@@ -464,15 +464,20 @@ def _vlan(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
     """Walk stacked 802.1Q/802.1ad tags; returns (inner EtherType, offset)."""
     ids = []
     n = len(frame)
+    tags = 0
     while etype in VLAN_TPIDS:
-        if len(ids) == MAX_VLAN_TAGS:
+        tags += 1
+        if tags > MAX_VLAN_TAGS:
             pkt.vlan = tuple(ids)
             raise DecodeError(_K.DECODE_VLAN_TOO_MANY, pkt)
         if off + 4 > n:
             pkt.vlan = tuple(ids)
             raise DecodeError(_K.DECODE_VLAN_TRUNCATED, pkt)
         tci, etype = _vlan_tag(frame, off)
-        ids.append(tci & 0x0FFF)
+        if tci & 0x0FFF:
+            ids.append(tci & 0x0FFF)
+        # (VLAN 0 is a priority tag: the kernel strips it and reads the
+        # frame as untagged, so it does not make a flow of its own)
         off += 4
     pkt.vlan = tuple(ids)
     return etype, off

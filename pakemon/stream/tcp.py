@@ -375,6 +375,18 @@ class StreamBypass:
     direction: "TcpDirection"
 
 
+def _pkt_key(pkt) -> tuple:
+    """The reassembler's key for pkt's direction: its 4-tuple, and its VLAN
+    IDs when tagged. A host drops a frame tagged for a VLAN it has no
+    interface on (PACKET_OTHERHOST in __netif_receive_skb_core), so a tagged
+    segment is not part of an untagged connection (live case
+    tcp_vlan_tagged_decoy); as Suricata's vlan.use-for-tracking, each VLAN
+    has its own flows. (The decoder leaves VLAN 0 out: a priority tag only,
+    which the kernel strips.)"""
+    four = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
+    return four + (pkt.vlan,) if pkt.vlan else four
+
+
 class TcpDirection:
     """One sender of a connection, as its receiver's stack sees it."""
 
@@ -384,7 +396,7 @@ class TcpDirection:
         "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
         "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
         "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
-        "maxwin",
+        "maxwin", "key",
     )
 
     def __init__(self, src, sport, dst, dport, session):
@@ -431,6 +443,7 @@ class TcpDirection:
         self.hist_len = 0
         self.rst = False  # the receiver took a RST (or RFC 793 SYN): its socket may be gone
         self.maxwin = 0  # largest window this sender advertised (its peer's max_window)
+        self.key = (src, sport, dst, dport)  # in the reassembler's table (see _pkt_key)
 
     @property
     def rcv_nxt(self) -> int:
@@ -622,7 +635,8 @@ class TcpReassembler:
         if ts >= self._next_sweep:
             self._sweep(ts, out)
         self._pkt = pkt
-        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport) if not pkt.vlan
+                           else _pkt_key(pkt))
         gate = self.checksums
         # Checked: segments of a new session and of inspected directions.
         # Not: header-only records of the live sensor (they cannot be), and
@@ -771,7 +785,7 @@ class TcpReassembler:
         if d is None:
             # nothing new: the older reading is the 4-tuple's session again
             for od in (older.client, older.server):
-                self._dirs.setdefault((od.src, od.sport, od.dst, od.dport), od)
+                self._dirs.setdefault(od.key, od)
             return
         n = 1
         a = older
@@ -856,6 +870,9 @@ class TcpReassembler:
         s = TcpSession()
         a = TcpDirection(pkt.src, pkt.sport, pkt.dst, pkt.dport, s)
         b = TcpDirection(pkt.dst, pkt.dport, pkt.src, pkt.sport, s)
+        if pkt.vlan:
+            a.key += (pkt.vlan,)
+            b.key += (pkt.vlan,)
         a.peer, b.peer = b, a
         s.client, s.server = (a, b) if sender_is_client else (b, a)
         s.last = pkt.ts
@@ -866,8 +883,8 @@ class TcpReassembler:
             d.policy = pol.name
             d.nodes = classify(d) if classify is not None else True
             d.buffer = bool(d.nodes)
-        self._dirs[(a.src, a.sport, a.dst, a.dport)] = a
-        self._dirs[(b.src, b.sport, b.dst, b.dport)] = b
+        self._dirs[a.key] = a
+        self._dirs[b.key] = b
         self._sessions[s] = None
         self.c_sessions += 1
         a.packets = 1
@@ -969,7 +986,7 @@ class TcpReassembler:
         primary = False
         for d in (s.client, s.server):
             self._release(d)
-            key = (d.src, d.sport, d.dst, d.dport)
+            key = d.key
             if self._dirs.get(key) is d:
                 del self._dirs[key]
                 primary = True
@@ -1078,7 +1095,7 @@ class TcpReassembler:
 
     def _free(self, pkt, kind, text, out):
         """A notice about a segment of no session: at most one a second per kind."""
-        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport))
+        d = self._dirs.get(_pkt_key(pkt))
         if d is not None:
             self._notice(d, kind, text, pkt.ts, out)
             return

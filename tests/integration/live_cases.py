@@ -486,7 +486,7 @@ class TcpClient:
               tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
               ip_flags: str = "", frag: tuple | None = None, ext: list | None = None,
-              window: int = 65535) -> None:
+              window: int = 65535, vlan: int | None = None) -> None:
         """``ext``: IPv6 extension headers (``ext_chain``'s form) before TCP;
         ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only."""
         Ether, IP, IPv6, _F, TCP, _UDP, Raw = _scapy()
@@ -518,6 +518,8 @@ class TcpClient:
             raw[14 + 6] = nh
             struct.pack_into("!H", raw, 14 + 4, len(raw) - 54 + len(chain))
             raw = raw[:54] + chain + raw[54:]
+        if vlan is not None:  # an 802.1Q tag with this VLAN id
+            raw = raw[:12] + struct.pack("!HH", 0x8100, vlan) + raw[12:]
         if frag is not None:  # (size, order, seed): as IP fragments
             self._ident = (getattr(self, "_ident", 0x4000) + 1) & 0xFFFF
             cut = ipv6_fragments if self.v6 else ipv4_fragments
@@ -918,6 +920,10 @@ def _tcp_cases() -> list:
           "AAAAA, bbbbb with an ACK 100000 bytes old and another window (no header "
           "prediction), CCCCC, DDDDD, FIN",
           _dropped_middle(ack_delta=-100000, window=65534), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_vlan_tagged_decoy", "AAAAA, bbbbb tagged for VLAN 5, CCCCC, DDDDD, FIN",
+          _dropped_middle(vlan=5), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_vlan0_tagged_decoy", "AAAAA, bbbbb priority-tagged (VLAN 0), CCCCC, DDDDD, FIN",
+          _dropped_middle(vlan=0), kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_no_timestamp_when_negotiated",
           "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
           _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
@@ -1100,6 +1106,8 @@ def sensor_view(case, pcap: Path):
     cli, srv = (CLI6, SRV6) if case.v6 else (CLI4, SRV4)
     want = (_addr(cli), TCP_SPORT, _addr(srv), TCP_PORT)
     for key, data in pipe.recorded_streams.items():
+        if len(key) != 4:
+            continue  # a VLAN's flow: the server has no interface on one
         src, sport, dst, dport = key
         if (_addr(src), sport, _addr(dst), dport) == want:
             # what the server could read: up to a hole (the sensor reads on

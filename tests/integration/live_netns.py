@@ -47,8 +47,9 @@ SOL_PACKET = getattr(socket, "SOL_PACKET", 263)
 PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION = 5, 6, 10
 TPACKET_V2 = 1
 TP_STATUS_KERNEL, TP_STATUS_USER, TP_STATUS_LOSING = 0, 1, 4
-# struct tpacket2_hdr: status, len, snaplen, mac, net, sec, nsec (then vlan fields)
-_TP2 = struct.Struct("IIIHHII")
+# struct tpacket2_hdr: status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
+_TP2 = struct.Struct("IIIHHIIHH")
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
 LINKTYPE_ETHERNET = 1
 
 CLI_MAC = "02:50:4b:00:00:01"
@@ -293,14 +294,21 @@ class Capture:
         ring = self.ring
         while True:
             off = self._next * self.FRAME
-            status, length, snaplen, mac, _net, sec, nsec = _TP2.unpack_from(ring, off)
+            status, length, snaplen, mac, _net, sec, nsec, tci, tpid = _TP2.unpack_from(ring, off)
             if not status & TP_STATUS_USER:
                 if not select.select([self.sock], [], [], quiet)[0]:
                     break
                 continue
             if snaplen < length or status & TP_STATUS_LOSING:
                 raise LabError(f"capture on {self.ifname} lost or cut frames")
-            self.frames.append((sec + nsec / 1e9, bytes(ring[off + mac:off + mac + snaplen])))
+            frame = bytes(ring[off + mac:off + mac + snaplen])
+            if status & TP_STATUS_VLAN_VALID:
+                # the device took the 802.1Q tag off into metadata (veth
+                # does): put it back where it was, as libpcap does
+                if not status & TP_STATUS_VLAN_TPID_VALID:
+                    tpid = 0x8100
+                frame = frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+            self.frames.append((sec + nsec / 1e9, frame))
             struct.pack_into("I", ring, off, TP_STATUS_KERNEL)
             self._next = (self._next + 1) % self.nframes
         drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]

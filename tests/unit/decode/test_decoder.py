@@ -489,6 +489,16 @@ def test_qinq_8021ad_outer_and_8021q_inner():
     assert pkt.family == 6 and pkt.l4
 
 
+def test_a_priority_tag_is_no_vlan():
+    """VLAN 0 only carries a priority: the kernel strips it and reads the
+    frame as untagged (so it makes no flow of its own downstream)."""
+    frame = bytes(ETH / Dot1Q(vlan=0, prio=3) / ip4() / tcp())
+    pkt = decode_frame(LINKTYPE_ETHERNET, frame)
+    assert pkt.vlan == () and pkt.family == 4 and pkt.l4
+    frame = bytes(ETH / Dot1AD(vlan=0) / Dot1Q(vlan=42) / ip4() / tcp())
+    assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (42,)
+
+
 def test_legacy_9100_qinq_tag():
     frame = bytes(ETH)[:12] + b"\x91\x00" + bytes(Dot1Q(vlan=7) / ip4() / UDP())
     pkt = decode_frame(LINKTYPE_ETHERNET, frame)

@@ -657,3 +657,41 @@ def test_the_live_sensor_does_not_judge_old_acks():
     live_pipeline(pipe)
     names = alert_names(run_frames(pipe, t.frames))
     assert names == [] and pipe.tcp.counters()["ack_too_old"] == 0
+
+
+# ------------------------------------------ 10. VLAN tags
+
+
+def _tagged(frame: bytes, vid: int) -> bytes:
+    return frame[:12] + b"\x81\x00" + vid.to_bytes(2, "big") + frame[12:]
+
+
+@TAILS
+@pytest.mark.parametrize("vid", [5, 0])
+def test_a_decoy_tagged_for_a_vlan_is_not_part_of_the_connection(tail, alerts, vid):
+    """A host drops a frame tagged for a VLAN it has no interface on (live
+    case tcp_vlan_tagged_decoy): such a decoy in an untagged connection is
+    another flow. VLAN 0 is only a priority tag: that segment is the
+    connection's, and being first, it is what the server reads."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.c(len(HEAD), b"x" * len(tail))
+    t.frames[-1] = (t.frames[-1][0], _tagged(t.frames[-1][1], vid))
+    t.c(len(HEAD), tail)
+    if vid:
+        check(t, alerts, HEAD + tail)
+    else:
+        check(t, False, HEAD + b"x" * len(tail))
+
+
+def test_a_connection_on_a_vlan_is_reassembled_as_one():
+    """Every frame tagged for VLAN 7, both ways: one connection, its own."""
+    t = Talk().open()
+    t.c(0, HEAD[:4])
+    t.s(0, b"220 hello\r\n", ack=4)
+    t.c(4, HEAD[4:] + ATTACK, ack=11)
+    t.frames = [(ts, _tagged(f, 7)) for ts, f in t.frames]
+    names, notices, pipe = run(t)
+    assert names == ["CGI-phf"], notices
+    assert pipe.tcp.counters()["sessions"] == 1
+    assert list(pipe.recorded_streams.values())[0] == HEAD + ATTACK
