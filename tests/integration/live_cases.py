@@ -486,7 +486,8 @@ class TcpClient:
               tsval=None, bad_checksum: bool = False, ip_options: bytes = b"",
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
               ip_flags: str = "", frag: tuple | None = None, ext: list | None = None,
-              window: int = 65535, vlan: int | None = None) -> None:
+              window: int = 65535, vlan: int | None = None, len_delta: int = 0,
+              trailer: bytes = b"") -> None:
         """``ext``: IPv6 extension headers (``ext_chain``'s form) before TCP;
         ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only."""
         Ether, IP, IPv6, _F, TCP, _UDP, Raw = _scapy()
@@ -518,6 +519,17 @@ class TcpClient:
             raw[14 + 6] = nh
             struct.pack_into("!H", raw, 14 + 4, len(raw) - 54 + len(chain))
             raw = raw[:54] + chain + raw[54:]
+        if len_delta:  # the IP length field off by len_delta (the frame as built)
+            if self.v6:
+                plen = struct.unpack_from("!H", raw, 14 + 4)[0]
+                struct.pack_into("!H", raw, 14 + 4, (plen + len_delta) & 0xFFFF)
+            else:
+                tot = struct.unpack_from("!H", raw, 14 + 2)[0]
+                struct.pack_into("!H", raw, 14 + 2, (tot + len_delta) & 0xFFFF)
+                struct.pack_into("!H", raw, 14 + 10, 0)
+                struct.pack_into("!H", raw, 14 + 10, inet_checksum(bytes(raw[14:14 + 20])))
+        if trailer:  # bytes past the IP packet's length (link-layer padding)
+            raw = bytearray(raw) + trailer
         if vlan is not None:  # an 802.1Q tag with this VLAN id
             raw = raw[:12] + struct.pack("!HH", 0x8100, vlan) + raw[12:]
         if frag is not None:  # (size, order, seed): as IP fragments
@@ -583,7 +595,7 @@ class TcpClient:
         if tsval is not None:
             self.ts_ecr = tsval
 
-    def handshake(self, timeout: float = 2.0, syn_data: bytes = b"") -> None:
+    def handshake(self, timeout: float = 2.0, syn_data: bytes = b"", before_ack=None) -> None:
         """SYN (carrying ``syn_data`` if given: no Fast Open cookie), the
         SYN-ACK sniffed, the ACK."""
         opts = [("MSS", 1460)]
@@ -603,6 +615,8 @@ class TcpClient:
         self.srv_isn = seq
         self.syn_ack_win = win
         self._note(p)
+        if before_ack is not None:
+            before_ack(self)
         self._send(self.isn + 1, "A")
 
     def poll(self, timeout: float = 0.0) -> None:
@@ -643,6 +657,8 @@ class TcpCase:
     kind: str = "tcp"
     v6: bool = False
     syn_data: bytes = b""  # carried by the SYN (without a Fast Open cookie)
+    # sent after the SYN-ACK, before the handshake's own ACK
+    before_ack: Callable[[TcpClient], None] | None = None
 
 
 HOLE = b"0123456789"  # offsets [0,10): sent last, so earlier data waits out of order
@@ -667,6 +683,46 @@ def _dropped_middle(**bad):
         c.seg(5, b"DDDDD")
         c.fin(15)
     return script
+
+
+def _AB(c: TcpClient):
+    c.seg(0, b"AAAAA")
+    c.seg(5, b"bbbbb")
+    c.fin(10)
+
+
+def _handshake_cases(T) -> list:
+    """A segment between the SYN-ACK and the handshake's ACK: the server
+    holds a request socket then (tcp_check_req), with checks of its own."""
+    md5 = [("NOP", None), ("NOP", None), (19, b"\x5a" * 16)]
+    AB = (b"AAAAAbbbbb", True)
+
+    def case(name, doc, decoy, kernel=AB, **kw):
+        return T(name, f"SYN, SYN-ACK, {doc}, ACK, AAAAA, bbbbb, FIN", _AB, kernel=kernel,
+                 before_ack=decoy, **kw)
+    return [
+        case("tcp_hs_decoy_wrong_ack", "xxxxx acknowledging 5 past the SYN-ACK",
+             lambda c: c.seg(0, b"xxxxx", ack_delta=5)),
+        case("tcp_hs_decoy_old_ack", "xxxxx acknowledging before the SYN-ACK",
+             lambda c: c.seg(0, b"xxxxx", ack_delta=-1)),
+        case("tcp_hs_decoy_bad_checksum", "xxxxx with a bad checksum",
+             lambda c: c.seg(0, b"xxxxx", bad_checksum=True)),
+        case("tcp_hs_decoy_no_ack", "xxxxx without ACK", lambda c: c.seg(0, b"xxxxx", flags="P")),
+        case("tcp_hs_data_completes", "xxxxx (completing the handshake)",
+             lambda c: c.seg(0, b"xxxxx"), kernel=(b"xxxxxbbbbb", True)),
+        case("tcp_hs_data_out_of_order", "yyyyy at 5 (completing the handshake)",
+             lambda c: c.seg(5, b"yyyyy"), kernel=(b"AAAAAyyyyy", True)),
+        # taken, and its TSval then makes every later segment PAWS-old
+        case("tcp_hs_decoy_future_ts", "xxxxx with a far-future TSval (timestamps on)",
+             lambda c: c.seg(0, b"xxxxx", tsval=0x70000000), kernel=(b"xxxxx", False),
+             timestamps=True),
+        case("tcp_hs_decoy_rst_flag", "xxxxx with RST+ACK at 5",
+             lambda c: c.seg(5, b"xxxxx", flags="RA")),
+        case("tcp_hs_decoy_out_of_window", "xxxxx far past the window",
+             lambda c: c.seg(1 << 20, b"xxxxx")),
+        case("tcp_hs_decoy_md5", "xxxxx with an MD5 option",
+             lambda c: c.seg(0, b"xxxxx", options=md5)),
+    ]
 
 
 def _old_ack_first(c: TcpClient):
@@ -924,6 +980,16 @@ def _tcp_cases() -> list:
           _dropped_middle(vlan=5), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_vlan0_tagged_decoy", "AAAAA, bbbbb priority-tagged (VLAN 0), CCCCC, DDDDD, FIN",
           _dropped_middle(vlan=0), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ip_length_past_the_frame", "AAAAA, bbbbb whose IP length claims 20 bytes "
+          "more than the frame holds, CCCCC, DDDDD, FIN",
+          _dropped_middle(len_delta=20), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_trailer_past_the_ip_length", "AAAAA, bbbbb followed by 5 bytes past the IP "
+          "length (the checksum right without them), CCCCC, DDDDD, FIN",
+          _dropped_middle(trailer=b"#####"), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ip_length_cuts_the_payload", "AAAAA, bbbbb whose IP length leaves out its last "
+          "3 bytes, CCCCC, DDDDD, FIN", _dropped_middle(len_delta=-3),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        *_handshake_cases(T),
         T("tcp_no_timestamp_when_negotiated",
           "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
           _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
@@ -1020,7 +1086,7 @@ def run_tcp_case(lab: Lab, case: TcpCase, pcap: Path) -> TcpResult:
         cap = lab.capture()
         link = lab.client_link()
         c = TcpClient(link, timestamps=case.timestamps, v6=case.v6)
-        c.handshake(syn_data=case.syn_data)
+        c.handshake(syn_data=case.syn_data, before_ack=case.before_ack)
         lsock.settimeout(2.0)
         conn, _ = lsock.accept()
         reader = _Reader(conn)

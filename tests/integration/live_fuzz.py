@@ -7,8 +7,9 @@ fragments) sent in random order, duplicated, overlapped by decoys whose
 bytes differ, and each decoy made something the target may or may not
 drop (a bad checksum, no ACK flag, an MD5 option, an old, missing or far
 future timestamp, an IP option or IPv6 extension header, an ACK of unsent
-data or a too old one, a link-layer group address or a VLAN tag), with RSTs and SYNs the target should
-ignore in between, over IPv4 or IPv6, some segments sent as IP fragments.
+data or a too old one, a link-layer group address or a VLAN tag, an IP
+length off the frame's), with RSTs and SYNs the target should ignore in
+between, over IPv4 or IPv6, some segments sent as IP fragments.
 What the application received is the truth; the sensor (linux-current)
 must have reassembled exactly that, up to the first hole (at the end of a
 capture the sensor reads on past one; the server never does).
@@ -62,6 +63,9 @@ TCP_DECOYS = (
     {"ack_delta": -70000, "window": 65000},
     {"vlan": 5},  # tagged for a VLAN the server has no interface on: dropped
     {"vlan": 0},  # a priority tag only: taken
+    {"len_delta": 20},  # an IP length past the frame: dropped
+    {"len_delta": -3},  # an IP length cutting the payload (checksum then wrong)
+    {"trailer": b"#####"},  # bytes past the IP length: trimmed, the rest taken
 )
 # Over IPv6 the IPv4 options become extension headers the kernel drops or takes
 IPV6_FOR_IP_OPTIONS = {
@@ -121,7 +125,7 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         a = rng.randrange(n)
         b = rng.randint(a + 1, min(n, a + 40))
         kw = dict(rng.choice(kinds) or {})
-        if "ip_options" not in kw and "dst_mac" not in kw and "vlan" not in kw:
+        if not kw.keys() & {"ip_options", "dst_mac", "vlan", "len_delta", "trailer"}:
             kw.update(frag())
         if rng.random() < 0.15:  # a FIN on the decoy: an early end of stream
             kw["flags"] = kw.get("flags", "PA") + "F"
