@@ -1472,6 +1472,16 @@ class TcpReassembler:
         # a SYN with a new ISN on a synchronised connection
         pol = d.pol
         ts = pkt.ts
+        if state == SYN_RECV and d is s.client and pol.linux and self._embryonic_reset(d, s, pkt,
+                                                                                      info):
+            self.c_syn_resets += 1
+            self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
+                         "TCP SYN in the window of a half-open connection: the server drops "
+                         "the connection (tcp_check_req)", ts, out)
+            self._reset(d, s, out)
+            if s.state == SYN_RECV:
+                self._set_state(s, CLOSING)  # its ACK and data reach no socket
+            return
         if pol.rfc5961:
             self.c_syn_ignored += 1
             self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
@@ -1489,6 +1499,23 @@ class TcpReassembler:
         self._notice(d, _K.STREAM_SYN_IN_ESTABLISHED,
                      "TCP SYN outside the window on an established connection, ignored",
                      ts, out)
+
+    def _embryonic_reset(self, d, s, pkt, info) -> bool:
+        """Does this client SYN with a new ISN end the server's half-open
+        connection? The server holds a request socket until the handshake's
+        ACK, and tcp_check_req drops it for a SYN that passes its checks: an
+        ACK, if any, of exactly the SYN-ACK; PAWS against the SYN's TSval;
+        the sequence inside the SYN-ACK's window (tcp_in_window). Outside,
+        the SYN is only answered (live cases tcp_hs_second_syn_*)."""
+        o = d.peer
+        if pkt.flags & TH_ACK and (o.isn is None or (pkt.ack - o.isn - 1) & M32):
+            return False  # the listener answers a wrong ACK with a RST
+        tsval = info[1]
+        tr = d.ts_recent
+        if s.ts_ok and tsval is not None and tr and 1 < ((tr - tsval) & M32) < HALF:
+            return False
+        rel = ((pkt.seq - d.base - d.off + HALF) & M32) - HALF
+        return rel == 0 or (rel + 1 + len(pkt.payload) > 0 and rel < self._window(d))
 
     def _syn_window(self, d, pkt):
         """The window on a SYN-ACK (never scaled) opens the peer's data."""

@@ -685,6 +685,14 @@ def _dropped_middle(**bad):
     return script
 
 
+def _reconnect_ab(c: TcpClient):
+    """xxxxx on the dropped connection, then AAAAA, bbbbb, FIN on a new one."""
+    c.seg(0, b"xxxxx")
+    c.isn = (c.isn + 0x01000000) & 0xFFFFFFFF
+    c.handshake()
+    _AB(c)
+
+
 def _AB(c: TcpClient):
     c.seg(0, b"AAAAA")
     c.seg(5, b"bbbbb")
@@ -722,6 +730,18 @@ def _handshake_cases(T) -> list:
              lambda c: c.seg(1 << 20, b"xxxxx")),
         case("tcp_hs_decoy_md5", "xxxxx with an MD5 option",
              lambda c: c.seg(0, b"xxxxx", options=md5)),
+        case("tcp_hs_second_syn_in_window", "a SYN with an ISN 1000 further",
+             lambda c: c._send(c.isn + 1000, "S", options=[("MSS", 1460)]), kernel=(b"", False)),
+        case("tcp_hs_second_syn_out_of_window", "a SYN with an ISN 2^30 further",
+             lambda c: c._send(c.isn + (1 << 30), "S", options=[("MSS", 1460)])),
+        case("tcp_hs_second_syn_data_in_window", "a SYN carrying xxxxx with an ISN 1000 back",
+             lambda c: c._send(c.isn - 1000, "S", b"xxxxx", options=[("MSS", 1460)])),
+        T("tcp_hs_second_syn_then_new_connection", "SYN, SYN-ACK, a SYN with an ISN 1000 "
+          "further (the half-open connection dropped), ACK, xxxxx; then SYN with a new ISN, "
+          "SYN-ACK, ACK, AAAAA, bbbbb, FIN", _reconnect_ab, kernel=(b"AAAAAbbbbb", True),
+          before_ack=lambda c: c._send(c.isn + 1000, "S", options=[("MSS", 1460)])),
+        case("tcp_hs_syn_retransmitted", "the SYN again",
+             lambda c: c._send(c.isn, "S", options=[("MSS", 1460)])),
     ]
 
 
@@ -1087,17 +1107,36 @@ def run_tcp_case(lab: Lab, case: TcpCase, pcap: Path) -> TcpResult:
         link = lab.client_link()
         c = TcpClient(link, timestamps=case.timestamps, v6=case.v6)
         c.handshake(syn_data=case.syn_data, before_ack=case.before_ack)
-        lsock.settimeout(2.0)
-        conn, _ = lsock.accept()
-        reader = _Reader(conn)
-        reader.start()
+        lsock.settimeout(1.0)
+        try:
+            conn, _ = lsock.accept()
+        except TimeoutError:
+            conn = None  # the handshake never completed: the server reads nothing
+        if conn is not None:
+            reader = _Reader(conn)
+            reader.start()
         case.script(c)
-        reader.eof.wait(case.eof_timeout)
-        reader.stop.set()
-        reader.join(1.0)
+        if reader is None:
+            # a connection the script opened anew (its bytes wait in the
+            # socket's queue for the application)
+            lsock.settimeout(0.5)
+            try:
+                conn, _ = lsock.accept()
+            except TimeoutError:
+                pass
+            else:
+                reader = _Reader(conn)
+                reader.start()
+        if reader is not None:
+            reader.eof.wait(case.eof_timeout)
+            reader.stop.set()
+            reader.join(1.0)
         c.poll()
         cap.write_pcap(pcap)
         from_client = sum(1 for _ts, f in cap.frames if f[6:12] == _mac(CLI_MAC))
+        if reader is None:
+            return TcpResult(b"", False, "no connection accepted", c.sent, from_client, pcap,
+                             c.syn_ack_win)
         return TcpResult(bytes(reader.data), reader.eof.is_set() and reader.error is None,
                          repr(reader.error) if reader.error else None, c.sent, from_client,
                          pcap, c.syn_ack_win)

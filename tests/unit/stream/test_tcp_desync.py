@@ -695,3 +695,57 @@ def test_a_connection_on_a_vlan_is_reassembled_as_one():
     assert names == ["CGI-phf"], notices
     assert pipe.tcp.counters()["sessions"] == 1
     assert list(pipe.recorded_streams.values())[0] == HEAD + ATTACK
+
+
+# ------------------------------------------ 11. SYN on a half-open connection
+
+
+def _half_open_then(syn_seq, flags=SYN, ack=None, data=b""):
+    """SYN, SYN-ACK, a second client SYN, then the handshake's ACK and the request."""
+    t = Talk()
+    t.syn().synack()
+    raw_ack = 0 if ack is None else ack
+    t.c(0, data, flags=flags, seq=syn_seq, raw_ack=raw_ack, options=MSS)
+    t.c(0, flags=ACK)
+    t.c(0, HEAD + ATTACK)
+    return t
+
+
+def test_a_syn_in_the_window_of_a_half_open_connection_ends_it():
+    """tcp_check_req drops the request socket for a SYN inside the SYN-ACK's
+    window (live case tcp_hs_second_syn_in_window): the handshake's ACK and
+    the data then reach no socket."""
+    t = _half_open_then((Talk().cisn + 1000) & M32)
+    names, notices, pipe = run(t)
+    assert names == [] and "STREAM_SYN_IN_ESTABLISHED" in notices
+    assert pipe.tcp.counters()["syn_resets"] == 1
+    assert pipe.recorded_streams.get(KEY, b"") == b""
+
+
+@pytest.mark.parametrize("syn_seq, flags, ack", [
+    (0x10000000 + (1 << 30), SYN, None),  # outside the window: answered, ignored
+    (0x10000000 - 1000, SYN, None),  # before it
+    (0x10000000 + 1000, SYN | ACK, 0x70000000 + 7),  # a wrong ACK: the listener's RST
+    (0x10000000, SYN, None),  # the SYN again
+], ids=["out-of-window", "before-window", "wrong-ack", "retransmitted"])
+def test_a_syn_the_half_open_connection_ignores(syn_seq, flags, ack):
+    t = _half_open_then(syn_seq, flags, ack)
+    names, _notices, pipe = run(t)
+    assert names == ["CGI-phf"] and pipe.tcp.counters()["syn_resets"] == 0
+
+
+def test_a_new_connection_after_the_half_open_one_was_dropped():
+    """The attacker's next move: a new SYN on the same ports, and the
+    request on that connection (live case tcp_hs_second_syn_then_new_connection)."""
+    t = Talk()
+    t.syn().synack()
+    t.c(0, flags=SYN, seq=(t.cisn + 1000) & M32, raw_ack=0, options=MSS)
+    t.c(0, HEAD)  # reaches no socket
+    n = Talk(cisn=0x20000000, sisn=0x50000000)
+    n.ts = t.ts
+    n.open()
+    n.c(0, HEAD + ATTACK)
+    t.frames += n.frames
+    names, _notices, pipe = run(t)
+    assert names == ["CGI-phf"]
+    assert pipe.recorded_streams[KEY] == HEAD + ATTACK
