@@ -171,6 +171,7 @@ def udp_bytes(v6: bool, sport: int, dport: int, payload: bytes, checksum: bool =
 # 16-byte fragments A [0,16) B [16,32) C [32,48) D [48,64) (offsets in the
 # fragmentable part; A holds the UDP header and "abcdefgh").
 PAYLOAD = b"abcdefgh" b"ijklmnopqrstuvwx" b"yz0123456789ABCD" b"EFGHIJKLMNOPQRST"
+ALT_PAYLOAD = b"#" * len(PAYLOAD)  # another datagram of the same length
 # RFC 7112 case: an 8-byte Destination Options header (next header UDP, PadN)
 # before the UDP header, so the first fragment has no UDP header.
 DEST_OPTS = bytes([17, 0, 1, 4, 0, 0, 0, 0])
@@ -291,6 +292,19 @@ def _frag_cases() -> list:
 
     whole = [PAYLOAD]
     add("in_order", "A B C D", lambda d: d.quarters(), kernel4=whole, kernel6=whole)
+
+    def atomic(d, at):
+        """The quarters, and at ``at`` an atomic fragment (offset 0, M clear;
+        same id) holding a whole other datagram of the same length."""
+        alt = Piece(0, udp_bytes(True, UDP_SPORT, UDP_PORT, ALT_PAYLOAD), False)
+        q = d.quarters()
+        return q[:at] + [alt] + q[at:]
+    add("atomic_between", "A, an atomic fragment with the same id, B C D",
+        lambda d: atomic(d, 1), v4=False, kernel6=[ALT_PAYLOAD, PAYLOAD])
+    add("atomic_before", "an atomic fragment with the same id, A B C D",
+        lambda d: atomic(d, 0), v4=False, kernel6=[ALT_PAYLOAD, PAYLOAD])
+    add("atomic_after", "A B C D, an atomic fragment with the same id",
+        lambda d: atomic(d, 4), v4=False, kernel6=[PAYLOAD, ALT_PAYLOAD])
     add("reversed", "D C B A", lambda d: d.quarters()[::-1], kernel4=whole, kernel6=whole)
     add("shuffled", "a fixed shuffle (seed 7)", lambda d: _shuffled(d.quarters(), 7),
         kernel4=whole, kernel6=whole)

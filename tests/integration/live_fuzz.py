@@ -174,6 +174,19 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
     v6 = side.random() < 0.3
     # a SYN carrying a decoy (no Fast Open cookie: the server takes none of it)
     syn_data = _letters(side, side.randint(1, 20), "#") if side.random() < 0.1 else b""
+    # sent between the SYN-ACK and the handshake's ACK, to the server's
+    # request socket (tcp_check_req): a decoy, or a second SYN whose ISN may
+    # fall in the SYN-ACK's window (then the half-open connection is gone)
+    pre = []
+    if side.random() < 0.2:
+        if side.random() < 0.8:
+            a = side.randrange(n)
+            b = side.randint(a + 1, min(n, a + 40))
+            kw = dict(side.choice(kinds) or {})
+            kw.pop("frag", None)
+            pre.append(("decoy", a, _letters(side, b - a, string.ascii_uppercase + "#"), kw))
+        else:
+            pre.append(("syn", side.choice((-3000, -1, 1, 500, 40000, 1 << 30))))
     if v6:
         for s in sends:
             if s[0] == "decoy" and "ip_options" in s[3]:
@@ -186,13 +199,17 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
            f"{', early FIN' if fin_early else ''}")
     if syn_data:
         doc += ", data on the SYN"
-    return n, (timestamps, v6, syn_data), sends, doc
+    if pre:
+        doc += f", {'a SYN' if pre[0][0] == 'syn' else 'a decoy'} inside the handshake"
+    return n, (timestamps, v6, syn_data, pre), sends, doc
 
 
 def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
-    """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6, SYN data)."""
-    timestamps, v6, syn_data = how
-    def script(c: TcpClient):
+    """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6, SYN data,
+    what is sent before the handshake's ACK)."""
+    timestamps, v6, syn_data, pre = how
+
+    def send(c: TcpClient, sends):
         for s in sends:
             if s[0] == "rst":
                 c.seg(s[1], flags="R")
@@ -205,8 +222,9 @@ def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
                 kw = dict(kw)
                 flags = kw.pop("flags", "PA")
                 c.seg(off, data, flags=flags, **kw)
-    return TcpCase(name, doc, script, timestamps=timestamps, eof_timeout=1.0, v6=v6,
-                   syn_data=syn_data)
+    return TcpCase(name, doc, lambda c: send(c, sends), timestamps=timestamps,
+                   eof_timeout=1.0, v6=v6, syn_data=syn_data,
+                   before_ack=(lambda c: send(c, pre)) if pre else None)
 
 
 def tcp_case(seed: int) -> TcpCase:
