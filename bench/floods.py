@@ -81,6 +81,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "syns": (1_000_000, "SYNs"),
     "connections": (100_000, "connections"),
     "segments": (500_000, "one-byte out-of-order segments"),
+    "acks": (1_000_000, "lone ACKs (half with data)"),
 }
 
 _U16 = struct.Struct("!H")
@@ -142,7 +143,9 @@ class FloodWriter:
     """A pcap of flood frames at ``pps`` frames per second of packet time,
     with the attack's frames interleaved from frame ``attack_at`` on."""
 
-    def __init__(self, path, pps: float, attack_frames: list, attack_at: int):
+    def __init__(self, path, pps: float, attack_frames: list, attack_at: int,
+                 gap: int = ATTACK_GAP):
+        self.gap = gap  # flood frames between two frames of the attack
         self.w = PcapWriter(path)
         self.write = self.w.f.write
         self.step_us = max(1, round(1e6 / pps))
@@ -186,7 +189,7 @@ class FloodWriter:
         self.t_us += self.step_us
         self.frames += 1
         self.bytes += len(frame)
-        self.next_attack = self.frames + ATTACK_GAP
+        self.next_attack = self.frames + self.gap
 
     def close(self) -> None:
         while self.attack:  # a flood too short to carry it all
@@ -194,12 +197,16 @@ class FloodWriter:
         self.w.close()
 
 
-def attack_frames(fragmented: bool) -> list[bytes]:
+def attack_frames(fragmented: bool, split: bool = False) -> list[bytes]:
     """The attack connection: handshake, the phf request, its ACK, the close.
     ``fragmented``: the request segment as three IP fragments cut inside
-    "/cgi-bin/phf" (24 + 16 + the rest bytes of the TCP segment)."""
+    "/cgi-bin/phf" (24 + 16 + the rest bytes of the TCP segment); ``split``:
+    the request as two segments cut inside it, each acknowledged."""
     conn = TcpConnection(ATTACKER, SERVER, ATTACK_PORT, 80, cseq=0x1000, sseq=0x9000).open()
-    if not fragmented:
+    if split:
+        conn.send(ATTACK_REQUEST[:10])
+        conn.send(ATTACK_REQUEST[10:])
+    elif not fragmented:
         conn.send(ATTACK_REQUEST)
     else:
         seg = tcp(ATTACKER, SERVER, ATTACK_PORT, 80, conn.cseq, conn.sseq, PSH | ACK,
@@ -314,8 +321,30 @@ def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
     return w
 
 
+def gen_acks(path, n: int, pps: float, seed: int = 5) -> FloodWriter:
+    """``n`` lone ACKs from random sources and ports to the server (every
+    other one carrying 20 bytes), no answer to any: each is a connection
+    picked up midstream. The attack's request is cut in two and its frames
+    spread over the flood, more than the session table holds between any
+    two: a sensor that evicts the oldest session loses the attack's
+    connection between its halves."""
+    rnd = random.Random(seed).getrandbits
+    ack = TcpTemplate(ACK)
+    data = TcpTemplate(PSH | ACK, b"x" * 20)
+    server = _ip(SERVER)
+    frames = attack_frames(False, split=True)
+    gap = max(ATTACK_GAP, n // (len(frames) + 1))
+    w = FloodWriter(path, pps, frames, gap, gap)
+    emit = w.tcp
+    for i in range(n):
+        emit(data if i & 1 else ack, _random_source(rnd), server, 1024 + rnd(16) % 64512, 80,
+             rnd(32), rnd(32), rnd(16))
+    w.close()
+    return w
+
+
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
-              "segments": gen_segments}
+              "segments": gen_segments, "acks": gen_acks}
 
 
 # ---------------------------------------------------------------- running

@@ -459,7 +459,8 @@ class TcpSession:
     """One connection: ``client`` sent the first SYN (or the picked-up segment)."""
 
     __slots__ = ("client", "server", "state", "last", "timeout", "midstream", "oneside",
-                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt", "syns")
+                 "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt", "syns",
+                 "pickup")
 
     def __init__(self):
         self.client = None
@@ -480,6 +481,7 @@ class TcpSession:
         # segment too, so either reading is inspected.
         self.alt = None
         self.syns = 0  # client SYNs with a new ISN before the handshake (3whs_syn_flood)
+        self.pickup = False  # picked up from one segment, no answer seen yet
 
     @property
     def policy(self) -> tuple:
@@ -517,6 +519,12 @@ class TcpReassembler:
         self._dirs = {}  # (src, sport, dst, dport) -> TcpDirection
         self._sessions = OrderedDict()  # TcpSession -> None, oldest first
         self._embryonic = OrderedDict()  # the half-open ones among them
+        # Sessions picked up midstream from one segment whose other side has
+        # not spoken yet: a flood of lone ACKs (random ports, forged
+        # sources) makes one each, and they go first when the table is full,
+        # so such a flood cannot evict the connection an attack rides on.
+        self._pickups = OrderedDict()
+        self.c_evicted_pickups = 0
         # Each session costs ~1.6 KB half-open and ~4 KB with detect state
         # (tracemalloc, bench/floods.py --profile): sessions are charged
         # against the memcap unless max_sessions is set.
@@ -587,6 +595,7 @@ class TcpReassembler:
             "sessions": self.c_sessions,
             "sessions_active": len(self._sessions),
             "evicted_half_open": self.c_evicted_embryonic,
+            "evicted_one_sided": self.c_evicted_pickups,
             "memory": self.memory,
             "midstream_pickups": self.c_midstream,
             "midstream_ignored": self.c_midstream_ignored,
@@ -695,6 +704,9 @@ class TcpReassembler:
                 self._feed_older(d, pkt, out)
             return out
         d.packets += 1
+        if s.pickup and d.packets == 1:  # the other side answers
+            s.pickup = False
+            self._pickups.pop(s, None)
         s.last = ts
         self.last_direction = d
         if _PKT_HAS_DIRECTION:
@@ -864,7 +876,11 @@ class TcpReassembler:
             self.c_evicted_embryonic += 1
             self._end(next(iter(emb)), out)
         while len(self._sessions) >= self.max_sessions and self._sessions:
-            old = next(iter(self._sessions))
+            if self._pickups:
+                old = next(iter(self._pickups))
+                self.c_evicted_pickups += 1
+            else:
+                old = next(iter(self._sessions))
             self.c_evicted += 1
             self._end(old, out)
         s = TcpSession()
@@ -952,6 +968,8 @@ class TcpReassembler:
         o = d.peer
         self.c_midstream += 1
         s.midstream = True
+        s.pickup = True
+        self._pickups[s] = None
         s.win = False  # window scale unknown
         self._set_state(s, ESTABLISHED)
         d.base = pkt.seq
@@ -994,6 +1012,8 @@ class TcpReassembler:
         self.ended += 1
         self._sessions.pop(s, None)
         self._embryonic.pop(s, None)
+        if s.pickup:
+            self._pickups.pop(s, None)
         if primary and s.alt is not None:
             # the next older reading is the 4-tuple's session again
             self._carry(None, self._detach(s), out)

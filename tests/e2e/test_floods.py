@@ -78,3 +78,16 @@ def test_out_of_order_segment_flood_is_bounded_by_count(tmp_path):
     assert c["stream_sessions"] == 20_000 // floods.SEGS_PER_CONN + 1
     assert c["stream_memcap_drops"] > 18_000
     assert c["stream_memcap_drop_bytes"] == c["stream_memcap_drops"]
+
+
+def test_lone_ack_flood_does_not_evict_the_attack_connection(tmp_path):
+    # 20,000 lone ACKs with the 1 MB memcap's 1,024 sessions: the attack's
+    # request is cut in two, with over 1,500 ACKs between any two of its
+    # frames, so the table turns over while the connection is open. The
+    # pickups nothing answered go first (before: the oldest session, the
+    # attack's, and the second half alone did not match)
+    r = run("acks", 20_000, tmp_path, pps=100_000)
+    c = r.counters
+    assert c["stream_midstream_pickups"] == 20_000
+    assert c["stream_evicted_one_sided"] > 18_000
+    assert c["stream_evicted"] == c["stream_evicted_one_sided"]

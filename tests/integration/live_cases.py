@@ -707,6 +707,15 @@ def _reconnect_ab(c: TcpClient):
     _AB(c)
 
 
+def _rst_data(at: int):
+    def script(c: TcpClient):
+        c.seg(0, b"AAAAA")
+        c.seg(at, b"bbbbb", flags="RA")
+        c.seg(5, b"CCCCC")
+        c.fin(10)
+    return script
+
+
 def _AB(c: TcpClient):
     c.seg(0, b"AAAAA")
     c.seg(5, b"bbbbb")
@@ -1024,6 +1033,10 @@ def _tcp_cases() -> list:
           "3 bytes, CCCCC, DDDDD, FIN", _dropped_middle(len_delta=-3),
           kernel=(b"AAAAADDDDDCCCCC", True)),
         *_handshake_cases(T),
+        T("tcp_rst_carrying_data_at_rcv_nxt", "AAAAA, RST+ACK carrying bbbbb at 5, CCCCC at 5, "
+          "FIN", _rst_data(5), kernel=(b"AAAAA", False)),
+        T("tcp_rst_carrying_data_in_window", "AAAAA, RST+ACK carrying bbbbb at 6, CCCCC at 5, "
+          "FIN", _rst_data(6), kernel=(b"AAAAACCCCC", True)),
         T("tcp_no_timestamp_when_negotiated",
           "timestamps negotiated; AAAAA, bbbbb without a timestamp option, CCCCC, DDDDD, FIN",
           _dropped_middle(tsval=False), timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),

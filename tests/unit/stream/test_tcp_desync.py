@@ -749,3 +749,36 @@ def test_a_new_connection_after_the_half_open_one_was_dropped():
     names, _notices, pipe = run(t)
     assert names == ["CGI-phf"]
     assert pipe.recorded_streams[KEY] == HEAD + ATTACK
+
+
+# ------------------------------------------ 12. a flood to evict the connection
+
+
+@pytest.mark.parametrize("data", [b"", b"x" * 20], ids=["acks", "acks-with-data"])
+def test_a_flood_of_lone_acks_does_not_evict_the_attack_connection(data):
+    """Between the two halves of the request, more lone ACKs from forged
+    sources than the session table holds: each is picked up midstream, and
+    those whose other side never answered go first, so the real connection
+    (answered by its server) stays and the request is matched whole."""
+    import random
+
+    from pakemon.lab.traffic import tcp_frame
+
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    pipe = pipeline_from(RULE)
+    cap = pipe.tcp.max_sessions
+    r = random.Random(5)
+    ts = t.ts
+    for i in range(cap + 2000):
+        src = f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
+        t.frames.append((ts + i * 1e-6, tcp_frame(src, S, r.randrange(1024, 65535), SPORT,
+                                                  r.getrandbits(32), r.getrandbits(32),
+                                                  PA if data else ACK, data)))
+    t.ts = ts + 1.0
+    t.c(len(HEAD), ATTACK)
+    names = alert_names(run_frames(pipe, t.frames))
+    c = pipe.tcp.counters()
+    assert names == ["CGI-phf"]
+    assert c["evicted_one_sided"] >= 2000 and c["evicted"] == c["evicted_one_sided"]
