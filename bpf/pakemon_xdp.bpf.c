@@ -195,6 +195,16 @@ static __always_inline void pk_inspect(void *data, void *data_end, __u32 pkt_len
 		proto = pk_parse_ipv6hdr(&c, &ip6h);
 		if (proto >= 0)
 			proto = pk_skip_ipv6_exthdrs(&c, proto, &walk);
+		if (proto == -2) {
+			/* More extension headers than the walk takes: the
+			 * host reads on, so userland decodes it (whole, as a
+			 * fragment; no ports known, so no bypass or block). */
+			pk_count_class(proto, pkt_len);
+			pk_count(PK_CNT_DEEP_IPV6, 1);
+			push_full = 1;
+			flags |= PK_EVF_FORWARD;
+			goto out;
+		}
 		if (proto < 0) {
 			pk_malformed(pkt_len);
 			return;

@@ -229,7 +229,7 @@ static __always_inline int pk_skip_ipv6_exthdrs(struct pk_cursor *c, int nexthdr
 			return nexthdr;
 		}
 	}
-	return -1;
+	return -2;  /* the chain goes on: longer than the walk */
 }
 
 /*

@@ -35,7 +35,7 @@ __all__ = [
     "flow_key", "layout_of",
 ]
 
-ABI_VERSION = 1  # PK_ABI_VERSION
+ABI_VERSION = 2  # PK_ABI_VERSION
 
 # ---- limits (see the header for why each has its value) ------------------
 SNAPLEN_MAX = 65279  # PK_SNAPLEN_MAX: the perf sample size is a u16
@@ -108,7 +108,8 @@ class Counter(enum.IntEnum):
     BLOCKED = 19  # frames dropped by the block map
     PERF_FAIL = 20  # bpf_perf_event_output failed (ring full)
     MALFORMED = 21  # headers cut short or inconsistent: passed
-    MAX_ = 22  # PK_CNT__MAX: the array size, not a counter
+    DEEP_IPV6 = 22  # IPv6 extension chains past the walk: pushed whole
+    MAX_ = 23  # PK_CNT__MAX: the array size, not a counter
 
 
 class ANY(enum.IntFlag):

@@ -716,6 +716,14 @@ def _rst_data(at: int):
     return script
 
 
+def _ext_middle(ext):
+    def script(c: TcpClient):
+        c.seg(0, b"AAAAA")
+        c.seg(5, b"bbbbb", ext=ext)
+        c.fin(10)
+    return script
+
+
 def _AB(c: TcpClient):
     c.seg(0, b"AAAAA")
     c.seg(5, b"bbbbb")
@@ -1033,6 +1041,25 @@ def _tcp_cases() -> list:
           "3 bytes, CCCCC, DDDDD, FIN", _dropped_middle(len_delta=-3),
           kernel=(b"AAAAADDDDDCCCCC", True)),
         *_handshake_cases(T),
+        T("tcp_v6_many_dest_opts", "IPv6; AAAAA, bbbbb behind 8 Destination Options headers, "
+          "FIN", _ext_middle([(DSTOPTS, PADN4)] * 8), v6=True,
+          kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_v6_many_dest_opts_decoy", "IPv6; AAAAA, bbbbb behind 8 Destination Options "
+          "headers, CCCCC, DDDDD, FIN", _dropped_middle(ext=[(DSTOPTS, PADN4)] * 8), v6=True,
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ts_option_bad_length_old", "timestamps; AAAAA, bbbbb with a timestamp option of "
+          "length 11 holding an old TSval, CCCCC, DDDDD, FIN",
+          _dropped_middle(tsval=False, options=[(8, b"\x00\x00\x00\x01" + b"\x00" * 5)]),
+          timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ts_option_bad_length_future", "timestamps; AAAAA, bbbbb with a timestamp option "
+          "of length 9 holding a far-future TSval, CCCCC, DDDDD, FIN",
+          _dropped_middle(tsval=False, options=[(8, b"\x70\x00\x00\x00" + b"\x00" * 3)]),
+          timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_ts_option_after_eol", "timestamps; AAAAA, bbbbb with end-of-options before its "
+          "(old) timestamp, CCCCC, DDDDD, FIN",
+          _dropped_middle(tsval=False, options=[("EOL", None), ("NOP", None),
+                                                ("Timestamp", (1, 0))]),
+          timestamps=True, kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_rst_carrying_data_at_rcv_nxt", "AAAAA, RST+ACK carrying bbbbb at 5, CCCCC at 5, "
           "FIN", _rst_data(5), kernel=(b"AAAAA", False)),
         T("tcp_rst_carrying_data_in_window", "AAAAA, RST+ACK carrying bbbbb at 6, CCCCC at 5, "

@@ -151,6 +151,25 @@ def test_vlan_tags_and_ipv6_extension_headers_are_parsed(net):
     assert [r["frame"] for r in recs] == [qinq, v6, v6_back[:14 + 40 + 8 + 20]]
 
 
+def test_ipv6_chains_longer_than_the_walk_are_pushed_whole(net):
+    # Linux reads TCP behind 8 Destination Options headers (live case
+    # tcp_v6_many_dest_opts): passed over here, the segment would be hidden
+    # from the sensor by its headers alone. Any port: the walk never
+    # reached it. A cut chain is still malformed.
+    chain = IPv6ExtHdrDestOpt()
+    for _ in range(7):
+        chain = chain / IPv6ExtHdrDestOpt()
+    deep = bytes(eth(net, IPv6(src="2001:db8::1", dst="2001:db8::2") / chain
+                     / TCP(sport=40001, dport=80, flags="PA") / HTTP_REQ))
+    other = bytes(eth(net, IPv6(src="2001:db8::1", dst="2001:db8::2") / chain
+                      / UDP(sport=5000, dport=9999) / b"x"))
+    cut = deep[:14 + 40 + 8 * 3 + 4]
+    recs, d = exchange(net, [deep, other, cut], 2)
+    assert [r["frame"] for r in recs] == [deep, other]
+    assert all(r["flags"] == EVF.FORWARD for r in recs)
+    assert d["deep_ipv6"] == 2 and d["malformed"] == 1
+
+
 def test_malformed_headers_are_passed_and_counted(net):
     bad_ihl = bytearray(bytes(v4(net, UDP(sport=1, dport=53) / b"x")))
     bad_ihl[14] = 0x43  # version 4, IHL 3 words
