@@ -61,12 +61,14 @@
  * destination options again, the order RFC 8200 section 4.1 recommends.
  * Linux takes longer chains (TCP behind 8 Destination Options headers is
  * read: tests/integration/live_cases.py, tcp_v6_many_dest_opts), so such a
- * packet is pushed whole for userland's decoder (PK_CNT_DEEP_IPV6), never
+ * packet is pushed whole for userland's decoder (PK_CNT_DEEP_HEADERS), never
  * passed over: else wrapping a segment in headers would hide it. */
 #define PK_IPV6_EXT_MAX 6
 
-/* Stacked 802.1Q/802.1ad tags parsed (QinQ); the Python decoder accepts
- * the same depth. */
+/* Stacked 802.1Q/802.1ad tags parsed (QinQ). Linux strips any number of
+ * priority (VLAN 0) tags (tests/integration/live_cases.py,
+ * tcp_nine_priority_tags), and so does the Python decoder: a frame with
+ * more tags is pushed whole for it (PK_CNT_DEEP_HEADERS). */
 #define PK_VLAN_MAX 2
 
 /* ---- perf record ------------------------------------------------------- */
@@ -136,7 +138,7 @@ enum pk_counter {
 	PK_CNT_BLOCKED,           /* frames dropped by the block map */
 	PK_CNT_PERF_FAIL,         /* bpf_perf_event_output failed (ring full) */
 	PK_CNT_MALFORMED,         /* headers cut short or inconsistent: passed */
-	PK_CNT_DEEP_IPV6,         /* IPv6 extension chains past the walk: pushed whole */
+	PK_CNT_DEEP_HEADERS,      /* VLAN tags or IPv6 ext. headers past the walk: pushed whole */
 	PK_CNT__MAX,
 };
 

@@ -179,6 +179,17 @@ static __always_inline void pk_inspect(void *data, void *data_end, __u32 pkt_len
 
 	/* ---- link and network layers ---- */
 	eth_type = pk_parse_ethhdr(&c, &eth);
+	if (eth_type == -2) {
+		/* More VLAN tags than the walk takes: Linux strips priority
+		 * tags without end, so userland's decoder must see it (whole;
+		 * not classed, its protocol unknown here). */
+		pk_count(PK_CNT_OTHER_FRAMES, 1);
+		pk_count(PK_CNT_OTHER_BYTES, pkt_len);
+		pk_count(PK_CNT_DEEP_HEADERS, 1);
+		push_full = 1;
+		flags |= PK_EVF_FORWARD;
+		goto out;
+	}
 	if (eth_type == ETH_P_IP) {
 		proto = pk_parse_iphdr(&c, &iph);
 		if (proto < 0) {
@@ -200,7 +211,7 @@ static __always_inline void pk_inspect(void *data, void *data_end, __u32 pkt_len
 			 * host reads on, so userland decodes it (whole, as a
 			 * fragment; no ports known, so no bypass or block). */
 			pk_count_class(proto, pkt_len);
-			pk_count(PK_CNT_DEEP_IPV6, 1);
+			pk_count(PK_CNT_DEEP_HEADERS, 1);
 			push_full = 1;
 			flags |= PK_EVF_FORWARD;
 			goto out;

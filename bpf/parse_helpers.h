@@ -84,7 +84,8 @@ struct pk_ipv6_walk {
 
 /*
  * Ethernet, then up to PK_VLAN_MAX stacked 802.1Q/802.1ad tags.
- * Returns the EtherType of the payload (host order), or -1.
+ * Returns the EtherType of the payload (host order), -1 (cut short), or -2
+ * (more tags than that).
  */
 static __always_inline int pk_parse_ethhdr(struct pk_cursor *c, struct ethhdr **eth)
 {
@@ -113,9 +114,10 @@ static __always_inline int pk_parse_ethhdr(struct pk_cursor *c, struct ethhdr **
 		proto = vh->encap_proto;
 		pos = vh + 1;
 	}
-	/* A third tag is more than the decoder accepts: malformed for us too. */
+	/* More tags than the walk takes (priority tags can be stacked without
+	 * end): -2, for the caller to push the frame whole. */
 	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
-		return -1;
+		return -2;
 
 	*eth = e;
 	c->pos = pos;

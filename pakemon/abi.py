@@ -108,7 +108,7 @@ class Counter(enum.IntEnum):
     BLOCKED = 19  # frames dropped by the block map
     PERF_FAIL = 20  # bpf_perf_event_output failed (ring full)
     MALFORMED = 21  # headers cut short or inconsistent: passed
-    DEEP_IPV6 = 22  # IPv6 extension chains past the walk: pushed whole
+    DEEP_HEADERS = 22  # VLAN tags or IPv6 extension headers past the walk: pushed whole
     MAX_ = 23  # PK_CNT__MAX: the array size, not a counter
 
 

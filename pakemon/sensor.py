@@ -277,8 +277,8 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
          f"frames of bypassed flows; {c.get('bypass_expired', 0)} entries expired")
     line("blocked", c.get("blocked", 0), "frames dropped")
     line("malformed", c.get("malformed", 0), "passed")
-    line("deep IPv6", c.get("deep_ipv6", 0), "extension chains past the kernel's walk: "
-         "pushed whole")
+    line("deep headers", c.get("deep_headers", 0), "VLAN tags or IPv6 extension headers "
+         "past the kernel's walk: pushed whole")
     per_cpu = dict(lost)
     for cpu in range(os.cpu_count() or 1):
         per_cpu.setdefault(cpu, 0)

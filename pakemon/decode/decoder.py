@@ -19,7 +19,8 @@ Rules applied (they decide which ``NoticeKind`` a broken frame gets):
   HDLC. GRE (IP protocol 47) carrying IPv4, IPv6, PPP or Ethernet is
   decapsulated: the inner packet is returned in place of the outer one
   (``_gre``). A header cut short raises the link's ``*_TRUNCATED`` kind;
-  more than ``MAX_VLAN_TAGS`` stacked tags raise ``DECODE_VLAN_TOO_MANY``.
+  more than ``MAX_VLAN_TAGS`` stacked tags (priority tags not counted)
+  raise ``DECODE_VLAN_TOO_MANY``.
   An EtherType / SLL protocol / loopback family that is not IP is no error:
   the packet comes back with ``family == 0``.
 * IPv4: under 20 bytes -> ``IPV4_TRUNCATED``; version nibble not 4 ->
@@ -461,23 +462,28 @@ def _nsh(pkt: Packet, frame: bytes, off: int) -> tuple[int, int]:
 
 
 def _vlan(pkt: Packet, frame: bytes, off: int, etype: int) -> tuple[int, int]:
-    """Walk stacked 802.1Q/802.1ad tags; returns (inner EtherType, offset)."""
+    """Walk stacked 802.1Q/802.1ad tags; returns (inner EtherType, offset).
+
+    An 802.1Q or 802.1ad tag of VLAN 0 only carries a priority: Linux strips
+    it and reads on as if untagged, however many are stacked (live cases
+    tcp_*_priority_tags), so those are neither kept in ``pkt.vlan`` (no flow
+    of their own) nor counted against ``MAX_VLAN_TAGS``. Linux takes no
+    0x9100 tag for a VLAN: its VLAN 0 is kept, so such a frame stays out of
+    the untagged flows (live case tcp_legacy_qinq_tpid_decoy)."""
     ids = []
     n = len(frame)
-    tags = 0
     while etype in VLAN_TPIDS:
-        tags += 1
-        if tags > MAX_VLAN_TAGS:
-            pkt.vlan = tuple(ids)
-            raise DecodeError(_K.DECODE_VLAN_TOO_MANY, pkt)
         if off + 4 > n:
             pkt.vlan = tuple(ids)
             raise DecodeError(_K.DECODE_VLAN_TRUNCATED, pkt)
-        tci, etype = _vlan_tag(frame, off)
-        if tci & 0x0FFF:
-            ids.append(tci & 0x0FFF)
-        # (VLAN 0 is a priority tag: the kernel strips it and reads the
-        # frame as untagged, so it does not make a flow of its own)
+        tci, inner = _vlan_tag(frame, off)
+        vid = tci & 0x0FFF
+        if vid or etype == ETHERTYPE_QINQ_OLD:
+            if len(ids) == MAX_VLAN_TAGS:
+                pkt.vlan = tuple(ids)
+                raise DecodeError(_K.DECODE_VLAN_TOO_MANY, pkt)
+            ids.append(vid)
+        etype = inner
         off += 4
     pkt.vlan = tuple(ids)
     return etype, off

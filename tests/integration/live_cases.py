@@ -544,8 +544,11 @@ class TcpClient:
                 struct.pack_into("!H", raw, 14 + 10, inet_checksum(bytes(raw[14:14 + 20])))
         if trailer:  # bytes past the IP packet's length (link-layer padding)
             raw = bytearray(raw) + trailer
-        if vlan is not None:  # an 802.1Q tag with this VLAN id
-            raw = raw[:12] + struct.pack("!HH", 0x8100, vlan) + raw[12:]
+        if vlan is not None:  # VLAN tags: an id or a tuple of them, each an
+            # 802.1Q VLAN id or a (TPID, VLAN id) pair
+            for tag in reversed(vlan if isinstance(vlan, tuple) else (vlan,)):
+                tpid, vid = tag if isinstance(tag, tuple) else (0x8100, tag)
+                raw = raw[:12] + struct.pack("!HH", tpid, vid) + raw[12:]
         if frag is not None:  # (size, order, seed): as IP fragments
             self._ident = (getattr(self, "_ident", 0x4000) + 1) & 0xFFFF
             cut = ipv6_fragments if self.v6 else ipv4_fragments
@@ -720,6 +723,14 @@ def _ext_middle(ext):
     def script(c: TcpClient):
         c.seg(0, b"AAAAA")
         c.seg(5, b"bbbbb", ext=ext)
+        c.fin(10)
+    return script
+
+
+def _vlan_middle(vids):
+    def script(c: TcpClient):
+        c.seg(0, b"AAAAA")
+        c.seg(5, b"bbbbb", vlan=vids)
         c.fin(10)
     return script
 
@@ -1041,6 +1052,21 @@ def _tcp_cases() -> list:
           "3 bytes, CCCCC, DDDDD, FIN", _dropped_middle(len_delta=-3),
           kernel=(b"AAAAADDDDDCCCCC", True)),
         *_handshake_cases(T),
+        T("tcp_three_priority_tags", "AAAAA, bbbbb under three VLAN 0 tags, FIN",
+          _vlan_middle((0, 0, 0)), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_two_priority_tags", "AAAAA, bbbbb under two VLAN 0 tags, FIN",
+          _vlan_middle((0, 0)), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_five_priority_tags", "AAAAA, bbbbb under five VLAN 0 tags, FIN",
+          _vlan_middle((0,) * 5), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_nine_priority_tags", "AAAAA, bbbbb under nine VLAN 0 tags, FIN",
+          _vlan_middle((0,) * 9), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_legacy_qinq_tpid_decoy", "AAAAA, bbbbb under a 0x9100 tag (VLAN 0), CCCCC, "
+          "DDDDD, FIN", _dropped_middle(vlan=((0x9100, 0),)),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_8021ad_priority_tag", "AAAAA, bbbbb under an 802.1ad tag (VLAN 0), FIN",
+          _vlan_middle(((0x88A8, 0),)), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_priority_tag_over_vlan5", "AAAAA, bbbbb under a VLAN 0 tag over a VLAN 5 one, "
+          "FIN", _vlan_middle((0, 5)), kernel=(b"AAAAA", False)),
         T("tcp_v6_many_dest_opts", "IPv6; AAAAA, bbbbb behind 8 Destination Options headers, "
           "FIN", _ext_middle([(DSTOPTS, PADN4)] * 8), v6=True,
           kernel=(b"AAAAAbbbbb", True)),

@@ -63,6 +63,8 @@ TCP_DECOYS = (
     {"ack_delta": -70000, "window": 65000},
     {"vlan": 5},  # tagged for a VLAN the server has no interface on: dropped
     {"vlan": 0},  # a priority tag only: taken
+    {"vlan": (0,) * 6},  # priority tags, stacked: all stripped, taken
+    {"vlan": ((0x9100, 0),)},  # not a VLAN tag to Linux: dropped
     {"len_delta": 20},  # an IP length past the frame: dropped
     {"len_delta": -3},  # an IP length cutting the payload (checksum then wrong)
     {"trailer": b"#####"},  # bytes past the IP length: trimmed, the rest taken

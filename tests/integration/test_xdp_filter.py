@@ -151,11 +151,12 @@ def test_vlan_tags_and_ipv6_extension_headers_are_parsed(net):
     assert [r["frame"] for r in recs] == [qinq, v6, v6_back[:14 + 40 + 8 + 20]]
 
 
-def test_ipv6_chains_longer_than_the_walk_are_pushed_whole(net):
-    # Linux reads TCP behind 8 Destination Options headers (live case
-    # tcp_v6_many_dest_opts): passed over here, the segment would be hidden
+def test_header_chains_longer_than_the_walk_are_pushed_whole(net):
+    # Linux reads TCP behind 8 Destination Options headers and under any
+    # number of priority (VLAN 0) tags (live cases tcp_v6_many_dest_opts,
+    # tcp_nine_priority_tags): passed over here, a segment would be hidden
     # from the sensor by its headers alone. Any port: the walk never
-    # reached it. A cut chain is still malformed.
+    # reached it. A chain cut short is still malformed.
     chain = IPv6ExtHdrDestOpt()
     for _ in range(7):
         chain = chain / IPv6ExtHdrDestOpt()
@@ -163,11 +164,13 @@ def test_ipv6_chains_longer_than_the_walk_are_pushed_whole(net):
                      / TCP(sport=40001, dport=80, flags="PA") / HTTP_REQ))
     other = bytes(eth(net, IPv6(src="2001:db8::1", dst="2001:db8::2") / chain
                       / UDP(sport=5000, dport=9999) / b"x"))
+    tags = bytes(eth(net, Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0) / IP(src=IP_A, dst=DST)
+                     / TCP(sport=40001, dport=80, flags="PA") / HTTP_REQ))
     cut = deep[:14 + 40 + 8 * 3 + 4]
-    recs, d = exchange(net, [deep, other, cut], 2)
-    assert [r["frame"] for r in recs] == [deep, other]
+    recs, d = exchange(net, [deep, other, tags, cut], 3)
+    assert [r["frame"] for r in recs] == [deep, other, tags]
     assert all(r["flags"] == EVF.FORWARD for r in recs)
-    assert d["deep_ipv6"] == 2 and d["malformed"] == 1
+    assert d["deep_headers"] == 3 and d["malformed"] == 1
 
 
 def test_malformed_headers_are_passed_and_counted(net):

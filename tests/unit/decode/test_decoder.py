@@ -497,6 +497,19 @@ def test_a_priority_tag_is_no_vlan():
     assert pkt.vlan == () and pkt.family == 4 and pkt.l4
     frame = bytes(ETH / Dot1AD(vlan=0) / Dot1Q(vlan=42) / ip4() / tcp())
     assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (42,)
+    # any number of them, as the kernel strips them (only VLAN ids count
+    # against MAX_VLAN_TAGS)
+    frame = bytes(ETH / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0)
+                  / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=9) / ip4() / tcp())
+    pkt = decode_frame(LINKTYPE_ETHERNET, frame)
+    assert pkt.vlan == (9,) and pkt.l4
+
+
+def test_a_legacy_0x9100_tag_keeps_its_vlan_0():
+    """Linux takes no 0x9100 tag for a VLAN (the frame is dropped): its VLAN
+    0 is kept so the frame is not read as untagged."""
+    frame = bytes(ETH)[:12] + b"\x91\x00" + bytes(Dot1Q(vlan=0) / ip4() / tcp())
+    assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (0,)
 
 
 def test_legacy_9100_qinq_tag():
