@@ -497,11 +497,12 @@ def _gre(pkt: Packet, data: bytes) -> Packet:
     payload unparsed.
 
     The inner packet replaces the outer one (the outer's VLAN tags and
-    anomalies carry over): what a tunnel endpoint reassembles and delivers
-    is the inner traffic, so defrag, stream and rules see that, as
-    Suricata's tunnel pseudo-packets (suricata-verify bug 6942: IPv4
-    fragments inside GRE/PPP). Routing (R) and unknown versions are left
-    undecoded.
+    anomalies carry over, and ``vlan`` gains the tunnel's endpoints, which
+    keep its flows apart from untunneled ones): what a tunnel endpoint
+    reassembles and delivers is the inner traffic, so defrag, stream and
+    rules see that, as Suricata's tunnel pseudo-packets (suricata-verify
+    bug 6942: IPv4 fragments inside GRE/PPP). Routing (R) and unknown
+    versions are left undecoded.
     """
     global _tunnel_depth
     n = len(data)
@@ -533,7 +534,11 @@ def _gre(pkt: Packet, data: bytes) -> Packet:
         _tunnel_depth -= 1
     if not inner.family:
         return pkt  # PPP control traffic, ARP over Ethernet...: not IP
-    inner.vlan = pkt.vlan
+    # The tunnel's endpoints mark its traffic like a VLAN ID: a host that
+    # ends no such tunnel drops the packet, so what it carries is not part
+    # of an untunneled connection with the same addresses and ports (live
+    # case tcp_gre_decoy), nor its fragments of an untunneled datagram.
+    inner.vlan = pkt.vlan + (inner.vlan or ()) + (("gre", pkt.src, pkt.dst),)
     if pkt.anomalies:
         inner.anomalies = pkt.anomalies + inner.anomalies
     return inner

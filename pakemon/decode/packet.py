@@ -75,7 +75,7 @@ class Packet:
     def __init__(self):
         self.ts = 0.0
         self.linktype = LINKTYPE_ETHERNET
-        self.vlan = ()  # VLAN IDs outermost first
+        self.vlan = ()  # VLAN IDs outermost first (and tunnels: decoder._gre); keys flows
         self.family = 0
         self.src = b""
         self.dst = b""

@@ -501,7 +501,7 @@ class TcpClient:
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
               ip_flags: str = "", frag: tuple | None = None, ext: list | None = None,
               window: int = 65535, vlan: int | None = None, len_delta: int = 0,
-              trailer: bytes = b"") -> None:
+              trailer: bytes = b"", gre: bool = False) -> None:
         """``ext``: IPv6 extension headers (``ext_chain``'s form) before TCP;
         ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only."""
         Ether, IP, IPv6, _F, TCP, _UDP, Raw = _scapy()
@@ -544,6 +544,14 @@ class TcpClient:
                 struct.pack_into("!H", raw, 14 + 10, inet_checksum(bytes(raw[14:14 + 20])))
         if trailer:  # bytes past the IP packet's length (link-layer padding)
             raw = bytearray(raw) + trailer
+        if gre and not self.v6:  # the IPv4 packet inside GRE from the client
+            outer = bytes(IP(src=CLI4, dst=SRV4, ttl=64, proto=47)) + b"\x00\x00\x08\x00"
+            inner = bytes(raw[14:])
+            outer = bytearray(outer)
+            struct.pack_into("!H", outer, 2, len(outer) + len(inner))
+            struct.pack_into("!H", outer, 10, 0)
+            struct.pack_into("!H", outer, 10, inet_checksum(bytes(outer[:20])))
+            raw = bytearray(raw[:14]) + outer + inner
         if vlan is not None:  # VLAN tags: an id or a tuple of them, each an
             # 802.1Q VLAN id or a (TPID, VLAN id) pair
             for tag in reversed(vlan if isinstance(vlan, tuple) else (vlan,)):
@@ -1060,6 +1068,8 @@ def _tcp_cases() -> list:
           _vlan_middle((0,) * 5), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_nine_priority_tags", "AAAAA, bbbbb under nine VLAN 0 tags, FIN",
           _vlan_middle((0,) * 9), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_gre_decoy", "AAAAA, bbbbb inside GRE from the client (no tunnel), CCCCC, "
+          "DDDDD, FIN", _dropped_middle(gre=True), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_legacy_qinq_tpid_decoy", "AAAAA, bbbbb under a 0x9100 tag (VLAN 0), CCCCC, "
           "DDDDD, FIN", _dropped_middle(vlan=((0x9100, 0),)),
           kernel=(b"AAAAADDDDDCCCCC", True)),

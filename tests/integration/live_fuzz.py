@@ -65,6 +65,7 @@ TCP_DECOYS = (
     {"vlan": 0},  # a priority tag only: taken
     {"vlan": (0,) * 6},  # priority tags, stacked: all stripped, taken
     {"vlan": ((0x9100, 0),)},  # not a VLAN tag to Linux: dropped
+    {"gre": True},  # inside GRE (IPv4; the server ends no tunnel): dropped
     {"len_delta": 20},  # an IP length past the frame: dropped
     {"len_delta": -3},  # an IP length cutting the payload (checksum then wrong)
     {"trailer": b"#####"},  # bytes past the IP length: trimmed, the rest taken
@@ -127,7 +128,7 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         a = rng.randrange(n)
         b = rng.randint(a + 1, min(n, a + 40))
         kw = dict(rng.choice(kinds) or {})
-        if not kw.keys() & {"ip_options", "dst_mac", "vlan", "len_delta", "trailer"}:
+        if not kw.keys() & {"ip_options", "dst_mac", "vlan", "len_delta", "trailer", "gre"}:
             kw.update(frag())
         if rng.random() < 0.15:  # a FIN on the decoy: an early end of stream
             kw["flags"] = kw.get("flags", "PA") + "F"

@@ -4,6 +4,7 @@ Cisco HDLC (104), NSH (RFC 8300) and GRE decapsulation."""
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import pytest
@@ -102,6 +103,16 @@ def test_gre_is_decapsulated(flags, ptype, extra, inner):
     pkt = decode_frame(LINKTYPE_ETHERNET, gre(flags, ptype, extra, inner))
     assert pkt.proto in (6, 17) and pkt.l4
     assert pkt.payload in (b"data\n\n", b"v6")
+
+
+def test_gre_traffic_is_marked_with_its_tunnel():
+    """The inner packet's flow key (``vlan``) carries the tunnel's endpoints:
+    a host that ends no such tunnel drops what it carries, so it is never
+    part of an untunneled flow (live case tcp_gre_decoy)."""
+    pkt = decode_frame(LINKTYPE_ETHERNET, gre(0, 0x0800, b"", UDP4))
+    outer = (socket.inet_aton("7.7.7.7"), socket.inet_aton("9.9.9.9"))
+    assert pkt.vlan == (("gre",) + outer,)
+    assert decode_frame(LINKTYPE_ETHERNET, bytes(ETH / IP(UDP4))).vlan == ()
 
 
 @pytest.mark.parametrize("flags, ptype, body", [

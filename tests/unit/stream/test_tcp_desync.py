@@ -782,3 +782,21 @@ def test_a_flood_of_lone_acks_does_not_evict_the_attack_connection(data):
     c = pipe.tcp.counters()
     assert names == ["CGI-phf"]
     assert c["evicted_one_sided"] >= 2000 and c["evicted"] == c["evicted_one_sided"]
+
+
+@TAILS
+def test_a_decoy_inside_gre_is_not_part_of_the_connection(tail, alerts):
+    """A host that ends no GRE tunnel drops what one carries (live case
+    tcp_gre_decoy): the decoy is another flow, the real bytes are read."""
+    from scapy.layers.inet import IP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.c(len(HEAD), b"x" * len(tail))
+    ts, f = t.frames[-1]
+    t.frames[-1] = (ts, bytes(Ether(f[:14]) / IP(src=C, dst=S, proto=47)
+                              / Raw(b"\0\0\x08\0" + f[14:])))
+    t.c(len(HEAD), tail)
+    check(t, alerts, HEAD + tail)
