@@ -437,8 +437,15 @@ def _nsh(pkt: Packet, frame: bytes, off: int) -> tuple[int, int]:
     (at least 2 for MD type 2, 6 for MD type 1), MD type, next protocol;
     then the service path header and the context headers the length covers.
     A carried Ethernet frame is unwrapped too (its VLAN tags and NSH again).
+
+    Like a tunnel's (``_gre``), what NSH carries keeps to its own flows:
+    each service path adds its id to ``pkt.vlan``, after the VLAN tags
+    outside and inside. A host with no service function there drops NSH,
+    so a decoy inside it is no part of an unencapsulated connection (live
+    case tcp_nsh_decoy).
     """
     n = len(frame)
+    zone = pkt.vlan
     for _ in range(MAX_NSH):
         if off + 8 > n:
             raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)
@@ -447,6 +454,7 @@ def _nsh(pkt: Packet, frame: bytes, off: int) -> tuple[int, int]:
         md = b2 & 0x0F
         if b0 >> 6 != 0 or words < 2 or (md == 1 and words != 6) or off + words * 4 > n:
             raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)
+        zone = zone + (("nsh", int.from_bytes(frame[off + 4:off + 7], "big")),)
         off += words * 4
         etype = _NSH_NEXT.get(nxt, 0)
         if etype == -1:  # an Ethernet frame
@@ -456,6 +464,8 @@ def _nsh(pkt: Packet, frame: bytes, off: int) -> tuple[int, int]:
             off += 14
             if etype in VLAN_TPIDS:
                 etype, off = _vlan(pkt, frame, off, etype)
+                zone = zone + pkt.vlan
+        pkt.vlan = zone
         if etype != ETHERTYPE_NSH:
             return etype, off
     raise DecodeError(_K.DECODE_NSH_TRUNCATED, pkt)

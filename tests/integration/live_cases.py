@@ -501,7 +501,7 @@ class TcpClient:
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
               ip_flags: str = "", frag: tuple | None = None, ext: list | None = None,
               window: int = 65535, vlan: int | None = None, len_delta: int = 0,
-              trailer: bytes = b"", gre: bool = False) -> None:
+              trailer: bytes = b"", gre: bool = False, nsh: bool = False) -> None:
         """``ext``: IPv6 extension headers (``ext_chain``'s form) before TCP;
         ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only."""
         Ether, IP, IPv6, _F, TCP, _UDP, Raw = _scapy()
@@ -552,6 +552,9 @@ class TcpClient:
             struct.pack_into("!H", outer, 10, 0)
             struct.pack_into("!H", outer, 10, inet_checksum(bytes(outer[:20])))
             raw = bytearray(raw[:14]) + outer + inner
+        if nsh:  # inside an NSH header (RFC 8300, MD type 2, no context)
+            nxt = b"\x02" if self.v6 else b"\x01"
+            raw = bytearray(raw[:12]) + b"\x89\x4f\x0f\xc2\x02" + nxt + b"\0\0\x01\xff" + raw[14:]
         if vlan is not None:  # VLAN tags: an id or a tuple of them, each an
             # 802.1Q VLAN id or a (TPID, VLAN id) pair
             for tag in reversed(vlan if isinstance(vlan, tuple) else (vlan,)):
@@ -1070,6 +1073,8 @@ def _tcp_cases() -> list:
           _vlan_middle((0,) * 9), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_gre_decoy", "AAAAA, bbbbb inside GRE from the client (no tunnel), CCCCC, "
           "DDDDD, FIN", _dropped_middle(gre=True), kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_nsh_decoy", "AAAAA, bbbbb inside NSH, CCCCC, DDDDD, FIN",
+          _dropped_middle(nsh=True), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_legacy_qinq_tpid_decoy", "AAAAA, bbbbb under a 0x9100 tag (VLAN 0), CCCCC, "
           "DDDDD, FIN", _dropped_middle(vlan=((0x9100, 0),)),
           kernel=(b"AAAAADDDDDCCCCC", True)),

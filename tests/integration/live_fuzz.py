@@ -66,6 +66,7 @@ TCP_DECOYS = (
     {"vlan": (0,) * 6},  # priority tags, stacked: all stripped, taken
     {"vlan": ((0x9100, 0),)},  # not a VLAN tag to Linux: dropped
     {"gre": True},  # inside GRE (IPv4; the server ends no tunnel): dropped
+    {"nsh": True},  # inside NSH (no service function there): dropped
     {"len_delta": 20},  # an IP length past the frame: dropped
     {"len_delta": -3},  # an IP length cutting the payload (checksum then wrong)
     {"trailer": b"#####"},  # bytes past the IP length: trimmed, the rest taken
@@ -128,7 +129,8 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         a = rng.randrange(n)
         b = rng.randint(a + 1, min(n, a + 40))
         kw = dict(rng.choice(kinds) or {})
-        if not kw.keys() & {"ip_options", "dst_mac", "vlan", "len_delta", "trailer", "gre"}:
+        if not kw.keys() & {"ip_options", "dst_mac", "vlan", "len_delta", "trailer", "gre",
+                                "nsh"}:
             kw.update(frag())
         if rng.random() < 0.15:  # a FIN on the decoy: an early end of stream
             kw["flags"] = kw.get("flags", "PA") + "F"

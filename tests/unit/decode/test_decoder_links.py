@@ -70,6 +70,16 @@ def test_nsh_carrying_ethernet_then_ipv6():
     assert pkt.family == 6 and pkt.dport == 80
 
 
+def test_nsh_traffic_is_marked_with_its_service_paths():
+    """What NSH carries keeps to its own flows (live case tcp_nsh_decoy):
+    each service path's id joins the flow key, after the VLAN tags."""
+    frame = bytes(ETH)[:12] + b"\x81\x00\x00\x07\x89\x4f" + nsh(1, 2, 2) + UDP4
+    assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (7, ("nsh", 1))
+    inner = bytes(ETH)[:12] + b"\x81\x00\x00\x05\x08\x00" + UDP4
+    frame = bytes(ETH)[:12] + b"\x89\x4f" + nsh(3, 2, 2) + inner
+    assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (("nsh", 1), 5)
+
+
 def test_nsh_in_nsh_and_its_bound():
     frame = bytes(ETH)[:12] + b"\x89\x4f" + nsh(4, 2, 2) + nsh(1, 2, 2) + UDP4
     assert decode_frame(LINKTYPE_ETHERNET, frame).payload == b"data\n\n"

@@ -800,3 +800,16 @@ def test_a_decoy_inside_gre_is_not_part_of_the_connection(tail, alerts):
                               / Raw(b"\0\0\x08\0" + f[14:])))
     t.c(len(HEAD), tail)
     check(t, alerts, HEAD + tail)
+
+
+@TAILS
+def test_a_decoy_inside_nsh_is_not_part_of_the_connection(tail, alerts):
+    """A host with no service function drops NSH (live case tcp_nsh_decoy)."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.c(len(HEAD), b"x" * len(tail))
+    ts, f = t.frames[-1]
+    nsh = b"\x0f\xc2\x02\x01\x00\x00\x01\xff"  # MD type 2, IPv4 next
+    t.frames[-1] = (ts, f[:12] + b"\x89\x4f" + nsh + f[14:])
+    t.c(len(HEAD), tail)
+    check(t, alerts, HEAD + tail)
