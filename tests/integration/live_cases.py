@@ -730,18 +730,11 @@ def _rst_data(at: int):
     return script
 
 
-def _ext_middle(ext):
+def _marked_middle(**how):
+    """AAAAA, then bbbbb sent as ``how`` says (TcpClient.seg keywords), FIN."""
     def script(c: TcpClient):
         c.seg(0, b"AAAAA")
-        c.seg(5, b"bbbbb", ext=ext)
-        c.fin(10)
-    return script
-
-
-def _vlan_middle(vids):
-    def script(c: TcpClient):
-        c.seg(0, b"AAAAA")
-        c.seg(5, b"bbbbb", vlan=vids)
+        c.seg(5, b"bbbbb", **how)
         c.fin(10)
     return script
 
@@ -1064,13 +1057,13 @@ def _tcp_cases() -> list:
           kernel=(b"AAAAADDDDDCCCCC", True)),
         *_handshake_cases(T),
         T("tcp_three_priority_tags", "AAAAA, bbbbb under three VLAN 0 tags, FIN",
-          _vlan_middle((0, 0, 0)), kernel=(b"AAAAAbbbbb", True)),
+          _marked_middle(vlan=(0, 0, 0)), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_two_priority_tags", "AAAAA, bbbbb under two VLAN 0 tags, FIN",
-          _vlan_middle((0, 0)), kernel=(b"AAAAAbbbbb", True)),
+          _marked_middle(vlan=(0, 0)), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_five_priority_tags", "AAAAA, bbbbb under five VLAN 0 tags, FIN",
-          _vlan_middle((0,) * 5), kernel=(b"AAAAAbbbbb", True)),
+          _marked_middle(vlan=(0,) * 5), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_nine_priority_tags", "AAAAA, bbbbb under nine VLAN 0 tags, FIN",
-          _vlan_middle((0,) * 9), kernel=(b"AAAAAbbbbb", True)),
+          _marked_middle(vlan=(0,) * 9), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_gre_decoy", "AAAAA, bbbbb inside GRE from the client (no tunnel), CCCCC, "
           "DDDDD, FIN", _dropped_middle(gre=True), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_nsh_decoy", "AAAAA, bbbbb inside NSH, CCCCC, DDDDD, FIN",
@@ -1079,11 +1072,11 @@ def _tcp_cases() -> list:
           "DDDDD, FIN", _dropped_middle(vlan=((0x9100, 0),)),
           kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_8021ad_priority_tag", "AAAAA, bbbbb under an 802.1ad tag (VLAN 0), FIN",
-          _vlan_middle(((0x88A8, 0),)), kernel=(b"AAAAAbbbbb", True)),
+          _marked_middle(vlan=((0x88A8, 0),)), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_priority_tag_over_vlan5", "AAAAA, bbbbb under a VLAN 0 tag over a VLAN 5 one, "
-          "FIN", _vlan_middle((0, 5)), kernel=(b"AAAAA", False)),
+          "FIN", _marked_middle(vlan=(0, 5)), kernel=(b"AAAAA", False)),
         T("tcp_v6_many_dest_opts", "IPv6; AAAAA, bbbbb behind 8 Destination Options headers, "
-          "FIN", _ext_middle([(DSTOPTS, PADN4)] * 8), v6=True,
+          "FIN", _marked_middle(ext=[(DSTOPTS, PADN4)] * 8), v6=True,
           kernel=(b"AAAAAbbbbb", True)),
         T("tcp_v6_many_dest_opts_decoy", "IPv6; AAAAA, bbbbb behind 8 Destination Options "
           "headers, CCCCC, DDDDD, FIN", _dropped_middle(ext=[(DSTOPTS, PADN4)] * 8), v6=True,
