@@ -948,8 +948,10 @@ def l4_checksum_ok(pkt: Packet, segment: bytes | None = None) -> bool:
     proto = pkt.proto
     if proto == 1:
         return _ones_sum_ok(seg)
-    if proto == 17 and pkt.family == 4 and seg[6:8] == b"\0\0":
-        return True
+    if proto == 17:
+        if pkt.family == 4 and seg[6:8] == b"\0\0":
+            return True
+        seg = _udp_message(seg)
     n = len(seg)
     if pkt.family == 4:
         pseudo = pkt.src + pkt.dst + bytes((0, proto, n >> 8 & 0xFF, n & 0xFF))
@@ -958,6 +960,20 @@ def l4_checksum_ok(pkt: Packet, segment: bytes | None = None) -> bool:
     if n & 1:
         seg = seg + b"\0"
     return _ones_sum_ok(pseudo + seg)
+
+
+def _udp_message(seg: bytes) -> bytes:
+    """A UDP header and payload cut to the header's length field, as
+    __udp4_lib_rcv / udpv6_rcv trim the packet before checksumming it: bytes
+    past the UDP length are no part of the datagram, and its checksum and
+    pseudo-header length leave them out (live case
+    ipv4_frag_udp_length_short_of_payload). A length the decoder rejects
+    (under 8, past the packet) leaves the bytes as they are."""
+    if len(seg) >= 8:
+        ulen = seg[4] << 8 | seg[5]
+        if 8 <= ulen < len(seg):
+            return seg[:ulen]
+    return seg
 
 
 def l4_checksum_partial(pkt: Packet) -> bool:
@@ -971,6 +987,8 @@ def l4_checksum_partial(pkt: Packet) -> bool:
     """
     proto = pkt.proto
     seg = pkt.ip_payload
+    if proto == 17:
+        seg = _udp_message(seg)
     n = len(seg)
     if proto == 6:
         field = seg[16:18]

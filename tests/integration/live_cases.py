@@ -209,6 +209,7 @@ class Dgram:
         self.nh = 60 if case.dest_opts else 17
         self.data = (DEST_OPTS if case.dest_opts else b"") + udp
         self.size = len(self.data)
+        self.v6 = case.v6
 
     def p(self, start: int, end: int, data: bytes | None = None, more: bool | None = None) -> Piece:
         if data is None:
@@ -292,6 +293,20 @@ def _frag_cases() -> list:
 
     whole = [PAYLOAD]
     add("in_order", "A B C D", lambda d: d.quarters(), kernel4=whole, kernel6=whole)
+
+    def short_udp_length(d, tail, fragments=False):
+        """One whole datagram (offset 0, no MF) whose UDP length leaves out
+        ``tail`` bytes sent after it (the checksum is over what it covers)."""
+        whole = udp_bytes(d.v6, UDP_SPORT, UDP_PORT, PAYLOAD) + tail
+        if not fragments:
+            return [Piece(0, whole, False)]
+        return [Piece(i, whole[i:i + 16], i + 16 < len(whole)) for i in range(0, len(whole), 16)]
+    add("udp_length_short_of_payload", "one datagram whose UDP length leaves out 8 bytes "
+        "after its payload", lambda d: short_udp_length(d, b"########"),
+        kernel4=whole, kernel6=whole)
+    add("udp_length_short_of_reassembly", "fragments of a datagram whose UDP length leaves "
+        "out the 16 bytes of the last", lambda d: short_udp_length(d, b"#" * 16, True),
+        kernel4=whole, kernel6=whole)
 
     def atomic(d, at):
         """The quarters, and at ``at`` an atomic fragment (offset 0, M clear;

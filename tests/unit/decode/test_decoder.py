@@ -580,3 +580,34 @@ def test_decode_transport_on_unfragmented_ipv4_packet_is_idempotent():
     before = {k: getattr(pkt, k) for k in Packet.__slots__}
     decode_transport(pkt)
     assert {k: getattr(pkt, k) for k in Packet.__slots__} == before
+
+
+# ---------------------------------------------- UDP length short of the packet
+
+
+@pytest.mark.parametrize("ip", [ip4, ip6], ids=["ipv4", "ipv6"])
+def test_bytes_past_the_udp_length_are_no_part_of_the_datagram(ip):
+    """Linux trims a UDP packet to its length field before checksumming it
+    (live case ipv4_frag_udp_length_short_of_payload): the checksum over the
+    datagram is right, the bytes after it are neither payload nor summed."""
+    from pakemon.decode.decoder import l4_checksum_ok
+
+    good = bytes(ETH / ip() / UDP(sport=5000, dport=53) / Raw(b"query"))
+    frame = good + b"#" * 8
+    # the IP length covers the trailing bytes, the UDP length does not
+    frame = bytearray(frame)
+    off = 14 + 2 if ip is ip4 else 14 + 4
+    struct.pack_into("!H", frame, off, struct.unpack_from("!H", frame, off)[0] + 8)
+    if ip is ip4:
+        struct.pack_into("!H", frame, 24, 0)
+        frame = bytes(frame[:24]) + struct.pack("!H", _csum(frame[14:34])) + bytes(frame[26:])
+    pkt = decode_frame(LINKTYPE_ETHERNET, bytes(frame))
+    assert pkt.payload == b"query" and l4_checksum_ok(pkt)
+    assert pkt.ip_payload.endswith(b"#" * 8)
+
+
+def _csum(hdr: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(hdr) // 2}H", hdr))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
