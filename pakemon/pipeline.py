@@ -480,8 +480,12 @@ class Pipeline:
                     out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
-                if self.bypass_requests is not None:
-                    d = ev.direction
+                d = ev.direction
+                # Not for a VLAN's or a tunnel's flow: the kernel's bypass
+                # key has no VLAN or tunnel, and would skip the plain
+                # connection of the same addresses and ports too (a tagged
+                # or tunneled decoy past the depth would blind the sensor)
+                if self.bypass_requests is not None and len(d.key) == 4:
                     self.bypass_requests.append((d.src, d.dst, d.sport, d.dport, 6))
             else:
                 out.append(ev)

@@ -187,6 +187,22 @@ def test_stream_depth_makes_one_bypass_request_for_both_directions():
     assert sess.flows_bypassed == 1 and pipe.bypass_requests == []
 
 
+def test_a_vlan_flow_past_its_depth_is_not_bypassed_in_the_kernel():
+    """The kernel's bypass key has no VLAN: a tagged decoy flow sent past
+    the depth must not put the plain connection of its addresses and ports
+    in the bypass map."""
+    random.seed(8)
+    conn = TcpConnection(C, S, 41000, 80, ts=5.0).open()
+    conn.send(b"POST /upload HTTP/1.0\r\n\r\n" + b"q" * 5000)
+    frames = [(ts, f[:12] + b"\x81\x00\x00\x05" + f[12:]) for ts, f in conn.close()]
+    pipe = Pipeline(parse_rules(RULES, "t.rules").rules,
+                    Config(stream=StreamConfig(depth=1024)))
+    sensor = FakeSensor()
+    sess = LiveSession(sensor, pipe, FakeLogs(), show=False)
+    sess.handle(_records(frames))
+    assert pipe.stats.bypassed == 1 and sensor.calls == []
+
+
 def test_bypass_waits_while_the_other_direction_is_still_inspected():
     random.seed(9)
     rules = parse_rules('a tcp * 80 "zzz"\nb tcp 80 * "yyy"\n', "t.rules").rules
