@@ -54,7 +54,7 @@ from .detect.scan import ScanDetector
 from .events import Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
-from .stream.tcp import StreamBypass, StreamData, TcpReassembler, _pkt_key
+from .stream.tcp import StreamBypass, StreamData, TcpReassembler
 
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
@@ -420,8 +420,7 @@ class Pipeline:
         sig = self.sig if sig_wants else None  # (else: here for the native rules only)
         if sig is not None:
             # the state before this segment: what Suricata's flow:established sees
-            pre = self.tcp._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport)
-                                     if not pkt.vlan else _pkt_key(pkt))
+            pre = self.tcp.direction_of(pkt)
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
         tcp = self.tcp
         evs = tcp.feed(pkt)

@@ -644,8 +644,7 @@ class TcpReassembler:
         if ts >= self._next_sweep:
             self._sweep(ts, out)
         self._pkt = pkt
-        d = self._dirs.get((pkt.src, pkt.sport, pkt.dst, pkt.dport) if not pkt.vlan
-                           else _pkt_key(pkt))
+        d = self.direction_of(pkt)
         gate = self.checksums
         # Checked: segments of a new session and of inspected directions.
         # Not: header-only records of the live sensor (they cannot be), and
@@ -726,6 +725,10 @@ class TcpReassembler:
             return False
         sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
         return ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0
+
+    def direction_of(self, pkt):
+        """The TcpDirection pkt was sent in, or None (no session yet)."""
+        return self._dirs.get(_pkt_key(pkt))
 
     @staticmethod
     def _ack_age(d, s, pkt) -> int:
@@ -1115,7 +1118,7 @@ class TcpReassembler:
 
     def _free(self, pkt, kind, text, out):
         """A notice about a segment of no session: at most one a second per kind."""
-        d = self._dirs.get(_pkt_key(pkt))
+        d = self.direction_of(pkt)
         if d is not None:
             self._notice(d, kind, text, pkt.ts, out)
             return
