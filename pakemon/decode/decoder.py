@@ -548,7 +548,7 @@ def _gre(pkt: Packet, data: bytes) -> Packet:
     # ends no such tunnel drops the packet, so what it carries is not part
     # of an untunneled connection with the same addresses and ports (live
     # case tcp_gre_decoy), nor its fragments of an untunneled datagram.
-    inner.vlan = pkt.vlan + (inner.vlan or ()) + (("gre", pkt.src, pkt.dst),)
+    inner.vlan = pkt.vlan + inner.vlan + (("gre", pkt.src, pkt.dst),)
     if pkt.anomalies:
         inner.anomalies = pkt.anomalies + inner.anomalies
     return inner

@@ -375,6 +375,16 @@ class StreamBypass:
     direction: "TcpDirection"
 
 
+# _ack_verdict: what tcp_ack makes of a segment's ACK
+ACK_OK, ACK_OLD, ACK_TOO_OLD, ACK_UNSENT = range(4)
+
+
+def _paws_old(ts_recent: int, tsval: int) -> bool:
+    """tcp_paws_check fails: TSval older than ts_recent (0: none yet) by more
+    than TCP_PAWS_WINDOW (1)."""
+    return bool(ts_recent) and 1 < ((ts_recent - tsval) & M32) < HALF
+
+
 def _pkt_key(pkt) -> tuple:
     """The reassembler's key for pkt's direction: its 4-tuple, and its VLAN
     IDs when tagged. A host drops a frame tagged for a VLAN it has no
@@ -715,41 +725,36 @@ class TcpReassembler:
             self._feed_older(d, pkt, out)
         return out
 
-    @staticmethod
-    def _acks_unsent(d, s, pkt) -> bool:
-        """Does ``pkt`` acknowledge bytes d's receiver never sent? Judged only
-        where that stream was seen whole: both SYNs, no hole (a hole or a
-        one-sided session is capture loss, whose ACKs run ahead)."""
-        o = d.peer
-        if o.isn is None or s.oneside or s.midstream or o.q:
-            return False
-        sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
-        return ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0
-
     def direction_of(self, pkt):
         """The TcpDirection pkt was sent in, or None (no session yet)."""
         return self._dirs.get(_pkt_key(pkt))
 
     @staticmethod
-    def _ack_age(d, s, pkt) -> int:
-        """0: ``pkt`` acknowledges at or past what d's receiver has had
-        acknowledged (its snd_una); 1: before it ("old", taken); 2: more than
-        min(max_window, bytes_acked) before it, which tcp_ack drops with the
+    def _ack_verdict(d, s, pkt) -> int:
+        """What tcp_ack makes of ``pkt``'s ACK at d's receiver (which judges
+        the ACK against what it sent itself): ACK_OK; ACK_OLD, before its
+        snd_una (taken, but its TSval does not count); ACK_TOO_OLD, before
+        it by more than min(max_window, bytes_acked), dropped with the
         segment (RFC 5961 5.2, and since Linux 6.7 no ACK of bytes never
-        sent: with nothing of the receiver's acknowledged yet, any ACK before
-        its first byte). Judged where _acks_unsent judges."""
+        sent: with nothing acknowledged yet, any ACK before its first byte);
+        ACK_UNSENT, past what it sent, dropped too. Judged only where that
+        stream was seen whole: both SYNs, no hole (a hole or a one-sided
+        session is capture loss, whose ACKs run ahead)."""
         o = d.peer
         if o.isn is None or s.oneside or s.midstream or o.q:
-            return 0
+            return ACK_OK
+        sent = o.off if o.fin_abs is None else max(o.off, o.fin_abs + 1)
+        if ((pkt.ack - o.base - sent + HALF) & M32) - HALF > 0:
+            return ACK_UNSENT
         una = o.wup or 0  # the receiver's snd_una, as an offset of its stream
         r = ((pkt.ack - o.base - una + HALF) & M32) - HALF
         if r >= 0:
-            return 0
+            return ACK_OK
         # bytes_acked is una (the SYN is not counted); max_window is the
         # largest window d announced, known only with the window scale (else
         # the bound is bytes_acked alone: never a drop the target would not)
         mw = una if not s.win or d.maxwin > una else d.maxwin
-        return 2 if r + mw < 0 else 1
+        return ACK_TOO_OLD if r + mw < 0 else ACK_OLD
 
     def _new_connection(self, d, s, pkt) -> int:
         """A SYN (no ACK) from ``d`` on a known 4-tuple: 0 it belongs to the
@@ -1194,8 +1199,7 @@ class TcpReassembler:
         paws = tsval is not None and s.ts_ok
         if n or fin:
             if paws:
-                tr = d.ts_recent
-                if tr and 1 < ((tr - tsval) & M32) < HALF:
+                if _paws_old(d.ts_recent, tsval):
                     self.c_paws += 1
                     self._notice(d, _K.STREAM_PAWS_FAILED,
                                  "TCP timestamp older than the last one seen (PAWS), "
@@ -1224,7 +1228,8 @@ class TcpReassembler:
             # is discarded, data, FIN and all (before its timestamp counts);
             # judged for an inspected direction
             if d.buffer and self.ack_check:
-                if self._acks_unsent(d, s, pkt):
+                verdict = self._ack_verdict(d, s, pkt)
+                if verdict == ACK_UNSENT:
                     self.c_ack_unsent += 1
                     self._notice(d, _K.STREAM_ACK_UNSENT,
                                  "TCP segment acknowledging data never sent, segment dropped",
@@ -1234,21 +1239,21 @@ class TcpReassembler:
                 # old. (Header prediction would queue an in-order one first,
                 # but only with receive memory left from data not yet read:
                 # never for an application that reads at once, this model's.)
-                age = self._ack_age(d, s, pkt)
-                if age == 2:
+                if verdict == ACK_TOO_OLD:
                     self.c_ack_too_old += 1
                     self._notice(d, _K.STREAM_ACK_TOO_OLD,
                                  "TCP segment with an ACK too old for the receiver, "
                                  "segment dropped", pkt.ts, out)
                     return
-                if age:
+                if verdict == ACK_OLD:
                     paws = False  # tcp_ack's old_ack: taken, its TSval not
-        elif paws and self._acks_unsent(d, s, pkt):
+        elif paws:
             # a pure ACK of unsent data: tcp_ack drops it before its TSval
-            # counts (its ACK is still read, as for a pure ACK before rcv_wup)
-            paws = False
-        elif paws and self.ack_check and self._ack_age(d, s, pkt):
-            paws = False  # an old (or too old) pure ACK: no TSval either
+            # counts (its ACK is still read, as for a pure ACK before
+            # rcv_wup); an old or too old one: no TSval either
+            verdict = self._ack_verdict(d, s, pkt)
+            if verdict == ACK_UNSENT or (verdict and self.ack_check):
+                paws = False
         if paws:
             # tcp_replace_ts_recent: only from a segment at or before rcv_wup;
             # and one ending before it never got that far (tcp_sequence):
@@ -1534,8 +1539,7 @@ class TcpReassembler:
         if pkt.flags & TH_ACK and (o.isn is None or (pkt.ack - o.isn - 1) & M32):
             return False  # the listener answers a wrong ACK with a RST
         tsval = info[1]
-        tr = d.ts_recent
-        if s.ts_ok and tsval is not None and tr and 1 < ((tr - tsval) & M32) < HALF:
+        if s.ts_ok and tsval is not None and _paws_old(d.ts_recent, tsval):
             return False
         rel = ((pkt.seq - d.base - d.off + HALF) & M32) - HALF
         return rel == 0 or (rel + 1 + len(pkt.payload) > 0 and rel < self._window(d))
