@@ -1313,6 +1313,13 @@ class SigEngine:
         self.pre_state = None
         self.counters = {"sig_stream_inspections": 0, "sig_candidates": 0,
                          "sig_http_transactions": 0, "sig_smtp_files": 0,
+                         # directions inspected early because the waiting
+                         # table was full (WAITING_MAX)
+                         "sig_waiting_trimmed": 0,
+                         # state forgotten at its table's bound: datagram
+                         # flows (FLOWS_MAX), threshold and detection_filter
+                         # counts (THRESH_MAX)
+                         "sig_flows_evicted": 0, "sig_thresholds_evicted": 0,
                          # SMTP mail not (wholly) examined: over the size
                          # cap, lost to a hole in the stream, files past
                          # the per-mail cap
@@ -1384,12 +1391,20 @@ class SigEngine:
     def _dgram_flow(self, pkt):
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         key = (pkt.proto, a, b) if a <= b else (pkt.proto, b, a)
-        f = self.dgram_flows.get(key)
+        flows = self.dgram_flows
+        f = flows.get(key)
         if f is None:
-            f = self.dgram_flows[key] = self._new_flow(a)
-            if len(self.dgram_flows) > FLOWS_MAX:
-                self.dgram_flows.popitem(last=False)
-        elif f.client != a:
+            f = flows[key] = self._new_flow(a)
+            if len(flows) > FLOWS_MAX:
+                # the least recently seen goes (its flowbits, thresholds by
+                # flow and direction sides with it), counted
+                flows.popitem(last=False)
+                self.counters["sig_flows_evicted"] += 1
+            return f
+        # most recently seen last: a flood of new flows evicts idle ones,
+        # not a conversation still going on
+        flows.move_to_end(key)
+        if f.client != a:
             f.seen_both = True
         return f
 
@@ -1635,15 +1650,24 @@ class SigEngine:
         return out
 
     def _trim_waiting(self):
-        """Inspect and forget the oldest quarter of the waiting directions."""
+        """Inspect the pending stream bytes of the oldest quarter of the
+        waiting directions and take them off the table.
+
+        Their open requests stay with them: the parser holds the one in
+        progress anyway (nothing to free), its next bytes put the direction
+        back on the table, and the session's end inspects what is left
+        (``end_direction``). Dropping them let a flood of connections with
+        unanswered bytes erase an attack request whose body was still
+        coming."""
         out = []
-        for key in list(self.waiting)[:WAITING_MAX // 4]:
+        oldest = list(self.waiting)[:WAITING_MAX // 4]
+        for key in oldest:
             st = self.waiting.pop(key)
             if st.pending:
                 self._alerted = set()
                 out += self._inspect_pending(st, len(st.pending))
                 self.waiting.pop(key, None)
-            st.reqs = []
+        self.counters["sig_waiting_trimmed"] += len(oldest)
         return out
 
     def _prefilter_stream(self, st, data, pkt):
@@ -2260,6 +2284,7 @@ class SigEngine:
             ent = self.thresholds[key] = [ts, 0]
             if len(self.thresholds) > THRESH_MAX:
                 self.thresholds.pop(next(iter(self.thresholds)))
+                self.counters["sig_thresholds_evicted"] += 1
         ent[1] += 1
         c = ent[1]
         typ = t.type if r.threshold is not None else None

@@ -338,6 +338,60 @@ def test_waiting_directions_are_bounded(monkeypatch):
     assert sum(1 for a in out if isinstance(a, Alert)) == 40
 
 
+@pytest.mark.parametrize("body_completes", [True, False])
+def test_waiting_table_overflow_keeps_requests_whose_body_is_coming(monkeypatch,
+                                                                     body_completes):
+    """A flood of directions with bytes waiting overflows the table while
+    each attack request's body is still on its way: the trim inspects their
+    stream bytes early but keeps the open requests, so every one is matched
+    when its body ends (or, if it never does, when the session ends)."""
+    import pakemon.detect.sigengine as se
+
+    monkeypatch.setattr(se, "WAITING_MAX", 8)
+    rules, _, _ = parse_suricata_rules('alert http any any -> any any (msg:"x"; http.uri; '
+                                       'content:"/attack"; sid:1;)')
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    out, conns = [], []
+    for i in range(40):
+        c = TcpConnection("10.0.0.1", "10.0.0.2", 20000 + i, 80, ts=i).open()
+        c.send(b"POST /attack HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        for ts, f in c.frames:
+            out += pipe.feed(ts, f)
+        c.frames = []
+        conns.append(c)
+    assert pipe.sig.counters["sig_waiting_trimmed"] > 0
+    if body_completes:
+        for c in conns:
+            c.send(b"67890")
+            for ts, f in c.frames:
+                out += pipe.feed(ts, f)
+            c.frames = []
+    out += pipe.flush()
+    assert sum(1 for a in out if isinstance(a, Alert)) == 40
+
+
+def test_datagram_flow_table_evicts_the_least_recently_seen_and_counts(monkeypatch):
+    """New UDP flows past the table's bound evict the flow seen least
+    recently, not the oldest one: a conversation that goes on keeps its
+    flowbits through a flood of one-packet flows; each eviction is counted."""
+    import pakemon.detect.sigengine as se
+
+    monkeypatch.setattr(se, "FLOWS_MAX", 4)
+    rules, _, _ = parse_suricata_rules(
+        'alert udp any any -> any 5353 (msg:"set"; content:"SET"; flowbits:set,x; '
+        'flowbits:noalert; sid:1;)\n'
+        'alert udp any any -> any 5353 (msg:"hit"; content:"HIT"; flowbits:isset,x; sid:2;)')
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    out = pipe.feed(0, udp_frame("10.0.0.1", "10.0.0.2", 1000, 5353, b"SET"))
+    for i in range(20):
+        out += pipe.feed(1 + i, udp_frame("10.0.9.%d" % (i + 1), "10.0.0.2", 2000, 5353, b"x"))
+        out += pipe.feed(1.5 + i, udp_frame("10.0.0.1", "10.0.0.2", 1000, 5353, b"go on"))
+    out += pipe.feed(30, udp_frame("10.0.0.1", "10.0.0.2", 1000, 5353, b"HIT"))
+    assert sids([a for a in out if isinstance(a, Alert)]) == {2: 1}
+    assert pipe.sig.counters["sig_flows_evicted"] == 17  # 21 flows, 4 kept
+    assert pipe.counters()["sig_flows_evicted"] == 17
+
+
 def test_sides_of_a_midstream_flow_kept_per_direction():
     """A flow picked up midstream whose first sender is the server (port 80
     toward an ephemeral port) is reversed, and each direction keeps its
