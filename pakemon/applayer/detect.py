@@ -57,6 +57,8 @@ protocol the client's bytes did not).
 
 from __future__ import annotations
 
+import re
+
 from .dns import parse_dns
 
 HTTP_METHODS = (
@@ -67,10 +69,24 @@ HTTP_METHODS = (
     b"SUBSCRIBE", b"UNSUBSCRIBE", b"NOTIFY", b"POLL", b"BMOVE", b"BCOPY", b"BDELETE",
     b"BPROPFIND", b"BPROPPATCH", b"MKCALENDAR", b"LINK", b"UNLINK",
 )
-# (a tab after the method is taken by servers that split the request line on
-# any blank, Python's http.server among them; libhtp too)
-_METHOD_PREFIXES = tuple(m + sep for m in HTTP_METHODS for sep in (b" ", b"\t"))
+# (a tab, vertical tab, form feed or CR after the method is taken by servers
+# that split the request line on any blank: Python's http.server, Apache
+# before 2.4.25 or with HttpProtocolOptions Unsafe, libhtp too)
+_METHOD_PREFIXES = tuple(m + sep for m in HTTP_METHODS for sep in (b" ", b"\t", b"\v", b"\f",
+                                                                     b"\r"))
 _MAX_METHOD = max(len(m) for m in _METHOD_PREFIXES)
+# A request line with a method no list names: servers take extension
+# methods (nginx any run of A-Z, "_" and "-"; Apache any token, handed to a
+# CGI script as it came), so a listed method is no condition of an attack
+# reaching the server ("FOO /cgi-bin/phf HTTP/1.0"). Such a method (as nginx
+# spells one: "GET%00" is none, as libhtp's detection agrees, suricata-verify
+# uricontent-06), blanks, then a request target (origin form "/...", "*", or
+# an absolute URI's scheme and "://") is taken as HTTP; the target's shape
+# keeps the line protocols out (FTP's "USER x", SMTP's "MAIL FROM:").
+_TOKEN = rb"[A-Z_-]{1,32}"
+_EXT_REQUEST = re.compile(_TOKEN + rb"[ \t]+(?:/|\*|[A-Za-z][A-Za-z0-9+.-]{0,15}://)")
+# ... and what may still become one (the probe waits for more bytes)
+_EXT_PREFIX = re.compile(_TOKEN + rb"(?:[ \t]+(?:[A-Za-z][A-Za-z0-9+.-]{0,15}(?::/?)?)?)?\Z")
 
 PROBE_LIMIT = 2048
 _BANNER_LINE = 512  # a greeting line longer than this without LF: not decided by text
@@ -148,9 +164,13 @@ def _http(data: bytes, to_server: bool):
         # servers skip empty lines before a request line (RFC 9112 2.2), and
         # those that split it on blanks (http.server, libhtp) leading blanks
         data = data.lstrip(b" \t\r\n")
-        if data.startswith(_METHOD_PREFIXES):
+        # listed methods in any case, as Suricata's detection patterns take them
+        head = data[:_MAX_METHOD].upper()
+        if head.startswith(_METHOD_PREFIXES) or _EXT_REQUEST.match(data):
             return True
-        return None if len(data) < _MAX_METHOD and _prefix_of(data, _METHOD_PREFIXES) else False
+        if len(data) < _MAX_METHOD and _prefix_of(head, _METHOD_PREFIXES):
+            return None
+        return None if _EXT_PREFIX.match(data) else False
     if data.startswith(b"HTTP/1."):
         return True
     return None if _prefix_of(data, (b"HTTP/1.",)) else False

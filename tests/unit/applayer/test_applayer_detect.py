@@ -37,7 +37,22 @@ DNS_QUERY = bytes(DNS(id=3, rd=1, qd=DNSQR(qname="example.com")))
     (b"USER anonymous\r\n", True, 40000, 6667, ""),  # IRC says USER too
     (len(DNS_QUERY).to_bytes(2, "big") + DNS_QUERY, True, 40000, 53, "dns"),
     (b"\x01\x02\x03 random", True, 40000, 80, ""),
-    (b"get / HTTP/1.1\r\n", True, 40000, 80, ""),  # methods are case-sensitive
+    # listed methods in any case (Suricata's detection patterns are caseless)
+    (b"get / HTTP/1.1\r\n", True, 40000, 80, "http"),
+    # methods no list names: servers take extension methods (nginx: A-Z, _
+    # and -), so the request line's shape decides
+    (b"FOO /cgi-bin/phf HTTP/1.0\r\n", True, 40000, 80, "http"),
+    (b"GET%00 /images.gif HTTP/1.1\r\n", True, 40000, 80, ""),  # no method to nginx
+    (b"X-CUSTOM http://example.com/ HTTP/1.1\r\n", True, 40000, 8080, "http"),
+    (b"BREW * HTTP/1.1\r\n", True, 40000, 80, "http"),
+    # blanks other than SP/HTAB after a listed method (servers that split on any)
+    (b"GET\x0b/x HTTP/1.0\r\n", True, 40000, 80, "http"),
+    (b"GET\x0c/x HTTP/1.0\r\n", True, 40000, 80, "http"),
+    (b"GET\r/x HTTP/1.0\r\n", True, 40000, 80, "http"),
+    # the target's shape keeps line protocols out
+    (b"MAIL FROM:<a@b.example>\r\n", True, 40000, 2525, ""),
+    (b"NICK someone\r\n", True, 40000, 6667, ""),
+    (b"FOO bar baz\r\n", True, 40000, 80, ""),
 ])
 def test_probe_whole_first_segment(data, to_server, sport, dport, want):
     assert probe(data, to_server, sport, dport) == want
@@ -47,6 +62,7 @@ def test_probe_whole_first_segment(data, to_server, sport, dport, want):
     (b"GE", True), (b"PROPFI", True), (b"HTTP/", False), (b"\x16\x03", True),
     (b"\x16\x03\x01\x00", True), (b"SSH", True), (b"\x00\x00\x00\x66\xfe", True),
     (b"220 mail.exam", False), (b"EHL", True),
+    (b"FOO", True), (b"FOO ", True), (b"FOO ht", True), (b"FOO http:/", True),
 ])
 def test_probe_prefix_needs_more(data, to_server):
     assert probe(data, to_server, 40000, 80 if to_server else 40000) is None
@@ -54,6 +70,7 @@ def test_probe_prefix_needs_more(data, to_server):
 
 def test_every_prefix_of_real_starts_is_none_or_right():
     cases = [(b"POST /upload HTTP/1.1\r\n", True, "http"), (TLS_CLIENT_HELLO, True, "tls"),
+             (b"FOO http://x.example/ HTTP/1.1\r\n", True, "http"),
              (SMB2_NEGOTIATE, True, "smb"), (b"220 FTP server ready\r\n", False, "ftp")]
     for data, to_server, want in cases:
         for i in range(1, len(data) + 1):
