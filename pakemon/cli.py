@@ -536,7 +536,7 @@ def add_engine_options(p) -> None:
                    help="bytes inspected per TCP direction, 0 for no limit (default 1m)")
     g.add_argument("--stream-memcap", type=_size, default=64 << 20, metavar="BYTES",
                    help="TCP reassembly memory cap (default 64m)")
-    g.add_argument("--max-sessions", type=int, default=0, metavar="N",
+    g.add_argument("--max-sessions", type=_count, default=0, metavar="N",
                    help="TCP sessions tracked at once (default 0: as many as the stream "
                    "memcap allows at ~4 KB each; half-open ones are evicted first)")
     g.add_argument("--defrag-memcap", type=_size, default=32 << 20, metavar="BYTES",

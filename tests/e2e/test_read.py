@@ -180,7 +180,11 @@ def test_help_on_every_command_documents_exit_codes(argv):
 
 
 @pytest.mark.parametrize("argv", [[], ["read"], ["read", "x.pcap", "--bogus"], ["frobnicate"],
-                                  ["rules"], ["read", "x.pcap", "--progress", "sometimes"]])
+                                  ["rules"], ["read", "x.pcap", "--progress", "sometimes"],
+                                  ["read", "x.pcap", "--max-sessions", "-1"],
+                                  ["read", "x.pcap", "--stream-depth", "-5"],
+                                  ["read", "x.pcap", "--defrag-timeout", "0"],
+                                  ["read", "x.pcap", "--checksum", "maybe"]])
 def test_bad_flags_are_usage_errors_without_traceback(argv):
     r = cli(*argv)
     assert r.returncode == 2
