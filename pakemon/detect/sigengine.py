@@ -255,6 +255,9 @@ def _on_match(idx, _start, _end, _flags, out):
 _MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
 PROBE_BLANK = 4096  # leading CR/LF bytes the app probe looks past
+# bytes a direction that named no protocol keeps while the other direction
+# may still name one (a request line's worth; past it the flow is none)
+HOLD_MAX = 4096
 DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
@@ -1611,18 +1614,43 @@ class SigEngine:
         if flow.app is None:
             self._probe(st, data)
             if flow.app is None:
-                # Not decided yet (at most 64 bytes): the app parser gets
-                # these bytes once it is, or a request sent a byte per
-                # segment would reach it without its first bytes.
+                # Not decided yet (64 bytes, or HOLD_MAX while the other
+                # side may still name it): the app parser gets these bytes
+                # once it is, or a request sent a byte per segment would
+                # reach it without its first bytes.
                 st.held += data
                 app_data = None
+                if st.probe is None and len(st.held) > HOLD_MAX:
+                    self._decide_none(st)
+            elif flow.app:
+                pst = self._peer_state(st)
+                if pst is not None and pst.held:
+                    # the other side's bytes came first (a request whose
+                    # method named nothing): they are parsed first
+                    held, pst.held = pst.held, b""
+                    out += self._app_feed(pst, held, pst.last_pkt, self._view(pst))
         if st.held and app_data is not None:
             app_data = st.held + data
             st.held = b""
         view = self._view(st)
-        if app_data is None:
-            pass
-        elif flow.app == "http" and self.rs.wants_http:
+        if app_data is not None:
+            out += self._app_feed(st, app_data, pkt, view)
+        if len(self.waiting) > WAITING_MAX:
+            out += self._trim_waiting()
+        if view.stream is not None and not flow.passed:
+            self._prefilter_stream(st, data, pkt)
+            st.pending += data
+            self.waiting[id(st)] = st
+            if len(st.pending) >= PENDING_MAX:
+                out += self._inspect_pending(st, len(st.pending))
+        return out
+
+    def _app_feed(self, st, app_data, pkt, view):
+        """``app_data``, in-order bytes of ``st``'s direction, to the parser
+        of the flow's app protocol, where a rule of the view reads it."""
+        flow = st.flow
+        out = []
+        if flow.app == "http" and self.rs.wants_http:
             if st.cs:
                 out += self._http_feed(st, app_data, pkt)
             elif view.resp is not None:
@@ -1639,15 +1667,23 @@ class SigEngine:
             out += self._ssh_feed(st, app_data, pkt)
         elif flow.app == "dns" and st.cs and self.rs.dns_tcp_ports and not flow.passed:
             out += self._dns_tcp_feed(st, app_data, pkt)
-        if len(self.waiting) > WAITING_MAX:
-            out += self._trim_waiting()
-        if view.stream is not None and not flow.passed:
-            self._prefilter_stream(st, data, pkt)
-            st.pending += data
-            self.waiting[id(st)] = st
-            if len(st.pending) >= PENDING_MAX:
-                out += self._inspect_pending(st, len(st.pending))
         return out
+
+    @staticmethod
+    def _peer_state(st):
+        """The DirState of the other direction of ``st``'s connection, if any."""
+        peer = st.d.peer
+        sm = peer.det if peer is not None else None
+        return getattr(sm, "sig", None) if sm is not None else None
+
+    def _decide_none(self, st):
+        """The flow is none of the protocols the probe knows: the bytes
+        held for an app parser are let go."""
+        st.flow.app = ""
+        st.held = b""
+        pst = self._peer_state(st)
+        if pst is not None:
+            pst.held = b""
 
     def _trim_waiting(self):
         """Inspect the pending stream bytes of the oldest quarter of the
@@ -1787,6 +1823,8 @@ class SigEngine:
         # 64 bytes after any blank lines or blanks a client sent first (a
         # server skips them before a request line; up to PROBE_BLANK of them
         # count for nothing, or a run of CRLFs would end the probe undecided)
+        if st.probe is None:
+            return  # this side named nothing: the other one may yet
         pr = st.probe + data
         blank = len(pr) - len(pr.lstrip(b" \t\r\n"))
         if blank > PROBE_BLANK:
@@ -1801,13 +1839,26 @@ class SigEngine:
         if app is None and len(st.probe) - blank < 64:
             return
         flow = st.flow
-        flow.app = app or ""
-        if app:
-            ses = d.session
-            if ses is None or ses.oneside or ses.midstream:
-                flow.pkt_app = flow.app  # (no ACK of it may ever be seen)
-            else:
-                flow.app_dir, flow.app_at = d, d.off
+        if not app:
+            # None of them from this side. The other side may still name
+            # the flow's protocol (a server's "HTTP/1.1" answering a request
+            # whose method no probe knows): Suricata's detection waits for
+            # it and then parses both sides (applayer event
+            # detect_protocol_only_one_direction). The flow is none once
+            # both sides said so, or when the other side's bytes are not
+            # reassembled (no rule reads them), or past HOLD_MAX.
+            st.probe = None
+            pst = self._peer_state(st)
+            peer = d.peer
+            if (pst is not None and pst.probe is None) or peer is None or not peer.buffer:
+                self._decide_none(st)
+            return
+        flow.app = app
+        ses = d.session
+        if ses is None or ses.oneside or ses.midstream:
+            flow.pkt_app = flow.app  # (no ACK of it may ever be seen)
+        else:
+            flow.app_dir, flow.app_at = d, d.off
 
     def _inspect_pending(self, st, n):
         chunk = bytes(st.pending[:n])

@@ -95,3 +95,22 @@ def test_request_line_evasion_still_parsed_as_http(tmp_path, technique):
     twin = TcpConnection(C, S, 40201, 80).open()
     twin.send(line % b"/cgi-bin/%70hx", segment=3)
     assert run(tmp_path / "twin", twin.close()) == []
+
+
+@pytest.mark.parametrize("method", [b"G3T", b"foo", b"Get-Stuff"])
+def test_request_the_probe_misses_is_http_once_the_server_answers_http(tmp_path, method):
+    """A method no shape rule takes (Apache takes any token): the client's
+    side names no protocol, so the engine waits for the server's, and a
+    server answering "HTTP/1.1" makes the flow HTTP: the held request is
+    parsed first, as Suricata parses both sides once one is detected."""
+    def conn(port, answer):
+        c = TcpConnection(C, S, port, 80).open()
+        c.send(method + b" /cgi-bin/%70hf HTTP/1.0\r\n\r\n", segment=7)
+        if answer:
+            c.send(answer, from_client=False)
+        return c.close()
+
+    assert run(tmp_path, conn(40300, b"HTTP/1.1 501 Not Implemented\r\n"
+                                     b"Content-Length: 0\r\n\r\n")) == [1]
+    assert run(tmp_path / "silent", conn(40301, None)) == []
+    assert run(tmp_path / "ssh", conn(40302, b"SSH-2.0-OpenSSH_9.2\r\n")) == []

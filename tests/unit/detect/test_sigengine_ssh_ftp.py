@@ -118,8 +118,12 @@ alert tcp any any -> any any (msg:"failed"; app-layer-protocol:failed; content:"
 alert udp any any -> any 53 (msg:"dns"; app-layer-protocol:dns; content:"example"; sid:24;)
 """
     ftp_frames = ftp(b"PORT 198,51,100,9,156,64\r\n")
+    # detection fails once both sides named nothing (a side alone may be
+    # answered by a protocol the other side names, as Suricata waits for)
     junk = TcpConnection(CLIENT, SERVER, 40099, 7777).open()
-    junk.send(b"\x01\x02 USER binary\r\n")
+    junk.send(b"\x01\x02 hello\r\n")
+    junk.send(b"\x03\x04 nope\r\n", from_client=False)
+    junk.send(b"USER binary\r\n")
     dns = dns_exchange(CLIENT, SERVER, 40053, "www.example.com")
 
     def alerts(frames):
