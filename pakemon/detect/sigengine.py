@@ -256,8 +256,9 @@ _MATCHER = ahocorasick is not None or hyperscan is not None
 TAIL = 2048  # bytes of the previous chunk kept for matches across chunks
 PROBE_BLANK = 4096  # leading CR/LF bytes the app probe looks past
 # bytes a direction that named no protocol keeps while the other direction
-# may still name one (a request line's worth; past it the flow is none)
-HOLD_MAX = 4096
+# may still name one (a request head's worth; past it the flow is none:
+# bounded so, a flood of silent connections holds 32 MB at most)
+HOLD_MAX = 2048
 DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
