@@ -114,12 +114,14 @@ class Detector:
                     it.set("", False)
                 if node.regexes:
                     window = hist[-REGEX_WINDOW:] + data
-                    wstart = start - (len(window) - len(data))
-                    for regex, targets, gates in node.regexes:
+                    old = len(window) - len(data)
+                    wstart = start - old
+                    for regex, targets, gates, reach in node.regexes:
                         if gates is not None and not any(
                                 found.get((nid, r), 0) & need == need for r, need in gates):
                             continue  # the rule's literals are not all in the stream yet
-                        for m in regex.finditer(window):
+                        # (no match reaching the new bytes starts before reach)
+                        for m in regex.finditer(window, max(old - reach, 0)):
                             if wstart + m.end() > start:  # reaches new data
                                 end = wstart + max(m.end() - 1, 0)
                                 for ridx, bit in targets:
@@ -202,7 +204,7 @@ class Detector:
     def _late_regexes(node, ridx: int, sm: StreamMatch) -> None:
         found = sm.found
         k = (id(node), ridx)
-        for regex, targets, _ in node.regexes:
+        for regex, targets, _, _ in node.regexes:
             mask = 0
             for r, bit in targets:
                 if r == ridx:

@@ -22,6 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+try:  # the width of a regex's matches, from the parser ``re`` compiles with
+    from re import _parser as _sre_parse
+except ImportError:  # Python < 3.11
+    import sre_parse as _sre_parse
+
 import ahocorasick
 
 from .rules import Pattern, PatternKind, PortSpec, Rule
@@ -31,6 +36,70 @@ PROTOS = ("tcp", "udp", "icmp", "ip")
 # Regexes can span segments; the stream keeps this much earlier data to run
 # them over (the dump log shows the same last 4 KiB).
 REGEX_WINDOW = 4096
+
+
+def regex_reach(regex) -> int:
+    """Bytes before a chunk a match ending in it can start at: its longest
+    match less one, for a regex whose matches are bounded, else
+    REGEX_WINDOW. The stream scan starts that far back in the window (the
+    bytes before stay visible to anchors and lookbehinds), so a long
+    upload's every byte is not scanned again and again against a 4 KB
+    history by a regex that cannot reach that far."""
+    try:
+        hi = _sre_parse.parse(regex.pattern, regex.flags).getwidth()[1]
+    except Exception:  # an internal API: fall back to the whole window
+        return REGEX_WINDOW
+    return min(REGEX_WINDOW, max(hi - 1, 0))
+
+
+def required_literal(regex) -> tuple[bytes, bool] | None:
+    """The longest run of literal bytes every match of ``regex`` contains
+    (at least 3), and whether it is caseless; None when there is none to
+    rely on.
+
+    Only what a match cannot do without counts: literals in sequence at the
+    top level, or inside a group or a repeat of at least one. Alternatives,
+    classes and optional parts break a run. A regex with scoped flags
+    (``(?i:...)``) is left alone."""
+    try:
+        tree = _sre_parse.parse(regex.pattern, regex.flags)
+    except Exception:  # an internal API: no prefilter, the regex just runs
+        return None
+    consts = _sre_parse
+    best: list[bytes] = [b""]
+    scoped = [False]
+
+    def walk(seq) -> None:
+        run = bytearray()
+        for op, av in seq:
+            if op is consts.LITERAL and av < 256:
+                run.append(av)
+                continue
+            if len(run) > len(best[0]):
+                best[0] = bytes(run)
+            run = bytearray()
+            if op is consts.SUBPATTERN:
+                _, add, dele, sub = av
+                if add or dele:
+                    scoped[0] = True
+                    return
+                walk(sub)
+            elif op in (consts.MAX_REPEAT, consts.MIN_REPEAT, getattr(consts, "POSSESSIVE_REPEAT",
+                                                                       None)):
+                lo, _, sub = av
+                if lo >= 1:
+                    walk(sub)
+        if len(run) > len(best[0]):
+            best[0] = bytes(run)
+
+    try:
+        walk(tree)
+    except Exception:
+        return None
+    if scoped[0] or len(best[0]) < 3:
+        return None
+    nocase = bool(tree.state.flags & consts.SRE_FLAG_IGNORECASE)
+    return (best[0].lower() if nocase else best[0]), nocase
 
 
 @dataclass
@@ -50,12 +119,14 @@ class ServiceNode:
         self.src_any = src.any
         self.rules: list[Rule] = []
         self.gidx: list[int] = []  # each rule's index in the whole tree
+        self.patterns: list[int] = []  # each rule's pattern count here (with prefilters)
         self.contents: dict[tuple, ContentNode] = {}
         # compiled
         self.full_masks: list[int] = []
         self.ac_case = None
         self.ac_nocase = None
-        self.regexes: list[tuple[object, tuple[tuple[int, int], ...]]] = []
+        # (regex, targets, literal gates, reach: see regex_reach)
+        self.regexes: list[tuple] = []
         self.any_rules: tuple[int, ...] = ()  # rules satisfied by any packet
         self.any_bits: dict[int, int] = {}
         self.overlap = 0  # bytes of earlier stream data a new segment needs
@@ -68,7 +139,21 @@ class ServiceNode:
         ridx = len(self.rules)
         self.rules.append(rule)
         self.gidx.append(gidx)
-        for bit, pat in enumerate(rule.patterns):
+        patterns = list(rule.patterns)
+        if not any(p.kind in (PatternKind.BYTES, PatternKind.NOCASE) for p in patterns):
+            # A rule of regexes alone gets, as its literal prefilter, the
+            # bytes each regex cannot match without (Snort's fast pattern,
+            # taken from the regex): its regexes then run only once those
+            # are in the stream, not on every chunk of every connection to
+            # the port. A match implies them, so the rule alerts as before.
+            for p in rule.patterns:
+                lit = required_literal(p.regex) if p.kind is PatternKind.REGEX else None
+                if lit is not None:
+                    value, nocase = lit
+                    patterns.append(Pattern(PatternKind.NOCASE if nocase else PatternKind.BYTES,
+                                            value, text=f"{value!r} (in {p.text})"))
+        self.patterns.append(len(patterns))
+        for bit, pat in enumerate(patterns):
             key = (pat.kind, pat.value.lower() if pat.kind is PatternKind.NOCASE else pat.value)
             node = self.contents.get(key)
             if node is None:
@@ -76,14 +161,16 @@ class ServiceNode:
             node.targets.append((ridx, bit))
 
     def compile(self) -> None:
-        self.full_masks = [(1 << len(r.patterns)) - 1 for r in self.rules]
+        self.full_masks = [(1 << n) - 1 for n in self.patterns]
         # A rule's literal patterns are its prefilter (Snort's fast pattern):
         # its regexes run only once they are all found, so a rule like
         # `udp * * |binary header| <regex>` costs every datagram one automaton
         # pass, not a regex scan.
-        lit_masks = [sum(1 << i for i, p in enumerate(r.patterns)
-                         if p.kind in (PatternKind.BYTES, PatternKind.NOCASE))
-                     for r in self.rules]
+        lit_masks = [0] * len(self.rules)
+        for (kind, _), cn in self.contents.items():
+            if kind in (PatternKind.BYTES, PatternKind.NOCASE):
+                for ridx, bit in cn.targets:
+                    lit_masks[ridx] |= 1 << bit
         case = ahocorasick.Automaton()
         nocase = ahocorasick.Automaton()
         regexes = []
@@ -98,7 +185,8 @@ class ServiceNode:
                 gates = tuple((ridx, lit_masks[ridx]) for ridx, _ in targets)
                 if any(need == 0 for _, need in gates):
                     gates = None  # some rule has no literal: always run
-                regexes.append((node.pattern.regex, targets, gates))
+                rx = node.pattern.regex
+                regexes.append((rx, targets, gates, regex_reach(rx)))
             else:
                 # latin-1 maps each byte to one code point, so a str automaton
                 # matches bytes exactly and offsets stay byte offsets.
@@ -137,7 +225,7 @@ class ServiceNode:
                     for ridx, bit in targets:
                         lit[ridx] = lit.get(ridx, 0) | (1 << bit)
                         yield ridx, bit, end
-        for regex, targets, gates in self.regexes:
+        for regex, targets, gates, _ in self.regexes:
             if gates is not None and not any(lit.get(r, 0) & need == need for r, need in gates):
                 continue
             # The first match that reaches new data; one is enough for a bit.

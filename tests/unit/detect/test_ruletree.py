@@ -1,5 +1,6 @@
 """The rule tree: service nodes per protocol, content nodes, port selection."""
 
+import pytest
 from helpers import rules_from
 
 from pakemon.detect.ruletree import RuleTree
@@ -76,8 +77,44 @@ def test_case_insensitive_folds_ascii_only():
 def test_regex_patterns_search_bytes():
     tree = RuleTree(rules_from("R tcp * 21 <USER [^\\n]{20}>\n"))
     node = tree.nodes["tcp"][0]
-    assert list(node.search(b"USER " + b"A" * 30 + b"\n"))
-    assert not list(node.search(b"USER anonymous\n"))
+    # bit 0: the regex; bit 1: "USER ", the literal it cannot match without
+    # (its prefilter, found on its own in the second)
+    assert {bit for _, bit, _ in node.search(b"USER " + b"A" * 30 + b"\n")} == {0, 1}
+    assert {bit for _, bit, _ in node.search(b"USER anonymous\n")} == {1}
+    assert {bit for _, bit, _ in node.search(b"PASS " + b"A" * 30 + b"\n")} == set()
+
+
+@pytest.mark.parametrize("regex,want", [
+    (rb"(?i)/count\.cgi\?[^\s]{300}", (b"/count.cgi?", True)),
+    (rb"(?i)(user-agent: sioux\r?\n){100}", (b"user-agent: sioux", True)),
+    (rb"/level/[0-9]+/exec/", (b"/level/", False)),
+    (rb"(?i)recipient=[^&\s]*(;|%3b)", (b"recipient=", True)),
+    (rb"(abc|xyz)def", (b"def", False)),  # an alternative is no requirement
+    (rb"(abcdef)?xy", None),  # an optional part neither
+    (rb"(?:wxyz){0,3}ab", None),
+    (rb"a(?i:bcdef)", None),  # scoped flags: left alone
+    (rb"[a-z]+", None),
+])
+def test_required_literal_of_a_regex(regex, want):
+    import re
+
+    from pakemon.detect.ruletree import required_literal
+
+    assert required_literal(re.compile(regex)) == want
+
+
+def test_a_rule_of_regexes_alone_alerts_as_before_with_its_prefilter():
+    """The literal taken from a regex is a prefilter, not a condition: the
+    rule alerts exactly where the regex matches, across segments too."""
+    import re
+
+    rx = rb"(?i)/level/[0-9]+/exec/"
+    tree = RuleTree(rules_from("R tcp * 80 <" + rx.decode() + ">\n"))
+    node = tree.nodes["tcp"][0]
+    for text in (b"GET /LEVEL/15/exec/-", b"GET /level/x/exec/", b"/level/ then /exec/",
+                 b"GET /level/99/EXEC/ HTTP/1.0"):
+        bits = {bit for _, bit, _ in node.search(text)}
+        assert (bits == {0, 1}) == bool(re.search(rx, text)), text
 
 
 def test_source_port_nodes_are_indexed_by_source_port():
