@@ -28,7 +28,8 @@ Design choices
     does (the built-in defaults of a minimal suricata.yaml are the same).
   - ``stream.midstream=true`` -> ``--midstream on``, else ``off`` (Suricata's
     default is off, ours on); ``stream.async-oneside`` -> ``--async-oneside``;
-    ``stream.reassembly.depth=0`` -> ``--stream-depth 0``.
+    ``stream.reassembly.depth=0`` -> ``--stream-depth 0``, else ``1m`` (Suricata's
+    default, both directions; ours reads all a client sends).
   - host-os-policy: no suricata.yaml in the case -> the stock table as a
     ``--host-policy`` file; the case's own table likewise; and always
     ``--policy bsd``, Suricata's built-in default, for what no block covers
@@ -168,8 +169,9 @@ def case_args(exp: dict, work: Path, options: frozenset[str]) -> tuple[list[str]
     args = ["--checksum", s["checksum"], "--midstream", "on" if s["midstream"] else "off",
             "--async-oneside", "on" if s["async_oneside"] else "off", "--policy", DEFAULT_POLICY]
     unsupported = []
-    if s["depth0"]:
-        args += ["--stream-depth", "0"]
+    # Suricata's stream.reassembly.depth (1 MB unless the case says 0), in
+    # both directions: this CLI's default inspects all a client sends
+    args += ["--stream-depth", "0" if s["depth0"] else "1m"]
     if s["host_policy"] is not None:
         path = work / "host-policy.txt"
         path.write_text(s["host_policy"])

@@ -350,7 +350,10 @@ def build_config(args):
                             memcap=args.defrag_memcap),
         stream=StreamConfig(policy=stream_policy, midstream=args.midstream == "on",
                             async_oneside=args.async_oneside == "on", checksum=args.checksum,
-                            memcap=args.stream_memcap, depth=args.stream_depth,
+                            memcap=args.stream_memcap,
+                            # (not given: all a client sends, 1 MB of a server's replies)
+                            depth=(1 << 20) if args.stream_depth is None else args.stream_depth,
+                            client_depth=0 if args.stream_depth is None else args.stream_depth,
                             max_sessions=max(0, args.max_sessions)),
         scan=ScanConfig(enabled=args.scan == "on"),
         host_policy=host_policy,
@@ -532,8 +535,10 @@ def add_engine_options(p) -> None:
     g.add_argument("--checksum", choices=("auto", "on", "off"), default="auto",
                    help="ignore packets with bad checksums as the target would; auto stops "
                    "checking when the capture shows NIC checksum offload (default auto)")
-    g.add_argument("--stream-depth", type=_size, default=1 << 20, metavar="BYTES",
-                   help="bytes inspected per TCP direction, 0 for no limit (default 1m)")
+    g.add_argument("--stream-depth", type=_size, default=None, metavar="BYTES",
+                   help="bytes inspected per TCP direction, 0 for no limit (default: all "
+                   "that a client sends, which is what the protected server receives, so "
+                   "padding cannot push an attack out of sight; 1m of a server's replies)")
     g.add_argument("--stream-memcap", type=_size, default=64 << 20, metavar="BYTES",
                    help="TCP reassembly memory cap (default 64m)")
     g.add_argument("--max-sessions", type=_count, default=0, metavar="N",

@@ -66,6 +66,9 @@ class StreamConfig:
     # bytes of Python objects per queued 1-byte segment.)
     segment_cost: int = 1024
     depth: int = 1024 * 1024  # stream.reassembly.depth: bytes inspected per direction
+    # The client's direction (what the protected server receives), if not
+    # ``depth``: 0 for all of it. None: ``depth``. The CLI's default is 0.
+    client_depth: int | None = None
     # Idle timeouts (Suricata flow-timeouts for TCP).
     timeout_new: float = 60.0
     timeout_established: float = 3600.0

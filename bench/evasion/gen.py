@@ -256,6 +256,15 @@ def junk_of(stream: bytes, a: Attack) -> bytes:
 # deep in a 192-byte datagram the policies disagree.
 PRE = request("/", 40, keep_alive=True)
 
+# An upload on the same keep-alive connection whose body carries the
+# connection past 1 MB, Suricata's default reassembly depth (and this
+# sensor's, before it read all a client sends): what comes after it is out
+# of a depth-bound monitor's sight, though the server reads it.
+PAD_BODY = 1_100_000
+PAD = (f"POST /upload HTTP/1.1\r\nHost: {SERVER}\r\nUser-Agent: {UA}\r\n"
+       f"Content-Type: application/octet-stream\r\nContent-Length: {PAD_BODY}\r\n"
+       f"\r\n").encode() + b"-" * PAD_BODY
+
 
 # ---------------------------------------------------------------------------
 # Frames
@@ -630,6 +639,7 @@ class Technique:
     pipelined: bool = False
     checksum: str | None = None
     decoy: str = "twin"  # or "junk": the attack with its key garbled
+    prefix: bytes = b""  # sent first on the connection (PAD), answered too
     host_mac: bool = False  # the sensor is told the server's MAC (--host-mac)
 
     def cli_args(self) -> list[str]:
@@ -660,6 +670,17 @@ def build_segments(size: int, order: str = "in-order") -> Callable:
         for off, chunk in segs:
             flow.xmit(flow, flow.cseg(flow.data_seq(off), PSH | ACK, chunk))
     return build
+
+
+def build_acked(flow: Flow, real: bytes, other: bytes, plan) -> None:
+    """Full segments in order, the server acknowledging every 32 of them (a
+    stream longer than the server's 64 KB window)."""
+    size = 1460
+    for n, i in enumerate(range(0, len(real), size)):
+        flow.xmit(flow, flow.cseg(flow.data_seq(i), PSH | ACK, real[i:i + size]))
+        if n % 32 == 31:
+            flow.cnxt = flow.data_seq(min(len(real), i + size))
+            flow.server_send(ACK)
 
 
 def build_overlap_identical(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -1100,6 +1121,9 @@ def _techniques() -> list[Technique]:
         Technique("tcp-desync-syn", DEFAULT_POLICY,
                   "SYN with a new ISN mid-connection, decoy data in the new sequence space",
                   build_desync_syn, views=views_resync),
+        Technique("tcp-pad-past-depth", DEFAULT_POLICY,
+                  "a 1.1 MB upload first on the keep-alive connection, the request after "
+                  "it (past a 1 MB reassembly depth)", build_acked, prefix=PAD),
         Technique("frag-seg-shuffled", DEFAULT_POLICY,
                   "16-48 byte TCP segments in 8-byte IP fragments, all shuffled together",
                   build_frag_seg(overlap=False), xmit=xmit_frag("in-order")),
@@ -1169,7 +1193,7 @@ def generate(tech: Technique, attacks, outdir) -> Generated:
     conns = []
     for a in attacks:
         attack_req, twin_req = request_pair(a)
-        pre = PRE if tech.pipelined else b""
+        pre = tech.prefix + (PRE if tech.pipelined else b"")
         attack_stream, twin_stream = pre + attack_req, pre + twin_req
         if tech.decoy == "junk":
             twin_stream = junk_of(attack_stream, a)
@@ -1181,7 +1205,7 @@ def generate(tech: Technique, attacks, outdir) -> Generated:
             flow = Flow(cap, tech.xmit)
             flow.open()
             tech.build(flow, real, other, plan)
-            flow.finish(real, responses=2 if tech.pipelined else 1)
+            flow.finish(real, responses=1 + tech.pipelined + bool(tech.prefix))
             cap.wait(CONN_GAP)
             conns.append(Connection(
                 CLIENT, flow.cport, kind, a.name, a.signatures if kind == "attack" else (),

@@ -204,7 +204,8 @@ queued bytes are dropped (``tcp_prune_ofo_queue`` drops from the tail), with
 the paper's "Too much data in TCP receive queue" notice; in a direction
 whose receiver never sent an ACK we saw (one-sided capture), the hole is
 given up instead so inspection goes on. ``depth``: bytes delivered per
-direction, then ``StreamBypass`` and state-only tracking. ``max_sessions``:
+direction (``client_depth`` for the client's), then ``StreamBypass`` and
+state-only tracking. ``max_sessions``:
 the oldest session is evicted. A session leaving by timeout, eviction or
 ``flush`` delivers what it held first, holes marked ``gap=True``; a RST
 discards what its receiver held, as that host does.
@@ -222,7 +223,7 @@ Invariants
   state (classify said no, or depth reached): then the items are ranges.
 * ``StreamData`` events of one direction, concatenated, are exactly the
   bytes the receiving application read, except where ``gap=True`` marks
-  missing bytes; nothing is delivered past ``config.depth``.
+  missing bytes; nothing is delivered past the direction's depth.
 * ``self.memory`` is the sum of queued data bytes over all directions, plus
   ``segment_cost`` per queued segment that holds bytes; once
   a segment is handled it is within ``config.memcap``, and the sender's
@@ -370,7 +371,7 @@ class StreamData:
 
 @dataclass(frozen=True, slots=True)
 class StreamBypass:
-    """``direction`` reached ``config.depth``: nothing more is delivered for it."""
+    """``direction`` reached its depth: nothing more is delivered for it."""
 
     direction: "TcpDirection"
 
@@ -402,9 +403,9 @@ class TcpDirection:
 
     __slots__ = (
         "src", "sport", "dst", "dport", "session", "peer", "nodes", "det",
-        "packets", "delivered", "depth_reached", "policy", "pol", "buffer", "csum_strict",
-        "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts", "ts_recent",
-        "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
+        "packets", "delivered", "depth", "depth_reached", "policy", "pol", "buffer",
+        "csum_strict", "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts",
+        "ts_recent", "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
         "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
         "maxwin", "key",
     )
@@ -420,6 +421,7 @@ class TcpDirection:
         self.det = None  # the detect stage's state, opaque here
         self.packets = 0
         self.delivered = 0
+        self.depth = 1 << 62  # bytes delivered at most (the session sets it by role)
         self.depth_reached = False
         self.policy = ""  # name of the receiver's policy for this data
         self.pol = None
@@ -518,6 +520,8 @@ class TcpReassembler:
         self.classify = classify
         self.checksums = ChecksumGate(cfg.checksum)
         self.depth = cfg.depth if cfg.depth and cfg.depth > 0 else 1 << 62
+        cd = cfg.depth if cfg.client_depth is None else cfg.client_depth
+        self.client_depth = cd if cd and cd > 0 else 1 << 62
         self.queue_limit = cfg.queue_limit
         # per queued segment beside its bytes (StreamConfig.segment_cost): a
         # flood of 1-byte segments is bounded by count too (4,092 per
@@ -907,6 +911,8 @@ class TcpReassembler:
             d.policy = pol.name
             d.nodes = classify(d) if classify is not None else True
             d.buffer = bool(d.nodes)
+        s.client.depth = self.client_depth
+        s.server.depth = self.depth
         self._dirs[a.key] = a
         self._dirs[b.key] = b
         self._sessions[s] = None
@@ -1320,7 +1326,7 @@ class TcpReassembler:
             if not rel and not d.q and d.fin_abs is None:
                 # in order with nothing queued: the common case
                 if n:
-                    if d.urg_abs is None and d.delivered + n < self.depth:
+                    if d.urg_abs is None and d.delivered + n < d.depth:
                         d.off = off + n
                         h = d.hist
                         h.append((off, data))
@@ -1659,7 +1665,7 @@ class TcpReassembler:
             d.urg_abs = None
             if not data:
                 return
-        room = self.depth - d.delivered
+        room = d.depth - d.delivered
         if len(data) >= room:
             data = data[:room]
             out.append(StreamData(d, data, pkt, d.gap_pending))

@@ -17,7 +17,8 @@ Settings taken from ``expected.json``'s ``config``:
   Suricata's pcap-file ``checksum-checks: auto``).
 * ``stream.midstream=true`` -> ``--midstream on``, else ``off`` (Suricata's
   default is off, ours on); ``stream.async-oneside=true`` ->
-  ``--async-oneside on``; ``stream.reassembly.depth=0`` -> ``--stream-depth 0``.
+  ``--async-oneside on``; ``stream.reassembly.depth=0`` -> ``--stream-depth 0``,
+  else ``1m`` (Suricata's default, both directions).
 * host-os-policy: the stock suricata.yaml's table (windows for 0.0.0.0/0,
   linux for 10.0.0.0/8, 192.168.1.100 and 8762:2352:6241:7245:E000::,
   solaris for ::1) or a test's own table becomes a ``--host-policy`` file;
@@ -147,8 +148,8 @@ def sensor_options(case: str, tmp: Path) -> list[str]:
     args += ["--midstream", "on" if "stream.midstream=true" in stream else "off"]
     if "stream.async-oneside=true" in stream:
         args += ["--async-oneside", "on"]
-    if "stream.reassembly.depth=0" in stream:
-        args += ["--stream-depth", "0"]
+    # Suricata's depth (1 MB unless the case says 0) in both directions
+    args += ["--stream-depth", "0" if "stream.reassembly.depth=0" in stream else "1m"]
     args += ["--policy", "bsd"]
     hop = cfg.get("host_os_policy", "")
     table = None

@@ -84,6 +84,16 @@ def test_evasion_discard_under_a_reassembling_policy_alerts_on_twins(tmp_path):
     assert len(s.false) == len(ATTACKS)
 
 
+@pytest.mark.parametrize("depth,hidden", [("1m", True), ("2m", False), ("0", False)])
+def test_evasion_padding_hides_the_attack_from_a_depth_bound_reader(tmp_path, depth, hidden):
+    """The padded captures are not vacuous: read with Suricata's 1 MB depth
+    every attack is out of sight (the default reads all a client sends)."""
+    s = run_technique(evasion.TECHNIQUES["tcp-pad-past-depth"], tmp_path,
+                      ["--stream-depth", depth])
+    assert s.detected == (0 if hidden else len(ATTACKS))
+    assert s.false == []
+
+
 def test_evasion_captures_are_reproducible(tmp_path):
     tech = evasion.TECHNIQUES["frag-seg-shuffled"]
     a = evasion.generate(tech, ATTACKS, tmp_path / "a").pcap.read_bytes()

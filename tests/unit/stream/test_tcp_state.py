@@ -413,6 +413,20 @@ def test_depth_bypass_after_the_data_up_to_the_depth():
     assert session(lab).client.rst and lab.counters["rst_resets"] == 1
 
 
+@pytest.mark.parametrize("client_depth,want", [(None, b"0123456789"), (0, b"0123456789abcdef"),
+                                               (12, b"0123456789ab")])
+def test_the_clients_direction_has_its_own_depth(client_depth, want):
+    """client_depth bounds what the client sends (None: as depth, 0: no
+    limit); the server's replies keep depth."""
+    lab = Lab(depth=10, client_depth=client_depth).handshake()
+    lab.c(0, b"01234567")
+    lab.c(8, b"89abcdef")
+    lab.s(0, b"ABCDEFGHIJKLMNOP", ack=16)
+    assert lab.stream() == want
+    assert lab.stream("s") == b"ABCDEFGHIJ"
+    assert len(lab.bypasses()) == (1 if client_depth == 0 else 2)
+
+
 def test_depth_reached_while_draining_the_queue():
     lab = Lab(depth=6).handshake()
     lab.c(3, b"def")
