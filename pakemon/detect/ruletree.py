@@ -65,41 +65,36 @@ def required_literal(regex) -> tuple[bytes, bool] | None:
         tree = _sre_parse.parse(regex.pattern, regex.flags)
     except Exception:  # an internal API: no prefilter, the regex just runs
         return None
-    consts = _sre_parse
-    best: list[bytes] = [b""]
-    scoped = [False]
+    sp = _sre_parse
+    repeats = (sp.MAX_REPEAT, sp.MIN_REPEAT, getattr(sp, "POSSESSIVE_REPEAT", None))
+    best = b""
+    scoped = False
 
     def walk(seq) -> None:
+        nonlocal best, scoped
         run = bytearray()
-        for op, av in seq:
-            if op is consts.LITERAL and av < 256:
+        for op, av in list(seq) + [(None, None)]:  # (a sentinel ends the last run)
+            if op is sp.LITERAL:
                 run.append(av)
                 continue
-            if len(run) > len(best[0]):
-                best[0] = bytes(run)
+            if len(run) > len(best):
+                best = bytes(run)
             run = bytearray()
-            if op is consts.SUBPATTERN:
+            if op is sp.SUBPATTERN:
                 _, add, dele, sub = av
-                if add or dele:
-                    scoped[0] = True
-                    return
+                scoped = scoped or bool(add or dele)
                 walk(sub)
-            elif op in (consts.MAX_REPEAT, consts.MIN_REPEAT, getattr(consts, "POSSESSIVE_REPEAT",
-                                                                       None)):
-                lo, _, sub = av
-                if lo >= 1:
-                    walk(sub)
-        if len(run) > len(best[0]):
-            best[0] = bytes(run)
+            elif op in repeats and av[0] >= 1:
+                walk(av[2])
 
     try:
         walk(tree)
     except Exception:
         return None
-    if scoped[0] or len(best[0]) < 3:
+    if scoped or len(best) < 3:
         return None
-    nocase = bool(tree.state.flags & consts.SRE_FLAG_IGNORECASE)
-    return (best[0].lower() if nocase else best[0]), nocase
+    nocase = bool(tree.state.flags & sp.SRE_FLAG_IGNORECASE)
+    return (best.lower() if nocase else best), nocase
 
 
 @dataclass
