@@ -1613,13 +1613,33 @@ class SigEngine:
         flow = st.flow
         app_data = data
         if flow.app is None:
-            self._probe(st, data)
+            probe_data = data
+            if st.probe == b"":
+                # Nothing probed yet, at most blanks held: servers skip blank
+                # lines before a request line (nginx any number of them), so
+                # a run of them is kept to its last PROBE_BLANK bytes and
+                # probed with what follows it (a longer run held whole made
+                # the hold and the probe give up before the request came)
+                run = st.held + data if st.held else data
+                lead = len(run) - len(run.lstrip(b" \t\r\n"))
+                blanks_only = lead == len(run)
+                if lead > PROBE_BLANK:
+                    run = run[lead - PROBE_BLANK:]
+                st.held = b""
+                if blanks_only:
+                    st.held = run  # still
+                    probe_data = None
+                else:
+                    probe_data = app_data = run
+            if probe_data is not None:
+                self._probe(st, probe_data)
             if flow.app is None:
                 # Not decided yet (64 bytes, or HOLD_MAX while the other
                 # side may still name it): the app parser gets these bytes
                 # once it is, or a request sent a byte per segment would
                 # reach it without its first bytes.
-                st.held += data
+                if probe_data is not None:
+                    st.held += probe_data
                 app_data = None
                 if st.probe is None and len(st.held) > HOLD_MAX:
                     self._decide_none(st)

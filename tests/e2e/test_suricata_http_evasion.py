@@ -114,3 +114,12 @@ def test_request_the_probe_misses_is_http_once_the_server_answers_http(tmp_path,
                                      b"Content-Length: 0\r\n\r\n")) == [1]
     assert run(tmp_path / "silent", conn(40301, None)) == []
     assert run(tmp_path / "ssh", conn(40302, b"SSH-2.0-OpenSSH_9.2\r\n")) == []
+
+
+@pytest.mark.parametrize("segment", [5, 1460])
+def test_a_long_run_of_blank_lines_before_the_request(tmp_path, segment):
+    """nginx skips any number of empty lines before a request line; 6,000
+    of them once pushed the request past the protocol probe and the hold."""
+    conn = TcpConnection(C, S, 40400, 80).open()
+    conn.send(b"\r\n" * 6000 + get(b"/cgi-bin/%70hf"), segment=segment)
+    assert run(tmp_path, conn.close()) == [1]
