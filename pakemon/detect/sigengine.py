@@ -1349,21 +1349,18 @@ class SigEngine:
 
     def tcp_state(self, d) -> DirState:
         """The DirState of TCP direction ``d`` (made on first use)."""
-        sm = d.det
-        st = getattr(sm, "sig", None) if sm is not None else None
+        st = _sig_of(d)
         if st is not None:
             return st
-        peer = d.peer
-        pst = getattr(peer.det, "sig", None) if peer is not None and peer.det is not None \
-            else None
+        pst = _sig_of(d.peer)
         if pst is not None:
             flow = pst.flow
         else:
             c = d.session.client if d.session is not None else d
             flow = self._new_flow((c.src, c.sport) if c is not None else (d.src, d.sport))
         st = DirState(flow, d)
-        if sm is not None:
-            sm.sig = st
+        if d.det is not None:
+            d.det.sig = st
         return st
 
     def wants_stream(self, d) -> bool:
@@ -1693,9 +1690,7 @@ class SigEngine:
     @staticmethod
     def _peer_state(st):
         """The DirState of the other direction of ``st``'s connection, if any."""
-        peer = st.d.peer
-        sm = peer.det if peer is not None else None
-        return getattr(sm, "sig", None) if sm is not None else None
+        return _sig_of(st.d.peer)
 
     def _decide_none(self, st):
         """The flow is none of the protocols the probe knows: the bytes
@@ -2471,6 +2466,12 @@ def _payload_of(pkt):
     if pkt.proto in (1, 58):
         return pkt.payload[4:]
     return pkt.payload
+
+
+def _sig_of(d):
+    """The DirState of TCP direction ``d`` (None: no direction, or none made)."""
+    sm = d.det if d is not None else None
+    return getattr(sm, "sig", None) if sm is not None else None
 
 
 def _is_client(d) -> bool:
