@@ -344,17 +344,18 @@ def build_config(args):
 
     http = HttpConfig(personality=getattr(args, "http_personality", "generic"),
                       double_decode=getattr(args, "http_double_decode", False))
+    # --stream-depth sets both directions; not given: all a client sends,
+    # and StreamConfig's depth for a server's replies
+    depths = ({"client_depth": 0} if args.stream_depth is None else
+              {"depth": args.stream_depth, "client_depth": args.stream_depth})
     return Config(
         http=http,
         defrag=DefragConfig(policy=defrag_policy, timeout=args.defrag_timeout,
                             memcap=args.defrag_memcap),
         stream=StreamConfig(policy=stream_policy, midstream=args.midstream == "on",
                             async_oneside=args.async_oneside == "on", checksum=args.checksum,
-                            memcap=args.stream_memcap,
-                            # (not given: all a client sends, 1 MB of a server's replies)
-                            depth=(1 << 20) if args.stream_depth is None else args.stream_depth,
-                            client_depth=0 if args.stream_depth is None else args.stream_depth,
-                            max_sessions=max(0, args.max_sessions)),
+                            memcap=args.stream_memcap, max_sessions=args.max_sessions,
+                            **depths),
         scan=ScanConfig(enabled=args.scan == "on"),
         host_policy=host_policy,
         local_macs=frozenset(getattr(args, "host_mac", ()) or ()),
