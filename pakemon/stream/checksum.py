@@ -45,6 +45,17 @@ class ChecksumGate:
             self.bad += 1
         return ok
 
+    @staticmethod
+    def proves_sender(pkt) -> bool:
+        """Whether a right checksum shows its sender computes real ones.
+
+        Not when it also equals the offload pattern: about one right
+        checksum in 65,536 is the pseudo-header sum itself (a veth capture
+        showed a client's pure ACK so), and taking it for proof made every
+        later offload-pattern segment of that client a drop: its request
+        went unseen."""
+        return not l4_checksum_partial(pkt)
+
     def check_l4(self, pkt, strict: bool = False) -> int:
         """0: drop; 1: checksum right; 2: offload pattern accepted (auto, not strict).
 

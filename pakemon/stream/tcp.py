@@ -679,7 +679,7 @@ class TcpReassembler:
             if not verdict:
                 self._bad_checksum(pkt, out)
                 return out
-            if verdict == 1:
+            if verdict == 1 and not d.csum_strict and gate.proves_sender(pkt):
                 d.csum_strict = True  # this sender computes real checksums
         older = None  # earlier readings of this 4-tuple a new session carries on
         if d is not None:
@@ -706,7 +706,7 @@ class TcpReassembler:
                     self._bad_checksum(pkt, out)
                     return out
             d = self._open(pkt, out)
-            if d is not None and verdict == 1:
+            if d is not None and verdict == 1 and gate.proves_sender(pkt):
                 d.csum_strict = True
             if older is not None:
                 self._carry(d, older, out)

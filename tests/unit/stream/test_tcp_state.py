@@ -1,10 +1,13 @@
 """Window, RST/SYN/FIN, timeouts, flush, limits, checksums, depth, classify."""
 
+import struct
+
 import pytest
-from test_tcp_support import ACK, FIN, MSS, PA, RST, SYN, URG, Lab, frame, wscale
+from test_tcp_support import ACK, C, FIN, MSS, PA, RST, S, SYN, URG, Lab, frame, tsopt, wscale
 
 from pakemon.decode import decode_frame
 from pakemon.events import NoticeKind as K
+from pakemon.lab.traffic import checksum
 from pakemon.stream.tcp import CLOSED, CLOSING, StreamBypass, StreamData, TcpReassembler
 
 
@@ -482,6 +485,45 @@ def test_checksum_offload_pattern_is_refused_from_a_sender_with_real_checksums()
     lab.c(0, b"EVIL", offload_checksum=True)  # forged to look like offload
     lab.c(0, b"good")
     assert lab.stream() == b"good"
+
+
+def _ack_whose_right_checksum_is_the_offload_pattern(lab):
+    """A client pure ACK (a timestamp option, so it is checked) whose real
+    checksum happens to equal the pseudo-header sum: tsval chosen so."""
+    from pakemon.decode.decoder import l4_checksum_ok, l4_checksum_partial
+
+    def ack(tsval):
+        return frame(C, S, lab.cport, lab.sport, lab.cseq(0), lab.sseq(0), ACK,
+                     options=tsopt(tsval))
+
+    field = struct.unpack_from("!H", ack(0), 14 + 20 + 16)[0]
+    # the field of tsval t is ~(S0 + t) in one's complement: solve for the
+    # pseudo-header sum, which is what an offloading sender leaves there
+    pseudo = (bytes(map(int, C.split("."))) + bytes(map(int, S.split(".")))
+              + struct.pack("!BBH", 0, 6, 32))
+    want = (~checksum(pseudo)) & 0xFFFF
+    s0 = ~field & 0xFFFF
+    t0 = (0xFFFF - want - s0) % 0xFFFF
+    for t in (t0, t0 + 0xFFFF):
+        f = ack(t)
+        pkt = decode_frame(1, f, 0.0)
+        if l4_checksum_ok(pkt) and l4_checksum_partial(pkt):
+            return f
+    raise AssertionError("no such timestamp")
+
+
+def test_checksum_auto_a_right_checksum_equal_to_the_offload_pattern_proves_nothing():
+    """One right checksum in 65,536 is also the offload pattern. A veth
+    capture had a client's pure ACK so: taking it for proof of real
+    checksums made the client's offloaded request segments drops."""
+    lab = Lab(checksum="auto")
+    lab.syn(offload_checksum=True)
+    lab.synack()
+    lab.feed_frame(_ack_whose_right_checksum_is_the_offload_pattern(lab))
+    lab.c(0, b"GET /cgi-bin/phf", offload_checksum=True)
+    lab.c(16, b" HTTP/1.0\r\n\r\n", offload_checksum=True)
+    assert lab.stream() == b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n"
+    assert lab.counters["bad_checksum"] == 0
 
 
 def test_reassembler_uses_a_shared_gate_when_given_one():
