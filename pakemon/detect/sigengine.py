@@ -1558,10 +1558,16 @@ class SigEngine:
         if msg is None or msg.is_response or not msg.queries:
             return []
         out = []
-        for name, _qtype in msg.queries:
-            cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
-            if cands:
-                out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
+        # once per message (a transaction), however many of its queries
+        # match, and again for the next message of the same TCP segment
+        pkt_alerted, self._alerted = self._alerted, set()
+        try:
+            for name, _qtype in msg.queries:
+                cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
+                if cands:
+                    out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
+        finally:
+            self._alerted = pkt_alerted
         return out
 
     def malformed(self, pkt, notices):
@@ -2143,8 +2149,15 @@ class SigEngine:
         cands = self._buffer_cands(g, bufs, d)
         if not cands:
             return []
-        return self._run(cands, pkt, b"", self._ctx(st, request),
-                         "http" if request else "http-resp", d=d, http=bufs)
+        # A rule alerts once per transaction, as Suricata counts: two
+        # requests pipelined in one segment alert twice, not once for the
+        # packet. (The packet's own set is kept for its other inspections.)
+        pkt_alerted, self._alerted = self._alerted, set()
+        try:
+            return self._run(cands, pkt, b"", self._ctx(st, request),
+                             "http" if request else "http-resp", d=d, http=bufs)
+        finally:
+            self._alerted = pkt_alerted
 
     @staticmethod
     def _ctx(st, to_server=None):

@@ -73,6 +73,17 @@ def test_pipelined_requests_alert_once_each(tmp_path):
     assert run(tmp_path, conn.close()) == [1, 1, 2]
 
 
+def test_pipelined_requests_in_one_segment_alert_once_each(tmp_path):
+    """Suricata's count is per transaction, not per packet: a client that
+    pipelines three attacks into one segment gets three alerts (the nginx
+    differential, http_diff, counted one)."""
+    conn = TcpConnection(C, S, 40101, 80).open()
+    conn.send(get(b"/cgi-bin/%70hf") + get(b"/cgi-bin/phx") + get(b"/./cgi-bin/phf")
+              + get(b"//cgi-bin/phf"))
+    conn.send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n" * 4, from_client=False)
+    assert run(tmp_path, conn.close()) == [1, 1, 1, 2, 2]
+
+
 # Request lines a listed-method probe misses but servers take (the method
 # token and the blank after it are the attacker's to choose); twins ask for
 # another script
