@@ -23,6 +23,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# nginx: the real HTTP server the HTTP differential tests ask (each test runs
+# its own instance inside a namespace). Its package would also start the
+# default site on port 80 of this host; a policy-rc.d for the install keeps
+# that from starting (one already there is left as it is).
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install nginx-light" >&2
+    exit 1
+  fi
+  echo "setup: installing nginx-light (its service is not started)"
+  export DEBIAN_FRONTEND=noninteractive
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  rc=0
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends nginx-light; } || rc=$?
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  [ "$rc" -eq 0 ] || exit "$rc"
+fi
+
 # bcc compiles bpf/*.bpf.c at attach time against the running kernel's
 # headers in /lib/modules/$(uname -r)/build. When they are missing: Debian's
 # own package for this kernel if there is one; otherwise (a cloud or custom
