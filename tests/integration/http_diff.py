@@ -9,10 +9,11 @@ encoding in either case, ``%2F`` and ``%2E``, ``/./``, ``//``, ``/x/../``,
 the absolute form, queries and fragments, bare LF line ends, blank lines
 before a request, extra spaces, HTTP/1.0 and 0.9, methods nginx takes or
 refuses), the rest benign twins; bodies by Content-Length or chunked
-(extensions, upper case, leading zeros), some carrying a request-shaped
-lure, and the framing attacks that desynchronize a parser from the server
-(Content-Length and Transfer-Encoding together, two lengths, folded and
-malformed headers).
+(extensions, upper case, leading zeros, bare LF, trailers), some carrying a
+request-shaped lure, some a shell command (or its twin) that chunking may
+cut anywhere; and the framing attacks that desynchronize a parser from the
+server (Content-Length and Transfer-Encoding together, two lengths, length
+headers nginx ignores or refuses, folded and malformed headers).
 
 Truth is nginx's own access log: each request it processed (status 404, the
 one answer its only location gives) with its normalized ``$uri``. The sensor
@@ -20,7 +21,10 @@ reads the capture of the server's interface; every request nginx processed
 whose ``$uri`` names the phf script (the path, or the path with path info
 after it, which a CGI server runs too) must have raised the Suricata
 ``http_uri`` rule (once per transaction, as Suricata counts) and the native
-phf rule. Alerts on anything else are counted as extra, not as failures: a
+phf rule; and every body nginx decoded (``$request_body``: the front proxies
+each request to a second server, so it reads bodies whole) with the shell
+command in it must have raised the ``http_client_body`` rule. Alerts on
+anything else are counted as extra, not as failures: a
 request nginx refused (400) or never read (after a refusal closed the
 connection) is still an attack to Suricata, and a sensor guessing the other
 way would miss the server that takes it; a lure in a body or a header that
@@ -63,8 +67,12 @@ ATTACK = "/cgi-bin/phf"
 TWINS = ("/cgi-bin/phx", "/cgi-bin/ph", "/cgi-bin/phf.d/../phx", "/cgi/phf", "/index.html")
 PORT = 80
 SID = 1
+BODY = "cmd=/bin/sh"  # the attack a request body carries
+BODY_SID = 2
 RULES = (f'alert http any any -> any any (msg:"phf http.uri"; content:"{ATTACK}"; http_uri; '
-         f'sid:{SID}; rev:1;)\n')
+         f'sid:{SID}; rev:1;)\n'
+         f'alert http any any -> any any (msg:"shell in body"; content:"{BODY}"; '
+         f'http_client_body; sid:{BODY_SID}; rev:1;)\n')
 NATIVE_PHF = "CGI-phf(CVE-1999-0067)"  # rules/pakemon.rules
 
 NGINX_CONF = """\
@@ -78,7 +86,7 @@ events {{ worker_connections 512; }}
 http {{
     log_format diff escape=json
         '{{"port":"$remote_port","n":"$connection_requests","status":"$status",'
-        '"uri":"$uri","request":"$request"}}';
+        '"uri":"$uri","request":"$request","body":"$request_body"}}';
     access_log {d}/access.log diff;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -87,8 +95,16 @@ http {{
     scgi_temp_path {d}/scgi;
     keepalive_timeout 10s;
     keepalive_requests 1000;
+    # the front reads each body whole to proxy it, which makes it
+    # $request_body (the body as nginx decoded it: chunks joined) for the log
+    client_body_buffer_size 64k;
     server {{
         listen {addr}:{port};
+        location / {{ proxy_pass http://127.0.0.1:8081; }}
+    }}
+    server {{
+        listen 127.0.0.1:8081;
+        access_log off;
         location / {{ return 404; }}
     }}
 }}
@@ -222,7 +238,17 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
         headers.append(rng.choice(DESYNC).format(n=rng.randrange(20, 90)))
         notes.append("desync-header")
     elif method in ("POST", "PUT") or r < 0.2:
-        content = _lure(rng) if rng.random() < 0.4 else "a=" + "b" * rng.randrange(0, 40)
+        r3 = rng.random()
+        if r3 < 0.3:
+            content = _lure(rng)
+        elif r3 < 0.65:  # a shell command, or its twin, at a random place
+            pad = rng.randrange(0, 60)
+            cut = rng.randrange(0, pad + 1)
+            cmd = BODY if rng.random() < 0.6 else rng.choice(["cmd=/bin/sx", "cmd=/bin/s"])
+            content = "a" * cut + "&" + cmd + "&" + "b" * (pad - cut)
+            notes.append("shell" if cmd == BODY else "shell-twin")
+        else:
+            content = "a=" + "b" * rng.randrange(0, 40)
         r2 = rng.random()
         if r2 < 0.55:
             cl = str(len(content.encode()))
@@ -404,7 +430,7 @@ class NginxLab:
         return port
 
     def truth(self) -> dict:
-        """client port -> the requests nginx processed [(status, uri, request)]."""
+        """client port -> the requests nginx processed [(status, uri, request, body)]."""
         time.sleep(0.1)
         out: dict = {}
         log = self.dir / "access.log"
@@ -412,7 +438,7 @@ class NginxLab:
             for line in log.read_text(errors="replace").splitlines():
                 e = json.loads(line)
                 out.setdefault(int(e["port"]), []).append((int(e["status"]), e["uri"],
-                                                           e["request"]))
+                                                           e["request"], e["body"]))
         return out
 
 
@@ -446,7 +472,9 @@ class Verdict:
     conns: int = 0
     processed: int = 0  # requests nginx processed
     attacks: int = 0  # of those, with the attack path in $uri
-    misses: list = field(default_factory=list)  # (seed, want, got, conn)
+    misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
+    bodies: int = 0  # requests nginx processed with the shell command in the body
+    body_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     native_misses: list = field(default_factory=list)
     extra: int = 0  # alerts beyond nginx's attacks (refused or lure requests)
     extras: list = field(default_factory=list)  # (seed, want, got, conn, logged)
@@ -470,8 +498,13 @@ def run_seeds(seeds, workdir: Path) -> Verdict:
     v = Verdict(conns=len(conns))
     for c, port in zip(conns, ports):
         done = [t for t in truth.get(port, []) if t[0] == 404]
-        want = sum(_runs_phf(uri) for _, uri, _ in done)
+        want = sum(_runs_phf(t[1]) for t in done)
         got_list = alerts.get(port, [])
+        want_body = sum(BODY in t[3] for t in done)
+        got_body = sum(1 for sid, sig in got_list if sid == BODY_SID and sig == "shell in body")
+        v.bodies += want_body
+        if got_body < want_body:
+            v.body_misses.append((c.seed, want_body, got_body, c, truth.get(port, [])))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
@@ -507,15 +540,19 @@ def main(argv=None) -> int:
         v = run_seeds(range(a.start, a.start + a.seeds), wd)
     print(f"{v.conns} connections, {v.processed} requests nginx processed, {v.attacks} of them "
           f"with {ATTACK} in $uri; missed by the http_uri rule: {len(v.misses)} connections; "
-          f"by the native rule: {len(v.native_misses)}; extra alerts: {v.extra}")
+          f"by the native rule: {len(v.native_misses)}; extra alerts: {v.extra}; "
+          f"{v.bodies} bodies with {BODY}, missed by the http_client_body rule: "
+          f"{len(v.body_misses)} connections")
     for seed, want, got, c, logged in v.misses:
         print(f"MISS want {want} got {got}\n{describe(c, logged)}")
     for seed, want, c, logged in v.native_misses:
         print(f"NATIVE MISS\n{describe(c, logged)}")
+    for seed, want, got, c, logged in v.body_misses:
+        print(f"BODY MISS want {want} got {got}\n{describe(c, logged)}")
     if a.verbose:
         for seed, want, got, c, logged in v.extras:
             print(f"EXTRA want {want} got {got}\n{describe(c, logged)}")
-    return 1 if v.misses or v.native_misses else 0
+    return 1 if v.misses or v.native_misses or v.body_misses else 0
 
 
 if __name__ == "__main__":
