@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: floods against `pakemon-xdp read`, one real attack in the middle of each.
 
-Three floods, each written as a pcap (streamed to disk, never held in
+Six floods, each written as a pcap (streamed to disk, never held in
 memory) and read by `pakemon-xdp read -q` as a child process:
 
   fragments    1,000,000 first fragments (MF set, offset 0) of distinct IPv4
@@ -11,6 +11,12 @@ memory) and read by `pakemon-xdp read -q` as a child process:
                the server never answers: half-open sessions, max_sessions.
   connections  100,000 TCP connections to port 80 that complete the
                handshake, send a benign GET, are acknowledged and never close.
+  segments     500,000 one-byte out-of-order segments in 200 connections:
+               the stream memcap's case.
+  acks         1,000,000 lone ACKs from random sources (half with data),
+               each a midstream pickup; the attack's request cut in two.
+  udp          1,000,000 UDP datagrams from random sources: DNS queries to
+               53, portmap's port, random ports (a UDP scan from everyone).
 
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then
@@ -49,7 +55,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +65,7 @@ PY = sys.executable
 sys.path.insert(0, str(ROOT))
 
 from pakemon.lab.traffic import (ACK, CLIENT_MAC, PSH, SERVER_MAC, SYN,  # noqa: E402
-                                 PcapWriter, TcpConnection, ether, ipv4, tcp, tcp_frame)
+                                 PcapWriter, TcpConnection, ether, ipv4, tcp, tcp_frame, udp)
 
 MB = 1 << 20
 SERVER = "10.80.0.80"
@@ -82,6 +87,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "connections": (100_000, "connections"),
     "segments": (500_000, "one-byte out-of-order segments"),
     "acks": (1_000_000, "lone ACKs (half with data)"),
+    "udp": (1_000_000, "UDP datagrams"),
 }
 
 _U16 = struct.Struct("!H")
@@ -91,6 +97,7 @@ _REC = struct.Struct("=IIII")
 # then TCP source port, destination port, seq, ack
 _IP_TCP = struct.Struct("!HHBBHIIHHII")
 _IP_SRC = struct.Struct("!HHBBHI")  # offset 18: id .. src
+_IP_UDP = struct.Struct("!HHBBHIIHH")  # offset 18: id .. dst, then the ports
 
 
 def _sum16(data: bytes) -> int:
@@ -123,6 +130,21 @@ class TcpTemplate:
         frame = ether(ip[:10] + b"\0\0" + ip[12:], src=mac[0], dst=mac[1])
         self.ip_sum = _sum16(frame[14:34])
         self.tcp_sum = _sum16(seg) + 6 + len(seg)  # + pseudo-header proto and length
+        self.fragword, self.ttl = struct.unpack_from("!HB", frame, 20)
+        self.rec = bytearray(_REC.pack(0, 0, len(frame), len(frame)) + frame)
+
+
+class UdpTemplate:
+    """One Ethernet/IPv4/UDP frame (payload fixed) whose IP id, addresses
+    and ports are patched per frame."""
+
+    def __init__(self, payload: bytes):
+        seg = udp("0.0.0.0", "0.0.0.0", 0, 0, payload)
+        seg = seg[:6] + b"\0\0" + seg[8:]
+        ip = ipv4("0.0.0.0", "0.0.0.0", 17, seg)
+        frame = ether(ip[:10] + b"\0\0" + ip[12:])
+        self.ip_sum = _sum16(frame[14:34])
+        self.udp_sum = _sum16(seg) + 17 + len(seg)
         self.fragword, self.ttl = struct.unpack_from("!HB", frame, 20)
         self.rec = bytearray(_REC.pack(0, 0, len(frame), len(frame)) + frame)
 
@@ -162,6 +184,15 @@ class FloodWriter:
                           src, dst, sport, dport, seq, ack)
         _U16.pack_into(rec, 66, _fold(t.tcp_sum + a + sport + dport + (seq >> 16)
                                       + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)))
+        self._out(rec)
+
+    def udp(self, t: UdpTemplate, src, dst, sport, dport, ident) -> None:
+        a = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+        rec = t.rec
+        _IP_UDP.pack_into(rec, 34, ident, t.fragword, t.ttl, 17, _fold(t.ip_sum + a + ident),
+                          src, dst, sport, dport)
+        c = _fold(t.udp_sum + a + sport + dport)
+        _U16.pack_into(rec, 56, c or 0xFFFF)  # 0 would mean "no checksum"
         self._out(rec)
 
     def frag(self, t: FragTemplate, src, ident) -> None:
@@ -343,8 +374,35 @@ def gen_acks(path, n: int, pps: float, seed: int = 5) -> FloodWriter:
     return w
 
 
+def gen_udp(path, n: int, pps: float, seed: int = 6) -> FloodWriter:
+    """``n`` UDP datagrams from random sources and ports to the server: one
+    in four to port 53 (a DNS query, which the DNS rules read), one in
+    eight to 111 (portmap's rules), the rest to random ports (a UDP scan
+    from every source, each one the scan detector tracks)."""
+    rnd = random.Random(seed).getrandbits
+    dns = UdpTemplate(bytes.fromhex("123401000001000000000000") + b"\x03www\x07example\x03com\0"
+                      + b"\x00\x01\x00\x01")
+    other = UdpTemplate(b"x" * 32)
+    server = _ip(SERVER)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2)
+    emit = w.udp
+    for i in range(n):
+        r = rnd(16)
+        if r & 3 == 0:
+            emit(dns, _random_source(rnd), server, 1024 + r % 64512, 53, i & 0xFFFF)
+        elif r & 7 == 1:
+            emit(other, _random_source(rnd), server, 1024 + r % 64512, 111, i & 0xFFFF)
+        else:
+            port = 1 + rnd(16) % 65535
+            if port == 31337:  # BackOrifice's port: any datagram there alerts
+                port = 31338
+            emit(other, _random_source(rnd), server, 1024 + r % 64512, port, i & 0xFFFF)
+    w.close()
+    return w
+
+
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
-              "segments": gen_segments, "acks": gen_acks}
+              "segments": gen_segments, "acks": gen_acks, "udp": gen_udp}
 
 
 # ---------------------------------------------------------------- running
@@ -407,6 +465,8 @@ class Run:
         elif self.flood == "segments":
             keys = ("stream_sessions", "stream_memcap_drops", "stream_memcap_drop_bytes",
                     "stream_queue_overflows")
+        elif self.flood == "udp":
+            keys = ("scan_sources_evicted", "scan_udp_probes_dropped", "stream_sessions")
         else:
             keys = ("stream_sessions", "stream_evicted",
                     "stream_timeouts", "scan_sources_evicted")

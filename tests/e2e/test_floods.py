@@ -91,3 +91,15 @@ def test_lone_ack_flood_does_not_evict_the_attack_connection(tmp_path):
     assert c["stream_midstream_pickups"] == 20_000
     assert c["stream_evicted_one_sided"] > 18_000
     assert c["stream_evicted"] == c["stream_evicted_one_sided"]
+
+
+def test_udp_flood_from_everyone_keeps_the_scan_table_bounded(tmp_path):
+    # 20,000 datagrams, each from a new source: DNS queries, portmap and
+    # random ports; the scan detector tracks 16,384 sources at most and
+    # counts the ones it lets go
+    r = run("udp", 20_000, tmp_path, pps=100_000)
+    c = r.counters
+    assert r.frames == 20_000 + len(floods.attack_frames(False))
+    assert c["scan_sources"] + c["scan_sources_evicted"] >= 19_900  # (random collisions)
+    assert c["scan_sources_evicted"] > 3_000
+    assert c["stream_sessions"] == 1  # the attack's connection only
