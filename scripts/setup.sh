@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog logrotate)
+# (apache2-bin: Apache httpd without the service, for the HTTP differential tests)
+PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog logrotate
+      apache2-bin)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,4 +1,4 @@
-"""HTTP requests an attacker shapes, against a real nginx: a differential fuzz.
+"""HTTP requests an attacker shapes, against real servers: a differential fuzz.
 
 The live-target cases settle which *bytes* a server receives. This settles
 what a server makes of them: a request line, a target, where one request
@@ -15,7 +15,12 @@ cut anywhere; and the framing attacks that desynchronize a parser from the
 server (Content-Length and Transfer-Encoding together, two lengths, length
 headers nginx ignores or refuses, folded and malformed headers).
 
-Truth is nginx's own access log: each request it processed (status 404, the
+The servers: nginx (the default), stock Apache (``--server apache``: its
+HttpProtocolOptions Strict refuses most of the tricks) and Apache as many
+sites relax it (``apache-lenient``: Unsafe, LenientMethods, Allow0.9). With
+Apache the phf script is a real CGI script that logs each run, and that
+log is the truth; the sensor may run with Apache's personality
+(``--personality apache``). With nginx the truth is its own access log: each request it processed (status 404, the
 one answer its only location gives) with its normalized ``$uri``. The sensor
 reads the capture of the server's interface; every request nginx processed
 whose ``$uri`` names the phf script (the path, or the path with path info
@@ -57,6 +62,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -341,31 +347,39 @@ def make_conn(seed: int) -> Conn:
 # ------------------------------------------------------------ the target
 
 
-class NginxLab:
-    """The live lab's namespaces with a real client address and nginx
-    listening in the server namespace; the server interface captured."""
+class Served(NamedTuple):
+    """One request as the server's access log tells it."""
+
+    status: int
+    processed: bool  # the server took it as a request (not refused as malformed)
+    ran: bool  # it ran the phf script
+    uri: str  # the server's normalized path
+    request: str  # the request line, as logged
+    body: str | None  # the body as decoded (None: the server does not log it)
+
+
+class ServerLab:
+    """The live lab's namespaces with a real client address and a real HTTP
+    server listening in the server namespace; the server interface captured.
+    A subclass starts its server (``_start``) and reads its log (``truth``)."""
+
+    name = "server"
+    stop_signal = signal.SIGTERM
 
     def __init__(self, workdir: Path):
         self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.lab = Lab("http")
         self.proc = None
         self.cap = None
+        self._port = 10000  # the last client port used
 
-    def __enter__(self) -> "NginxLab":
-        nginx = nginx_binary()
-        if nginx is None:
-            raise LabError("nginx is not installed (make setup installs nginx-light)")
+    def __enter__(self):
         self.lab.up()
         try:
             _ip("-n", self.lab.cli, "addr", "add", f"{CLI4}/24", "dev", CLI_IF)
-            for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-                (self.dir / sub).mkdir(parents=True, exist_ok=True)
-            conf = self.dir / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(d=self.dir, addr=SRV4, port=PORT))
             self.cap = self.lab.capture()
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.lab.srv, nginx, "-p", str(self.dir), "-c", str(conf)],
-                stdout=subprocess.DEVNULL, stderr=open(self.dir / "nginx.stderr", "wb"))
+            self.proc = self._start()
             deadline = time.monotonic() + 10
             while True:
                 try:
@@ -374,17 +388,29 @@ class NginxLab:
                     break
                 except OSError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
-                        raise LabError("nginx did not start: "
-                                       + (self.dir / "nginx.stderr").read_text()[-500:])
+                        raise LabError(f"{self.name} did not start: "
+                                       + (self.dir / "stderr").read_text()[-500:])
                     time.sleep(0.05)
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def _popen(self, argv) -> subprocess.Popen:
+        with open(self.dir / "stderr", "wb") as err:
+            return subprocess.Popen(["ip", "netns", "exec", self.lab.srv, *argv],
+                                    stdout=subprocess.DEVNULL, stderr=err)
+
+    def _start(self) -> subprocess.Popen:
+        raise NotImplementedError
+
+    def truth(self) -> dict:
+        """client port -> [Served], in the order the server logged them."""
+        raise NotImplementedError
+
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
+            self.proc.send_signal(self.stop_signal)
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
@@ -397,9 +423,25 @@ class NginxLab:
 
     def _connect(self) -> socket.socket:
         s = self.lab.socket(self.lab.cli, socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(2)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.connect((SRV4, PORT))
+        try:
+            s.settimeout(2)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A port of its own per connection: the kernel reuses an ephemeral
+            # port at once when the server closed first (the server holds the
+            # TIME_WAIT), and two connections on one port would merge their
+            # log lines and alerts.
+            while True:
+                self._port += 1
+                try:
+                    s.bind((CLI4, self._port))
+                    break
+                except OSError:
+                    if self._port > 65000:
+                        raise
+            s.connect((SRV4, PORT))
+        except BaseException:
+            s.close()
+            raise
         return s
 
     def run(self, conn: Conn) -> int:
@@ -411,7 +453,7 @@ class NginxLab:
                 try:
                     s.sendall(p)
                 except OSError:
-                    break  # nginx closed (a refused request): the rest is never read
+                    break  # the server closed (a refused request): the rest is never read
                 time.sleep(0.002)
             try:
                 s.shutdown(socket.SHUT_WR)
@@ -429,32 +471,156 @@ class NginxLab:
         self.cap.drain(0)
         return port
 
+
+class NginxLab(ServerLab):
+    """nginx, whose only location proxies to a second server answering 404:
+    a request it processed is logged 404 with its ``$uri`` (normalized) and
+    ``$request_body`` (read whole to be proxied, chunks joined)."""
+
+    name = "nginx"
+    stop_signal = signal.SIGQUIT
+
+    def _start(self) -> subprocess.Popen:
+        nginx = nginx_binary()
+        if nginx is None:
+            raise LabError("nginx is not installed (make setup installs nginx-light)")
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(d=self.dir, addr=SRV4, port=PORT))
+        return self._popen([nginx, "-p", str(self.dir), "-c", str(conf)])
+
     def truth(self) -> dict:
-        """client port -> the requests nginx processed [(status, uri, request, body)]."""
         time.sleep(0.1)
         out: dict = {}
         log = self.dir / "access.log"
         if log.exists():
             for line in log.read_text(errors="replace").splitlines():
                 e = json.loads(line)
-                out.setdefault(int(e["port"]), []).append((int(e["status"]), e["uri"],
-                                                           e["request"], e["body"]))
+                status = int(e["status"])
+                out.setdefault(int(e["port"]), []).append(Served(
+                    status, status == 404, status == 404 and _runs_phf(e["uri"]), e["uri"],
+                    e["request"], e["body"]))
         return out
+
+
+APACHE_CONF = """\
+ServerRoot /usr/lib/apache2
+ServerName www
+LoadModule mpm_prefork_module modules/mod_mpm_prefork.so
+LoadModule authz_core_module modules/mod_authz_core.so
+LoadModule alias_module modules/mod_alias.so
+LoadModule cgi_module modules/mod_cgi.so
+Listen {addr}:{port}
+PidFile {d}/apache.pid
+Mutex file:{d} default
+DefaultRuntimeDir {d}
+ErrorLog {d}/error.log
+LogLevel info
+User nobody
+Group nogroup
+KeepAlive On
+MaxKeepAliveRequests 1000
+KeepAliveTimeout 10
+Timeout 5
+LogFormat "%{{remote}}p\t%>s\t%U\t%r" diff
+CustomLog {d}/access.log diff
+DocumentRoot {www}/htdocs
+<Directory />
+    Require all granted
+</Directory>
+ScriptAlias /cgi-bin/ {www}/cgi-bin/
+"""
+
+
+class ApacheLab(ServerLab):
+    """Apache httpd (stock Debian build, prefork, in the foreground as one
+    process) with a real phf CGI script, which logs each run: the truth is
+    what ran, not what the access log's status suggests."""
+
+    name = "apache"
+    extra_conf = ""
+
+    def _start(self) -> subprocess.Popen:
+        apache = apache_binary()
+        if apache is None:
+            raise LabError("apache2 is not installed (make setup installs apache2-bin)")
+        # the script runs as nobody: a world-readable tree of its own
+        self.www = Path(tempfile.mkdtemp(prefix="pk-http-diff-www-"))
+        os.chmod(self.www, 0o755)
+        (self.www / "htdocs").mkdir()
+        (self.www / "cgi-bin").mkdir()
+        phf = self.www / "cgi-bin" / "phf"
+        # the script itself says it ran (an OPTIONS request is a 200 too)
+        ran = self.www / "ran.log"
+        ran.write_text("")
+        phf.write_text(f"#!/bin/sh\necho \"$REMOTE_PORT\" >> {ran}\n"
+                       "printf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n")
+        for p in (self.www / "htdocs", self.www / "cgi-bin", phf):
+            os.chmod(p, 0o755)
+        os.chmod(ran, 0o666)
+        conf = self.dir / "apache.conf"
+        conf.write_text(APACHE_CONF.format(d=self.dir, www=self.www, addr=SRV4, port=PORT)
+                        + self.extra_conf)
+        return self._popen([apache, "-X", "-f", str(conf)])
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        www = getattr(self, "www", None)
+        if www is not None:
+            shutil.rmtree(www, ignore_errors=True)
+
+    def truth(self) -> dict:
+        time.sleep(0.1)
+        runs: dict = {}
+        for line in (self.www / "ran.log").read_text().split():
+            runs[int(line)] = runs.get(int(line), 0) + 1
+        out: dict = {}
+        log = self.dir / "access.log"
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                port, status, uri, request = (line.split("\t", 3) + ["", "", ""])[:4]
+                status = int(status) if status.isdigit() else 0
+                port = int(port)
+                # the script's runs go to this connection's 200s, in order
+                ran = status == 200 and runs.get(port, 0) > 0
+                if ran:
+                    runs[port] -= 1
+                out.setdefault(port, []).append(Served(
+                    status, status in (200, 403, 404, 405), ran, uri, request, None))
+        return out
+
+
+class LenientApacheLab(ApacheLab):
+    """Apache as many sites relax it: request lines and headers parsed the
+    old, lenient way (multiple spaces, bare LF, HTTP/0.9, any method)."""
+
+    name = "apache-lenient"
+    extra_conf = "HttpProtocolOptions Unsafe LenientMethods Allow0.9\n"
+
+
+SERVERS = {"nginx": NginxLab, "apache": ApacheLab, "apache-lenient": LenientApacheLab}
+
+
+def apache_binary() -> str | None:
+    return shutil.which("apache2") or (os.path.exists("/usr/sbin/apache2")
+                                       and "/usr/sbin/apache2") or None
 
 
 # ------------------------------------------------------------ the sensor
 
 
-def sensor_alerts(pcap: Path, workdir: Path) -> dict:
+def sensor_alerts(pcap: Path, workdir: Path, personality: str | None = None) -> dict:
     """client port -> [(signature id, signature)], by `pakemon-xdp read` with the phf
-    http_uri rule and the bundled rules."""
+    http_uri rule and the bundled rules (``personality``: --http-personality)."""
     from pakemon.cli import main
 
     rules = workdir / "diff.rules"
     rules.write_text(RULES)
-    logs = workdir / "logs"
+    logs = workdir / f"logs-{personality or 'default'}"
+    extra = ["--http-personality", personality] if personality else []
     code = main(["read", "-q", "--rules", str(ROOT / "rules" / "pakemon.rules"),
-                 "--rules", str(rules), "--log-dir", str(logs), str(pcap)])
+                 "--rules", str(rules), "--log-dir", str(logs), *extra, str(pcap)])
     if code != 0:
         raise RuntimeError(f"pakemon-xdp read exited {code}")
     out: dict = {}
@@ -486,35 +652,42 @@ def _runs_phf(uri: str) -> bool:
     return uri == ATTACK or uri.startswith(ATTACK + "/")
 
 
-def run_seeds(seeds, workdir: Path) -> Verdict:
+def run_seeds(seeds, workdir: Path, server: str = "nginx",
+              personality: str | None = None) -> Verdict:
+    """Each seed's connection to ``server`` (nginx or apache), then the sensor
+    (``personality``: its --http-personality) over the capture."""
     workdir = Path(workdir)
     conns = [make_conn(s) for s in seeds]
-    with NginxLab(workdir / "nginx") as nl:
-        ports = [nl.run(c) for c in conns]
-        truth = nl.truth()
+    with SERVERS[server](workdir / server) as sl:
+        ports = [sl.run(c) for c in conns]
+        truth = sl.truth()
         pcap = workdir / "http_diff.pcap"
-        nl.cap.write_pcap(pcap)
-    alerts = sensor_alerts(pcap, workdir)
+        sl.cap.write_pcap(pcap)
+    return judge(conns, ports, truth, sensor_alerts(pcap, workdir, personality))
+
+
+def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
     v = Verdict(conns=len(conns))
     for c, port in zip(conns, ports):
-        done = [t for t in truth.get(port, []) if t[0] == 404]
-        want = sum(_runs_phf(t[1]) for t in done)
+        logged = truth.get(port, [])
+        done = [t for t in logged if t.processed]
+        want = sum(t.ran for t in done)
         got_list = alerts.get(port, [])
-        want_body = sum(BODY in t[3] for t in done)
+        want_body = sum(t.body is not None and BODY in t.body for t in done)
         got_body = sum(1 for sid, sig in got_list if sid == BODY_SID and sig == "shell in body")
         v.bodies += want_body
         if got_body < want_body:
-            v.body_misses.append((c.seed, want_body, got_body, c, truth.get(port, [])))
+            v.body_misses.append((c.seed, want_body, got_body, c, logged))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
         if got < want:
-            v.misses.append((c.seed, want, got, c, truth.get(port, [])))
+            v.misses.append((c.seed, want, got, c, logged))
         elif got > want:
             v.extra += got - want
-            v.extras.append((c.seed, want, got, c, truth.get(port, [])))
+            v.extras.append((c.seed, want, got, c, logged))
         if want and not any(sig == NATIVE_PHF for _, sig in got_list):
-            v.native_misses.append((c.seed, want, c, truth.get(port, [])))
+            v.native_misses.append((c.seed, want, c, logged))
     return v
 
 
@@ -523,7 +696,7 @@ def describe(c: Conn, logged) -> str:
     for r in c.requests:
         lines.append(f"  {'ATTACK' if r.attack else 'benign'} {r.note}: {r.raw!r}")
     for t in logged:
-        lines.append(f"  nginx: {t}")
+        lines.append(f"  server: {tuple(t)}")
     return "\n".join(lines)
 
 
@@ -532,14 +705,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--start", type=int, default=1)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--server", choices=sorted(SERVERS), default="nginx")
+    ap.add_argument("--personality", choices=["generic", "apache", "iis"],
+                    help="the sensor's --http-personality (default: its own default)")
     ap.add_argument("--keep", help="directory for the capture and logs (default: a temporary one)")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(a.keep or tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        v = run_seeds(range(a.start, a.start + a.seeds), wd)
-    print(f"{v.conns} connections, {v.processed} requests nginx processed, {v.attacks} of them "
-          f"with {ATTACK} in $uri; missed by the http_uri rule: {len(v.misses)} connections; "
+        v = run_seeds(range(a.start, a.start + a.seeds), wd, a.server, a.personality)
+    print(f"{v.conns} connections, {v.processed} requests {a.server} processed, {v.attacks} of "
+          f"them ran {ATTACK}; missed by the http_uri rule: {len(v.misses)} connections; "
           f"by the native rule: {len(v.native_misses)}; extra alerts: {v.extra}; "
           f"{v.bodies} bodies with {BODY}, missed by the http_client_body rule: "
           f"{len(v.body_misses)} connections")

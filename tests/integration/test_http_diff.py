@@ -1,9 +1,10 @@
 """Pipelined, disguised and desynchronizing HTTP requests against a real
-nginx (http_diff): every request nginx processed for the phf script must
-have alerted, once per transaction for the Suricata ``http_uri`` rule and at
-least once per connection for the native rule, and every body nginx decoded
-with a shell command in it (chunks joined) the ``http_client_body`` rule. More seeds run with
-``python tests/integration/http_diff.py --seeds N --start S -v``."""
+nginx and a real Apache, stock and lenient (http_diff): every request the
+server ran the phf script for must have alerted, once per transaction for
+the Suricata ``http_uri`` rule and at least once per connection for the
+native rule; and every body nginx decoded with a shell command in it
+(chunks joined) the ``http_client_body`` rule. More seeds run with
+``python tests/integration/http_diff.py --server S --seeds N --start S -v``."""
 
 from __future__ import annotations
 
@@ -14,23 +15,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 
-from http_diff import describe, nginx_binary, run_seeds  # noqa: E402
+from http_diff import apache_binary, describe, nginx_binary, run_seeds  # noqa: E402
 from live_netns import why_unavailable  # noqa: E402
 
-SEEDS = range(1, 401)
+# (server, the sensor's personality, seeds, fewest script runs the seeds make)
+CASES = {
+    "nginx": ("nginx", None, range(1, 401), 130),
+    # stock Apache refuses most of the tricks (HttpProtocolOptions Strict)
+    "apache": ("apache", None, range(1, 401), 40),
+    "apache-lenient-personality-apache": ("apache-lenient", "apache", range(1, 401), 130),
+}
 
 
-def test_sensor_alerts_on_every_phf_request_nginx_processed(tmp_path):
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_sensor_alerts_on_every_phf_request_the_server_ran(case, tmp_path):
+    server, personality, seeds, runs = CASES[case]
     reason = why_unavailable()
     if reason:
         pytest.skip(reason)
-    assert nginx_binary(), "nginx is not installed: `make setup` installs nginx-light"
-    v = run_seeds(SEEDS, tmp_path)
-    # the generator must have made nginx run the script often, and refuse
-    # some requests too, or the comparison proves little
-    assert v.attacks >= len(SEEDS) // 3, v
+    assert nginx_binary() and apache_binary(), \
+        "nginx or apache2 is not installed: `make setup` installs nginx-light and apache2-bin"
+    v = run_seeds(seeds, tmp_path, server, personality)
+    # the generator must have made the server run the script often, and
+    # refuse some requests too, or the comparison proves little
+    assert v.attacks >= runs, v
     assert v.processed > v.attacks
-    assert v.bodies >= len(SEEDS) // 30, v
+    if server == "nginx":  # (the only one whose log shows bodies)
+        assert v.bodies >= len(seeds) // 30, v
     assert not v.misses, "\n\n".join(
         f"want {want} alerts, got {got}\n{describe(c, logged)}"
         for _, want, got, c, logged in v.misses)
