@@ -520,3 +520,19 @@ def test_dns_query_rules_over_tcp():
         == {1: 1, 2: 1}
     # not DNS on port 53 (an HTTP request): nothing
     assert sids(run(rules, tcp_session([b"GET /evil.example HTTP/1.0\r\n\r\n"], sport=53))) == {}
+
+
+def test_dns_queries_pipelined_in_one_segment_alert_once_each():
+    """Each DNS message is a transaction: two queries for the name in one
+    TCP segment alert twice (as two pipelined HTTP requests do), and one
+    message asking for it twice alerts once."""
+    rules = ('alert dns any any -> any any (msg:"dns"; dns.query; content:"evil.example"; '
+             'nocase; sid:1;)\n')
+    q = dns_exchange("10.0.0.1", "10.0.0.2", 40001, "www.evil.example")[0][1][42:]
+    msg = len(q).to_bytes(2, "big") + q
+    assert sids(run(rules, tcp_session([msg + msg], sport=53))) == {1: 2}
+    # one message, two questions for the name (QDCOUNT 2, the question twice)
+    qd = q[12:]
+    two = q[:4] + b"\x00\x02" + q[6:12] + qd + qd
+    msg2 = len(two).to_bytes(2, "big") + two
+    assert sids(run(rules, tcp_session([msg2], sport=53))) == {1: 1}
