@@ -3,7 +3,8 @@
 The live-target cases settle which *bytes* a server receives. This settles
 what a server makes of them: a request line, a target, where one request
 ends and the next begins. Each seed is one keep-alive connection of one to
-four pipelined requests sent in random pieces, some of them asking for the
+four pipelined requests sent in random pieces (every third connection over
+IPv6), some of them asking for the
 attack path ``/cgi-bin/phf`` disguised as an evasion tool would (percent
 encoding in either case, ``%2F`` and ``%2E``, ``/./``, ``//``, ``/x/../``,
 the absolute form, queries and fragments, bare LF line ends, blank lines
@@ -66,7 +67,8 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from live_netns import CLI4, CLI_IF, SRV4, Lab, LabError, _ip  # noqa: E402
+from live_netns import (CLI4, CLI6, CLI_IF, SRV4, SRV6, SRV_MAC, Lab, LabError,  # noqa: E402
+                        _ip)
 
 ROOT = Path(__file__).resolve().parents[2]
 ATTACK = "/cgi-bin/phf"
@@ -106,6 +108,7 @@ http {{
     client_body_buffer_size 64k;
     server {{
         listen {addr}:{port};
+        listen [{addr6}]:{port};
         location / {{ proxy_pass http://127.0.0.1:8081; }}
     }}
     server {{
@@ -196,6 +199,7 @@ class Conn:
     requests: list
     pieces: list  # the connection's bytes as sent, piece by piece
     notes: list = field(default_factory=list)
+    family: int = 4  # IP version
 
     @property
     def data(self) -> bytes:
@@ -341,7 +345,9 @@ def make_conn(seed: int) -> Conn:
     for c in cuts + [len(data)]:
         pieces.append(data[prev:c])
         prev = c
-    return Conn(seed, reqs, pieces)
+    # every third over IPv6 (decided by the seed alone, so the rest of a
+    # connection stays what it was)
+    return Conn(seed, reqs, pieces, family=6 if seed % 3 == 0 else 4)
 
 
 # ------------------------------------------------------------ the target
@@ -377,7 +383,13 @@ class ServerLab:
     def __enter__(self):
         self.lab.up()
         try:
-            _ip("-n", self.lab.cli, "addr", "add", f"{CLI4}/24", "dev", CLI_IF)
+            # real client addresses, IPv6 too (the lab keeps the client's off)
+            cli = self.lab.cli
+            _ip("-n", cli, "addr", "add", f"{CLI4}/24", "dev", CLI_IF)
+            self.lab.sysctl(cli, f"net.ipv6.conf.{CLI_IF}.disable_ipv6=0")
+            _ip("-n", cli, "addr", "add", f"{CLI6}/64", "dev", CLI_IF, "nodad")
+            _ip("-n", cli, "-6", "neigh", "replace", SRV6, "lladdr", SRV_MAC, "dev", CLI_IF,
+                "nud", "permanent")
             self.cap = self.lab.capture()
             self.proc = self._start()
             deadline = time.monotonic() + 10
@@ -421,8 +433,10 @@ class ServerLab:
             self.cap = None
         self.lab.down()
 
-    def _connect(self) -> socket.socket:
-        s = self.lab.socket(self.lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+    def _connect(self, family: int = 4) -> socket.socket:
+        af, cli, srv = ((socket.AF_INET6, CLI6, SRV6) if family == 6
+                        else (socket.AF_INET, CLI4, SRV4))
+        s = self.lab.socket(self.lab.cli, af, socket.SOCK_STREAM)
         try:
             s.settimeout(2)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -433,12 +447,12 @@ class ServerLab:
             while True:
                 self._port += 1
                 try:
-                    s.bind((CLI4, self._port))
+                    s.bind((cli, self._port))
                     break
                 except OSError:
                     if self._port > 65000:
                         raise
-            s.connect((SRV4, PORT))
+            s.connect((srv, PORT))
         except BaseException:
             s.close()
             raise
@@ -446,7 +460,7 @@ class ServerLab:
 
     def run(self, conn: Conn) -> int:
         """Send one connection's pieces; its client port."""
-        s = self._connect()
+        s = self._connect(conn.family)
         try:
             port = s.getsockname()[1]
             for p in conn.pieces:
@@ -487,7 +501,7 @@ class NginxLab(ServerLab):
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(d=self.dir, addr=SRV4, port=PORT))
+        conf.write_text(NGINX_CONF.format(d=self.dir, addr=SRV4, addr6=SRV6, port=PORT))
         return self._popen([nginx, "-p", str(self.dir), "-c", str(conf)])
 
     def truth(self) -> dict:
@@ -512,6 +526,7 @@ LoadModule authz_core_module modules/mod_authz_core.so
 LoadModule alias_module modules/mod_alias.so
 LoadModule cgi_module modules/mod_cgi.so
 Listen {addr}:{port}
+Listen [{addr6}]:{port}
 PidFile {d}/apache.pid
 Mutex file:{d} default
 DefaultRuntimeDir {d}
@@ -560,7 +575,8 @@ class ApacheLab(ServerLab):
             os.chmod(p, 0o755)
         os.chmod(ran, 0o666)
         conf = self.dir / "apache.conf"
-        conf.write_text(APACHE_CONF.format(d=self.dir, www=self.www, addr=SRV4, port=PORT)
+        conf.write_text(APACHE_CONF.format(d=self.dir, www=self.www, addr=SRV4, addr6=SRV6,
+                                           port=PORT)
                         + self.extra_conf)
         return self._popen([apache, "-X", "-f", str(conf)])
 
@@ -692,7 +708,7 @@ def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
 
 
 def describe(c: Conn, logged) -> str:
-    lines = [f"seed {c.seed}: {len(c.pieces)} pieces"]
+    lines = [f"seed {c.seed}: {len(c.pieces)} pieces, IPv{c.family}"]
     for r in c.requests:
         lines.append(f"  {'ATTACK' if r.attack else 'benign'} {r.note}: {r.raw!r}")
     for t in logged:
