@@ -279,6 +279,15 @@ def cmd_read(args) -> int:
     if isinstance(built, int):
         return built
     rs, pipe = built
+    from .capture.bpf import BpfError, BpfFilter
+
+    bpf = None
+    if args.bpf is not None:
+        try:
+            bpf = BpfFilter(args.bpf)
+        except BpfError as e:
+            _err(str(e))
+            return EXIT_USAGE
     clocks.append((time.perf_counter(), time.process_time()))
     metrics = serve_metrics(args, pipe)
     if isinstance(metrics, int):
@@ -302,9 +311,12 @@ def cmd_read(args) -> int:
                 continue
             try:
                 with reader:
-                    _run(reader, pipe, logs, show, args.progress)
+                    _run(reader, pipe, logs, show, args.progress, bpf)
             except CaptureError as e:
                 _err(str(e))
+                status = EXIT_CAPTURE
+            except BpfError as e:  # the filter does not fit this file's link type
+                _err(f"{path}: {e}")
                 status = EXIT_CAPTURE
         events = pipe.flush()
         if events:
@@ -314,6 +326,9 @@ def cmd_read(args) -> int:
         report_sinks(logs)
     clocks.append((time.perf_counter(), time.process_time()))
     _summary(pipe, rs, args.log_dir, clocks)
+    if bpf is not None:
+        print(f"frames skipped by --bpf {args.bpf!r}: {bpf.filtered}")
+        bpf.close()
     return status
 
 
@@ -553,8 +568,9 @@ def add_engine_options(p) -> None:
                    help="report SYN/FIN/NULL/XMAS/UDP scans (default on)")
 
 
-def _run(reader, pipe, logs, show: bool, progress: str) -> None:
+def _run(reader, pipe, logs, show: bool, progress: str, bpf=None) -> None:
     feed = pipe.feed
+    match = bpf.match if bpf is not None else None
     write = logs.write_many
     pcap = getattr(logs, "pcaplog", None)  # --pcap-log
     bar = None
@@ -567,6 +583,8 @@ def _run(reader, pipe, logs, show: bool, progress: str) -> None:
     try:
         n = 0
         for ts, linktype, frame in reader:
+            if match is not None and not match(linktype, frame):
+                continue
             events = feed(ts, frame, linktype)
             if pcap is not None:
                 pcap.feed(ts, frame, linktype, events)
@@ -713,6 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not print alerts as they happen (the summary still prints)")
     r.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar: auto shows it on a terminal for captures over 4 MB")
+    r.add_argument("--bpf", metavar="FILTER",
+                   help="capture filter in tcpdump's language (e.g. 'tcp port 80 or "
+                   "udp'), run by libpcap: frames it rejects are skipped and counted")
     add_engine_options(r)
     add_output_options(r)
     r.set_defaults(func=cmd_read)

@@ -287,3 +287,28 @@ def test_read_runs_suricata_rules(tmp_path):
     alerts = [a for a in alerts if a["event_type"] == "alert"]
     assert [a["alert"]["signature_id"] for a in alerts] == [1]
     assert alerts[0]["app_proto"] == "http"  # the flow's protocol, detected by content
+
+
+def test_bpf_filter_skips_and_counts_what_it_rejects(tmp_path):
+    """--bpf takes tcpdump's filter language, as snort -r FILE FILTER does:
+    the phf connection filtered out alerts nothing, the other one alerts."""
+    cap = tmp_path / "two.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+               + http_exchange(C, S, 1033, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n",
+                               ts=PHF_TS + 1))
+    logs = tmp_path / "logs"
+    r = cli("read", cap, "--log-dir", logs, "--bpf", "not tcp port 1032")
+    assert r.returncode == 0, r.stderr
+    assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1033]
+    frames = len(http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n"))
+    assert f"frames skipped by --bpf 'not tcp port 1032': {frames}" in r.stdout
+
+
+def test_bad_bpf_filter_is_a_usage_error_naming_libpcap_s_reason(tmp_path):
+    cap = tmp_path / "phf.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n"))
+    r = cli("read", cap, "--log-dir", tmp_path / "logs", "--bpf", "tcp prot 80")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("pakemon-xdp: bad --bpf filter 'tcp prot 80': ")
+    assert not (tmp_path / "logs" / "eve.json").exists()
