@@ -448,7 +448,7 @@ class Run:
         if self.exit_code != 0:
             out.append(f"exit {self.exit_code}")
         if self.traceback:
-            out.append("traceback on stderr")
+            out.append("traceback or internal error on stderr")
         if not self.detected:
             out.append("attack missed")
         if not self.rss_ok:
@@ -575,7 +575,7 @@ def run_flood(name: str, count: int, work: Path, pps: float = 100_000.0, extra=(
     defrag, stream = _memcaps(extra)
     r.bound_mb = (defrag + stream) / MB + SLACK_MB
     r.exit_code, r.wall_s, r.peak_rss_mb, r.summary, r.stderr = read_capture(pcap, work, extra)
-    r.traceback = "Traceback" in r.stderr
+    r.traceback = "Traceback" in r.stderr or "internal error" in r.stderr
     r.counters, _alerts, r.notices = parse_summary(r.summary)
     r.detected, r.other_alerts, r.events = read_eve(work / "logs")
     r.logs_mb = sum(f.stat().st_size for f in (work / "logs").iterdir()) / 1e6

@@ -297,6 +297,7 @@ def cmd_read(args) -> int:
         return logs
     status = EXIT_OK
     show = not args.quiet
+    errors = [0]  # frames the pipeline raised on (_run)
     with logs:
         for path in args.pcap:
             try:
@@ -311,7 +312,7 @@ def cmd_read(args) -> int:
                 continue
             try:
                 with reader:
-                    _run(reader, pipe, logs, show, args.progress, bpf)
+                    _run(reader, pipe, logs, show, args.progress, bpf, errors)
             except CaptureError as e:
                 _err(str(e))
                 status = EXIT_CAPTURE
@@ -325,7 +326,7 @@ def cmd_read(args) -> int:
                 _show(events)
         report_sinks(logs)
     clocks.append((time.perf_counter(), time.process_time()))
-    _summary(pipe, rs, args.log_dir, clocks)
+    _summary(pipe, rs, args.log_dir, clocks, errors[0])
     if bpf is not None:
         print(f"frames skipped by --bpf {args.bpf!r}: {bpf.filtered}")
         bpf.close()
@@ -568,9 +569,19 @@ def add_engine_options(p) -> None:
                    help="report SYN/FIN/NULL/XMAS/UDP scans (default on)")
 
 
-def _run(reader, pipe, logs, show: bool, progress: str, bpf=None) -> None:
+# Frames the pipeline raised on (a bug), skipped: the rest of the capture is
+# still read, as the live sensor goes on after a bad record. PAKEMON_STRICT=1
+# (the test suite sets it) lets the exception through instead.
+MAX_ERRORS_SHOWN = 10
+
+
+def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None) -> None:
+    """Feed one capture's frames; ``errors[0]`` counts the frames skipped."""
+    errors = errors if errors is not None else [0]
     feed = pipe.feed
     match = bpf.match if bpf is not None else None
+    strict = os.environ.get("PAKEMON_STRICT") == "1"
+    frame_no = 0
     write = logs.write_many
     pcap = getattr(logs, "pcaplog", None)  # --pcap-log
     bar = None
@@ -583,9 +594,19 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None) -> None:
     try:
         n = 0
         for ts, linktype, frame in reader:
+            frame_no += 1
             if match is not None and not match(linktype, frame):
                 continue
-            events = feed(ts, frame, linktype)
+            try:
+                events = feed(ts, frame, linktype)
+            except Exception as e:
+                if strict:
+                    raise
+                errors[0] += 1
+                if errors[0] <= MAX_ERRORS_SHOWN:
+                    _err(f"internal error on frame {frame_no} of {reader.path} "
+                         f"({type(e).__name__}: {e}); frame skipped")
+                continue
             if pcap is not None:
                 pcap.feed(ts, frame, linktype, events)
             if events:
@@ -615,7 +636,7 @@ def _show(events) -> None:
             print(f"NOTICE {ev.message}")
 
 
-def _summary(pipe, rs, log_dir, clocks=None) -> None:
+def _summary(pipe, rs, log_dir, clocks=None, internal_errors: int = 0) -> None:
     st = pipe.stats
     out = sys.stdout
     print("", file=out)
@@ -648,6 +669,9 @@ def _summary(pipe, rs, log_dir, clocks=None) -> None:
         print("\nnotices by kind:", file=out)
         for kind, n in sorted(st.notices.items(), key=lambda kv: (-kv[1], kv[0])):
             print(f"{n:>8}  {kind}", file=out)
+    if internal_errors:
+        print(f"\ninternal errors: {internal_errors} frames skipped (a bug: please report "
+              "it with the capture)", file=out)
     peak = peak_rss_mb()
     if peak is not None:
         print(f"\npeak RSS: {peak:.1f} MB", file=out)

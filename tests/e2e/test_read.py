@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from helpers import BUNDLED_RULES, ROOT, read_eve
 
 from pakemon.lab import samples
-from pakemon.lab.traffic import TcpConnection, http_exchange, write_pcap
+from pakemon.lab.traffic import http_exchange, write_pcap
 
 C, S = "194.168.10.12", "192.168.10.5"
 PHF_TS = 979242051.0  # Thu Jan 11 19:40:51 2001 UTC
@@ -312,3 +311,39 @@ def test_bad_bpf_filter_is_a_usage_error_naming_libpcap_s_reason(tmp_path):
     assert "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("pakemon-xdp: bad --bpf filter 'tcp prot 80': ")
     assert not (tmp_path / "logs" / "eve.json").exists()
+
+
+def test_a_frame_the_pipeline_raises_on_is_skipped_counted_and_the_rest_read(
+        tmp_path, monkeypatch, capsys):
+    """A bug on one frame must not lose the rest of the capture (the live
+    sensor goes on after a bad record too): the frame is skipped with one
+    error line, counted in the summary, and later attacks still alert."""
+    from pakemon import pipeline
+    from pakemon.cli import main
+
+    cap = tmp_path / "two.pcap"
+    first = http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+    write_pcap(cap, first + http_exchange(C, S, 1033, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n",
+                                          ts=PHF_TS + 1))
+    real = pipeline.Pipeline.feed
+    seen = [0]
+
+    def feed(self, ts, frame, linktype=1, wire_len=None):
+        seen[0] += 1
+        if seen[0] == 2:
+            raise RuntimeError("boom")
+        return real(self, ts, frame, linktype, wire_len)
+
+    monkeypatch.setattr(pipeline.Pipeline, "feed", feed)
+    monkeypatch.setenv("PAKEMON_STRICT", "0")
+    logs = tmp_path / "logs"
+    assert main(["read", "-q", str(cap), "--log-dir", str(logs)]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"pakemon-xdp: internal error on frame 2 of {cap} "
+                           "(RuntimeError: boom); frame skipped")
+    assert "internal errors: 1 frames skipped" in out
+    assert 1033 in [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"]
+    monkeypatch.setenv("PAKEMON_STRICT", "1")
+    seen[0] = 0
+    with pytest.raises(RuntimeError):
+        main(["read", "-q", str(cap), "--log-dir", str(logs)])
