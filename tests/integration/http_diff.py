@@ -222,8 +222,11 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
     target = disguise(rng, path)
     eol = _eol(rng, 0.9 if rng.random() < 0.8 else 0.3)
     notes = []
-    method = rng.choices(["GET", "HEAD", "POST", "OPTIONS", "PUT", "FOO", "get", "G-T"],
-                         [40, 6, 18, 3, 3, 2, 1, 1])[0]
+    # extension methods too: nginx takes any run of A-Z, "_" and "-"; Apache
+    # (LenientMethods, its default) any token, and runs a CGI script for it
+    method = rng.choices(["GET", "HEAD", "POST", "OPTIONS", "PUT", "FOO", "get", "G-T",
+                          "G3T", "X.Y", "M~", "Get", "A!B", "1", "PROPFIND", "T'R"],
+                         [40, 6, 18, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])[0]
     sp1 = " " * rng.choice([1, 1, 1, 1, 2, 3])
     sp2 = " " * rng.choice([1, 1, 1, 1, 2])
     version = rng.choices(["HTTP/1.1", "HTTP/1.0", "", "HTTP/1.1 ", "HTTP/2.0", "http/1.1"],
