@@ -84,9 +84,20 @@ _MAX_METHOD = max(len(m) for m in _METHOD_PREFIXES)
 # an absolute URI's scheme and "://") is taken as HTTP; the target's shape
 # keeps the line protocols out (FTP's "USER x", SMTP's "MAIL FROM:").
 _TOKEN = rb"[A-Z_-]{1,32}"
-_EXT_REQUEST = re.compile(_TOKEN + rb"[ \t]+(?:/|\*|[A-Za-z][A-Za-z0-9+.-]{0,15}://)")
+_TARGET = rb"(?:/|\*|[A-Za-z][A-Za-z0-9+.-]{0,15}://)"
+_EXT_REQUEST = re.compile(_TOKEN + rb"[ \t]+" + _TARGET)
 # ... and what may still become one (the probe waits for more bytes)
 _EXT_PREFIX = re.compile(_TOKEN + rb"(?:[ \t]+(?:[A-Za-z][A-Za-z0-9+.-]{0,15}(?::/?)?)?)?\Z")
+# Apache takes any token as the method (digits, lower case, "!#$&'*+.^`|~")
+# and runs a CGI script for it: "G3T /cgi-bin/phf HTTP/1.0". Such a line is
+# HTTP when it also ends in a version, which keeps a shell's "cd /tmp" out.
+# The live sensor sees no server answer by default (ingress only), so the
+# client's line must decide. "%" stays out: "GET%00" is no method to
+# libhtp (suricata-verify uricontent-06) nor to nginx.
+_ANY_TOKEN = rb"[!#$&'*+.^_`|~0-9A-Za-z-]{1,32}"
+_ANY_REQUEST = re.compile(_ANY_TOKEN + rb"[ \t]+" + _TARGET + rb"[^\r\n]*?[ \t]HTTP/")
+_ANY_PREFIX = re.compile(_ANY_TOKEN + rb"(?:[ \t]+(?:" + _TARGET
+                         + rb"[^\r\n]*|[A-Za-z][A-Za-z0-9+.-]{0,15}(?::/?)?)?)?\Z")
 
 PROBE_LIMIT = 2048
 _BANNER_LINE = 512  # a greeting line longer than this without LF: not decided by text
@@ -166,11 +177,12 @@ def _http(data: bytes, to_server: bool):
         data = data.lstrip(b" \t\r\n")
         # listed methods in any case, as Suricata's detection patterns take them
         head = data[:_MAX_METHOD].upper()
-        if head.startswith(_METHOD_PREFIXES) or _EXT_REQUEST.match(data):
+        if head.startswith(_METHOD_PREFIXES) or _EXT_REQUEST.match(data) \
+                or _ANY_REQUEST.match(data):
             return True
         if len(data) < _MAX_METHOD and _prefix_of(head, _METHOD_PREFIXES):
             return None
-        return None if _EXT_PREFIX.match(data) else False
+        return None if _EXT_PREFIX.match(data) or _ANY_PREFIX.match(data) else False
     if data.startswith(b"HTTP/1."):
         return True
     return None if _prefix_of(data, (b"HTTP/1.",)) else False

@@ -43,6 +43,12 @@ DNS_QUERY = bytes(DNS(id=3, rd=1, qd=DNSQR(qname="example.com")))
     # and -), so the request line's shape decides
     (b"FOO /cgi-bin/phf HTTP/1.0\r\n", True, 40000, 80, "http"),
     (b"GET%00 /images.gif HTTP/1.1\r\n", True, 40000, 80, ""),  # no method to nginx
+    # any token Apache takes, when the line ends in a version (a shell's
+    # "cd /tmp" has none)
+    (b"G3T /cgi-bin/phf HTTP/1.0\r\n", True, 40000, 80, "http"),
+    (b"x.y!z http://www/ HTTP/1.1\r\n", True, 40000, 8080, "http"),
+    (b"cd /tmp\r\n", True, 40000, 4444, ""),
+    (b"ls -la /\r\n", True, 40000, 4444, ""),
     (b"X-CUSTOM http://example.com/ HTTP/1.1\r\n", True, 40000, 8080, "http"),
     (b"BREW * HTTP/1.1\r\n", True, 40000, 80, "http"),
     # blanks other than SP/HTAB after a listed method (servers that split on any)
@@ -63,6 +69,7 @@ def test_probe_whole_first_segment(data, to_server, sport, dport, want):
     (b"\x16\x03\x01\x00", True), (b"SSH", True), (b"\x00\x00\x00\x66\xfe", True),
     (b"220 mail.exam", False), (b"EHL", True),
     (b"FOO", True), (b"FOO ", True), (b"FOO ht", True), (b"FOO http:/", True),
+    (b"G3T /cgi-bin/phf HTT", True), (b"get3 *", True),
 ])
 def test_probe_prefix_needs_more(data, to_server):
     assert probe(data, to_server, 40000, 80 if to_server else 40000) is None
