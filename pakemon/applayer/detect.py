@@ -95,7 +95,7 @@ _EXT_PREFIX = re.compile(_TOKEN + rb"(?:[ \t]+(?:[A-Za-z][A-Za-z0-9+.-]{0,15}(?:
 # client's line must decide. "%" stays out: "GET%00" is no method to
 # libhtp (suricata-verify uricontent-06) nor to nginx.
 _ANY_TOKEN = rb"[!#$&'*+.^_`|~0-9A-Za-z-]{1,32}"
-_ANY_REQUEST = re.compile(_ANY_TOKEN + rb"[ \t]+" + _TARGET + rb"[^\r\n]*?[ \t]HTTP/")
+_ANY_REQUEST = re.compile(_ANY_TOKEN + rb"[ \t]+" + _TARGET + rb"[^\r\n]*?[ \t][Hh][Tt][Tt][Pp]/")
 _ANY_PREFIX = re.compile(_ANY_TOKEN + rb"(?:[ \t]+(?:" + _TARGET
                          + rb"[^\r\n]*|[A-Za-z][A-Za-z0-9+.-]{0,15}(?::/?)?)?)?\Z")
 

@@ -153,6 +153,7 @@ try:  # Suricata's own multi-pattern matcher, when installed
 except ImportError:  # pragma: no cover - optional
     hyperscan = None
 
+from ..applayer.detect import PROBE_LIMIT
 from ..applayer.detect import probe as _app_probe
 from ..applayer.detect import probe_dns_udp
 from ..applayer.dns import DnsTcpFramer, parse_dns
@@ -1851,14 +1852,20 @@ class SigEngine:
         blank = len(pr) - len(pr.lstrip(b" \t\r\n"))
         if blank > PROBE_BLANK:
             blank = 0
-        st.probe = pr[:blank + 64]
+        st.probe = pr[:blank + PROBE_LIMIT]
         d = st.d
         to_server = _is_client(d)
         try:
-            app = _app_probe(bytes(st.probe), to_server, d.sport, d.dport)
+            # 64 bytes name nearly every protocol; a request line whose
+            # method no list names is HTTP only by the version at its end,
+            # which can be further on ("G3T /a/long/path HTTP/1.0"): the
+            # probe reads on, up to PROBE_LIMIT, while it stays undecided
+            app = _app_probe(bytes(st.probe[:blank + 64]), to_server, d.sport, d.dport)
+            if app is None and len(st.probe) - blank > 64:
+                app = _app_probe(bytes(st.probe), to_server, d.sport, d.dport)
         except Exception:  # a probe bug must not stop the sensor
             app = ""
-        if app is None and len(st.probe) - blank < 64:
+        if app is None and len(st.probe) - blank < PROBE_LIMIT:
             return
         flow = st.flow
         if not app:
@@ -1876,6 +1883,7 @@ class SigEngine:
                 self._decide_none(st)
             return
         flow.app = app
+        st.probe = b""  # (read no more: the flow's protocol is known)
         ses = d.session
         if ses is None or ses.oneside or ses.midstream:
             flow.pkt_app = flow.app  # (no ACK of it may ever be seen)

@@ -108,20 +108,25 @@ def test_request_line_evasion_still_parsed_as_http(tmp_path, technique):
     assert run(tmp_path / "twin", twin.close()) == []
 
 
-@pytest.mark.parametrize("method", [b"G3T", b"foo", b"Get-Stuff", b"X.Y", b"A!B"])
-def test_any_token_method_with_a_version_is_http_from_the_client_alone(tmp_path, method):
+@pytest.mark.parametrize("method, path", [
+    (b"G3T", b"/cgi-bin/%70hf"), (b"foo", b"/cgi-bin/%70hf"), (b"Get-Stuff", b"/cgi-bin/%70hf"),
+    (b"X.Y", b"/cgi-bin/%70hf"), (b"A!B", b"/cgi-bin/%70hf"),
+    # the version past the probe's first 64 bytes
+    (b"M~", b"/" + b"x/../" * 20 + b"cgi-bin/%70hf")])
+def test_any_token_method_with_a_version_is_http_from_the_client_alone(tmp_path, method, path):
     """Apache runs a CGI script for any token as the method. The live sensor
     sees no server answer by default (XDP is ingress only), so a request
     line with such a method and a version must be HTTP on its own: found
     by the nginx and Apache differential (http_diff), which saw Apache run
     phf for "G3T" while the sensor, given only the client's side, did not
-    alert."""
+    alert; and with a long target the version lay past the 64 bytes the
+    probe read."""
     conn = TcpConnection(C, S, 40310, 80).open()
-    conn.send(method + b" /cgi-bin/%70hf HTTP/1.0\r\n\r\n", segment=7)
+    conn.send(b"\r\n" + method + b" " + path + b" HTTP/1.0\r\n\r\n", segment=7)
     client_only = [(ts, f) for ts, f in conn.close() if f[26:30] == bytes([10, 0, 0, 1])]
     assert run(tmp_path, client_only) == [1]
     twin = TcpConnection(C, S, 40311, 80).open()
-    twin.send(method + b" /cgi-bin/%70hx HTTP/1.0\r\n\r\n", segment=7)
+    twin.send(method + b" " + path[:-1] + b"x HTTP/1.0\r\n\r\n", segment=7)
     assert run(tmp_path / "twin", twin.close()) == []
 
 

@@ -47,6 +47,7 @@ DNS_QUERY = bytes(DNS(id=3, rd=1, qd=DNSQR(qname="example.com")))
     # "cd /tmp" has none)
     (b"G3T /cgi-bin/phf HTTP/1.0\r\n", True, 40000, 80, "http"),
     (b"x.y!z http://www/ HTTP/1.1\r\n", True, 40000, 8080, "http"),
+    (b"T'R /cgi-bin/phf  http/1.1\r\n", True, 40000, 80, "http"),  # Apache: any case
     (b"cd /tmp\r\n", True, 40000, 4444, ""),
     (b"ls -la /\r\n", True, 40000, 4444, ""),
     (b"X-CUSTOM http://example.com/ HTTP/1.1\r\n", True, 40000, 8080, "http"),
