@@ -12,7 +12,9 @@ before a request, extra spaces, HTTP/1.0 and 0.9, methods nginx takes or
 refuses), the rest benign twins; bodies by Content-Length or chunked
 (extensions, upper case, leading zeros, bare LF, trailers), some carrying a
 request-shaped lure, some a shell command (or its twin) that chunking may
-cut anywhere; and the framing attacks that desynchronize a parser from the
+cut anywhere; User-Agent headers naming a bad agent (or a twin) with the
+name in any case, odd blanks, folded onto a second line, or after a benign
+copy; and the framing attacks that desynchronize a parser from the
 server (Content-Length and Transfer-Encoding together, two lengths, length
 headers nginx ignores or refuses, folded and malformed headers).
 
@@ -29,8 +31,10 @@ after it, which a CGI server runs too) must have raised the Suricata
 ``http_uri`` rule (once per transaction, as Suricata counts) and the native
 phf rule; and every body nginx decoded (``$request_body``: the front proxies
 each request to a second server, so it reads bodies whole) with the shell
-command in it must have raised the ``http_client_body`` rule. Alerts on
-anything else are counted as extra, not as failures: a
+command in it must have raised the ``http_client_body`` rule, and every
+request whose User-Agent as the server read it (nginx's
+``$http_user_agent``; the script's ``HTTP_USER_AGENT``) names the agent the
+``http_user_agent`` rule. Alerts on anything else are counted as extra, not as failures: a
 request nginx refused (400) or never read (after a refusal closed the
 connection) is still an attack to Suricata, and a sensor guessing the other
 way would miss the server that takes it; a lure in a body or a header that
@@ -85,10 +89,14 @@ PORT = 80
 SID = 1
 BODY = "cmd=/bin/sh"  # the attack a request body carries
 BODY_SID = 2
+AGENT = "EvilBot"  # a User-Agent ET-style rules look for
+AGENT_SID = 3
 RULES = (f'alert http any any -> any any (msg:"phf http.uri"; content:"{ATTACK}"; http_uri; '
          f'sid:{SID}; rev:1;)\n'
          f'alert http any any -> any any (msg:"shell in body"; content:"{BODY}"; '
-         f'http_client_body; sid:{BODY_SID}; rev:1;)\n')
+         f'http_client_body; sid:{BODY_SID}; rev:1;)\n'
+         f'alert http any any -> any any (msg:"evil agent"; content:"{AGENT}"; '
+         f'http_user_agent; sid:{AGENT_SID}; rev:1;)\n')
 NATIVE_PHF = "CGI-phf(CVE-1999-0067)"  # rules/pakemon.rules
 
 NGINX_CONF = """\
@@ -102,7 +110,8 @@ events {{ worker_connections 512; }}
 http {{
     log_format diff escape=json
         '{{"port":"$remote_port","n":"$connection_requests","status":"$status",'
-        '"uri":"$uri","request":"$request","body":"$request_body"}}';
+        '"uri":"$uri","request":"$request","body":"$request_body",'
+        '"ua":"$http_user_agent"}}';
     access_log {d}/access.log diff;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -251,6 +260,10 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
             "User-Agent: Mozilla/5.0", "Accept: */*", "X-Forwarded-For: 10.0.0.9",
             f"Referer: http://www{ATTACK}", f"X-Lure: {ATTACK}", "Cookie: a=b",
         ]))
+    if rng.random() < 0.35:
+        agent, how = user_agent(rng, eol)
+        headers.append(agent)
+        notes.append(how)
     if version == "HTTP/1.0":
         headers.append("Connection: keep-alive")
     body = ""
@@ -307,6 +320,29 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
     raw = (lead + head).encode("latin-1") + body.encode("latin-1")
     note = " ".join([method, repr(target), version or "0.9"] + notes)
     return Request(raw, attack, note)
+
+
+def user_agent(rng, eol: str) -> tuple[str, str]:
+    """A User-Agent header line carrying AGENT (or a twin) the ways a
+    malware author might write it: the name in any case, odd blanks, folded
+    onto a second line, after a benign copy of the header."""
+    value = rng.choice([f"{AGENT}/1.0", f"Mozilla/5.0 ({AGENT})", "EvilBoat/1.0", "Evil Bot"])
+    name = rng.choice(["User-Agent", "user-agent", "USER-AGENT", "User-agent", "uSeR-aGeNt"])
+    r = rng.random()
+    if r < 0.15:
+        return f"{name}:{value}", "agent-no-blank"
+    if r < 0.3:
+        lead = rng.choice([" \t", "\t", "   "])
+        trail = rng.choice(["", " ", "\t"])
+        return f"{name}:{lead}{value}{trail}", "agent-blanks"
+    if r < 0.45:  # obs-fold: the value goes on on the next line
+        fold = rng.choice([" ", "\t"])
+        return f"{name}: Mozilla/5.0{eol}{fold}{value}", "agent-folded"
+    if r < 0.6:  # twice: which one a server takes is its own choice
+        return f"User-Agent: Mozilla/5.0{eol}{name}: {value}", "agent-twice"
+    if r < 0.65:
+        return f"{name} : {value}", "agent-blank-before-colon"
+    return f"{name}: {value}", "agent"
 
 
 def _chunked(rng, content: str) -> str:
@@ -373,6 +409,7 @@ class Served(NamedTuple):
     uri: str  # the server's normalized path
     request: str  # the request line, as logged
     body: str | None  # the body as decoded (None: the server does not log it)
+    ua: str | None = None  # the User-Agent as the server read it (None: not known)
 
 
 class ServerLab:
@@ -525,7 +562,7 @@ class NginxLab(ServerLab):
                 status = int(e["status"])
                 out.setdefault(int(e["port"]), []).append(Served(
                     status, status == 404, status == 404 and _runs_phf(e["uri"]), e["uri"],
-                    e["request"], e["body"]))
+                    e["request"], e["body"], e["ua"]))
         return out
 
 
@@ -580,7 +617,9 @@ class ApacheLab(ServerLab):
         # the script itself says it ran (an OPTIONS request is a 200 too)
         ran = self.www / "ran.log"
         ran.write_text("")
-        phf.write_text(f"#!/bin/sh\necho \"$REMOTE_PORT\" >> {ran}\n"
+        # (and the User-Agent it was given, as the script's environment has it)
+        phf.write_text(f"#!/bin/sh\nprintf '%s\\t%s\\n' \"$REMOTE_PORT\" "
+                       f"\"$(printf %s \"$HTTP_USER_AGENT\" | tr -d '\\t\\n')\" >> {ran}\n"
                        "printf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n")
         for p in (self.www / "htdocs", self.www / "cgi-bin", phf):
             os.chmod(p, 0o755)
@@ -599,9 +638,10 @@ class ApacheLab(ServerLab):
 
     def truth(self) -> dict:
         time.sleep(0.1)
-        runs: dict = {}
-        for line in (self.www / "ran.log").read_text().split():
-            runs[int(line)] = runs.get(int(line), 0) + 1
+        runs: dict = {}  # port -> the User-Agents of its runs, in order
+        for line in (self.www / "ran.log").read_text(errors="replace").splitlines():
+            port, _, ua = line.partition("\t")
+            runs.setdefault(int(port), []).append(ua)
         out: dict = {}
         log = self.dir / "access.log"
         if log.exists():
@@ -610,11 +650,10 @@ class ApacheLab(ServerLab):
                 status = int(status) if status.isdigit() else 0
                 port = int(port)
                 # the script's runs go to this connection's 200s, in order
-                ran = status == 200 and runs.get(port, 0) > 0
-                if ran:
-                    runs[port] -= 1
+                ran = status == 200 and bool(runs.get(port))
+                ua = runs[port].pop(0) if ran else None
                 out.setdefault(port, []).append(Served(
-                    status, status in (200, 403, 404, 405), ran, uri, request, None))
+                    status, status in (200, 403, 404, 405), ran, uri, request, None, ua))
         return out
 
 
@@ -672,6 +711,8 @@ class Verdict:
     attacks: int = 0  # of those, with the attack path in $uri
     misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     bodies: int = 0  # requests nginx processed with the shell command in the body
+    agents: int = 0  # requests the server read AGENT in the User-Agent of
+    agent_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     body_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     native_misses: list = field(default_factory=list)
     extra: int = 0  # alerts beyond nginx's attacks (refused or lure requests)
@@ -713,6 +754,11 @@ def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
         v.bodies += want_body
         if got_body < want_body:
             v.body_misses.append((c.seed, want_body, got_body, c, logged))
+        want_agent = sum(t.ua is not None and AGENT in t.ua for t in done)
+        got_agent = sum(1 for sid, sig in got_list if sid == AGENT_SID and sig == "evil agent")
+        v.agents += want_agent
+        if got_agent < want_agent:
+            v.agent_misses.append((c.seed, want_agent, got_agent, c, logged))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
@@ -759,17 +805,21 @@ def main(argv=None) -> int:
               f"{v.attacks} of them ran {ATTACK}; missed by the http_uri rule: "
               f"{len(v.misses)} connections; by the native rule: {len(v.native_misses)}; "
               f"extra alerts: {v.extra}; {v.bodies} bodies with {BODY}, missed by the "
-              f"http_client_body rule: {len(v.body_misses)} connections")
+              f"http_client_body rule: {len(v.body_misses)} connections; {v.agents} with "
+              f"{AGENT} in the User-Agent, missed by the http_user_agent rule: "
+              f"{len(v.agent_misses)} connections")
         for seed, want, got, c, logged in v.misses:
             print(f"MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         for seed, want, c, logged in v.native_misses:
             print(f"NATIVE MISS [{view}]\n{describe(c, logged)}")
         for seed, want, got, c, logged in v.body_misses:
             print(f"BODY MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
+        for seed, want, got, c, logged in v.agent_misses:
+            print(f"AGENT MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         if a.verbose:
             for seed, want, got, c, logged in v.extras:
                 print(f"EXTRA [{view}] want {want} got {got}\n{describe(c, logged)}")
-        bad += bool(v.misses or v.native_misses or v.body_misses)
+        bad += bool(v.misses or v.native_misses or v.body_misses or v.agent_misses)
     return 1 if bad else 0
 
 

@@ -3,7 +3,9 @@ nginx and a real Apache, stock and lenient (http_diff): every request the
 server ran the phf script for must have alerted, once per transaction for
 the Suricata ``http_uri`` rule and at least once per connection for the
 native rule; and every body nginx decoded with a shell command in it
-(chunks joined) the ``http_client_body`` rule. The sensor reads the capture
+(chunks joined) the ``http_client_body`` rule; and every request whose
+User-Agent, as the server read it, names the bad agent the
+``http_user_agent`` rule. The sensor reads the capture
 twice: both directions, and the clients' frames alone (what the live
 sensor sees by default, XDP being ingress only). More seeds run with
 ``python tests/integration/http_diff.py --server S --seeds N --start S -v``."""
@@ -49,6 +51,10 @@ def _check(view, v, seeds, runs, server):
     assert v.processed > v.attacks
     if server == "nginx":  # (the only one whose log shows bodies)
         assert v.bodies >= len(seeds) // 30, v
+    assert v.agents >= runs // 15, v
+    assert not v.agent_misses, f"[{view}] " + "\n\n".join(
+        f"want {want} user-agent alerts, got {got}\n{describe(c, logged)}"
+        for _, want, got, c, logged in v.agent_misses)
     assert not v.misses, f"[{view}] " + "\n\n".join(
         f"want {want} alerts, got {got}\n{describe(c, logged)}"
         for _, want, got, c, logged in v.misses)
