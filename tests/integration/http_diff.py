@@ -14,8 +14,10 @@ refuses), the rest benign twins; bodies by Content-Length or chunked
 request-shaped lure, some a shell command (or its twin) that chunking may
 cut anywhere; User-Agent headers naming a bad agent (or a twin) with the
 name in any case, odd blanks, folded onto a second line, or after a benign
-copy; and the framing attacks that desynchronize a parser from the
-server (Content-Length and Transfer-Encoding together, two lengths, length
+copy; requests for a bad host named in the Host header (any case, a port,
+a trailing dot or blank, folded) or in an absolute-form target, which a
+server takes over the header; and the framing attacks that desynchronize a
+parser from the server (Content-Length and Transfer-Encoding together, two lengths, length
 headers nginx ignores or refuses, folded and malformed headers).
 
 The servers: nginx (the default), stock Apache (``--server apache``: its
@@ -34,7 +36,9 @@ each request to a second server, so it reads bodies whole) with the shell
 command in it must have raised the ``http_client_body`` rule, and every
 request whose User-Agent as the server read it (nginx's
 ``$http_user_agent``; the script's ``HTTP_USER_AGENT``) names the agent the
-``http_user_agent`` rule. Alerts on anything else are counted as extra, not as failures: a
+``http_user_agent`` rule, and every request the server took for the host
+(nginx's ``$host``; the script's ``SERVER_NAME``) the ``http_host`` rule.
+Alerts on anything else are counted as extra, not as failures: a
 request nginx refused (400) or never read (after a refusal closed the
 connection) is still an attack to Suricata, and a sensor guessing the other
 way would miss the server that takes it; a lure in a body or a header that
@@ -91,12 +95,16 @@ BODY = "cmd=/bin/sh"  # the attack a request body carries
 BODY_SID = 2
 AGENT = "EvilBot"  # a User-Agent ET-style rules look for
 AGENT_SID = 3
+HOST = "evil.example"  # a host ET-style rules look for
+HOST_SID = 4
 RULES = (f'alert http any any -> any any (msg:"phf http.uri"; content:"{ATTACK}"; http_uri; '
          f'sid:{SID}; rev:1;)\n'
          f'alert http any any -> any any (msg:"shell in body"; content:"{BODY}"; '
          f'http_client_body; sid:{BODY_SID}; rev:1;)\n'
          f'alert http any any -> any any (msg:"evil agent"; content:"{AGENT}"; '
-         f'http_user_agent; sid:{AGENT_SID}; rev:1;)\n')
+         f'http_user_agent; sid:{AGENT_SID}; rev:1;)\n'
+         f'alert http any any -> any any (msg:"evil host"; content:"{HOST}"; '
+         f'http_host; sid:{HOST_SID}; rev:1;)\n')
 NATIVE_PHF = "CGI-phf(CVE-1999-0067)"  # rules/pakemon.rules
 
 NGINX_CONF = """\
@@ -111,7 +119,7 @@ http {{
     log_format diff escape=json
         '{{"port":"$remote_port","n":"$connection_requests","status":"$status",'
         '"uri":"$uri","request":"$request","body":"$request_body",'
-        '"ua":"$http_user_agent"}}';
+        '"ua":"$http_user_agent","host":"$host"}}';
     access_log {d}/access.log diff;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -253,8 +261,12 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
         return Request((lead + f"GET{sp1}{target}\r\n").encode(), attack, "http/0.9")
     line = f"{method}{sp1}{target}{sp2}{version}{eol}"
     headers = []
+    host = rng.choice(["www", "www:80", "x.example"])
+    if rng.random() < 0.3:
+        host, target, how = host_trick(rng, host, target, eol)
+        notes.append(how)
     if rng.random() < 0.93:
-        headers.append(f"Host: {rng.choice(['www', 'www:80', 'x.example'])}")
+        headers.append(f"Host: {host}")
     for _ in range(rng.randrange(0, 3)):
         headers.append(rng.choice([
             "User-Agent: Mozilla/5.0", "Accept: */*", "X-Forwarded-For: 10.0.0.9",
@@ -320,6 +332,25 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
     raw = (lead + head).encode("latin-1") + body.encode("latin-1")
     note = " ".join([method, repr(target), version or "0.9"] + notes)
     return Request(raw, attack, note)
+
+
+def host_trick(rng, host: str, target: str, eol: str) -> tuple[str, str, str]:
+    """(Host header value, request target, note): the request made for HOST
+    (or a twin) in the Host header written oddly, or in an absolute-form
+    target, which a server takes over the Host header."""
+    name = rng.choice([HOST, HOST.upper(), "Evil.Example", HOST + ".", "evil.exampl", "evil-example"])
+    r = rng.random()
+    if r < 0.35 and target.startswith("/"):
+        return host, f"http://{name}{rng.choice(['', ':80'])}{target}", "host-absolute"
+    if r < 0.45 and target.startswith("/"):  # the header names it, the target another
+        return name, f"http://www{target}", "host-header-overridden"
+    if r < 0.6:
+        return f"{name}:{rng.choice(['80', '8080', ''])}", target, "host-port"
+    if r < 0.7:
+        return name + rng.choice([" ", "\t"]), target, "host-trailing-blank"
+    if r < 0.78:  # folded onto the next line
+        return f"{eol} {name}", target, "host-folded"
+    return name, target, "host"
 
 
 def user_agent(rng, eol: str) -> tuple[str, str]:
@@ -410,6 +441,7 @@ class Served(NamedTuple):
     request: str  # the request line, as logged
     body: str | None  # the body as decoded (None: the server does not log it)
     ua: str | None = None  # the User-Agent as the server read it (None: not known)
+    host: str | None = None  # the host the server took the request for (None: not known)
 
 
 class ServerLab:
@@ -562,7 +594,7 @@ class NginxLab(ServerLab):
                 status = int(e["status"])
                 out.setdefault(int(e["port"]), []).append(Served(
                     status, status == 404, status == 404 and _runs_phf(e["uri"]), e["uri"],
-                    e["request"], e["body"], e["ua"]))
+                    e["request"], e["body"], e["ua"], e["host"]))
         return out
 
 
@@ -618,8 +650,9 @@ class ApacheLab(ServerLab):
         ran = self.www / "ran.log"
         ran.write_text("")
         # (and the User-Agent it was given, as the script's environment has it)
-        phf.write_text(f"#!/bin/sh\nprintf '%s\\t%s\\n' \"$REMOTE_PORT\" "
-                       f"\"$(printf %s \"$HTTP_USER_AGENT\" | tr -d '\\t\\n')\" >> {ran}\n"
+        phf.write_text(f"#!/bin/sh\nprintf '%s\\t%s\\t%s\\n' \"$REMOTE_PORT\" "
+                       f"\"$(printf %s \"$HTTP_USER_AGENT\" | tr -d '\\t\\n')\" "
+                       f"\"$(printf %s \"$SERVER_NAME\" | tr -d '\\t\\n')\" >> {ran}\n"
                        "printf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n")
         for p in (self.www / "htdocs", self.www / "cgi-bin", phf):
             os.chmod(p, 0o755)
@@ -638,10 +671,10 @@ class ApacheLab(ServerLab):
 
     def truth(self) -> dict:
         time.sleep(0.1)
-        runs: dict = {}  # port -> the User-Agents of its runs, in order
+        runs: dict = {}  # port -> (User-Agent, host) of its runs, in order
         for line in (self.www / "ran.log").read_text(errors="replace").splitlines():
-            port, _, ua = line.partition("\t")
-            runs.setdefault(int(port), []).append(ua)
+            port, ua, host = (line.split("\t") + ["", ""])[:3]
+            runs.setdefault(int(port), []).append((ua, host))
         out: dict = {}
         log = self.dir / "access.log"
         if log.exists():
@@ -651,9 +684,9 @@ class ApacheLab(ServerLab):
                 port = int(port)
                 # the script's runs go to this connection's 200s, in order
                 ran = status == 200 and bool(runs.get(port))
-                ua = runs[port].pop(0) if ran else None
+                ua, host = runs[port].pop(0) if ran else (None, None)
                 out.setdefault(port, []).append(Served(
-                    status, status in (200, 403, 404, 405), ran, uri, request, None, ua))
+                    status, status in (200, 403, 404, 405), ran, uri, request, None, ua, host))
         return out
 
 
@@ -713,6 +746,8 @@ class Verdict:
     bodies: int = 0  # requests nginx processed with the shell command in the body
     agents: int = 0  # requests the server read AGENT in the User-Agent of
     agent_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
+    hosts: int = 0  # requests the server took for HOST
+    host_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     body_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     native_misses: list = field(default_factory=list)
     extra: int = 0  # alerts beyond nginx's attacks (refused or lure requests)
@@ -759,6 +794,11 @@ def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
         v.agents += want_agent
         if got_agent < want_agent:
             v.agent_misses.append((c.seed, want_agent, got_agent, c, logged))
+        want_host = sum(t.host is not None and t.host.lower().rstrip(".") == HOST for t in done)
+        got_host = sum(1 for sid, sig in got_list if sid == HOST_SID and sig == "evil host")
+        v.hosts += want_host
+        if got_host < want_host:
+            v.host_misses.append((c.seed, want_host, got_host, c, logged))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
@@ -807,7 +847,8 @@ def main(argv=None) -> int:
               f"extra alerts: {v.extra}; {v.bodies} bodies with {BODY}, missed by the "
               f"http_client_body rule: {len(v.body_misses)} connections; {v.agents} with "
               f"{AGENT} in the User-Agent, missed by the http_user_agent rule: "
-              f"{len(v.agent_misses)} connections")
+              f"{len(v.agent_misses)} connections; {v.hosts} for host {HOST}, missed by the "
+              f"http_host rule: {len(v.host_misses)} connections")
         for seed, want, got, c, logged in v.misses:
             print(f"MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         for seed, want, c, logged in v.native_misses:
@@ -816,10 +857,13 @@ def main(argv=None) -> int:
             print(f"BODY MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         for seed, want, got, c, logged in v.agent_misses:
             print(f"AGENT MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
+        for seed, want, got, c, logged in v.host_misses:
+            print(f"HOST MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         if a.verbose:
             for seed, want, got, c, logged in v.extras:
                 print(f"EXTRA [{view}] want {want} got {got}\n{describe(c, logged)}")
-        bad += bool(v.misses or v.native_misses or v.body_misses or v.agent_misses)
+        bad += bool(v.misses or v.native_misses or v.body_misses or v.agent_misses
+                    or v.host_misses)
     return 1 if bad else 0
 
 

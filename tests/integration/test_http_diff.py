@@ -5,7 +5,8 @@ the Suricata ``http_uri`` rule and at least once per connection for the
 native rule; and every body nginx decoded with a shell command in it
 (chunks joined) the ``http_client_body`` rule; and every request whose
 User-Agent, as the server read it, names the bad agent the
-``http_user_agent`` rule. The sensor reads the capture
+``http_user_agent`` rule, and every request the server took for the bad
+host the ``http_host`` rule. The sensor reads the capture
 twice: both directions, and the clients' frames alone (what the live
 sensor sees by default, XDP being ingress only). More seeds run with
 ``python tests/integration/http_diff.py --server S --seeds N --start S -v``."""
@@ -52,6 +53,10 @@ def _check(view, v, seeds, runs, server):
     if server == "nginx":  # (the only one whose log shows bodies)
         assert v.bodies >= len(seeds) // 30, v
     assert v.agents >= runs // 15, v
+    assert v.hosts >= runs // 15, v
+    assert not v.host_misses, f"[{view}] " + "\n\n".join(
+        f"want {want} host alerts, got {got}\n{describe(c, logged)}"
+        for _, want, got, c, logged in v.host_misses)
     assert not v.agent_misses, f"[{view}] " + "\n\n".join(
         f"want {want} user-agent alerts, got {got}\n{describe(c, logged)}"
         for _, want, got, c, logged in v.agent_misses)
