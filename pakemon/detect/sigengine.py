@@ -143,6 +143,7 @@ import bisect
 import os
 import re
 from collections import Counter, OrderedDict
+from contextlib import contextmanager
 
 try:
     import ahocorasick
@@ -1559,17 +1560,26 @@ class SigEngine:
         if msg is None or msg.is_response or not msg.queries:
             return []
         out = []
-        # once per message (a transaction), however many of its queries
-        # match, and again for the next message of the same TCP segment
-        pkt_alerted, self._alerted = self._alerted, set()
-        try:
+        # once per message, however many of its queries match
+        with self._transaction():
             for name, _qtype in msg.queries:
                 cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
                 if cands:
                     out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
+        return out
+
+    @contextmanager
+    def _transaction(self):
+        """One transaction's inspection (an HTTP request or response, a DNS
+        message): a rule alerts once per transaction, as Suricata counts, so
+        two requests pipelined in one segment alert twice, not once for the
+        packet. The packet's own once-per-rule set is kept for its other
+        inspections."""
+        pkt_alerted, self._alerted = self._alerted, set()
+        try:
+            yield
         finally:
             self._alerted = pkt_alerted
-        return out
 
     def malformed(self, pkt, notices):
         """Event rules for a frame that failed to decode (``pkt`` may be None)."""
@@ -1883,7 +1893,11 @@ class SigEngine:
                 self._decide_none(st)
             return
         flow.app = app
-        st.probe = b""  # (read no more: the flow's protocol is known)
+        # (read no more, on either side: the flow's protocol is known)
+        st.probe = b""
+        pst = self._peer_state(st)
+        if pst is not None and pst.probe:
+            pst.probe = b""
         ses = d.session
         if ses is None or ses.oneside or ses.midstream:
             flow.pkt_app = flow.app  # (no ACK of it may ever be seen)
@@ -2157,15 +2171,9 @@ class SigEngine:
         cands = self._buffer_cands(g, bufs, d)
         if not cands:
             return []
-        # A rule alerts once per transaction, as Suricata counts: two
-        # requests pipelined in one segment alert twice, not once for the
-        # packet. (The packet's own set is kept for its other inspections.)
-        pkt_alerted, self._alerted = self._alerted, set()
-        try:
+        with self._transaction():
             return self._run(cands, pkt, b"", self._ctx(st, request),
                              "http" if request else "http-resp", d=d, http=bufs)
-        finally:
-            self._alerted = pkt_alerted
 
     @staticmethod
     def _ctx(st, to_server=None):
