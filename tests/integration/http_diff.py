@@ -849,19 +849,13 @@ def main(argv=None) -> int:
               f"{AGENT} in the User-Agent, missed by the http_user_agent rule: "
               f"{len(v.agent_misses)} connections; {v.hosts} for host {HOST}, missed by the "
               f"http_host rule: {len(v.host_misses)} connections")
-        for seed, want, got, c, logged in v.misses:
-            print(f"MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
         for seed, want, c, logged in v.native_misses:
             print(f"NATIVE MISS [{view}]\n{describe(c, logged)}")
-        for seed, want, got, c, logged in v.body_misses:
-            print(f"BODY MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
-        for seed, want, got, c, logged in v.agent_misses:
-            print(f"AGENT MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
-        for seed, want, got, c, logged in v.host_misses:
-            print(f"HOST MISS [{view}] want {want} got {got}\n{describe(c, logged)}")
-        if a.verbose:
-            for seed, want, got, c, logged in v.extras:
-                print(f"EXTRA [{view}] want {want} got {got}\n{describe(c, logged)}")
+        for label, found in (("MISS", v.misses), ("BODY MISS", v.body_misses),
+                             ("AGENT MISS", v.agent_misses), ("HOST MISS", v.host_misses),
+                             ("EXTRA", v.extras if a.verbose else ())):
+            for seed, want, got, c, logged in found:
+                print(f"{label} [{view}] want {want} got {got}\n{describe(c, logged)}")
         bad += bool(v.misses or v.native_misses or v.body_misses or v.agent_misses
                     or v.host_misses)
     return 1 if bad else 0

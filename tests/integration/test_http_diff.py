@@ -54,17 +54,10 @@ def _check(view, v, seeds, runs, server):
         assert v.bodies >= len(seeds) // 30, v
     assert v.agents >= runs // 15, v
     assert v.hosts >= runs // 15, v
-    assert not v.host_misses, f"[{view}] " + "\n\n".join(
-        f"want {want} host alerts, got {got}\n{describe(c, logged)}"
-        for _, want, got, c, logged in v.host_misses)
-    assert not v.agent_misses, f"[{view}] " + "\n\n".join(
-        f"want {want} user-agent alerts, got {got}\n{describe(c, logged)}"
-        for _, want, got, c, logged in v.agent_misses)
-    assert not v.misses, f"[{view}] " + "\n\n".join(
-        f"want {want} alerts, got {got}\n{describe(c, logged)}"
-        for _, want, got, c, logged in v.misses)
-    assert not v.body_misses, f"[{view}] " + "\n\n".join(
-        f"want {want} body alerts, got {got}\n{describe(c, logged)}"
-        for _, want, got, c, logged in v.body_misses)
+    for what, misses in (("phf", v.misses), ("body", v.body_misses),
+                         ("user-agent", v.agent_misses), ("host", v.host_misses)):
+        assert not misses, f"[{view}] " + "\n\n".join(
+            f"want {want} {what} alerts, got {got}\n{describe(c, logged)}"
+            for _, want, got, c, logged in misses)
     assert not v.native_misses, f"[{view}] " + "\n\n".join(
         describe(c, logged) for _, _, c, logged in v.native_misses)
