@@ -14,7 +14,9 @@ refuses), the rest benign twins; bodies by Content-Length or chunked
 request-shaped lure, some a shell command (or its twin) that chunking may
 cut anywhere; User-Agent headers naming a bad agent (or a twin) with the
 name in any case, odd blanks, folded onto a second line, or after a benign
-copy; requests for a bad host named in the Host header (any case, a port,
+copy; Cookie headers holding a bad cookie among others, split over two
+headers (which servers join), folded; requests for a bad host named in the
+Host header (any case, a port,
 a trailing dot or blank, folded) or in an absolute-form target, which a
 server takes over the header; and the framing attacks that desynchronize a
 parser from the server (Content-Length and Transfer-Encoding together, two lengths, length
@@ -37,7 +39,9 @@ command in it must have raised the ``http_client_body`` rule, and every
 request whose User-Agent as the server read it (nginx's
 ``$http_user_agent``; the script's ``HTTP_USER_AGENT``) names the agent the
 ``http_user_agent`` rule, and every request the server took for the host
-(nginx's ``$host``; the script's ``SERVER_NAME``) the ``http_host`` rule.
+(nginx's ``$host``; the script's ``SERVER_NAME``) the ``http_host`` rule,
+and every request whose cookies as the server read them (``$http_cookie``,
+``HTTP_COOKIE``) hold the bad one the ``http_cookie`` rule.
 Alerts on anything else are counted as extra, not as failures: a
 request nginx refused (400) or never read (after a refusal closed the
 connection) is still an attack to Suricata, and a sensor guessing the other
@@ -97,6 +101,8 @@ AGENT = "EvilBot"  # a User-Agent ET-style rules look for
 AGENT_SID = 3
 HOST = "evil.example"  # a host ET-style rules look for
 HOST_SID = 4
+COOKIE = "sessid=evil"  # a cookie ET-style rules look for
+COOKIE_SID = 5
 RULES = (f'alert http any any -> any any (msg:"phf http.uri"; content:"{ATTACK}"; http_uri; '
          f'sid:{SID}; rev:1;)\n'
          f'alert http any any -> any any (msg:"shell in body"; content:"{BODY}"; '
@@ -104,7 +110,9 @@ RULES = (f'alert http any any -> any any (msg:"phf http.uri"; content:"{ATTACK}"
          f'alert http any any -> any any (msg:"evil agent"; content:"{AGENT}"; '
          f'http_user_agent; sid:{AGENT_SID}; rev:1;)\n'
          f'alert http any any -> any any (msg:"evil host"; content:"{HOST}"; '
-         f'http_host; sid:{HOST_SID}; rev:1;)\n')
+         f'http_host; sid:{HOST_SID}; rev:1;)\n'
+         f'alert http any any -> any any (msg:"evil cookie"; content:"{COOKIE}"; '
+         f'http_cookie; sid:{COOKIE_SID}; rev:1;)\n')
 NATIVE_PHF = "CGI-phf(CVE-1999-0067)"  # rules/pakemon.rules
 
 NGINX_CONF = """\
@@ -119,7 +127,7 @@ http {{
     log_format diff escape=json
         '{{"port":"$remote_port","n":"$connection_requests","status":"$status",'
         '"uri":"$uri","request":"$request","body":"$request_body",'
-        '"ua":"$http_user_agent","host":"$host"}}';
+        '"ua":"$http_user_agent","host":"$host","cookie":"$http_cookie"}}';
     access_log {d}/access.log diff;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -276,6 +284,10 @@ def make_request(rng: random.Random, last: bool, attack: bool | None = None) -> 
         agent, how = user_agent(rng, eol)
         headers.append(agent)
         notes.append(how)
+    if rng.random() < 0.25:
+        cookie, how = cookie_header(rng, eol)
+        headers.append(cookie)
+        notes.append(how)
     if version == "HTTP/1.0":
         headers.append("Connection: keep-alive")
     body = ""
@@ -351,6 +363,25 @@ def host_trick(rng, host: str, target: str, eol: str) -> tuple[str, str, str]:
     if r < 0.78:  # folded onto the next line
         return f"{eol} {name}", target, "host-folded"
     return name, target, "host"
+
+
+def cookie_header(rng, eol: str) -> tuple[str, str]:
+    """A Cookie header carrying COOKIE (or a twin): alone or among others,
+    the name in any case, split over two Cookie headers (which servers
+    join), folded, odd blanks."""
+    value = rng.choice([COOKIE, "sessid=evi", "sessid=good", "xsessid=evil"])
+    name = rng.choice(["Cookie", "cookie", "COOKIE", "cOoKiE"])
+    r = rng.random()
+    if r < 0.2:
+        return f"{name}: a=1; {value}; b=2", "cookie-among"
+    if r < 0.4:
+        return f"Cookie: a=1{eol}{name}: {value}", "cookie-twice"
+    if r < 0.55:
+        fold = rng.choice([" ", "\t"])
+        return f"{name}: a=1;{eol}{fold}{value}", "cookie-folded"
+    if r < 0.7:
+        return f"{name}:{value}", "cookie-no-blank"
+    return f"{name}: {value}", "cookie"
 
 
 def user_agent(rng, eol: str) -> tuple[str, str]:
@@ -442,6 +473,7 @@ class Served(NamedTuple):
     body: str | None  # the body as decoded (None: the server does not log it)
     ua: str | None = None  # the User-Agent as the server read it (None: not known)
     host: str | None = None  # the host the server took the request for (None: not known)
+    cookie: str | None = None  # the Cookie header(s) as the server read them (None: not known)
 
 
 class ServerLab:
@@ -594,7 +626,7 @@ class NginxLab(ServerLab):
                 status = int(e["status"])
                 out.setdefault(int(e["port"]), []).append(Served(
                     status, status == 404, status == 404 and _runs_phf(e["uri"]), e["uri"],
-                    e["request"], e["body"], e["ua"], e["host"]))
+                    e["request"], e["body"], e["ua"], e["host"], e["cookie"]))
         return out
 
 
@@ -650,9 +682,10 @@ class ApacheLab(ServerLab):
         ran = self.www / "ran.log"
         ran.write_text("")
         # (and the User-Agent it was given, as the script's environment has it)
-        phf.write_text(f"#!/bin/sh\nprintf '%s\\t%s\\t%s\\n' \"$REMOTE_PORT\" "
+        phf.write_text(f"#!/bin/sh\nprintf '%s\\t%s\\t%s\\t%s\\n' \"$REMOTE_PORT\" "
                        f"\"$(printf %s \"$HTTP_USER_AGENT\" | tr -d '\\t\\n')\" "
-                       f"\"$(printf %s \"$SERVER_NAME\" | tr -d '\\t\\n')\" >> {ran}\n"
+                       f"\"$(printf %s \"$SERVER_NAME\" | tr -d '\\t\\n')\" "
+                       f"\"$(printf %s \"$HTTP_COOKIE\" | tr -d '\\t\\n')\" >> {ran}\n"
                        "printf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n")
         for p in (self.www / "htdocs", self.www / "cgi-bin", phf):
             os.chmod(p, 0o755)
@@ -671,10 +704,10 @@ class ApacheLab(ServerLab):
 
     def truth(self) -> dict:
         time.sleep(0.1)
-        runs: dict = {}  # port -> (User-Agent, host) of its runs, in order
+        runs: dict = {}  # port -> (User-Agent, host, cookie) of its runs, in order
         for line in (self.www / "ran.log").read_text(errors="replace").splitlines():
-            port, ua, host = (line.split("\t") + ["", ""])[:3]
-            runs.setdefault(int(port), []).append((ua, host))
+            port, ua, host, cookie = (line.split("\t") + ["", "", ""])[:4]
+            runs.setdefault(int(port), []).append((ua, host, cookie))
         out: dict = {}
         log = self.dir / "access.log"
         if log.exists():
@@ -684,9 +717,10 @@ class ApacheLab(ServerLab):
                 port = int(port)
                 # the script's runs go to this connection's 200s, in order
                 ran = status == 200 and bool(runs.get(port))
-                ua, host = runs[port].pop(0) if ran else (None, None)
+                ua, host, cookie = runs[port].pop(0) if ran else (None, None, None)
                 out.setdefault(port, []).append(Served(
-                    status, status in (200, 403, 404, 405), ran, uri, request, None, ua, host))
+                    status, status in (200, 403, 404, 405), ran, uri, request, None, ua, host,
+                    cookie))
         return out
 
 
@@ -748,6 +782,8 @@ class Verdict:
     agent_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     hosts: int = 0  # requests the server took for HOST
     host_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
+    cookies: int = 0  # requests the server read COOKIE in the cookies of
+    cookie_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     body_misses: list = field(default_factory=list)  # (seed, want, got, conn, logged)
     native_misses: list = field(default_factory=list)
     extra: int = 0  # alerts beyond nginx's attacks (refused or lure requests)
@@ -799,6 +835,11 @@ def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
         v.hosts += want_host
         if got_host < want_host:
             v.host_misses.append((c.seed, want_host, got_host, c, logged))
+        want_cookie = sum(t.cookie is not None and COOKIE in t.cookie for t in done)
+        got_cookie = sum(1 for sid, sig in got_list if sid == COOKIE_SID and sig == "evil cookie")
+        v.cookies += want_cookie
+        if got_cookie < want_cookie:
+            v.cookie_misses.append((c.seed, want_cookie, got_cookie, c, logged))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
@@ -848,16 +889,18 @@ def main(argv=None) -> int:
               f"http_client_body rule: {len(v.body_misses)} connections; {v.agents} with "
               f"{AGENT} in the User-Agent, missed by the http_user_agent rule: "
               f"{len(v.agent_misses)} connections; {v.hosts} for host {HOST}, missed by the "
-              f"http_host rule: {len(v.host_misses)} connections")
+              f"http_host rule: {len(v.host_misses)} connections; {v.cookies} with {COOKIE}, "
+              f"missed by the http_cookie rule: {len(v.cookie_misses)} connections")
         for seed, want, c, logged in v.native_misses:
             print(f"NATIVE MISS [{view}]\n{describe(c, logged)}")
         for label, found in (("MISS", v.misses), ("BODY MISS", v.body_misses),
                              ("AGENT MISS", v.agent_misses), ("HOST MISS", v.host_misses),
+                             ("COOKIE MISS", v.cookie_misses),
                              ("EXTRA", v.extras if a.verbose else ())):
             for seed, want, got, c, logged in found:
                 print(f"{label} [{view}] want {want} got {got}\n{describe(c, logged)}")
         bad += bool(v.misses or v.native_misses or v.body_misses or v.agent_misses
-                    or v.host_misses)
+                    or v.host_misses or v.cookie_misses)
     return 1 if bad else 0
 
 

@@ -5,8 +5,9 @@ the Suricata ``http_uri`` rule and at least once per connection for the
 native rule; and every body nginx decoded with a shell command in it
 (chunks joined) the ``http_client_body`` rule; and every request whose
 User-Agent, as the server read it, names the bad agent the
-``http_user_agent`` rule, and every request the server took for the bad
-host the ``http_host`` rule. The sensor reads the capture
+``http_user_agent`` rule, every request the server took for the bad host
+the ``http_host`` rule, and every request whose cookies, as the server read
+them, hold the bad one the ``http_cookie`` rule. The sensor reads the capture
 twice: both directions, and the clients' frames alone (what the live
 sensor sees by default, XDP being ingress only). More seeds run with
 ``python tests/integration/http_diff.py --server S --seeds N --start S -v``."""
@@ -54,8 +55,10 @@ def _check(view, v, seeds, runs, server):
         assert v.bodies >= len(seeds) // 30, v
     assert v.agents >= runs // 15, v
     assert v.hosts >= runs // 15, v
+    assert v.cookies >= runs // 20, v
     for what, misses in (("phf", v.misses), ("body", v.body_misses),
-                         ("user-agent", v.agent_misses), ("host", v.host_misses)):
+                         ("user-agent", v.agent_misses), ("host", v.host_misses),
+                         ("cookie", v.cookie_misses)):
         assert not misses, f"[{view}] " + "\n\n".join(
             f"want {want} {what} alerts, got {got}\n{describe(c, logged)}"
             for _, want, got, c, logged in misses)
