@@ -40,21 +40,42 @@ HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
 class StreamMatch:
     """Detect's state for one TCP direction."""
 
-    __slots__ = ("iters", "found", "alerted", "hist", "pos", "http", "sig")
+    __slots__ = ("iters", "found", "alerted", "chunks", "chunks_len", "pos", "http", "sig")
 
     def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
         self.found = {}  # (id(node), rule index) -> bit mask of patterns found
         self.alerted = set()  # rule indexes (in the tree) that alerted here
-        self.hist = b""  # the last HISTORY_BYTES of the stream before pos
+        # The last chunks of the stream before pos, at least HISTORY_BYTES of
+        # them: the very chunks the reassembler delivered (and keeps in its
+        # own history), not a joined copy made per segment, which doubled
+        # the bytes a flood of connections with data pending held.
+        self.chunks: list = []
+        self.chunks_len = 0
         self.pos = 0  # stream offset just past the data seen so far
         self.http = http  # HttpRequestParser on HTTP service ports, else None
         self.sig = None  # sigengine.DirState when Suricata rules are loaded
 
+    @property
+    def hist(self) -> bytes:
+        """The last HISTORY_BYTES of the stream before pos (joined on use:
+        alerts, regexes)."""
+        chunks = self.chunks
+        h = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+
+    def remember(self, data: bytes) -> None:
+        chunks = self.chunks
+        chunks.append(data)
+        self.chunks_len += len(data)
+        while len(chunks) > 1 and self.chunks_len - len(chunks[0]) >= HISTORY_BYTES:
+            self.chunks_len -= len(chunks.pop(0))
+
     def gap(self) -> None:
         """Bytes are missing: no match may span the hole."""
         self.iters = {}
-        self.hist = b""
+        self.chunks = []
+        self.chunks_len = 0
         if self.http is not None:
             self.http.gap()
 
@@ -70,8 +91,7 @@ class Detector:
     def inspect_stream(self, sm: StreamMatch, nodes, data: bytes, pkt):
         """Alerts for ``data``, the next in-order bytes of a TCP direction."""
         alerts = []
-        hist = sm.hist
-        base = sm.pos - len(hist)  # stream offset of hist[0]
+        hist = None  # sm.hist, joined when a regex or an alert needs it
         start = sm.pos  # stream offset of data[0]
         text = lower = None
         found = sm.found
@@ -113,6 +133,8 @@ class Detector:
                             touched[ridx] = max(touched.get(ridx, -1), end + ibase)
                     it.set("", False)
                 if node.regexes:
+                    if hist is None:
+                        hist = sm.hist
                     window = hist[-REGEX_WINDOW:] + data
                     old = len(window) - len(data)
                     wstart = start - old
@@ -141,12 +163,14 @@ class Detector:
                 if found[(nid, ridx)] != full[ridx] or gidx in sm.alerted:
                     continue
                 sm.alerted.add(gidx)
+                if hist is None:
+                    hist = sm.hist
+                base = start - len(hist)  # stream offset of hist[0]
                 buf = hist + data
                 dump = buf[:end - base + 1][-DUMP_BYTES:]
                 alerts.append(self._alert(node.rules[ridx], pkt, dump, False))
         if data:
-            h = hist + data
-            sm.hist = h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+            sm.remember(data if type(data) is bytes else bytes(data))
             sm.pos = start + len(data)
         return alerts
 
@@ -195,8 +219,9 @@ class Detector:
                     if found[(nid, ridx)] != full[ridx]:
                         continue
                     sm.alerted.add(gidx)
-                    base = sm.pos - len(sm.hist)  # stream offset of hist[0]
-                    dump = sm.hist[:max(req.line_end - base, 0)][-DUMP_BYTES:] or req.request_line
+                    hist = sm.hist
+                    base = sm.pos - len(hist)  # stream offset of hist[0]
+                    dump = hist[:max(req.line_end - base, 0)][-DUMP_BYTES:] or req.request_line
                     out.append(self._alert(node.rules[ridx], pkt, dump, False))
         return out
 

@@ -175,3 +175,34 @@ def test_syn_scan_gives_one_scan_notice():
     notices = [e for e in run_frames(pipe, frames) if isinstance(e, Notice)]
     assert [n.message for n in notices] == [f"Scan from {C} scan type: SYN"]
     assert notices[0].kind.event_type == "scan"
+
+
+def test_dump_after_a_long_stream_is_its_last_4_kib_up_to_the_match():
+    """The dump (spec/outputs.md: the stream up to and including the match,
+    at most the last 4 KiB) spans many earlier segments."""
+    pipe = pipeline_from('CGI-phf tcp * 80 "/cgi-bin/phf"\n')
+    conn = TcpConnection(C, S, 40010, 80).open()
+    body = bytes(range(33, 127)) * 100  # 9,400 bytes before the match
+    stream = b"POST /x HTTP/1.0\r\n\r\n" + body + b"GET /cgi-bin/phf"
+    conn.send(stream, segment=700)
+    (a,) = [e for e in run_frames(pipe, conn.close()) if isinstance(e, Alert)]
+    assert a.dump == stream[-4096:]
+
+
+def test_stream_history_holds_the_delivered_chunks_not_copies():
+    """What a direction keeps for dumps and regexes is the chunks the
+    reassembler delivered (it holds the same objects), at least the last
+    HISTORY_BYTES of them and at most one chunk more: a flood of
+    connections with data pending held each byte twice when the history was
+    a joined copy."""
+    from pakemon.detect.engine import HISTORY_BYTES, StreamMatch
+
+    sm = StreamMatch()
+    chunks = [bytes([65 + i % 26]) * 1000 for i in range(20)]
+    for c in chunks:
+        sm.remember(c)
+    assert all(any(x is c for c in chunks) for x in sm.chunks)
+    assert sm.hist == b"".join(chunks)[-HISTORY_BYTES:]
+    assert sm.chunks_len - len(sm.chunks[0]) < HISTORY_BYTES <= sm.chunks_len
+    sm.gap()
+    assert sm.hist == b"" and sm.chunks_len == 0
