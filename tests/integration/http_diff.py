@@ -813,6 +813,20 @@ def run_seeds(seeds, workdir: Path, server: str = "nginx",
             for view in views}
 
 
+# What the server read that a buffer rule must have seen: (Verdict count,
+# Verdict misses, the server's reading of one request, rule sid, rule msg)
+_BUFFER_CHECKS = (
+    ("bodies", "body_misses", lambda t: t.body is not None and BODY in t.body,
+     BODY_SID, "shell in body"),
+    ("agents", "agent_misses", lambda t: t.ua is not None and AGENT in t.ua,
+     AGENT_SID, "evil agent"),
+    ("hosts", "host_misses", lambda t: t.host is not None and t.host.lower().rstrip(".") == HOST,
+     HOST_SID, "evil host"),
+    ("cookies", "cookie_misses", lambda t: t.cookie is not None and COOKIE in t.cookie,
+     COOKIE_SID, "evil cookie"),
+)
+
+
 def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
     v = Verdict(conns=len(conns))
     for c, port in zip(conns, ports):
@@ -820,26 +834,12 @@ def judge(conns, ports, truth: dict, alerts: dict) -> Verdict:
         done = [t for t in logged if t.processed]
         want = sum(t.ran for t in done)
         got_list = alerts.get(port, [])
-        want_body = sum(t.body is not None and BODY in t.body for t in done)
-        got_body = sum(1 for sid, sig in got_list if sid == BODY_SID and sig == "shell in body")
-        v.bodies += want_body
-        if got_body < want_body:
-            v.body_misses.append((c.seed, want_body, got_body, c, logged))
-        want_agent = sum(t.ua is not None and AGENT in t.ua for t in done)
-        got_agent = sum(1 for sid, sig in got_list if sid == AGENT_SID and sig == "evil agent")
-        v.agents += want_agent
-        if got_agent < want_agent:
-            v.agent_misses.append((c.seed, want_agent, got_agent, c, logged))
-        want_host = sum(t.host is not None and t.host.lower().rstrip(".") == HOST for t in done)
-        got_host = sum(1 for sid, sig in got_list if sid == HOST_SID and sig == "evil host")
-        v.hosts += want_host
-        if got_host < want_host:
-            v.host_misses.append((c.seed, want_host, got_host, c, logged))
-        want_cookie = sum(t.cookie is not None and COOKIE in t.cookie for t in done)
-        got_cookie = sum(1 for sid, sig in got_list if sid == COOKIE_SID and sig == "evil cookie")
-        v.cookies += want_cookie
-        if got_cookie < want_cookie:
-            v.cookie_misses.append((c.seed, want_cookie, got_cookie, c, logged))
+        for count, misses, read, rule_sid, msg in _BUFFER_CHECKS:
+            want_n = sum(read(t) for t in done)
+            got_n = sum(1 for sid, sig in got_list if sid == rule_sid and sig == msg)
+            setattr(v, count, getattr(v, count) + want_n)
+            if got_n < want_n:
+                getattr(v, misses).append((c.seed, want_n, got_n, c, logged))
         got = sum(1 for sid, sig in got_list if sid == SID and sig == "phf http.uri")
         v.processed += len(done)
         v.attacks += want
