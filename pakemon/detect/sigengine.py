@@ -1559,13 +1559,15 @@ class SigEngine:
         msg = parse_dns(bytes(payload))
         if msg is None or msg.is_response or not msg.queries:
             return []
+        runs = [(name, cands) for name, _qtype in msg.queries
+                if (cands := g.candidates(name, self.rules, 17, pkt.sport, pkt.dport))]
+        if not runs:  # (nearly every query: no transaction to open)
+            return []
         out = []
         # once per message, however many of its queries match
         with self._transaction():
-            for name, _qtype in msg.queries:
-                cands = g.candidates(name, self.rules, 17, pkt.sport, pkt.dport)
-                if cands:
-                    out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
+            for name, cands in runs:
+                out += self._run(cands, pkt, payload, ctx, "dns", http={"dns.query": name})
         return out
 
     @contextmanager
@@ -1858,6 +1860,7 @@ class SigEngine:
         # count for nothing, or a run of CRLFs would end the probe undecided)
         if st.probe is None:
             return  # this side named nothing: the other one may yet
+        seen = len(st.probe)  # bytes an earlier call probed, undecided
         pr = st.probe + data
         blank = len(pr) - len(pr.lstrip(b" \t\r\n"))
         if blank > PROBE_BLANK:
@@ -1870,7 +1873,10 @@ class SigEngine:
             # method no list names is HTTP only by the version at its end,
             # which can be further on ("G3T /a/long/path HTTP/1.0"): the
             # probe reads on, up to PROBE_LIMIT, while it stays undecided
-            app = _app_probe(bytes(st.probe[:blank + 64]), to_server, d.sport, d.dport)
+            # (the first 64 are probed once: an earlier call past them found
+            # them undecided)
+            app = None if seen - blank >= 64 else \
+                _app_probe(bytes(st.probe[:blank + 64]), to_server, d.sport, d.dport)
             if app is None and len(st.probe) - blank > 64:
                 app = _app_probe(bytes(st.probe), to_server, d.sport, d.dport)
         except Exception:  # a probe bug must not stop the sensor
