@@ -88,6 +88,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "segments": (500_000, "one-byte out-of-order segments"),
     "acks": (1_000_000, "lone ACKs (half with data)"),
     "udp": (1_000_000, "UDP datagrams"),
+    "slowloris": (40_000, "connections with an unfinished request"),
 }
 
 _U16 = struct.Struct("!H")
@@ -401,8 +402,52 @@ def gen_udp(path, n: int, pps: float, seed: int = 6) -> FloodWriter:
     return w
 
 
+SLOW_HEADERS = (b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\n"
+                + b"".join(b"X-Pad-%03d: %s\r\n" % (k, b"a" * 40) for k in range(18)))
+SLOW_BLANKS = b"\r\n" * 700  # 1,400 bytes; three segments of it a connection
+
+
+def gen_slowloris(path, n: int, pps: float, seed: int = 7) -> FloodWriter:
+    """``n`` connections from 10.3.0.0 + i that complete the handshake and
+    then leave a request unfinished, none of it acknowledged: every other
+    one a request line and 1 KB of header lines without the blank line
+    that ends them, the rest 4.2 KB of CRLFs in three segments (blank lines
+    a server skips while it waits for the request line). What a sensor
+    holds per connection above the stream (parsers' partial lines, held
+    blank lines, the last packet) must stay inside the bound too."""
+    rnd = random.Random(seed).getrandbits
+    mss = b"\x02\x04\x05\xb4"
+    syn = TcpTemplate(SYN, options=mss)
+    synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
+    ack = TcpTemplate(ACK)
+    headers = TcpTemplate(PSH | ACK, SLOW_HEADERS)
+    blanks = TcpTemplate(ACK, SLOW_BLANKS)
+    server = _ip(SERVER)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2 * 5)
+    emit = w.tcp
+    base = _ip("10.3.0.0")
+    for i in range(n):
+        c = base + i
+        cport = 32768 + (i * 7919) % 28232
+        cs1 = (rnd(32) + 1) & 0xFFFFFFFF
+        ss1 = (rnd(32) + 1) & 0xFFFFFFFF
+        ident = i & 0xFFFF
+        emit(syn, c, server, cport, 80, cs1 - 1, 0, ident)
+        emit(synack, server, c, 80, cport, ss1 - 1, cs1, ident)
+        emit(ack, c, server, cport, 80, cs1, ss1, (ident + 1) & 0xFFFF)
+        if i & 1:
+            emit(headers, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
+        else:
+            for k in range(3):
+                emit(blanks, c, server, cport, 80, (cs1 + k * len(SLOW_BLANKS)) & 0xFFFFFFFF,
+                     ss1, (ident + 2 + k) & 0xFFFF)
+    w.close()
+    return w
+
+
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
-              "segments": gen_segments, "acks": gen_acks, "udp": gen_udp}
+              "segments": gen_segments, "acks": gen_acks, "udp": gen_udp,
+              "slowloris": gen_slowloris}
 
 
 # ---------------------------------------------------------------- running
