@@ -59,6 +59,7 @@ from .stream.tcp import StreamBypass, StreamData, TcpReassembler
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
 GC_THRESHOLDS = (50000, 10, 10)  # see the module docstring
+CHUNK_COST = 48  # a delivered chunk kept in the dump history, beside its bytes
 
 
 def tune_gc() -> None:
@@ -164,8 +165,9 @@ class Pipeline:
         self._sig_tcp_any = False
         self._sig_tcp_ports: frozenset = frozenset()
         if sig is not None and len(sig):
-            from .detect.sigengine import SigEngine
+            from .detect.sigengine import SigEngine, held_by
 
+            self._sig_held = held_by
             self.sig = SigEngine(sig, self.http)
             self.sig.verify_tcp = self._tcp_checksum_ok
             self._sig_tcp_any = sig.tcp_ports_any or sig.has_ip
@@ -425,6 +427,14 @@ class Pipeline:
         tcp = self.tcp
         evs = tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
+        if tcp.app_memory and tcp.over_budget():  # (app_memory: 0 without stream data)
+            # what the sessions hold above the stream outgrew their budget:
+            # the oldest go (counted), as when the table is full
+            d = pkt.direction
+            evs = []
+            tcp.evict_for_memory(d.session if d is not None else None, evs)
+            if evs:
+                out += self._stream_events(evs)
         if sig is not None:
             d = pkt.direction
             if d is not None and d.det is None and d.session is not None:
@@ -446,6 +456,20 @@ class Pipeline:
                 self._count(a)
             out += alerts
         return out
+
+    def _charge(self, d, sm):
+        """Charge what the detect stages now hold for ``d`` to the stream's
+        session budget (``TcpReassembler.charge_app``): the native
+        matcher's history and HTTP request in progress, the Suricata
+        engine's state of the direction."""
+        n = sm.chunks_len + CHUNK_COST * len(sm.chunks)
+        p = sm.http
+        if p is not None:
+            n += p.held()
+        st = sm.sig
+        if st is not None:
+            n += self._sig_held(st)
+        self.tcp.charge_app(d, n)
 
     def _stream_events(self, events):
         """Match StreamData, act on StreamBypass, pass notices on; counted."""
@@ -477,6 +501,7 @@ class Pipeline:
                     out += detector.inspect_http(sm, d.nodes, ev.data, ev.pkt)
                 if self.sig is not None and type(d.nodes) is _SigNodes:
                     out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap)
+                self._charge(d, sm)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1
                 d = ev.direction

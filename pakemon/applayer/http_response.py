@@ -72,8 +72,8 @@ import zlib
 from collections import deque
 
 from .lines import (BODY as _BODY, CDATA as _CDATA, CLOSE as _CLOSE, CSIZE as _CSIZE,
-                    HDR as _HDR, LINE as _LINE, TRAILER as _TRAILER, TUNNEL as _TUNNEL,
-                    LineParser)
+                    HDR as _HDR, HELD_FACTOR, LINE as _LINE, TRAILER as _TRAILER,
+                    TUNNEL as _TUNNEL, LineParser)
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
@@ -83,6 +83,7 @@ BOMB_RATIO = 500  # decoded/encoded ratio at the cap that is reported
 MAX_PENDING_METHODS = 1024
 BODY_LIMIT = 102400
 _PIECE = 1024  # compressed bytes per decompress call
+DECODER_COST = 48 * 1024  # one decompressor's memory, for held()
 
 
 class HttpResponse:
@@ -349,6 +350,20 @@ class HttpResponseParser(LineParser):
         self._raw_len = 0  # bytes in current._raw
 
     # -- interface ---------------------------------------------------------
+
+    def held(self) -> int:
+        """About the memory the response in progress keeps (see
+        LineParser.held): its raw header bytes (kept, and parsed into
+        pairs), the body decoded so far, and each decompressor's window and
+        state (zlib: 32 KB window, about 7 KB state)."""
+        n = self._plen
+        resp = self.current
+        if resp is not None and not resp.headers_complete:
+            n += (HELD_FACTOR + 1) * self._raw_len
+        dec = self._dec
+        if dec is not None:
+            n += len(dec.out) + len(dec.head) + len(dec.pending) + DECODER_COST * len(dec.decs)
+        return n
 
     def expect(self, method: bytes) -> None:
         """The next request on this connection has ``method`` (in order)."""

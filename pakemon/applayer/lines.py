@@ -59,6 +59,8 @@ import re
 _EMPTY_LINE = re.compile(rb"\r*\n")
 _HEADERS_END = re.compile(rb"\n\r*\n")
 
+HELD_FACTOR = 3  # memory per byte of unfinished header lines (held())
+
 # States. Line states (start line, headers, chunk size line, trailer lines,
 # and a subclass's own from EXTRA on) are below SKIP (skip to the next LF,
 # then _resume); the states that read no lines are above it (length-framed
@@ -75,7 +77,7 @@ class LineParser:
 
     __slots__ = ("max_line", "max_headers", "offset", "long_lines", "bad_headers", "current",
                  "_state", "_resume", "_parts", "_plen", "_remaining", "_fold_ok", "_block_max",
-                 "_out")
+                 "_out", "msg_start")
 
     def __init__(self, max_line: int, max_headers: int, block_max: int | None = None):
         self.max_line = max(int(max_line), 64)
@@ -94,6 +96,7 @@ class LineParser:
         self._remaining = 0  # body bytes (Content-Length or chunk) still to come
         self._block_max = block_max  # longest header block taken at once (module doc)
         self._out: list | None = None
+        self.msg_start = 0  # stream offset where the message in progress began (held())
 
     def feed(self, data) -> list:
         """Messages (the subclass's events) that ``data`` made ready."""
@@ -178,6 +181,18 @@ class LineParser:
             else:
                 self._line(raw, base + pos, False)
         return self._take_out()
+
+    def held(self) -> int:
+        """About the memory the message in progress keeps, in bytes (object
+        overhead included): what the stream stage charges for this parser
+        (``TcpReassembler.charge_app``). A subclass adds its body."""
+        n = self._plen
+        msg = self.current
+        if msg is not None and self._state < SKIP and not msg.headers_complete:
+            # header lines are kept as (name, value) pairs: two bytes objects
+            # and a tuple each, about three times the line (tracemalloc)
+            n += HELD_FACTOR * (self.offset - self.msg_start)
+        return n
 
     def _take_out(self) -> list:
         out = self._out

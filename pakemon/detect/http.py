@@ -141,6 +141,13 @@ class HttpRequestParser(LineParser):
         self.anomaly_noticed = False
         self._body: bytearray | None = None
 
+    def held(self) -> int:
+        """LineParser.held, and the body kept so far."""
+        n = LineParser.held(self)
+        if self._body is not None:
+            n += len(self._body)
+        return n
+
     def skip_plain(self, data: bytes, interesting) -> bool:
         """Pass over ``data`` when it cannot matter to the caller; True if so.
 
@@ -210,7 +217,20 @@ class HttpRequestParser(LineParser):
         if st == _LINE:
             self._request_line(line, end, truncated)
         elif st == _HDR:
-            self._header_line(line)
+            if self.keep_headers or not line:
+                self._header_line(line)
+            elif line[:1] in b" \t":
+                if self._fold_ok:  # continues a framing header that was kept
+                    self._header_line(line)
+            else:
+                # As _header_block: without keep_headers only the framing
+                # headers are kept, or a slowloris's header lines would be
+                # held line by line where the block path keeps none.
+                low = line.lower()
+                if b"content-length" in low or b"transfer-encoding" in low:
+                    self._header_line(line)
+                else:
+                    self._fold_ok = False
         elif st == _CSIZE:
             self._chunk_size(line, end, truncated)
         elif st == _TRAILER:
@@ -238,6 +258,7 @@ class HttpRequestParser(LineParser):
             self.junk_lines += 1  # HTTP/0.9 had GET only
             return
         req = HttpRequest(method, target, version, line, end, truncated)
+        self.msg_start = end - len(line)
         self.requests += 1
         if self._out is None:
             self._out = [req]

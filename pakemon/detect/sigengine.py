@@ -264,6 +264,7 @@ HOLD_MAX = 2048
 DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
+PACKET_COST = 400  # a decoded Packet object beside its bytes (held())
 CACHE_MAX = 8192
 RECENT_MAX = 4096
 FLOWS_MAX = 65536
@@ -2485,6 +2486,28 @@ def _uri_host(target: bytes) -> bytes | None:
             rest = rest[:i]
     rest = rest.rpartition(b"@")[2]  # (userinfo is not the host)
     return rest or None
+
+
+def held_by(st) -> int:
+    """About the memory direction state ``st`` keeps beyond its fixed
+    cost, in bytes: what the stream stage charges for it
+    (``TcpReassembler.charge_app``). Bytes waiting for their ACK, held
+    for an app parser or the probe, the parsers' messages in progress,
+    the last packet (its frame and IP payload copies; its TCP payload
+    is a delivered chunk, charged by the native matcher)."""
+    n = len(st.pending) + len(st.held) + len(st.tail) + len(st.edge)
+    if st.probe:
+        n += len(st.probe)
+    if st.http is not None:
+        n += st.http.held()
+    if st.resp is not None:
+        n += st.resp.held()
+    if st.tls_raw:
+        n += len(st.tls_raw)
+    pkt = st.last_pkt
+    if pkt is not None:
+        n += len(pkt.raw) + len(pkt.ip_payload) + PACKET_COST
+    return n
 
 
 def _trim_reqlog(flow, keep: int) -> None:

@@ -103,3 +103,15 @@ def test_udp_flood_from_everyone_keeps_the_scan_table_bounded(tmp_path):
     assert c["scan_sources"] + c["scan_sources_evicted"] >= 19_900  # (random collisions)
     assert c["scan_sources_evicted"] > 3_000
     assert c["stream_sessions"] == 1  # the attack's connection only
+
+
+def test_slowloris_is_charged_for_what_it_holds(tmp_path):
+    # 3,000 connections, each leaving a request unfinished: what they hold
+    # above the stream (header lines, blank lines, the dump history) is
+    # charged to the session budget the 1 MB memcap sets (1,024 sessions at
+    # the flat cost), so the oldest are evicted before the table is full
+    r = run("slowloris", 3_000, tmp_path, pps=100_000)
+    c = r.counters
+    assert c["stream_sessions"] == 3_001
+    assert c["stream_evicted_app_memory"] > 1_000
+    assert c["stream_evicted"] >= c["stream_evicted_app_memory"]

@@ -1,0 +1,149 @@
+"""What the stages above the stream hold per connection is charged to the
+session budget (``TcpReassembler.charge_app``), so a slowloris of unfinished
+requests cannot hold more than the sessions it displaces.
+
+Before the charge, 40,000 connections that each left 1 KB of header lines
+(or 4 KB of blank lines) unfinished held 9 KB a session with the bundled
+rules and 17 KB with a Suricata ``http`` rule, while the table admitted them
+at a flat 4 KB: 232 and 385 MB against a 196 MB bound (bench/floods.py,
+``slowloris``).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+from helpers import BUNDLED_RULES
+
+from pakemon.applayer.http_response import DECODER_COST, HttpResponseParser
+from pakemon.config import Config
+from pakemon.detect.http import HttpRequestParser
+from pakemon.detect.rule_parser import load_rules
+from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.lab.traffic import TcpConnection, http_exchange
+from pakemon.stream.tcp import SESSION_COST
+
+SURICATA = """\
+alert http any any -> any any (msg:"sig phf"; flow:to_server; http.uri; content:"/cgi-bin/phf"; \
+sid:1;)
+"""
+HEADERS = b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\n" + b"".join(
+    b"X-Pad-%02d: %s\r\n" % (k, b"a" * 50) for k in range(20))
+BLANKS = b"\r\n" * 700
+
+
+def _pipeline(suricata: bool, max_sessions: int):
+    from pakemon.pipeline import Pipeline
+
+    cfg = Config()
+    cfg.stream.max_sessions = max_sessions
+    sig = SigRuleSet(parse_suricata_rules(SURICATA)[0]) if suricata else None
+    return Pipeline(load_rules(str(BUNDLED_RULES)).rules, cfg, sig=sig)
+
+
+def _charged(tcp) -> int:
+    return sum(d.app_mem for s in tcp._sessions for d in (s.client, s.server))
+
+
+@pytest.mark.parametrize("suricata", [False, True], ids=["native", "native+suricata"])
+def test_a_slowloris_is_bounded_by_the_session_budget(suricata):
+    pipe = _pipeline(suricata, max_sessions=200)
+    tcp = pipe.tcp
+    budget = 200 * SESSION_COST
+    assert tcp.app_budget == budget
+    most = 0
+    for i in range(600):
+        conn = TcpConnection(f"10.3.{i // 250}.{i % 250 + 1}", "10.80.0.80", 20000 + i, 80,
+                             ts=i * 0.001).open()
+        if i & 1:
+            conn.send(HEADERS[:700])  # the request line and half the headers
+            conn.send(HEADERS[700:])  # the rest, still no empty line
+        else:
+            for _ in range(3):
+                conn.send(BLANKS)
+        for ts, frame in conn.frames:
+            pipe.feed(ts, frame)
+        # what each session holds is charged, and the charges add up
+        assert tcp.app_memory == _charged(tcp)
+        assert not tcp.over_budget()
+        most = max(most, tcp.app_memory)
+    c = tcp.counters()
+    # unfinished headers and held blank lines weigh more than the flat cost:
+    # the table held fewer than its 200 sessions, the oldest went first
+    assert c["evicted_app_memory"] > 0
+    assert c["evicted"] >= c["evicted_app_memory"]
+    assert tcp.sessions < 200
+    assert most > tcp.sessions * 1500
+    # an attack after the flood still alerts, on both rule formats
+    events = []
+    for ts, frame in http_exchange("198.51.100.66", "10.80.0.80", 40666,
+                                   b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n", b"ok", ts=1.0):
+        events += pipe.feed(ts, frame)
+    names = {e.rule.signature for e in events if hasattr(e, "rule")}
+    assert "CGI-phf(CVE-1999-0067)" in names
+    if suricata:
+        assert "sig phf" in names
+    # every session ended gives its charge back
+    pipe.flush()
+    assert tcp.sessions == 0
+    assert tcp.app_memory == 0
+
+
+def test_ordinary_connections_are_not_evicted_for_memory():
+    """Finished requests keep nothing but the dump history: a table of
+    connections that each sent one small request holds all of them."""
+    pipe = _pipeline(True, max_sessions=200)
+    for i in range(150):
+        conn = TcpConnection(f"10.4.0.{i + 1}", "10.80.0.80", 30000 + i, 80, ts=i * 0.001).open()
+        conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", from_client=False)
+        for ts, frame in conn.frames:
+            pipe.feed(ts, frame)
+    c = pipe.tcp.counters()
+    assert c["evicted"] == 0
+    assert pipe.tcp.sessions == 150
+
+
+def test_request_parser_held_follows_the_message_in_progress():
+    p = HttpRequestParser(body_cap=64 * 1024, keep_headers=True)
+    assert p.held() == 0
+    p.feed(HEADERS)
+    unfinished = p.held()
+    assert unfinished >= 2 * len(HEADERS)  # the lines, kept as parsed pairs
+    p.feed(b"\r\n")
+    assert p.held() < 64  # complete: the parser keeps nothing of it
+    p.feed(b"POST /x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"b" * 3000)
+    assert 3000 <= p.held() < 3200  # the body so far
+
+
+def test_request_parser_without_keep_headers_keeps_framing_headers_only():
+    """The native engine's parser (keep_headers=False) kept every header
+    line that came line by line, though its block path keeps none."""
+    p = HttpRequestParser(body_cap=0, keep_headers=False)
+    p.feed(b"POST /a HTTP/1.1\r\n")
+    for k in range(30):
+        p.feed(b"X-Pad-%02d: %s\r\n" % (k, b"a" * 50))
+    p.feed(b"Content-Length: 3\r\n")
+    p.feed(b" \r\n")  # (a fold of nothing)
+    p.feed(b"X-Other: 1\r\n")
+    p.feed(b"  continued\r\n")  # continues X-Other: not kept either
+    req = p.current
+    assert [name for name, _ in req.headers] == [b"Content-Length"]
+    (nxt,) = p.feed(b"\r\nabcGET /b HTTP/1.0\r\n\r\n")
+    assert req.complete and req.body_length == 3  # framed by the header kept
+    assert nxt.target == b"/b"
+
+
+def test_response_parser_held_counts_headers_body_and_decompressor():
+    p = HttpResponseParser()
+    p.expect(b"GET")
+    p.feed(b"HTTP/1.1 200 OK\r\nServer: x\r\n" + b"X-Pad: " + b"a" * 900 + b"\r\n")
+    assert p.held() >= 900
+    body = zlib.compress(b"z" * 20000)
+    p.feed(b"Content-Encoding: deflate\r\nContent-Length: %d\r\n\r\n" % len(body))
+    p.feed(body[:len(body) // 2])
+    assert p.held() >= DECODER_COST
+    p.feed(body[len(body) // 2:])
+    assert p.held() < 64  # complete: handed out
