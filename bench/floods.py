@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: floods against `pakemon-xdp read`, one real attack in the middle of each.
 
-Six floods, each written as a pcap (streamed to disk, never held in
+Seven floods, each written as a pcap (streamed to disk, never held in
 memory) and read by `pakemon-xdp read -q` as a child process:
 
   fragments    1,000,000 first fragments (MF set, offset 0) of distinct IPv4
@@ -17,6 +17,11 @@ memory) and read by `pakemon-xdp read -q` as a child process:
                each a midstream pickup; the attack's request cut in two.
   udp          1,000,000 UDP datagrams from random sources: DNS queries to
                53, portmap's port, random ports (a UDP scan from everyone).
+  slowloris    40,000 connections that each leave a request unfinished and
+               unacknowledged (1 KB of header lines, or 4.2 KB of blank
+               lines): what the stages above the stream hold per session.
+               Run it with a Suricata http rule too:
+               ``-- --rules rules/pakemon.rules --rules bench/suricata-http.rules``.
 
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then
