@@ -167,6 +167,30 @@ class FragTemplate:
         self.rec = bytearray(_REC.pack(0, 0, len(frame), len(frame)) + frame)
 
 
+class Handshake:
+    """The three frames that open a connection to port 80 (MSS on the SYNs)."""
+
+    def __init__(self):
+        mss = b"\x02\x04\x05\xb4"
+        self.syn = TcpTemplate(SYN, options=mss)
+        self.synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
+        self.ack = TcpTemplate(ACK)
+
+    @staticmethod
+    def numbers(rnd, base: int, i: int) -> tuple[int, int, int, int, int]:
+        """Connection ``i``'s client address and port, first data sequence
+        numbers (client, server) and IP id."""
+        cs1 = (rnd(32) + 1) & 0xFFFFFFFF
+        ss1 = (rnd(32) + 1) & 0xFFFFFFFF
+        return base + i, 32768 + (i * 7919) % 28232, cs1, ss1, i & 0xFFFF
+
+    def emit(self, w, c: int, server: int, cport: int, cs1: int, ss1: int, ident: int,
+             ack_ident: int) -> None:
+        w.tcp(self.syn, c, server, cport, 80, (cs1 - 1) & 0xFFFFFFFF, 0, ident)
+        w.tcp(self.synack, server, c, 80, cport, (ss1 - 1) & 0xFFFFFFFF, cs1, ident)
+        w.tcp(self.ack, c, server, cport, 80, cs1, ss1, ack_ident)
+
+
 class FloodWriter:
     """A pcap of flood frames at ``pps`` frames per second of packet time,
     with the attack's frames interleaved from frame ``attack_at`` on."""
@@ -295,10 +319,7 @@ def gen_connections(path, n: int, pps: float, seed: int = 3) -> FloodWriter:
     """``n`` connections from 10.1.0.1 + i, each: handshake, a benign GET
     acknowledged by the server, and nothing more."""
     rnd = random.Random(seed).getrandbits
-    mss = b"\x02\x04\x05\xb4"
-    syn = TcpTemplate(SYN, options=mss)
-    synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
-    ack = TcpTemplate(ACK)
+    hs = Handshake()
     get = TcpTemplate(PSH | ACK, BENIGN_REQUEST)
     sack = TcpTemplate(ACK, from_client=False)
     server = _ip(SERVER)
@@ -307,16 +328,8 @@ def gen_connections(path, n: int, pps: float, seed: int = 3) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.1.0.1")
     for i in range(n):
-        c = base + i
-        cport = 32768 + (i * 7919) % 28232
-        cs = rnd(32)
-        ss = rnd(32)
-        ident = i & 0xFFFF
-        cs1 = (cs + 1) & 0xFFFFFFFF
-        ss1 = (ss + 1) & 0xFFFFFFFF
-        emit(syn, c, server, cport, 80, cs, 0, ident)
-        emit(synack, server, c, 80, cport, ss, cs1, ident)
-        emit(ack, c, server, cport, 80, cs1, ss1, (ident + 1) & 0xFFFF)
+        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
+        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
         emit(get, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
         emit(sack, server, c, 80, cport, ss1, (cs1 + glen) & 0xFFFFFFFF, (ident + 1) & 0xFFFF)
     w.close()
@@ -331,10 +344,7 @@ def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
     never sent, so nothing is ever read or coalesced), 2,500 per connection
     from 10.2.0.1 + i: each sits in the reassembly queue, with its packet."""
     rnd = random.Random(seed).getrandbits
-    mss = b"\x02\x04\x05\xb4"
-    syn = TcpTemplate(SYN, options=mss)
-    synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
-    ack = TcpTemplate(ACK)
+    hs = Handshake()
     sack = TcpTemplate(ACK, from_client=False)
     one = TcpTemplate(PSH | ACK, b"x")
     server = _ip(SERVER)
@@ -342,14 +352,8 @@ def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.2.0.1")
     for i in range(max(1, n // SEGS_PER_CONN)):
-        c = base + i
-        cport = 32768 + (i * 7919) % 28232
-        cs1 = (rnd(32) + 1) & 0xFFFFFFFF
-        ss1 = (rnd(32) + 1) & 0xFFFFFFFF
-        ident = i & 0xFFFF
-        emit(syn, c, server, cport, 80, cs1 - 1, 0, ident)
-        emit(synack, server, c, 80, cport, ss1 - 1, cs1, ident)
-        emit(ack, c, server, cport, 80, cs1, ss1, ident)
+        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
+        hs.emit(w, c, server, cport, cs1, ss1, ident, ident)
         emit(sack, server, c, 80, cport, ss1, cs1, ident)  # the server has all: 0
         for k in range(SEGS_PER_CONN):
             emit(one, c, server, cport, 80, (cs1 + 1 + 2 * k) & 0xFFFFFFFF, ss1,
@@ -421,10 +425,7 @@ def gen_slowloris(path, n: int, pps: float, seed: int = 7) -> FloodWriter:
     holds per connection above the stream (parsers' partial lines, held
     blank lines, the last packet) must stay inside the bound too."""
     rnd = random.Random(seed).getrandbits
-    mss = b"\x02\x04\x05\xb4"
-    syn = TcpTemplate(SYN, options=mss)
-    synack = TcpTemplate(SYN | ACK, options=mss, from_client=False)
-    ack = TcpTemplate(ACK)
+    hs = Handshake()
     headers = TcpTemplate(PSH | ACK, SLOW_HEADERS)
     blanks = TcpTemplate(ACK, SLOW_BLANKS)
     server = _ip(SERVER)
@@ -432,14 +433,8 @@ def gen_slowloris(path, n: int, pps: float, seed: int = 7) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.3.0.0")
     for i in range(n):
-        c = base + i
-        cport = 32768 + (i * 7919) % 28232
-        cs1 = (rnd(32) + 1) & 0xFFFFFFFF
-        ss1 = (rnd(32) + 1) & 0xFFFFFFFF
-        ident = i & 0xFFFF
-        emit(syn, c, server, cport, 80, cs1 - 1, 0, ident)
-        emit(synack, server, c, 80, cport, ss1 - 1, cs1, ident)
-        emit(ack, c, server, cport, 80, cs1, ss1, (ident + 1) & 0xFFFF)
+        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
+        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
         if i & 1:
             emit(headers, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
         else:
