@@ -353,13 +353,14 @@ class HttpResponseParser(LineParser):
 
     def held(self) -> int:
         """About the memory the response in progress keeps (see
-        LineParser.held): its raw header bytes (kept, and parsed into
-        pairs), the body decoded so far, and each decompressor's window and
-        state (zlib: 32 KB window, about 7 KB state)."""
+        LineParser.held): its header lines (parsed into pairs, and their
+        raw bytes kept too), the body decoded so far, and each
+        decompressor's window and state (zlib: 32 KB window, about 7 KB
+        state)."""
         n = self._plen
         resp = self.current
         if resp is not None and not resp.headers_complete:
-            n += (HELD_FACTOR + 1) * self._raw_len
+            n += HELD_FACTOR * self.msg_held + self._raw_len
         dec = self._dec
         if dec is not None:
             n += len(dec.out) + len(dec.head) + len(dec.pending) + DECODER_COST * len(dec.decs)
@@ -517,6 +518,7 @@ class HttpResponseParser(LineParser):
         if resp.status is None:
             self._count("invalid_status_code", resp)
         self.current = resp
+        self.msg_held = len(line)
         self._fold_ok = False
         self._raw_len = 0
         self._state = _HDR

@@ -77,7 +77,7 @@ class LineParser:
 
     __slots__ = ("max_line", "max_headers", "offset", "long_lines", "bad_headers", "current",
                  "_state", "_resume", "_parts", "_plen", "_remaining", "_fold_ok", "_block_max",
-                 "_out", "msg_start")
+                 "_out", "msg_held")
 
     def __init__(self, max_line: int, max_headers: int, block_max: int | None = None):
         self.max_line = max(int(max_line), 64)
@@ -96,7 +96,9 @@ class LineParser:
         self._remaining = 0  # body bytes (Content-Length or chunk) still to come
         self._block_max = block_max  # longest header block taken at once (module doc)
         self._out: list | None = None
-        self.msg_start = 0  # stream offset where the message in progress began (held())
+        # bytes of the message in progress kept as lines (start line and
+        # header lines; held()), set by the subclass when a message starts
+        self.msg_held = 0
 
     def feed(self, data) -> list:
         """Messages (the subclass's events) that ``data`` made ready."""
@@ -188,10 +190,11 @@ class LineParser:
         (``TcpReassembler.charge_app``). A subclass adds its body."""
         n = self._plen
         msg = self.current
-        if msg is not None and self._state < SKIP and not msg.headers_complete:
+        if msg is not None and not msg.headers_complete:
             # header lines are kept as (name, value) pairs: two bytes objects
-            # and a tuple each, about three times the line (tracemalloc)
-            n += HELD_FACTOR * (self.offset - self.msg_start)
+            # and a tuple each, about three times the line (tracemalloc);
+            # what a cut line skipped is not kept, and not counted
+            n += HELD_FACTOR * self.msg_held
         return n
 
     def _take_out(self) -> list:
@@ -225,6 +228,7 @@ class LineParser:
                 if cont:
                     name, value = msg.headers[-1]
                     msg.headers[-1] = (name, value + b" " + cont if value else cont)
+                    self.msg_held += len(cont) + 1
             else:
                 self.bad_headers += 1
             return
@@ -234,6 +238,7 @@ class LineParser:
             self._fold_ok = False  # a fold after it continues nothing
             return
         msg.headers.append((line[:i].strip(b" \t"), line[i + 1:].strip(b" \t")))
+        self.msg_held += len(line)
         self._fold_ok = True
 
     # -- hooks (see the module docstring) -----------------------------------

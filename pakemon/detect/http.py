@@ -258,7 +258,7 @@ class HttpRequestParser(LineParser):
             self.junk_lines += 1  # HTTP/0.9 had GET only
             return
         req = HttpRequest(method, target, version, line, end, truncated)
-        self.msg_start = end - len(line)
+        self.msg_held = len(line)
         self.requests += 1
         if self._out is None:
             self._out = [req]

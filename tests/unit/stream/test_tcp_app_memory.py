@@ -118,6 +118,16 @@ def test_request_parser_held_follows_the_message_in_progress():
     assert 3000 <= p.held() < 3200  # the body so far
 
 
+def test_request_parser_held_counts_kept_lines_not_skipped_ones():
+    """A line too long is cut and the rest skipped: the header lines kept
+    before it stay charged while it is skipped, the skipped bytes are not."""
+    p = HttpRequestParser(body_cap=0, keep_headers=True)
+    p.feed(HEADERS)
+    kept = p.held()
+    p.feed(b"X-Long: " + b"x" * 200_000)  # never ends: cut, then skipped
+    assert kept <= p.held() < kept + 3 * p.max_line + 64
+
+
 def test_request_parser_without_keep_headers_keeps_framing_headers_only():
     """The native engine's parser (keep_headers=False) kept every header
     line that came line by line, though its block path keeps none."""
