@@ -157,3 +157,55 @@ def test_response_parser_held_counts_headers_body_and_decompressor():
     assert p.held() >= DECODER_COST
     p.feed(body[len(body) // 2:])
     assert p.held() < 64  # complete: handed out
+
+
+
+# rules that make every kind of per-direction state: stream both ways, HTTP
+# request and response (bodies), TLS, DNS
+BROAD = """\
+alert tcp any any -> any any (msg:"stream to server"; flow:to_server; content:"evil"; sid:1;)
+alert tcp any any -> any any (msg:"stream to client"; flow:to_client; content:"evil"; sid:2;)
+alert http any any -> any any (msg:"uri"; http.uri; content:"/evil"; sid:3;)
+alert http any any -> any any (msg:"resp"; flow:to_client; http.stat_code; content:"404"; sid:4;)
+alert http any any -> any any (msg:"body"; flow:to_client; file.data; content:"evil"; sid:5;)
+alert tls any any -> any any (msg:"sni"; tls.sni; content:"evil"; sid:6;)
+alert dns any any -> any any (msg:"dns"; dns.query; content:"evil"; sid:7;)
+"""
+
+
+def _corpus():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    corpus = root.parent / "shared" / "conformance" / "suricata-verify"
+    return sorted(corpus.glob("*/input.pcap")) if corpus.is_dir() else []
+
+
+@pytest.mark.skipif(not _corpus(), reason="suricata-verify corpus not found")
+def test_charges_add_up_over_the_conformance_corpus():
+    """Every pcap of the suricata-verify corpus (reconnections, SYN floods,
+    overlaps, midstream pickups, gaps, TLS, DNS, SMTP, HTTP) through both
+    engines: the budget's total is always the sum of the live sessions'
+    charges, and every session ended gives its charge back."""
+    from pakemon.capture import open_capture
+    from pakemon.capture.pcapfile import CaptureError
+    from pakemon.pipeline import Pipeline
+
+    charged = 0
+    for pcap in _corpus():
+        pipe = Pipeline(load_rules(str(BUNDLED_RULES)).rules,
+                        sig=SigRuleSet(parse_suricata_rules(BROAD)[0]))
+        tcp = pipe.tcp
+        try:
+            with open_capture(str(pcap)) as reader:
+                for n, (ts, linktype, frame) in enumerate(reader):
+                    pipe.feed(ts, frame, linktype)
+                    if n % 16 == 0:
+                        assert tcp.app_memory == _charged(tcp), pcap.parent.name
+        except CaptureError:
+            pass  # (a case's broken capture: what came before it was fed)
+        assert tcp.app_memory == _charged(tcp), pcap.parent.name
+        charged += tcp.app_memory > 0
+        pipe.flush()
+        assert tcp.app_memory == 0, pcap.parent.name
+    assert charged > 20  # (the corpus did leave state to charge)
