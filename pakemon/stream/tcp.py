@@ -899,14 +899,8 @@ class TcpReassembler:
         while len(emb) >= self.max_embryonic:
             self.c_evicted_embryonic += 1
             self._end(next(iter(emb)), out)
-        while len(self._sessions) >= self.max_sessions and self._sessions:
-            if self._pickups:
-                old = next(iter(self._pickups))
-                self.c_evicted_pickups += 1
-            else:
-                old = next(iter(self._sessions))
-            self.c_evicted += 1
-            self._end(old, out)
+        while len(self._sessions) >= self.max_sessions and self._evict_one(None, out):
+            pass
         s = TcpSession()
         a = TcpDirection(pkt.src, pkt.sport, pkt.dst, pkt.dport, s)
         b = TcpDirection(pkt.dst, pkt.dport, pkt.src, pkt.sport, s)
@@ -950,22 +944,22 @@ class TcpReassembler:
         session of the segment being handled). Each is counted in
         ``evicted`` and ``evicted_app_memory``; what it held is delivered
         to ``out`` as at any session end."""
-        while self.over_budget():
-            old = None
-            for table in (self._pickups, self._sessions):
-                for s in table:
-                    if s is not keep:
-                        old = s
-                        break
-                if old is not None:
-                    break
-            if old is None:
-                return
-            if old.pickup:
-                self.c_evicted_pickups += 1
-            self.c_evicted += 1
+        while self.over_budget() and self._evict_one(keep, out):
             self.c_evicted_memory += 1
-            self._end(old, out)
+
+    def _evict_one(self, keep, out) -> bool:
+        """End the session to go first when room is needed: the oldest
+        one-sided pickup, else the oldest session; never ``keep``. Counted
+        in ``evicted``. False if there is none."""
+        for table in (self._pickups, self._sessions):
+            for old in table:
+                if old is not keep:
+                    if old.pickup:
+                        self.c_evicted_pickups += 1
+                    self.c_evicted += 1
+                    self._end(old, out)
+                    return True
+        return False
 
     def _set_state(self, s, state):
         s.state = state
