@@ -20,7 +20,7 @@ from pakemon.applayer.http_response import DECODER_COST, HttpResponseParser
 from pakemon.config import Config
 from pakemon.detect.http import HttpRequestParser
 from pakemon.detect.rule_parser import load_rules
-from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.sigengine import DIRSTATE_COST, SigRuleSet
 from pakemon.detect.suricata_parser import parse_suricata_rules
 from pakemon.lab.traffic import TcpConnection, http_exchange
 from pakemon.stream.tcp import SESSION_COST
@@ -91,19 +91,23 @@ def test_a_slowloris_is_bounded_by_the_session_budget(suricata):
     assert tcp.app_memory == 0
 
 
-def test_ordinary_connections_are_not_evicted_for_memory():
-    """Finished requests keep nothing but the dump history: a table of
-    connections that each sent one small request holds all of them."""
-    pipe = _pipeline(True, max_sessions=200)
+def test_ordinary_connections_are_charged_their_state_only():
+    """Finished requests and responses keep nothing in progress: each
+    direction is charged its fixed state, its last packet and its dump
+    history only, and a table with room for them evicts none."""
+    pipe = _pipeline(True, max_sessions=400)
     for i in range(150):
         conn = TcpConnection(f"10.4.0.{i + 1}", "10.80.0.80", 30000 + i, 80, ts=i * 0.001).open()
         conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", from_client=False)
         for ts, frame in conn.frames:
             pipe.feed(ts, frame)
-    c = pipe.tcp.counters()
-    assert c["evicted"] == 0
-    assert pipe.tcp.sessions == 150
+    tcp = pipe.tcp
+    assert tcp.counters()["evicted"] == 0
+    assert tcp.sessions == 150
+    for s in tcp._sessions:
+        for d in (s.client, s.server):
+            assert 0 < d.app_mem < DIRSTATE_COST + 1024, d.app_mem
 
 
 def test_request_parser_held_follows_the_message_in_progress():
