@@ -59,7 +59,6 @@ from .stream.tcp import StreamBypass, StreamData, TcpReassembler
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
 GC_THRESHOLDS = (50000, 10, 10)  # see the module docstring
-CHUNK_COST = 48  # a delivered chunk kept in the dump history, beside its bytes
 
 
 def tune_gc() -> None:
@@ -462,10 +461,7 @@ class Pipeline:
         session budget (``TcpReassembler.charge_app``): the native
         matcher's history and HTTP request in progress, the Suricata
         engine's state of the direction."""
-        n = sm.chunks_len + CHUNK_COST * len(sm.chunks)
-        p = sm.http
-        if p is not None:
-            n += p.held()
+        n = sm.held()
         st = sm.sig
         if st is not None:
             n += self._sig_held(st)

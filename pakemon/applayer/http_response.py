@@ -72,8 +72,8 @@ import zlib
 from collections import deque
 
 from .lines import (BODY as _BODY, CDATA as _CDATA, CLOSE as _CLOSE, CSIZE as _CSIZE,
-                    HDR as _HDR, HELD_FACTOR, LINE as _LINE, TRAILER as _TRAILER,
-                    TUNNEL as _TUNNEL, LineParser)
+                    HDR as _HDR, LINE as _LINE, TRAILER as _TRAILER, TUNNEL as _TUNNEL,
+                    LineParser)
 
 MAX_LINE = 16 * 1024
 MAX_HEADERS = 100
@@ -357,10 +357,10 @@ class HttpResponseParser(LineParser):
         raw bytes kept too), the body decoded so far, and each
         decompressor's window and state (zlib: 32 KB window, about 7 KB
         state)."""
-        n = self._plen
+        n = LineParser.held(self)
         resp = self.current
         if resp is not None and not resp.headers_complete:
-            n += HELD_FACTOR * self.msg_held + self._raw_len
+            n += self._raw_len
         dec = self._dec
         if dec is not None:
             n += len(dec.out) + len(dec.head) + len(dec.pending) + DECODER_COST * len(dec.decs)

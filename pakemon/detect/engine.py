@@ -35,6 +35,7 @@ _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 # match, at most this much (spec/outputs.md).
 DUMP_BYTES = 4096
 HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
+CHUNK_COST = 48  # a delivered chunk kept in the history, beside its bytes (held())
 
 
 class StreamMatch:
@@ -63,6 +64,16 @@ class StreamMatch:
         chunks = self.chunks
         h = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return h[-HISTORY_BYTES:] if len(h) > HISTORY_BYTES else h
+
+    def held(self) -> int:
+        """About the memory this direction's native state keeps beyond its
+        fixed cost: the dump history's chunks and the HTTP request in
+        progress (what the stream stage charges, with the Suricata
+        engine's share: Pipeline._charge)."""
+        n = self.chunks_len + CHUNK_COST * len(self.chunks)
+        if self.http is not None:
+            n += self.http.held()
+        return n
 
     def remember(self, data: bytes) -> None:
         chunks = self.chunks
