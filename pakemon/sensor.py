@@ -287,6 +287,8 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
     line("perf lost", c.get("perf_lost", 0),
          f"by CPU: {cpus}; kernel perf_fail {c.get('perf_fail', 0)}")
     line("rejected records", c.get("rejected", 0))
+    line("late records", c.get("late", 0), "read after a newer frame of another CPU's "
+         "ring: inspected out of time order")
     if session is not None:
         line("records read", session.records)
         # perf's lost callback only reports a CPU's losses with its next
@@ -485,7 +487,7 @@ def run_attach(args) -> int:
             except xdp.SensorError as e:
                 detach_error = str(e)
             for _ in range(64):
-                recs = sensor.poll_records(0)
+                recs = sensor.poll_records(0, drain=True)
                 if not recs:
                     break
                 session.handle(recs)

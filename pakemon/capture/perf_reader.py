@@ -21,12 +21,15 @@ reader adds an offset to wall-clock time measured once at start
 from __future__ import annotations
 
 import ctypes as ct
+from bisect import bisect_right
 import time
+from operator import attrgetter
 from typing import NamedTuple, Optional
 
 from pakemon import abi
 
-__all__ = ["META_SIZE", "PerfRecord", "RejectReason", "decode_record", "monotonic_offset_ns"]
+__all__ = ["META_SIZE", "PerfRecord", "RejectReason", "TimeOrder", "decode_record",
+           "monotonic_offset_ns"]
 
 META_SIZE = ct.sizeof(abi.PerfMeta)
 
@@ -94,3 +97,77 @@ def monotonic_offset_ns(samples: int = 5) -> int:
         if best is None or m1 - m0 < best[0]:
             best = (m1 - m0, w - (m0 + m1) // 2)
     return best[1]
+
+
+class TimeOrder:
+    """The records of every CPU's ring, released in kernel-time order.
+
+    Each CPU writes its own ring and bcc reads the rings one after another,
+    so one CPU's frame can be read before an earlier frame of another: the
+    server's SYN-ACK (tc egress, on the server's CPU) before the client's
+    SYN (XDP, on the CPU that received it), or a whole response before the
+    request it answers. The stream stage would then reassemble a
+    conversation the host never had (a connection picked up mid-way, ACKs
+    for data not yet seen), and could miss what the host read.
+
+    So records are held until every ring has surely been read past their
+    time, then released sorted by their kernel timestamp. The reader passes
+    ``mark``, a time taken before a last read of all rings: every record
+    stamped before ``mark - slack`` was in its ring by then (``slack``
+    covers the few microseconds between the program's stamp and its write,
+    with room for a preempted CPU), so it has been read and may go. A
+    record older than one already released (stamped long before it reached
+    its ring) still goes, counted in ``late``: nothing is dropped.
+
+    Pure: no clock, no bcc; the reader gives times in the records' domain
+    (wall-clock seconds).
+    """
+
+    __slots__ = ("slack", "_held", "_last", "late")
+
+    def __init__(self, slack: float = 0.002) -> None:
+        self.slack = slack
+        self._held: list = []
+        self._last = float("-inf")  # the newest timestamp released
+        self.late = 0
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def release(self, records: list, mark: float) -> list:
+        """Take ``records`` (in ring order); return those stamped at or
+        before ``mark - slack``, with the ones held before, in time order."""
+        if self._held:
+            records = self._held + records
+        if not records:
+            return records
+        # Each ring's records are already in time order, so this merges a
+        # few sorted runs (Timsort: linear); stable for equal stamps.
+        records.sort(key=_TS)
+        cut = mark - self.slack
+        if records[-1].ts <= cut:
+            self._held = []
+            out = records
+        else:
+            i = bisect_right(records, cut, key=_TS)
+            out, self._held = records[:i], records[i:]
+        return self._emit(out)
+
+    def drain(self) -> list:
+        """Every record held, in time order (the reader is stopping)."""
+        out, self._held = self._held, []
+        return self._emit(out)
+
+    def _emit(self, out: list) -> list:
+        if out:
+            last = self._last
+            if out[0].ts < last:
+                self.late += sum(1 for r in out if r.ts < last)
+            if out[-1].ts > last:
+                self._last = out[-1].ts
+        return out
+
+
+_TS = attrgetter("ts")
+

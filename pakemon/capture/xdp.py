@@ -6,7 +6,8 @@ the XDP program to an interface (and the tc program on clsact egress for
 ``direction="both"``), fills the service maps from a ``RuleTree``, and reads
 the perf ring: ``poll()`` returns ``(ts, frame)`` pairs for
 ``Pipeline.feed``, the same shape ``pakemon-xdp read`` gets from a capture
-file. ``counters()`` sums the per-CPU counters (the paper's section 4.2
+file, in kernel-time order across the CPUs' rings (``TimeOrder``).
+``counters()`` sums the per-CPU counters (the paper's section 4.2
 classes, candidates, bypassed, blocked...).
 
 Module functions serve the CLI without compiling anything:
@@ -44,6 +45,7 @@ from pakemon.capture.perf_reader import (
     META_SIZE,
     PerfRecord,
     RejectReason,
+    TimeOrder,
     decode_record,
     monotonic_offset_ns,
 )
@@ -63,6 +65,10 @@ BPF_SOURCE = "pakemon_xdp.bpf.c"
 # 32 to 256 pages lost 2-65k samples, 1024 lost none in 6 runs
 # (bench/live_bench.py). bcc's default of 8 loses at a few thousand frames/s.
 DEFAULT_PAGE_CNT = 1024
+
+# While records are held back for time order (perf_reader.TimeOrder), poll
+# at most this long (ms): a held frame waits at most about this for release.
+HOLD_POLL_MS = 5
 
 # A bypassed flow unused this long is inspected again (seconds): Linux's
 # conntrack keeps an established TCP flow 5 days, an unreplied one 30 s;
@@ -263,6 +269,7 @@ class XdpSensor:
         self._tc_fn = None  # loaded on the first direction="both"
         self._attachments: dict[str, Attachment] = {}
         self._records: list[PerfRecord] = []
+        self._order = TimeOrder()
         self._rejected = {r: 0 for r in (RejectReason.SHORT_META, RejectReason.SHORT_FRAME,
                                          RejectReason.CAP_OVER_WIRE, RejectReason.ABI_VERSION)}
         self._lost: dict[int, int] = {}
@@ -354,11 +361,26 @@ class XdpSensor:
         else:
             self._records.append(rec)
 
-    def poll_records(self, timeout_ms: int = 100) -> list[PerfRecord]:
-        """Wait up to timeout_ms for records; every record read, with its meta."""
+    def poll_records(self, timeout_ms: int = 100, drain: bool = False) -> list[PerfRecord]:
+        """Wait up to timeout_ms for records; return them in time order.
+
+        Records of the last ``TimeOrder.slack`` seconds may be held back
+        until the next call (a ring read later may still hold older ones);
+        ``drain`` returns everything read and held (when stopping).
+        """
         self._check_open()
+        order = self._order
+        if order.held and not drain:
+            # held records wait for the next read: do not sleep on them
+            timeout_ms = min(timeout_ms, HOLD_POLL_MS)
         self._bpf.perf_buffer_poll(timeout_ms)
-        out, self._records = self._records, []
+        # Every record stamped before mark is in its ring now; read them all.
+        mark = (time.monotonic_ns() + self._offset_ns) / 1e9
+        self._bpf.perf_buffer_poll(0)
+        recs, self._records = self._records, []
+        out = order.release(recs, mark)
+        if drain:
+            out += order.drain()
         return out
 
     def poll(self, timeout_ms: int = 100) -> list[tuple[float, bytes]]:
@@ -520,8 +542,9 @@ class XdpSensor:
 
     def counters(self) -> dict[str, int]:
         """Kernel counters summed over CPUs (lower-case abi.Counter names),
-        plus the reader's: ``perf_lost`` (records the ring dropped) and
-        ``rejected`` (samples decode_record refused)."""
+        plus the reader's: ``perf_lost`` (records the ring dropped),
+        ``rejected`` (samples decode_record refused) and ``late`` (records
+        released after a newer one: out of time order, still inspected)."""
         self._check_open()
         tbl = self._bpf[abi.MAP_COUNTERS]
         out = {}
@@ -531,6 +554,7 @@ class XdpSensor:
             out[c.name.lower()] = int(sum(tbl.getvalue(tbl.Key(c))))
         out["perf_lost"] = sum(self._lost.values())
         out["rejected"] = sum(self._rejected.values())
+        out["late"] = self._order.late
         return out
 
     def lost_per_cpu(self) -> dict[int, int]:
