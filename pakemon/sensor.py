@@ -405,10 +405,12 @@ def _reload(args, session: LiveSession, sensor, current):
 
 def live_pipeline(pipe) -> None:
     """What the pipeline is not told by frames from the kernel's rings:
-    they are not in time order across CPUs and across the two hooks (XDP
-    in, tc out), so an ACK can come before the data it acknowledges, which
-    must not make that ACK's segment look like one acknowledging unsent
-    data (the stream stage's ack check is off)."""
+    the server's side may be incomplete, so the stream stage's ack check is
+    off. The rings are merged in time order (``TimeOrder``), so an ACK no
+    longer comes before the data it acknowledges, but a server frame can
+    still be missing (a sample the ring lost) or come too late (a record
+    later than the merge's slack). Its client's next ACK would then look
+    like one of unsent data, and a real segment would be dropped."""
     pipe.tcp.ack_check = False
 
 

@@ -89,8 +89,8 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   ``SO_OOBINLINE`` is off by default, so the byte never reaches the stream.
 * ``tcp_sequence``: a segment with data or FIN ending before ``rcv_wup``
   is discarded whole, its timestamp and ACK unread; a pure ACK before it
-  moves no timestamp (its ACK is still read: the live sensor's per-CPU
-  rings can hand a real one over late).
+  moves no timestamp (its ACK is still read: the live sensor can hand a
+  real one over late).
 * PAWS: when both SYNs carried timestamps, a non-RST segment with data or
   FIN whose TSval is older than ``ts_recent`` by more than 1 is dropped;
   ``ts_recent`` 0 disables the test; ``ts_recent`` is updated from accepted
@@ -575,9 +575,9 @@ class TcpReassembler:
         self.c_oow = 0
         self.c_ack_unsent = 0
         self.c_ack_too_old = 0
-        # Off for the live sensor: per-CPU perf rings and the two hooks
-        # (XDP in, tc out) can hand over an ACK before the data it
-        # acknowledges, which would then look unsent (seen in `make demo`).
+        # Off for the live sensor: a frame of the server's side can be lost
+        # on the way from the kernel (a full ring) or come late, and its
+        # client's ACKs would then look unsent.
         self.ack_check = True
         self.c_retrans = 0
         self.c_rst_ignored = 0

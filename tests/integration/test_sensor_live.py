@@ -93,8 +93,8 @@ def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path):
         # a pipelined keep-alive-less second request on one connection
         lab.tcp_exchange(80, [b"GET /index.html HTTP/1.0\r\n\r\n", b"GET /cgi-bin/test-cgi?* "
                               b"HTTP/1.0\r\n\r\n"])
-        # each expected alert before stopping: the rings of two CPUs are read
-        # in no set order, so an alert of a later request can come first
+        # each expected alert before stopping: a record can be held back a
+        # moment for time order across the CPUs' rings
         for name in ("CGI-phf(CVE-1999-0067)", "CGI-phf-newline(CVE-1999-0067)",
                      "IIS-unicode-c0af(CVE-2000-0884)", "IIS-administrator.pwd",
                      "CGI-test-cgi(CVE-1999-0070)"):
@@ -116,9 +116,9 @@ def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path):
     assert sensor.counter("header-only") > 10
     assert sensor.counter("perf lost") == 0 and sensor.counter("truncated bytes") == 0
     assert sensor.counter("candidates") == sensor.counter("records read")
-    # per-CPU rings and the two hooks can hand an ACK over before the data
-    # it acknowledges: live, no segment is judged by that (it would drop a
-    # real one, as `make demo` once showed)
+    # a server frame can be lost on the way from the kernel or come late:
+    # live, no client segment is judged by the server's side (it would drop
+    # a real one)
     assert not any("ACK_UNSENT" in line for line in sensor.stdout + sensor.stderr)
 
 

@@ -52,9 +52,8 @@ def test_suricata_rules_alert_live_as_offline(lab, tmp_path):
                      b"\x00\x01\x00\x01")
         lab.udp_send(5353, b"\x12\x35\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04good\x03com\x00"
                      b"\x00\x01\x00\x01")
-        # every alert before stopping: the rings of two CPUs (the UDP query,
-        # the page's response) are read in no set order, so the last frame
-        # sent is not the last one read
+        # every alert before stopping: the last frames read may be held a
+        # moment for time order across the CPUs' rings
         for name in ("evil query", "phf in uri", "marker in body"):
             sensor.wait_for(rf"^ALERT {name}", stream="stdout", timeout=10)
         stop(sensor)
