@@ -150,7 +150,7 @@ class FakeSensor:
                   "tcp_frames": 5, "tcp_bytes": 500, "udp_frames": 3, "udp_bytes": 300,
                   "icmp_frames": 1, "icmp_bytes": 100, "other_frames": 1, "other_bytes": 100,
                   "candidates": 7, "passed_over": 3, "bypassed": 2, "blocked": 1,
-                  "perf_fail": 4, "perf_lost": 4, "rejected": 0}
+                  "perf_fail": 4, "perf_lost": 4, "rejected": 0, "late": 2}
 
     def counters(self):
         if self.closed:
@@ -172,6 +172,7 @@ def test_kernel_counters_preferred():
     assert s["pakemon_capture_bypassed_total"] == 2
     assert s["pakemon_capture_blocked_total"] == 1
     assert s["pakemon_capture_lost_total"] == 4
+    assert s["pakemon_capture_late_total"] == 2
     sensor.closed = True  # the last values read are kept
     assert _samples(exp.text().decode())["pakemon_capture_candidates_total"] == 7
 
@@ -195,7 +196,8 @@ def test_dashboard_shape():
     exprs = dashboard_exprs(d)
     for needle in ("pakemon_frames_total", "process_cpu_seconds_total", "topk(",
                    "pakemon_capture_candidates_total", "pakemon_capture_bypassed_total",
-                   "pakemon_capture_lost_total", "pakemon_memory_cap_bytes",
+                   "pakemon_capture_lost_total", "pakemon_capture_late_total",
+                   "pakemon_memory_cap_bytes",
                    "pakemon_stream_sessions_active"):
         assert any(needle in e for e in exprs), needle
 
