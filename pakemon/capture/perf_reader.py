@@ -3,8 +3,10 @@
 Stage: capture (live edge). ``pakemon.capture.xdp`` hands each raw perf
 sample (the bytes bcc's callback points at, copied out first: perf ring
 alignment is not guaranteed, as bcc's libbpf-tools handle_event notes) to
-``decode_record``, which checks it and returns a ``PerfRecord``; nothing
-here touches bcc, a socket or the clock, so unit tests feed it bytes.
+``decode_record``, which checks it and returns a ``PerfRecord``, and the
+records of all CPUs' rings to ``TimeOrder``, which releases them in time
+order; nothing here touches bcc, a socket or the clock, so unit tests feed
+it bytes.
 
 A sample is ``struct pk_event_meta`` (``pakemon.abi.PerfMeta``) followed by
 ``cap_len`` frame bytes and 0..7 bytes of alignment padding the kernel adds
@@ -21,8 +23,8 @@ reader adds an offset to wall-clock time measured once at start
 from __future__ import annotations
 
 import ctypes as ct
-from bisect import bisect_right
 import time
+from bisect import bisect_right
 from operator import attrgetter
 from typing import NamedTuple, Optional
 
@@ -99,6 +101,9 @@ def monotonic_offset_ns(samples: int = 5) -> int:
     return best[1]
 
 
+_TS = attrgetter("ts")
+
+
 class TimeOrder:
     """The records of every CPU's ring, released in kernel-time order.
 
@@ -167,7 +172,4 @@ class TimeOrder:
             if out[-1].ts > last:
                 self._last = out[-1].ts
         return out
-
-
-_TS = attrgetter("ts")
 
