@@ -166,6 +166,8 @@ class Pipeline:
         if sig is not None and len(sig):
             from .detect.sigengine import SigEngine, held_by
 
+            # (a function, not a DirState method: DirState.held is a slot of
+            # bytes; sigengine is imported only with Suricata rules)
             self._sig_held = held_by
             self.sig = SigEngine(sig, self.http)
             self.sig.verify_tcp = self._tcp_checksum_ok
@@ -426,16 +428,15 @@ class Pipeline:
         tcp = self.tcp
         evs = tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
+        d = pkt.direction  # (set by the stream stage)
         if tcp.app_memory and tcp.over_budget():  # (app_memory: 0 without stream data)
             # what the sessions hold above the stream outgrew their budget:
             # the oldest go (counted), as when the table is full
-            d = pkt.direction
             evs = []
             tcp.evict_for_memory(d.session if d is not None else None, evs)
             if evs:
                 out += self._stream_events(evs)
         if sig is not None:
-            d = pkt.direction
             if d is not None and d.det is None and d.session is not None:
                 self._new_match(d)
             acked = sig.after_tcp(pkt)
@@ -444,7 +445,6 @@ class Pipeline:
                     self._count(a)
                 out += acked
         # `*` rules match the first packet of a direction, data or not
-        d = pkt.direction
         if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
                 n.any_rules for n in d.nodes):
             sm = d.det
