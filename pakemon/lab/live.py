@@ -40,10 +40,11 @@ import time
 from pathlib import Path
 
 __all__ = ["LiveLab", "SensorProcess", "LabError", "run_lab", "add_lab_command",
-           "CLI_IF", "SRV_IF", "CLI_IP", "CLI_IP2", "SRV_IP"]
+           "CLI_IF", "SRV_IF", "CLI_IP", "CLI_IP2", "SRV_IP", "CLI_IP6", "SRV_IP6"]
 
 CLI_IF, SRV_IF = "vcli", "vsrv"
 CLI_IP, CLI_IP2, SRV_IP = "198.51.100.1", "198.51.100.3", "198.51.100.2"
+CLI_IP6, SRV_IP6 = "2001:db8:5100::1", "2001:db8:5100::2"  # LiveLab(ipv6=True); RFC 3849
 PREFIX = "pkl"
 ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
@@ -208,8 +209,9 @@ class SensorProcess:
 class LiveLab:
     """Two namespaces joined by a veth pair; see the module doc."""
 
-    def __init__(self, tag: str | None = None, prefix: str = PREFIX) -> None:
+    def __init__(self, tag: str | None = None, prefix: str = PREFIX, ipv6: bool = False) -> None:
         base = f"{prefix}-{os.getpid()}-{tag or next(_ns_counter)}"
+        self.ipv6 = ipv6
         self.cli = f"{base}-cli"
         self.srv = f"{base}-srv"
         self._made: list[str] = []
@@ -226,14 +228,26 @@ class LiveLab:
                 self._made.append(ns)
             c, s = self.cli, self.srv
             for ns in (c, s):
-                # No IPv6: no DAD, router or MLD frames of the kernel's own.
-                _run("ip", "netns", "exec", ns, "sysctl", "-qw",
-                     "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+                if self.ipv6:
+                    # Static addresses only: no link-local address, no DAD
+                    # (an address usable at once), no router solicitation.
+                    _run("ip", "netns", "exec", ns, "sysctl", "-qw",
+                         "net.ipv6.conf.default.addr_gen_mode=1",
+                         "net.ipv6.conf.default.accept_dad=0",
+                         "net.ipv6.conf.default.router_solicitations=0")
+                else:
+                    # No IPv6: no DAD, router or MLD frames of the kernel's own.
+                    _run("ip", "netns", "exec", ns, "sysctl", "-qw",
+                         "net.ipv6.conf.all.disable_ipv6=1",
+                         "net.ipv6.conf.default.disable_ipv6=1")
             _run("ip", "-n", c, "link", "add", CLI_IF, "type", "veth",
                  "peer", "name", SRV_IF, "netns", s)
             _run("ip", "-n", c, "addr", "add", f"{CLI_IP}/24", "dev", CLI_IF)
             _run("ip", "-n", c, "addr", "add", f"{CLI_IP2}/24", "dev", CLI_IF)
             _run("ip", "-n", s, "addr", "add", f"{SRV_IP}/24", "dev", SRV_IF)
+            if self.ipv6:
+                _run("ip", "-n", c, "addr", "add", f"{CLI_IP6}/64", "dev", CLI_IF, "nodad")
+                _run("ip", "-n", s, "addr", "add", f"{SRV_IP6}/64", "dev", SRV_IF, "nodad")
             for ns, dev in ((c, CLI_IF), (s, SRV_IF)):
                 _run("ip", "-n", ns, "link", "set", "lo", "up")
                 _run("ip", "-n", ns, "link", "set", dev, "up")

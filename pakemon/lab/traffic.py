@@ -1,5 +1,8 @@
 """Build real-looking Ethernet/IPv4 traffic and write it as pcap.
 
+``ipv6`` and the IPv6 pseudo-header in ``tcp``/``udp`` (an address with a
+colon) are there for the reset unit, which answers IPv6 connections too.
+
 Frames are built with struct rather than scapy so the benchmark can make
 100,000+ frames in seconds; the decoder's own tests use scapy, an
 independent builder, so the two check each other. Checksums are real so
@@ -51,7 +54,17 @@ def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, ident: i
 
 
 def _pseudo(src: str, dst: str, proto: int, length: int) -> bytes:
+    if ":" in src:  # RFC 8200 8.1: 32-bit length, 24 zero bits, next header
+        return (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+                + struct.pack("!I3xB", length, proto))
     return socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, proto, length)
+
+
+def ipv6(src: str, dst: str, nh: int, payload: bytes, hlim: int = 64) -> bytes:
+    """An IPv6 packet without extension headers."""
+    return (struct.pack("!IHBB", 6 << 28, len(payload), nh, hlim)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+            + payload)
 
 
 def tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,

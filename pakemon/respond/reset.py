@@ -21,12 +21,16 @@ A in the middle of that window: if the exact one was stale, A answers this
 one with a challenge ACK, which B's stack, whose socket the first RST has
 already reset, answers with a RST at exactly A's ``rcv_nxt``.
 
-Mode ``"stack"``: a raw IPv4 socket (IPPROTO_RAW, headers included) hands
-the packets to this host's stack, which routes them: the RST for a local
+Mode ``"stack"``: raw sockets (IPPROTO_RAW, headers included: the RST
+must carry the peer's source address), one IPv4 and one IPv6, hand the
+packets to this host's stack, which routes them: the RST for a local
 address is delivered locally, the other goes out of the route's interface.
 That is right when the sensor runs on the protected host (or its
-namespace). IPv6 connections are not reset (counted in ``skipped``).
-Mode ``"iface"`` is not implemented.
+namespace). A connection whose packets cannot be sent that way (IPv6 off in
+this kernel, a link-local address, which needs an interface to be routed)
+is counted: ``skipped`` when nothing could be built or no socket exists,
+``errors`` when the kernel refused the send. Mode ``"iface"`` is not
+implemented.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from ..lab.traffic import ipv4, tcp
+from ..lab.traffic import ipv4, ipv6, tcp
 
 __all__ = ["Resetter", "TH_RST", "TH_ACK"]
 
@@ -42,6 +46,7 @@ M32 = 0xFFFFFFFF
 HALF = 1 << 31
 TH_RST = 0x04
 TH_ACK = 0x10
+_NOT_FRAG4 = (b"\x00\x00", b"\x40\x00")  # IPv4 flags/offset: unfragmented, with or without DF
 
 
 def _later(a: int, b: int) -> int:
@@ -50,20 +55,34 @@ def _later(a: int, b: int) -> int:
 
 
 def frame_ack(frame: bytes, d) -> tuple[int, int] | None:
-    """(ACK number, scaled window) of ``frame`` (Ethernet, IPv4/TCP) if d's sender sent it."""
+    """(ACK number, scaled window) of ``frame`` (Ethernet, IPv4 or IPv6 /TCP) if d's
+    sender sent it. None for anything else, a fragment included: the reset
+    then goes without the ACK (see the module doc)."""
     try:
         i = 12
         etype = struct.unpack_from("!H", frame, i)[0]
         while etype in (0x8100, 0x88A8):
             i += 4
             etype = struct.unpack_from("!H", frame, i)[0]
-        if etype != 0x0800:
-            return None
         ip = i + 2
-        ihl = (frame[ip] & 0x0F) * 4
-        if frame[ip + 9] != 6 or frame[ip + 12:ip + 16] != d.src or frame[ip + 16:ip + 20] != d.dst:
+        if etype == 0x0800:
+            ihl = (frame[ip] & 0x0F) * 4
+            if (frame[ip + 9] != 6 or frame[ip + 6:ip + 8] not in _NOT_FRAG4
+                    or frame[ip + 12:ip + 16] != d.src or frame[ip + 16:ip + 20] != d.dst):
+                return None
+            t = ip + ihl
+        elif etype == 0x86DD:
+            if frame[ip + 8:ip + 24] != d.src or frame[ip + 24:ip + 40] != d.dst:
+                return None
+            nh, t = frame[ip + 6], ip + 40
+            for _ in range(8):  # Hop-by-Hop, Routing, Destination Options
+                if nh not in (0, 43, 60):
+                    break
+                nh, t = frame[t], t + (frame[t + 1] + 1) * 8
+            if nh != 6:
+                return None
+        else:
             return None
-        t = ip + ihl
         sport, dport, _seq, ack = struct.unpack_from("!HHII", frame, t)
         if (sport, dport) != (d.sport, d.dport) or not frame[t + 13] & TH_ACK:
             return None
@@ -86,35 +105,43 @@ class Resetter:
         self.errors = 0  # sends the kernel refused
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        try:  # IPPROTO_RAW implies headers included for IPv6 (inet6_create)
+            self._sock6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        except OSError:  # a kernel without IPv6: its connections are counted skipped
+            self._sock6 = None
 
     def packets(self, d, ack: int | None = None, window: int = 0) -> list[tuple[str, bytes]]:
-        """(destination, IPv4 packet) for both ends of d's connection."""
-        if len(d.src) != 4:
-            return []
-        a, b = socket.inet_ntoa(d.src), socket.inet_ntoa(d.dst)
+        """(destination, IP packet) for both ends of d's connection."""
+        if len(d.src) == 4:
+            a, b = socket.inet_ntoa(d.src), socket.inet_ntoa(d.dst)
+            ip = ipv4
+        else:
+            a, b = socket.inet_ntop(socket.AF_INET6, d.src), socket.inet_ntop(socket.AF_INET6, d.dst)
+            ip = ipv6
         seq_a = d.rcv_nxt  # B expects this from A
         o = d.peer
         seq_b = o.rcv_nxt if o is not None else None  # A expects this from B
         if ack is not None:
             seq_b = ack if seq_b is None else _later(seq_b, ack)
-        out = [(b, ipv4(a, b, 6, tcp(a, b, d.sport, d.dport, seq_a, 0, TH_RST, window=0)))]
+        out = [(b, ip(a, b, 6, tcp(a, b, d.sport, d.dport, seq_a, 0, TH_RST, window=0)))]
         if seq_b is not None:
             for seq in (seq_b, seq_b + window // 2) if window >= 2 else (seq_b,):
-                out.append((a, ipv4(b, a, 6, tcp(b, a, d.dport, d.sport, seq, 0, TH_RST,
-                                                   window=0))))
+                out.append((a, ip(b, a, 6, tcp(b, a, d.dport, d.sport, seq, 0, TH_RST,
+                                                 window=0))))
         return out
 
     def reset(self, d, seen: tuple[int, int] | None = None) -> bool:
         """Reset d's connection; ``seen``: ``frame_ack`` of d's segment. False: nothing sent."""
         pkts = self.packets(d, *seen) if d is not None and seen else \
             self.packets(d) if d is not None else []
-        if not pkts:
+        sock = self._sock if d is None or len(d.src) == 4 else self._sock6
+        if not pkts or sock is None:
             self.skipped += 1
             return False
         ok = False
         for dst, pkt in pkts:
             try:
-                self._sock.sendto(pkt, (dst, 0))
+                sock.sendto(pkt, (dst, 0))
                 self.sent += 1
                 ok = True
             except OSError:
@@ -125,3 +152,5 @@ class Resetter:
 
     def close(self) -> None:
         self._sock.close()
+        if self._sock6 is not None:
+            self._sock6.close()

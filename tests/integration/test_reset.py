@@ -1,8 +1,8 @@
 """`pakemon-xdp attach --reset` resets alerting TCP connections (root only).
 
 A plain socket server in the server namespace, the sensor attached to the
-server's veth in that namespace with ``--reset``. Two connections from the
-client namespace: a benign one kept open, and one whose request line
+server's veth in that namespace with ``--reset``. Over IPv4 and over IPv6
+(its own raw socket), two connections from the client namespace: a benign one kept open, and one whose request line
 matches CGI-phf. The attack connection is reset at both ends (the client's
 read fails with ECONNRESET, the server's accepted socket too); the benign
 one still carries data both ways; eve.json says "blocked". The sensor stops
@@ -22,20 +22,21 @@ import pytest
 
 from xdp_lab import requires_xdp
 
-from pakemon.lab.live import SRV_IP, LiveLab
+from pakemon.lab.live import SRV_IP, SRV_IP6, LiveLab
 
 pytestmark = requires_xdp
 
 PORT = 80
+FAMILIES = {"ipv4": (socket.AF_INET, SRV_IP), "ipv6": (socket.AF_INET6, SRV_IP6)}
 
 
 class Server:
-    """Accepts on SRV_IP:PORT; per connection: bytes read and how it ended."""
+    """Accepts on addr:PORT; per connection: bytes read and how it ended."""
 
-    def __init__(self, lab: LiveLab) -> None:
-        self.ls = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
+    def __init__(self, lab: LiveLab, family: int = socket.AF_INET, addr: str = SRV_IP) -> None:
+        self.ls = lab.socket(lab.srv, family, socket.SOCK_STREAM)
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((SRV_IP, PORT))
+        self.ls.bind((addr, PORT))
         self.ls.listen(8)
         self.conns: dict[int, dict] = {}  # client port -> {"data", "end", "sock"}
         self.lock = threading.Lock()
@@ -44,7 +45,8 @@ class Server:
     def _accept(self) -> None:
         while True:
             try:
-                s, (_, port) = self.ls.accept()
+                s, peer = self.ls.accept()
+                port = peer[1]
             except OSError:
                 return
             c = {"data": b"", "end": None, "sock": s}
@@ -101,18 +103,20 @@ def wait_until(cond, timeout: float = 5.0) -> bool:
     return cond()
 
 
-def test_reset_tears_down_the_alerting_connection_only(tmp_path):
-    lab = LiveLab().up()
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_reset_tears_down_the_alerting_connection_only(tmp_path, family):
+    fam, addr = FAMILIES[family]
+    lab = LiveLab(ipv6=fam == socket.AF_INET6).up()
     server = socks = None
     try:
-        server = Server(lab)
+        server = Server(lab, fam, addr)
         sensor = lab.start_sensor("--log-dir", str(tmp_path), "--reset", "-q")
-        benign = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
-        attack = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+        benign = lab.socket(lab.cli, fam, socket.SOCK_STREAM)
+        attack = lab.socket(lab.cli, fam, socket.SOCK_STREAM)
         socks = (benign, attack)
         for s in socks:
             s.settimeout(5)
-            s.connect((SRV_IP, PORT))
+            s.connect((addr, PORT))
         bport, aport = benign.getsockname()[1], attack.getsockname()[1]
         b_srv, a_srv = server.conn(bport), server.conn(aport)
 
@@ -153,9 +157,12 @@ def test_reset_tears_down_the_alerting_connection_only(tmp_path):
         assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
         assert "Traceback" not in "\n".join(sensor.stderr)
         assert sensor.counter("resets sent") >= 2  # the exact pair, and a fallback
+        assert not any("send errors" in ln and not ln.rstrip().endswith(" 0 send errors")
+                       for ln in sensor.stdout), sensor.stdout
         alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
         alerts = [ev for ev in alerts if ev["event_type"] == "alert"]
-        assert alerts and all(ev["src_port"] == aport for ev in alerts), alerts
+        assert alerts and all(ev["src_port"] == aport and ev["dest_ip"] == addr
+                              for ev in alerts), alerts
         assert {ev["alert"]["signature"] for ev in alerts} >= {"CGI-phf(CVE-1999-0067)"}
         assert all(ev["alert"]["action"] == "blocked" for ev in alerts)
         lab.assert_nothing_attached()
