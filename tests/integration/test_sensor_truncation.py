@@ -12,6 +12,7 @@ StreamBypass into kernel bypass entries and alerts into block entries.
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -25,7 +26,7 @@ from pakemon.config import Config, StreamConfig
 from pakemon.decode import DecodeError, decode_frame
 from pakemon.detect.rule_parser import parse_rules
 from pakemon.events import Alert, NoticeKind
-from pakemon.lab.traffic import TcpConnection, http_exchange, udp_frame
+from pakemon.lab.traffic import TcpConnection, checksum, http_exchange, udp_frame
 from pakemon.pipeline import Pipeline
 from pakemon.sensor import LiveSession
 
@@ -234,3 +235,67 @@ def test_block_marks_the_alerting_flow_once_and_snaplen_cuts_are_counted():
     # header-only records miss no inspected byte: not counted
     sess.handle(_records(frames, EVF.REVERSE | EVF.HDR_ONLY | EVF.SNAPLEN, cut=42))
     assert sess.truncated_frames == 2
+
+
+# ---- --reset: which connection a TCP alert names ---------------------------
+
+class RecordingResetter:
+    """Resetter stand-in: the directions it was asked to reset."""
+
+    def __init__(self):
+        self.calls = []
+        self.skipped = 0
+
+    def reset(self, d, seen=None):
+        self.calls.append((d, seen))
+        return True
+
+
+def _attack(sport, ts):
+    conn = TcpConnection(C, S, sport, 80, ts=ts).open()
+    conn.send(b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n")
+    return conn.frames
+
+
+def _reset_session():
+    pipe = Pipeline(parse_rules('phf tcp * 80 "/cgi-bin/phf"\n', "t.rules").rules)
+    rs, logs = RecordingResetter(), FakeLogs()
+    return LiveSession(FakeSensor(), pipe, logs, show=False, resetter=rs), rs, logs
+
+
+def test_reset_finds_a_vlan_connection_by_the_alerting_frames_tags():
+    """The alert names addresses and ports only; a benign plain connection
+    with the same ones is open too. The tagged one is reset, not the plain."""
+    random.seed(11)
+    plain = TcpConnection(C, S, 41010, 80, ts=1.0).open()
+    plain.send(b"GET /index.html HTTP/1.0\r\n")
+    tagged = [(ts, f[:12] + b"\x88\xa8\x00\x07\x81\x00\x00\x05" + f[12:])  # QinQ 7, 5
+              for ts, f in _attack(41010, 2.0)]
+    sess, rs, logs = _reset_session()
+    sess.handle(_records(list(plain.frames) + tagged))
+    alerts = [e for e in logs.events if isinstance(e, Alert)]
+    assert alerts and all(a.action == "blocked" for a in alerts)
+    assert len(rs.calls) == 1 and rs.skipped == 0
+    d, seen = rs.calls[0]
+    assert d.key[4:] == ((7, 5),) and d.sport == 41010 and d.dst == bytes([198, 51, 100, 2])
+    assert seen is not None  # the tagged frame's ACK was read through both tags
+
+
+def test_reset_leaves_a_tunnels_connection_alone_and_counts_it():
+    """Inside GRE the stack would send a plain RST to the inner addresses,
+    outside the tunnel: not reset, counted skipped, the alert stays allowed."""
+    random.seed(12)
+    outer = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, 47, 0,
+                        bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
+    gre = []
+    for ts, f in _attack(41011, 3.0):
+        inner = f[14:]
+        hdr = bytearray(outer)
+        struct.pack_into("!H", hdr, 2, 20 + 4 + len(inner))
+        struct.pack_into("!H", hdr, 10, checksum(bytes(hdr)))
+        gre.append((ts, f[:14] + bytes(hdr) + b"\x00\x00\x08\x00" + inner))
+    sess, rs, logs = _reset_session()
+    sess.handle(_records(gre))
+    alerts = [e for e in logs.events if isinstance(e, Alert)]
+    assert alerts and all(a.action == "allowed" for a in alerts)
+    assert rs.calls == [] and rs.skipped == len(alerts)
