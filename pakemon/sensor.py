@@ -196,12 +196,17 @@ class LiveSession:
 
         out = []
         done = set()
+        pkt = None  # the frame decoded again, once, for its VLAN IDs and ACK
         for ev in events:
             if isinstance(ev, Alert) and ev.ip_proto == 6 and ev.src_port is not None:
-                d = self._direction(ev, frame)
+                if pkt is None and frame is not None:
+                    try:  # a record cut at the snaplen: its length fields exceed it
+                        pkt = decode_frame(LINKTYPE_ETHERNET, frame, 0.0, 1 << 16)
+                    except DecodeError:
+                        frame = None
+                d = self._direction(ev, pkt)
                 if d is not None:
-                    if id(d) in done or self.resetter.reset(
-                            d, frame_ack(frame, d) if frame is not None else None):
+                    if id(d) in done or self.resetter.reset(d, frame_ack(pkt, d)):
                         done.add(id(d))
                         ev = replace(ev, action="blocked")
                 else:
@@ -209,29 +214,25 @@ class LiveSession:
             out.append(ev)
         return out
 
-    def _direction(self, ev, frame=None):
+    def _direction(self, ev, pkt=None):
         """The TcpDirection an alert's packet was sent in, or None.
 
         A VLAN's connection is keyed by its VLAN IDs too, which an alert does
-        not carry: they come from the frame that raised it (both directions
-        of a flow share them). A tunnel's flow is left alone: the stack would
-        send a plain RST to the inner addresses, outside the tunnel."""
+        not carry: they come from the packet that raised it (``pkt``, both
+        directions of a flow share them). A tunnel's flow is left alone: the
+        stack would send a plain RST to the inner addresses, outside the
+        tunnel."""
         fam = socket.AF_INET6 if ":" in ev.src_ip else socket.AF_INET
         try:
             key = (socket.inet_pton(fam, ev.src_ip), ev.src_port,
                    socket.inet_pton(fam, ev.dst_ip), ev.dst_port)
         except OSError:
             return None
-        if frame is not None:
-            try:  # the record may be cut at the snaplen: its length fields then exceed it
-                pkt = decode_frame(LINKTYPE_ETHERNET, frame, 0.0, 1 << 16)
-            except DecodeError:
-                pkt = None
-            if pkt is not None and pkt.vlan and {(pkt.src, pkt.sport), (pkt.dst, pkt.dport)} \
-                    == {key[:2], key[2:]}:  # the frame is of the alert's flow
-                if not all(type(z) is int for z in pkt.vlan):
-                    return None  # a tunnel's
-                return self.pipe.tcp._dirs.get(key + (pkt.vlan,))
+        if pkt is not None and pkt.vlan and {(pkt.src, pkt.sport), (pkt.dst, pkt.dport)} \
+                == {key[:2], key[2:]}:  # the packet is of the alert's flow
+            if not all(type(z) is int for z in pkt.vlan):
+                return None  # a tunnel's
+            return self.pipe.tcp._dirs.get(key + (pkt.vlan,))
         return self.pipe.tcp._dirs.get(key)
 
     def _block(self, ev) -> None:

@@ -36,7 +36,6 @@ implemented.
 from __future__ import annotations
 
 import socket
-import struct
 
 from ..lab.traffic import ipv4, ipv6, tcp
 
@@ -46,7 +45,6 @@ M32 = 0xFFFFFFFF
 HALF = 1 << 31
 TH_RST = 0x04
 TH_ACK = 0x10
-_NOT_FRAG4 = (b"\x00\x00", b"\x40\x00")  # IPv4 flags/offset: unfragmented, with or without DF
 
 
 def _later(a: int, b: int) -> int:
@@ -54,41 +52,15 @@ def _later(a: int, b: int) -> int:
     return b if 0 < ((b - a) & M32) < HALF else a
 
 
-def frame_ack(frame: bytes, d) -> tuple[int, int] | None:
-    """(ACK number, scaled window) of ``frame`` (Ethernet, IPv4 or IPv6 /TCP) if d's
-    sender sent it. None for anything else, a fragment included: the reset
-    then goes without the ACK (see the module doc)."""
-    try:
-        i = 12
-        etype = struct.unpack_from("!H", frame, i)[0]
-        while etype in (0x8100, 0x88A8):
-            i += 4
-            etype = struct.unpack_from("!H", frame, i)[0]
-        ip = i + 2
-        if etype == 0x0800:
-            ihl = (frame[ip] & 0x0F) * 4
-            if (frame[ip + 9] != 6 or frame[ip + 6:ip + 8] not in _NOT_FRAG4
-                    or frame[ip + 12:ip + 16] != d.src or frame[ip + 16:ip + 20] != d.dst):
-                return None
-            t = ip + ihl
-        elif etype == 0x86DD:
-            if frame[ip + 8:ip + 24] != d.src or frame[ip + 24:ip + 40] != d.dst:
-                return None
-            nh, t = frame[ip + 6], ip + 40
-            for _ in range(8):  # Hop-by-Hop, Routing, Destination Options
-                if nh not in (0, 43, 60):
-                    break
-                nh, t = frame[t], t + (frame[t + 1] + 1) * 8
-            if nh != 6:
-                return None
-        else:
-            return None
-        sport, dport, _seq, ack = struct.unpack_from("!HHII", frame, t)
-        if (sport, dport) != (d.sport, d.dport) or not frame[t + 13] & TH_ACK:
-            return None
-        return ack, struct.unpack_from("!H", frame, t + 14)[0] << d.wshift
-    except (IndexError, struct.error):
+def frame_ack(pkt, d) -> tuple[int, int] | None:
+    """(ACK number, scaled window) of ``pkt`` (the alerting frame, decoded)
+    if it is a segment d's sender sent with an ACK. None for anything else,
+    an IP fragment included: the reset then goes without it (module doc)."""
+    if (pkt is None or not pkt.l4 or pkt.proto != 6 or pkt.is_fragment
+            or not pkt.flags & TH_ACK or pkt.src != d.src or pkt.dst != d.dst
+            or pkt.sport != d.sport or pkt.dport != d.dport):
         return None
+    return pkt.ack, pkt.window << d.wshift
 
 
 class Resetter:

@@ -14,7 +14,8 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 from scapy.layers.l2 import Dot1Q, Ether
 
 from pakemon.decode import decode_frame
-from pakemon.respond.reset import Resetter, frame_ack
+from pakemon.respond.reset import Resetter
+from pakemon.respond.reset import frame_ack as _frame_ack
 from pakemon.stream.tcp import StreamConfig, TcpReassembler
 
 ADDRS = {4: ("192.0.2.10", "192.0.2.80"), 6: ("2001:db8::10", "2001:db8::80")}
@@ -59,6 +60,11 @@ def opened(v):
     c.feed(c.frame(True, CISN + 1, SISN + 1, "PA", b"x" * 300))  # past 2**32
     c.feed(c.frame(False, SISN + 1, (CISN + 301) & 0xFFFFFFFF, "PA", b"y" * 40))
     return c
+
+
+def frame_ack(frame, d):
+    """What the sensor does: the alerting frame decoded, then read."""
+    return _frame_ack(decode_frame(1, frame, 0.0), d)
 
 
 def resetter():
@@ -125,9 +131,12 @@ def test_frame_ack_reads_only_the_directions_own_unfragmented_segment(v):
     else:
         ext = IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()
         assert frame_ack(c.frame(True, seq, SISN + 41, "A", ext=ext), d) == (SISN + 41, 1000)
-        frag = c.frame(True, seq, SISN + 41, "A", ext=IPv6ExtHdrFragment(offset=0, m=0))
+        frag = c.frame(True, seq, SISN + 41, "A", ext=IPv6ExtHdrFragment(offset=0, m=1))
         assert frame_ack(frag, d) is None
-    assert frame_ack(b"\0" * 30, d) is None  # cut short: no exception
+        # an atomic fragment is a whole packet (RFC 6946; Linux reads it so)
+        atomic = c.frame(True, seq, SISN + 41, "A", ext=IPv6ExtHdrFragment(offset=0, m=0))
+        assert frame_ack(atomic, d) == (SISN + 41, 1000)
+    assert _frame_ack(None, d) is None  # a frame the decoder refused
 
 
 def test_a_connection_the_stack_cannot_reach_is_counted_not_sent():
