@@ -206,9 +206,13 @@ whose receiver never sent an ACK we saw (one-sided capture), the hole is
 given up instead so inspection goes on. ``depth``: bytes delivered per
 direction (``client_depth`` for the client's), then ``StreamBypass`` and
 state-only tracking. ``max_sessions``:
-the oldest session is evicted. A session leaving by timeout, eviction or
-``flush`` delivers what it held first, holes marked ``gap=True``; a RST
-discards what its receiver held, as that host does.
+the oldest session is evicted (``STREAM_EVICTED``, at most one notice a
+second); if an evicted session that had carried data is picked up again,
+``STREAM_RESUMED_AFTER_EVICTION`` says its earlier bytes are lost to
+matching (a flood can evict the connection an attack is split across). A
+session leaving by timeout, eviction or ``flush`` delivers what it held
+first, holes marked ``gap=True``; a RST discards what its receiver held, as
+that host does.
 
 Invariants
 ----------
@@ -287,6 +291,10 @@ _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
 SESSION_COST = 4096  # bytes a tracked session costs, detect state included
+# Evicted sessions remembered, by the hash of their client's key (about
+# 130 bytes each, 2 MB in all: a colliding hash at worst reports a
+# resumption that was not one).
+EVICTED_KEYS_MAX = 16384
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
@@ -558,6 +566,14 @@ class TcpReassembler:
         self._next_sweep = float("-inf")
         self._sweep_it = None
         self._free_notice = {}  # kind -> ts of the last notice without a session
+        # Keys of evicted sessions that had delivered data, so that their
+        # return (a midstream pickup) is reported: a flood can evict the
+        # connection an attack is split across, and what came before the
+        # eviction is then lost to matching. Bounded, oldest forgotten.
+        self._evicted_keys: OrderedDict = OrderedDict()
+        self.c_resumed = 0
+        self._flood_last = {}  # kind -> ts of the last rate-limited notice
+        self._flood_unreported = {}  # kind -> occurrences since
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
         self.ended = 0  # sessions removed so far
@@ -650,6 +666,7 @@ class TcpReassembler:
             "timeouts": self.c_timeouts,
             "evicted": self.c_evicted,
             "evicted_app_memory": self.c_evicted_memory,
+            "resumed_after_eviction": self.c_resumed,
             "app_memory": self.app_memory,
             "closed_discarded_bytes": self.c_discarded,
             "data_after_close": self.c_after_close,
@@ -957,9 +974,51 @@ class TcpReassembler:
                     if old.pickup:
                         self.c_evicted_pickups += 1
                     self.c_evicted += 1
+                    c = old.client
+                    if c.delivered or c.peer.delivered:
+                        keys = self._evicted_keys
+                        keys[hash(c.key)] = None
+                        if len(keys) > EVICTED_KEYS_MAX:
+                            keys.popitem(last=False)
+                    pkt = self._pkt
+                    self._flood_notice(_K.STREAM_EVICTED, pkt.ts if pkt is not None else old.last,
+                                       "TCP session evicted, session table or memory full", c, out)
                     self._end(old, out)
                     return True
         return False
+
+    def _flood_notice(self, kind, ts, text, d, out):
+        """A notice for what a flood repeats (evictions, resumptions): at most
+        one a second per kind, naming d's flow and how many occurred since
+        the last one; every occurrence is counted by its caller."""
+        n = self._flood_unreported.get(kind, 0) + 1
+        last = self._flood_last.get(kind)
+        if last is not None and 0 <= ts - last < 1.0:
+            self._flood_unreported[kind] = n
+            return
+        self._flood_last[kind] = ts
+        self._flood_unreported[kind] = 0
+        if n > 1:
+            text = f"{text} ({n} since the last notice, the last one)"
+        src, dst = format_addr(d.src), format_addr(d.dst)
+        out.append(Notice(ts, kind, f"{text}, from {src}:{d.sport} to {dst}:{d.dport}",
+                          "TCP", src, dst, d.sport, d.dport))
+
+    def _resumed(self, d, ts, out) -> None:
+        """d's session was just picked up midstream: report it if its 4-tuple
+        was evicted with data before."""
+        keys = self._evicted_keys
+        if not keys:
+            return
+        h = hash(d.key)
+        if h not in keys:
+            h = hash(d.peer.key)  # picked up from the server's side
+            if h not in keys:
+                return
+        del keys[h]
+        self.c_resumed += 1
+        self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, ts,
+                           "evicted TCP session resumes, earlier bytes lost to matching", d, out)
 
     def _set_state(self, s, state):
         s.state = state
@@ -1032,6 +1091,7 @@ class TcpReassembler:
         if info[1] is not None:
             s.ts_ok = True  # TSopt is only sent once negotiated (RFC 7323 3.2)
             d.ts_recent = info[1]
+        self._resumed(d, pkt.ts, out)
         self._segment(d, s, pkt, out)
         return d
 

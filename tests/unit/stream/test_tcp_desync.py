@@ -784,6 +784,47 @@ def test_a_flood_of_lone_acks_does_not_evict_the_attack_connection(data):
     assert c["evicted_one_sided"] >= 2000 and c["evicted"] == c["evicted_one_sided"]
 
 
+def test_a_flood_that_evicts_the_attack_connection_is_reported_by_flow():
+    """The limit of any bounded table: between the request's halves, more
+    answered connections, each carrying a request, than the table holds. The
+    attack connection is evicted and its second half, picked up midstream,
+    no longer completes the pattern. Not silent: the evictions are noticed
+    (one notice a second, the count in it) and the attack connection's
+    return is named by its flow."""
+    from pakemon.events import NoticeKind as K
+
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    pipe = pipeline_from(RULE)
+    cap = pipe.tcp.max_sessions
+    base = t.ts + 0.5
+    n = 0
+    for i in range(cap + 10):  # answered connections from one source, each a request
+        f = Talk(cisn=i * 7919, sisn=i * 104729, cport=1024 + i)
+        f.open()
+        f.c(0, b"GET / HTTP/1.1\r\n")
+        for _, frame in f.frames:  # 1.5 s of packet time in all
+            t.frames.append((base + n * 2e-5, frame))
+            n += 1
+    t.ts = base + n * 2e-5 + 3.0
+    t.c(len(HEAD), ATTACK)
+    events = run_frames(pipe, t.frames)
+    c = pipe.tcp.counters()
+    assert c["evicted"] >= 10 and c["resumed_after_eviction"] == 1
+    evicted = [e for e in events if isinstance(e, Notice) and e.kind is K.STREAM_EVICTED]
+    # about 1.5 s of packet time evicting: at most one notice a second, the
+    # later one saying how many it stands for
+    assert 1 <= len(evicted) <= 2 < c["evicted"]
+    if len(evicted) == 2:
+        assert " since the last notice" in evicted[1].message
+    resumed = [e for e in events if isinstance(e, Notice)
+               and e.kind is K.STREAM_RESUMED_AFTER_EVICTION]
+    assert [(r.src_ip, r.src_port, r.dst_ip, r.dst_port) for r in resumed] == [
+        (C, CPORT, S, SPORT)]
+    assert alert_names(events) == []  # the documented limit, not an alert
+
+
 @TAILS
 def test_a_decoy_inside_gre_is_not_part_of_the_connection(tail, alerts):
     """A host that ends no GRE tunnel drops what one carries (live case
