@@ -207,12 +207,14 @@ given up instead so inspection goes on. ``depth``: bytes delivered per
 direction (``client_depth`` for the client's), then ``StreamBypass`` and
 state-only tracking. ``max_sessions``:
 the oldest session is evicted (``STREAM_EVICTED``, at most one notice a
-second); if an evicted session that had carried data is picked up again,
-``STREAM_RESUMED_AFTER_EVICTION`` says its earlier bytes are lost to
-matching (a flood can evict the connection an attack is split across). A
-session leaving by timeout, eviction or ``flush`` delivers what it held
-first, holes marked ``gap=True``; a RST discards what its receiver held, as
-that host does.
+second). A flood can evict the connection an attack is split across, so an
+evicted session that had carried data is remembered (bounded): picked up
+again, it is reported (``STREAM_RESUMED_AFTER_EVICTION``) and resumes where
+each receiver was, after the last ``RESUME_TAIL`` bytes it had read (what
+was held above the stream, multi-pattern state and parsers, is still
+lost). A session leaving by timeout, eviction or ``flush`` delivers what it
+held first, holes marked ``gap=True``; a RST discards what its receiver
+held, as that host does.
 
 Invariants
 ----------
@@ -291,10 +293,16 @@ _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
 SESSION_COST = 4096  # bytes a tracked session costs, detect state included
-# Evicted sessions remembered, by the hash of their client's key (about
-# 130 bytes each, 2 MB in all: a colliding hash at worst reports a
-# resumption that was not one).
+# Evicted sessions that had carried data are remembered, by the hash of
+# their client's key, with each direction's next sequence number and last
+# RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB in all; a
+# colliding hash at worst resumes a stranger's connection at a position
+# the window check then ignores). A pattern split across the eviction is
+# matched again if the part before it fits in the tail; one wholly inside
+# the tail alerts a second time.
 EVICTED_KEYS_MAX = 16384
+RESUME_TAIL = 64
+RESUME_NEAR = 1 << 20  # a pickup within this of the old position resumes it
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
@@ -977,7 +985,7 @@ class TcpReassembler:
                     c = old.client
                     if c.delivered or c.peer.delivered:
                         keys = self._evicted_keys
-                        keys[hash(c.key)] = None
+                        keys[hash(c.key)] = (c.rcv_nxt, _tail(c), c.peer.rcv_nxt, _tail(c.peer))
                         if len(keys) > EVICTED_KEYS_MAX:
                             keys.popitem(last=False)
                     pkt = self._pkt
@@ -1004,21 +1012,35 @@ class TcpReassembler:
         out.append(Notice(ts, kind, f"{text}, from {src}:{d.sport} to {dst}:{d.dport}",
                           "TCP", src, dst, d.sport, d.dport))
 
-    def _resumed(self, d, ts, out) -> None:
-        """d's session was just picked up midstream: report it if its 4-tuple
-        was evicted with data before."""
+    def _resume(self, d, pkt, out) -> None:
+        """d's session was just picked up midstream from pkt. If its 4-tuple
+        was evicted with data before, report it and, where pkt is near the
+        old position, go on from there: each direction's stream resumes
+        where its receiver was (a segment sent out of order first is
+        queued, not taken as the start) after the tail it had read, so a
+        pattern split across the eviction still matches."""
         keys = self._evicted_keys
         if not keys:
             return
-        h = hash(d.key)
-        if h not in keys:
-            h = hash(d.peer.key)  # picked up from the server's side
-            if h not in keys:
+        o = d.peer
+        t = keys.pop(hash(d.key), None)
+        if t is not None:
+            d_nxt, d_tail, o_nxt, o_tail = t
+        else:
+            t = keys.pop(hash(o.key), None)  # picked up from the server's side
+            if t is None:
                 return
-        del keys[h]
+            o_nxt, o_tail, d_nxt, d_tail = t
         self.c_resumed += 1
-        self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, ts,
-                           "evicted TCP session resumes, earlier bytes lost to matching", d, out)
+        self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
+                           "evicted TCP session resumes", d, out)
+        for x, nxt, tail, at in ((d, d_nxt, d_tail, pkt.seq), (o, o_nxt, o_tail, pkt.ack)):
+            diff = (at - nxt) & M32
+            if diff < RESUME_NEAR or diff > M32 + 1 - RESUME_NEAR:
+                x.base = nxt
+                if tail and x.buffer:
+                    self._accept(x, tail, pkt, out)
+                    x.base = (nxt - len(tail)) & M32  # the tail's bytes precede nxt
 
     def _set_state(self, s, state):
         s.state = state
@@ -1091,7 +1113,7 @@ class TcpReassembler:
         if info[1] is not None:
             s.ts_ok = True  # TSopt is only sent once negotiated (RFC 7323 3.2)
             d.ts_recent = info[1]
-        self._resumed(d, pkt.ts, out)
+        self._resume(d, pkt, out)
         self._segment(d, s, pkt, out)
         return d
 
@@ -2383,6 +2405,20 @@ class TcpReassembler:
 def _queued_bytes(d) -> int:
     """Data bytes in d's queue (its charge less the items' cost)."""
     return sum(it[1] - it[0] for it in d.q if it[2] is not None)
+
+
+def _tail(d) -> bytes:
+    """The last RESUME_TAIL bytes d's receiver read (for an inspected
+    direction; empty otherwise)."""
+    if not d.buffer or not d.hist:
+        return b""
+    parts, n = [], 0
+    for _, data in reversed(d.hist):
+        parts.append(data)
+        n += len(data)
+        if n >= RESUME_TAIL:
+            break
+    return b"".join(reversed(parts))[-RESUME_TAIL:]
 
 
 def _trim_history(d):

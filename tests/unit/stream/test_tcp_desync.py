@@ -784,45 +784,91 @@ def test_a_flood_of_lone_acks_does_not_evict_the_attack_connection(data):
     assert c["evicted_one_sided"] >= 2000 and c["evicted"] == c["evicted_one_sided"]
 
 
-def test_a_flood_that_evicts_the_attack_connection_is_reported_by_flow():
-    """The limit of any bounded table: between the request's halves, more
-    answered connections, each carrying a request, than the table holds. The
-    attack connection is evicted and its second half, picked up midstream,
-    no longer completes the pattern. Not silent: the evictions are noticed
-    (one notice a second, the count in it) and the attack connection's
-    return is named by its flow."""
+def _evicting_flood(t, pipe, gap=3.0):
+    """Answered connections from one source, each carrying a request, more
+    than the session table holds, appended to t's frames (about 1.5 s of
+    packet time); then ``gap`` seconds of quiet."""
+    base = t.ts + 0.5
+    n = 0
+    for i in range(pipe.tcp.max_sessions + 10):
+        f = Talk(cisn=i * 7919, sisn=i * 104729, cport=1024 + i)
+        f.open()
+        f.c(0, b"GET / HTTP/1.1\r\n")
+        for _, frame in f.frames:
+            t.frames.append((base + n * 2e-5, frame))
+            n += 1
+    t.ts = base + n * 2e-5 + gap
+
+
+def _notices(events, kind):
+    return [e for e in events if isinstance(e, Notice) and e.kind is kind]
+
+
+@TAILS
+def test_a_flood_that_evicts_the_attack_connection_does_not_split_the_pattern(tail, alerts):
+    """Between the request's halves, a flood evicts the attack connection:
+    its second half is picked up midstream. The session resumes where its
+    receiver was, after the bytes it had read last, so the pattern split
+    across the eviction still matches (the benign twin does not), and the
+    evictions (one notice a second, the count in it) and the connection's
+    return (by its flow) are reported."""
     from pakemon.events import NoticeKind as K
 
     t = Talk().open()
     t.c(0, HEAD)
     t.s(0, flags=ACK, ack=len(HEAD))
     pipe = pipeline_from(RULE)
-    cap = pipe.tcp.max_sessions
-    base = t.ts + 0.5
-    n = 0
-    for i in range(cap + 10):  # answered connections from one source, each a request
-        f = Talk(cisn=i * 7919, sisn=i * 104729, cport=1024 + i)
-        f.open()
-        f.c(0, b"GET / HTTP/1.1\r\n")
-        for _, frame in f.frames:  # 1.5 s of packet time in all
-            t.frames.append((base + n * 2e-5, frame))
-            n += 1
-    t.ts = base + n * 2e-5 + 3.0
-    t.c(len(HEAD), ATTACK)
+    _evicting_flood(t, pipe)
+    t.c(len(HEAD), tail)
     events = run_frames(pipe, t.frames)
     c = pipe.tcp.counters()
     assert c["evicted"] >= 10 and c["resumed_after_eviction"] == 1
-    evicted = [e for e in events if isinstance(e, Notice) and e.kind is K.STREAM_EVICTED]
-    # about 1.5 s of packet time evicting: at most one notice a second, the
-    # later one saying how many it stands for
+    evicted = _notices(events, K.STREAM_EVICTED)
     assert 1 <= len(evicted) <= 2 < c["evicted"]
     if len(evicted) == 2:
         assert " since the last notice" in evicted[1].message
-    resumed = [e for e in events if isinstance(e, Notice)
-               and e.kind is K.STREAM_RESUMED_AFTER_EVICTION]
+    resumed = _notices(events, K.STREAM_RESUMED_AFTER_EVICTION)
     assert [(r.src_ip, r.src_port, r.dst_ip, r.dst_port) for r in resumed] == [
         (C, CPORT, S, SPORT)]
-    assert alert_names(events) == []  # the documented limit, not an alert
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
+def test_suricata_rules_match_across_the_eviction_too(tail, alerts):
+    """The same flood with a raw stream rule and an ``http.uri`` rule: the
+    resumed stream starts with the tail, the request line whole in it."""
+    from helpers import sid_counts
+
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    _evicting_flood(t, pipeline_from(RULE))
+    t.c(len(HEAD), tail)
+    t.s(0, flags=ACK, ack=len(HEAD) + len(tail))
+    rules = ('alert tcp any any -> any 80 (msg:"raw"; flow:to_server; content:"/cgi-bin/phf"; '
+             'sid:1;)\n'
+             'alert http any any -> any any (msg:"uri"; flow:to_server; http.uri; '
+             'content:"/cgi-bin/phf"; sid:2;)\n')
+    assert sid_counts(t.frames, rules) == ({1: 1, 2: 1} if alerts else {})
+
+
+@TAILS
+def test_after_an_eviction_a_segment_sent_out_of_order_first_is_not_the_start(tail, alerts):
+    """The attacker's trick on a picked-up session: after the flood, the
+    request's end comes first, then the part before it. The server reads
+    them in order; a pickup that started the stream at the first segment
+    seen would drop the earlier bytes as old. The resumed session knows
+    where its receiver was, queues the end and reads both in order."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    pipe = pipeline_from(RULE)
+    _evicting_flood(t, pipe)
+    t.c(len(HEAD) + 6, tail[6:])
+    t.c(len(HEAD), tail[:6])
+    events = run_frames(pipe, t.frames)
+    assert pipe.tcp.counters()["resumed_after_eviction"] == 1
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
 
 
 @TAILS
