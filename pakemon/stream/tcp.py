@@ -295,14 +295,13 @@ _K = NoticeKind
 SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 # Evicted sessions that had carried data are remembered, by the hash of
 # their client's key, with each direction's next sequence number and last
-# RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB in all; a
-# colliding hash at worst resumes a stranger's connection at a position
-# the window check then ignores). A pattern split across the eviction is
+# RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB in all; the hash
+# is salted per process, so a collision, about 1 in 10**15 pickups, cannot
+# be aimed). A pattern split across the eviction is
 # matched again if the part before it fits in the tail; one wholly inside
 # the tail alerts a second time.
 EVICTED_KEYS_MAX = 16384
 RESUME_TAIL = 64
-RESUME_NEAR = 1 << 20  # a pickup within this of the old position resumes it
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
@@ -1014,11 +1013,11 @@ class TcpReassembler:
 
     def _resume(self, d, pkt, out) -> None:
         """d's session was just picked up midstream from pkt. If its 4-tuple
-        was evicted with data before, report it and, where pkt is near the
-        old position, go on from there: each direction's stream resumes
-        where its receiver was (a segment sent out of order first is
-        queued, not taken as the start) after the tail it had read, so a
-        pattern split across the eviction still matches."""
+        was evicted with data before, report it and go on from there: each
+        direction's stream resumes where its receiver was (a segment sent
+        out of order first is queued, not taken as the start) after the
+        tail it had read, so a pattern split across the eviction still
+        matches."""
         keys = self._evicted_keys
         if not keys:
             return
@@ -1034,13 +1033,14 @@ class TcpReassembler:
         self.c_resumed += 1
         self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
                            "evicted TCP session resumes", d, out)
-        for x, nxt, tail, at in ((d, d_nxt, d_tail, pkt.seq), (o, o_nxt, o_tail, pkt.ack)):
-            diff = (at - nxt) & M32
-            if diff < RESUME_NEAR or diff > M32 + 1 - RESUME_NEAR:
-                x.base = nxt
-                if tail and x.buffer:
-                    self._accept(x, tail, pkt, out)
-                    x.base = (nxt - len(tail)) & M32  # the tail's bytes precede nxt
+        # Wherever pkt lies: a decoy far from the old position, which the
+        # receiver drops, must not become the stream's start. (A new
+        # connection on the 4-tuple would have come with a SYN.)
+        for x, nxt, tail in ((d, d_nxt, d_tail), (o, o_nxt, o_tail)):
+            x.base = nxt
+            if tail and x.buffer:
+                self._accept(x, tail, pkt, out)
+                x.base = (nxt - len(tail)) & M32  # the tail's bytes precede nxt
 
     def _set_state(self, s, state):
         s.state = state

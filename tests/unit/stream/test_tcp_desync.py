@@ -834,6 +834,24 @@ def test_a_flood_that_evicts_the_attack_connection_does_not_split_the_pattern(ta
 
 
 @TAILS
+def test_after_an_eviction_a_far_off_decoy_does_not_become_the_start(tail, alerts):
+    """After the flood the attacker sends a decoy 2 MB past the stream, which
+    the server drops (outside its window), then the request's end. A pickup
+    that started the stream at the decoy would take the real bytes for old
+    ones; the resumed session starts where its receiver was."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    pipe = pipeline_from(RULE)
+    _evicting_flood(t, pipe)
+    t.c(len(HEAD) + (2 << 20), b"x" * 20)
+    t.c(len(HEAD), tail)
+    events = run_frames(pipe, t.frames)
+    assert pipe.tcp.counters()["resumed_after_eviction"] == 1
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
 def test_suricata_rules_match_across_the_eviction_too(tail, alerts):
     """The same flood with a raw stream rule and an ``http.uri`` rule: the
     resumed stream starts with the tail, the request line whole in it."""
