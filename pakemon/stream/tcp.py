@@ -293,14 +293,15 @@ _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
 SESSION_COST = 4096  # bytes a tracked session costs, detect state included
-# Evicted sessions that had carried data are remembered, by the hash of
-# their client's key, with each direction's next sequence number and last
-# RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB in all; the hash
-# is salted per process, so a collision, about 1 in 10**15 pickups, cannot
-# be aimed). A pattern split across the eviction is
-# matched again if the part before it fits in the tail; one wholly inside
-# the tail alerts a second time.
-EVICTED_KEYS_MAX = 16384
+# Sessions that leave while their connection may go on (evicted, or idle
+# past the established timeout) and had carried data are remembered, by
+# the hash of their client's key, with each direction's next sequence
+# number and last RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB
+# in all; the hash is salted per process, so a collision, about 1 in 10**15
+# pickups, cannot be aimed). A pattern split across the eviction or the
+# quiet hour is matched if the part before it fits in the tail; one wholly
+# inside the tail alerts a second time.
+GONE_MAX = 16384
 RESUME_TAIL = 64
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
@@ -573,12 +574,12 @@ class TcpReassembler:
         self._next_sweep = float("-inf")
         self._sweep_it = None
         self._free_notice = {}  # kind -> ts of the last notice without a session
-        # Keys of evicted sessions that had delivered data, so that their
-        # return (a midstream pickup) is reported: a flood can evict the
-        # connection an attack is split across, and what came before the
-        # eviction is then lost to matching. Bounded, oldest forgotten.
-        self._evicted_keys: OrderedDict = OrderedDict()
+        # Sessions gone while their connection may go on (GONE_MAX): a
+        # flood can evict the connection an attack is split across, or the
+        # attacker can wait out the idle timeout between the halves.
+        self._gone: OrderedDict = OrderedDict()
         self.c_resumed = 0
+        self.c_resumed_idle = 0
         self._flood_last = {}  # kind -> ts of the last rate-limited notice
         self._flood_unreported = {}  # kind -> occurrences since
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
@@ -674,6 +675,7 @@ class TcpReassembler:
             "evicted": self.c_evicted,
             "evicted_app_memory": self.c_evicted_memory,
             "resumed_after_eviction": self.c_resumed,
+            "resumed_after_timeout": self.c_resumed_idle,
             "app_memory": self.app_memory,
             "closed_discarded_bytes": self.c_discarded,
             "data_after_close": self.c_after_close,
@@ -899,6 +901,10 @@ class TcpReassembler:
     def _expire_one(self, s, out):
         if s.state != CLOSED:
             self.c_timeouts += 1  # an open connection went quiet
+            if s.state == ESTABLISHED:
+                # Linux keeps it however long it is quiet: half a request,
+                # an hour's wait, the other half must still match
+                self._remember(s, False)
         self._end(s, out)
 
     # ------------------------------------------------------------ sessions
@@ -981,18 +987,25 @@ class TcpReassembler:
                     if old.pickup:
                         self.c_evicted_pickups += 1
                     self.c_evicted += 1
-                    c = old.client
-                    if c.delivered or c.peer.delivered:
-                        keys = self._evicted_keys
-                        keys[hash(c.key)] = (c.rcv_nxt, _tail(c), c.peer.rcv_nxt, _tail(c.peer))
-                        if len(keys) > EVICTED_KEYS_MAX:
-                            keys.popitem(last=False)
+                    self._remember(old, True)
                     pkt = self._pkt
                     self._flood_notice(_K.STREAM_EVICTED, pkt.ts if pkt is not None else old.last,
-                                       "TCP session evicted, session table or memory full", c, out)
+                                       "TCP session evicted, session table or memory full",
+                                       old.client, out)
                     self._end(old, out)
                     return True
         return False
+
+    def _remember(self, s, evicted: bool) -> None:
+        """s leaves while its connection may go on (evicted, or idle past
+        its timeout): if it carried data, keep where each receiver was for
+        its return (``_resume``)."""
+        c = s.client
+        if c.delivered or c.peer.delivered:
+            keys = self._gone
+            keys[hash(c.key)] = (c.rcv_nxt, _tail(c), c.peer.rcv_nxt, _tail(c.peer), evicted)
+            if len(keys) > GONE_MAX:
+                keys.popitem(last=False)
 
     def _flood_notice(self, kind, ts, text, d, out):
         """A notice for what a flood repeats (evictions, resumptions): at most
@@ -1018,21 +1031,24 @@ class TcpReassembler:
         out of order first is queued, not taken as the start) after the
         tail it had read, so a pattern split across the eviction still
         matches."""
-        keys = self._evicted_keys
+        keys = self._gone
         if not keys:
             return
         o = d.peer
         t = keys.pop(hash(d.key), None)
         if t is not None:
-            d_nxt, d_tail, o_nxt, o_tail = t
+            d_nxt, d_tail, o_nxt, o_tail, evicted = t
         else:
             t = keys.pop(hash(o.key), None)  # picked up from the server's side
             if t is None:
                 return
-            o_nxt, o_tail, d_nxt, d_tail = t
-        self.c_resumed += 1
-        self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
-                           "evicted TCP session resumes", d, out)
+            o_nxt, o_tail, d_nxt, d_tail, evicted = t
+        if evicted:
+            self.c_resumed += 1
+            self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
+                               "evicted TCP session resumes", d, out)
+        else:  # a long-idle connection going on is no anomaly: counted only
+            self.c_resumed_idle += 1
         # Wherever pkt lies: a decoy far from the old position, which the
         # receiver drops, must not become the stream's start. (A new
         # connection on the 4-tuple would have come with a SYN.)

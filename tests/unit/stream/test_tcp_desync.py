@@ -852,6 +852,24 @@ def test_after_an_eviction_a_far_off_decoy_does_not_become_the_start(tail, alert
 
 
 @TAILS
+def test_an_attack_split_by_a_quiet_two_hours_still_matches(tail, alerts):
+    """Half the request, two hours of quiet (past the sensor's 1-hour idle
+    timeout; Linux keeps the connection), the other half. No notice: a
+    long-idle connection going on is no anomaly, only counted."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    t.idle(7200)
+    t.c(len(HEAD), tail)
+    pipe = pipeline_from(RULE)
+    events = run_frames(pipe, t.frames)
+    c = pipe.tcp.counters()
+    assert c["timeouts"] == 1 and c["resumed_after_timeout"] == 1
+    assert not [e for e in events if isinstance(e, Notice)]
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
 def test_suricata_rules_match_across_the_eviction_too(tail, alerts):
     """The same flood with a raw stream rule and an ``http.uri`` rule: the
     resumed stream starts with the tail, the request line whole in it."""

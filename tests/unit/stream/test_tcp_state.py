@@ -252,13 +252,22 @@ def test_feed_expires_idle_sessions_by_packet_time():
     assert lab.r.sessions == 1 and lab.counters["timeouts"] == 1
 
 
-def test_a_segment_after_the_timeout_starts_afresh():
+def test_a_segment_after_the_timeout_resumes_where_the_receiver_was():
+    """The session left, the connection did not (Linux keeps a quiet one):
+    picked up again, the new session's stream starts with the last bytes the
+    old one read, so a pattern cut by the quiet hour still matches."""
     lab = Lab(timeout_established=10.0).handshake()
     lab.c(0, b"abc")
     lab.ts += 100  # no sweep ran: the lookup itself notices the idle session
     lab.c(3, b"def")
     assert lab.counters["timeouts"] == 1 and lab.counters["midstream_pickups"] == 1
-    assert lab.runs() == [b"abcdef"]
+    assert lab.counters["resumed_after_timeout"] == 1
+    assert lab.counters["resumed_after_eviction"] == 0 and not lab.notices()
+    first, again = [e.direction for e in lab.events if hasattr(e, "data")][::2]
+    assert lab.pieces() == [(b"abc", False), (b"abc", False), (b"def", False)]
+    assert again is not first  # a new session: the detect stage starts afresh
+    lab.c(1, b"bcdefg")  # the receiver's position came back too: only "g" is new
+    assert lab.pieces()[-1] == (b"g", False)
 
 
 def test_flush_delivers_out_of_order_data_after_holes_with_gap():
@@ -632,8 +641,11 @@ def test_lookup_expires_a_session_the_sweep_has_not_reached():
     lab.ts += 100
     lab.c(3, b"def")
     assert lab.counters["timeouts"] == 1
-    assert lab.pieces() == [(b"abc", False), (b"held", True), (b"def", False)]
-    first, _, again = [e.direction for e in lab.events if hasattr(e, "data")]
+    # the old session gave its held bytes up at the end; the new one resumes
+    # after "abc", where the receiver was
+    assert lab.pieces() == [(b"abc", False), (b"held", True), (b"abc", False),
+                            (b"def", False)]
+    first, _, again, _ = [e.direction for e in lab.events if hasattr(e, "data")]
     assert again is not first  # a new session: the detect stage starts afresh
 
 
