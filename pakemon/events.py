@@ -72,8 +72,8 @@ class NoticeKind(enum.Enum):
     STREAM_DEPTH_REACHED = ("anomaly", "stream depth reached: direction no longer inspected")
     STREAM_BAD_OPTIONS = ("anomaly", "malformed IP options: segment ignored as the target would")
     STREAM_DATA_AFTER_RST = ("anomaly", "data continues after a RST: inspected (the RST may be forged)")
-    STREAM_EVICTED = ("anomaly", "TCP session evicted (session table or memory full): its inspection state is lost")
-    STREAM_RESUMED_AFTER_EVICTION = ("anomaly", "an evicted TCP session resumes: bytes before the eviction no longer match with those after")
+    STREAM_EVICTED = ("anomaly", "TCP session evicted (session table or memory full): its match state is lost")
+    STREAM_RESUMED_AFTER_EVICTION = ("anomaly", "an evicted TCP session resumes: only its last bytes before the eviction match with those after")
     # scan
     SCAN_DETECTED = ("scan", "one source probed many ports or hosts")
     # http (detect stage, HTTP service ports)

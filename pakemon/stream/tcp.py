@@ -207,12 +207,13 @@ given up instead so inspection goes on. ``depth``: bytes delivered per
 direction (``client_depth`` for the client's), then ``StreamBypass`` and
 state-only tracking. ``max_sessions``:
 the oldest session is evicted (``STREAM_EVICTED``, at most one notice a
-second). A flood can evict the connection an attack is split across, so an
-evicted session that had carried data is remembered (bounded): picked up
-again, it is reported (``STREAM_RESUMED_AFTER_EVICTION``) and resumes where
-each receiver was, after the last ``RESUME_TAIL`` bytes it had read (what
-was held above the stream, multi-pattern state and parsers, is still
-lost). A session leaving by timeout, eviction or ``flush`` delivers what it
+second). A flood can evict the connection an attack is split across, and an
+attacker can wait out the idle timeout between its halves, so a session
+that leaves either way having carried data is remembered (bounded): picked
+up again, it resumes where each receiver was, after the last
+``RESUME_TAIL`` bytes it had read (what was held above the stream,
+multi-pattern state and parsers, is still lost); an evicted one is
+reported (``STREAM_RESUMED_AFTER_EVICTION``). A session leaving by timeout, eviction or ``flush`` delivers what it
 held first, holes marked ``gap=True``; a RST discards what its receiver
 held, as that host does.
 
@@ -573,15 +574,14 @@ class TcpReassembler:
         self.c_evicted_embryonic = 0
         self._next_sweep = float("-inf")
         self._sweep_it = None
-        self._free_notice = {}  # kind -> ts of the last notice without a session
+        self._last_notice = {}  # kind -> ts of its last rated notice (_rated)
+        self._unreported = {}  # kind -> occurrences since
         # Sessions gone while their connection may go on (GONE_MAX): a
         # flood can evict the connection an attack is split across, or the
         # attacker can wait out the idle timeout between the halves.
         self._gone: OrderedDict = OrderedDict()
         self.c_resumed = 0
         self.c_resumed_idle = 0
-        self._flood_last = {}  # kind -> ts of the last rate-limited notice
-        self._flood_unreported = {}  # kind -> occurrences since
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
         self.ended = 0  # sessions removed so far
@@ -1007,17 +1007,25 @@ class TcpReassembler:
             if len(keys) > GONE_MAX:
                 keys.popitem(last=False)
 
-    def _flood_notice(self, kind, ts, text, d, out):
-        """A notice for what a flood repeats (evictions, resumptions): at most
-        one a second per kind, naming d's flow and how many occurred since
-        the last one; every occurrence is counted by its caller."""
-        n = self._flood_unreported.get(kind, 0) + 1
-        last = self._flood_last.get(kind)
+    def _rated(self, kind, ts) -> int:
+        """Notices a flood can repeat come at most one a second per kind:
+        how many times ``kind`` occurred since its last notice if one is
+        due at ``ts``, else 0 (the occurrence is kept for the next)."""
+        n = self._unreported.get(kind, 0) + 1
+        last = self._last_notice.get(kind)
         if last is not None and 0 <= ts - last < 1.0:
-            self._flood_unreported[kind] = n
+            self._unreported[kind] = n
+            return 0
+        self._last_notice[kind] = ts
+        self._unreported[kind] = 0
+        return n
+
+    def _flood_notice(self, kind, ts, text, d, out):
+        """A rated notice (evictions, resumptions) naming d's flow and how
+        many occurred since the last one; each is counted by its caller."""
+        n = self._rated(kind, ts)
+        if not n:
             return
-        self._flood_last[kind] = ts
-        self._flood_unreported[kind] = 0
         if n > 1:
             text = f"{text} ({n} since the last notice, the last one)"
         src, dst = format_addr(d.src), format_addr(d.dst)
@@ -1026,11 +1034,11 @@ class TcpReassembler:
 
     def _resume(self, d, pkt, out) -> None:
         """d's session was just picked up midstream from pkt. If its 4-tuple
-        was evicted with data before, report it and go on from there: each
+        left with data before (``_remember``), go on from there, reporting
+        an evicted one: each
         direction's stream resumes where its receiver was (a segment sent
         out of order first is queued, not taken as the start) after the
-        tail it had read, so a pattern split across the eviction still
-        matches."""
+        tail it had read, so a pattern split across the gap still matches."""
         keys = self._gone
         if not keys:
             return
@@ -1275,10 +1283,8 @@ class TcpReassembler:
             self._notice(d, kind, text, pkt.ts, out)
             return
         self._mark(kind)
-        last = self._free_notice.get(kind)
-        if last is not None and 0 <= pkt.ts - last < 1.0:
+        if not self._rated(kind, pkt.ts):
             return
-        self._free_notice[kind] = pkt.ts
         src, dst = format_addr(pkt.src), format_addr(pkt.dst)
         out.append(Notice(pkt.ts, kind, f"{text}, from {src}:{pkt.sport} to {dst}:{pkt.dport}",
                           "TCP", src, dst, pkt.sport, pkt.dport))
