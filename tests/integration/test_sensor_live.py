@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -160,3 +163,74 @@ def test_block_drops_the_rest_of_an_alerting_flow(lab, tmp_path):
     assert len(sensor.alerts) == 2
     assert sensor.counter("blocked") == 1
     assert sensor.counter("flows blocked") == 2
+
+
+def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
+    """Real connections: the attack connection sends half its request, then
+    more connections than the session table holds (``--max-sessions 64``)
+    each leave a request open, so the table evicts the attack connection;
+    then its second half. The sensor resumes the evicted session where the
+    server was and alerts; the server really read the whole request."""
+    srv = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((SRV_IP, 80))
+    srv.listen(256)
+    got: dict = {}  # client port -> bytes the server read
+
+    def serve():
+        while True:
+            try:
+                c, (_, port) = srv.accept()
+            except OSError:
+                return
+            got[port] = b""
+            threading.Thread(target=read, args=(c, port), daemon=True).start()
+
+    def read(c, port):
+        with c:
+            while True:
+                try:
+                    b = c.recv(4096)
+                except OSError:
+                    return
+                if not b:
+                    return
+                got[port] += b
+
+    threading.Thread(target=serve, daemon=True).start()
+    socks = []
+    try:
+        sensor = lab.start_sensor("--log-dir", str(tmp_path), "--max-sessions", "64", "-q")
+        attack = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(attack)
+        attack.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        attack.connect((SRV_IP, 80))
+        aport = attack.getsockname()[1]
+        attack.sendall(b"GET /cgi-b")
+        time.sleep(0.2)
+        for _ in range(150):
+            s = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.connect((SRV_IP, 80))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.5)
+        attack.sendall(b"in/phf?Qalias=x HTTP/1.0\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not got.get(aport, b"").endswith(b"\r\n\r\n"):
+            time.sleep(0.05)
+        assert got[aport] == b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n"
+        time.sleep(0.3)
+        stop(sensor)
+        assert pipeline_counter(sensor, "stream_evicted") >= 80
+        assert pipeline_counter(sensor, "stream_resumed_after_eviction") >= 1
+        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+        phf = [a for a in alerts if a["event_type"] == "alert"
+               and a["alert"]["signature"] == "CGI-phf(CVE-1999-0067)"]
+        assert [a["src_port"] for a in phf] == [aport]
+        resumed = [a for a in alerts if a["event_type"] == "anomaly"
+                   and "resumes" in json.dumps(a)]
+        assert any(a.get("src_port") == aport for a in resumed), resumed
+    finally:
+        for s in socks:
+            s.close()
+        srv.close()
