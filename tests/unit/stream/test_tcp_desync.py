@@ -824,7 +824,7 @@ def test_a_flood_that_evicts_the_attack_connection_does_not_split_the_pattern(ta
     c = pipe.tcp.counters()
     assert c["evicted"] >= 10 and c["resumed_after_eviction"] == 1
     evicted = _notices(events, K.STREAM_EVICTED)
-    assert 1 <= len(evicted) <= 2 < c["evicted"]
+    assert len(evicted) in (1, 2) and c["evicted"] > 2
     if len(evicted) == 2:
         assert " since the last notice" in evicted[1].message
     resumed = _notices(events, K.STREAM_RESUMED_AFTER_EVICTION)
