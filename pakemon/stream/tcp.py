@@ -582,6 +582,7 @@ class TcpReassembler:
         self._gone: OrderedDict = OrderedDict()
         self.c_resumed = 0
         self.c_resumed_idle = 0
+        self.c_gone_forgotten = 0  # remembered sessions pushed out by newer ones
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
         self.ended = 0  # sessions removed so far
@@ -676,6 +677,7 @@ class TcpReassembler:
             "evicted_app_memory": self.c_evicted_memory,
             "resumed_after_eviction": self.c_resumed,
             "resumed_after_timeout": self.c_resumed_idle,
+            "gone_forgotten": self.c_gone_forgotten,
             "app_memory": self.app_memory,
             "closed_discarded_bytes": self.c_discarded,
             "data_after_close": self.c_after_close,
@@ -1006,6 +1008,7 @@ class TcpReassembler:
             keys[hash(c.key)] = (c.rcv_nxt, _tail(c), c.peer.rcv_nxt, _tail(c.peer), evicted)
             if len(keys) > GONE_MAX:
                 keys.popitem(last=False)
+                self.c_gone_forgotten += 1
 
     def _rated(self, kind, ts) -> int:
         """Notices a flood can repeat come at most one a second per kind:

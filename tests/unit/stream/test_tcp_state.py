@@ -633,6 +633,27 @@ def test_retransmission_compared_with_the_recent_history_only():
     assert lab.stream() == b"".join(bytes([65 + i]) * 1000 for i in range(10))
 
 
+def test_sessions_remembered_for_their_return_are_bounded_and_counted(monkeypatch):
+    """Idle sessions with data are remembered for their return, at most
+    GONE_MAX: the oldest goes, counted, and its return is a plain pickup."""
+    from pakemon.stream import tcp as tcp_mod
+
+    monkeypatch.setattr(tcp_mod, "GONE_MAX", 2)
+    r = reassembler(timeout_established=10.0)
+    for i, port in enumerate((1001, 1002, 1003)):
+        for f in (frame("10.0.0.1", "10.0.0.2", port, 80, 100, 0, SYN, options=MSS),
+                  frame("10.0.0.2", "10.0.0.1", 80, port, 500, 101, SYN | ACK, options=MSS),
+                  frame("10.0.0.1", "10.0.0.2", port, 80, 101, 501, PA, b"abc")):
+            r.feed(decode_frame(1, f, float(i)))
+    r.expire(100.0)
+    c = r.counters()
+    assert c["timeouts"] == 3 and c["gone_forgotten"] == 1
+    for port in (1001, 1002, 1003):  # each returns with its next bytes
+        r.feed(decode_frame(1, frame("10.0.0.1", "10.0.0.2", port, 80, 104, 501, PA, b"d"),
+                            101.0))
+    assert r.counters()["resumed_after_timeout"] == 2  # 1001 was forgotten
+
+
 def test_lookup_expires_a_session_the_sweep_has_not_reached():
     lab = Lab(timeout_established=10.0).handshake()
     lab.c(0, b"abc")
