@@ -17,13 +17,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 
 import pytest
 
 from live_netns import Capture
+from tcp_server import Server, wait_until
 from xdp_lab import requires_xdp
 
 from pakemon.lab.live import CLI_IP, CLI_IP2, SRV_IF, SRV_IP, LiveLab
@@ -171,33 +171,7 @@ def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
     each leave a request open, so the table evicts the attack connection;
     then its second half. The sensor resumes the evicted session where the
     server was and alerts; the server really read the whole request."""
-    srv = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((SRV_IP, 80))
-    srv.listen(256)
-    got: dict = {}  # client port -> bytes the server read
-
-    def serve():
-        while True:
-            try:
-                c, (_, port) = srv.accept()
-            except OSError:
-                return
-            got[port] = b""
-            threading.Thread(target=read, args=(c, port), daemon=True).start()
-
-    def read(c, port):
-        with c:
-            while True:
-                try:
-                    b = c.recv(4096)
-                except OSError:
-                    return
-                if not b:
-                    return
-                got[port] += b
-
-    threading.Thread(target=serve, daemon=True).start()
+    server = Server(lab, answer=False)
     socks = []
     try:
         sensor = lab.start_sensor("--log-dir", str(tmp_path), "--max-sessions", "64", "-q")
@@ -215,10 +189,9 @@ def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         time.sleep(0.5)
         attack.sendall(b"in/phf?Qalias=x HTTP/1.0\r\n\r\n")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not got.get(aport, b"").endswith(b"\r\n\r\n"):
-            time.sleep(0.05)
-        assert got[aport] == b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n"
+        read = server.conn(aport)
+        wait_until(lambda: read["data"].endswith(b"\r\n\r\n"))
+        assert read["data"] == b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n"
         time.sleep(0.3)
         stop(sensor)
         assert pipeline_counter(sensor, "stream_evicted") >= 80
@@ -233,4 +206,4 @@ def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
     finally:
         for s in socks:
             s.close()
-        srv.close()
+        server.close()
