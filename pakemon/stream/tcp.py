@@ -351,25 +351,30 @@ def _scan_options(opts: bytes):
 
 def _tsecr(opts: bytes) -> int | None:
     """The timestamp echo (TSecr) of a TCP option block, None without a
-    (well-formed) timestamp option."""
+    (well-formed) timestamp option.
+
+    The last one counts, as for TSval: ``tcp_parse_options`` overwrites
+    rcv_tsval and rcv_tsecr at each, so a first option echoing the SYN
+    cannot vouch for a segment whose later one does not."""
+    tsecr = None
     i = 0
     n = len(opts)
     while i < n:
         kind = opts[i]
         if kind == 0:
-            return None
+            break
         if kind == 1:
             i += 1
             continue
         if i + 1 >= n:
-            return None
+            break
         size = opts[i + 1]
         if size < 2 or i + size > n:
-            return None
+            break
         if kind == 8 and size == 10:
-            return _u32(opts, i + 6)[0]
+            tsecr = _u32(opts, i + 6)[0]
         i += size
-    return None
+    return tsecr
 
 
 @dataclass(frozen=True, slots=True)

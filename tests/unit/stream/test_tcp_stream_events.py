@@ -63,6 +63,19 @@ def test_a_syn_ack_echoing_the_syn_timestamp_is_not_flagged():
     assert K.STREAM_PAWS_FAILED not in rst.anomalies
 
 
+@pytest.mark.parametrize("order", ["echo-first", "bogus-first"])
+def test_of_two_timestamp_options_the_last_is_the_one_judged(order):
+    # tcp_parse_options overwrites rcv_tsecr at each timestamp option: an
+    # echo of the SYN put first cannot vouch for a bogus one after it.
+    lab = Lab(checksum="off")
+    client(lab, SYN, lab.cisn, 0, MSS + tsopt(5000))
+    good = tsopt(77, 5000)[2:]  # the option alone, without its NOPs
+    bad = TS_BOGUS[:10]
+    opts = (good + bad if order == "echo-first" else bad + good) + b"\0\0\0\0"
+    rst, _ = server(lab, RST | ACK, lab.sisn, lab.cseq(0), opts)
+    assert (K.STREAM_PAWS_FAILED in rst.anomalies) == (order == "echo-first")
+
+
 def test_syn_flood_before_the_handshake_is_flagged_per_syn_past_the_queue():
     lab = Lab(policy="windows", checksum="off")
     flagged = []
