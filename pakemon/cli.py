@@ -739,8 +739,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = _Parser(prog="pakemon-xdp", description="Rule-based network intrusion "
-                "detection (Pakemon revived): offline capture files now, XDP live "
-                "capture later.", epilog=EXIT_CODES, formatter_class=fmt)
+                "detection (Pakemon revived): an XDP sensor on a live interface "
+                "(attach) or capture files (read).", epilog=EXIT_CODES, formatter_class=fmt)
     p.add_argument("--version", action="version", version=f"pakemon-xdp {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
