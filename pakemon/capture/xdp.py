@@ -66,6 +66,18 @@ BPF_SOURCE = "pakemon_xdp.bpf.c"
 # (bench/live_bench.py). bcc's default of 8 loses at a few thousand frames/s.
 DEFAULT_PAGE_CNT = 1024
 
+# A poll that woke for fewer records than this waits BATCH_WAIT_S before
+# reading the rings, so the next records join the batch. The kernel wakes
+# the reader per record (perf wakeup_events 1: larger values woke it far
+# too rarely here, on kernel 6.18, and the rings overflowed at 25,000
+# frames/s), and each wakeup costs the reader a context switch, two
+# polls and the batch's bookkeeping: at 20,000 frames/s that was two thirds
+# of its CPU (28.9 us a record against 9.8 at top speed; with the wait,
+# 15.8), measured with bench/live_bench.py on 2026-11-29. The price is up
+# to BATCH_WAIT_S more before a quiet link's frame is inspected.
+BATCH_MIN = 64
+BATCH_WAIT_S = 0.002
+
 # While records are held back for time order (perf_reader.TimeOrder), poll
 # at most this long (ms): a held frame waits at most about this for release.
 HOLD_POLL_MS = 5
@@ -374,6 +386,8 @@ class XdpSensor:
             # held records wait for the next read: do not sleep on them
             timeout_ms = min(timeout_ms, HOLD_POLL_MS)
         self._bpf.perf_buffer_poll(timeout_ms)
+        if 0 < len(self._records) < BATCH_MIN and not drain:
+            time.sleep(BATCH_WAIT_S)
         # Every record stamped before mark is in its ring now; read them all.
         mark = (time.monotonic_ns() + self._offset_ns) / 1e9
         self._bpf.perf_buffer_poll(0)
