@@ -172,6 +172,15 @@ def main(argv=None) -> int:
     fig_dir = out / FIG_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     results: dict = {"command": cmd}
+    # A run of some parts keeps the figures of the others from the last run
+    # (evaluation.md is written from all of them).
+    try:
+        with open(fig_dir / "results.json") as f:
+            before = json.load(f)
+        results.update({k: v for k, v in before.items()
+                        if k in ("evasion", "load", "stability") and k not in parts})
+    except (OSError, ValueError):
+        pass
     status = 0
     t_all = time.monotonic()
 
