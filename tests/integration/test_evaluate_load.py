@@ -123,3 +123,24 @@ def test_load_run_live(tmp_path):
     md = load.markdown(res)
     assert f"| 5000pps | {cap_frames} | {round(light['offered_fps'])} |" in md
     assert "PASS: the kernel counted exactly" in md
+
+
+def test_a_run_of_one_part_keeps_the_other_parts_figures(tmp_path, monkeypatch):
+    # The figures of the last full run, as committed; then only the load
+    # part runs again (its result stood in for by the committed one, marked).
+    import json
+
+    from bench.evaluate import run
+
+    committed = json.loads((ROOT / "docs" / "evaluation" / "results.json").read_text())
+    (tmp_path / run.FIG_DIR).mkdir()
+    (tmp_path / run.FIG_DIR / "results.json").write_text(json.dumps(committed))
+    again = dict(committed["load"], lossless_max_fps=123_456)
+    monkeypatch.setattr(load, "run_load", lambda *a, **k: dict(again))
+    assert run.main(["--parts", "load", "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / run.FIG_DIR / "results.json").read_text())
+    assert after["load"]["lossless_max_fps"] == 123_456
+    assert after["evasion"] == committed["evasion"]
+    assert after["stability"] == committed["stability"]
+    md = (tmp_path / "evaluation.md").read_text()
+    assert "## Evasion (Figure 9)" in md and "## Stability" in md and "123,456" in md
