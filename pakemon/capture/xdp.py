@@ -4,7 +4,8 @@ Stage: capture (live edge). ``XdpSensor`` compiles ``bpf/pakemon_xdp.bpf.c``
 with bcc, checks that ``pakemon.abi`` matches what was compiled, attaches
 the XDP program to an interface (and the tc program on clsact egress for
 ``direction="both"``), fills the service maps from a ``RuleTree``, and reads
-the perf ring: ``poll()`` returns ``(ts, frame)`` pairs for
+the perf rings (directly, ``perf_ring``, or through bcc's reader off x86-64):
+``poll()`` returns ``(ts, frame)`` pairs for
 ``Pipeline.feed``, the same shape ``pakemon-xdp read`` gets from a capture
 file, in kernel-time order across the CPUs' rings (``TimeOrder``).
 ``counters()`` sums the per-CPU counters (the paper's section 4.2
@@ -41,12 +42,14 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from pakemon import abi
+from pakemon.capture import perf_ring
 from pakemon.capture.perf_reader import (
     META_SIZE,
     PerfRecord,
     RejectReason,
     TimeOrder,
     decode_record,
+    decode_records,
     monotonic_offset_ns,
 )
 
@@ -260,8 +263,10 @@ class XdpSensor:
                  snaplen: int = abi.SNAPLEN_DEFAULT, page_cnt: int = DEFAULT_PAGE_CNT,
                  bypass_timeout: float = DEFAULT_BYPASS_TIMEOUT,
                  scan_tcp: bool = False, scan_udp: bool = False,
-                 cflags: tuple[str, ...] = ()) -> None:
+                 cflags: tuple[str, ...] = (), reader: str = "auto") -> None:
         _need_root()
+        if reader not in ("auto", "bcc"):
+            raise SensorError(f"reader must be auto or bcc, not {reader}")
         bcc = _import_bcc()
         _check_kernel_headers()
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
@@ -283,7 +288,9 @@ class XdpSensor:
         self._records: list[PerfRecord] = []
         self._order = TimeOrder()
         self._rejected = {r: 0 for r in (RejectReason.SHORT_META, RejectReason.SHORT_FRAME,
-                                         RejectReason.CAP_OVER_WIRE, RejectReason.ABI_VERSION)}
+                                         RejectReason.CAP_OVER_WIRE, RejectReason.ABI_VERSION,
+                                         RejectReason.RING_CORRUPT)}
+        self._rings = None  # perf_ring.PerfRings, or None: bcc's reader
         self._lost: dict[int, int] = {}
         self._closed = False
         self.check_layout()
@@ -292,7 +299,7 @@ class XdpSensor:
         self.configure(snaplen=snaplen, bypass_timeout=bypass_timeout,
                        scan_tcp=scan_tcp, scan_udp=scan_udp, block=False)
         self._offset_ns = monotonic_offset_ns()
-        self._open_perf(page_cnt)
+        self._open_perf(page_cnt, direct=reader == "auto")
         atexit.register(self.close)
 
     # -- loading -------------------------------------------------------------
@@ -338,10 +345,21 @@ class XdpSensor:
 
     # -- perf ring -----------------------------------------------------------
 
-    def _open_perf(self, page_cnt: int) -> None:
+    @property
+    def reader(self) -> str:
+        """How the perf rings are read: "direct" (perf_ring) or "bcc"."""
+        return "bcc" if self._rings is None else "direct"
+
+    def _open_perf(self, page_cnt: int, direct: bool = True) -> None:
         events = self._bpf[abi.MAP_EVENTS]
         from bcc.utils import get_online_cpus
 
+        if direct and perf_ring.available():
+            try:
+                self._rings = perf_ring.PerfRings(events, get_online_cpus(), page_cnt)
+                return
+            except OSError:
+                self._rings = None  # bcc's reader says what is wrong, if anything
         try:
             # One reader per CPU with its own lost callback, so losses are
             # counted per CPU (the public open_perf_buffer's lost_cb is not
@@ -373,6 +391,17 @@ class XdpSensor:
         else:
             self._records.append(rec)
 
+    def _read_rings(self) -> None:
+        rings = self._rings
+        for cpu, chunk in zip(rings.cpus, rings.read()):
+            if chunk:
+                lost, junk = decode_records(chunk, self._offset_ns, self._records,
+                                            self._rejected)
+                if lost:
+                    self._lost[cpu] = self._lost.get(cpu, 0) + lost
+                if junk:
+                    self._rejected[RejectReason.RING_CORRUPT] += 1
+
     def poll_records(self, timeout_ms: int = 100, drain: bool = False) -> list[PerfRecord]:
         """Wait up to timeout_ms for records; return them in time order.
 
@@ -385,12 +414,19 @@ class XdpSensor:
         if order.held and not drain:
             # held records wait for the next read: do not sleep on them
             timeout_ms = min(timeout_ms, HOLD_POLL_MS)
-        self._bpf.perf_buffer_poll(timeout_ms)
+        if self._rings is not None:
+            self._rings.wait(timeout_ms)
+            self._read_rings()
+        else:
+            self._bpf.perf_buffer_poll(timeout_ms)
         if 0 < len(self._records) < BATCH_MIN and not drain:
             time.sleep(BATCH_WAIT_S)
         # Every record stamped before mark is in its ring now; read them all.
         mark = (time.monotonic_ns() + self._offset_ns) / 1e9
-        self._bpf.perf_buffer_poll(0)
+        if self._rings is not None:
+            self._read_rings()
+        else:
+            self._bpf.perf_buffer_poll(0)
         recs, self._records = self._records, []
         out = order.release(recs, mark)
         if drain:
@@ -702,6 +738,8 @@ class XdpSensor:
                 self._bpf.cleanup()
             except Exception:
                 pass
+            if self._rings is not None:
+                self._rings.close()
 
     def _check_open(self) -> None:
         if self._closed:

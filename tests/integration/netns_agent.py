@@ -81,6 +81,9 @@ class Agent:
         return [{"ts": r.ts, "frame": r.frame.hex(), "wire_len": r.wire_len,
                  "flags": r.flags, "hook": r.hook, "ifindex": r.ifindex} for r in out]
 
+    def op_reader(self):
+        return self.sensor.reader
+
     def op_lost(self):
         return {str(cpu): n for cpu, n in self.sensor.lost_per_cpu().items()}
 

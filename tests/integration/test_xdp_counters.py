@@ -7,6 +7,7 @@ in native and in generic mode.
 
 from __future__ import annotations
 
+import platform
 import time
 
 import pytest
@@ -70,10 +71,13 @@ def test_counters_equal_frames_sent_by_class(lab, mode):
         srv.call("close")
 
 
-def test_perf_ring_overflow_is_counted_per_cpu_and_by_the_kernel(lab):
+@pytest.mark.parametrize("reader", ["auto", "bcc"])
+def test_perf_ring_overflow_is_counted_per_cpu_and_by_the_kernel(lab, reader):
     srv = lab.server
-    srv.call("open", page_cnt=1)  # one 4 KiB page per CPU: three frames fit
+    srv.call("open", page_cnt=1, reader=reader)  # one 4 KiB page per CPU: three frames fit
     try:
+        want = "direct" if reader == "auto" and platform.machine() == "x86_64" else "bcc"
+        assert srv.call("reader") == want
         srv.call("attach", ifname=IF_B)
         srv.call("set_rules", text="u udp * * *\n")
         frames = [eth(lab, IP(src=IP_A, dst=DST) / UDP(sport=5000, dport=9999) / (b"z" * 1000))

@@ -44,6 +44,7 @@ def reader():
     s._order = TimeOrder()
     s._rejected = {}
     s._offset_ns = 0
+    s._rings = None  # bcc's reader path
     s._bpf = FakeBPF(s)
     return s
 
