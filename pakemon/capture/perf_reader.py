@@ -83,20 +83,23 @@ def decode_record(raw: bytes, offset_ns: int) -> tuple[Optional[PerfRecord], Opt
     raw: the sample's bytes (meta, frame, padding), already copied out of
     the ring. offset_ns: wall-clock minus monotonic time, in nanoseconds.
     """
-    if len(raw) < META_SIZE:
+    return _judge(raw, 0, len(raw), offset_ns)
+
+
+def _judge(buf: bytes, start: int, stop: int, offset_ns: int):
+    """The sample in buf[start:stop]: (PerfRecord, None) or (None, reason)."""
+    if stop - start < META_SIZE:
         return None, RejectReason.SHORT_META
-    meta = abi.PerfMeta.from_buffer_copy(raw, 0)
-    if meta.abi_version != abi.ABI_VERSION:
+    ts_ns, ifindex, pkt_len, cap, flags, hook, version = META.unpack_from(buf, start)
+    if version != abi.ABI_VERSION:
         return None, RejectReason.ABI_VERSION
-    cap = meta.cap_len
-    if cap > meta.pkt_len:
+    if cap > pkt_len:
         return None, RejectReason.CAP_OVER_WIRE
-    end = META_SIZE + cap
-    if len(raw) < end:
+    f0 = start + META_SIZE
+    if f0 + cap > stop:
         return None, RejectReason.SHORT_FRAME
-    ts = (meta.ts_ns + offset_ns) / 1e9
-    return PerfRecord(ts, raw[META_SIZE:end], meta.pkt_len, meta.flags, meta.ifindex,
-                      meta.hook), None
+    return PerfRecord((ts_ns + offset_ns) / 1e9, buf[f0:f0 + cap], pkt_len, flags, ifindex,
+                      hook), None
 
 
 def decode_records(chunk: bytes, offset_ns: int, records: list, rejected: dict) -> tuple[int, int]:
@@ -108,8 +111,6 @@ def decode_records(chunk: bytes, offset_ns: int, records: list, rejected: dict) 
     lost = 0
     pos = 0
     end = len(chunk)
-    meta_unpack = META.unpack_from
-    version = abi.ABI_VERSION
     append = records.append
     while pos + 8 <= end:
         rtype, _misc, size = PERF_HEADER.unpack_from(chunk, pos)
@@ -117,22 +118,11 @@ def decode_records(chunk: bytes, offset_ns: int, records: list, rejected: dict) 
             break
         if rtype == PERF_RECORD_SAMPLE and size >= 12:
             n = _U32.unpack_from(chunk, pos + 8)[0]
-            start = pos + 12
-            stop = min(start + n, pos + size)
-            if stop - start < META_SIZE:
-                rejected[RejectReason.SHORT_META] += 1
+            rec, why = _judge(chunk, pos + 12, min(pos + 12 + n, pos + size), offset_ns)
+            if rec is None:
+                rejected[why] += 1
             else:
-                ts_ns, ifindex, pkt_len, cap, flags, hook, ver = meta_unpack(chunk, start)
-                if ver != version:
-                    rejected[RejectReason.ABI_VERSION] += 1
-                elif cap > pkt_len:
-                    rejected[RejectReason.CAP_OVER_WIRE] += 1
-                elif start + META_SIZE + cap > stop:
-                    rejected[RejectReason.SHORT_FRAME] += 1
-                else:
-                    f0 = start + META_SIZE
-                    append(PerfRecord((ts_ns + offset_ns) / 1e9, chunk[f0:f0 + cap],
-                                      pkt_len, flags, ifindex, hook))
+                append(rec)
         elif rtype == PERF_RECORD_LOST and size >= 24:
             lost += _U64.unpack_from(chunk, pos + 16)[0]
         pos += size
