@@ -412,7 +412,7 @@ def measure_step(lab: LiveLab, cap: LoadCapture, rate: str, *, attached: bool, w
 
 # ---- the part --------------------------------------------------------------------
 
-FULL_RATES = ["5000", "10000", "20000", "40000", "60000", "topspeed"]
+FULL_RATES = ["5000", "10000", "20000", "40000", "60000", "80000", "100000", "topspeed"]
 QUICK_RATES = ["10000", "30000", "topspeed"]
 
 
@@ -651,9 +651,11 @@ def markdown(res: dict, rel: str = "evaluation") -> str:
                    f"{top_a['offered_fps']:,.0f} frames/s with the sensor attached. The "
                    f"receive softirq, where the XDP program and its perf output run, and "
                    f"the sensor process share this machine's {os.cpu_count()} CPUs with "
-                   f"the sender (and perf wakes the reader per record), so here the "
-                   f"offered load cannot outrun the sensor by much; a sender on another "
-                   f"machine would be needed to push past that point.\n")
+                   f"the sender, so the sender is slowed by the sensor's share; a "
+                   f"sender on another machine would offer more. Most of the softirq "
+                   f"share is the perf ring waking the reader at every record (the "
+                   f"default); `attach --wakeup-bytes` wakes it per batch of bytes "
+                   f"instead (README, Live throughput).\n")
     fails = [s for s in att if s["detection_pct"] != 100.0 or s["lost"]]
     for s in fails:
         why = []

@@ -430,8 +430,10 @@ def markdown(res: dict, rel: str = "evaluation") -> str:
         f"{res['rate_fps']:,} frames/s"
         + (f" (a quarter of the highest lossless load rate, "
            f"{res['rate_from_lossless_max']:,.0f} frames/s)"
-           if res.get("rate_from_lossless_max") else " (default rate: the load "
-           "part gave no lossless rate)")
+           if res.get("rate_from_lossless_max")
+           else " (given with `--stability-rate`)"
+           if "--stability-rate" in res.get("stamp", {}).get("command", "")
+           else " (default rate: the load part gave no lossless rate)")
         + f". Sampled every {res['interval_s']:g} s; warm-up {res['warmup_s']:g} s.\n")
     if res.get("status") == "error":
         out.append(f"**Run failed:** {res.get('reason')}\n")

@@ -70,16 +70,27 @@ BPF_SOURCE = "pakemon_xdp.bpf.c"
 DEFAULT_PAGE_CNT = 1024
 
 # A poll that woke for fewer records than this waits BATCH_WAIT_S before
-# reading the rings, so the next records join the batch. The kernel wakes
-# the reader per record (perf wakeup_events 1: larger values woke it far
-# too rarely here, on kernel 6.18, and the rings overflowed at 25,000
-# frames/s), and each wakeup costs the reader a context switch, two
+# reading the rings, so the next records join the batch. bcc's reader is
+# woken per record (wakeup_events 1: larger values woke it far too rarely
+# here, on kernel 6.18, and the rings overflowed at 25,000 frames/s), and
+# each wakeup costs the reader a context switch, two
 # polls and the batch's bookkeeping: at 20,000 frames/s that was two thirds
 # of its CPU (28.9 us a record against 9.8 at top speed; with the wait,
 # 15.8), measured with bench/live_bench.py on 2026-11-29. The price is up
 # to BATCH_WAIT_S more before a quiet link's frame is inspected.
 BATCH_MIN = 64
 BATCH_WAIT_S = 0.002
+
+# With wakeup_bytes (the direct rings only), the kernel wakes the reader
+# once that many bytes came into a ring (a quarter of the ring at most)
+# instead of at every record, and the reader looks at the rings at least
+# every RING_POLL_MS whatever the wakeups: a frame on a quiet link waits at
+# most that long (plus BATCH_WAIT_S) to be inspected (AF_PACKET v3's block
+# timeout in Suricata is 10 ms), and an idle sensor polls 50 times a second:
+# 0.65% of a CPU here (1.3% at 10 ms). Not the default: the per-record
+# wakeups are what slows a sender on the same machine (tcpreplay --topspeed
+# into a veth) to the reader's pace; see README, Live throughput.
+RING_POLL_MS = 20
 
 # While records are held back for time order (perf_reader.TimeOrder), poll
 # at most this long (ms): a held frame waits at most about this for release.
@@ -263,10 +274,13 @@ class XdpSensor:
                  snaplen: int = abi.SNAPLEN_DEFAULT, page_cnt: int = DEFAULT_PAGE_CNT,
                  bypass_timeout: float = DEFAULT_BYPASS_TIMEOUT,
                  scan_tcp: bool = False, scan_udp: bool = False,
-                 cflags: tuple[str, ...] = (), reader: str = "auto") -> None:
+                 cflags: tuple[str, ...] = (), reader: str = "auto",
+                 wakeup_bytes: int = 0) -> None:
         _need_root()
         if reader not in ("auto", "bcc"):
             raise SensorError(f"reader must be auto or bcc, not {reader}")
+        if wakeup_bytes < 0:
+            raise SensorError(f"wakeup_bytes must be >= 0, not {wakeup_bytes}")
         bcc = _import_bcc()
         _check_kernel_headers()
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
@@ -299,7 +313,7 @@ class XdpSensor:
         self.configure(snaplen=snaplen, bypass_timeout=bypass_timeout,
                        scan_tcp=scan_tcp, scan_udp=scan_udp, block=False)
         self._offset_ns = monotonic_offset_ns()
-        self._open_perf(page_cnt, direct=reader == "auto")
+        self._open_perf(page_cnt, direct=reader == "auto", wakeup_bytes=wakeup_bytes)
         atexit.register(self.close)
 
     # -- loading -------------------------------------------------------------
@@ -350,13 +364,19 @@ class XdpSensor:
         """How the perf rings are read: "direct" (perf_ring) or "bcc"."""
         return "bcc" if self._rings is None else "direct"
 
-    def _open_perf(self, page_cnt: int, direct: bool = True) -> None:
+    @property
+    def wakeup_bytes(self) -> int:
+        """Bytes a ring takes in before the reader is woken; 0: every record."""
+        return self._rings.watermark if self._rings is not None else 0
+
+    def _open_perf(self, page_cnt: int, direct: bool = True, wakeup_bytes: int = 0) -> None:
         events = self._bpf[abi.MAP_EVENTS]
         from bcc.utils import get_online_cpus
 
         if direct and perf_ring.available():
             try:
-                self._rings = perf_ring.PerfRings(events, get_online_cpus(), page_cnt)
+                self._rings = perf_ring.PerfRings(events, get_online_cpus(), page_cnt,
+                                                  watermark=wakeup_bytes)
                 return
             except OSError:
                 self._rings = None  # bcc's reader says what is wrong, if anything
@@ -415,7 +435,8 @@ class XdpSensor:
             # held records wait for the next read: do not sleep on them
             timeout_ms = min(timeout_ms, HOLD_POLL_MS)
         if self._rings is not None:
-            self._rings.wait(timeout_ms)
+            self._rings.wait(min(timeout_ms, RING_POLL_MS) if self._rings.watermark
+                             else timeout_ms)
             self._read_rings()
         else:
             self._bpf.perf_buffer_poll(timeout_ms)

@@ -82,7 +82,7 @@ class Agent:
                  "flags": r.flags, "hook": r.hook, "ifindex": r.ifindex} for r in out]
 
     def op_reader(self):
-        return self.sensor.reader
+        return [self.sensor.reader, self.sensor.wakeup_bytes]
 
     def op_lost(self):
         return {str(cpu): n for cpu, n in self.sensor.lost_per_cpu().items()}

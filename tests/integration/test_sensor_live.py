@@ -79,11 +79,16 @@ def pipeline_counter(sensor, name) -> int:
     return 0
 
 
-def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path):
+# wakeup: the perf rings wake the reader at every record (default), or once
+# 64 KiB came in; this light traffic then never reaches the watermark and
+# is read at the reader's 20 ms poll
+@pytest.mark.parametrize("wakeup", [[], ["--wakeup-bytes", "64k"]], ids=["per-record", "64k"])
+def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path, wakeup):
     lab.start_http(80)
     cap = Capture(lab, lab.srv, SRV_IF)
     try:
-        sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"), "--direction", "both")
+        sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"), "--direction", "both",
+                                  *wakeup)
         status = [
             lab.http_get("/index.html"),
             lab.http_get("/cgi-bin/phf?Qalias=x%0a/bin/cat%20/etc/passwd"),
