@@ -472,6 +472,12 @@ def run_attach(args) -> int:
                                        bypass_timeout=args.bypass_timeout,
                                        scan_tcp=pipe.config.scan.enabled,
                                        scan_udp=pipe.config.scan.enabled)
+                if args.wakeup_bytes and sensor.wakeup_bytes != args.wakeup_bytes:
+                    _err(f"warning: --wakeup-bytes {args.wakeup_bytes}: "
+                         + (f"at most a quarter of the ring, {sensor.wakeup_bytes}"
+                            if sensor.wakeup_bytes else
+                            "needs the direct perf reader (x86-64); the reader is "
+                            "woken at every record"))
                 counts = sensor.set_services(kernel_tree(tree, rs.sig))
                 sensor.set_block(args.block)
                 if sig.stop:

@@ -70,10 +70,10 @@ BPF_SOURCE = "pakemon_xdp.bpf.c"
 DEFAULT_PAGE_CNT = 1024
 
 # A poll that woke for fewer records than this waits BATCH_WAIT_S before
-# reading the rings, so the next records join the batch. bcc's reader is
-# woken per record (wakeup_events 1: larger values woke it far too rarely
-# here, on kernel 6.18, and the rings overflowed at 25,000 frames/s), and
-# each wakeup costs the reader a context switch, two
+# reading the rings, so the next records join the batch. By default the
+# reader is woken per record (wakeup_events 1: larger values woke it far
+# too rarely here, on kernel 6.18, and the rings overflowed at 25,000
+# frames/s), and each wakeup costs the reader a context switch, two
 # polls and the batch's bookkeeping: at 20,000 frames/s that was two thirds
 # of its CPU (28.9 us a record against 9.8 at top speed; with the wait,
 # 15.8), measured with bench/live_bench.py on 2026-11-29. The price is up

@@ -212,3 +212,12 @@ def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
         for s in socks:
             s.close()
         server.close()
+
+
+def test_a_wakeup_watermark_past_a_quarter_of_the_ring_is_cut_and_said(lab, tmp_path):
+    sensor = lab.start_sensor("--log-dir", str(tmp_path), "--pages", "1",
+                              "--wakeup-bytes", "64k")
+    # one 4 KiB page per CPU: a wakeup must come while there is room left
+    sensor.wait_for(r"^pakemon-xdp: warning: --wakeup-bytes 65536: at most a quarter of "
+                    r"the ring, 1024$", timeout=5)
+    stop(sensor)
