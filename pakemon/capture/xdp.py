@@ -411,8 +411,15 @@ class XdpSensor:
         else:
             self._records.append(rec)
 
-    def _read_rings(self) -> None:
+    def _read(self, timeout_ms: int) -> None:
+        """Wait up to timeout_ms for a wakeup (0: not at all), then take
+        every ring's records into self._records."""
         rings = self._rings
+        if rings is None:
+            self._bpf.perf_buffer_poll(timeout_ms)  # bcc calls _on_sample per record
+            return
+        if timeout_ms:
+            rings.wait(min(timeout_ms, RING_POLL_MS) if rings.watermark else timeout_ms)
         for cpu, chunk in zip(rings.cpus, rings.read()):
             if chunk:
                 lost, junk = decode_records(chunk, self._offset_ns, self._records,
@@ -434,20 +441,12 @@ class XdpSensor:
         if order.held and not drain:
             # held records wait for the next read: do not sleep on them
             timeout_ms = min(timeout_ms, HOLD_POLL_MS)
-        if self._rings is not None:
-            self._rings.wait(min(timeout_ms, RING_POLL_MS) if self._rings.watermark
-                             else timeout_ms)
-            self._read_rings()
-        else:
-            self._bpf.perf_buffer_poll(timeout_ms)
+        self._read(timeout_ms)
         if 0 < len(self._records) < BATCH_MIN and not drain:
             time.sleep(BATCH_WAIT_S)
         # Every record stamped before mark is in its ring now; read them all.
         mark = (time.monotonic_ns() + self._offset_ns) / 1e9
-        if self._rings is not None:
-            self._read_rings()
-        else:
-            self._bpf.perf_buffer_poll(0)
+        self._read(0)
         recs, self._records = self._records, []
         out = order.release(recs, mark)
         if drain:

@@ -213,9 +213,9 @@ that leaves either way having carried data is remembered (bounded): picked
 up again, it resumes where each receiver was, after the last
 ``RESUME_TAIL`` bytes it had read (what was held above the stream,
 multi-pattern state and parsers, is still lost); an evicted one is
-reported (``STREAM_RESUMED_AFTER_EVICTION``). A session leaving by timeout, eviction or ``flush`` delivers what it
-held first, holes marked ``gap=True``; a RST discards what its receiver
-held, as that host does.
+reported (``STREAM_RESUMED_AFTER_EVICTION``). A session leaving by
+timeout, eviction or ``flush`` delivers what it held first, holes marked
+``gap=True``; a RST discards what its receiver held, as that host does.
 
 Invariants
 ----------
@@ -1036,17 +1036,15 @@ class TcpReassembler:
             return
         if n > 1:
             text = f"{text} ({n} since the last notice, the last one)"
-        src, dst = format_addr(d.src), format_addr(d.dst)
-        out.append(Notice(ts, kind, f"{text}, from {src}:{d.sport} to {dst}:{d.dport}",
-                          "TCP", src, dst, d.sport, d.dport))
+        _flow_notice(ts, kind, text, d, out)
 
     def _resume(self, d, pkt, out) -> None:
         """d's session was just picked up midstream from pkt. If its 4-tuple
         left with data before (``_remember``), go on from there, reporting
-        an evicted one: each
-        direction's stream resumes where its receiver was (a segment sent
-        out of order first is queued, not taken as the start) after the
-        tail it had read, so a pattern split across the gap still matches."""
+        an evicted one: each direction's stream resumes where its receiver
+        was (a segment sent out of order first is queued, not taken as the
+        start) after the tail it had read, so a pattern split across the gap
+        still matches."""
         keys = self._gone
         if not keys:
             return
@@ -1280,9 +1278,7 @@ class TcpReassembler:
         if s.noticed & bit:
             return
         s.noticed |= bit
-        src, dst = format_addr(d.src), format_addr(d.dst)
-        out.append(Notice(ts, kind, f"{text}, from {src}:{d.sport} to {dst}:{d.dport}",
-                          "TCP", src, dst, d.sport, d.dport))
+        _flow_notice(ts, kind, text, d, out)
 
     def _free(self, pkt, kind, text, out):
         """A notice about a segment of no session: at most one a second per kind."""
@@ -1291,11 +1287,8 @@ class TcpReassembler:
             self._notice(d, kind, text, pkt.ts, out)
             return
         self._mark(kind)
-        if not self._rated(kind, pkt.ts):
-            return
-        src, dst = format_addr(pkt.src), format_addr(pkt.dst)
-        out.append(Notice(pkt.ts, kind, f"{text}, from {src}:{pkt.sport} to {dst}:{pkt.dport}",
-                          "TCP", src, dst, pkt.sport, pkt.dport))
+        if self._rated(kind, pkt.ts):
+            _flow_notice(pkt.ts, kind, text, pkt, out)
 
     def _bad_checksum(self, pkt, out):
         self.c_bad_checksum += 1
@@ -2435,6 +2428,14 @@ class TcpReassembler:
 def _queued_bytes(d) -> int:
     """Data bytes in d's queue (its charge less the items' cost)."""
     return sum(it[1] - it[0] for it in d.q if it[2] is not None)
+
+
+def _flow_notice(ts, kind, text, f, out) -> None:
+    """A notice naming f's flow: f is a direction or a segment (both have
+    src, dst, sport and dport)."""
+    src, dst = format_addr(f.src), format_addr(f.dst)
+    out.append(Notice(ts, kind, f"{text}, from {src}:{f.sport} to {dst}:{f.dport}",
+                      "TCP", src, dst, f.sport, f.dport))
 
 
 def _tail(d) -> bytes:
