@@ -16,7 +16,9 @@
  *   - structs hold only fixed-width types, are laid out without implicit
  *     padding (explicit _pad fields), and state the byte order of each field.
  *
- * Only structs, enums and defines live here: no code, no maps.
+ * Only structs, enums and defines live here: no code, no maps. Include
+ * <linux/bpf.h> (the uapi one; bcc: <uapi/linux/bpf.h>) first: struct
+ * pk_pending holds a struct bpf_spin_lock.
  */
 #ifndef PAKEMON_ABI_H
 #define PAKEMON_ABI_H
@@ -25,7 +27,7 @@
 
 /* Bumped on every incompatible change below. Userland writes it into
  * struct pk_config and compares it with its own copy before attaching. */
-#define PK_ABI_VERSION 2
+#define PK_ABI_VERSION 3
 
 /* ---- limits ------------------------------------------------------------ */
 
@@ -71,6 +73,29 @@
  * more tags is pushed whole for it (PK_CNT_DEEP_HEADERS). */
 #define PK_VLAN_MAX 2
 
+/* Coalescing of the server's header-only data segments (PK_CFG_COALESCE,
+ * struct pk_pending). PK_PENDING_MAX flows hold a pending range at once
+ * (hash without preallocation: entries are freed after an RCU grace period,
+ * so userland's sweeper can delete one the program still points at); when
+ * it is full a segment is pushed on its own. PK_COALESCE_HDR_MAX header
+ * bytes are kept (a multiple of 8: copied in u64 words; Ethernet + 2 VLAN
+ * tags + IPv4 with 40 bytes of options + TCP with 40 bytes of options is
+ * 142); a segment with a longer header is pushed on its own. One record
+ * stands for at most PK_COALESCE_BYTES_MAX payload bytes (its IP length
+ * field must hold them). A range is grown only while its last segment is
+ * younger than PK_COALESCE_HOLD_NS; userland's sweeper takes ranges older
+ * than twice that (a flow gone quiet) out of the map. Frames the program
+ * cannot tie to a flow (IP fragments: a later one has no ports; frames past
+ * the header walk) stop all merging for PK_COALESCE_QUIET_NS (Linux keeps
+ * an IPv6 fragment queue 60 s, ip6frag_time; IPv4 30 s), and userland
+ * pushes every pending range before it reads such a frame: no client
+ * segment reaches the stream stage before what the server had sent. */
+#define PK_PENDING_MAX 16384
+#define PK_COALESCE_HDR_MAX 192
+#define PK_COALESCE_BYTES_MAX 61440
+#define PK_COALESCE_HOLD_NS 250000000ULL
+#define PK_COALESCE_QUIET_NS 60000000000ULL
+
 /* ---- perf record ------------------------------------------------------- */
 
 /* Where a record was taken (struct pk_event_meta.hook). */
@@ -87,6 +112,13 @@ enum pk_hook {
 #define PK_EVF_FRAGMENT  (1 << 4) /* an IP fragment (always pushed) */
 #define PK_EVF_ANY_PORT  (1 << 5) /* the protocol's any-port flag matched */
 #define PK_EVF_PROBE     (1 << 6) /* a scan probe (TCP without ACK, UDP) */
+#define PK_EVF_COALESCED (1 << 7) /* server segments in a row, as one header-only
+                                   * record: the last one's header, the first
+                                   * one's sequence number, an IP length that
+                                   * covers them all (struct pk_pending) */
+#define PK_EVF_NO_FLOW   (1 << 8) /* no flow the program can tell: a TCP
+                                   * fragment, or VLAN tags or IPv6 extension
+                                   * headers past the walk (pushed whole) */
 
 /*
  * The perf record: this struct, then cap_len bytes of the frame from its
@@ -139,6 +171,11 @@ enum pk_counter {
 	PK_CNT_PERF_FAIL,         /* bpf_perf_event_output failed (ring full) */
 	PK_CNT_MALFORMED,         /* headers cut short or inconsistent: passed */
 	PK_CNT_DEEP_HEADERS,      /* VLAN tags or IPv6 ext. headers past the walk: pushed whole */
+	PK_CNT_COALESCED,         /* server segments taken into a pending range (not
+	                           * pushed on their own; included in HDR_ONLY) */
+	PK_CNT_COALESCE_RECORDS,  /* pending ranges the program pushed (COALESCED
+	                           * records; the ones userland swept are its own count) */
+	PK_CNT_COALESCE_FULL,     /* segments pushed on their own: pk_pending was full */
 	PK_CNT__MAX,
 };
 
@@ -155,6 +192,8 @@ enum pk_counter {
 #define PK_CFG_BLOCK     (1 << 0) /* enforce pk_block: XDP_DROP its flows */
 #define PK_CFG_SCAN_TCP  (1 << 1) /* push headers of TCP without ACK, any port */
 #define PK_CFG_SCAN_UDP  (1 << 2) /* push headers of UDP, any port */
+#define PK_CFG_COALESCE  (1 << 3) /* merge the server's header-only data
+                                   * segments in a row (struct pk_pending) */
 
 /* All fields host byte order. A zeroed entry (before userland writes it)
  * pushes nothing and drops nothing. */
@@ -220,6 +259,47 @@ struct pk_block_val {
 	__u64 since_ns;     /* monotonic time userland marked the flow */
 	__u64 packets;      /* packets dropped */
 	__u64 bytes;        /* wire bytes dropped */
+};
+
+/* ---- coalescing (hash pk_pending, key struct pk_flow_key) -------------- */
+
+/*
+ * The server's side of a TCP service goes out header-only: userland keeps
+ * its sequence numbers, ACK, window and flags, never its bytes. In a
+ * response, segment after segment differs only in sequence number (and
+ * timestamp), and nothing reads them until the client speaks again. So a
+ * data segment with only ACK (and PSH) set, following on from the flow's
+ * pending range with the same ACK, is merged into it instead of pushed;
+ * the range goes out as one record (PK_EVF_COALESCED) before any other
+ * packet of the flow, either direction, is pushed: the receiver then knows
+ * everything the server sent before the client's next word, which is all
+ * its ACK checks need. Userland's sweeper pushes ranges of flows that went
+ * quiet. The record is the last segment's header with the first one's
+ * sequence number and an IP length covering every merged byte (IPv4
+ * header checksum recomputed), so a header-only record of one big segment.
+ *
+ * Key: the server->client direction (saddr = the server). Value, host byte
+ * order unless said: guarded by lock (the program's CPUs; userland reads
+ * it with BPF_F_LOCK).
+ */
+struct pk_pending {
+	struct bpf_spin_lock lock;
+	__u32 frames;      /* segments merged; 0: empty (flushed) */
+	__u64 ts_ns;       /* CLOCK_MONOTONIC of the last merge (or flush) */
+	__u32 seq_first;   /* sequence number of the first merged byte */
+	__u32 seq_next;    /* sequence number after the last merged byte */
+	__u32 ack;         /* the merged segments' ACK number */
+	__u32 bytes;       /* payload bytes merged */
+	__u32 wire_bytes;  /* wire bytes of the merged frames */
+	__u32 last_plen;   /* payload bytes of the last one (its IP length's) */
+	__u32 ifindex;
+	__u16 hdr_len;     /* bytes of hdr: the last segment, to the TCP payload */
+	__u16 l3_off;      /* IP header offset in hdr */
+	__u16 l4_off;      /* TCP header offset in hdr */
+	__u8  family;      /* 4 or 6 */
+	__u8  hook;        /* enum pk_hook */
+	__u8  hdr[PK_COALESCE_HDR_MAX]; /* wire bytes */
+	__u32 _pad;        /* zero */
 };
 
 #endif /* PAKEMON_ABI_H */

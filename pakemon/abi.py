@@ -27,15 +27,17 @@ import socket
 
 __all__ = [
     "ABI_VERSION", "SNAPLEN_MAX", "SNAPLEN_DEFAULT", "SERVICE_MAX", "BYPASS_MAX",
-    "BLOCK_MAX", "IPV6_EXT_MAX", "VLAN_MAX",
+    "BLOCK_MAX", "IPV6_EXT_MAX", "VLAN_MAX", "PENDING_MAX", "COALESCE_HDR_MAX",
+    "COALESCE_BYTES_MAX", "COALESCE_HOLD_NS", "COALESCE_QUIET_NS",
     "Hook", "EVF", "Counter", "ANY", "CFG", "Dir",
     "PerfMeta", "Config", "ServiceKey", "ServiceVal", "FlowKey", "FlowVal", "BlockVal",
-    "MAP_EVENTS", "MAP_COUNTERS", "MAP_CONFIG", "MAP_SERVICES", "MAP_BYPASS", "MAP_BLOCK",
+    "Pending", "MAP_EVENTS", "MAP_COUNTERS", "MAP_CONFIG", "MAP_SERVICES", "MAP_BYPASS",
+    "MAP_BLOCK", "MAP_PENDING",
     "MAP_META_LAYOUT", "PROG_XDP", "PROG_TC_EGRESS", "SHARED_STRUCTS",
     "flow_key", "layout_of",
 ]
 
-ABI_VERSION = 2  # PK_ABI_VERSION
+ABI_VERSION = 3  # PK_ABI_VERSION
 
 # ---- limits (see the header for why each has its value) ------------------
 SNAPLEN_MAX = 65279  # PK_SNAPLEN_MAX: the perf sample size is a u16
@@ -45,6 +47,11 @@ BYPASS_MAX = 65536  # PK_BYPASS_MAX
 BLOCK_MAX = 16384  # PK_BLOCK_MAX
 IPV6_EXT_MAX = 6  # PK_IPV6_EXT_MAX
 VLAN_MAX = 2  # PK_VLAN_MAX
+PENDING_MAX = 16384  # PK_PENDING_MAX: flows holding a pending range at once
+COALESCE_HDR_MAX = 192  # PK_COALESCE_HDR_MAX: header bytes a range keeps
+COALESCE_BYTES_MAX = 61440  # PK_COALESCE_BYTES_MAX: payload bytes one range covers
+COALESCE_HOLD_NS = 250_000_000  # PK_COALESCE_HOLD_NS: a range grows while younger
+COALESCE_QUIET_NS = 60_000_000_000  # PK_COALESCE_QUIET_NS: no merging after a NO_FLOW frame
 
 # ---- names the C program declares (maps, programs) ------------------------
 MAP_EVENTS = "events"  # BPF_PERF_OUTPUT
@@ -53,6 +60,7 @@ MAP_CONFIG = "pk_config"  # array, one Config at index 0
 MAP_SERVICES = "pk_services"  # hash ServiceKey -> ServiceVal
 MAP_BYPASS = "pk_bypass"  # LRU hash FlowKey -> FlowVal
 MAP_BLOCK = "pk_block"  # LRU hash FlowKey -> BlockVal
+MAP_PENDING = "pk_pending"  # hash FlowKey (server->client) -> Pending
 MAP_META_LAYOUT = "pk_meta_layout"  # array of PerfMeta, a layout witness only
 PROG_XDP = "pk_xdp"
 PROG_TC_EGRESS = "pk_tc_egress"
@@ -77,6 +85,8 @@ class EVF(enum.IntFlag):
     FRAGMENT = 1 << 4  # an IP fragment (always pushed)
     ANY_PORT = 1 << 5  # the protocol's any-port flag matched
     PROBE = 1 << 6  # a scan probe (TCP without ACK, UDP)
+    COALESCED = 1 << 7  # server segments in a row as one header-only record (Pending)
+    NO_FLOW = 1 << 8  # no flow the program can tell (TCP fragment, headers past the walk)
 
 
 class Counter(enum.IntEnum):
@@ -109,7 +119,10 @@ class Counter(enum.IntEnum):
     PERF_FAIL = 20  # bpf_perf_event_output failed (ring full)
     MALFORMED = 21  # headers cut short or inconsistent: passed
     DEEP_HEADERS = 22  # VLAN tags or IPv6 extension headers past the walk: pushed whole
-    MAX_ = 23  # PK_CNT__MAX: the array size, not a counter
+    COALESCED = 23  # server segments taken into a pending range (in HDR_ONLY too)
+    COALESCE_RECORDS = 24  # pending ranges the program pushed (COALESCED records)
+    COALESCE_FULL = 25  # segments pushed on their own: pk_pending was full
+    MAX_ = 26  # PK_CNT__MAX: the array size, not a counter
 
 
 class ANY(enum.IntFlag):
@@ -127,6 +140,7 @@ class CFG(enum.IntFlag):
     BLOCK = 1 << 0  # enforce pk_block: XDP_DROP its flows
     SCAN_TCP = 1 << 1  # push headers of TCP without ACK, any port
     SCAN_UDP = 1 << 2  # push headers of UDP, any port
+    COALESCE = 1 << 3  # merge the server's header-only data segments in a row
 
 
 class Dir(enum.IntEnum):
@@ -214,6 +228,31 @@ class BlockVal(ct.Structure):
     ]
 
 
+class Pending(ct.Structure):
+    """struct pk_pending: a pending range of server segments (pk_pending's
+    value); host byte order unless said."""
+
+    _fields_ = [
+        ("lock", ct.c_uint32),  # struct bpf_spin_lock (the kernel's; opaque here)
+        ("frames", ct.c_uint32),  # host order; segments merged, 0: empty
+        ("ts_ns", ct.c_uint64),  # host order; CLOCK_MONOTONIC of the last merge or flush
+        ("seq_first", ct.c_uint32),  # host order; first merged byte
+        ("seq_next", ct.c_uint32),  # host order; after the last merged byte
+        ("ack", ct.c_uint32),  # host order
+        ("bytes", ct.c_uint32),  # host order; payload bytes merged
+        ("wire_bytes", ct.c_uint32),  # host order; wire bytes of the merged frames
+        ("last_plen", ct.c_uint32),  # host order; the last segment's payload bytes
+        ("ifindex", ct.c_uint32),  # host order
+        ("hdr_len", ct.c_uint16),  # host order; bytes of hdr
+        ("l3_off", ct.c_uint16),  # host order; IP header offset in hdr
+        ("l4_off", ct.c_uint16),  # host order; TCP header offset in hdr
+        ("family", ct.c_uint8),  # 4 or 6
+        ("hook", ct.c_uint8),  # Hook
+        ("hdr", ct.c_uint8 * COALESCE_HDR_MAX),  # wire bytes: the last segment's header
+        ("_pad", ct.c_uint32),  # zero
+    ]
+
+
 # C struct name -> mirror, for the layout checks.
 SHARED_STRUCTS = {
     "pk_event_meta": PerfMeta,
@@ -223,6 +262,7 @@ SHARED_STRUCTS = {
     "pk_flow_key": FlowKey,
     "pk_flow_val": FlowVal,
     "pk_block_val": BlockVal,
+    "pk_pending": Pending,
 }
 
 

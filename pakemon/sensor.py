@@ -298,6 +298,11 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
     line("malformed", c.get("malformed", 0), "passed")
     line("deep headers", c.get("deep_headers", 0), "VLAN tags or IPv6 extension headers "
          "past the kernel's walk: pushed whole")
+    line("coalesced", c.get("coalesced", 0),
+         f"server segments merged into {c.get('coalesce_records', 0)} records, "
+         f"{c.get('swept_ranges', 0)} more taken by userland "
+         f"({c.get('swept_frames', 0)} segments); {c.get('coalesce_full', 0)} pushed "
+         "alone, the map full")
     per_cpu = dict(lost)
     for cpu in range(os.cpu_count() or 1):
         per_cpu.setdefault(cpu, 0)
@@ -313,8 +318,11 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
         # perf's lost callback only reports a CPU's losses with its next
         # record; the kernel's failed outputs and the candidates never read
         # show the losses of the last burst too.
+        # (records read include the ranges userland took out of the
+        # pending map itself: never candidates)
+        read = session.records - c.get("swept_ranges", 0)
         missing = max(c.get("perf_fail", 0), c.get("perf_lost", 0),
-                      c.get("candidates", 0) - session.records - c.get("rejected", 0))
+                      c.get("candidates", 0) - read - c.get("rejected", 0))
         line("samples lost", max(missing, 0), "the largest of perf lost, perf_fail and "
              "candidates not read")
         line("truncated frames", session.truncated_frames, "cut at the snaplen")
@@ -469,6 +477,7 @@ def run_attach(args) -> int:
             try:
                 sensor = xdp.XdpSensor(snaplen=args.snaplen, page_cnt=args.pages,
                                        wakeup_bytes=args.wakeup_bytes,
+                                       coalesce=not args.no_coalesce,
                                        bypass_timeout=args.bypass_timeout,
                                        scan_tcp=pipe.config.scan.enabled,
                                        scan_udp=pipe.config.scan.enabled)
@@ -676,6 +685,11 @@ def add_sensor_commands(sub, fmt) -> None:
                    "host (receive softirq at 60k frames/s: 45.8%% -> 2.9%% of a CPU), "
                    "frames wait up to 20 ms; a sender on the same machine is then no "
                    "longer slowed to the reader's pace (default 0: every record)")
+    a.add_argument("--no-coalesce", action="store_true",
+                   help="push every data segment of the servers' side on its own; by "
+                   "default the kernel merges header-only ones in a row into one "
+                   "record (pushed before the flow's next packet): about 40%% fewer "
+                   "records on web traffic")
     a.add_argument("--bypass-timeout", type=_seconds0, default=DEFAULT_BYPASS_TIMEOUT,
                    metavar="SECONDS", help="a bypassed flow idle this long is inspected "
                    f"again; 0 never (default {DEFAULT_BYPASS_TIMEOUT:g})")

@@ -33,7 +33,7 @@ from typing import NamedTuple, Optional
 from pakemon import abi
 
 __all__ = ["META_SIZE", "PerfRecord", "RejectReason", "TimeOrder", "decode_record",
-           "decode_records", "monotonic_offset_ns"]
+           "decode_records", "monotonic_offset_ns", "pending_record"]
 
 META_SIZE = ct.sizeof(abi.PerfMeta)
 # PerfMeta as a struct format, for the per-record path: unpack_from reads it
@@ -48,6 +48,7 @@ PERF_HEADER = struct.Struct("<IHH")
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
 _U32 = struct.Struct("<I")
+_COALESCED_FLAGS = int(abi.EVF.REVERSE | abi.EVF.HDR_ONLY | abi.EVF.COALESCED)
 _U64 = struct.Struct("<Q")
 
 
@@ -127,6 +128,32 @@ def decode_records(chunk: bytes, offset_ns: int, records: list, rejected: dict) 
             lost += _U64.unpack_from(chunk, pos + 16)[0]
         pos += size
     return lost, end - pos
+
+
+def pending_record(p: abi.Pending, ts: float) -> PerfRecord:
+    """The record the kernel's pk_emit() would push for pending range ``p``
+    (taken out of pk_pending by userland's sweeper), stamped ``ts``: the
+    last segment's header with the first one's sequence number and an IP
+    length covering every merged byte (IPv4: header checksum recomputed)."""
+    n = min(p.hdr_len, abi.COALESCE_HDR_MAX)
+    f = bytearray(bytes(p.hdr)[:n])
+    l3, l4 = p.l3_off, p.l4_off
+    if l4 + 8 <= n:
+        f[l4 + 4:l4 + 8] = (p.seq_first & 0xFFFFFFFF).to_bytes(4, "big")
+    grow = p.bytes - p.last_plen
+    if p.family == 4 and l3 + 20 <= n:
+        ihl = (f[l3] & 0x0F) * 4
+        tot = (int.from_bytes(f[l3 + 2:l3 + 4], "big") + grow) & 0xFFFF
+        f[l3 + 2:l3 + 4] = tot.to_bytes(2, "big")
+        f[l3 + 10:l3 + 12] = b"\0\0"
+        s = sum(int.from_bytes(f[i:i + 2], "big") for i in range(l3, min(l3 + ihl, n) - 1, 2))
+        while s >> 16:
+            s = (s & 0xFFFF) + (s >> 16)
+        f[l3 + 10:l3 + 12] = (~s & 0xFFFF).to_bytes(2, "big")
+    elif p.family == 6 and l3 + 40 <= n:
+        plen = (int.from_bytes(f[l3 + 4:l3 + 6], "big") + grow) & 0xFFFF
+        f[l3 + 4:l3 + 6] = plen.to_bytes(2, "big")
+    return PerfRecord(ts, bytes(f), n + p.bytes, _COALESCED_FLAGS, p.ifindex, p.hook)
 
 
 def monotonic_offset_ns(samples: int = 5) -> int:

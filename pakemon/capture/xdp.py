@@ -44,12 +44,12 @@ from typing import Callable, Iterator, Optional
 from pakemon import abi
 from pakemon.capture import perf_ring
 from pakemon.capture.perf_reader import (
-    META_SIZE,
     PerfRecord,
     RejectReason,
     TimeOrder,
     decode_record,
     decode_records,
+    pending_record,
     monotonic_offset_ns,
 )
 
@@ -101,6 +101,14 @@ HOLD_POLL_MS = 5
 # 60 s lets a flow that only paused stay bypassed without keeping dead
 # tuples (then reused by a new connection) uninspected for long.
 DEFAULT_BYPASS_TIMEOUT = 60.0
+# How often poll_records sweeps pk_pending for ranges of flows gone quiet
+# (older than SWEEP_RANGE_NS: twice the kernel's hold, so it no longer grows
+# them) and for emptied entries unused for SWEEP_EMPTY_NS (they only hold a
+# slot). A range is the server's, waiting for the client's next packet:
+# the stream stage needs it before then, never sooner.
+SWEEP_S = 0.5
+SWEEP_RANGE_NS = 2 * abi.COALESCE_HOLD_NS
+SWEEP_EMPTY_NS = 2_000_000_000
 
 _MODES = ("auto", "native", "generic")
 _DIRECTIONS = ("in", "both")
@@ -275,7 +283,7 @@ class XdpSensor:
                  bypass_timeout: float = DEFAULT_BYPASS_TIMEOUT,
                  scan_tcp: bool = False, scan_udp: bool = False,
                  cflags: tuple[str, ...] = (), reader: str = "auto",
-                 wakeup_bytes: int = 0) -> None:
+                 wakeup_bytes: int = 0, coalesce: bool = True) -> None:
         _need_root()
         if reader not in ("auto", "bcc"):
             raise SensorError(f"reader must be auto or bcc, not {reader}")
@@ -307,11 +315,17 @@ class XdpSensor:
         self._rings = None  # perf_ring.PerfRings, or None: bcc's reader
         self._lost: dict[int, int] = {}
         self._closed = False
+        self._next_sweep = 0.0  # time.monotonic() of the next pk_pending sweep
+        self._coalescing_seen = False  # COALESCE was on once: ranges may be left
+        self._noflow_ns = None  # kernel time of the last NO_FLOW record
+        self.swept_ranges = 0  # pending ranges userland took out of pk_pending
+        self.swept_frames = 0  # the server segments in them
         self.check_layout()
         self._config = abi.Config(abi_version=abi.ABI_VERSION)
         self._services: dict[tuple[int, int, int], int] = {}
         self.configure(snaplen=snaplen, bypass_timeout=bypass_timeout,
-                       scan_tcp=scan_tcp, scan_udp=scan_udp, block=False)
+                       scan_tcp=scan_tcp, scan_udp=scan_udp, block=False,
+                       coalesce=coalesce)
         self._offset_ns = monotonic_offset_ns()
         self._open_perf(page_cnt, direct=reader == "auto", wakeup_bytes=wakeup_bytes)
         atexit.register(self.close)
@@ -344,12 +358,12 @@ class XdpSensor:
             ("pk_flow_val", abi.FlowVal, b[abi.MAP_BYPASS].Leaf),
             ("pk_flow_key", abi.FlowKey, b[abi.MAP_BLOCK].Key),
             ("pk_block_val", abi.BlockVal, b[abi.MAP_BLOCK].Leaf),
+            ("pk_flow_key", abi.FlowKey, b[abi.MAP_PENDING].Key),
+            ("pk_pending", abi.Pending, b[abi.MAP_PENDING].Leaf),
         ]
-        # bcc derives event() from perf_submit calls; for perf_submit_skb
-        # (bcc 0.26) it derives an empty struct, which proves nothing.
-        event_cls = type(b[abi.MAP_EVENTS].event(ct.create_string_buffer(META_SIZE)))
-        if getattr(event_cls, "_fields_", None):
-            checks.append(("pk_event_meta (events.event())", abi.PerfMeta, event_cls))
+        # (bcc derives events.event() from perf_submit calls; bcc 0.26 knows
+        # neither perf_submit_skb's records nor the nested struct of
+        # pk_emit()'s, so the pk_meta_layout witness is what proves PerfMeta.)
         for cname, mirror, compiled in checks:
             if abi.layout_of(mirror) != abi.layout_of(compiled):
                 raise SensorError(
@@ -451,6 +465,80 @@ class XdpSensor:
         out = order.release(recs, mark)
         if drain:
             out += order.drain()
+        if self._coalescing_seen:
+            out = self._with_pending(out, drain)
+        return out
+
+    # -- coalescing: pending ranges of the server's segments (pk_pending) ----
+
+    def _with_pending(self, out: list, drain: bool) -> list:
+        """``out`` with the pending ranges userland must take itself.
+
+        Before the first NO_FLOW record (a TCP fragment, a frame past the
+        header walk: the kernel could not push its flow's range first),
+        every range, if merging may have run since the last such record
+        (the kernel merges nothing for COALESCE_QUIET_NS after one; half
+        of it here is the margin). Every SWEEP_S, the ranges of flows gone
+        quiet. When draining, all.
+        """
+        if out:
+            noflow = abi.EVF.NO_FLOW
+            for i, rec in enumerate(out):
+                if rec.flags & noflow:
+                    break
+            else:
+                i = -1
+            if i >= 0:
+                ts_ns = int(out[i].ts * 1e9) - self._offset_ns
+                last = self._noflow_ns
+                if last is None or ts_ns - last > abi.COALESCE_QUIET_NS // 2:
+                    out[i:i] = self.take_pending(stale_only=False, ts=out[i].ts)
+                for rec in reversed(out):
+                    if rec.flags & noflow:
+                        self._noflow_ns = int(rec.ts * 1e9) - self._offset_ns
+                        break
+        now = time.monotonic()
+        if drain or now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_S
+            on = bool(self._config.flags & abi.CFG.COALESCE)
+            out += self.take_pending(stale_only=on and not drain)
+        return out
+
+    def take_pending(self, stale_only: bool = True, ts: Optional[float] = None) -> list[PerfRecord]:
+        """Take ranges out of pk_pending, as records stamped ``ts`` (now).
+
+        ``stale_only``: only ranges older than SWEEP_RANGE_NS (the kernel no
+        longer grows them) and empty entries older than SWEEP_EMPTY_NS.
+        Each entry is read and deleted in one step
+        (bpf_map_lookup_and_delete_elem), so a range the kernel started in it
+        meanwhile comes out too; one the kernel pushed meanwhile comes out
+        twice (a retransmission to the stream stage), never lost.
+        """
+        tbl = self._bpf[abi.MAP_PENDING]
+        now_ns = time.monotonic_ns()
+        if ts is None:
+            ts = (now_ns + self._offset_ns) / 1e9
+        try:
+            items = list(tbl.items_lookup_batch())
+        except Exception:  # a kernel without batch lookups (before 5.6)
+            items = list(tbl.items())
+        lib = self._bcc.libbcc.lib
+        fd = tbl.map_fd
+        out = []
+        for k, v in items:
+            p = abi.Pending.from_buffer_copy(v)
+            if stale_only:
+                age = now_ns - p.ts_ns
+                if age < (SWEEP_RANGE_NS if p.frames else SWEEP_EMPTY_NS):
+                    continue
+            key = abi.FlowKey.from_buffer_copy(k)
+            got = abi.Pending()
+            if lib.bpf_lookup_and_delete(fd, ct.byref(key), ct.byref(got)) != 0:
+                continue  # gone meanwhile: the kernel pushed it
+            if got.frames:
+                self.swept_ranges += 1
+                self.swept_frames += got.frames
+                out.append(pending_record(got, ts))
         return out
 
     def poll(self, timeout_ms: int = 100) -> list[tuple[float, bytes]]:
@@ -467,7 +555,7 @@ class XdpSensor:
 
     def configure(self, *, snaplen: Optional[int] = None, block: Optional[bool] = None,
                   bypass_timeout: Optional[float] = None, scan_tcp: Optional[bool] = None,
-                  scan_udp: Optional[bool] = None) -> abi.Config:
+                  scan_udp: Optional[bool] = None, coalesce: Optional[bool] = None) -> abi.Config:
         """Change settings in place (one map write; no reload). None: unchanged."""
         self._check_open()
         cfg = self._config
@@ -480,9 +568,13 @@ class XdpSensor:
                 raise SensorError("bypass timeout must be >= 0 (0: never expires)")
             cfg.bypass_timeout_ns = int(bypass_timeout * 1e9)
         for flag, on in ((abi.CFG.BLOCK, block), (abi.CFG.SCAN_TCP, scan_tcp),
-                         (abi.CFG.SCAN_UDP, scan_udp)):
+                         (abi.CFG.SCAN_UDP, scan_udp), (abi.CFG.COALESCE, coalesce)):
             if on is not None:
                 cfg.flags = (cfg.flags | flag) if on else (cfg.flags & ~flag)
+        if coalesce:
+            self._coalescing_seen = True
+        elif coalesce is not None:
+            self._next_sweep = 0.0  # what is left goes at the next poll
         self._write_config()
         return abi.Config.from_buffer_copy(cfg)
 
@@ -613,8 +705,10 @@ class XdpSensor:
     def counters(self) -> dict[str, int]:
         """Kernel counters summed over CPUs (lower-case abi.Counter names),
         plus the reader's: ``perf_lost`` (records the ring dropped),
-        ``rejected`` (samples decode_record refused) and ``late`` (records
-        released after a newer one: out of time order, still inspected)."""
+        ``rejected`` (samples decode_record refused), ``late`` (records
+        released after a newer one: out of time order, still inspected),
+        ``swept_ranges`` and ``swept_frames`` (pending ranges userland took
+        out of pk_pending itself, and their segments)."""
         self._check_open()
         tbl = self._bpf[abi.MAP_COUNTERS]
         out = {}
@@ -625,6 +719,8 @@ class XdpSensor:
         out["perf_lost"] = sum(self._lost.values())
         out["rejected"] = sum(self._rejected.values())
         out["late"] = self._order.late
+        out["swept_ranges"] = self.swept_ranges
+        out["swept_frames"] = self.swept_frames
         return out
 
     def lost_per_cpu(self) -> dict[int, int]:

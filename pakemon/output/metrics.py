@@ -307,6 +307,9 @@ class MetricsExporter(Collector):
         yield counter("pakemon_capture_late_total",
                       "Records read after a newer frame of another CPU's ring "
                       "(inspected out of time order).", k.get("late", 0))
+        yield counter("pakemon_capture_coalesced_total",
+                      "Server segments the kernel merged into ranges (header-only "
+                      "records of several segments).", k.get("coalesced", 0))
         yield counter("pakemon_capture_perf_fail_total",
                       "Failed perf event outputs in the kernel (ring full).",
                       k.get("perf_fail", 0))

@@ -31,6 +31,11 @@ CONSTANTS = {
     "PK_BLOCK_MAX": abi.BLOCK_MAX,
     "PK_IPV6_EXT_MAX": abi.IPV6_EXT_MAX,
     "PK_VLAN_MAX": abi.VLAN_MAX,
+    "PK_PENDING_MAX": abi.PENDING_MAX,
+    "PK_COALESCE_HDR_MAX": abi.COALESCE_HDR_MAX,
+    "PK_COALESCE_BYTES_MAX": abi.COALESCE_BYTES_MAX,
+    "PK_COALESCE_HOLD_NS": abi.COALESCE_HOLD_NS,
+    "PK_COALESCE_QUIET_NS": abi.COALESCE_QUIET_NS,
     **{f"PK_HOOK_{m.name}": m.value for m in abi.Hook},
     **{f"PK_EVF_{m.name}": m.value for m in abi.EVF},
     **{("PK_CNT__MAX" if m is abi.Counter.MAX_ else f"PK_CNT_{m.name}"): m.value
@@ -42,7 +47,8 @@ CONSTANTS = {
 
 
 def _probe_source() -> str:
-    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "pakemon_abi.h"',
+    lines = ["#include <stdio.h>", "#include <stddef.h>", "#include <linux/bpf.h>",
+             '#include "pakemon_abi.h"',
              "int main(void) {"]
     for cname, cls in abi.SHARED_STRUCTS.items():
         lines.append(f'printf("struct {cname} %zu\\n", sizeof(struct {cname}));')

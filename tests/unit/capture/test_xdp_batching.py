@@ -45,6 +45,7 @@ def reader():
     s._rejected = {}
     s._offset_ns = 0
     s._rings = None  # bcc's reader path
+    s._coalescing_seen = False  # (no pk_pending to sweep)
     s._bpf = FakeBPF(s)
     return s
 
