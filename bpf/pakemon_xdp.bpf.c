@@ -598,8 +598,10 @@ static __always_inline void pk_emit(void *ctx, struct pk_flush_rec *r, struct pk
 	}
 }
 
-/* Push key's range, if it holds one. */
-static __always_inline void pk_flush(void *ctx, struct pk_flow_key *key, __u64 now)
+/* Push key's range, if it holds one merged since noflow_ns (older ones are
+ * userland's: see pk_coalesce()). */
+static __always_inline void pk_flush(void *ctx, struct pk_flow_key *key, __u64 now,
+				     __u64 noflow_ns)
 {
 	struct pk_flush_rec *r;
 	struct pk_pending *p;
@@ -614,7 +616,7 @@ static __always_inline void pk_flush(void *ctx, struct pk_flow_key *key, __u64 n
 	if (!r)
 		return;
 	bpf_spin_lock(&p->lock);
-	if (p->frames) {
+	if (p->frames && p->ts_ns > noflow_ns) {
 		pk_take(p, r, &t, now);
 		got = 1;
 	}
@@ -665,19 +667,26 @@ static __always_inline int pk_coalesce(void *ctx, void *data, void *data_end, __
 	struct pk_pending *p;
 	struct pk_zero_val *z;
 	struct pk_taken t = {};
-	__u64 now = bpf_ktime_get_ns(), *quiet;
+	__u64 now = bpf_ktime_get_ns(), *quiet, noflow_ns = 0;
 	__u32 zero = 0, hdr_len = v->cap_len;
 	int merge, got = 0, merged = 0, i;
 
+	quiet = pk_quiet.lookup(&zero);
+	if (!quiet)
+		return 0;  /* never: index 0 of an array */
 	if (v->flags & PK_EVF_NO_FLOW) {
 		/* No flow to tell (a TCP fragment, a frame past the header
 		 * walk): nothing merges for a while; userland pushes every
 		 * range before it reads this frame. */
-		quiet = pk_quiet.lookup(&zero);
-		if (quiet)
-			*quiet = now + PK_COALESCE_QUIET_NS;
+		*quiet = now + PK_COALESCE_QUIET_NS;
 		return 0;
 	}
+	/* Ranges merged before the last such frame are left to userland,
+	 * which takes them before it reads that frame: pushed from here, on a
+	 * later packet, they would be stamped after it and reach the stream
+	 * stage after the segment it may complete. */
+	if (*quiet)
+		noflow_ns = *quiet - PK_COALESCE_QUIET_NS;
 	if (v->coalesce & PK_CO_PEER) {
 		rk.family = v->fk.family;
 		rk.proto = v->fk.proto;
@@ -688,17 +697,12 @@ static __always_inline int pk_coalesce(void *ctx, void *data, void *data_end, __
 			rk.saddr[i] = v->fk.daddr[i];
 			rk.daddr[i] = v->fk.saddr[i];
 		}
-		pk_flush(ctx, &rk, now);
+		pk_flush(ctx, &rk, now, noflow_ns);
 		return 0;
 	}
 	if (!(v->coalesce & PK_CO_SELF))
 		return 0;
-	merge = v->coalesce & PK_CO_MERGE;
-	if (merge) {
-		quiet = pk_quiet.lookup(&zero);
-		if (quiet && now < *quiet)
-			merge = 0;
-	}
+	merge = (v->coalesce & PK_CO_MERGE) && now >= *quiet;
 	if (hdr_len > PK_COALESCE_HDR_MAX || data + ((hdr_len + 7) & ~7) > data_end)
 		merge = 0;
 	p = pk_pending.lookup(&v->fk);
@@ -740,12 +744,12 @@ static __always_inline int pk_coalesce(void *ctx, void *data, void *data_end, __
 			p->bytes = bytes;
 			p->frames = frames;
 			merged = 1;
-		} else {
+		} else if (p->ts_ns > noflow_ns) {
 			pk_take(p, r, &t, now);
 			got = 1;
 		}
 	}
-	if (!merged && merge) {
+	if (!merged && merge && !p->frames) {
 		pk_start(p, data, data_end, v, ifindex, hook, hdr_len, now);
 		merged = 1;
 	}

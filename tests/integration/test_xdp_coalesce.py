@@ -165,13 +165,17 @@ def test_the_clients_attack_after_a_merged_response_is_seen(net):
     assert _alerts([r for r in recs if r["flags"] != COALESCED]) == []
 
 
-def test_before_a_tcp_fragment_userland_takes_every_range(sensor_lab):
+@pytest.mark.parametrize("then_ack", [False, True], ids=["fragments", "fragments-then-ack"])
+def test_before_a_tcp_fragment_userland_takes_every_range(sensor_lab, then_ack):
     """The attack goes as IP fragments: the kernel cannot tell its flow, so
     it pushes no range first; userland takes them all before the fragments
     (else the stream stage, seeing the attack acknowledge 12,000 bytes it
     never saw sent, drops it as the server would such a segment). After
     that the kernel merges nothing for a while. (A sensor of its own: the
-    quiet time would last past this test.)"""
+    quiet time would last past this test.) With a pure ACK of the client
+    right after the fragments, the kernel must not push the range on that
+    ACK: stamped after the fragments, it would reach the stream stage after
+    the attack they complete."""
     lab = sensor_lab
     srv = lab.server
     srv.call("close")
@@ -183,9 +187,11 @@ def test_before_a_tcp_fragment_userland_takes_every_range(sensor_lab):
             bytes(eth(lab, f)) for f in fragment(p, fragsize=16)])
         n = len(attack)
         assert n == 3
-        recs, d = exchange(lab, frames + attack, 5 + n)
+        ack = [bytes(eth(lab, IP(src=IP_A, dst=DST) / TCP(
+            sport=41006, dport=80, flags="A", seq=1039, ack=62001)))] if then_ack else []
+        recs, d = exchange(lab, frames + attack + ack, 5 + n + len(ack))
         assert [r["flags"] for r in recs[4:]] == [COALESCED] + [
-            EVF.FRAGMENT | EVF.NO_FLOW] * n
+            EVF.FRAGMENT | EVF.NO_FLOW] * n + [EVF.FORWARD] * len(ack)
         assert d["coalesced"] == 12 and d["swept_ranges"] == 1
         assert _alerts(recs) == ["evil"]
         # quiet: the next server segments go out one by one
