@@ -305,13 +305,14 @@ class Run:
         return f"{self.scenario} {self.rate} {ring}{extra}"
 
 
-def start_sensor(lab: LiveLab, log_dir: Path, pages: int, rules: str | None, mode: str | None):
+def start_sensor(lab: LiveLab, log_dir: Path, pages: int, rules: str | None, mode: str | None,
+                 extra: tuple[str, ...] = ()):
     args = ["--log-dir", str(log_dir), "-q", "--pages", str(pages)]
     if rules:
         args += ["--rules", rules]
     if mode:
         args += ["--mode", mode]
-    return lab.start_sensor(*args)
+    return lab.start_sensor(*args, *extra)
 
 
 def stop_sensor(sp, timeout: float = 120.0):
@@ -488,7 +489,7 @@ def run_once(lab: LiveLab, *, scenario: str, sender: str, argv: list[str], rate:
     if log_dir.exists():
         shutil.rmtree(log_dir)
     print(f"-- {run.label()}: ", end="", flush=True)
-    sp = start_sensor(lab, log_dir, pages, args.rules, args.mode)
+    sp = start_sensor(lab, log_dir, pages, args.rules, args.mode, tuple(args.sensor_args.split()))
     line = next((x for x in sp.stderr if "attached to " in x), "")
     m = re.search(r"\(([a-z]+) XDP", line)
     run.xdp_mode = m.group(1) if m else "?"
@@ -656,6 +657,9 @@ def main() -> int:
     ap.add_argument("--mode", choices=("auto", "native", "generic"),
                     help="XDP mode for the sensor (default: the sensor's auto)")
     ap.add_argument("--pages", type=int, default=256, help="perf ring pages per CPU (default 256)")
+    ap.add_argument("--sensor-args", default="", metavar="ARGS",
+                    help="more `pakemon-xdp attach` options for every sensor, e.g. "
+                    "'--no-coalesce' (recorded in the JSON lines)")
     ap.add_argument("--retry-pages", default="1024,4096",
                     help="rings to try, in turn, for a run that lost samples ('' none)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -880,7 +884,8 @@ def main() -> int:
     common = {"date": stamp.date().isoformat(), "time": stamp.isoformat(timespec="seconds"),
               "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
               "python": platform.python_version(), "pcap": args.pcap.name,
-              "pcap_frames": frames, "tcpreplay_preload": not args.no_preload}
+              "pcap_frames": frames, "tcpreplay_preload": not args.no_preload,
+              "sensor_args": args.sensor_args}
     with open(OUT / "live.jsonl", "a") as f:
         for r in runs:
             f.write(json.dumps(as_json(r, common), default=str) + "\n")
