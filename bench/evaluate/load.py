@@ -339,6 +339,7 @@ class Step:
 
 def measure_step(lab: LiveLab, cap: LoadCapture, rate: str, *, attached: bool, workdir: Path,
                  pages: int | None = None, rules: str | None = None,
+                 sensor_args: tuple[str, ...] = (),
                  send_timeout: float = 600.0, drain_timeout: float = 180.0) -> Step:
     st = Step(rate=rate, attached=attached, attacks_injected=len(cap.attacks),
               load1=round(os.getloadavg()[0], 2))
@@ -351,7 +352,7 @@ def measure_step(lab: LiveLab, cap: LoadCapture, rate: str, *, attached: bool, w
             args += ["--pages", str(pages)]
         if rules:
             args += ["--rules", rules]
-        sp = lab.start_sensor(*args)
+        sp = lab.start_sensor(*args, *sensor_args)
         line = next((x for x in sp.stderr if "attached to " in x), "")
         m = re.search(r"\(([a-z]+) XDP", line)
         st.xdp_mode = m.group(1) if m else "?"
@@ -462,7 +463,8 @@ def traffic_table(steps: list[dict], cap: LoadCapture) -> dict:
 def run_load(out_dir: Path, quick: bool = False, *, rates: list[str] | None = None,
              benign: int | None = None, attack_repeats: int | None = None,
              pages: int | None = None, rules: str | None = None,
-             capture: Path | None = None, log=print) -> dict:
+             capture: Path | None = None, sensor_args: tuple[str, ...] = (),
+             log=print) -> dict:
     """Parts 2-4. Returns a JSON-able dict; ``status`` "ok", "skipped" or "error"."""
     from pakemon.lab.live import why_unavailable
 
@@ -505,7 +507,7 @@ def run_load(out_dir: Path, quick: bool = False, *, rates: list[str] | None = No
             label = rate_label(r)
             for attached in (False, True):
                 st = measure_step(lab, cap, label, attached=attached, workdir=workdir,
-                                  pages=pages, rules=rules)
+                                  pages=pages, rules=rules, sensor_args=sensor_args)
                 steps.append(st)
                 log(f"load: {label:>9} {'attached' if attached else 'no XDP  '}: "
                     f"{st.offered} frames at {st.offered_fps:,.0f}/s, softirq "

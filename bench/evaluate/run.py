@@ -160,6 +160,9 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="evasion,load,stability",
                     help="comma list of parts to run (default all: evasion,load,stability)")
     ap.add_argument("--rates", help="load steps: tcpreplay --pps values and/or 'topspeed'")
+    ap.add_argument("--sensor-args", default="", metavar="ARGS",
+                    help="more `pakemon-xdp attach` options for the load part's sensors, "
+                    "e.g. '--wakeup-bytes 64k' (the stamp's command says so)")
     args = ap.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     bad = parts - {"evasion", "load", "stability"}
@@ -214,7 +217,8 @@ def main(argv=None) -> int:
         if "load" in parts:
             from bench.evaluate.load import run_load
             rates = [r.strip() for r in args.rates.split(",")] if args.rates else None
-            part("load", lambda: run_load(fig_dir, args.quick, rates=rates, log=log))
+            part("load", lambda: run_load(fig_dir, args.quick, rates=rates, log=log,
+                                          sensor_args=tuple(args.sensor_args.split())))
         if "stability" in parts:
             from bench.evaluate.stability import run_stability
             lm = results.get("load", {}).get("lossless_max_fps")
