@@ -279,8 +279,12 @@ struct pk_block_val {
  * header checksum recomputed), so a header-only record of one big segment.
  *
  * Key: the server->client direction (saddr = the server). Value, host byte
- * order unless said: guarded by lock (the program's CPUs; userland reads
- * it with BPF_F_LOCK).
+ * order unless said: guarded by lock among the program's CPUs. Userland
+ * takes entries out with bpf_map_lookup_and_delete_elem (mostly ones the
+ * program no longer grows: older than twice PK_COALESCE_HOLD_NS, or merged
+ * before a no-flow frame); a merge that lands in an entry taken meanwhile
+ * is seen by the program (the entry is gone from the map), which then
+ * pushes the segment on its own too.
  */
 struct pk_pending {
 	struct bpf_spin_lock lock;
@@ -290,7 +294,6 @@ struct pk_pending {
 	__u32 seq_next;    /* sequence number after the last merged byte */
 	__u32 ack;         /* the merged segments' ACK number */
 	__u32 bytes;       /* payload bytes merged */
-	__u32 wire_bytes;  /* wire bytes of the merged frames */
 	__u32 last_plen;   /* payload bytes of the last one (its IP length's) */
 	__u32 ifindex;
 	__u16 hdr_len;     /* bytes of hdr: the last segment, to the TCP payload */
@@ -299,7 +302,6 @@ struct pk_pending {
 	__u8  family;      /* 4 or 6 */
 	__u8  hook;        /* enum pk_hook */
 	__u8  hdr[PK_COALESCE_HDR_MAX]; /* wire bytes */
-	__u32 _pad;        /* zero */
 };
 
 #endif /* PAKEMON_ABI_H */

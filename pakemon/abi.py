@@ -240,7 +240,6 @@ class Pending(ct.Structure):
         ("seq_next", ct.c_uint32),  # host order; after the last merged byte
         ("ack", ct.c_uint32),  # host order
         ("bytes", ct.c_uint32),  # host order; payload bytes merged
-        ("wire_bytes", ct.c_uint32),  # host order; wire bytes of the merged frames
         ("last_plen", ct.c_uint32),  # host order; the last segment's payload bytes
         ("ifindex", ct.c_uint32),  # host order
         ("hdr_len", ct.c_uint16),  # host order; bytes of hdr
@@ -249,7 +248,6 @@ class Pending(ct.Structure):
         ("family", ct.c_uint8),  # 4 or 6
         ("hook", ct.c_uint8),  # Hook
         ("hdr", ct.c_uint8 * COALESCE_HDR_MAX),  # wire bytes: the last segment's header
-        ("_pad", ct.c_uint32),  # zero
     ]
 
 

@@ -16,7 +16,8 @@ receive softirq of the protected host. Given a ``watermark``, these rings
 wake it when that many bytes have come in instead (perf_event_attr.watermark),
 and the reader polls with a short timeout for what a quiet ring holds: at
 60,000 frames/s of the load capture the softirq went from 45.8% to 2.9% of a
-CPU (bench/evaluate load part, 2026-11-29; ``attach --wakeup-bytes``).
+CPU (bench/evaluate load part, 2026-11-29, before the kernel merged the servers'
+segments; ``attach --wakeup-bytes``).
 
 x86-64 only: the kernel publishes data_head after the data with a write
 barrier, and the reader may load data_head then the data without a read

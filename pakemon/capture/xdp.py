@@ -49,8 +49,8 @@ from pakemon.capture.perf_reader import (
     TimeOrder,
     decode_record,
     decode_records,
-    pending_record,
     monotonic_offset_ns,
+    pending_record,
 )
 
 __all__ = [
@@ -481,22 +481,14 @@ class XdpSensor:
         of it here is the margin). Every SWEEP_S, the ranges of flows gone
         quiet. When draining, all.
         """
-        if out:
-            noflow = abi.EVF.NO_FLOW
-            for i, rec in enumerate(out):
-                if rec.flags & noflow:
-                    break
-            else:
-                i = -1
-            if i >= 0:
-                ts_ns = int(out[i].ts * 1e9) - self._offset_ns
-                last = self._noflow_ns
-                if last is None or ts_ns - last > abi.COALESCE_QUIET_NS // 2:
-                    out[i:i] = self.take_pending(stale_only=False, ts=out[i].ts)
-                for rec in reversed(out):
-                    if rec.flags & noflow:
-                        self._noflow_ns = int(rec.ts * 1e9) - self._offset_ns
-                        break
+        noflow = [i for i, rec in enumerate(out) if rec.flags & abi.EVF.NO_FLOW]
+        if noflow:
+            first = out[noflow[0]].ts
+            last, self._noflow_ns = (self._noflow_ns,
+                                     int(out[noflow[-1]].ts * 1e9) - self._offset_ns)
+            if last is None or int(first * 1e9) - self._offset_ns - last > \
+                    abi.COALESCE_QUIET_NS // 2:
+                out[noflow[0]:noflow[0]] = self.take_pending(stale_only=False, ts=first)
         now = time.monotonic()
         if drain or now >= self._next_sweep:
             self._next_sweep = now + SWEEP_S
