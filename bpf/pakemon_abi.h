@@ -272,8 +272,8 @@ struct pk_block_val {
  * pending range with the same ACK, is merged into it instead of pushed;
  * the range goes out as one record (PK_EVF_COALESCED) before any other
  * packet of the flow, either direction, is pushed: the receiver then knows
- * everything the server sent before the client's next word, which is all
- * its ACK checks need. Userland's sweeper pushes ranges of flows that went
+ * everything the server sent, and its latest ACK and window, before the
+ * client's next word, which is all its window and ACK checks need. Userland's sweeper pushes ranges of flows that went
  * quiet. The record is the last segment's header with the first one's
  * sequence number and an IP length covering every merged byte (IPv4
  * header checksum recomputed), so a header-only record of one big segment.

@@ -221,3 +221,56 @@ def test_a_wakeup_watermark_past_a_quarter_of_the_ring_is_cut_and_said(lab, tmp_
     sensor.wait_for(r"^pakemon-xdp: warning: --wakeup-bytes 65536: at most a quarter of "
                     r"the ring, 1024$", timeout=5)
     stop(sensor)
+
+
+def test_an_attack_after_a_large_response_on_the_same_connection_alerts_live(lab, tmp_path):
+    """A real keep-alive connection: a 2 MB answer (the server's stack sends
+    it as large segments through the tc egress hook, which the kernel merges
+    into ranges), then the attack on the same connection. The merged ranges
+    must leave the stream stage where the server was. (No offline twin:
+    a packet capture's ring frames cannot hold the stack's 64 KB segments.)"""
+    import threading
+
+    ls = lab.socket(lab.srv, socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((SRV_IP, 80))
+    ls.listen(4)
+    read = []
+
+    def serve():
+        s, _ = ls.accept()
+        with s:
+            read.append(s.recv(4096))
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n" + b"b" * 2_000_000)
+            data = b""
+            while not data.endswith(b"\r\n\r\n"):
+                more = s.recv(4096)
+                if not more:
+                    break
+                data += more
+            read.append(data)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    c = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sensor = lab.start_sensor("--log-dir", str(tmp_path / "live"), "--direction", "both")
+        c.connect((SRV_IP, 80))
+        c.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = 0
+        while got < 2_000_000 + 44:
+            chunk = c.recv(65536)
+            assert chunk, "the server closed early"
+            got += len(chunk)
+        c.sendall(b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n")
+        t.join(10)
+        assert read[1] == b"GET /cgi-bin/phf?Qalias=x HTTP/1.0\r\n\r\n"
+        sensor.wait_for(r"^ALERT CGI-phf\(CVE-1999-0067\)", stream="stdout", timeout=10)
+        stop(sensor)
+    finally:
+        c.close()
+        ls.close()
+    live = eve_alerts(tmp_path / "live" / "eve.json")
+    assert [k[0] for k in live] == ["CGI-phf(CVE-1999-0067)"]
+    assert sensor.counter("coalesced") > 10  # the answer's segments went through ranges
+    assert sensor.counter("perf lost") == 0
