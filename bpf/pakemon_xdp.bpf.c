@@ -702,16 +702,14 @@ static __always_inline int pk_coalesce(void *ctx, void *data, void *data_end, __
 	}
 	if (!(v->coalesce & PK_CO_SELF))
 		return 0;
+	/* (pk_inspect() made sure a mergeable header fits a range and lies in
+	 * the packet in whole words) */
 	merge = (v->coalesce & PK_CO_MERGE) && now >= *quiet;
-	if (hdr_len > PK_COALESCE_HDR_MAX || data + ((hdr_len + 7) & ~7) > data_end)
-		merge = 0;
 	p = pk_pending.lookup(&v->fk);
 	if (!p) {
 		if (!merge)
 			return 0;
-		/* A zeroed value to insert: an entry of pk_flush_buf's size
-		 * is too big for the stack, and the record buffer is not a
-		 * pk_pending. */
+		/* Inserted from zero bytes (pk_zero): see its declaration. */
 		z = pk_zero.lookup(&zero);
 		if (!z)
 			return 0;
