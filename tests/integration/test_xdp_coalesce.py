@@ -108,6 +108,23 @@ def test_ipv6_ranges_grow_the_payload_length(net):
     assert pkt.family == 6 and pkt.seq == 1 and pkt.wire_payload == 1024
 
 
+def test_vlan_tagged_segments_with_ip_options_keep_their_offsets(net):
+    from scapy.layers.l2 import Dot1Q
+
+    def seg(seq, n):
+        return bytes(eth(net, Dot1Q(vlan=0) / IP(src=DST, dst=IP_A, options=b"\x01" * 4) / TCP(
+            sport=80, dport=41009, flags="A", seq=seq, ack=5) / (b"v" * n)))
+    ack = bytes(eth(net, Dot1Q(vlan=0) / IP(src=IP_A, dst=DST) / TCP(
+        sport=41009, dport=80, flags="A", seq=5, ack=330)))
+    recs, _ = exchange(net, [seg(10, 120), seg(130, 200), ack], 2)
+    assert recs[0]["flags"] == COALESCED
+    frame = bytes.fromhex(recs[0]["frame"])
+    assert len(frame) == 14 + 4 + 24 + 20
+    pkt = decode_frame(1, frame, 0.0, recs[0]["wire_len"])
+    assert (pkt.seq, pkt.ack, pkt.wire_payload) == (10, 5, 320)
+    assert ipv4_header_checksum_ok(pkt)
+
+
 def test_a_range_of_a_flow_gone_quiet_is_taken_by_userland(net):
     srv = net.server
     segs = server_data(net, 41004, 70000, 1, [300, 300])
