@@ -268,8 +268,10 @@ struct pk_block_val {
  * its sequence numbers, ACK, window and flags, never its bytes. In a
  * response, segment after segment differs only in sequence number (and
  * timestamp), and nothing reads them until the client speaks again. So a
- * data segment with only ACK (and PSH) set, following on from the flow's
- * pending range with the same ACK, is merged into it instead of pushed;
+ * segment with only ACK (and PSH) set, following on from the flow's
+ * pending range with the same ACK, is merged into it instead of pushed (a
+ * pure ACK too: the server acknowledging a request starts the range its
+ * answer joins);
  * the range goes out as one record (PK_EVF_COALESCED) before any other
  * packet of the flow, either direction, is pushed: the receiver then knows
  * everything the server sent, and its latest ACK and window, before the

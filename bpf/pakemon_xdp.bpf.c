@@ -431,15 +431,18 @@ static __always_inline void pk_inspect(void *data, void *data_end, __u32 pkt_len
 			v->coalesce = PK_CO_PEER;
 		} else if (push_hdr && (flags & PK_EVF_REVERSE)) {
 			v->coalesce = PK_CO_SELF;
-			/* Mergeable: ACK (PSH) only, some payload by the IP
-			 * length, no bytes past it, the header within what a
-			 * range keeps and readable in whole u64 words, and not
-			 * cut by the snaplen. */
-			if (ip_end == pkt_len && ip_end > hdr_end &&
+			/* Mergeable: ACK (PSH) only, the IP length within the
+			 * frame (bytes past it, Ethernet padding, are no part
+			 * of the segment), the header within what a range
+			 * keeps and readable here (tc: in the linear part),
+			 * and not cut by the snaplen. Payload or not: a pure ACK in a row
+			 * (the server acknowledging the request, then
+			 * answering) starts the range its answer joins. */
+			if (ip_end <= pkt_len && ip_end >= hdr_end &&
 			    (((__u8 *)tcph)[13] & ~0x18) == 0 && tcph->ack &&
 			    hdr_end <= PK_COALESCE_HDR_MAX &&
 			    (cfg->snaplen == 0 || hdr_end <= cfg->snaplen) &&
-			    data + ((hdr_end + 7) & ~7) <= data_end) {
+			    data + hdr_end <= data_end) {
 				v->plen = ip_end - hdr_end;
 				v->coalesce |= PK_CO_MERGE;
 			}
@@ -631,15 +634,23 @@ static __always_inline void pk_start(struct pk_pending *p, void *data, void *dat
 				     __u32 ifindex, __u8 hook, __u32 hdr_len, __u64 now)
 {
 	__u64 *dst = (__u64 *)p->hdr;
+	__u32 o;
 	int i;
 
-	/* The verdict made sure the words up to hdr_len are in the packet. */
+	/* Whole words, then the word that ends at hdr_len (a pure ACK may end
+	 * the frame mid-word; it overlaps the last whole one). The verdict
+	 * made sure hdr_len bytes are in the packet; the tests against
+	 * data_end are the verifier's. */
 #pragma unroll
 	for (i = 0; i < PK_COALESCE_HDR_MAX / 8; i++) {
-		if (i * 8 >= hdr_len || data + (i + 1) * 8 > data_end)
+		if (i * 8 + 8 > hdr_len || data + (i + 1) * 8 > data_end)
 			break;
 		dst[i] = *(__u64 *)(data + i * 8);
 	}
+	o = (hdr_len - 8) & 0xff;
+	if ((hdr_len & 7) && hdr_len >= 8 && o <= PK_COALESCE_HDR_MAX - 8 &&
+	    data + o + 8 <= data_end)
+		*(__u64 *)(p->hdr + o) = *(__u64 *)(data + o);
 	p->frames = 1;
 	p->ts_ns = now;
 	p->seq_first = v->seq;
@@ -703,7 +714,7 @@ static __always_inline int pk_coalesce(void *ctx, void *data, void *data_end, __
 	if (!(v->coalesce & PK_CO_SELF))
 		return 0;
 	/* (pk_inspect() made sure a mergeable header fits a range and lies in
-	 * the packet in whole words) */
+	 * the packet) */
 	merge = (v->coalesce & PK_CO_MERGE) && now >= *quiet;
 	p = pk_pending.lookup(&v->fk);
 	if (!p) {

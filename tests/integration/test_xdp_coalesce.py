@@ -1,7 +1,8 @@
 """Coalescing of the servers' header-only data segments (root only).
 
-The kernel merges a server's data segments in a row (ACK/PSH only, each
-following on from the last, same ACK) into one pending range and pushes it
+The kernel merges a server's segments in a row (ACK/PSH only, each following
+on from the last, same ACK; a pure ACK starts a range its answer then joins)
+into one pending range and pushes it
 as one header-only record before the flow's next packet; userland takes the
 ranges of flows gone quiet, and every range before a frame the kernel
 cannot tie to a flow (a TCP fragment). What matters is that the stream
@@ -106,6 +107,21 @@ def test_ipv6_ranges_grow_the_payload_length(net):
     assert recs[0]["flags"] == COALESCED
     pkt = decode_frame(1, bytes.fromhex(recs[0]["frame"]), 0.0, recs[0]["wire_len"])
     assert pkt.family == 6 and pkt.seq == 1 and pkt.wire_payload == 1024
+
+
+@pytest.mark.parametrize("pad", [0, 6], ids=["54-byte", "padded-to-60"])
+def test_the_servers_pure_ack_starts_the_range_its_answer_joins(net, pad):
+    pure = bytes(eth(net, IP(src=DST, dst=IP_A) / TCP(sport=80, dport=41010 + pad, flags="A",
+                                                       seq=700, ack=90))) + b"\0" * pad
+    assert len(pure) == 54 + pad
+    answer = server_data(net, 41010 + pad, 700, 90, [300, 41])
+    ack = bytes(eth(net, IP(src=IP_A, dst=DST) / TCP(sport=41010 + pad, dport=80, flags="A",
+                                                       seq=90, ack=1041)))
+    recs, d = exchange(net, [pure] + answer + [ack], 2)
+    assert [r["flags"] for r in recs] == [COALESCED, EVF.FORWARD]
+    pkt = decode_frame(1, bytes.fromhex(recs[0]["frame"]), 0.0, recs[0]["wire_len"])
+    assert (pkt.seq, pkt.ack, pkt.wire_payload) == (700, 90, 341)
+    assert d["coalesced"] == 3 and d["coalesce_records"] == 1
 
 
 def test_vlan_tagged_segments_with_ip_options_keep_their_offsets(net):

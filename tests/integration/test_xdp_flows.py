@@ -33,7 +33,8 @@ RULES = 'web tcp * 80 "GET"\n'
 def net(sensor_lab):
     srv = sensor_lab.server
     srv.call("set_rules", text=RULES)
-    srv.call("configure", block=False, bypass_timeout=60.0)
+    # (coalescing off: these tests count the records of each frame)
+    srv.call("configure", block=False, bypass_timeout=60.0, coalesce=False)
     srv.call("collect", timeout=0.3, settle=0.1)
     return sensor_lab
 
