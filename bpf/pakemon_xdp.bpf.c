@@ -435,9 +435,9 @@ static __always_inline void pk_inspect(void *data, void *data_end, __u32 pkt_len
 			 * frame (bytes past it, Ethernet padding, are no part
 			 * of the segment), the header within what a range
 			 * keeps and readable here (tc: in the linear part),
-			 * and not cut by the snaplen. Payload or not: a pure ACK in a row
-			 * (the server acknowledging the request, then
-			 * answering) starts the range its answer joins. */
+			 * and not cut by the snaplen. Payload or not: a pure
+			 * ACK (the server acknowledging a request) starts the
+			 * range its answer joins. */
 			if (ip_end <= pkt_len && ip_end >= hdr_end &&
 			    (((__u8 *)tcph)[13] & ~0x18) == 0 && tcph->ack &&
 			    hdr_end <= PK_COALESCE_HDR_MAX &&
