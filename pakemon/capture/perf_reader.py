@@ -31,6 +31,7 @@ from operator import attrgetter
 from typing import NamedTuple, Optional
 
 from pakemon import abi
+from pakemon.lab.traffic import checksum  # (respond/reset.py builds its headers there too)
 
 __all__ = ["META_SIZE", "PerfRecord", "RejectReason", "TimeOrder", "decode_record",
            "decode_records", "monotonic_offset_ns", "pending_record"]
@@ -146,10 +147,7 @@ def pending_record(p: abi.Pending, ts: float) -> PerfRecord:
         tot = (int.from_bytes(f[l3 + 2:l3 + 4], "big") + grow) & 0xFFFF
         f[l3 + 2:l3 + 4] = tot.to_bytes(2, "big")
         f[l3 + 10:l3 + 12] = b"\0\0"
-        s = sum(int.from_bytes(f[i:i + 2], "big") for i in range(l3, min(l3 + ihl, n) - 1, 2))
-        while s >> 16:
-            s = (s & 0xFFFF) + (s >> 16)
-        f[l3 + 10:l3 + 12] = (~s & 0xFFFF).to_bytes(2, "big")
+        f[l3 + 10:l3 + 12] = checksum(bytes(f[l3:l3 + ihl])).to_bytes(2, "big")
     elif p.family == 6 and l3 + 40 <= n:
         plen = (int.from_bytes(f[l3 + 4:l3 + 6], "big") + grow) & 0xFFFF
         f[l3 + 4:l3 + 6] = plen.to_bytes(2, "big")

@@ -537,6 +537,11 @@ class XdpSensor:
             self._batch_buf = ((abi.FlowKey * SWEEP_BATCH)(), (abi.Pending * SWEEP_BATCH)())
         keys, vals = self._batch_buf
         lib = self._bcc.libbcc.lib
+
+        def wanted(v) -> bool:
+            return not stale_only or now_ns - v.ts_ns >= (SWEEP_RANGE_NS if v.frames
+                                                          else SWEEP_EMPTY_NS)
+
         token, cnt = ct.c_uint32(0), ct.c_uint32(0)
         first = True
         out = []
@@ -548,14 +553,9 @@ class XdpSensor:
             err = ct.get_errno()
             if res != 0 and err != errno.ENOENT:
                 # a kernel without batch lookups (before 5.6): one by one
-                return [abi.FlowKey.from_buffer_copy(k) for k, v in tbl.items()
-                        if not stale_only or now_ns - v.ts_ns >= (
-                            SWEEP_RANGE_NS if v.frames else SWEEP_EMPTY_NS)]
-            for i in range(cnt.value):
-                v = vals[i]
-                if not stale_only or now_ns - v.ts_ns >= (SWEEP_RANGE_NS if v.frames
-                                                          else SWEEP_EMPTY_NS):
-                    out.append(abi.FlowKey.from_buffer_copy(keys[i]))
+                return [abi.FlowKey.from_buffer_copy(k) for k, v in tbl.items() if wanted(v)]
+            out += [abi.FlowKey.from_buffer_copy(keys[i]) for i in range(cnt.value)
+                    if wanted(vals[i])]
             if res != 0 or cnt.value == 0:
                 return out  # ENOENT: the whole map was read
             first = False
