@@ -437,9 +437,18 @@ class Pipeline:
             if evs:
                 out += self._stream_events(evs)
         if sig is not None:
-            if d is not None and d.det is None and d.session is not None:
-                self._new_match(d)
+            sm = d.det if d is not None else None
+            if sm is None and d is not None and d.session is not None:
+                sm = self._new_match(d)
+            st = sm.sig if sm is not None else None
+            waiting = len(st.pending) if st is not None else 0
             acked = sig.after_tcp(pkt)
+            if waiting and len(st.pending) != waiting:
+                # the bytes the ACK released are no longer held: a charge
+                # left at its peak kept every closed session of a large
+                # response at ~40 KB for its closed timeout, and benign
+                # traffic evicted live sessions (ET: 2,102 of 6,789)
+                self._charge(d, sm)
             if acked:
                 for a in acked:
                     self._count(a)

@@ -268,6 +268,11 @@ HALF = 0x80000000
 
 # Session states.
 SYN_SENT, SYN_RECV, ESTABLISHED, CLOSING, CLOSED = range(1, 6)
+_RETIRED = "retired"  # _evict_one: a closed session went (no eviction)
+# A closed session is quiet this long before it may make room early: the
+# last ACK of the FINs, or a FIN sent again, is still on its way at first
+# (a session gone by then is picked up again from it, one-sided).
+CLOSED_GRACE_S = 2.0
 STATE_NAMES = {SYN_SENT: "SYN_SENT", SYN_RECV: "SYN_RECV", ESTABLISHED: "ESTABLISHED",
                CLOSING: "CLOSING", CLOSED: "CLOSED"}
 
@@ -562,6 +567,14 @@ class TcpReassembler:
         # so such a flood cannot evict the connection an attack rides on.
         self._pickups = OrderedDict()
         self.c_evicted_pickups = 0
+        # Sessions both of whose streams ended (or were reset), in the order
+        # they closed. They stay for the closed timeout only to place late
+        # copies and new SYNs on the 4-tuple; when room is needed they go
+        # before any open connection, as their timeout would, so a busy
+        # server's closing connections (60 s each) cannot evict the open
+        # one an attack rides on.
+        self._closed = OrderedDict()
+        self.c_closed_retired = 0
         # Each session costs ~1.6 KB half-open and ~4 KB with detect state
         # (tracemalloc, bench/floods.py --profile): sessions are charged
         # against the memcap unless max_sessions is set.
@@ -650,6 +663,7 @@ class TcpReassembler:
             "sessions_active": len(self._sessions),
             "evicted_half_open": self.c_evicted_embryonic,
             "evicted_one_sided": self.c_evicted_pickups,
+            "closed_retired_early": self.c_closed_retired,
             "memory": self.memory,
             "midstream_pickups": self.c_midstream,
             "midstream_ignored": self.c_midstream_ignored,
@@ -981,13 +995,28 @@ class TcpReassembler:
         session of the segment being handled). Each is counted in
         ``evicted`` and ``evicted_app_memory``; what it held is delivered
         to ``out`` as at any session end."""
-        while self.over_budget() and self._evict_one(keep, out):
-            self.c_evicted_memory += 1
+        while self.over_budget():
+            gone = self._evict_one(keep, out)
+            if not gone:
+                break
+            if gone is not _RETIRED:
+                self.c_evicted_memory += 1
 
-    def _evict_one(self, keep, out) -> bool:
-        """End the session to go first when room is needed: the oldest
-        one-sided pickup, else the oldest session; never ``keep``. Counted
-        in ``evicted``. False if there is none."""
+    def _evict_one(self, keep, out):
+        """End the session to go first when room is needed: the longest
+        closed one (``_RETIRED``: nothing of it is lost, counted in
+        ``closed_retired_early``), else the oldest one-sided pickup, else the
+        oldest session (True, counted in ``evicted``); never ``keep``. False
+        if there is none."""
+        pkt = self._pkt
+        if pkt is not None:
+            for old in self._closed:
+                if pkt.ts - old.last < CLOSED_GRACE_S:
+                    break  # (closed in order: the ones after it are younger)
+                if old is not keep:
+                    self.c_closed_retired += 1
+                    self._end(old, out)
+                    return _RETIRED
         for table in (self._pickups, self._sessions):
             for old in table:
                 if old is not keep:
@@ -1082,6 +1111,11 @@ class TcpReassembler:
                 self._embryonic[s] = None
         else:
             self._embryonic.pop(s, None)
+        if state == CLOSED:
+            if not s.dead:
+                self._closed[s] = None
+        else:
+            self._closed.pop(s, None)
 
     def _open(self, pkt, out):
         """The first segment of a 4-tuple: start a session, or ignore it."""
@@ -1181,6 +1215,7 @@ class TcpReassembler:
         self.ended += 1
         self._sessions.pop(s, None)
         self._embryonic.pop(s, None)
+        self._closed.pop(s, None)
         if s.pickup:
             self._pickups.pop(s, None)
         if primary and s.alt is not None:

@@ -63,7 +63,10 @@ def test_connection_flood_never_closing_sessions_expire(tmp_path):
     r = run("connections", 3_000, tmp_path, pps=3)
     c = r.counters
     assert r.frames == 3_000 * floods.CONN_FRAMES + len(floods.attack_frames(False))
-    assert c["stream_sessions"] == 3_001
+    # (the attack's connection, closed, may make room before its last ACK
+    # comes 50 flood frames later: that ACK is then picked up on its own)
+    assert c["stream_sessions"] == 3_001 + c.get("stream_midstream_pickups", 0)
+    assert c.get("stream_midstream_pickups", 0) <= 1
     assert c.get("stream_timeouts", 0) + c.get("stream_evicted", 0) > 500
     # every benign GET was read (the idle ones delivered at expiry or flush)
     assert c["stream_delivered_bytes"] >= 3_000 * len(floods.BENIGN_REQUEST)

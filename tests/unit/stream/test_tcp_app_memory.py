@@ -213,3 +213,68 @@ def test_charges_add_up_over_the_conformance_corpus():
         pipe.flush()
         assert tcp.app_memory == 0, pcap.parent.name
     assert charged > 20  # (the corpus did leave state to charge)
+
+
+def test_bytes_released_by_their_ack_give_back_their_charge():
+    """A rule reading the servers' side keeps each response's bytes until
+    the client ACKs them (Suricata's IDS mode inspects then); once they are
+    inspected the direction is charged its state only. A charge left at its
+    peak (~40 KB for a 30 KB response) stayed on every closed session for
+    its 60 s closed timeout: the bench capture's one-at-a-time sessions
+    overran the budget and, with the ET set, 2,102 of 6,789 were evicted."""
+    from pakemon.pipeline import Pipeline
+
+    cfg = Config()
+    cfg.stream.max_sessions = 400
+    pipe = Pipeline(load_rules(str(BUNDLED_RULES)).rules, cfg,
+                    sig=SigRuleSet(parse_suricata_rules(BROAD)[0]))
+    tcp = pipe.tcp
+    body = bytes(range(256)) * 120  # 30 KB, as the bench capture's largest
+    for i in range(150):
+        for ts, frame in http_exchange(f"10.5.0.{i + 1}", "10.80.0.80", 31000 + i,
+                                       b"GET /a.html HTTP/1.0\r\nHost: x\r\n\r\n", body,
+                                       ts=i * 0.01):
+            pipe.feed(ts, frame)
+        assert tcp.app_memory == _charged(tcp)
+    c = tcp.counters()
+    assert c["evicted"] == 0 and c["closed_retired_early"] == 0
+    assert tcp.sessions == 150  # all closed, none timed out yet
+    for s in tcp._sessions:
+        # its fixed state, the 2 KB tail kept for patterns across chunks,
+        # the last packet: nothing of the 30 KB
+        assert s.server.app_mem < DIRSTATE_COST + 2048 + 1024, s.server.app_mem
+    pipe.flush()
+    assert tcp.app_memory == 0
+
+
+def test_closed_sessions_make_room_before_open_ones():
+    """When the table or the budget is full, sessions whose streams both
+    ended go first (nothing of them is lost: they wait only for late
+    copies), counted apart from evictions: a busy server's closing
+    connections, 60 s each, no longer push out the open connection an
+    attack is split across, and raise no eviction notice. Not before they
+    have been quiet for CLOSED_GRACE_S: the last ACK may still come."""
+    pipe = _pipeline(True, max_sessions=64)
+    tcp = pipe.tcp
+    events = []
+    attack = TcpConnection("198.51.100.7", "10.80.0.80", 41000, 80, ts=0.0).open()
+    attack.send(b"GET /cgi-bin/p")
+    for ts, frame in attack.frames:
+        events += pipe.feed(ts, frame)
+    attack.frames.clear()
+    for i in range(300):
+        for ts, frame in http_exchange(f"10.6.{i // 200}.{i % 200 + 1}", "10.80.0.80",
+                                       32000 + i, b"GET /a.html HTTP/1.0\r\n\r\n",
+                                       b"x" * 3000, ts=1.0 + i * 0.1):
+            events += pipe.feed(ts, frame)
+    c = tcp.counters()
+    assert c["closed_retired_early"] >= 300 - 64
+    assert c["evicted"] == 0 and c["evicted_app_memory"] == 0
+    assert not [e for e in events if getattr(e, "kind", None) is not None
+                and "EVICTED" in str(e.kind)]
+    attack.send(b"hf?Qalias=x HTTP/1.0\r\n\r\n")
+    for ts, frame in attack.frames:
+        events += pipe.feed(ts + 40.0, frame)
+    names = {e.rule.signature for e in events if hasattr(e, "rule")}
+    assert "CGI-phf(CVE-1999-0067)" in names and "sig phf" in names
+    assert tcp.counters()["resumed_after_eviction"] == 0
