@@ -80,6 +80,8 @@ is counted in ``counters()``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from pakemon.config import ScanConfig
 from pakemon.decode.decoder import format_addr
 from pakemon.decode.packet import (IPPROTO_TCP, IPPROTO_UDP, TH_ACK, TH_FIN, TH_PUSH,
@@ -142,7 +144,12 @@ class _Track:
 
     def __init__(self, stype: str):
         self.stype = stype
-        self.targets: dict = {}  # (dst, dport) -> ts first seen, oldest first
+        # (dst, dport) -> ts first seen, oldest first. OrderedDicts here
+        # and for the tables below: they are FIFOs taken from the front, and
+        # a dict whose front entries are deleted leaves holes that every
+        # next(iter()) walks again until the next resize (a SYN flood from
+        # random sources, at the source cap: 7.5 against 0.2 us a pop)
+        self.targets: OrderedDict = OrderedDict()
         self.by_host: dict = {}  # dst -> distinct ports
         self.by_port: dict = {}  # dport or (dport, network) -> distinct hosts
         self.oldest = _INF  # ts of the first target: the purge check is one compare
@@ -175,10 +182,10 @@ class ScanDetector:
         self._max_targets = max_targets
         # (src, type) -> _Track, least recently active first (moved to the
         # end on each new target), so eviction and expiry pop from the front.
-        self._tracks: dict[tuple, _Track] = {}
+        self._tracks: OrderedDict[tuple, _Track] = OrderedDict()
         self._n_targets = 0
         # (client, server) -> ts of the control SYN or last data SYN, oldest first
-        self._ftp: dict[tuple, float] = {}
+        self._ftp: OrderedDict[tuple, float] = OrderedDict()
         self._c = dict.fromkeys(
             ("packets", "ignored", "exempt", "notices", "sources_evicted",
              "sources_expired", "targets_dropped", "ftp_sessions_evicted"), 0)
@@ -240,16 +247,13 @@ class ScanDetector:
     def _add(self, tr: _Track, key: tuple, target: tuple, ts: float) -> list[Notice]:
         targets = tr.targets
         if len(targets) >= self._per_source:
-            old = next(iter(targets))
-            del targets[old]
+            old = targets.popitem(last=False)[0]
             self._forget(tr, old)
             self._n_targets -= 1
             self._c["targets_dropped"] += 1
             tr.oldest = next(iter(targets.values()), _INF)
         tracks = self._tracks
-        # most recently active last
-        del tracks[key]
-        tracks[key] = tr
+        tracks.move_to_end(key)  # most recently active last
         while self._n_targets >= self._max_targets:
             oldest = next(iter(tracks))
             if oldest == key:
@@ -290,7 +294,7 @@ class ScanDetector:
     def _new_track(self, key: tuple, stype: str) -> _Track:
         tracks = self._tracks
         while len(tracks) >= self._max_sources:
-            self._n_targets -= len(tracks.pop(next(iter(tracks))).targets)
+            self._n_targets -= len(tracks.popitem(last=False)[1].targets)
             self._c["sources_evicted"] += 1
         tr = tracks[key] = _Track(stype)
         return tr
@@ -329,7 +333,7 @@ class ScanDetector:
     def _ftp_touch(self, fkey: tuple, ts: float) -> None:
         ftp = self._ftp
         if ftp.pop(fkey, None) is None and len(ftp) >= MAX_FTP_SESSIONS:
-            del ftp[next(iter(ftp))]
+            ftp.popitem(last=False)
             self._c["ftp_sessions_evicted"] += 1
         ftp[fkey] = ts
 

@@ -1313,7 +1313,7 @@ class SigEngine:
         if http_config is not None:
             self._pers = http_config.resolve()
         self.dgram_flows: OrderedDict = OrderedDict()
-        self.thresholds: dict = {}
+        self.thresholds: OrderedDict = OrderedDict()  # oldest first (a FIFO)
         self.waiting: dict = {}  # id(DirState) -> DirState with pending bytes
         # the pipeline's checksum verdict for a TCP segment the reassembler
         # did not verify (a direction no stream rule reads is not buffered)
@@ -2391,7 +2391,7 @@ class SigEngine:
         if ent is None or ts - ent[0] > t.seconds:
             ent = self.thresholds[key] = [ts, 0]
             if len(self.thresholds) > THRESH_MAX:
-                self.thresholds.pop(next(iter(self.thresholds)))
+                self.thresholds.popitem(last=False)
                 self.counters["sig_thresholds_evicted"] += 1
         ent[1] += 1
         c = ent[1]

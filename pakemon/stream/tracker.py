@@ -9,6 +9,8 @@ evicted. Both are counted.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 # Suricata's UDP and ICMP flow timeout is 30 s; 60 s keeps a slow
 # request/response pair one flow.
 DGRAM_TIMEOUT_S = 60.0
@@ -37,7 +39,9 @@ class FlowTable:
 
     def __init__(self, max_flows: int = MAX_FLOWS):
         self.max_flows = max_flows
-        self.dirs: dict = {}
+        # oldest first, evicted from the front: an OrderedDict, as a dict
+        # emptied from its front walks the holes on every next(iter())
+        self.dirs: OrderedDict = OrderedDict()
         self.next_sweep = 0.0
         self.expired = 0
         self.evicted = 0
@@ -48,8 +52,7 @@ class FlowTable:
             if ts >= self.next_sweep:
                 self.sweep(ts)
             if len(self.dirs) >= self.max_flows:
-                # dicts keep insertion order: the first key is the oldest flow
-                del self.dirs[next(iter(self.dirs))]
+                self.dirs.popitem(last=False)
                 self.evicted += 1
             d = self.dirs[key] = FlowDir(key, timeout)
         elif ts - d.last > d.timeout:
