@@ -143,7 +143,9 @@ class Detector:
                             found[k] = found.get(k, 0) | (1 << bit)
                             touched[ridx] = max(touched.get(ridx, -1), end + ibase)
                     it.set("", False)
-                if node.regexes:
+                if node.regexes and (found or not node.regexes_gated):
+                    # (gated regexes need a literal found: none is, on a
+                    # fresh connection or a flood's lone segments)
                     if hist is None:
                         hist = sm.hist
                     window = hist[-REGEX_WINDOW:] + data

@@ -122,6 +122,9 @@ class ServiceNode:
         self.ac_nocase = None
         # (regex, targets, literal gates, reach: see regex_reach)
         self.regexes: list[tuple] = []
+        # every regex waits for its rule's literals: none can run on a
+        # stream where no literal was found yet (most of them)
+        self.regexes_gated = False
         self.any_rules: tuple[int, ...] = ()  # rules satisfied by any packet
         self.any_bits: dict[int, int] = {}
         self.overlap = 0  # bytes of earlier stream data a new segment needs
@@ -195,6 +198,7 @@ class ServiceNode:
             nocase.make_automaton()
             self.ac_nocase = nocase
         self.regexes = regexes
+        self.regexes_gated = bool(regexes) and all(r[2] is not None for r in regexes)
         self.any_bits = any_bits
         self.any_rules = tuple(any_bits)
         self.overlap = REGEX_WINDOW if regexes else max(longest - 1, 0)
@@ -220,6 +224,8 @@ class ServiceNode:
                     for ridx, bit in targets:
                         lit[ridx] = lit.get(ridx, 0) | (1 << bit)
                         yield ridx, bit, end
+        if not lit and self.regexes_gated:
+            return  # (no literal found: no regex may run)
         for regex, targets, gates, _ in self.regexes:
             if gates is not None and not any(lit.get(r, 0) & need == need for r, need in gates):
                 continue

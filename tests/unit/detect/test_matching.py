@@ -206,3 +206,26 @@ def test_stream_history_holds_the_delivered_chunks_not_copies():
     assert sm.chunks_len - len(sm.chunks[0]) < HISTORY_BYTES <= sm.chunks_len
     sm.gap()
     assert sm.hist == b"" and sm.chunks_len == 0
+
+
+def test_gated_regex_runs_on_later_segments_once_its_literal_was_found():
+    """A regex waits for its rule's literals (here "/level/", the part it
+    cannot match without): segments before them skip it, a segment after
+    them runs it over the window that still holds them."""
+    pipe = pipeline_from("LVL tcp * 80 <(?i)/level/[0-9]+/exec/>\nU tcp * 80 <USER [^\\n]{9}>\n")
+    conn = TcpConnection(C, S, 40010, 80).open()
+    conn.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")  # neither literal: skipped
+    conn.send(b"GET /LEVEL/")  # the literal, not yet the match
+    conn.send(b"15/exec/ HTTP/1.0\r\n\r\n")
+    assert alert_names(run_frames(pipe, conn.close())) == ["LVL"]
+    conn = TcpConnection(C, S, 40011, 80).open()
+    conn.send(b"GET /level/x/exec/ HTTP/1.0\r\n\r\n")  # literal, no match
+    assert alert_names(run_frames(pipe, conn.close())) == []
+
+
+def test_gated_regex_of_a_datagram_rule_needs_its_literal():
+    pipe = pipeline_from("SH udp * 69 'GET ' <GET [a-z]{4}>\n")
+    frames = [(0.0, udp_frame(C, S, 5000, 69, b"xx GET abcd")),
+              (0.1, udp_frame(C, S, 5001, 69, b"xx PUT abcd")),
+              (0.2, udp_frame(C, S, 5002, 69, b"xx GET 1234"))]
+    assert alert_names(run_frames(pipe, frames)) == ["SH"]
