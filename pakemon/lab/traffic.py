@@ -67,8 +67,11 @@ def ipv6(src: str, dst: str, nh: int, payload: bytes, hlim: int = 64) -> bytes:
             + payload)
 
 
+WINDOW = 64240  # the window every segment announces (no window scaling)
+
+
 def tcp(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
-        payload: bytes = b"", window: int = 64240, options: bytes = b"") -> bytes:
+        payload: bytes = b"", window: int = WINDOW, options: bytes = b"") -> bytes:
     if len(options) % 4:
         options += b"\x01" * (4 - len(options) % 4)
     off = (5 + len(options) // 4) << 4
@@ -138,10 +141,19 @@ class TcpConnection:
         return self
 
     def send(self, data: bytes, from_client: bool = True, segment: int | None = None) -> None:
-        """Send data in segments of at most ``segment`` (default MSS) bytes."""
+        """Send data in segments of at most ``segment`` (default MSS) bytes.
+
+        The receiver acknowledges what it got whenever the next segment
+        would pass its window (WINDOW, unscaled), as a real sender waits for
+        it: a body sent whole past it is data a real receiver drops."""
         size = segment or self.mss
+        unacked = 0
         for i in range(0, len(data), size):
             chunk = data[i:i + size]
+            if unacked + len(chunk) > WINDOW:
+                self._ack(from_client)
+                unacked = 0
+            unacked += len(chunk)
             if from_client:
                 self._emit(tcp_frame(self.client, self.server, self.cport, self.sport,
                                      self.cseq, self.sseq, PSH | ACK, chunk))
@@ -150,7 +162,10 @@ class TcpConnection:
                 self._emit(tcp_frame(self.server, self.client, self.sport, self.cport,
                                      self.sseq, self.cseq, PSH | ACK, chunk))
                 self.sseq += len(chunk)
-        # the receiver acknowledges what it got
+        self._ack(from_client)  # the receiver acknowledges what it got
+
+    def _ack(self, from_client: bool) -> None:
+        """The receiver of the sender's data acknowledges all of it."""
         if from_client:
             self._emit(tcp_frame(self.server, self.client, self.sport, self.cport,
                                  self.sseq, self.cseq, ACK))

@@ -733,3 +733,36 @@ def test_host_policy_names_map_to_stream_policies():
     assert session(lab).policy == ("bsd", "bsd")
     with pytest.raises(ValueError):
         Lab(policy_for=lambda a: "plan9").syn()
+
+
+def test_the_lab_generator_waits_for_the_window_as_a_real_sender():
+    """lab.traffic.TcpConnection acknowledges a long message whenever the
+    next segment would pass the receiver's window (unscaled 64,240), as a
+    real sender waits for the ACK: before, a 1 MB response went out whole
+    and the evaluation's load capture had 99,948 segments past the window
+    (stream_out_of_window) and ACKs of data the model never took."""
+    from pakemon.config import Config
+    from pakemon.lab.traffic import WINDOW, TcpConnection
+    from pakemon.pipeline import Pipeline
+
+    conn = TcpConnection("10.9.0.1", "10.9.0.2", 40000, 80, cseq=1000, sseq=5000).open()
+    conn.send(b"GET / HTTP/1.0\r\n\r\n")
+    body = bytes(range(256)) * 1200  # 300 KB
+    conn.send(body, from_client=False)
+    frames = conn.close()
+    acked = 5001
+    sent = 5001
+    for _, f in frames:
+        pkt = decode_frame(1, f)
+        if pkt.sport == 80:
+            assert pkt.seq + len(pkt.payload) - acked <= WINDOW
+            sent = max(sent, pkt.seq + len(pkt.payload) + (1 if pkt.flags & FIN else 0))
+        elif pkt.dport == 80 and pkt.flags & ACK:
+            assert pkt.ack <= sent
+            acked = max(acked, pkt.ack)
+    pipe = Pipeline([], Config())
+    for ts, f in frames:
+        pipe.feed(ts, f)
+    c = pipe.tcp.counters()
+    assert c["out_of_window"] == 0 and c["ack_of_unsent_data"] == 0
+    assert c["gaps"] == 0
