@@ -34,12 +34,12 @@ HEADERS = b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\n" + b"".join(
 BLANKS = b"\r\n" * 700
 
 
-def _pipeline(suricata: bool, max_sessions: int):
+def _pipeline(suricata: bool, max_sessions: int, rules: str = SURICATA):
     from pakemon.pipeline import Pipeline
 
     cfg = Config()
     cfg.stream.max_sessions = max_sessions
-    sig = SigRuleSet(parse_suricata_rules(SURICATA)[0]) if suricata else None
+    sig = SigRuleSet(parse_suricata_rules(rules)[0]) if suricata else None
     return Pipeline(load_rules(str(BUNDLED_RULES)).rules, cfg, sig=sig)
 
 
@@ -222,12 +222,7 @@ def test_bytes_released_by_their_ack_give_back_their_charge():
     peak (~40 KB for a 30 KB response) stayed on every closed session for
     its 60 s closed timeout: the bench capture's one-at-a-time sessions
     overran the budget and, with the ET set, 2,102 of 6,789 were evicted."""
-    from pakemon.pipeline import Pipeline
-
-    cfg = Config()
-    cfg.stream.max_sessions = 400
-    pipe = Pipeline(load_rules(str(BUNDLED_RULES)).rules, cfg,
-                    sig=SigRuleSet(parse_suricata_rules(BROAD)[0]))
+    pipe = _pipeline(True, max_sessions=400, rules=BROAD)
     tcp = pipe.tcp
     body = bytes(range(256)) * 120  # 30 KB, as the bench capture's largest
     for i in range(150):
