@@ -123,7 +123,11 @@ def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path, wakeup)
     # the server's side came as headers only, and nothing was lost
     assert sensor.counter("header-only") > 10
     assert sensor.counter("perf lost") == 0 and sensor.counter("truncated bytes") == 0
-    assert sensor.counter("candidates") == sensor.counter("records read")
+    # every candidate read; the records read also count the merged ranges
+    # userland took out of the kernel's pending map itself (a range quiet
+    # for the sweep's 0.5 s, as the wait for the alerts can leave one)
+    swept = int(re.search(r"(\d+) more taken by userland", "".join(sensor.stdout)).group(1))
+    assert sensor.counter("candidates") == sensor.counter("records read") - swept
     # a server frame can be lost on the way from the kernel or come late:
     # live, no client segment is judged by the server's side (it would drop
     # a real one)
