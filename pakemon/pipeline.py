@@ -54,7 +54,7 @@ from .detect.scan import ScanDetector
 from .events import Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
-from .stream.tcp import StreamBypass, StreamData, TcpReassembler
+from .stream.tcp import CLOSED, StreamBypass, StreamData, TcpReassembler
 
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
@@ -453,6 +453,9 @@ class Pipeline:
                 for a in acked:
                     self._count(a)
                 out += acked
+            ses = sm and d.session
+            if ses and (d.fin_done or ses.state == CLOSED):
+                out += self._streams_ended(d, ses.state == CLOSED)
         # `*` rules match the first packet of a direction, data or not
         if d is not None and d.packets == 1 and self.tree.has_any_tcp and d.nodes and any(
                 n.any_rules for n in d.nodes):
@@ -463,6 +466,22 @@ class Pipeline:
             for a in alerts:
                 self._count(a)
             out += alerts
+        return out
+
+    def _streams_ended(self, d, both: bool) -> list:
+        """The Suricata engine finishes direction ``d`` (and its peer when
+        ``both``, the connection closed) once its stream ended: see
+        ``SigEngine.stream_end``; what they hold is charged again."""
+        out = []
+        for x in ((d, d.peer) if both else (d,)):
+            sm = x.det
+            if sm is None or sm.sig is None or sm.sig.ended:
+                continue
+            found = self.sig.stream_end(x)
+            for a in found:
+                self._count(a)
+            out += found
+            self._charge(x, sm)
         return out
 
     def _charge(self, d, sm):

@@ -9,6 +9,10 @@ Sans-I/O like every stage: the pipeline calls
 * ``stream_data(direction, data, pkt, gap)`` for each chunk of reassembled
   TCP data (``StreamData``) of a direction ``wants_stream`` said a rule may
   read, and ``after_tcp(pkt)`` once the reassembler has handled the segment;
+* ``stream_end(direction)`` once its stream ended (its receiver read the
+  FIN, or a reset closed the connection): what its parsers hold until the
+  end (a close-delimited response body, a request cut short) is inspected
+  then, not when the session leaves the table a closed timeout later;
 * ``end_direction(direction)`` when its session ended (what it still holds
   is inspected then, as at the end of input), ``flush()`` at the end of
   input.
@@ -1273,7 +1277,8 @@ class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
-                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh")
+                 "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh",
+                 "ended")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1302,6 +1307,7 @@ class DirState:
         # and midstream flag are set before any DirState is made): asked
         # on every packet, so computed once
         self.cs = d.session is None or _is_client(d)
+        self.ended = False  # stream_end done: the direction can deliver nothing more
 
 
 class SigEngine:
@@ -1821,6 +1827,22 @@ class SigEngine:
         self.waiting.clear()
         return out
 
+    def stream_end(self, d):
+        """TCP direction ``d`` will deliver nothing more (its receiver read
+        its FIN, or a reset closed the connection): finish it now, as at the
+        end of input. A close-delimited HTTP/1.0 response was inspected only
+        when its session left the table, up to the 60 s closed timeout after
+        the FIN (live), or at the end of the capture. The bytes kept for
+        matches across deliveries go too: none can follow."""
+        st = _sig_of(d)
+        if st is None or st.ended:
+            return []
+        st.ended = True
+        self.waiting.pop(id(st), None)
+        out = self._finish(st)
+        st.tail = st.edge = st.held = b""
+        return out
+
     def end_direction(self, d):
         """TCP direction ``d``'s session ended: what it still holds is
         inspected now, as at the end of input, and its state forgotten."""
@@ -1828,6 +1850,8 @@ class SigEngine:
         if st is None:
             return []
         self.waiting.pop(id(st), None)
+        if st.ended:
+            return []  # (stream_end finished it)
         return self._finish(st)
 
     def _finish(self, st):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pakemon.detect.sigengine import SigRuleSet
+from pakemon.detect.sigengine import DIRSTATE_COST, PACKET_COST, SigRuleSet
 from pakemon.detect.suricata_parser import parse_suricata_rules
 from pakemon.events import Alert
 from pakemon.lab.traffic import (TcpConnection, dns_exchange, http_exchange, ping_exchange,
@@ -536,3 +536,61 @@ def test_dns_queries_pipelined_in_one_segment_alert_once_each():
     two = q[:4] + b"\x00\x02" + q[6:12] + qd + qd
     msg2 = len(two).to_bytes(2, "big") + two
     assert sids(run(rules, tcp_session([msg2], sport=53))) == {1: 1}
+
+
+BODY_RULE = ('alert http any any -> any any (msg:"body"; flow:to_client; file.data; '
+             'content:"EVILBODY"; sid:1;)\n'
+             'alert http any any -> any any (msg:"cut"; flow:to_server; http.uri; '
+             'content:"/cut"; sid:2;)\n'
+             'alert tcp any 80 -> any any (msg:"stream"; flow:to_client; content:"NOTHERE"; '
+             'sid:3;)')
+
+
+def _feed_each(frames):
+    """(frame index, sid) of each alert as the frames are fed, then flush's;
+    and what the servers' directions were charged before the flush."""
+    rules, _, _ = parse_suricata_rules(BODY_RULE)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = []
+    for i, (ts, frame) in enumerate(frames):
+        got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+    charged = [s.server.app_mem for s in pipe.tcp._sessions]
+    got += [("flush", a.rule.sid) for a in pipe.flush() if isinstance(a, Alert)]
+    return got, charged
+
+
+def test_close_delimited_response_is_inspected_at_the_fin_not_at_session_end():
+    """An HTTP/1.0 body without Content-Length ends with the connection:
+    it is inspected when the client reads the server's FIN (the session
+    stays in the table for its closed timeout, 60 s, and only the end of
+    the capture inspected it before), once, and the direction's charge
+    drops to its state."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40100, 80, ts=1.0).open()
+    c.send(b"GET /page HTTP/1.0\r\n\r\n")
+    c.send(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + b"x" * 4000
+           + b"<p>EVILBODY</p>", from_client=False)
+    frames = c.close()  # client FIN, server FIN, last ACK
+    got, charged = _feed_each(frames)
+    fin = len(frames) - 2
+    assert got == [(fin, 1)]
+    # its state and last packet (the FIN, here), not the 2 KB
+    # tail kept for patterns across deliveries: none can follow
+    assert len(charged) == 1 and charged[0] < DIRSTATE_COST + PACKET_COST + 1514, charged
+
+
+def test_resets_taken_by_both_hosts_finish_both_directions_at_once():
+    """A request cut short (headers without their empty line) and a
+    close-delimited response: the client's RST alone leaves them open (the
+    model still reads what either side sends after one RST: it may be
+    forged), the server's RST too closes the connection and both are
+    inspected there."""
+    from pakemon.lab.traffic import tcp_frame
+
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40101, 80, ts=1.0).open()
+    c.send(b"GET /cut HTTP/1.0\r\nHost: a\r\n")
+    c.send(b"HTTP/1.0 200 OK\r\n\r\nsome EVILBODY", from_client=False)
+    c._emit(tcp_frame(c.client, c.server, c.cport, c.sport, c.cseq, c.sseq, 0x14))  # RST|ACK
+    c._emit(tcp_frame(c.server, c.client, c.sport, c.cport, c.sseq, c.cseq, 0x14))
+    got, _ = _feed_each(c.frames)
+    last = len(c.frames) - 1
+    assert sorted(got) == [(last, 1), (last, 2)]
