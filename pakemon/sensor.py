@@ -54,12 +54,6 @@ import time
 from collections import OrderedDict
 
 from .abi import BLOCK_MAX, EVF
-
-# Plain ints for the per-record test: `int & IntFlag` goes through the enum
-# machinery (Flag.__and__, a new member), several times the cost of int &
-# int (py-spy: 2% of the live sensor's time at top speed).
-_SNAPLEN_CUT = int(EVF.SNAPLEN)
-_HDR_ONLY = int(EVF.HDR_ONLY)
 from .decode import DecodeError, decode_frame
 from .decode.packet import LINKTYPE_ETHERNET
 from .cli import (
@@ -88,6 +82,12 @@ SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program al
 
 # Wall-clock seconds between counter snapshots in the loop.
 SNAPSHOT_EVERY_S = 5.0
+
+# Plain ints for the per-record test: `int & IntFlag` goes through the enum
+# machinery (Flag.__and__, a new member), several times the cost of int &
+# int (py-spy: 2% of the live sensor's time at top speed).
+_SNAPLEN_CUT = int(EVF.SNAPLEN)
+_HDR_ONLY = int(EVF.HDR_ONLY)
 # Perf ring wait per poll (ms): the longest a signal waits to be seen.
 POLL_MS = 200
 # TCP directions past their depth whose peer is still inspected, remembered

@@ -1846,7 +1846,7 @@ class SigEngine:
     def end_direction(self, d):
         """TCP direction ``d``'s session ended: what it still holds is
         inspected now, as at the end of input, and its state forgotten."""
-        st = getattr(d.det, "sig", None)
+        st = _sig_of(d)
         if st is None:
             return []
         self.waiting.pop(id(st), None)

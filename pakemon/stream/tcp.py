@@ -990,11 +990,12 @@ class TcpReassembler:
         return len(self._sessions) * SESSION_COST + self.app_memory > self.app_budget
 
     def evict_for_memory(self, keep, out) -> None:
-        """End the oldest sessions (one-sided pickups first, as when the
-        table is full) until the budget holds again; never ``keep`` (the
-        session of the segment being handled). Each is counted in
-        ``evicted`` and ``evicted_app_memory``; what it held is delivered
-        to ``out`` as at any session end."""
+        """End sessions in ``_evict_one``'s order (closed ones quiet for
+        CLOSED_GRACE_S, then one-sided pickups, then the oldest) until the
+        budget holds again; never ``keep`` (the session of the segment
+        being handled). Each open one is counted in ``evicted`` and
+        ``evicted_app_memory``; what it held is delivered to ``out`` as at
+        any session end."""
         while self.over_budget():
             gone = self._evict_one(keep, out)
             if not gone:
