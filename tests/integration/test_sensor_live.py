@@ -276,5 +276,9 @@ def test_an_attack_after_a_large_response_on_the_same_connection_alerts_live(lab
         ls.close()
     live = eve_alerts(tmp_path / "live" / "eve.json")
     assert [k[0] for k in live] == ["CGI-phf(CVE-1999-0067)"]
-    assert sensor.counter("coalesced") > 10  # the answer's segments went through ranges
+    # the answer's segments went header-only (merged into ranges or not:
+    # how many merge depends on how often the client's ACKs came between
+    # them, timing; a CI run saw 0 of them merged, others dozens; the
+    # merging itself is pinned in test_xdp_coalesce)
+    assert sensor.counter("header-only") > 2_000_000 // 65536
     assert sensor.counter("perf lost") == 0
