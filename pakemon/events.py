@@ -68,6 +68,7 @@ class NoticeKind(enum.Enum):
     STREAM_PAWS_FAILED = ("anomaly", "segment timestamp older than the last one seen (PAWS): dropped")
     STREAM_NO_ACK = ("anomaly", "data segment without ACK: dropped by the target")
     STREAM_MD5_UNEXPECTED = ("anomaly", "unexpected TCP MD5 signature option: dropped by the target")
+    STREAM_AUTH_OPTIONS_INVALID = ("anomaly", "TCP options malformed, or MD5/TCP-AO option of a wrong length or given twice: dropped by the target")
     STREAM_GAP = ("anomaly", "sequence gap: stream data missing (capture loss)")
     STREAM_DEPTH_REACHED = ("anomaly", "stream depth reached: direction no longer inspected")
     STREAM_BAD_OPTIONS = ("anomaly", "malformed IP options: segment ignored as the target would")

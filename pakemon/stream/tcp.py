@@ -98,9 +98,18 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   (``tcp_replace_ts_recent`` with ``rcv_wup``), taken as at most
   ``rcv_nxt``: a receiver never acknowledges what it did not get, so an
   ACK past it is capture loss or forged.
-* MD5: any segment with a well-formed TCP MD5 option (kind 19, length 18)
-  is dropped, SYNs included; we assume CONFIG_TCP_MD5SIG=y (every major
-  distribution) and no key on the socket.
+* MD5 and TCP-AO (``tcp_inbound_hash``, Linux 6.7 and later): any segment
+  with a well-formed TCP MD5 option (kind 19, length 18) is dropped, SYNs
+  included; we assume CONFIG_TCP_MD5SIG=y (every major distribution) and
+  no key on the socket. So is one whose options ``tcp_do_parse_auth_options``
+  rejects while 18 or more option bytes are left: a malformed length (under
+  2, or past the header), an MD5 option of another length, a TCP-AO option
+  (kind 29) of 4 bytes or fewer, or a second MD5/AO option (live_cases
+  tcp_malformed_option_18_left and the cases after it). A malformed option
+  later in the block only ends the option parse, as before 6.7. A
+  well-formed TCP-AO option there is taken by an established socket but
+  dropped by the server's request socket (between SYN-ACK and the
+  handshake's ACK: ``tcp_rsk_used_ao``, even without CONFIG_TCP_AO).
 * RST (RFC 5961): resets only at exactly ``rcv_nxt``, or ``rcv_nxt - 1`` once
   the sender's FIN was read (``tcp_reset_check``); any other RST gets a
   challenge ACK and is ignored. A SYN with a new ISN on a synchronised
@@ -124,7 +133,9 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   client segment at ISN+1+len shows the data was taken, one at ISN+1 that it
   was not. Data on a SYN-ACK is read only by a client that tried TFO.
 
-Left out of linux-current: TCP-AO (kind 29) and RFC 5961's RST at the
+Left out of linux-current: TCP-AO verification (a well-formed kind 29
+option is taken, as on a kernel without CONFIG_TCP_AO like the one the live
+cases run on; one built with it drops the segment) and RFC 5961's RST at the
 highest SACKed sequence; the PAWS exemption is simplified to "pure ACKs are
 never PAWS-dropped" (they carry no data); a slow
 reader's receive buffer is not modelled (the window and instant-reader
@@ -294,7 +305,14 @@ SWEEP_SLICE = 512
 _TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): what Linux sends
 _u32 = struct.Struct("!I").unpack_from
 _PKT_HAS_DIRECTION = "direction" in getattr(Packet, "__slots__", ())
-_NO_OPTS = (-1, None, False, False)
+_NO_OPTS = (-1, None, 0, False)
+# _scan_options's auth verdicts (tcp_inbound_hash), and how many option bytes
+# must be left for tcp_do_parse_auth_options to look at the next option
+# (TCPOLEN_MD5SIG; sizeof(struct tcp_ao_hdr) + 1 with CONFIG_TCP_AO)
+AUTH_MD5 = 1
+AUTH_INVALID = 2
+AUTH_AO = 3
+AUTH_SCAN_MIN = 18
 _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
@@ -321,13 +339,25 @@ MAX_SYN_QUEUED = 10
 
 
 def _scan_options(opts: bytes):
-    """(wscale or -1, TSval or None, MD5 present, TFO option present).
+    """(wscale or -1, TSval or None, auth verdict, TFO option present).
 
-    Parsing stops at a malformed option, as ``tcp_parse_options`` does.
+    Parsing stops at a malformed option, as ``tcp_parse_options`` does. The
+    auth verdict is what ``tcp_inbound_hash`` (Linux 6.7 and later, with
+    CONFIG_TCP_MD5SIG and no key on the socket) makes of the block: 0 taken,
+    AUTH_MD5 (an MD5 option: unexpected, dropped), AUTH_INVALID (dropped
+    by ``tcp_do_parse_auth_options``), AUTH_AO (a well-formed TCP-AO
+    option). That parse looks only while AUTH_SCAN_MIN bytes or more are
+    left, and there rejects a malformed length, an MD5 option not 18 bytes
+    long, a TCP-AO option of its bare 4-byte header, or a second MD5/AO
+    option. A well-formed AO option is taken by a full socket (without
+    CONFIG_TCP_AO, the kernel here, nothing verifies it) but dropped by a
+    request socket, which did not start with AO (``tcp_rsk_used_ao``: live
+    case tcp_hs_decoy_ao).
     """
     wscale = -1
     tsval = None
-    md5 = tfo = False
+    auth = 0
+    signed = tfo = False
     i = 0
     n = len(opts)
     while i < n:
@@ -337,21 +367,29 @@ def _scan_options(opts: bytes):
         if kind == 1:
             i += 1
             continue
+        checked = n - i >= AUTH_SCAN_MIN  # tcp_do_parse_auth_options still looks
         if i + 1 >= n:
             break
         size = opts[i + 1]
         if size < 2 or i + size > n:
+            if checked:
+                auth = AUTH_INVALID
             break
         if kind == 3 and size == 3:
             wscale = min(opts[i + 2], MAX_WSCALE)
         elif kind == 8 and size == 10:
             tsval = _u32(opts, i + 2)[0]
-        elif kind == 19 and size == 18:
-            md5 = True
+        elif kind == 19 or kind == 29:
+            if checked:
+                if signed or (size != 18 if kind == 19 else size <= 4):
+                    auth = AUTH_INVALID
+                    break
+                signed = True
+                auth = AUTH_MD5 if kind == 19 else AUTH_AO
         elif kind == 34:
             tfo = True
         i += size
-    return wscale, tsval, md5, tfo
+    return wscale, tsval, auth, tfo
 
 
 def _tsecr(opts: bytes) -> int | None:
@@ -630,6 +668,7 @@ class TcpReassembler:
         self.c_paws = 0
         self.c_no_ack = 0
         self.c_md5 = 0
+        self.c_auth_invalid = 0
         self.c_urgent = 0
         self.c_overlaps = 0
         self.c_mismatch = 0
@@ -681,6 +720,7 @@ class TcpReassembler:
             "paws_dropped": self.c_paws,
             "no_ack_dropped": self.c_no_ack,
             "md5_dropped": self.c_md5,
+            "auth_options_dropped": self.c_auth_invalid,
             "urgent_bytes_removed": self.c_urgent,
             "overlaps": self.c_overlaps,
             "overlap_mismatches": self.c_mismatch,
@@ -1118,15 +1158,25 @@ class TcpReassembler:
         else:
             self._closed.pop(s, None)
 
+    def _auth_dropped(self, auth):
+        """Count a segment tcp_inbound_hash drops; its (notice kind, text)."""
+        if auth == AUTH_MD5:
+            self.c_md5 += 1
+            return _K.STREAM_MD5_UNEXPECTED, "unexpected TCP MD5 signature option, segment dropped"
+        self.c_auth_invalid += 1
+        if auth == AUTH_AO:
+            return (_K.STREAM_AUTH_OPTIONS_INVALID,
+                    "TCP-AO option on a connection that did not start with it, segment dropped")
+        return (_K.STREAM_AUTH_OPTIONS_INVALID,
+                "TCP options malformed or with MD5/TCP-AO set wrong, segment dropped")
+
     def _open(self, pkt, out):
         """The first segment of a 4-tuple: start a session, or ignore it."""
         flags = pkt.flags
         opts = pkt.tcp_options
         info = _scan_options(opts) if opts else _NO_OPTS
-        if info[2] and self._policy(pkt.dst).md5:
-            self.c_md5 += 1
-            self._free(pkt, _K.STREAM_MD5_UNEXPECTED,
-                       "unexpected TCP MD5 signature option, segment dropped", out)
+        if info[2] and info[2] != AUTH_AO and self._policy(pkt.dst).md5:
+            self._free(pkt, *self._auth_dropped(info[2]), out)
             return None
         if flags & TH_RST:
             return None  # nothing to reset
@@ -1342,11 +1392,11 @@ class TcpReassembler:
                 tsval = _u32(opts, 4)[0]
             else:
                 info = _scan_options(opts)
-                if info[2] and d.pol.md5:
-                    self.c_md5 += 1
-                    self._notice(d, _K.STREAM_MD5_UNEXPECTED,
-                                 "unexpected TCP MD5 signature option, segment dropped",
-                                 pkt.ts, out)
+                auth = info[2]
+                if auth and d.pol.md5 and (auth != AUTH_AO or (s.state == SYN_RECV
+                                                                and d is s.client)):
+                    # (an AO option only to the server's request socket)
+                    self._notice(d, *self._auth_dropped(auth), pkt.ts, out)
                     return
                 tsval = info[1]
         data = pkt.payload

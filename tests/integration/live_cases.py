@@ -84,6 +84,31 @@ def with_ip_options(frame: bytes, options: bytes) -> bytearray:
     return bytearray(frame[:14]) + ip + opts + bytearray(frame[34:])
 
 
+def with_tcp_options(frame: bytearray, extra: bytes, v6: bool) -> bytearray:
+    """An Ethernet/IP/TCP frame (no IPv4 options or IPv6 extension headers)
+    with ``extra`` appended to its TCP options: data offset, IP length and
+    both checksums made right again."""
+    extra = extra + b"\0" * (-len(extra) % 4)
+    ihl = 40 if v6 else 20
+    t = 14 + ihl
+    doff = (frame[t + 12] >> 4) * 4
+    assert doff + len(extra) <= 60, "TCP options longer than 40 bytes"
+    out = bytearray(frame[:t + doff]) + extra + frame[t + doff:]
+    out[t + 12] = ((doff + len(extra)) // 4) << 4 | (out[t + 12] & 0x0F)
+    seg_len = len(out) - t
+    if v6:
+        struct.pack_into("!H", out, 14 + 4, seg_len)
+        pseudo = bytes(out[22:54]) + struct.pack("!IxxxB", seg_len, 6)
+    else:
+        struct.pack_into("!H", out, 14 + 2, ihl + seg_len)
+        struct.pack_into("!H", out, 14 + 10, 0)
+        struct.pack_into("!H", out, 14 + 10, inet_checksum(bytes(out[14:14 + ihl])))
+        pseudo = bytes(out[26:34]) + struct.pack("!xBH", 6, seg_len)
+    struct.pack_into("!H", out, t + 16, 0)
+    struct.pack_into("!H", out, t + 16, inet_checksum(pseudo + bytes(out[t:])))
+    return out
+
+
 def ipv4_fragments(frame: bytes, size: int, order: str = "in-order", seed: int = 0,
                    ident: int = 0x4242) -> list:
     """An Ethernet/IPv4 frame (20-byte header) as IPv4 fragments of ``size``
@@ -516,9 +541,12 @@ class TcpClient:
               dst_mac: str = SRV_MAC, ack_delta: int = 0, ttl: int = 64,
               ip_flags: str = "", frag: tuple | None = None, ext: list | None = None,
               window: int = 65535, vlan: int | None = None, len_delta: int = 0,
-              trailer: bytes = b"", gre: bool = False, nsh: bool = False) -> None:
+              trailer: bytes = b"", gre: bool = False, nsh: bool = False,
+              raw_options: bytes = b"") -> None:
         """``ext``: IPv6 extension headers (``ext_chain``'s form) before TCP;
-        ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only."""
+        ``ttl`` is the hop limit there; ``ip_options``/``ip_flags`` IPv4 only.
+        ``raw_options``: bytes put after the TCP options as they are (scapy
+        would fix a malformed option's length), padded with EOL to 4."""
         Ether, IP, IPv6, _F, TCP, _UDP, Raw = _scapy()
         opts = list(options)
         if self.timestamps and tsval is not False:
@@ -539,6 +567,8 @@ class TcpClient:
             pkt = pkt / Raw(data)
         raw = bytearray(bytes(pkt))
         ihl = 40 if self.v6 else 20
+        if raw_options:
+            raw = with_tcp_options(raw, raw_options, self.v6)
         if bad_checksum:
             raw[14 + ihl + 16] ^= 0x5A  # the TCP checksum
         if ip_options and not self.v6:
@@ -760,6 +790,9 @@ def _AB(c: TcpClient):
     c.fin(10)
 
 
+AO18 = b"\x1d\x12\x01\x01" + b"\x5a" * 14  # a TCP-AO option, 18 bytes long
+
+
 def _handshake_cases(T) -> list:
     """A segment between the SYN-ACK and the handshake's ACK: the server
     holds a request socket then (tcp_check_req), with checks of its own."""
@@ -791,6 +824,17 @@ def _handshake_cases(T) -> list:
              lambda c: c.seg(1 << 20, b"xxxxx")),
         case("tcp_hs_decoy_md5", "xxxxx with an MD5 option",
              lambda c: c.seg(0, b"xxxxx", options=md5)),
+        # tcp_inbound_hash: a request socket that did not start with TCP-AO
+        # drops a segment carrying an AO option (tcp_rsk_used_ao), even in a
+        # kernel without CONFIG_TCP_AO; a full socket takes it (tcp_ao_option)
+        case("tcp_hs_decoy_ao", "xxxxx with an 18-byte TCP-AO option",
+             lambda c: c.seg(0, b"xxxxx", raw_options=AO18 + b"\x01\x01")),
+        case("tcp_hs_decoy_ao_out_of_order", "xxxxx at 5 with an 18-byte TCP-AO option",
+             lambda c: c.seg(5, b"xxxxx", raw_options=AO18 + b"\x01\x01")),
+        case("tcp_hs_decoy_ao_not_parsed", "xxxxx with a TCP-AO option starting 17 option "
+             "bytes before the end (not parsed)", lambda c: c.seg(
+                 0, b"xxxxx", raw_options=b"\x01" * 3 + b"\x1d\x09" + b"\x5a" * 7 + b"\x01" * 8),
+             kernel=(b"xxxxxbbbbb", True)),
         case("tcp_hs_second_syn_in_window", "a SYN with an ISN 1000 further",
              lambda c: c._send(c.isn + 1000, "S", options=[("MSS", 1460)]), kernel=(b"", False)),
         case("tcp_hs_second_syn_out_of_window", "a SYN with an ISN 2^30 further",
@@ -1119,6 +1163,41 @@ def _tcp_cases() -> list:
         T("tcp_ao_option", "AAAAA, bbbbb with a TCP-AO option (kind 29) and no key, CCCCC, "
           "DDDDD at bbbbb's place, FIN",
           _dropped_middle(options=[(29, b"\x01\x01" + b"\x5a" * 12)]),
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
+        # tcp_inbound_hash parses the options for MD5/TCP-AO while 18 or more
+        # bytes are left (CONFIG_TCP_AO off, as here): a malformed option
+        # there, an MD5 option of another length, an AO one of 4 bytes or a
+        # second AO drops the segment (SKB_DROP_REASON_TCP_AUTH_HDR)
+        T("tcp_malformed_option_18_left", "AAAAA, bbbbb whose options hold a 1-byte-long "
+          "option with 18 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=b"\x01\x01\x42\x01" + b"\x01" * 16),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_malformed_option_17_left", "AAAAA, bbbbb whose options hold a 1-byte-long "
+          "option with 17 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=b"\x01\x01\x01\x42\x01" + b"\x01" * 15),
+          kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_option_past_the_header", "AAAAA, bbbbb with an option 32 bytes long in 18 "
+          "option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=b"\x01\x01\x42\x20" + b"\x01" * 16),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_md5_option_wrong_length", "AAAAA, bbbbb with an MD5 option (kind 19) 10 bytes "
+          "long, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=b"\x13\x0a" + b"\x5a" * 8 + b"\x01" * 10),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_ao_option_header_only", "AAAAA, bbbbb with a 4-byte TCP-AO option, CCCCC, "
+          "DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=b"\x1d\x04\x01\x01" + b"\x01" * 16),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_two_ao_options", "AAAAA, bbbbb with two TCP-AO options, the second with 31 "
+          "option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=(b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 22),
+          kernel=(b"AAAAADDDDDCCCCC", True)),
+        T("tcp_ao_option_parsed", "AAAAA, bbbbb with an 18-byte TCP-AO option (parsed, "
+          "taken: no CONFIG_TCP_AO), CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=AO18 + b"\x01\x01"), kernel=(b"AAAAAbbbbbCCCCC", True)),
+        T("tcp_two_ao_options_short", "AAAAA, bbbbb with two TCP-AO options, the second with "
+          "11 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
+          _dropped_middle(raw_options=(b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 2),
           kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_mptcp_option", "AAAAA, bbbbb with an MPTCP DSS option (kind 30), CCCCC, DDDDD, FIN",
           _dropped_middle(options=[(30, b"\x20\x01")]), kernel=(b"AAAAAbbbbbCCCCC", True)),

@@ -1,4 +1,4 @@
-"""What linux-current models beyond overlaps: urgent data, no-ACK, MD5, PAWS."""
+"""What linux-current models beyond overlaps: urgent data, no-ACK, MD5/TCP-AO, PAWS."""
 
 from test_tcp_support import ACK, FIN, MD5OPT, MSS, PA, PSH, SYN, URG, Lab, tsopt
 
@@ -125,6 +125,80 @@ def test_malformed_md5_option_is_not_an_md5_option():
     lab = Lab().handshake()
     lab.c(0, b"data", options=b"\x13\x04ab")  # length 4: tcp_parse_md5sig_option says no
     assert lab.stream() == b"data"
+
+
+# tcp_do_parse_auth_options (Linux 6.7+) looks at options while 18 or more
+# option bytes are left; there it drops the segment for a malformed length,
+# an MD5 option of another length, a bare TCP-AO header or a second MD5/AO
+# option (each checked on the kernel: tests/integration/live_cases.py).
+NOP = b"\x01"
+AO = b"\x1d\x09" + b"\x5a" * 7  # a well-formed TCP-AO option: taken (no CONFIG_TCP_AO)
+AUTH_DROPPED = [
+    NOP * 2 + b"\x42\x01" + NOP * 16,  # length 1 with 18 bytes left
+    NOP * 2 + b"\x42\x20" + NOP * 16,  # length past the header
+    b"\x13\x0a" + b"\x5a" * 8 + NOP * 10,  # MD5 option 10 bytes long
+    b"\x1d\x04\x01\x01" + NOP * 16,  # TCP-AO header only
+    AO * 2 + NOP * 22,  # two AO options, the second with 31 bytes left
+    AO + MD5OPT + NOP,  # AO, then MD5 with 19 bytes left
+]
+AUTH_TAKEN = [
+    NOP * 3 + b"\x42\x01" + NOP * 15,  # length 1 with 17 bytes left: parse just stops
+    AO * 2 + NOP * 2,  # the second AO with 11 bytes left: never looked at
+    AO + NOP * 3,
+    b"\x00" + b"\x42\x01" + NOP * 17,  # after end-of-options
+]
+
+
+def test_auth_option_parse_drops_what_linux_drops():
+    for opts in AUTH_DROPPED:
+        lab = Lab().handshake()
+        lab.c(0, b"EVIL", options=opts)
+        lab.c(0, b"good")
+        assert lab.stream() == b"good", opts
+        assert lab.counters["auth_options_dropped"] == 1 and lab.counters["md5_dropped"] == 0
+        assert len(lab.notices(K.STREAM_AUTH_OPTIONS_INVALID)) == 1
+
+
+def test_auth_option_parse_takes_what_linux_takes():
+    for opts in AUTH_TAKEN:
+        lab = Lab().handshake()
+        lab.c(0, b"good", options=opts)
+        lab.c(0, b"EVIL")
+        assert lab.stream() == b"good", opts
+        assert lab.counters["auth_options_dropped"] == 0
+
+
+def test_ao_option_dropped_only_by_the_request_socket():
+    """Between the SYN-ACK and the handshake's ACK the server holds a request
+    socket, which drops a parsed TCP-AO option (tcp_rsk_used_ao); the
+    established socket takes one (no CONFIG_TCP_AO)."""
+    ao18 = b"\x1d\x12\x01\x01" + b"\x5a" * 14 + NOP * 2
+    lab = Lab()
+    lab.syn()
+    lab.synack()
+    lab.c(0, b"EVIL", options=ao18)
+    lab.c(0, b"good")
+    lab.c(4, b"more", options=ao18)
+    assert lab.stream() == b"goodmore"
+    assert lab.counters["auth_options_dropped"] == 1
+    # not parsed (fewer than 18 option bytes left where it starts): taken
+    lab = Lab()
+    lab.syn()
+    lab.synack()
+    lab.c(0, b"good", options=NOP * 3 + AO + NOP * 8)
+    assert lab.stream() == b"good" and lab.counters["auth_options_dropped"] == 0
+
+
+def test_invalid_auth_options_on_a_syn_open_nothing():
+    lab = Lab()
+    lab.c(raw_seq=lab.cisn, raw_ack=0, flags=SYN, options=AUTH_DROPPED[0] + MSS)
+    assert lab.r.sessions == 0 and lab.counters["auth_options_dropped"] == 1
+
+
+def test_invalid_auth_options_kept_by_other_policies():
+    lab = Lab(policy="windows").handshake()
+    lab.c(0, b"data", options=AUTH_DROPPED[0])
+    assert lab.stream() == b"data" and lab.counters["auth_options_dropped"] == 0
 
 
 # ------------------------------------------------------------------ PAWS
