@@ -868,6 +868,17 @@ def views_first_copy_loses(real: bytes, other: bytes, plan) -> dict:
 # -- insertion ------------------------------------------------------------------
 
 
+# TCP option blocks tcp_do_parse_auth_options rejects (Linux 6.7+): see
+# pakemon/stream/tcp.py, _scan_options
+AUTH_REJECTED = (
+    b"\x01\x01\x42\x01" + b"\x01" * 16,  # a length of 1 with 18 bytes left
+    b"\x01\x01\x42\x20" + b"\x01" * 16,  # a length past the header
+    b"\x13\x0a" + b"\x5a" * 8 + b"\x01" * 10,  # an MD5 option 10 bytes long
+    b"\x1d\x04\x01\x01" + b"\x01" * 16,  # a bare TCP-AO header
+    (b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 22,  # two TCP-AO options
+)
+
+
 def build_insertion(kind: str, size: int = 4) -> Callable:
     """Before each real segment, a decoy for the same bytes the target drops.
 
@@ -883,7 +894,12 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
     the one announced, which keeps it off header prediction, see
     tests/integration/live_cases.py, tcp_data_with_too_old_ack),
     ``vlan`` (tagged for a VLAN the server has no interface on: the kernel
-    drops the frame, PACKET_OTHERHOST; live case tcp_vlan_tagged_decoy).
+    drops the frame, PACKET_OTHERHOST; live case tcp_vlan_tagged_decoy),
+    ``md5`` (a TCP MD5 option the socket has no key for: tcp_inbound_hash
+    drops it), ``bad-tcp-option`` (options the kernel's MD5/TCP-AO parse
+    rejects: a malformed length, an MD5 option of another length, a bare or
+    second TCP-AO option, with 18 or more option bytes left; live cases
+    tcp_malformed_option_18_left and after).
     """
 
     def build(flow: Flow, real: bytes, other: bytes, plan) -> None:
@@ -907,6 +923,12 @@ def build_insertion(kind: str, size: int = 4) -> Callable:
             elif kind == "broadcast-mac":
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    dst_mac=b"\xff" * 6)
+            elif kind == "md5":
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
+                                             options=b"\x01\x01\x13\x12" + flow.cap.rng.randbytes(16)))
+            elif kind == "bad-tcp-option":
+                flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size],
+                                             options=flow.cap.rng.choice(AUTH_REJECTED)))
             elif kind in ("source-route", "bad-ip-option"):
                 flow.emit_datagram(flow.cseg(seq, PSH | ACK, other[i:i + size]),
                                    ip_options=LSRR if kind == "source-route" else BAD_TIMESTAMP)
@@ -1104,6 +1126,13 @@ def _techniques() -> list[Technique]:
                   "decoy segments sent to the Ethernet broadcast address before each real one "
                   "(the sensor on the server, told its MAC)",
                   build_insertion("broadcast-mac"), views=views_accepts_decoy, host_mac=True),
+        Technique("tcp-insert-md5", DEFAULT_POLICY,
+                  "decoy segments with a TCP MD5 option (no key on the server) before each "
+                  "real one", build_insertion("md5"), views=views_accepts_decoy),
+        Technique("tcp-insert-bad-tcp-option", DEFAULT_POLICY,
+                  "decoy segments whose TCP options the kernel's MD5/TCP-AO parse rejects "
+                  "before each real one", build_insertion("bad-tcp-option"),
+                  views=views_accepts_decoy),
         Technique("tcp-insert-no-ack", DEFAULT_POLICY,
                   "decoy data segments without ACK before each real one",
                   build_insertion("no-ack"), views=views_accepts_decoy),

@@ -5,8 +5,10 @@ These are drawn from a seed instead and mix them the way an evasion tool
 would: a message cut into random segments (or a datagram into random
 fragments) sent in random order, duplicated, overlapped by decoys whose
 bytes differ, and each decoy made something the target may or may not
-drop (a bad checksum, no ACK flag, an MD5 option, an old, missing or far
-future timestamp, an IP option or IPv6 extension header, an ACK of unsent
+drop (a bad checksum, no ACK flag, an MD5 option, TCP options malformed or
+with TCP-AO options where the kernel's MD5/AO parse looks or just past it,
+an old, missing or far future timestamp, an IP option or IPv6 extension
+header, an ACK of unsent
 data or a too old one, a link-layer group address or a VLAN tag, an IP
 length off the frame's), with RSTs and SYNs the target should ignore in
 between, over IPv4 or IPv6, some segments sent as IP fragments.
@@ -70,6 +72,12 @@ TCP_DECOYS = (
     {"len_delta": 20},  # an IP length past the frame: dropped
     {"len_delta": -3},  # an IP length cutting the payload (checksum then wrong)
     {"trailer": b"#####"},  # bytes past the IP length: trimmed, the rest taken
+    # options tcp_inbound_hash parses while 18 or more bytes are left
+    {"raw_options": b"\x01\x01\x42\x01" + b"\x01" * 16},  # malformed there: dropped
+    {"raw_options": b"\x01\x01\x01\x42\x01" + b"\x01" * 15},  # 17 left: taken
+    {"raw_options": (b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 2},  # 2nd AO unseen: taken
+    # (28 bytes: with a timestamp option in front, all 40)
+    {"raw_options": (b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 10},  # 2nd AO seen: dropped
 )
 # Over IPv6 the IPv4 options become extension headers the kernel drops or takes
 IPV6_FOR_IP_OPTIONS = {
