@@ -56,9 +56,15 @@ class StreamConfig:
     async_oneside: bool = False  # accept flows where one direction is never seen
     checksum: str = "auto"  # auto | on | off
     memcap: int = 64 * 1024 * 1024  # reassembly bytes held in all queues
-    # Per direction out-of-order queue: Linux's default tcp_rmem max is 6 MB;
-    # 4 MB keeps one abusive connection from taking the memcap alone.
-    queue_limit: int = 4 * 1024 * 1024
+    # Per direction out-of-order queue, in the units below: the protected
+    # host's receive buffer limit (net.ipv4.tcp_rmem max: 32 MB on Linux
+    # 6.18, 6 MB on older kernels). A smaller limit prunes bytes the host
+    # keeps, and what the sensor prunes it never reads: 29,000 one-byte
+    # segments queued out of order (all a 64 KB window holds) were kept by
+    # the live kernel, while a 4 MB limit dropped the farthest ones, the
+    # bytes an attacker puts its payload in (live case
+    # tcp_ofo_many_tiny_segments_kept). The memcap still bounds the sum.
+    queue_limit: int = 32 * 1024 * 1024
     # What a queued out-of-order segment costs beside its bytes (its item,
     # the packet kept for the alert, the rbtree node), charged against the
     # queue limit and the memcap as the kernel charges an skb's truesize:

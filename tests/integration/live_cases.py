@@ -747,6 +747,32 @@ def _ofo(old: tuple, new: tuple, end: int, *more):
     return script
 
 
+def _many_tiny_ofo(n: int, top: int = 60000):
+    """BENIGN queued at ``top``, n one-byte segments at every other offset
+    from 100 (none coalesce), ATTACK at ``top`` (inside the queued BENIGN:
+    dropped, old wins, unless BENIGN was pruned), the rest in order, FIN."""
+    def script(c: TcpClient):
+        c.seg(top, b"BENIGN")
+        for i in range(n):
+            c.seg(100 + 2 * i, b"#")
+        c.seg(top, b"ATTACK")
+        for off in range(0, top, 1000):
+            c.seg(off, bytes([97 + off // 1000 % 26]) * 1000)
+        c.fin(top + 6)
+    return script
+
+
+def _many_tiny_ofo_read(n: int, top: int = 60000) -> bytes:
+    """What the server reads of _many_tiny_ofo: the in-order segments, but
+    a one-byte segment queued exactly where one of them starts is at
+    rcv_nxt when the one before is read, so it is read first and wins."""
+    data = bytearray(b"".join(bytes([97 + o // 1000 % 26]) * 1000 for o in range(0, top, 1000)))
+    for o in range(1000, top, 1000):
+        if o <= 100 + 2 * (n - 1):
+            data[o] = ord("#")
+    return bytes(data) + b"BENIGN"
+
+
 def _dropped_middle(**bad):
     """AAAAA, then bbbbb at [5,10) made suspect by ``bad``, CCCCC, DDDDD at [5,10), FIN."""
     def script(c: TcpClient):
@@ -1192,6 +1218,13 @@ def _tcp_cases() -> list:
           "option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(raw_options=(b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 22),
           kernel=(b"AAAAADDDDDCCCCC", True)),
+        # A receive queue holds what the window lets in, up to tcp_rmem's
+        # max (32 MB here): the kernel prunes none of these (nor 29,000,
+        # all the 64 KB window takes); a sensor that did would drop the
+        # farthest bytes, where an attacker puts its payload
+        T("tcp_ofo_many_tiny_segments_kept", "BENIGN at 60000, 4,500 one-byte segments at "
+          "every other offset, ATTACK at 60000, [0,60000) in order, FIN",
+          _many_tiny_ofo(4500), eof_timeout=3, kernel=(_many_tiny_ofo_read(4500), True)),
         T("tcp_ao_option_parsed", "AAAAA, bbbbb with an 18-byte TCP-AO option (parsed, "
           "taken: no CONFIG_TCP_AO), CCCCC, DDDDD at bbbbb's place, FIN",
           _dropped_middle(raw_options=AO18 + b"\x01\x01"), kernel=(b"AAAAAbbbbbCCCCC", True)),

@@ -380,6 +380,22 @@ def test_a_flood_of_one_byte_segments_is_bounded_by_count():
     assert lab.stream() == b"abx"
 
 
+def test_the_default_queue_holds_what_a_64k_window_holds():
+    """Linux keeps every one-byte segment a 64 KB window lets in (29,000
+    live; its limit is tcp_rmem's max, 32 MB on 6.18): with the defaults the
+    sensor prunes none either, so the bytes queued farthest (where an
+    attacker puts its payload) are still read when the holes fill."""
+    lab = Lab(checksum="off").handshake()
+    lab.s(0, flags=ACK, ack=0)
+    lab.c(60_000, b"ATTACK")
+    for i in range(29_000):
+        lab.c(100 + 2 * i, b"x")
+    lab.c(60_000, b"BENIGN")  # inside the queued ATTACK: old wins
+    assert lab.counters["queue_overflows"] == 0 and lab.counters["memcap_drops"] == 0
+    lab.c(0, b"." * 60_000)
+    assert lab.stream().endswith(b"ATTACK") and len(lab.stream()) == 60_006
+
+
 def test_queue_overflow_without_any_ack_gives_up_the_hole():
     """One-sided capture: no ACK will ever show the hole was lost."""
     lab = Lab(queue_limit=10, async_oneside=True)
