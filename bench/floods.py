@@ -12,7 +12,8 @@ memory) and read by `pakemon-xdp read -q` as a child process:
   connections  100,000 TCP connections to port 80 that complete the
                handshake, send a benign GET, are acknowledged and never close.
   segments     500,000 one-byte out-of-order segments in 200 connections:
-               the stream memcap's case.
+               the stream memcap's case; the attack's request in two
+               segments, the second sent first (out of order in the flood).
   acks         1,000,000 lone ACKs from random sources (half with data),
                each a midstream pickup; the attack's request cut in two.
   udp          1,000,000 UDP datagrams from random sources: DNS queries to
@@ -258,13 +259,24 @@ class FloodWriter:
         self.w.close()
 
 
-def attack_frames(fragmented: bool, split: bool = False) -> list[bytes]:
+def attack_frames(fragmented: bool, split: bool = False,
+                  reordered: bool = False) -> list[bytes]:
     """The attack connection: handshake, the phf request, its ACK, the close.
     ``fragmented``: the request segment as three IP fragments cut inside
     "/cgi-bin/phf" (24 + 16 + the rest bytes of the TCP segment); ``split``:
-    the request as two segments cut inside it, each acknowledged."""
+    the request as two segments cut inside it, each acknowledged;
+    ``reordered``: as two segments cut inside it, the second sent first (it
+    waits out of order, with the flood's, until the first comes)."""
     conn = TcpConnection(ATTACKER, SERVER, ATTACK_PORT, 80, cseq=0x1000, sseq=0x9000).open()
-    if split:
+    if reordered:
+        cut = 10
+        for a, b in ((cut, len(ATTACK_REQUEST)), (0, cut)):
+            conn.frames.append((0.0, tcp_frame(ATTACKER, SERVER, ATTACK_PORT, 80, conn.cseq + a,
+                                               conn.sseq, PSH | ACK, ATTACK_REQUEST[a:b])))
+        conn.cseq += len(ATTACK_REQUEST)
+        conn.frames.append((0.0, tcp_frame(SERVER, ATTACKER, 80, ATTACK_PORT, conn.sseq,
+                                           conn.cseq, ACK)))
+    elif split:
         conn.send(ATTACK_REQUEST[:10])
         conn.send(ATTACK_REQUEST[10:])
     elif not fragmented:
@@ -342,13 +354,16 @@ SEGS_PER_CONN = 2_500
 def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
     """``n`` one-byte segments out of order (every other byte, the first
     never sent, so nothing is ever read or coalesced), 2,500 per connection
-    from 10.2.0.1 + i: each sits in the reassembly queue, with its packet."""
+    from 10.2.0.1 + i: each sits in the reassembly queue, with its packet.
+    The attack's request comes in two segments, the second first: it waits
+    out of order while the flood holds the memcap, so the memcap must take
+    the flood's bytes, not the ones that just came."""
     rnd = random.Random(seed).getrandbits
     hs = Handshake()
     sack = TcpTemplate(ACK, from_client=False)
     one = TcpTemplate(PSH | ACK, b"x")
     server = _ip(SERVER)
-    w = FloodWriter(path, pps, attack_frames(False), n // 2)
+    w = FloodWriter(path, pps, attack_frames(False, reordered=True), n // 2)
     emit = w.tcp
     base = _ip("10.2.0.1")
     for i in range(max(1, n // SEGS_PER_CONN)):

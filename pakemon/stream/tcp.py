@@ -313,6 +313,11 @@ AUTH_MD5 = 1
 AUTH_INVALID = 2
 AUTH_AO = 3
 AUTH_SCAN_MIN = 18
+# Past the memcap the largest queue among those of BIG_QUEUE bytes or more
+# is pruned first, by MEMCAP_SLACK more than needed (at most a quarter of
+# it): a flood's segments then find room for a while without a search.
+BIG_QUEUE = 64 * 1024
+MEMCAP_SLACK = 256 * 1024
 _SYN_RST_ACK = TH_SYN | TH_RST | TH_ACK
 
 _K = NoticeKind
@@ -641,6 +646,9 @@ class TcpReassembler:
         self.c_gone_forgotten = 0  # remembered sessions pushed out by newer ones
         self._pkt = None  # the segment being fed (its anomalies are marked), None outside feed
         self.memory = 0
+        # directions whose queue reached BIG_QUEUE (the memcap prunes the
+        # largest of them first); left when freed or found smaller
+        self._big: dict = {}
         self.ended = 0  # sessions removed so far
         # Sessions removed since the caller last reaped: their directions may
         # still be in this frame's events and in the detect stage's state, so
@@ -1300,6 +1308,7 @@ class TcpReassembler:
         d.qbytes = 0
         d.q = []
         d.ofo = None
+        self._big.pop(d, None)
 
     def _give_up(self, d, out):
         """Deliver everything pending, skipping holes (marked gap=True)."""
@@ -2004,6 +2013,8 @@ class TcpReassembler:
             self._ofo_policy(d, start, data, pkt, out)
             if d.q and d.q[0][0] <= d.off:
                 self._drain(d, pkt, out)
+            if d.qbytes >= BIG_QUEUE:
+                self._big[d] = None
             if d.qbytes > self.queue_limit or self.memory > self.memcap:
                 self._limit(d, pkt.ts, out)
         self._fin(d, out)
@@ -2041,6 +2052,8 @@ class TcpReassembler:
                 self._drain(d, pkt, out)
         else:
             self._ofo_linux(d, start, data, pkt, out, fin)
+        if d.qbytes >= BIG_QUEUE:
+            self._big[d] = None  # a candidate for the memcap (_limit)
         if d.qbytes > self.queue_limit or self.memory > self.memcap:
             self._limit(d, pkt.ts, out)
 
@@ -2403,12 +2416,60 @@ class TcpReassembler:
         With no ACK ever seen from this receiver (a one-sided capture)
         nothing will tell us the hole was lost, so it is given up: the
         queued bytes are read after a gap and inspection goes on. Otherwise
-        the farthest bytes are dropped, as ``tcp_prune_ofo_queue`` does.
+        the farthest bytes are dropped, as ``tcp_prune_ofo_queue`` does:
+        d's own past the queue limit; past the memcap, the largest queue's
+        first (``_biggest``). The memcap is the sensor's, not the host's (each
+        socket there has its own limit), so whichever bytes go are bytes
+        the host keeps; taken from the biggest queue, they are a flood's,
+        not those of a connection with a few queued bytes: connections
+        filling the memcap would otherwise make an attack's payload, queued
+        out of order after them, the bytes dropped on arrival.
         """
         over_q = d.qbytes > self.queue_limit
         if d.wup is None:
             self._give_up(d, out)
-        excess = max(d.qbytes - self.queue_limit, self.memory - self.memcap)
+        if over_q:
+            dropped = self._prune(d, d.qbytes - self.queue_limit)
+            self.c_qoverflow += 1
+            self.c_qoverflow_bytes += dropped
+            self._notice(d, _K.STREAM_QUEUE_OVERFLOW, "Too much data in TCP receive queue",
+                         ts, out)
+        over = self.memory - self.memcap
+        if over <= 0:
+            return
+        # the largest queue pays, with room to spare (MEMCAP_SLACK), so that
+        # a flood's next segments do not each look for it again
+        v = self._biggest(d)
+        dropped = self._prune(v, over + min(MEMCAP_SLACK, v.qbytes // 4))
+        self._memcap_dropped(v, dropped, ts, out)
+        over = self.memory - self.memcap
+        if over > 0 and v is not d:  # not enough there: d's own go too
+            self._memcap_dropped(d, self._prune(d, over), ts, out)
+
+    def _biggest(self, d):
+        """The direction with the largest queue among those that held
+        BIG_QUEUE bytes or more, if larger than d's; else d."""
+        big = self._big
+        best = d
+        gone = []
+        for x in big:
+            if x.qbytes < BIG_QUEUE or x.session is None:
+                gone.append(x)
+            elif x.qbytes > best.qbytes:
+                best = x
+        for x in gone:
+            del big[x]
+        return best
+
+    def _memcap_dropped(self, v, dropped, ts, out):
+        self.c_memcap += 1
+        self.c_memcap_bytes += dropped
+        self._notice(v, _K.STREAM_MEMCAP, "TCP reassembly memory cap reached, data dropped",
+                     v.session.last if v.session is not None else ts, out)
+
+    def _prune(self, d, excess) -> int:
+        """Drop d's farthest queued bytes until ``excess`` of its charge is
+        freed (or nothing is left); returns the data bytes dropped."""
         q = d.q
         dropped = 0
         while excess > 0 and q:
@@ -2432,16 +2493,7 @@ class TcpReassembler:
             self.memory -= cut
             excess -= cut
             dropped += cut
-        if over_q:
-            self.c_qoverflow += 1
-            self.c_qoverflow_bytes += dropped
-            self._notice(d, _K.STREAM_QUEUE_OVERFLOW, "Too much data in TCP receive queue",
-                         ts, out)
-        else:
-            self.c_memcap += 1
-            self.c_memcap_bytes += dropped
-            self._notice(d, _K.STREAM_MEMCAP,
-                         "TCP reassembly memory cap reached, data dropped", ts, out)
+        return dropped
 
     def _track(self, d, start, n, fin, out):
         """A state-only direction: follow received ranges, keep no bytes."""

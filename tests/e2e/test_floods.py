@@ -75,12 +75,15 @@ def test_connection_flood_never_closing_sessions_expire(tmp_path):
 def test_out_of_order_segment_flood_is_bounded_by_count(tmp_path):
     # 20,000 one-byte segments in 8 connections, never readable: each is
     # charged its byte plus the segment cost (1,024), so the 1 MB memcap
-    # holds about a thousand of them and the rest are dropped, counted
+    # holds about a thousand of them and the rest are dropped, counted; the
+    # largest queue pays each time, with room to spare, so there are far
+    # fewer prunings than segments dropped (the attack's request, sent out
+    # of order in the flood, is kept: run() checks its alert)
     r = run("segments", 20_000, tmp_path, pps=100_000)
     c = r.counters
     assert c["stream_sessions"] == 20_000 // floods.SEGS_PER_CONN + 1
-    assert c["stream_memcap_drops"] > 18_000
-    assert c["stream_memcap_drop_bytes"] == c["stream_memcap_drops"]
+    assert c["stream_memcap_drop_bytes"] > 18_000
+    assert 0 < c["stream_memcap_drops"] < c["stream_memcap_drop_bytes"] // 10
 
 
 def test_lone_ack_flood_does_not_evict_the_attack_connection(tmp_path):

@@ -420,10 +420,40 @@ def test_memcap_over_all_queues():
     for lab in (a, b):
         lab.s(0, flags=ACK, ack=0)
     a.c(10, b"0123456789")
-    b.c(10, b"abcdefghij")
-    assert r.memory == 12 and r.counters()["memcap_drops"] == 1
-    assert r.counters()["memcap_drop_bytes"] == 8
+    b.c(10, b"abcdefghij")  # 8 over: b's farthest 8, and a quarter of it to spare
+    assert r.memory == 10 and r.counters()["memcap_drops"] == 1
+    assert r.counters()["memcap_drop_bytes"] == 10
     assert len([e for e in b.events if getattr(e, "kind", None) is K.STREAM_MEMCAP]) == 1
+
+
+def test_memcap_prunes_the_largest_queue_first():
+    """Connections that fill the memcap lose their own farthest bytes: an
+    attack's payload queued out of order after them is kept (before, the
+    queue that had just grown lost its tail: the payload, on arrival)."""
+    n = 100  # one-byte segments: 100 x 1,026 bytes charged, a big queue
+    cfg = dict(memcap=n * 1026 + 100, checksum="off")
+    flood = Lab(**cfg).handshake()
+    r = flood.r
+    atk = Lab(**cfg)
+    atk.r = r
+    atk.cport = 41000
+    atk.handshake()
+    for lab in (flood, atk):
+        lab.s(0, flags=ACK, ack=0)
+    for i in range(n):
+        flood.c(10 + 2 * i, b"x")
+    assert r.counters()["memcap_drops"] == 0
+    atk.c(6, b"ATTACK")  # over the memcap: the flood's tail goes, with room to spare
+    assert r.memory <= cfg["memcap"] and r.counters()["memcap_drops"] == 1
+    assert r.counters()["memcap_drop_bytes"] == n // 4 + 1
+    atk.c(0, b"GET / ")
+    assert atk.stream() == b"GET / ATTACK"
+    (e,) = [e for lab in (flood, atk) for e in lab.events
+            if getattr(e, "kind", None) is K.STREAM_MEMCAP]
+    assert e.src_port == flood.cport  # reported on the flow that lost bytes
+    for i in range(n // 4):  # the room left takes the flood's next segments
+        flood.c(1000 + 2 * i, b"y")
+    assert r.counters()["memcap_drops"] == 1
 
 
 def test_depth_bypass_after_the_data_up_to_the_depth():
