@@ -6,7 +6,9 @@ memory) and read by `pakemon-xdp read -q` as a child process:
 
   fragments    1,000,000 first fragments (MF set, offset 0) of distinct IPv4
                datagrams (random sources, id = frame number mod 65536) to
-               port 80, never completed: the defrag memory cap's case.
+               port 80, never completed: the host's fragment memory
+               (ipfrag_high_thresh, 4 MB) is full after about 4,000, and
+               from then on it drops every fragment, as the sensor does.
   syns         1,000,000 SYNs from random sources and ports to port 80 that
                the server never answers: half-open sessions, max_sessions.
   connections  100,000 TCP connections to port 80 that complete the
@@ -27,8 +29,11 @@ memory) and read by `pakemon-xdp read -q` as a child process:
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then
 ``GET /cgi-bin/phf?Qalias=x HTTP/1.0`` to port 80, which the bundled rules
-report as CGI-phf(CVE-1999-0067). In the fragment flood the request segment
-itself is sent as three IP fragments cut inside "/cgi-bin/phf".
+report as CGI-phf(CVE-1999-0067). In the fragment flood it is sent whole: the
+flood blinds the host to fragments (a fragmented request then never reaches
+it, and the sensor, modelling that, does not read one either: counted as
+``host_memory_full``), not to whole segments. (``--pps`` low enough that the
+incomplete datagrams time out before 4 MB of them pile up would leave room.)
 
 Packet time runs at ``--pps`` frames per second (default 100,000: the whole
 flood is inside every timeout, so the state held is the most the caps
@@ -304,7 +309,7 @@ def gen_fragments(path, n: int, pps: float, seed: int = 1) -> FloodWriter:
     # the first 64 bytes of a TCP segment to port 80 (header + request start)
     payload = tcp("0.0.0.0", SERVER, 1025, 80, 1, 1, PSH | ACK, BENIGN_REQUEST)[:64]
     t = FragTemplate(payload)
-    w = FloodWriter(path, pps, attack_frames(True), n // 2)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2)
     frag = w.frag
     for i in range(n):
         frag(t, _random_source(rnd), i & 0xFFFF)
@@ -521,7 +526,7 @@ class Run:
         c = self.counters
         if self.flood == "fragments":
             keys = ("defrag_fragments", "defrag_reassembled", "defrag_memcap_evictions",
-                    "defrag_timeouts", "defrag_fragments_dropped")
+                    "defrag_timeouts", "defrag_host_memory_full", "defrag_fragments_dropped")
         elif self.flood == "segments":
             keys = ("stream_sessions", "stream_memcap_drops", "stream_memcap_drop_bytes",
                     "stream_queue_overflows")

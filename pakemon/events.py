@@ -56,6 +56,7 @@ class NoticeKind(enum.Enum):
     DEFRAG_BAD_LENGTH = ("anomaly", "fragment length inconsistent with the datagram's end")
     DEFRAG_IPV6_INCOMPLETE_CHAIN = ("anomaly", "IPv6 first fragment without the whole header chain (RFC 7112)")
     DEFRAG_MEMCAP_EVICT = ("anomaly", "fragment memory cap reached: oldest incomplete datagram evicted")
+    DEFRAG_HOST_MEMORY_FULL = ("anomaly", "the host's fragment memory is full (ipfrag_high_thresh): fragments dropped as the host drops them")
     DEFRAG_TIMEOUT = ("anomaly", "incomplete datagram timed out")
     # stream (TCP)
     STREAM_OVERLAP_MISMATCH = ("anomaly", "overlapping TCP segment carries different bytes than those held")

@@ -34,6 +34,13 @@ first fragments, IPv6 first fragments without the header chain (RFC 7112),
 too many fragments, memory-cap evictions and timeouts. Every fragment or
 datagram lost has a counter.
 
+The host's fragment memory (linux-current): past ``HOST_FRAG_HIGH_THRESH``
+(ipfrag_high_thresh) of queue sizes and skb truesizes the host drops every
+fragment, even one that completes a datagram (``inet_frag_find``), until
+queues complete or time out; the sensor keeps the same account and drops
+the same fragments, else a flood of incomplete datagrams would let it read
+decoy fragments the host never did.
+
 Bounds. Memory: the payload bytes held (``memory``) plus a fixed charge per
 datagram and per piece and the first fragment's frame (``charged``) stay
 under ``DefragConfig.memcap``; a fragment that would pass it evicts the
@@ -53,6 +60,7 @@ References: RFC 791, RFC 815, RFC 5722 (errata 3089), RFC 7112, RFC 8200
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 
@@ -72,6 +80,31 @@ IP6FRAG_TIME = 60.0  # net.ipv6.ip6frag_time default (IPV6_FRAG_TIMEOUT)
 # memory under it (the kernel charges skb truesize and qsize the same way).
 DATAGRAM_COST = 640
 PIECE_COST = 96
+# linux-current: the host's fragment memory (inet_frag_find: past
+# net.ipv4.ipfrag_high_thresh / net.ipv6.ip6frag_high_thresh, 4 MB by
+# default, every fragment is dropped, even one completing a datagram, until
+# queues complete or time out). The kernel charges each queue its qsize and
+# each queued fragment its skb's truesize; measured on this kernel (6.18)
+# for frames sent through a packet socket into a veth, as tcpreplay sends
+# them: 200 bytes an IPv4 queue (struct ipq), 184 an IPv6 one (struct
+# frag_queue), and a fragment's truesize by frame length, in steps (the skb
+# head's slab size): see host_truesize.
+HOST_FRAG_HIGH_THRESH = 4 * 1024 * 1024
+HOST_FRAG_QSIZE = {4: 200, 6: 184}
+_TRUESIZE_STEPS = ((234, 832), (682, 1280), (1706, 2304), (3754, 4352), (7850, 8448))
+
+
+def host_truesize(frame_len: int) -> int:
+    """What the host charges for a received frame of ``frame_len`` bytes
+    (link-layer header included): 1, 2 and 3 fragments per datagram, IPv4
+    and IPv6, frames from 42 to 1,462 bytes measured; past a 1,500-byte MTU
+    the steps are extrapolated (the slab sizes double)."""
+    for top, size in _TRUESIZE_STEPS:
+        if frame_len <= top:
+            return size
+    return 16640
+
+
 SWEEP_EVERY = 1.0  # seconds of packet time between expiry sweeps
 NOTICE_EVERY = 1.0  # at most one timeout notice per second of packet time
 _ROUNDED = "non-last fragment not a multiple of 8 bytes, end rounded down"
@@ -105,6 +138,7 @@ COUNTERS = (
     "ecn_invalid",  # linux-current: Not-ECT mixed with ECT/CE (RFC 3168)
     "too_far",  # linux-current IPv4: queues reset by ipfrag_max_dist
     "decode_errors",  # reassembled datagrams whose transport is malformed
+    "host_memory_full",  # linux-current: fragments dropped, the host's memory full
 )
 
 
@@ -114,7 +148,7 @@ class _Datagram:
     __slots__ = (
         "key", "policy", "seq", "deadline", "part", "starts", "datas", "held",
         "cost", "end", "last_in", "first_in", "nfrags", "first", "noted",
-        "runs_s", "runs_e", "ecn", "peer", "rid",
+        "runs_s", "runs_e", "ecn", "peer", "rid", "hmem",
     )
 
     def __init__(self, key, policy, seq, deadline, part):
@@ -138,6 +172,7 @@ class _Datagram:
         self.ecn = 0
         self.peer = None  # linux-current IPv4: [rid, queues, key] of (src, dst)
         self.rid = 0
+        self.hmem = 0  # linux-current: what the host charges for it (qsize + truesizes)
 
 
 class Defragmenter:
@@ -169,6 +204,14 @@ class Defragmenter:
         self._evicted = 0  # evictions not yet reported
         self._next_evict_notice = None
         self._evicted_last = None
+        # linux-current: the host's fragment memory per family (one fqdir
+        # each), and its drops not yet reported
+        self._hmem = {4: 0, 6: 0}
+        self._hfull = 0
+        self._next_hfull_notice = None
+        # (deadline, family, charge) of datagrams this memcap evicted: the
+        # host still holds them until their timer fires
+        self._ghosts: list = []
 
     # ------------------------------------------------------------ public
 
@@ -190,7 +233,7 @@ class Defragmenter:
         notices: list = []
         if self._next_sweep is None or ts >= self._next_sweep:
             self._next_sweep = ts + SWEEP_EVERY
-            if self._queues:
+            if self._queues or self._ghosts:
                 notices.extend(self.expire(ts))
         if pkt.family == 4:
             key = (pkt.src, pkt.dst, pkt.ip_id, pkt.proto, pkt.vlan)
@@ -228,6 +271,10 @@ class Defragmenter:
         notices: list = []
         n = 0
         last = None
+        ghosts = self._ghosts
+        while ghosts and ghosts[0][0] < now:
+            _, fam, charge = heapq.heappop(ghosts)
+            self._hmem[fam] -= charge
         for part in self._parts.values():
             while part:
                 q = next(iter(part.values()))
@@ -483,11 +530,22 @@ class Defragmenter:
             # dropped before fq_find, so no queue is made or touched.
             self._chain_notice(pkt, True, notices)
             return None
+        if self._hmem[pkt.family] > HOST_FRAG_HIGH_THRESH:
+            notices.extend(self.expire(pkt.ts))  # the host's timers are exact
+        if self._hmem[pkt.family] > HOST_FRAG_HIGH_THRESH:
+            # inet_frag_find: over high_thresh nothing is looked up or made
+            c["host_memory_full"] += 1
+            c["fragments_dropped"] += 1
+            self._hfull += 1
+            self._hfull_notice(pkt, notices)
+            return None
         if q is None:
             # ip_find / fq_find create the queue before any check.
             q = self._new(key, _CURRENT, pkt.family, pkt.ts, pkt)
             if q is None:
                 return None
+            q.hmem = qs = HOST_FRAG_QSIZE[pkt.family]
+            self._hmem[pkt.family] += qs
         e = s + len(data)
         if v4:
             # ip_frag_too_far: more than ipfrag_max_dist fragments from this
@@ -592,6 +650,9 @@ class Defragmenter:
         self.charged += grow
         q.ecn |= P.ecn_bit(pkt)
         q.nfrags += 1
+        t = host_truesize(len(pkt.raw) - pkt.l3_off + 14)
+        q.hmem += t
+        self._hmem[pkt.family] += t
         if s == 0:
             q.first_in = True
             q.first = pkt
@@ -634,6 +695,8 @@ class Defragmenter:
 
     def _reinit(self, q, ts):
         """ip_frag_reinit: drop every fragment, re-arm the timer."""
+        self._hmem[4] -= q.hmem - HOST_FRAG_QSIZE[4]  # (IPv4 only)
+        q.hmem = HOST_FRAG_QSIZE[4]
         self.memory -= q.held
         freed = q.cost - DATAGRAM_COST
         self.charged -= freed
@@ -762,6 +825,8 @@ class Defragmenter:
     def _remove(self, q):
         del self._queues[q.key]
         del q.part[q.key]
+        if q.hmem:
+            self._hmem[4 if q.key[3] is not None else 6] -= q.hmem  # (IPv6 keys: no protocol)
         self.memory -= q.held
         self.charged -= q.cost
         peer = q.peer
@@ -799,14 +864,23 @@ class Defragmenter:
                     break
             if victim is None:
                 return False
+            self._ghost(victim)
             self._remove(victim)
             self._c["memcap_evictions"] += 1
             self._evicted += 1
             self._evicted_last = victim
         return True
 
+    def _ghost(self, q):
+        """q leaves for this sensor's memcap, not the host's reasons: its
+        charge stays on the host's fragment memory until its deadline."""
+        if q.hmem:
+            heapq.heappush(self._ghosts, (q.deadline, 4 if q.key[3] is not None else 6, q.hmem))
+            q.hmem = 0
+
     def _memcap_discard(self, q):
         """The datagram being fed cannot fit under the cap by itself."""
+        self._ghost(q)
         self._remove(q)
         self._c["memcap_evictions"] += 1
         self._c["fragments_dropped"] += 1
@@ -839,6 +913,20 @@ class Defragmenter:
                 f"{n} incomplete datagrams timed out, the last")
         notices.append(Notice(now, _K.DEFRAG_TIMEOUT, f"{what} {self._where(src, dst, ip_id)}",
                               proto="IP", src_ip=format_addr(src), dst_ip=format_addr(dst)))
+
+    def _hfull_notice(self, pkt, notices):
+        """At most one notice per NOTICE_EVERY seconds for fragments the
+        host's full fragment memory drops, every one counted."""
+        ts = pkt.ts
+        if self._next_hfull_notice is not None and ts < self._next_hfull_notice:
+            return
+        self._next_hfull_notice = ts + NOTICE_EVERY
+        n, self._hfull = self._hfull, 0
+        what = ("the host's fragment memory is full (ipfrag_high_thresh): fragment dropped"
+                if n == 1 else
+                f"the host's fragment memory is full (ipfrag_high_thresh): {n} fragments "
+                "dropped, the last")
+        notices.append(self._notice(pkt, _K.DEFRAG_HOST_MEMORY_FULL, what))
 
     def _evict_notice(self, ts, notices):
         """At most one notice per NOTICE_EVERY seconds for evictions, every

@@ -35,15 +35,19 @@ def run(name, count, tmp_path, pps):
     return r
 
 
-def test_fragment_flood_is_evicted_under_the_memcap(tmp_path):
+def test_fragment_flood_is_evicted_under_the_memcap_then_fills_the_host(tmp_path):
     r = run("fragments", 20_000, tmp_path, pps=100_000)
     c = r.counters
-    assert r.frames == 20_000 + len(floods.attack_frames(True))
-    assert c["defrag_fragments"] == 20_003  # the flood, then the attack's three
-    assert c["defrag_reassembled"] == 1  # the attack's request, and only it
-    # 1 MB holds ~1,100 incomplete datagrams: nearly all the rest were evicted
-    assert c["defrag_memcap_evictions"] > 18_000
-    assert r.events.get("anomaly:defrag_memcap_evict", 0) > 0  # and it is reported
+    assert r.frames == 20_000 + len(floods.attack_frames(False))
+    assert c["defrag_fragments"] == 20_000 and c.get("defrag_reassembled", 0) == 0
+    # 1 MB holds ~1,100 incomplete datagrams: the next ones evict the
+    # oldest, until the host's own 4 MB (about 4,000 of them; what the 1 MB
+    # memcap evicted the host still holds) is full: then the host drops
+    # every fragment, and so does the sensor
+    assert c["defrag_memcap_evictions"] > 2_500
+    assert c["defrag_host_memory_full"] > 15_000
+    assert r.events.get("anomaly:defrag_memcap_evict", 0) > 0  # both reported
+    assert r.events.get("anomaly:defrag_host_memory_full", 0) > 0
 
 
 def test_syn_flood_half_open_sessions_expire(tmp_path):

@@ -209,6 +209,7 @@ class Piece:
     more: bool  # MF / M flag
     ip_options: bytes = b""  # IPv4: options in this fragment's header
     bad_checksum: bool = False  # IPv4: a wrong header checksum (dropped in ip_rcv)
+    ident: int | None = None  # another datagram's id (default: the case's)
 
 
 @dataclass
@@ -255,10 +256,12 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
         if case.v6:
             pkt = (eth / IPv6(src=CLI6, dst=SRV6, hlim=64)
                    / IPv6ExtHdrFragment(nh=60 if case.dest_opts else 17, offset=pc.offset // 8,
-                                        m=int(pc.more), id=ident)
+                                        m=int(pc.more),
+                                        id=ident if pc.ident is None else pc.ident)
                    / Raw(pc.data))
         else:
-            pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64, id=ident, proto=17,
+            pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64,
+                            id=ident if pc.ident is None else pc.ident, proto=17,
                             flags="MF" if pc.more else 0, frag=pc.offset // 8)
                    / Raw(pc.data))
         raw = bytearray(with_ip_options(bytes(pkt), pc.ip_options) if pc.ip_options
@@ -405,6 +408,21 @@ def _frag_cases() -> list:
     for name, doc, ext, taken in IPV6_EXT_CASES:
         cases.append(FragCase(f"ipv6_ext_{name}", True, doc, None, ext=ext,
                               kernel=whole if taken else []))
+
+    def after_incomplete(n):
+        """n first fragments (8 bytes, other ids) never completed, then the
+        quarters: past ipfrag_high_thresh (4 MB of queue and skb truesize:
+        1,032 bytes for each of these over IPv4, 1,016 over IPv6, here) the
+        host drops every fragment, the ones completing a datagram too
+        (inet_frag_find)."""
+        def build(d):
+            junk = [Piece(0, b"########", True, ident=0x1000 + i) for i in range(n)]
+            return junk + d.quarters()
+        return build
+    add("host_memory_nearly_full", "4,050 incomplete datagrams (one 8-byte first fragment "
+        "each), then A B C D", after_incomplete(4050), kernel4=whole, kernel6=whole)
+    add("host_memory_full", "4,200 incomplete datagrams (one 8-byte first fragment each), "
+        "then A B C D: dropped", after_incomplete(4200), kernel4=[], kernel6=[])
     return cases
 
 

@@ -231,3 +231,76 @@ def test_defrag_lc_teardrop_discards():
     out, notices = feed_all(d, [v4(0, b"t" * 40), v4(24, b"t" * 4, False)])
     assert out == [] and d.queues == 0
     assert kinds(notices) == ["DEFRAG_TEARDROP"] and d.counters()["teardrop"] == 1
+
+
+# ------------------------------------------------- the host's fragment memory
+
+
+def _incomplete(n, ts=0.0):
+    """n incomplete datagrams: one 8-byte first fragment each, ids 0x1000 on
+    (one frame built, its id patched: the IPv4 header checksum is not
+    checked by the defragmenter)."""
+    from pakemon.decode import decode_frame
+
+    raw = bytearray(bytes(v4(0, b"#" * 8, id=0).raw))
+    out = []
+    for i in range(n):
+        raw[18:20] = (0x1000 + i).to_bytes(2, "big")
+        out.append(decode_frame(1, bytes(raw), ts))
+    return out
+
+
+def _whole(ts):
+    return [v4(0, b"a" * 16, id=7, ts=ts), v4(16, b"b" * 8, False, id=7, ts=ts)]
+
+
+def test_defrag_lc_host_memory_full_drops_even_completing_fragments():
+    """inet_frag_find: past ipfrag_high_thresh (4 MB of qsize + truesize)
+    nothing is looked up, so a datagram's own fragments are dropped too
+    until queues time out. On the live kernel: 4,050 such datagrams leave
+    room, 4,100 do not (live cases ipv4_frag_host_memory_*)."""
+    d = lc()
+    feed_all(d, _incomplete(4100))
+    out, notices = feed_all(d, _whole(1.0))
+    assert out == []
+    assert d.counters()["host_memory_full"] >= 2
+    assert kinds(notices) == ["DEFRAG_HOST_MEMORY_FULL"]  # one, however many
+    # the incomplete ones time out (30 s): memory again
+    out, _ = feed_all(d, _whole(31.0))
+    assert [r.ip_payload for r in out] == [b"a" * 16 + b"b" * 8]
+
+
+def test_defrag_lc_host_memory_nearly_full_leaves_room():
+    d = lc()
+    feed_all(d, _incomplete(4050))
+    out, _ = feed_all(d, _whole(1.0))
+    assert len(out) == 1 and d.counters()["host_memory_full"] == 0
+
+
+def test_defrag_host_memory_is_linux_current_only():
+    d = Defragmenter(DefragConfig(policy="linux"))
+    feed_all(d, _incomplete(4100))
+    out, _ = feed_all(d, _whole(1.0))
+    assert len(out) == 1
+
+
+def test_host_truesize_steps_as_measured():
+    from pakemon.defrag.tracker import HOST_FRAG_QSIZE, host_truesize
+
+    # (frame length, queue + one fragment) as measured on the live kernel
+    for family, frame, cost in ((4, 42, 1032), (4, 234, 1032), (4, 242, 1481),
+                                (4, 682, 1481), (4, 690, 2504), (4, 1434, 2504),
+                                (6, 70, 1016), (6, 262, 1464), (6, 1462, 2488)):
+        assert abs(HOST_FRAG_QSIZE[family] + host_truesize(frame) - cost) <= 8, frame
+
+
+def test_defrag_lc_datagrams_this_memcap_evicted_still_fill_the_host():
+    """A sensor memcap smaller than the host's: what it evicts the host
+    still holds until the datagram's timer fires."""
+    d = lc(memcap=64 * 1024)
+    feed_all(d, _incomplete(4100))
+    assert d.counters()["memcap_evictions"] > 3900
+    out, _ = feed_all(d, _whole(1.0))
+    assert out == [] and d.counters()["host_memory_full"] >= 2
+    out, _ = feed_all(d, _whole(31.0))
+    assert len(out) == 1
