@@ -409,16 +409,21 @@ def test_queue_overflow_without_any_ack_gives_up_the_hole():
     assert lab.runs() == [b"abc", b"0123456789xyz"]
 
 
-def test_memcap_over_all_queues():
-    cfg = dict(memcap=12, checksum="off", segment_cost=0)
+def _two_connections(**cfg):
+    """Two established connections (client ports 40000, 41000) fed to one
+    reassembler, each receiver's ACK seen: (lab a, lab b, the reassembler)."""
     a = Lab(**cfg).handshake()
-    r = a.r
     b = Lab(**cfg)
-    b.r = r
+    b.r = a.r
     b.cport = 41000
     b.handshake()
     for lab in (a, b):
         lab.s(0, flags=ACK, ack=0)
+    return a, b, a.r
+
+
+def test_memcap_over_all_queues():
+    a, b, r = _two_connections(memcap=12, checksum="off", segment_cost=0)
     a.c(10, b"0123456789")
     b.c(10, b"abcdefghij")  # 8 over: b's farthest 8, and a quarter of it to spare
     assert r.memory == 10 and r.counters()["memcap_drops"] == 1
@@ -432,14 +437,7 @@ def test_memcap_prunes_the_largest_queue_first():
     queue that had just grown lost its tail: the payload, on arrival)."""
     n = 100  # one-byte segments: 100 x 1,026 bytes charged, a big queue
     cfg = dict(memcap=n * 1026 + 100, checksum="off")
-    flood = Lab(**cfg).handshake()
-    r = flood.r
-    atk = Lab(**cfg)
-    atk.r = r
-    atk.cport = 41000
-    atk.handshake()
-    for lab in (flood, atk):
-        lab.s(0, flags=ACK, ack=0)
+    flood, atk, r = _two_connections(**cfg)
     for i in range(n):
         flood.c(10 + 2 * i, b"x")
     assert r.counters()["memcap_drops"] == 0
