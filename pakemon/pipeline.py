@@ -132,6 +132,7 @@ class Pipeline:
             config.stream, (lambda a: hp.stream_policy(a, dflt_stream)) if hp else None,
             self._classify)
         self.tcp.checksums = self.checksums
+        self.tcp.resume_need = self._resume_need
         self.flows = StreamTracker()  # datagram alert-once state (made on alerts only)
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
         self._scan_sweep = 0.0
@@ -173,6 +174,24 @@ class Pipeline:
             self.sig.verify_tcp = self._tcp_checksum_ok
             self._sig_tcp_any = sig.tcp_ports_any or sig.has_ip
             self._sig_tcp_ports = frozenset(sig.tcp_ports)
+
+    @staticmethod
+    def _resume_need(d) -> int:
+        """Bytes at the end of d's stream that an HTTP parser holds as a
+        request not parsed whole: an eviction keeps them for the session's
+        return, which parses the request again from its start (a request
+        line cut by the eviction is otherwise lost with its URI). The native
+        rules search the URI at the request line, so only a partial one
+        counts for them; the Suricata ones look at the request once its
+        headers are complete."""
+        sm = d.det
+        if sm is None:
+            return 0
+        n = sm.http.unfinished(False) if sm.http is not None else 0
+        st = sm.sig
+        if st is not None and st.http is not None:
+            n = max(n, st.http.unfinished())
+        return n
 
     def _new_match(self, d) -> StreamMatch:
         """Detect state for direction d, with an HTTP parser on HTTP ports."""

@@ -197,6 +197,20 @@ class LineParser:
             n += HELD_FACTOR * self.msg_held
         return n
 
+    def unfinished(self, headers: bool = True) -> int:
+        """Bytes of the message in progress still unparsed as a whole: the
+        partial start line, and (``headers``) the start and header lines
+        kept while the headers are not complete; 0 between messages or in
+        a body. What a reader must be shown again to parse that message
+        from its start (the stream stage keeps them when it evicts a
+        session: TcpReassembler.resume_need)."""
+        st = self._state
+        if st == LINE:
+            return self._plen
+        if st == HDR and headers:
+            return self.msg_held + self._plen
+        return 0
+
     def _take_out(self) -> list:
         out = self._out
         if out is None:

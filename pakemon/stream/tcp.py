@@ -222,8 +222,10 @@ second). A flood can evict the connection an attack is split across, and an
 attacker can wait out the idle timeout between its halves, so a session
 that leaves either way having carried data is remembered (bounded): picked
 up again, it resumes where each receiver was, after the last
-``RESUME_TAIL`` bytes it had read (what was held above the stream,
-multi-pattern state and parsers, is still lost); an evicted one is
+``RESUME_TAIL`` bytes it had read, or after the unfinished HTTP request
+the stages above held (``resume_need``: a request line cut by the eviction
+is parsed again from its start; other state held above the stream,
+multi-pattern progress and parsers, is still lost); an evicted one is
 reported (``STREAM_RESUMED_AFTER_EVICTION``). A session leaving by
 timeout, eviction or ``flush`` delivers what it held first, holes marked
 ``gap=True``; a RST discards what its receiver held, as that host does.
@@ -326,12 +328,14 @@ SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 # past the established timeout) and had carried data are remembered, by
 # the hash of their client's key, with each direction's next sequence
 # number and last RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB
-# in all; the hash is salted per process, so a collision, about 1 in 10**15
+# in all, and at most GONE_TAIL_BUDGET more for longer tails; the hash is salted per process, so a collision, about 1 in 10**15
 # pickups, cannot be aimed). A pattern split across the eviction or the
 # quiet hour is matched if the part before it fits in the tail; one wholly
 # inside the tail alerts a second time.
 GONE_MAX = 16384
 RESUME_TAIL = 64
+# Longer tails (an unfinished HTTP request: _resume_tail) kept in all
+GONE_TAIL_BUDGET = 8 * 1024 * 1024
 # Data that keeps coming after a RST (see _reset).
 _K_DATA_AFTER_RST = _K.STREAM_DATA_AFTER_RST
 # Readings of one 4-tuple kept at once (the session and its alternatives).
@@ -641,6 +645,10 @@ class TcpReassembler:
         # flood can evict the connection an attack is split across, or the
         # attacker can wait out the idle timeout between the halves.
         self._gone: OrderedDict = OrderedDict()
+        self._gone_bytes = 0  # the tails they keep
+        # callable(direction) -> bytes at the end of its stream the stages
+        # above still need to see again (set by the pipeline; see _resume_tail)
+        self.resume_need = None
         self.c_resumed = 0
         self.c_resumed_idle = 0
         self.c_gone_forgotten = 0  # remembered sessions pushed out by newer ones
@@ -1088,10 +1096,31 @@ class TcpReassembler:
         c = s.client
         if c.delivered or c.peer.delivered:
             keys = self._gone
-            keys[hash(c.key)] = (c.rcv_nxt, _tail(c), c.peer.rcv_nxt, _tail(c.peer), evicted)
+            k = hash(c.key)
+            old = keys.pop(k, None)  # (the 4-tuple remembered before)
+            if old is not None:
+                self._gone_bytes -= len(old[1]) + len(old[3])
+            ct, st = self._resume_tail(c), self._resume_tail(c.peer)
+            keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted)
+            self._gone_bytes += len(ct) + len(st)
             if len(keys) > GONE_MAX:
-                keys.popitem(last=False)
+                t = keys.popitem(last=False)[1]
+                self._gone_bytes -= len(t[1]) + len(t[3])
                 self.c_gone_forgotten += 1
+
+    def _resume_tail(self, d) -> bytes:
+        """What d's stream resumes after: its last RESUME_TAIL bytes, or more
+        if the stages above hold a message not parsed whole (``resume_need``:
+        an HTTP request line cut by the eviction, its URI still to be
+        normalized), up to HISTORY_BYTES while the remembered tails stay
+        under GONE_TAIL_BUDGET."""
+        need = self.resume_need
+        size = RESUME_TAIL
+        if need is not None and d.buffer:
+            n = need(d)
+            if n > size and self._gone_bytes + n <= GONE_TAIL_BUDGET:
+                size = min(n, HISTORY_BYTES)
+        return _tail(d, size)
 
     def _rated(self, kind, ts) -> int:
         """Notices a flood can repeat come at most one a second per kind:
@@ -1135,6 +1164,7 @@ class TcpReassembler:
             if t is None:
                 return
             o_nxt, o_tail, d_nxt, d_tail, evicted = t
+        self._gone_bytes -= len(d_tail) + len(o_tail)
         if evicted:
             self.c_resumed += 1
             self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
@@ -2576,8 +2606,8 @@ def _flow_notice(ts, kind, text, f, out) -> None:
                       "TCP", src, dst, f.sport, f.dport))
 
 
-def _tail(d) -> bytes:
-    """The last RESUME_TAIL bytes d's receiver read (for an inspected
+def _tail(d, size: int = RESUME_TAIL) -> bytes:
+    """The last ``size`` bytes d's receiver read (for an inspected
     direction; empty otherwise)."""
     if not d.buffer or not d.hist:
         return b""
@@ -2585,9 +2615,9 @@ def _tail(d) -> bytes:
     for _, data in reversed(d.hist):
         parts.append(data)
         n += len(data)
-        if n >= RESUME_TAIL:
+        if n >= size:
             break
-    return b"".join(reversed(parts))[-RESUME_TAIL:]
+    return b"".join(reversed(parts))[-size:]
 
 
 def _trim_history(d):

@@ -273,3 +273,38 @@ def test_closed_sessions_make_room_before_open_ones():
     names = {e.rule.signature for e in events if hasattr(e, "rule")}
     assert "CGI-phf(CVE-1999-0067)" in names and "sig phf" in names
     assert tcp.counters()["resumed_after_eviction"] == 0
+
+
+@pytest.mark.parametrize("suricata", [False, True], ids=["native", "native+suricata"])
+def test_a_request_line_cut_by_an_eviction_is_parsed_again_on_return(suricata):
+    """The attack's request line, its URI percent-encoded and padded with dot
+    segments past the 64-byte resume tail, is cut in two and its session
+    evicted in between by open connections. On its return the stream
+    resumes after the bytes of the unfinished request (the HTTP parser's:
+    TcpReassembler.resume_need), so the request is parsed from its start
+    and its normalized URI matched; with only the last 64 bytes the
+    request line was lost and the attack missed."""
+    pipe = _pipeline(suricata, max_sessions=64)
+    tcp = pipe.tcp
+    events = []
+    request = b"GET /" + b"a/../" * 20 + b"cgi-bin/%70hf?Qalias=x HTTP/1.0\r\n\r\n"
+    attack = TcpConnection("198.51.100.7", "10.80.0.80", 41000, 80, ts=0.0).open()
+    attack.send(request[:120])
+    for ts, frame in attack.frames:
+        events += pipe.feed(ts, frame)
+    attack.frames.clear()
+    for i in range(200):  # open connections, each with a request and no end
+        conn = TcpConnection(f"10.7.{i // 200}.{i % 200 + 1}", "10.80.0.80", 33000 + i, 80,
+                             ts=1.0 + i * 0.01).open()
+        conn.send(b"GET /a.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        for ts, frame in conn.frames:
+            events += pipe.feed(ts, frame)
+    assert tcp.counters()["evicted"] >= 200 - 64
+    attack.send(request[120:])
+    for ts, frame in attack.frames:
+        events += pipe.feed(ts + 10.0, frame)
+    assert tcp.counters()["resumed_after_eviction"] == 1
+    names = {e.rule.signature for e in events if hasattr(e, "rule")}
+    assert "CGI-phf(CVE-1999-0067)" in names
+    if suricata:
+        assert "sig phf" in names
