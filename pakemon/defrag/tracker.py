@@ -204,12 +204,14 @@ class Defragmenter:
         self._evicted = 0  # evictions not yet reported
         self._next_evict_notice = None
         self._evicted_last = None
-        # linux-current: the host's fragment memory per family (one fqdir
-        # each), and its drops not yet reported
-        self._hmem = {4: 0, 6: 0}
+        # linux-current: each host's fragment memory, by destination address
+        # (and VLAN) (a host has one account per family, an fqdir each:
+        # a capture may hold traffic to many hosts), and the drops not yet
+        # reported
+        self._hmem: dict = {}
         self._hfull = 0
         self._next_hfull_notice = None
-        # (deadline, family, charge) of datagrams this memcap evicted: the
+        # (deadline, seq, host, charge) of datagrams this memcap evicted: the
         # host still holds them until their timer fires
         self._ghosts: list = []
 
@@ -273,8 +275,8 @@ class Defragmenter:
         last = None
         ghosts = self._ghosts
         while ghosts and ghosts[0][0] < now:
-            _, fam, charge = heapq.heappop(ghosts)
-            self._hmem[fam] -= charge
+            _, _, host, charge = heapq.heappop(ghosts)
+            self._uncharge(host, charge)
         for part in self._parts.values():
             while part:
                 q = next(iter(part.values()))
@@ -530,9 +532,11 @@ class Defragmenter:
             # dropped before fq_find, so no queue is made or touched.
             self._chain_notice(pkt, True, notices)
             return None
-        if self._hmem[pkt.family] > HOST_FRAG_HIGH_THRESH:
+        host = (pkt.dst, pkt.vlan)
+        hmem = self._hmem
+        if hmem.get(host, 0) > HOST_FRAG_HIGH_THRESH:
             notices.extend(self.expire(pkt.ts))  # the host's timers are exact
-        if self._hmem[pkt.family] > HOST_FRAG_HIGH_THRESH:
+        if hmem.get(host, 0) > HOST_FRAG_HIGH_THRESH:
             # inet_frag_find: over high_thresh nothing is looked up or made
             c["host_memory_full"] += 1
             c["fragments_dropped"] += 1
@@ -545,7 +549,7 @@ class Defragmenter:
             if q is None:
                 return None
             q.hmem = qs = HOST_FRAG_QSIZE[pkt.family]
-            self._hmem[pkt.family] += qs
+            hmem[host] = hmem.get(host, 0) + qs
         e = s + len(data)
         if v4:
             # ip_frag_too_far: more than ipfrag_max_dist fragments from this
@@ -652,7 +656,7 @@ class Defragmenter:
         q.nfrags += 1
         t = host_truesize(len(pkt.raw) - pkt.l3_off + 14)
         q.hmem += t
-        self._hmem[pkt.family] += t
+        hmem[host] += t
         if s == 0:
             q.first_in = True
             q.first = pkt
@@ -695,7 +699,7 @@ class Defragmenter:
 
     def _reinit(self, q, ts):
         """ip_frag_reinit: drop every fragment, re-arm the timer."""
-        self._hmem[4] -= q.hmem - HOST_FRAG_QSIZE[4]  # (IPv4 only)
+        self._uncharge((q.key[1], q.key[4]), q.hmem - HOST_FRAG_QSIZE[4])  # (IPv4 only)
         q.hmem = HOST_FRAG_QSIZE[4]
         self.memory -= q.held
         freed = q.cost - DATAGRAM_COST
@@ -826,7 +830,7 @@ class Defragmenter:
         del self._queues[q.key]
         del q.part[q.key]
         if q.hmem:
-            self._hmem[4 if q.key[3] is not None else 6] -= q.hmem  # (IPv6 keys: no protocol)
+            self._uncharge((q.key[1], q.key[4]), q.hmem)
         self.memory -= q.held
         self.charged -= q.cost
         peer = q.peer
@@ -875,8 +879,17 @@ class Defragmenter:
         """q leaves for this sensor's memcap, not the host's reasons: its
         charge stays on the host's fragment memory until its deadline."""
         if q.hmem:
-            heapq.heappush(self._ghosts, (q.deadline, 4 if q.key[3] is not None else 6, q.hmem))
+            # (q.seq is unique: hosts, whose VLAN may be None, never compared)
+            heapq.heappush(self._ghosts, (q.deadline, q.seq, (q.key[1], q.key[4]), q.hmem))
             q.hmem = 0
+
+    def _uncharge(self, host, charge):
+        hmem = self._hmem
+        left = hmem[host] - charge
+        if left:
+            hmem[host] = left
+        else:
+            del hmem[host]
 
     def _memcap_discard(self, q):
         """The datagram being fed cannot fit under the cap by itself."""

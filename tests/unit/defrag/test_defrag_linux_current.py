@@ -304,3 +304,16 @@ def test_defrag_lc_datagrams_this_memcap_evicted_still_fill_the_host():
     assert out == [] and d.counters()["host_memory_full"] >= 2
     out, _ = feed_all(d, _whole(31.0))
     assert len(out) == 1
+
+
+def test_defrag_lc_each_host_has_its_own_fragment_memory():
+    """A capture can hold traffic to many hosts, each with its own 4 MB:
+    one host's full fragment memory drops nothing sent to another."""
+    d = lc()
+    feed_all(d, _incomplete(4100))  # to B4, whose memory is then full
+    full = d.counters()["host_memory_full"]
+    out, _ = feed_all(d, [v4(0, b"a" * 16, id=7, dst="10.0.0.3", ts=1.0),
+                          v4(16, b"b" * 8, False, id=7, dst="10.0.0.3", ts=1.0)])
+    assert len(out) == 1 and d.counters()["host_memory_full"] == full
+    out, _ = feed_all(d, _whole(1.0))  # to B4
+    assert out == [] and d.counters()["host_memory_full"] == full + 2
