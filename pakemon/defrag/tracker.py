@@ -105,6 +105,12 @@ def host_truesize(frame_len: int) -> int:
     return 16640
 
 
+def _host(q):
+    """The host account a datagram is charged to: its destination address
+    and VLAN (``feed`` makes the same pair from the packet), from its key."""
+    return q.key[1], q.key[4]
+
+
 SWEEP_EVERY = 1.0  # seconds of packet time between expiry sweeps
 NOTICE_EVERY = 1.0  # at most one timeout notice per second of packet time
 _ROUNDED = "non-last fragment not a multiple of 8 bytes, end rounded down"
@@ -699,7 +705,7 @@ class Defragmenter:
 
     def _reinit(self, q, ts):
         """ip_frag_reinit: drop every fragment, re-arm the timer."""
-        self._uncharge((q.key[1], q.key[4]), q.hmem - HOST_FRAG_QSIZE[4])  # (IPv4 only)
+        self._uncharge(_host(q), q.hmem - HOST_FRAG_QSIZE[4])  # (IPv4 only)
         q.hmem = HOST_FRAG_QSIZE[4]
         self.memory -= q.held
         freed = q.cost - DATAGRAM_COST
@@ -830,7 +836,7 @@ class Defragmenter:
         del self._queues[q.key]
         del q.part[q.key]
         if q.hmem:
-            self._uncharge((q.key[1], q.key[4]), q.hmem)
+            self._uncharge(_host(q), q.hmem)
         self.memory -= q.held
         self.charged -= q.cost
         peer = q.peer
@@ -880,7 +886,7 @@ class Defragmenter:
         charge stays on the host's fragment memory until its deadline."""
         if q.hmem:
             # (q.seq is unique: hosts, whose VLAN may be None, never compared)
-            heapq.heappush(self._ghosts, (q.deadline, q.seq, (q.key[1], q.key[4]), q.hmem))
+            heapq.heappush(self._ghosts, (q.deadline, q.seq, _host(q), q.hmem))
             q.hmem = 0
 
     def _uncharge(self, host, charge):

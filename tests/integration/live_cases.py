@@ -1040,6 +1040,40 @@ IP_OPTION_CASES = [
 ]
 
 
+# TCP option blocks, put in the segment as they are: tcp_inbound_hash parses
+# them for MD5/TCP-AO while 18 or more bytes are left (CONFIG_TCP_AO off, as
+# here): a malformed option there, an MD5 option of another length, an AO
+# one of 4 bytes or a second AO drops the segment
+# (SKB_DROP_REASON_TCP_AUTH_HDR); past that, nothing is looked at.
+# (name, what, option bytes, dropped)
+_AO9 = b"\x1d\x09" + b"\x5a" * 7  # a TCP-AO option, 9 bytes long
+TCP_OPTION_CASES = [
+    ("malformed_option_18_left", "a 1-byte-long option with 18 option bytes left",
+     b"\x01\x01\x42\x01" + b"\x01" * 16, True),
+    ("malformed_option_17_left", "a 1-byte-long option with 17 option bytes left",
+     b"\x01\x01\x01\x42\x01" + b"\x01" * 15, False),
+    ("option_past_the_header", "an option 32 bytes long in 18 option bytes left",
+     b"\x01\x01\x42\x20" + b"\x01" * 16, True),
+    ("md5_option_wrong_length", "an MD5 option (kind 19) 10 bytes long",
+     b"\x13\x0a" + b"\x5a" * 8 + b"\x01" * 10, True),
+    ("ao_option_header_only", "a 4-byte TCP-AO option", b"\x1d\x04\x01\x01" + b"\x01" * 16,
+     True),
+    ("two_ao_options", "two TCP-AO options, the second with 31 option bytes left",
+     _AO9 * 2 + b"\x01" * 22, True),
+    ("ao_option_parsed", "an 18-byte TCP-AO option (parsed, taken: no CONFIG_TCP_AO)",
+     AO18 + b"\x01\x01", False),
+    ("two_ao_options_short", "two TCP-AO options, the second with 11 option bytes left",
+     _AO9 * 2 + b"\x01" * 2, False),
+]
+
+
+def _tcp_option_cases(T) -> list:
+    return [T(f"tcp_{name}", f"AAAAA, bbbbb with {doc}, CCCCC, DDDDD at bbbbb's place, FIN",
+              _dropped_middle(raw_options=opts),
+              kernel=(b"AAAAADDDDDCCCCC" if dropped else b"AAAAAbbbbbCCCCC", True))
+            for name, doc, opts, dropped in TCP_OPTION_CASES]
+
+
 def _ip_option_cases(T) -> list:
     return [T(f"tcp_ip_option_{name}",
               f"AAAAA, bbbbb with {doc} in its IP header, CCCCC, DDDDD at bbbbb's place, FIN",
@@ -1208,34 +1242,7 @@ def _tcp_cases() -> list:
           "DDDDD at bbbbb's place, FIN",
           _dropped_middle(options=[(29, b"\x01\x01" + b"\x5a" * 12)]),
           kernel=(b"AAAAAbbbbbCCCCC", True)),
-        # tcp_inbound_hash parses the options for MD5/TCP-AO while 18 or more
-        # bytes are left (CONFIG_TCP_AO off, as here): a malformed option
-        # there, an MD5 option of another length, an AO one of 4 bytes or a
-        # second AO drops the segment (SKB_DROP_REASON_TCP_AUTH_HDR)
-        T("tcp_malformed_option_18_left", "AAAAA, bbbbb whose options hold a 1-byte-long "
-          "option with 18 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=b"\x01\x01\x42\x01" + b"\x01" * 16),
-          kernel=(b"AAAAADDDDDCCCCC", True)),
-        T("tcp_malformed_option_17_left", "AAAAA, bbbbb whose options hold a 1-byte-long "
-          "option with 17 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=b"\x01\x01\x01\x42\x01" + b"\x01" * 15),
-          kernel=(b"AAAAAbbbbbCCCCC", True)),
-        T("tcp_option_past_the_header", "AAAAA, bbbbb with an option 32 bytes long in 18 "
-          "option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=b"\x01\x01\x42\x20" + b"\x01" * 16),
-          kernel=(b"AAAAADDDDDCCCCC", True)),
-        T("tcp_md5_option_wrong_length", "AAAAA, bbbbb with an MD5 option (kind 19) 10 bytes "
-          "long, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=b"\x13\x0a" + b"\x5a" * 8 + b"\x01" * 10),
-          kernel=(b"AAAAADDDDDCCCCC", True)),
-        T("tcp_ao_option_header_only", "AAAAA, bbbbb with a 4-byte TCP-AO option, CCCCC, "
-          "DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=b"\x1d\x04\x01\x01" + b"\x01" * 16),
-          kernel=(b"AAAAADDDDDCCCCC", True)),
-        T("tcp_two_ao_options", "AAAAA, bbbbb with two TCP-AO options, the second with 31 "
-          "option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=(b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 22),
-          kernel=(b"AAAAADDDDDCCCCC", True)),
+        *_tcp_option_cases(T),
         # A receive queue holds what the window lets in, up to tcp_rmem's
         # max (32 MB here): the kernel prunes none of these (nor 29,000,
         # all the 64 KB window takes); a sensor that did would drop the
@@ -1243,13 +1250,6 @@ def _tcp_cases() -> list:
         T("tcp_ofo_many_tiny_segments_kept", "BENIGN at 60000, 4,500 one-byte segments at "
           "every other offset, ATTACK at 60000, [0,60000) in order, FIN",
           _many_tiny_ofo(4500), eof_timeout=3, kernel=(_many_tiny_ofo_read(4500), True)),
-        T("tcp_ao_option_parsed", "AAAAA, bbbbb with an 18-byte TCP-AO option (parsed, "
-          "taken: no CONFIG_TCP_AO), CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=AO18 + b"\x01\x01"), kernel=(b"AAAAAbbbbbCCCCC", True)),
-        T("tcp_two_ao_options_short", "AAAAA, bbbbb with two TCP-AO options, the second with "
-          "11 option bytes left, CCCCC, DDDDD at bbbbb's place, FIN",
-          _dropped_middle(raw_options=(b"\x1d\x09" + b"\x5a" * 7) * 2 + b"\x01" * 2),
-          kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_mptcp_option", "AAAAA, bbbbb with an MPTCP DSS option (kind 30), CCCCC, DDDDD, FIN",
           _dropped_middle(options=[(30, b"\x20\x01")]), kernel=(b"AAAAAbbbbbCCCCC", True)),
         T("tcp_unknown_option", "AAAAA, bbbbb with an unknown TCP option (kind 99), CCCCC, "
