@@ -299,8 +299,7 @@ def test_an_attack_after_a_large_response_on_the_same_connection_alerts_live(lab
     assert [k[0] for k in live] == ["CGI-phf(CVE-1999-0067)"]
     # the answer's segments went header-only (merged into ranges or not:
     # how many merge depends on how often the client's ACKs came between
-    # them, timing; a CI run saw 0 of them merged, others dozens; the
-    # merging itself is pinned in test_xdp_coalesce)
+    # them; the merging itself is pinned in test_xdp_coalesce)
     table = "\n".join(sensor.stdout)
     assert sensor.counter("header-only") > 2_000_000 // 65536, table
     assert sensor.counter("perf lost") == 0, table
