@@ -569,7 +569,7 @@ class TcpClient:
         opts = list(options)
         if self.timestamps and tsval is not False:
             if tsval is None:
-                self.tsval += 1
+                self.tsval = (self.tsval + 1) & 0xFFFFFFFF
                 tsval = self.tsval
             opts.append(("Timestamp", (tsval, self.ts_ecr)))
         ack = (self.srv_isn + 1 + ack_delta) & 0xFFFFFFFF \
@@ -750,6 +750,8 @@ class TcpCase:
     syn_data: bytes = b""  # carried by the SYN (without a Fast Open cookie)
     # sent after the SYN-ACK, before the handshake's own ACK
     before_ack: Callable[[TcpClient], None] | None = None
+    isn: int = CLIENT_ISN  # the client's initial sequence number
+    tsval: int = 1000  # the client's first timestamp value (with timestamps)
 
 
 HOLE = b"0123456789"  # offsets [0,10): sent last, so earlier data waits out of order
@@ -1339,6 +1341,7 @@ def run_tcp_case(lab: Lab, case: TcpCase, pcap: Path) -> TcpResult:
         cap = lab.capture()
         link = lab.client_link()
         c = TcpClient(link, timestamps=case.timestamps, v6=case.v6)
+        c.isn, c.tsval = case.isn, case.tsval
         c.handshake(syn_data=case.syn_data, before_ack=case.before_ack)
         lsock.settimeout(1.0)
         try:

@@ -38,8 +38,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from live_cases import (DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase, TcpCase,
-                        TcpClient, describe, run_case, sensor_view)
+from live_cases import (CLIENT_ISN, DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase,
+                        TcpCase, TcpClient, describe, run_case, sensor_view)
 
 # A decoy's way of being dropped (or not) by the target; None: an ordinary
 # segment, whose fate is the overlap policy's.
@@ -214,13 +214,35 @@ def tcp_sends(seed: int) -> tuple[int, bool, list, str]:
         doc += ", data on the SYN"
     if pre:
         doc += f", {'a SYN' if pre[0][0] == 'syn' else 'a decoy'} inside the handshake"
-    return n, (timestamps, v6, syn_data, pre), sends, doc
+    # Where the numbers start (a third draw, so the other two stay): now and
+    # then the sequence numbers wrap inside the message, or the timestamps
+    # do (the decoys' timestamps keep their place relative to the first)
+    nums = random.Random(seed * 57 + 11)
+    isn = CLIENT_ISN
+    r = nums.random()
+    if r < 0.25:
+        isn = 0xFFFFFFFF - nums.randrange(n + 40)
+    elif r < 0.5:
+        isn = nums.randrange(1 << 32)
+    tsval = 1000
+    if timestamps and nums.random() < 0.3:
+        tsval = 0xFFFFFFFF - nums.randrange(60)
+        for s in sends + pre:
+            if s[0] == "decoy" and isinstance(s[3].get("tsval"), int) \
+                    and not isinstance(s[3]["tsval"], bool):
+                s[3]["tsval"] = (s[3]["tsval"] - 1000 + tsval) & 0xFFFFFFFF
+    if isn != CLIENT_ISN:
+        doc += f", ISN {isn:#x}"
+    if tsval != 1000:
+        doc += f", timestamps from {tsval:#x}"
+    return n, (timestamps, v6, syn_data, pre, isn, tsval), sends, doc
 
 
 def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
     """A TcpCase sending ``sends``; ``how``: (timestamps, IPv6, SYN data,
-    what is sent before the handshake's ACK)."""
-    timestamps, v6, syn_data, pre = how
+    what is sent before the handshake's ACK, the client's ISN and first
+    timestamp)."""
+    timestamps, v6, syn_data, pre, isn, tsval = how
 
     def send(c: TcpClient, sends):
         for s in sends:
@@ -237,7 +259,7 @@ def sends_case(name: str, doc: str, sends: list, how: tuple) -> TcpCase:
                 c.seg(off, data, flags=flags, **kw)
     return TcpCase(name, doc, lambda c: send(c, sends), timestamps=timestamps,
                    eof_timeout=1.0, v6=v6, syn_data=syn_data,
-                   before_ack=(lambda c: send(c, pre)) if pre else None)
+                   before_ack=(lambda c: send(c, pre)) if pre else None, isn=isn, tsval=tsval)
 
 
 def tcp_case(seed: int) -> TcpCase:
