@@ -210,6 +210,7 @@ class Piece:
     ip_options: bytes = b""  # IPv4: options in this fragment's header
     bad_checksum: bool = False  # IPv4: a wrong header checksum (dropped in ip_rcv)
     ident: int | None = None  # another datagram's id (default: the case's)
+    ecn: int = 0  # the ECN codepoint (IPv4 TOS, IPv6 traffic class): 0 Not-ECT, 3 CE
 
 
 @dataclass
@@ -254,13 +255,13 @@ def frag_frames(case: FragCase, pieces: list, ident: int) -> list:
     frames = []
     for pc in pieces:
         if case.v6:
-            pkt = (eth / IPv6(src=CLI6, dst=SRV6, hlim=64)
+            pkt = (eth / IPv6(src=CLI6, dst=SRV6, hlim=64, tc=pc.ecn)
                    / IPv6ExtHdrFragment(nh=60 if case.dest_opts else 17, offset=pc.offset // 8,
                                         m=int(pc.more),
                                         id=ident if pc.ident is None else pc.ident)
                    / Raw(pc.data))
         else:
-            pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64,
+            pkt = (eth / IP(src=CLI4, dst=SRV4, ttl=64, tos=pc.ecn,
                             id=ident if pc.ident is None else pc.ident, proto=17,
                             flags="MF" if pc.more else 0, frag=pc.offset // 8)
                    / Raw(pc.data))
@@ -395,6 +396,26 @@ def _frag_cases() -> list:
         "from 16 (IPv4 trims A' to 16; IPv6 must reject it)",
         lambda d: [d.p(0, 20, d.data[:16] + b"####")] + d.quarters()[1:],
         checksum=False, kernel4=whole, kernel6=[])
+
+    def ecn(*codes):
+        """The quarters, each with its ECN codepoint: Linux ORs 1 << codepoint
+        over the fragments and drops the datagram when Not-ECT comes with
+        ECT or CE (ip_frag_ecn_table, RFC 3168 5.3): a decoy datagram a
+        sensor that reassembles it reads and the host never delivers."""
+        def build(d):
+            q = d.quarters()
+            for pc, code in zip(q, codes):
+                pc.ecn = code
+            return q
+        return build
+    add("ecn_not_ect_with_ce", "A B C D, C marked CE, the rest Not-ECT",
+        ecn(0, 0, 3, 0), kernel4=[], kernel6=[])
+    add("ecn_not_ect_with_ect0", "A B C D, A ECT(0), the rest Not-ECT",
+        ecn(2, 0, 0, 0), kernel4=[], kernel6=[])
+    add("ecn_ect1_with_ce", "A B C D, ECT(1) but D CE", ecn(1, 1, 1, 3),
+        kernel4=whole, kernel6=whole)
+    add("ecn_ect0_with_ect1", "A B C D, ECT(0) and ECT(1) mixed", ecn(2, 1, 2, 1),
+        kernel4=whole, kernel6=whole)
     cases.append(FragCase(
         "ipv6_frag_rfc7112_no_udp_header_in_first", True,
         "first fragment: Destination Options (8 bytes) only, the UDP header in the "

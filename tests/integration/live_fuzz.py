@@ -11,7 +11,9 @@ an old, missing or far future timestamp, an IP option or IPv6 extension
 header, an ACK of unsent
 data or a too old one, a link-layer group address or a VLAN tag, an IP
 length off the frame's), with RSTs and SYNs the target should ignore in
-between, over IPv4 or IPv6, some segments sent as IP fragments.
+between, over IPv4 or IPv6, some segments sent as IP fragments, sequence
+numbers and timestamps that may wrap inside the message, and fragments
+whose ECN codepoints may not go together.
 What the application received is the truth; the sensor (linux-current)
 must have reassembled exactly that, up to the first hole (at the end of a
 capture the sensor reads on past one; the server never does).
@@ -270,6 +272,13 @@ def tcp_case(seed: int) -> TcpCase:
 def frag_case(seed: int) -> FragCase:
     rng = random.Random(seed)
     v6 = rng.random() < 0.4
+    # ECN codepoints drawn per fragment (a draw apart, so the others stay):
+    # Not-ECT mixed with ECT or CE makes Linux drop the datagram
+    # (ip_frag_ecn_table)
+    marks = random.Random(seed * 19 + 3)
+    codes = None
+    if marks.random() < 0.2:
+        codes = marks.choice(((0, 3), (0, 2), (1, 3), (1, 2), (0, 1, 2, 3)))
 
     def build(d: Dgram) -> list:
         r = random.Random(seed * 7 + 1)
@@ -292,6 +301,10 @@ def frag_case(seed: int) -> FragCase:
                 else:
                     p.bad_checksum = True
             pieces.append(p)
+        if codes:
+            marks = random.Random(seed * 19 + 4)
+            for pc in pieces:
+                pc.ecn = marks.choice(codes)
         order = r.choice(("in-order", "shuffled", "reversed", "decoys-first"))
         if order == "shuffled":
             r.shuffle(pieces)
@@ -305,7 +318,8 @@ def frag_case(seed: int) -> FragCase:
     # first fragment lacks the upper-layer header (RFC 7112: dropped)
     dest_opts = v6 and random.Random(seed * 13 + 5).random() < 0.3
     return FragCase(f"fuzz_{'ipv6' if v6 else 'ipv4'}_frag_{seed}", v6,
-                    f"seed {seed}{', destination options' if dest_opts else ''}", build,
+                    f"seed {seed}{', destination options' if dest_opts else ''}"
+                    f"{f', ECN codepoints {codes}' if codes else ''}", build,
                     checksum=v6, dest_opts=dest_opts)
 
 
