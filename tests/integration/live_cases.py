@@ -444,6 +444,31 @@ def _frag_cases() -> list:
         "each), then A B C D", after_incomplete(4050), kernel4=whole, kernel6=whole)
     add("host_memory_full", "4,200 incomplete datagrams (one 8-byte first fragment each), "
         "then A B C D: dropped", after_incomplete(4200), kernel4=[], kernel6=[])
+
+    def far_apart(n, first=None):
+        """``first`` (default A), n first fragments of other datagrams from
+        the same source, then the quarters from B (from A with a decoy
+        first). IPv4: past ipfrag_max_dist (64) fragments from the source
+        since the queue's last one, ip_frag_too_far resets the queue (what
+        it held is gone) before taking the new fragment; IPv6 has no such
+        rule."""
+        def build(d):
+            q = d.quarters()
+            head = [q[0] if first is None else first(d)]
+            junk = [Piece(0, b"########", True, ident=0x2000 + i) for i in range(n)]
+            return head + junk + (q if first is not None else q[1:])
+        return build
+    add("max_dist_63_between", "A, 63 first fragments of other datagrams, B C D",
+        far_apart(63), v6=False, kernel4=whole)
+    add("max_dist_64_between", "A, 64 first fragments of other datagrams, B C D: A is "
+        "gone, the datagram never completes (IPv6 has no such limit)", far_apart(64),
+        kernel4=[], kernel6=whole)
+    add("max_dist_decoy_first", "a decoy A of '#', 64 first fragments of other datagrams, "
+        "then A B C D: the decoy is gone when A comes (else it is kept, first wins) "
+        "(IPv4: UDP checksum 0 so the app would see the decoy's bytes; IPv6 keeps the "
+        "decoy, whose bytes fail the checksum)",
+        far_apart(64, lambda d: d.p(0, 16, d.data[:8] + b"#" * 8)),
+        checksum=False, kernel4=whole, kernel6=[])
     return cases
 
 

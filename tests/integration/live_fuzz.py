@@ -13,7 +13,8 @@ data or a too old one, a link-layer group address or a VLAN tag, an IP
 length off the frame's), with RSTs and SYNs the target should ignore in
 between, over IPv4 or IPv6, some segments sent as IP fragments, sequence
 numbers and timestamps that may wrap inside the message, and fragments
-whose ECN codepoints may not go together.
+whose ECN codepoints may not go together or with dozens of other
+datagrams' fragments in between.
 What the application received is the truth; the sensor (linux-current)
 must have reassembled exactly that, up to the first hole (at the end of a
 capture the sensor reads on past one; the server never does).
@@ -41,7 +42,7 @@ import tempfile
 from pathlib import Path
 
 from live_cases import (CLIENT_ISN, DSTOPTS, HOP, LSRR, PADN4, ROUTING, Dgram, FragCase,
-                        TcpCase, TcpClient, describe, run_case, sensor_view)
+                        Piece, TcpCase, TcpClient, describe, run_case, sensor_view)
 
 # A decoy's way of being dropped (or not) by the target; None: an ordinary
 # segment, whose fate is the overlap policy's.
@@ -279,6 +280,9 @@ def frag_case(seed: int) -> FragCase:
     codes = None
     if marks.random() < 0.2:
         codes = marks.choice(((0, 3), (0, 2), (1, 3), (1, 2), (0, 1, 2, 3)))
+    between = None
+    if marks.random() < 0.15:
+        between = (marks.randint(1, 6), marks.randint(55, 75))
 
     def build(d: Dgram) -> list:
         r = random.Random(seed * 7 + 1)
@@ -305,6 +309,12 @@ def frag_case(seed: int) -> FragCase:
             marks = random.Random(seed * 19 + 4)
             for pc in pieces:
                 pc.ecn = marks.choice(codes)
+        if between:
+            # first fragments of other datagrams, around ipfrag_max_dist (64):
+            # past it the kernel resets the IPv4 queue that waited that long
+            at, k = between
+            at = min(at, len(pieces))
+            pieces[at:at] = [Piece(0, b"########", True, ident=0x3000 + i) for i in range(k)]
         order = r.choice(("in-order", "shuffled", "reversed", "decoys-first"))
         if order == "shuffled":
             r.shuffle(pieces)
@@ -319,7 +329,9 @@ def frag_case(seed: int) -> FragCase:
     dest_opts = v6 and random.Random(seed * 13 + 5).random() < 0.3
     return FragCase(f"fuzz_{'ipv6' if v6 else 'ipv4'}_frag_{seed}", v6,
                     f"seed {seed}{', destination options' if dest_opts else ''}"
-                    f"{f', ECN codepoints {codes}' if codes else ''}", build,
+                    f"{f', ECN codepoints {codes}' if codes else ''}"
+                    f"{f', {between[1]} other datagrams after piece {between[0]}' if between else ''}",
+                    build,
                     checksum=v6, dest_opts=dest_opts)
 
 
