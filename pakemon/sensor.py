@@ -77,7 +77,9 @@ __all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "ru
            "LiveSession", "SENSOR_EXIT_CODES"]
 
 # EXIT_CODES (from cli) already explains EXIT_SENSOR; attach adds one case.
-SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program already attached; the message says which)
+SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program already attached; the message says which;
+     or the interface disappeared while attached: the logs hold all that came
+     before)
 """
 
 # Wall-clock seconds between counter snapshots in the loop.
@@ -90,6 +92,10 @@ _SNAPLEN_CUT = int(EVF.SNAPLEN)
 _HDR_ONLY = int(EVF.HDR_ONLY)
 # Perf ring wait per poll (ms): the longest a signal waits to be seen.
 POLL_MS = 200
+# How often the loop checks that the interface is still there: a deleted
+# interface takes the programs with it, and the sensor would wait forever.
+LINK_CHECK_S = 1.0
+LINK_GONE = "interface gone"  # _Signals.stop when it is
 # TCP directions past their depth whose peer is still inspected, remembered
 # until the peer reaches its depth too (then both are bypassed).
 BYPASS_PENDING_MAX = 65536
@@ -521,7 +527,8 @@ def run_attach(args) -> int:
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
                  "SIGINT/SIGTERM stop, SIGHUP reloads the rules and reopens the logs")
             rs = _loop(args, session, sensor, sig, rs)
-            _err(f"{sig.stop}: detaching from {att.ifname}")
+            if sig.stop != LINK_GONE:  # else said already, and nothing is left to detach
+                _err(f"{sig.stop}: detaching from {att.ifname}")
             # Detach first, then read what the ring still holds: every frame
             # the kernel pushed is inspected.
             detach_error = None
@@ -551,6 +558,8 @@ def run_attach(args) -> int:
             if detach_error:
                 _err(detach_error)
                 return EXIT_SENSOR
+            if sig.stop == LINK_GONE:
+                return EXIT_SENSOR
         return EXIT_OK
     finally:
         if sensor is not None:
@@ -564,6 +573,7 @@ def run_attach(args) -> int:
 def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
     """Poll, feed, act, until a stop signal. Returns the rule set in force."""
     next_snapshot = time.monotonic() + SNAPSHOT_EVERY_S
+    next_link_check = time.monotonic() + LINK_CHECK_S
     session.snapshot = sensor.counters()
     while not sig.stop:
         recs = sensor.poll_records(POLL_MS)
@@ -586,6 +596,13 @@ def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
             next_snapshot = now + SNAPSHOT_EVERY_S
             session.snapshot = sensor.counters()
             session.logs.flush()
+        if now >= next_link_check:
+            next_link_check = now + LINK_CHECK_S
+            gone = sensor.vanished()
+            if gone:
+                _err(f"{', '.join(gone)} is gone (deleted, or the name is another "
+                     "interface's now): nothing left to watch")
+                sig.stop = LINK_GONE
     return rs
 
 

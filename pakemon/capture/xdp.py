@@ -227,6 +227,13 @@ def interface_index(ifname: str) -> int:
         raise SensorError(f"no such interface: {ifname}") from None
 
 
+def _index_now(ifname: str) -> Optional[int]:
+    try:
+        return socket.if_nametoindex(ifname)
+    except OSError:
+        return None
+
+
 # ---- the rule tree as kernel keys -----------------------------------------
 
 def _ports(spec) -> Iterator[int]:
@@ -847,6 +854,10 @@ class XdpSensor:
             att = self._attachments.pop(name, None)
             if att is None:
                 continue
+            if _index_now(name) != att.ifindex:
+                # Gone, its programs with it; or the name is another
+                # interface's now, whose programs are not ours to remove.
+                continue
             self._detach_one(att)
             try:
                 st = interface_status(name)
@@ -856,6 +867,12 @@ class XdpSensor:
                 left.append(st.describe())
         if left:
             raise SensorError("programs still attached after detach: " + "; ".join(left))
+
+    def vanished(self) -> list[str]:
+        """Attached interfaces that are gone (deleted, their namespace too)
+        or whose name is now another interface's: nothing is watched there."""
+        return [name for name, att in self._attachments.items()
+                if _index_now(name) != att.ifindex]
 
     def close(self) -> None:
         """Detach everything, free the perf ring and the maps. Idempotent."""

@@ -47,6 +47,9 @@ class Agent:
         self.sensor.detach(ifname)
         return True
 
+    def op_vanished(self):
+        return self.sensor.vanished()
+
     def op_close(self):
         if self.sensor is not None:
             self.sensor.close()

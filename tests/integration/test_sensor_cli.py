@@ -107,3 +107,31 @@ def test_sigterm_detaches_second_attach_refused_detach_after_kill(lab, tmp_path)
     r = lab.cli_command(lab.srv, "detach", "vsrv")
     assert (r.returncode, r.stdout) == (0, "vsrv: nothing attached\n")
     lab.sensors.remove(c)
+
+
+def test_a_deleted_interface_stops_the_sensor_with_what_came_before_logged(lab, tmp_path):
+    """The veth goes away under a running sensor: it says so and exits 5
+    within a few seconds instead of watching nothing for ever, with the
+    alert it raised before in its logs and its counters printed."""
+    import json
+    import time
+
+    from pakemon.lab.live import SRV_IF
+
+    lab.start_http(80)
+    a = lab.start_sensor("--log-dir", str(tmp_path / "a"), "--direction", "both")
+    assert lab.http_get("/cgi-bin/phf?Qalias=x").split()[1] == "404"
+    a.wait_for(r"^ALERT CGI-phf\(CVE-1999-0067\)", stream="stdout", timeout=10)
+    t0 = time.monotonic()
+    subprocess.run(["ip", "-n", lab.srv, "link", "del", SRV_IF], check=True)
+    assert a.proc.wait(timeout=15) == EXIT_SENSOR
+    assert time.monotonic() - t0 < 5
+    a.stop()  # joins the output readers
+    err = "\n".join(a.stderr)
+    assert f"{SRV_IF} is gone (deleted, or the name is another interface's now)" in err
+    assert "Traceback" not in err
+    assert any(line.startswith(f"kernel sensor on {SRV_IF}") for line in a.stdout)
+    with open(tmp_path / "a" / "eve.json") as f:
+        sigs = [json.loads(line)["alert"]["signature"] for line in f
+                if '"event_type":"alert"' in line.replace(" ", "")]
+    assert sigs == ["CGI-phf(CVE-1999-0067)"]

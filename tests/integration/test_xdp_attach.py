@@ -49,6 +49,41 @@ def test_auto_mode_picks_native_on_veth_and_both_adds_tc_egress(lab):
         srv.call("close")
 
 
+def test_an_interface_deleted_and_its_name_reused_is_left_to_its_new_owner(lab):
+    """The veth goes away under the sensor (its programs with it) and a new
+    interface takes the name, with another sensor's program on it: the
+    first sensor sees its interface gone, and its detach must not remove
+    the newcomer's program (bcc detaches by name)."""
+    from xdp_lab import run
+
+    srv = lab.server
+    srv.call("open")
+    other = None
+    try:
+        srv.call("attach", ifname=IF_B, direction="both")
+        assert srv.call("vanished") == []
+        run("ip", "-n", lab.ns_b, "link", "del", IF_B)
+        assert srv.call("vanished") == [IF_B]
+        run("ip", "-n", lab.ns_b, "link", "add", IF_B, "type", "veth", "peer", "name",
+            IF_B + "p")
+        run("ip", "-n", lab.ns_b, "link", "set", IF_B, "up")
+        assert srv.call("vanished") == [IF_B]  # the name is back, another interface
+        other = lab.agent(lab.ns_b, "newcomer")
+        other.call("open")
+        assert other.call("attach", ifname=IF_B, direction="both") == {"mode": "native",
+                                                                       "egress": True}
+        srv.call("detach")  # no error: nothing of its own is left to remove
+        st = srv.call("status", ifname=IF_B)
+        assert [(m, name) for m, _, name in st["xdp"]] == [("native", "pk_xdp")]
+        assert st["tc_egress"] == ["pk_tc_egress"]
+    finally:
+        srv.call("close")
+        if other is not None:
+            other.call("close")
+            other.close()
+    lab.assert_nothing_attached()
+
+
 def test_second_attach_is_refused_with_a_message(lab):
     srv = lab.server
     srv.call("open")
