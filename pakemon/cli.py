@@ -325,6 +325,8 @@ def cmd_read(args) -> int:
             if show:
                 _show(events)
         report_sinks(logs)
+    if report_log_losses(logs) and status == EXIT_OK:
+        status = EXIT_IO
     clocks.append((time.perf_counter(), time.process_time()))
     _summary(pipe, rs, args.log_dir, clocks, errors[0])
     if bpf is not None:
@@ -496,7 +498,7 @@ def open_logs(args):
             return EXIT_USAGE
     try:
         logs = LogSet(args.log_dir, sinks=sinks, max_bytes=getattr(args, "log_max_size", 0),
-                      keep=getattr(args, "log_keep", 5))
+                      keep=getattr(args, "log_keep", 5), report=_err)
         logs.pcaplog = open_pcaplog(args)
         return logs
     except OSError as e:
@@ -517,6 +519,16 @@ def serve_metrics(args, pipe):
     except OSError as e:
         _err(f"cannot serve metrics on {args.metrics}: {e.strerror or e}")
         return EXIT_IO
+
+
+def report_log_losses(logs) -> bool:
+    """After the logs are closed: say how many entries the file system
+    refused (disk full, I/O error); True if any."""
+    if not logs.entries_lost:
+        return False
+    _err(f"log entries not written: {logs.entries_lost} (the file system refused them; "
+         "everything before the first refusal is in the logs)")
+    return True
 
 
 def report_sinks(logs) -> None:

@@ -58,6 +58,7 @@ from .decode import DecodeError, decode_frame
 from .decode.packet import LINKTYPE_ETHERNET
 from .cli import (
     EXIT_CODES,
+    EXIT_IO,
     EXIT_OK,
     EXIT_SENSOR,
     _err,
@@ -67,6 +68,7 @@ from .cli import (
     add_engine_options,
     build_pipeline,
     open_logs,
+    report_log_losses,
     add_output_options,
     add_rule_options,
     serve_metrics,
@@ -555,12 +557,15 @@ def run_attach(args) -> int:
                                block_entries=block_entries))
             _summary(pipe, rs, args.log_dir)
             sys.stdout.flush()
+            code = EXIT_OK
             if detach_error:
                 _err(detach_error)
-                return EXIT_SENSOR
-            if sig.stop == LINK_GONE:
-                return EXIT_SENSOR
-        return EXIT_OK
+                code = EXIT_SENSOR
+            elif sig.stop == LINK_GONE:
+                code = EXIT_SENSOR
+        if report_log_losses(logs) and code == EXIT_OK:
+            code = EXIT_IO
+        return code
     finally:
         if sensor is not None:
             try:

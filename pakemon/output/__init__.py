@@ -48,14 +48,9 @@ EVE_LOG = "eve.json"
 FILE_MODE = 0o640  # logs hold captured payloads: not world readable
 
 
-def _open_append(path: Path):
-    """Open ``path`` for appending text, creating it if missing."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-    try:
-        return open(fd, "a", encoding="utf-8", errors="backslashreplace", newline="")
-    except BaseException:
-        os.close(fd)
-        raise
+def _open_append(path: Path) -> int:
+    """A file descriptor appending to ``path``, creating it if missing."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
 
 
 def rotate_files(path: Path, keep: int) -> None:
@@ -75,7 +70,17 @@ def rotate_files(path: Path, keep: int) -> None:
 
 
 class _LogFile:
-    """One log opened for appending; a ``write`` is one whole entry.
+    """One log opened for appending; a ``write`` is one whole entry (text,
+    or bytes as the pcap log writes them).
+
+    Entries wait in memory until ``flush``, which hands them to the kernel
+    in one write (a batch of events costs one system call, as a buffered
+    file's flush did). A write the file system refuses (disk full, quota,
+    I/O error) never raises: the entries that did not get out whole are
+    counted in ``lost``, the error kept in ``error`` (and ``failing`` set
+    until a flush succeeds) for the caller to report, an entry cut short is
+    truncated away so no line or record is left torn, and later entries are
+    tried again at the next flush (space may come back).
 
     With ``max_bytes`` > 0 the file is rotated before an entry that would
     take it past that size. The writers hold this object, so rotating or
@@ -86,41 +91,79 @@ class _LogFile:
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
-        self.f = None
-        self.size = 0
+        self.fd = None
+        self.size = 0  # bytes in the file and pending
+        self.pending: list[bytes] = []
+        self.lost = 0  # entries the file system refused
+        self.error: OSError | None = None  # the latest refusal
+        self.failing = False  # the latest flush was refused
         self.open()
 
     def open(self) -> None:
-        self.f = _open_append(self.path)
-        self.size = os.fstat(self.f.fileno()).st_size
+        self.fd = _open_append(self.path)
+        self.size = os.fstat(self.fd).st_size
 
-    def write(self, text: str) -> None:
-        if self.max_bytes > 0:
-            n = len(text.encode("utf-8", "backslashreplace"))
-            if self.size > 0 and self.size + n > self.max_bytes:
-                self.rotate()
-            self.size += n
-        self.f.write(text)
+    def write(self, entry: str | bytes) -> None:
+        data = entry.encode("utf-8", "backslashreplace") if isinstance(entry, str) else entry
+        if self.max_bytes > 0 and self.size > 0 and self.size + len(data) > self.max_bytes:
+            self.rotate()
+        self.size += len(data)
+        self.pending.append(data)
 
     def rotate(self) -> None:
-        self.f.close()
-        self.f = None
+        self.close()
         rotate_files(self.path, self.keep)
         self.open()
 
     def reopen(self) -> None:
-        f, self.f = self.f, None
-        if f is not None:
-            f.close()
+        self.close()
         self.open()
 
     def flush(self) -> None:
-        self.f.flush()
+        if not self.pending:
+            return
+        entries, self.pending = self.pending, []
+        if self.fd is None:  # a reopening failed: try again, else count them
+            try:
+                self.open()
+            except OSError as e:
+                self._refused(e, entries, 0)
+                return
+        data = memoryview(b"".join(entries))
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+        except OSError as e:
+            self._refused(e, entries, done)
+            return
+        self.failing = False
+
+    def _refused(self, e: OSError, entries: list[bytes], done: int) -> None:
+        """Only ``done`` bytes of ``entries`` got out."""
+        self.error = e
+        self.failing = True
+        whole = at = 0
+        for b in entries:
+            if at + len(b) > done:
+                break
+            at += len(b)
+            whole += 1
+        self.lost += len(entries) - whole
+        self.size -= sum(len(b) for b in entries[whole:])
+        if done > at and self.fd is not None:  # part of an entry got out: take it back
+            try:
+                os.ftruncate(self.fd, os.fstat(self.fd).st_size - (done - at))
+            except OSError:
+                self.size += done - at  # left torn: the file system refuses even that
 
     def close(self) -> None:
-        f, self.f = self.f, None
-        if f is not None:
-            f.close()
+        try:
+            self.flush()
+        finally:
+            fd, self.fd = self.fd, None
+            if fd is not None:
+                os.close(fd)
 
 
 class LogSet:
@@ -133,9 +176,15 @@ class LogSet:
     ``reopen()`` reopens the three files by name (after logrotate).
     """
 
-    def __init__(self, log_dir: str | os.PathLike, sinks=(), max_bytes: int = 0, keep: int = 5):
+    def __init__(self, log_dir: str | os.PathLike, sinks=(), max_bytes: int = 0, keep: int = 5,
+                 report=None):
         if max_bytes < 0 or keep < 0:
             raise ValueError("max_bytes and keep must not be negative")
+        # report(line): told the first time a file's writes are refused
+        # (disk full, I/O error); None: silent (the losses are counted all
+        # the same: ``entries_lost``)
+        self.report = report
+        self._reported: set = set()
         self.max_bytes = max_bytes
         self.keep = keep
         # more destinations for every event (syslog): objects with write/close
@@ -147,6 +196,8 @@ class LogSet:
         self.dump_path = self.log_dir / DUMP_LOG
         self.eve_path = self.log_dir / EVE_LOG
         self._files = []
+        self._every = []  # the three files, kept after close for their counts
+        self._pcap_lost = 0  # of a pcap log closed already
         try:
             self._alert_file = self._open(self.alert_path)
             self._dump_file = self._open(self.dump_path)
@@ -163,7 +214,30 @@ class LogSet:
     def _open(self, path: Path):
         f = _LogFile(path, self.max_bytes, self.keep)
         self._files.append(f)
+        self._every.append(f)
         return f
+
+    def _outputs(self) -> list:
+        out = list(self._every)
+        if self.pcaplog is not None and self.pcaplog.file is not None:
+            out.append(self.pcaplog.file)
+        return out
+
+    @property
+    def entries_lost(self) -> int:
+        """Log entries (and pcap-log records) the file system refused."""
+        return sum(f.lost for f in self._outputs()) + self._pcap_lost
+
+    def _check(self) -> None:
+        # Once per file: near a full disk, small entries go through now and
+        # then, and a line at each change would flood the terminal.
+        for f in self._outputs():
+            if f.failing and f.path not in self._reported:
+                self._reported.add(f.path)
+                if self.report is not None:
+                    self.report(f"cannot write {f.path}: {f.error.strerror or f.error}; "
+                                "what cannot be written is counted (log entries not "
+                                "written), later entries are tried again")
 
     @property
     def closed(self) -> bool:
@@ -208,6 +282,7 @@ class LogSet:
             f.flush()
         if self.pcaplog is not None:
             self.pcaplog.flush()
+        self._check()
 
     def reopen(self) -> None:
         """Close and reopen the three files by name: logrotate moved them."""
@@ -222,9 +297,8 @@ class LogSet:
         sinks, self.sinks = self.sinks, []
         for sink in sinks:
             sink.close()
-        pcaplog, self.pcaplog = self.pcaplog, None
-        if pcaplog is not None:
-            pcaplog.close()
+        if self.pcaplog is not None:
+            self.pcaplog.close()
         files, self._files = self._files, []
         error = None
         for f in files:
@@ -232,6 +306,10 @@ class LogSet:
                 f.close()
             except Exception as exc:  # close the others all the same
                 error = error or exc
+        self._check()
+        pcaplog, self.pcaplog = self.pcaplog, None
+        if pcaplog is not None and pcaplog.file is not None:
+            self._pcap_lost += pcaplog.file.lost
         if error is not None:
             raise error
 

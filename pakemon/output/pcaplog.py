@@ -85,9 +85,8 @@ class PcapLog:
         self.keep = keep
         self.max_flows = max_flows
         self._flows: OrderedDict = OrderedDict()
-        self._f = None
+        self._f = None  # a pakemon.output._LogFile once a frame is written
         self._linktype = None
-        self.size = 0
         self.frames_written = 0
         self.flows_marked = 0
         self._closed = False
@@ -158,24 +157,36 @@ class PcapLog:
             raise ValueError("write to a closed PcapLog")
         frame_bytes = bytes(frame_bytes[:SNAPLEN])
         n = RECORD.size + len(frame_bytes)
-        if self._f is None:
+        if self._f is None or self._f.fd is None:
             self._open(linktype)
         if linktype != self._linktype or (
-                self.max_bytes > 0 and self.size > HEADER.size
-                and self.size + n > self.max_bytes):
+                self.max_bytes > 0 and self._f.size > HEADER.size
+                and self._f.size + n > self.max_bytes):
             self._rotate(linktype)
+        if self._f.size == 0:  # a new file, or its header refused (disk full)
+            self._f.write(HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
         sec = int(ts)
         usec = int(round((ts - sec) * 1e6))
         if usec >= 1_000_000:
             sec, usec = sec + 1, usec - 1_000_000
         orig = wire_len if wire_len is not None and wire_len > len(frame_bytes) else len(frame_bytes)
         self._f.write(RECORD.pack(sec, usec, len(frame_bytes), orig) + frame_bytes)
-        self.size += n
         self.frames_written += 1
+
+    @property
+    def size(self) -> int:
+        return self._f.size if self._f is not None else 0
+
+    @property
+    def file(self):
+        """The output's _LogFile (its ``lost``, ``error``, ``failing``), or None."""
+        return self._f
 
     def _open(self, linktype: int) -> None:
         """Open pakemon.pcap for appending; a file not ours or of another
         link type is rotated away first."""
+        from pakemon.output import _LogFile, rotate_files
+
         try:
             with open(self.path, "rb") as f:
                 head = f.read(HEADER.size)
@@ -187,22 +198,17 @@ class PcapLog:
                 magic, _, _, _, _, _, lt = HEADER.unpack(head)
                 ok = magic == PCAP_MAGIC and lt == linktype
             if not ok:
-                from pakemon.output import rotate_files
-
                 rotate_files(self.path, self.keep)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-        self._f = open(fd, "ab")
-        self.size = os.fstat(fd).st_size
-        if self.size == 0:
-            self._f.write(HEADER.pack(PCAP_MAGIC, 2, 4, 0, 0, SNAPLEN, linktype))
-            self.size = HEADER.size
+        if self._f is None:
+            self._f = _LogFile(self.path)  # its losses are kept across reopenings
+        else:
+            self._f.open()
         self._linktype = linktype
 
     def _rotate(self, linktype: int) -> None:
         from pakemon.output import rotate_files
 
         self._f.close()
-        self._f = None
         rotate_files(self.path, self.keep)
         self._open(linktype)
 
@@ -212,9 +218,8 @@ class PcapLog:
 
     def reopen(self) -> None:
         """Close the file; the next frame opens pakemon.pcap by name again."""
-        f, self._f = self._f, None
-        if f is not None:
-            f.close()
+        if self._f is not None:
+            self._f.close()
 
     def close(self) -> None:
         self._closed = True

@@ -83,6 +83,30 @@ def test_demo_capture_gives_its_attacks_and_a_notice(tmp_path):
     assert "IP" in r.stdout and "OTHER" in r.stdout
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_log_the_disk_refuses_is_one_line_exit_4_and_the_other_logs_whole(tmp_path):
+    """eve.json on a device that is always full (/dev/full: ENOSPC): one
+    line says so, every entry it could not take is counted, the other logs
+    are whole, and no traceback."""
+    good = tmp_path / "good"
+    assert cli("read", ROOT / "pakemon" / "lab" / "demo.pcap", "--log-dir", good).returncode == 0
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "eve.json").symlink_to("/dev/full")
+    r = cli("read", ROOT / "pakemon" / "lab" / "demo.pcap", "--log-dir", logs)
+    assert r.returncode == 4, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == (f"pakemon-xdp: cannot write {logs / 'eve.json'}: No space left on "
+                        "device; what cannot be written is counted (log entries not "
+                        "written), later entries are tried again")
+    n_eve = len(read_eve(good))
+    assert f"pakemon-xdp: log entries not written: {n_eve} " in r.stderr
+    for name in ("alert.log", "dump.log"):
+        assert (logs / name).read_text() == (good / name).read_text()
+    assert "alerts by rule:" in r.stdout  # the summary all the same
+
+
 def test_demo_capture_is_what_its_generator_makes(tmp_path):
     out = tmp_path / "demo.pcap"
     samples.main(["demo", str(out)])

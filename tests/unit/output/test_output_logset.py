@@ -130,3 +130,108 @@ def test_files_not_world_readable(tmp_path):
         pass
     for name in ("alert.log", "dump.log", "eve.json"):
         assert not (tmp_path / name).stat().st_mode & stat.S_IROTH
+
+
+class _Disk:
+    """os.write as on a file system with ``room`` bytes left: a write is cut
+    where the room ends, the next one refused with ENOSPC."""
+
+    def __init__(self, room):
+        self.room = room
+        self.real = None
+
+    def write(self, fd, data):
+        import errno
+        import os
+
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = self.real(fd, bytes(data[:self.room]))
+        self.room -= n
+        return n
+
+
+@pytest.fixture
+def disk(monkeypatch):
+    import os
+
+    from pakemon import output
+
+    d = _Disk(0)
+    d.real = os.write
+    monkeypatch.setattr(output.os, "write", d.write)
+    return d
+
+
+def test_a_full_disk_is_counted_not_raised_and_leaves_no_torn_entry(tmp_path, utc, disk):
+    said = []
+    logs = LogSet(tmp_path, report=said.append)
+    eve_one = len(format_eve(ALERT).encode())
+    per_alert = sum(len(f(ALERT).encode()) + 1 for f in (format_alert, format_dump)) + eve_one
+    disk.room = 2 * per_alert + eve_one // 2  # two alerts fit, the third is cut
+    logs.write_many([ALERT] * 5)  # no exception
+    eve = (tmp_path / "eve.json").read_text().splitlines()
+    assert len(eve) <= 2 and all(json.loads(line) for line in eve)  # no torn line
+    alerts = (tmp_path / "alert.log").read_text()
+    lost = logs.entries_lost
+    assert lost == 3 * 5 - (alerts.count("CGI-test-cgi") + len(eve)
+                            + (tmp_path / "dump.log").read_text().count("CGI-test-cgi"))
+    assert lost >= 5
+    # one line per file refused, naming it and the reason
+    assert said and all("No space left on device" in s for s in said)
+    assert len(said) == len(set(said))
+    # room again: later entries go through, after the refused ones' place
+    disk.room = 10**9
+    logs.write_many([NOTICE])
+    assert json.loads((tmp_path / "eve.json").read_text().splitlines()[-1])["event_type"] \
+        == "anomaly"
+    logs.close()
+    assert logs.entries_lost == lost  # counted, and kept after close
+    n = len(said)
+    disk.room = 0
+    logs2 = LogSet(tmp_path, report=said.append)
+    logs2.write(ALERT)
+    logs2.close()
+    assert logs2.entries_lost == 3 and len(said) == n + 3  # each file said once
+
+
+def test_a_failed_reopen_counts_what_cannot_be_written(tmp_path, utc, monkeypatch):
+    from pakemon import output
+
+    logs = LogSet(tmp_path)
+    logs.write(ALERT)
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(output, "_open_append", refuse)
+    with pytest.raises(OSError):
+        logs.reopen()  # the caller says so (attach: on SIGHUP)
+    logs.write(ALERT)  # no exception, no growing backlog
+    assert logs.entries_lost >= 1
+    monkeypatch.undo()
+    logs.close()
+
+
+def test_a_full_disk_leaves_the_pcap_log_readable_and_counts_its_records(tmp_path, disk):
+    from pakemon.capture import open_capture
+    from pakemon.output.pcaplog import HEADER, RECORD, PcapLog
+
+    said = []
+    logs = LogSet(tmp_path, report=said.append)
+    logs.pcaplog = PcapLog(tmp_path)
+    frame = bytes(range(60))
+    disk.room = 10**9
+    logs.write(NOTICE)  # the three text logs have room
+    disk.room = HEADER.size + 2 * (RECORD.size + len(frame)) + 7  # 2 records and a bit
+    for i in range(5):
+        logs.pcaplog.write(1000.0 + i, frame)
+    logs.flush()
+    logs.close()
+    with open_capture(tmp_path / "pakemon.pcap") as r:  # no torn record
+        got = [bytes(f) for _ts, _lt, f in r]
+    assert got == [frame, frame]
+    assert logs.entries_lost == 3
+    assert said == [f"cannot write {tmp_path / 'pakemon.pcap'}: No space left on device; what "
+                    "cannot be written is counted (log entries not written), later entries "
+                    "are tried again"]
