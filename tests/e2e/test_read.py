@@ -371,3 +371,16 @@ def test_a_frame_the_pipeline_raises_on_is_skipped_counted_and_the_rest_read(
     seen[0] = 0
     with pytest.raises(RuntimeError):
         main(["read", "-q", str(cap), "--log-dir", str(logs)])
+
+
+def test_a_link_type_without_a_decoder_is_said_once_and_its_frames_counted(tmp_path):
+    import struct
+
+    cap = tmp_path / "wifi.pcap"
+    rec = struct.pack("<IIII", 1, 0, 30, 30) + bytes(30)
+    cap.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 105) + rec * 3)
+    r = cli("read", cap, "--log-dir", tmp_path / "logs", "-q")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    warn = [line for line in r.stderr.splitlines() if "link type 105" in line]
+    assert len(warn) == 1 and "is not supported" in warn[0] and "ETHERNET (1)" in warn[0]
+    assert "malformed: 3" in r.stdout
