@@ -227,6 +227,27 @@ def interface_index(ifname: str) -> int:
         raise SensorError(f"no such interface: {ifname}") from None
 
 
+# Link types whose frames reach XDP with an Ethernet header, which is where
+# the kernel program starts parsing (loopback's is an all-zero one).
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+_ARPHRD_NAMES = {65534: "none (an IP tunnel: tun, WireGuard)", 768: "IPIP tunnel",
+                 769: "IPv6-in-IPv4 tunnel", 776: "SIT tunnel", 778: "GRE tunnel",
+                 823: "IP6GRE tunnel", 512: "PPP", 32: "InfiniBand", 280: "CAN"}
+
+
+def link_type(ifindex: int) -> Optional[int]:
+    """The interface's ARPHRD_* type (None if it cannot be read)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        with IPRoute() as ipr:
+            return ipr.get_links(ifindex)[0]["ifi_type"]
+    except (NetlinkError, IndexError, KeyError):
+        return None
+
+
 def _index_now(ifname: str) -> Optional[int]:
     try:
         return socket.if_nametoindex(ifname)
@@ -784,6 +805,13 @@ class XdpSensor:
         ifindex = interface_index(ifname)
         if ifname in self._attachments:
             raise SensorError(f"already attached to {ifname}")
+        kind = link_type(ifindex)
+        if kind is not None and kind not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+            raise SensorError(
+                f"{ifname} has no Ethernet header (link type "
+                f"{_ARPHRD_NAMES.get(kind, kind)}): XDP would hand the kernel program "
+                "frames it cannot parse, and it would see nothing; attach to the Ethernet "
+                "interface the traffic arrives on, or capture here and use `read`")
         st = interface_status(ifname)
         if st.xdp:
             raise SensorError(

@@ -135,3 +135,21 @@ def test_a_deleted_interface_stops_the_sensor_with_what_came_before_logged(lab, 
         sigs = [json.loads(line)["alert"]["signature"] for line in f
                 if '"event_type":"alert"' in line.replace(" ", "")]
     assert sigs == ["CGI-phf(CVE-1999-0067)"]
+
+
+def test_an_interface_without_ethernet_headers_is_refused(lab, tmp_path):
+    """A tun device (link type none: frames start at the IP header) would
+    accept a generic XDP program that then parses IP as Ethernet and sees
+    nothing: refused, one line, nothing attached."""
+    r = subprocess.run(["ip", "-n", lab.srv, "tuntap", "add", "mode", "tun", "dev", "pktun"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"no tun device here: {r.stderr.strip()}")
+    subprocess.run(["ip", "-n", lab.srv, "link", "set", "pktun", "up"], check=True)
+    r = lab.cli_command(lab.srv, "attach", "pktun", "--log-dir", str(tmp_path / "l"))
+    assert r.returncode == EXIT_SENSOR
+    assert r.stderr.startswith("pakemon-xdp: pktun has no Ethernet header (link type none")
+    assert "Traceback" not in r.stderr
+    shown = subprocess.run(["ip", "-n", lab.srv, "-d", "link", "show", "pktun"],
+                           capture_output=True, text=True).stdout
+    assert "xdp" not in shown
