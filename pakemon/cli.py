@@ -207,6 +207,9 @@ def load_rules_args(args):
     out = LoadedRules()
     classes = {}
     for path in _rule_paths(args):
+        if Path(path).is_dir() and not any(Path(path).glob("*.rules")):
+            _err(f"{path}: no *.rules file in this directory")
+            return None
         fmt = fmt_flag if fmt_flag != "auto" else rules_format(path)
         if fmt == "suricata":
             srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path)
@@ -237,6 +240,10 @@ def load_rules_args(args):
         note = inert_note(out.sig)
         if note:
             print(f"pakemon-xdp: {note}", file=sys.stderr)
+    if not out.rules and not out.sig_rules:
+        names = ", ".join(str(p) for p in _rule_paths(args))
+        _err(f"warning: no rules loaded from {names}: nothing can alert (scan detection "
+             "and anomaly notices still run)")
     return out
 
 

@@ -384,3 +384,21 @@ def test_a_link_type_without_a_decoder_is_said_once_and_its_frames_counted(tmp_p
     warn = [line for line in r.stderr.splitlines() if "link type 105" in line]
     assert len(warn) == 1 and "is not supported" in warn[0] and "ETHERNET (1)" in warn[0]
     assert "malformed: 3" in r.stdout
+
+
+def test_a_rule_directory_without_rule_files_is_an_error_and_no_rules_a_warning(tmp_path):
+    empty = tmp_path / "rules.d"
+    empty.mkdir()
+    (empty / "README").write_text("not rules\n")
+    r = cli("read", ROOT / "pakemon" / "lab" / "demo.pcap", "--log-dir", tmp_path / "l",
+            "--rules", empty)
+    assert r.returncode == 1
+    assert r.stderr == f"pakemon-xdp: {empty}: no *.rules file in this directory\n"
+    nothing = tmp_path / "none.rules"
+    nothing.write_text("# every rule commented out\n")
+    r = cli("read", ROOT / "pakemon" / "lab" / "demo.pcap", "--log-dir", tmp_path / "l",
+            "--rules", nothing)
+    assert r.returncode == 0
+    assert (f"pakemon-xdp: warning: no rules loaded from {nothing}: nothing can alert"
+            in r.stderr)
+    assert "no alerts" in r.stdout
