@@ -302,6 +302,8 @@ def cmd_read(args) -> int:
     logs = open_logs(args)
     if isinstance(logs, int):
         return logs
+    if metrics is not None:
+        metrics.update(pipe, logs=logs)
     status = EXIT_OK
     show = not args.quiet
     errors = [0]  # frames the pipeline raised on (_run)

@@ -523,7 +523,7 @@ def run_attach(args) -> int:
                                   resetter=resetter)
             session.metrics = metrics
             if metrics is not None:
-                metrics.update(pipe, sensor)  # counters are read at scrape time
+                metrics.update(pipe, sensor, logs)  # counters are read at scrape time
             _err(f"attached to {att.ifname} ({att.mode} XDP"
                  f"{', tc egress' if att.egress else ''}): {rs.count} rules, "
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "

@@ -10,7 +10,7 @@ Wiring (the CLI)::
     add_metrics_option(parser)                  # --metrics [ADDR:PORT]
     metrics = MetricsExporter.from_args(args, pipe)   # None without --metrics
     ...
-    metrics.update(pipe, sensor)                # once the sensor is open
+    metrics.update(pipe, sensor, logs)          # once the sensor is open
     metrics.observe(seconds)                    # per batch of records
     metrics.record_reload(ok)                   # after a SIGHUP reload
 
@@ -31,6 +31,9 @@ capture_blocked_total, capture_lost_total, capture_perf_fail_total
     (``read``) every frame is a candidate and the rest are 0.
 stream_bypassed_directions_total
     TCP directions past the stream depth (the pipeline's bypass requests).
+log_entries_lost_total, syslog_messages_dropped_total
+    Log entries (alert.log, dump.log, eve.json, the pcap log) the file system
+    refused (disk full, quota, I/O error), and syslog messages not sent.
 notices_total{kind}
     Decoder, reassembly, scan and other anomaly notices by NoticeKind name.
 alerts_total{signature}
@@ -167,6 +170,7 @@ class MetricsExporter(Collector):
                  registry: CollectorRegistry | None = None) -> None:
         self.pipeline = pipeline
         self.sensor = sensor
+        self.logs = None  # the LogSet, for its losses
         self.top_n = top_n
         self._labelled: list[str] = []  # signatures with a series of their own
         self._labelled_set: set[str] = set()
@@ -209,11 +213,13 @@ class MetricsExporter(Collector):
             self.server.server_close()
             self.server = None
 
-    def update(self, pipeline, sensor=None) -> None:
+    def update(self, pipeline, sensor=None, logs=None) -> None:
         """What to read at the next scrapes (cheap: references only)."""
         self.pipeline = pipeline
         if sensor is not None:
             self.sensor = sensor
+        if logs is not None:
+            self.logs = logs
 
     def observe(self, seconds: float) -> None:
         """One batch of records took ``seconds`` of userland time."""
@@ -316,6 +322,13 @@ class MetricsExporter(Collector):
         yield counter("pakemon_stream_bypassed_directions_total",
                       "TCP stream directions past the inspection depth.",
                       st.bypassed if st is not None else 0)
+        logs = self.logs
+        yield counter("pakemon_log_entries_lost_total",
+                      "Log entries the file system refused (disk full, quota, I/O error).",
+                      logs.entries_lost if logs is not None else 0)
+        yield counter("pakemon_syslog_messages_dropped_total",
+                      "Syslog messages not sent (queue full or send errors).",
+                      sum(x.dropped for x in logs.sinks) if logs is not None else 0)
 
         notices = CounterMetricFamily(
             "pakemon_notices_total", "Decoder and anomaly notices, by kind.", labels=["kind"])

@@ -127,6 +127,40 @@ def test_pipeline_values():
     assert s["pakemon_rules_last_reload_timestamp_seconds"] == 123.0
 
 
+def test_log_losses_are_exported(tmp_path):
+    """A disk refusing the logs shows in the metrics, not only on stderr."""
+    import errno
+    import os
+
+    from pakemon import output
+    from pakemon.output import LogSet
+
+    pipe = _pipeline()
+    exp = MetricsExporter(pipe)
+    logs = LogSet(tmp_path)
+    exp.update(pipe, logs=logs)
+    assert _samples(exp.text().decode())["pakemon_log_entries_lost_total"] == 0
+    real = os.write
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    output.os.write = full
+    try:
+        for ts, lt, f in FRAMES:
+            logs.write_many(pipe.feed(ts, f, lt))
+        logs.write_many(pipe.flush())
+    finally:
+        output.os.write = real
+    s = _samples(exp.text().decode())
+    alerts = sum(pipe.stats.alerts.values())
+    notices = sum(pipe.stats.notices.values())
+    # an alert goes to three logs, a notice to two
+    assert s["pakemon_log_entries_lost_total"] == 3 * alerts + 2 * notices > 0
+    assert s["pakemon_syslog_messages_dropped_total"] == 0
+    logs.close()
+
+
 def test_alert_labels_bounded_and_monotonic():
     pipe = _pipeline()
     exp = MetricsExporter(pipe, top_n=3)
