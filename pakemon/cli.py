@@ -596,18 +596,14 @@ def add_engine_options(p) -> None:
 MAX_ERRORS_SHOWN = 10
 
 
-_LINKTYPES_SAID: set = set()
-
-
 def _check_linktype(path, linktype: int) -> None:
-    """Say once per capture and link type that its frames cannot be decoded
-    (they are counted malformed): a link type no decoder exists for."""
+    """Say that a link type no decoder exists for cannot be decoded (its
+    frames are counted malformed)."""
     from .decode import SUPPORTED_LINKTYPES
     from .decode import packet
 
-    if linktype in SUPPORTED_LINKTYPES or (str(path), linktype) in _LINKTYPES_SAID:
+    if linktype in SUPPORTED_LINKTYPES:
         return
-    _LINKTYPES_SAID.add((str(path), linktype))
     names = sorted(f"{k[len('LINKTYPE_'):] if k.startswith('LINKTYPE_') else 'RAW'} ({v})"
                    for k, v in vars(packet).items()
                    if k.startswith(("LINKTYPE_", "DLT_")) and v in SUPPORTED_LINKTYPES)
@@ -631,13 +627,13 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None) -
 
         bar = tqdm(total=reader.size, unit="B", unit_scale=True,
                    desc=os.path.basename(str(reader.path)), file=sys.stderr)
-    last_lt = None
+    said = set()  # link types checked in this capture
     try:
         n = 0
         for ts, linktype, frame in reader:
             frame_no += 1
-            if linktype != last_lt:  # once per change of link type: not per frame
-                last_lt = linktype
+            if linktype not in said:  # once per link type and capture
+                said.add(linktype)
                 _check_linktype(reader.path, linktype)
             if match is not None and not match(linktype, frame):
                 continue

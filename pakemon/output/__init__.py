@@ -196,8 +196,7 @@ class LogSet:
         self.dump_path = self.log_dir / DUMP_LOG
         self.eve_path = self.log_dir / EVE_LOG
         self._files = []
-        self._every = []  # the three files, kept after close for their counts
-        self._pcap_lost = 0  # of a pcap log closed already
+        self._closed = False
         try:
             self._alert_file = self._open(self.alert_path)
             self._dump_file = self._open(self.dump_path)
@@ -214,11 +213,10 @@ class LogSet:
     def _open(self, path: Path):
         f = _LogFile(path, self.max_bytes, self.keep)
         self._files.append(f)
-        self._every.append(f)
         return f
 
     def _outputs(self) -> list:
-        out = list(self._every)
+        out = list(self._files)
         if self.pcaplog is not None and self.pcaplog.file is not None:
             out.append(self.pcaplog.file)
         return out
@@ -226,7 +224,7 @@ class LogSet:
     @property
     def entries_lost(self) -> int:
         """Log entries (and pcap-log records) the file system refused."""
-        return sum(f.lost for f in self._outputs()) + self._pcap_lost
+        return sum(f.lost for f in self._outputs())
 
     def _check(self) -> None:
         # Once per file: near a full disk, small entries go through now and
@@ -241,7 +239,7 @@ class LogSet:
 
     @property
     def closed(self) -> bool:
-        return not self._files
+        return self._closed
 
     def _write(self, event: Alert | Notice) -> None:
         if self.closed:
@@ -294,22 +292,21 @@ class LogSet:
             self.pcaplog.reopen()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         sinks, self.sinks = self.sinks, []
         for sink in sinks:
             sink.close()
         if self.pcaplog is not None:
             self.pcaplog.close()
-        files, self._files = self._files, []
         error = None
-        for f in files:
+        for f in self._files:
             try:
                 f.close()
             except Exception as exc:  # close the others all the same
                 error = error or exc
-        self._check()
-        pcaplog, self.pcaplog = self.pcaplog, None
-        if pcaplog is not None and pcaplog.file is not None:
-            self._pcap_lost += pcaplog.file.lost
+        self._check()  # the last flush may be refused too
         if error is not None:
             raise error
 

@@ -174,10 +174,6 @@ class PcapLog:
         self.frames_written += 1
 
     @property
-    def size(self) -> int:
-        return self._f.size if self._f is not None else 0
-
-    @property
     def file(self):
         """The output's _LogFile (its ``lost``, ``error``, ``failing``), or None."""
         return self._f
