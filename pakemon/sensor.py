@@ -80,8 +80,8 @@ __all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "ru
 
 # EXIT_CODES (from cli) already explains EXIT_SENSOR; attach adds one case.
 SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program already attached; the message says which;
-     or the interface disappeared while attached: the logs hold all that came
-     before)
+     or the interface disappeared while attached, or another tool removed or
+     replaced the XDP program: the logs hold all that came before)
 """
 
 # Wall-clock seconds between counter snapshots in the loop.
@@ -96,8 +96,10 @@ _HDR_ONLY = int(EVF.HDR_ONLY)
 POLL_MS = 200
 # How often the loop checks that the interface is still there: a deleted
 # interface takes the programs with it, and the sensor would wait forever.
+# (Whether its XDP program is still ours, a netlink dump of ~5 ms, is
+# checked at the snapshots.)
 LINK_CHECK_S = 1.0
-LINK_GONE = "interface gone"  # _Signals.stop when it is
+LINK_GONE = "nothing left to watch"  # _Signals.stop then
 # TCP directions past their depth whose peer is still inspected, remembered
 # until the peer reaches its depth too (then both are bypassed).
 BYPASS_PENDING_MAX = 65536
@@ -529,7 +531,7 @@ def run_attach(args) -> int:
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
                  "SIGINT/SIGTERM stop, SIGHUP reloads the rules and reopens the logs")
             rs = _loop(args, session, sensor, sig, rs)
-            if sig.stop != LINK_GONE:  # else said already, and nothing is left to detach
+            if sig.stop != LINK_GONE:  # else said already
                 _err(f"{sig.stop}: detaching from {att.ifname}")
             # Detach first, then read what the ring still holds: every frame
             # the kernel pushed is inspected.
@@ -601,6 +603,11 @@ def _loop(args, session: LiveSession, sensor, sig: _Signals, rs):
             next_snapshot = now + SNAPSHOT_EVERY_S
             session.snapshot = sensor.counters()
             session.logs.flush()
+            displaced = sensor.displaced()
+            if displaced:
+                _err(f"{', '.join(displaced)}: the XDP program there is no longer this "
+                     "sensor's (removed or replaced by another tool): nothing left to watch")
+                sig.stop = LINK_GONE
         if now >= next_link_check:
             next_link_check = now + LINK_CHECK_S
             gone = sensor.vanished()

@@ -36,6 +36,7 @@ import ctypes as ct
 import errno
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -863,11 +864,32 @@ class XdpSensor:
             raise SensorError(f"cannot attach the tc egress program to {att.ifname}: "
                               f"{os.strerror(e.code)}") from None
 
-    def _detach_one(self, att: Attachment) -> None:
+    def _ours_there(self, att: Attachment) -> Optional[bool]:
+        """Whether the interface still runs this sensor's XDP program (None:
+        cannot tell). Another tool may have removed or replaced it."""
+        mine = _prog_id(self._xdp_fn.fd)
+        if mine is None:
+            return None
         try:
-            self._bcc.BPF.remove_xdp(att.ifname, _MODE_FLAGS[att.mode])
-        except Exception:
-            pass  # interface gone, or already removed: checked below
+            st = interface_status(att.ifname)
+        except SensorError:
+            return None
+        return any(p.prog_id == mine for p in st.xdp)
+
+    def displaced(self) -> list[str]:
+        """Attached interfaces (still there) whose XDP program is no longer
+        this sensor's: removed or replaced by another tool."""
+        return [name for name, att in self._attachments.items()
+                if _index_now(name) == att.ifindex and self._ours_there(att) is False]
+
+    def _detach_one(self, att: Attachment) -> None:
+        # bcc removes whatever XDP program the name has: not another tool's
+        # that replaced ours
+        if self._ours_there(att) is not False:
+            try:
+                self._bcc.BPF.remove_xdp(att.ifname, _MODE_FLAGS[att.mode])
+            except Exception:
+                pass  # interface gone, or already removed: checked below
         if att.egress or att.created_clsact:
             _remove_tc(att.ifindex, remove_clsact=att.created_clsact)
 
@@ -886,12 +908,14 @@ class XdpSensor:
                 # Gone, its programs with it; or the name is another
                 # interface's now, whose programs are not ours to remove.
                 continue
+            mine = _prog_id(self._xdp_fn.fd)
             self._detach_one(att)
             try:
                 st = interface_status(name)
             except SensorError:
                 continue  # the interface is gone, and its programs with it
-            if st.ours:
+            if any(p.prog_id == mine if mine is not None else p.ours for p in st.xdp) or any(
+                    n.startswith(abi.PROG_NAME_PREFIX) for n in st.tc_egress):
                 left.append(st.describe())
         if left:
             raise SensorError("programs still attached after detach: " + "; ".join(left))
@@ -957,6 +981,21 @@ def _prog_name(prog_id: int) -> Optional[str]:
         return buf.raw[64:80].split(b"\0", 1)[0].decode("ascii", "replace") or None
     finally:
         os.close(fd)
+
+
+def _prog_id(fd: int) -> Optional[int]:
+    """The id of the BPF program behind ``fd`` (None if it cannot be read)."""
+    try:
+        from bcc.libbcc import lib
+    except ImportError:
+        return None
+    lib.bpf_obj_get_info_by_fd.argtypes = [ct.c_int, ct.c_void_p, ct.POINTER(ct.c_uint32)]
+    lib.bpf_obj_get_info_by_fd.restype = ct.c_int
+    buf = ct.create_string_buffer(256)
+    size = ct.c_uint32(256)
+    if lib.bpf_obj_get_info_by_fd(fd, buf, ct.byref(size)) != 0:
+        return None
+    return int.from_bytes(buf.raw[4:8], sys.byteorder)  # struct bpf_prog_info: type, id
 
 
 def interface_status(ifname: str) -> InterfaceStatus:

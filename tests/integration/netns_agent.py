@@ -50,6 +50,9 @@ class Agent:
     def op_vanished(self):
         return self.sensor.vanished()
 
+    def op_displaced(self):
+        return self.sensor.displaced()
+
     def op_close(self):
         if self.sensor is not None:
             self.sensor.close()

@@ -153,3 +153,24 @@ def test_an_interface_without_ethernet_headers_is_refused(lab, tmp_path):
     shown = subprocess.run(["ip", "-n", lab.srv, "-d", "link", "show", "pktun"],
                            capture_output=True, text=True).stdout
     assert "xdp" not in shown
+
+
+def test_a_program_removed_under_the_sensor_stops_it(lab, tmp_path):
+    """Another tool removes the XDP program (`ip link set dev vsrv xdp
+    off`): the sensor notices at its next snapshot, says so, exits 5."""
+    import time
+
+    from pakemon.lab.live import SRV_IF
+
+    a = lab.start_sensor("--log-dir", str(tmp_path / "a"))
+    subprocess.run(["ip", "-n", lab.srv, "link", "set", "dev", SRV_IF, "xdp", "off"],
+                   check=True)
+    t0 = time.monotonic()
+    assert a.proc.wait(timeout=20) == EXIT_SENSOR
+    assert time.monotonic() - t0 < 12
+    a.stop()
+    err = "\n".join(a.stderr)
+    assert (f"{SRV_IF}: the XDP program there is no longer this sensor's (removed or "
+            "replaced by another tool): nothing left to watch") in err
+    assert "Traceback" not in err
+    assert any(line.startswith(f"kernel sensor on {SRV_IF}") for line in a.stdout)

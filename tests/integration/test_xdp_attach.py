@@ -84,6 +84,37 @@ def test_an_interface_deleted_and_its_name_reused_is_left_to_its_new_owner(lab):
     lab.assert_nothing_attached()
 
 
+def test_a_program_removed_or_replaced_by_another_tool_is_seen_and_left_alone(lab):
+    """`ip link set dev X xdp off` removes the sensor's program under it, and
+    another sensor (any XDP tool) may then attach its own: the first sees
+    its program displaced, and its detach leaves the newcomer's in place
+    (bcc's removal goes by interface name, whatever program is there)."""
+    from xdp_lab import run
+
+    srv = lab.server
+    srv.call("open")
+    other = None
+    try:
+        srv.call("attach", ifname=IF_B)
+        assert srv.call("displaced") == []
+        run("ip", "-n", lab.ns_b, "link", "set", "dev", IF_B, "xdp", "off")
+        assert srv.call("displaced") == [IF_B]
+        other = lab.agent(lab.ns_b, "newcomer")
+        other.call("open")
+        other.call("attach", ifname=IF_B)
+        assert srv.call("displaced") == [IF_B]
+        srv.call("detach")  # no error, the newcomer's program untouched
+        st = other.call("status", ifname=IF_B)
+        assert [(m, name) for m, _, name in st["xdp"]] == [("native", "pk_xdp")]
+        assert other.call("displaced") == []
+    finally:
+        srv.call("close")
+        if other is not None:
+            other.call("close")
+            other.close()
+    lab.assert_nothing_attached()
+
+
 def test_second_attach_is_refused_with_a_message(lab):
     srv = lab.server
     srv.call("open")
