@@ -7,9 +7,11 @@ case nothing may stay on the interface.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
-from xdp_lab import AgentError, IF_B, lab, requires_xdp  # noqa: F401 (fixtures)
+from xdp_lab import AgentError, IF_B, lab, requires_xdp, run  # noqa: F401 (fixtures)
 
 pytestmark = requires_xdp
 
@@ -49,17 +51,34 @@ def test_auto_mode_picks_native_on_veth_and_both_adds_tc_egress(lab):
         srv.call("close")
 
 
+@contextmanager
+def _sensor_and_newcomer(lab):
+    """The lab's sensor, opened, and a maker of a second one in the same
+    namespace (another tool taking the interface); both closed after."""
+    srv = lab.server
+    srv.call("open")
+    others = []
+
+    def newcomer():
+        other = lab.agent(lab.ns_b, "newcomer")
+        others.append(other)
+        other.call("open")
+        return other
+    try:
+        yield srv, newcomer
+    finally:
+        srv.call("close")
+        for other in others:
+            other.call("close")
+            other.close()
+
+
 def test_an_interface_deleted_and_its_name_reused_is_left_to_its_new_owner(lab):
     """The veth goes away under the sensor (its programs with it) and a new
     interface takes the name, with another sensor's program on it: the
     first sensor sees its interface gone, and its detach must not remove
     the newcomer's program (bcc detaches by name)."""
-    from xdp_lab import run
-
-    srv = lab.server
-    srv.call("open")
-    other = None
-    try:
+    with _sensor_and_newcomer(lab) as (srv, newcomer):
         srv.call("attach", ifname=IF_B, direction="both")
         assert srv.call("vanished") == []
         run("ip", "-n", lab.ns_b, "link", "del", IF_B)
@@ -68,19 +87,12 @@ def test_an_interface_deleted_and_its_name_reused_is_left_to_its_new_owner(lab):
             IF_B + "p")
         run("ip", "-n", lab.ns_b, "link", "set", IF_B, "up")
         assert srv.call("vanished") == [IF_B]  # the name is back, another interface
-        other = lab.agent(lab.ns_b, "newcomer")
-        other.call("open")
-        assert other.call("attach", ifname=IF_B, direction="both") == {"mode": "native",
-                                                                       "egress": True}
+        assert newcomer().call("attach", ifname=IF_B, direction="both") == {
+            "mode": "native", "egress": True}
         srv.call("detach")  # no error: nothing of its own is left to remove
         st = srv.call("status", ifname=IF_B)
         assert [(m, name) for m, _, name in st["xdp"]] == [("native", "pk_xdp")]
         assert st["tc_egress"] == ["pk_tc_egress"]
-    finally:
-        srv.call("close")
-        if other is not None:
-            other.call("close")
-            other.close()
     lab.assert_nothing_attached()
 
 
@@ -89,29 +101,18 @@ def test_a_program_removed_or_replaced_by_another_tool_is_seen_and_left_alone(la
     another sensor (any XDP tool) may then attach its own: the first sees
     its program displaced, and its detach leaves the newcomer's in place
     (bcc's removal goes by interface name, whatever program is there)."""
-    from xdp_lab import run
-
-    srv = lab.server
-    srv.call("open")
-    other = None
-    try:
+    with _sensor_and_newcomer(lab) as (srv, newcomer):
         srv.call("attach", ifname=IF_B)
         assert srv.call("displaced") == []
         run("ip", "-n", lab.ns_b, "link", "set", "dev", IF_B, "xdp", "off")
         assert srv.call("displaced") == [IF_B]
-        other = lab.agent(lab.ns_b, "newcomer")
-        other.call("open")
+        other = newcomer()
         other.call("attach", ifname=IF_B)
         assert srv.call("displaced") == [IF_B]
         srv.call("detach")  # no error, the newcomer's program untouched
         st = other.call("status", ifname=IF_B)
         assert [(m, name) for m, _, name in st["xdp"]] == [("native", "pk_xdp")]
         assert other.call("displaced") == []
-    finally:
-        srv.call("close")
-        if other is not None:
-            other.call("close")
-            other.close()
     lab.assert_nothing_attached()
 
 
