@@ -79,10 +79,10 @@ __all__ = ["EXIT_SENSOR", "add_sensor_commands", "run_attach", "run_detach", "ru
            "LiveSession", "SENSOR_EXIT_CODES"]
 
 # EXIT_CODES (from cli) already explains EXIT_SENSOR; attach adds one case.
-SENSOR_EXIT_CODES = EXIT_CODES + f"""     ({EXIT_SENSOR} also: an XDP program already attached; the message says which;
-     or the interface disappeared while attached, or another tool removed or
-     replaced the XDP program: the logs hold all that came before)
-"""
+SENSOR_EXIT_CODES = EXIT_CODES + (
+    f"     ({EXIT_SENSOR} also: an XDP program already attached; the message says\n"
+    "     which; or the interface disappeared while attached, or another tool\n"
+    "     removed or replaced the XDP program: the logs hold all that came before)\n")
 
 # Wall-clock seconds between counter snapshots in the loop.
 SNAPSHOT_EVERY_S = 5.0

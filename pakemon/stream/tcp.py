@@ -328,8 +328,9 @@ SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 # past the established timeout) and had carried data are remembered, by
 # the hash of their client's key, with each direction's next sequence
 # number and last RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB
-# in all, and at most GONE_TAIL_BUDGET more for longer tails; the hash is salted per process, so a collision, about 1 in 10**15
-# pickups, cannot be aimed). A pattern split across the eviction or the
+# in all, and at most GONE_TAIL_BUDGET more for longer tails; the hash is
+# salted per process, so a collision, about 1 in 10**15 pickups, cannot be
+# aimed). A pattern split across the eviction or the
 # quiet hour is matched if the part before it fits in the tail; one wholly
 # inside the tail alerts a second time.
 GONE_MAX = 16384
@@ -1099,14 +1100,17 @@ class TcpReassembler:
             k = hash(c.key)
             old = keys.pop(k, None)  # (the 4-tuple remembered before)
             if old is not None:
-                self._gone_bytes -= len(old[1]) + len(old[3])
+                self._unkeep(old)
             ct, st = self._resume_tail(c), self._resume_tail(c.peer)
             keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted)
             self._gone_bytes += len(ct) + len(st)
             if len(keys) > GONE_MAX:
-                t = keys.popitem(last=False)[1]
-                self._gone_bytes -= len(t[1]) + len(t[3])
+                self._unkeep(keys.popitem(last=False)[1])
                 self.c_gone_forgotten += 1
+
+    def _unkeep(self, t) -> None:
+        """A remembered session leaves ``_gone``: its tails' bytes too."""
+        self._gone_bytes -= len(t[1]) + len(t[3])
 
     def _resume_tail(self, d) -> bytes:
         """What d's stream resumes after: its last RESUME_TAIL bytes, or more
@@ -1164,7 +1168,7 @@ class TcpReassembler:
             if t is None:
                 return
             o_nxt, o_tail, d_nxt, d_tail, evicted = t
-        self._gone_bytes -= len(d_tail) + len(o_tail)
+        self._unkeep(t)
         if evicted:
             self.c_resumed += 1
             self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,
