@@ -307,27 +307,37 @@ def cmd_read(args) -> int:
     status = EXIT_OK
     show = not args.quiet
     errors = [0]  # frames the pipeline raised on (_run)
+    stop = []  # the signal that stopped the read, if one did
     with logs:
-        for path in args.pcap:
-            try:
-                reader = open_capture(path)
-            except CaptureError as e:
-                _err(str(e))
-                status = EXIT_CAPTURE
-                continue
-            except OSError as e:
-                _err(f"cannot read {path}: {e.strerror or e}")
-                status = EXIT_CAPTURE
-                continue
-            try:
-                with reader:
-                    _run(reader, pipe, logs, show, args.progress, bpf, errors)
-            except CaptureError as e:
-                _err(str(e))
-                status = EXIT_CAPTURE
-            except BpfError as e:  # the filter does not fit this file's link type
-                _err(f"{path}: {e}")
-                status = EXIT_CAPTURE
+        left = list(args.pcap)
+        with _StopOnSignal(stop) as stopper:
+            while left and not stop:
+                path = left.pop(0)
+                stopper.reader, stopper.path = None, path
+                try:
+                    reader = open_capture(path)
+                except CaptureError as e:
+                    _err(str(e))
+                    status = EXIT_CAPTURE
+                    continue
+                except OSError as e:
+                    _err(f"cannot read {path}: {e.strerror or e}")
+                    status = EXIT_CAPTURE
+                    continue
+                stopper.reader, stopper.path = reader, reader.path
+                try:
+                    with reader:
+                        _run(reader, pipe, logs, show, args.progress, bpf, errors, stop)
+                except CaptureError as e:
+                    _err(str(e))
+                    status = EXIT_CAPTURE
+                except BpfError as e:  # the filter does not fit this file's link type
+                    _err(f"{path}: {e}")
+                    status = EXIT_CAPTURE
+        if stop:
+            rest = (f" and {len(left)} more capture(s) were" if left else " was")
+            _err(f"stopped by {stop[0]} after {pipe.stats.frames:,} frames: the rest of "
+                 f"{stopper.path}{rest} not read; what was read is flushed and counted")
         events = pipe.flush()
         if events:
             logs.write_many(events)
@@ -611,8 +621,58 @@ def _check_linktype(path, linktype: int) -> None:
          f"malformed (supported: {', '.join(names)})")
 
 
-def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None) -> None:
-    """Feed one capture's frames; ``errors[0]`` counts the frames skipped."""
+class _Stopped(Exception):
+    """Raised by _StopOnSignal's handler where stopping loses nothing."""
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM end `read` as the end of its captures would: the
+    pipeline flushed, the summary printed, exit 0 (as Suricata and Snort do
+    with a capture file, and attach does).
+
+    The handler only notes the signal (``stop``), which _run looks at
+    between frames, so no frame is left half inspected. It raises
+    _Stopped where nothing is in progress: while a capture is being
+    opened, and while a stream (``read -``) waits for input, which may be
+    for ever. A second signal acts as it would have without this (SIGINT:
+    "interrupted", exit 130), for a read that will not stop.
+    """
+
+    def __init__(self, stop: list):
+        self.stop = stop
+        self.reader = None  # the capture being read; None while opening one
+        self.path = None  # the capture being opened or read
+        self._old = {}
+
+    def __enter__(self):
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return etype is _Stopped
+
+    def _handler(self, signum, _frame):
+        import signal
+
+        if not self.stop:
+            self.stop.append(signal.Signals(signum).name)
+            signal.signal(signum, self._old[signum])  # the next one as before
+        reader = self.reader
+        if reader is None or reader.waiting:
+            raise _Stopped
+
+
+def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
+         stop=()) -> None:
+    """Feed one capture's frames; ``errors[0]`` counts the frames skipped;
+    a true ``stop`` (a signal came) ends it between two frames."""
     errors = errors if errors is not None else [0]
     feed = pipe.feed
     match = bpf.match if bpf is not None else None
@@ -625,12 +685,15 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None) -
                                 and reader.size >= PROGRESS_MIN_BYTES):
         from tqdm import tqdm
 
-        bar = tqdm(total=reader.size, unit="B", unit_scale=True,
+        # a stream's size is not known: bytes read so far, without a total
+        bar = tqdm(total=reader.size or None, unit="B", unit_scale=True,
                    desc=os.path.basename(str(reader.path)), file=sys.stderr)
     said = set()  # link types checked in this capture
     try:
         n = 0
         for ts, linktype, frame in reader:
+            if stop:
+                break
             frame_no += 1
             if linktype not in said:  # once per link type and capture
                 said.add(linktype)
@@ -789,7 +852,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "detect; write alert.log, dump.log and eve.json; print the "
                        "frame table and alerts by rule.", epilog=EXIT_CODES,
                        formatter_class=fmt)
-    r.add_argument("pcap", nargs="+", metavar="PCAP", help="pcap or pcapng file")
+    r.add_argument("pcap", nargs="+", metavar="PCAP",
+                   help="pcap or pcapng file; - (or a pipe, a FIFO) is read as it comes, "
+                        "e.g. tcpdump -w - | pakemon-xdp read -")
     add_rule_options(r)
     r.add_argument("-q", "--quiet", action="store_true",
                    help="do not print alerts as they happen (the summary still prints)")

@@ -14,6 +14,13 @@ Formats:
     carry frames, every other block is skipped by its length --
     draft-ietf-opsawg-pcapng (https://datatracker.ietf.org/doc/draft-ietf-opsawg-pcapng/).
 
+A pipe, FIFO or ``-`` (standard input) is read as a stream: records are
+yielded as they arrive (``tcpdump -w - | pakemon-xdp read -``), the buffer
+holding only the record in progress and the latest chunk read; a regular
+file is mapped (below). The stream's first header is read before
+``open_capture`` returns, so a stream that is not a capture is refused
+there as a file is.
+
 Errors: a file that is not a capture, or that is damaged or cut short, gives
 exactly one ``CaptureError`` carrying the byte offset of the bad header or
 record. The reader is a generator, so every complete frame before the damage
@@ -49,7 +56,9 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
+import sys
 from typing import Iterator, Optional, Tuple
 
 __all__ = [
@@ -165,21 +174,32 @@ class CaptureReader:
     __slots__ = (
         "_path", "_file", "_buf", "_size", "_offset", "_format", "_linktype",
         "_pcap_order", "_pcap_divisor", "_released", "_release_at",
+        "_stream", "_once", "_base", "waiting",
     )
 
-    def __init__(self, path: str, file, buf, fmt: str) -> None:
+    def __init__(self, path: str, file, buf, fmt: str, stream: Optional[int] = None) -> None:
         self._path = path
         self._file = file
         self._buf = buf
         self._size = len(buf)
         self._offset = 0
         self._released = 0  # bytes of the mapping given back (see _release)
-        self._release_at = RELEASE_EVERY
+        self._release_at = RELEASE_EVERY if stream is None else 1 << 62
+        # A stream (pipe, FIFO, stdin): its file descriptor, None once it
+        # ended; _buf holds its bytes from _base on (_more)
+        self._stream = stream
+        self._once = stream is not None  # a stream is read once
+        self._base = 0
+        # True while blocked reading the stream: a signal handler may raise
+        # then (nothing is half done) to stop a read that waits for input
+        self.waiting = False
         self._format = fmt
         self._linktype: Optional[int] = None
         self._pcap_order = "<"
         self._pcap_divisor = _DEFAULT_TS_DIVISOR
         if fmt == "pcap":
+            while self._size < _PCAP_FILE_HDR_LEN and self._more(0):
+                pass
             self._open_pcap()
         else:
             self._open_pcapng()
@@ -192,11 +212,12 @@ class CaptureReader:
 
     @property
     def size(self) -> int:
-        return self._size
+        """Bytes in the file; 0 for a stream (not known until it ends)."""
+        return 0 if self._once else self._size
 
     @property
     def offset(self) -> int:
-        return self._offset
+        return self._base + self._offset
 
     @property
     def linktype(self) -> Optional[int]:
@@ -209,6 +230,8 @@ class CaptureReader:
     def __iter__(self) -> Iterator[Frame]:
         if self._buf is None:
             raise ValueError("I/O operation on closed capture file")
+        if self._once and (self._base or self._offset):
+            raise ValueError("a stream is read once")
         if self._format == "pcap":
             return self._iter_pcap()
         return self._iter_pcapng()
@@ -246,7 +269,28 @@ class CaptureReader:
                 f"linktype={self._linktype} {self._offset}/{self._size} bytes>")
 
     def _error(self, offset: int, message: str, detail: str = "") -> CaptureError:
-        return CaptureError(self._path, offset, message, detail)
+        return CaptureError(self._path, self._base + offset, message, detail)
+
+    def _more(self, keep: int) -> bool:
+        """Read the stream's next chunk into the buffer, dropping the bytes
+        before ``keep`` (offsets into the buffer then start there). False,
+        with nothing changed, for a mapped file or a stream that ended."""
+        fd = self._stream
+        if fd is None:
+            return False
+        self.waiting = True
+        try:
+            chunk = os.read(fd, STREAM_CHUNK)
+        finally:
+            self.waiting = False
+        if not chunk:
+            self._stream = None
+            return False
+        self._buf = self._buf[keep:] + chunk
+        self._base += keep
+        self._offset -= keep
+        self._size = len(self._buf)
+        return True
 
     # -- pcap -------------------------------------------------------------
 
@@ -281,6 +325,9 @@ class CaptureReader:
         while True:
             left = end - off
             if left < 16:
+                if self._more(off):  # a stream: its next chunk
+                    buf, end, off = self._buf, self._size, 0
+                    continue
                 if left == 0:
                     return
                 raise self._error(off, "truncated record header",
@@ -292,6 +339,9 @@ class CaptureReader:
             start = off + 16
             off = start + caplen
             if off > end:
+                if self._more(start - 16):
+                    buf, end, off = self._buf, self._size, 0
+                    continue
                 raise self._error(start - 16, "truncated record",
                                   f"header says {caplen} bytes, {end - start} left")
             self._offset = off
@@ -386,9 +436,20 @@ class CaptureReader:
         return linktype, snaplen, tsoffset * divisor, divisor
 
     def _open_pcapng(self) -> None:
-        # Damage in the first SHB is reported now: nothing precedes it.
-        self._read_shb(0)
+        # Damage in the first SHB is reported now: nothing precedes it. A
+        # stream reads on while the SHB or the first interface is cut short
+        # (within bounds: a capture without interfaces is still a capture).
+        while True:
+            try:
+                self._read_shb(0)
+                break
+            except CaptureError:
+                if not self._more(0):
+                    raise
         self._linktype = self._first_linktype()
+        while (self._linktype is None and self._size < STREAM_MAX_BLOCK
+               and self._more(0)):
+            self._linktype = self._first_linktype()
 
     def _first_linktype(self) -> Optional[int]:
         """Link type of the file's first interface, by a quick walk that
@@ -411,6 +472,19 @@ class CaptureReader:
         except CaptureError:
             pass
         return None
+
+    def _cut_short(self, btype: int, blen: int, off: int, left: int) -> bool:
+        """Whether a stream's block at ``off`` is not all read yet. A length
+        past any real block is left for _check_block to refuse, not read up
+        to; a new section's length is read in its own byte order."""
+        if btype == _BT_SHB:
+            if left < 12:
+                return True
+            bom = self._buf[off + 8:off + 12]
+            if bom == _BOM_LE or bom == _BOM_BE:
+                blen = int.from_bytes(self._buf[off + 4:off + 8],
+                                      "little" if bom == _BOM_LE else "big")
+        return left < blen <= STREAM_MAX_BLOCK
 
     def _iter_pcapng(self) -> Iterator[Frame]:
         buf = self._buf
@@ -450,11 +524,18 @@ class CaptureReader:
                     yield (base + ((ts_high << 32) | ts_low)) / div, linktype, buf[start:start + caplen]
                     continue
             elif left < 8:
+                if self._more(off):  # a stream: its next chunk
+                    buf, end, off = self._buf, self._size, 0
+                    continue
                 if left == 0:
                     return
                 raise self._error(off, "truncated block header", f"8 bytes needed, {left} left")
             else:
                 btype, blen = hdr(buf, off)
+            if (self._stream is not None and self._cut_short(btype, blen, off, left)
+                    and self._more(off)):
+                buf, end, off = self._buf, self._size, 0
+                continue
 
             # Slow path: every other block, and any framing error.
             if btype == _BT_SHB:
@@ -510,25 +591,49 @@ class CaptureReader:
 # call per 8 MiB.
 RELEASE_EVERY = 8 << 20
 
+# A stream is read up to 1 MiB at a time (a pipe gives what it holds, at
+# most 64 KiB on Linux by default); a pcapng block longer than 64 MiB is
+# taken for damage rather than read into memory.
+STREAM_CHUNK = 1 << 20
+STREAM_MAX_BLOCK = 64 << 20
+
 
 def open_capture(path) -> CaptureReader:
-    """Open a pcap or pcapng file, chosen by its first four bytes.
+    """Open a pcap or pcapng file, chosen by its first four bytes; ``-`` is
+    standard input.
 
     Raises CaptureError (offset 0) for an empty file, an unknown magic or a
     damaged file header; OSError (missing file, permission) propagates.
     """
     name = os.fspath(path)
-    f = open(name, "rb")
+    if name == "-":
+        name = "<stdin>"
+        f = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+    else:
+        f = open(name, "rb")
     buf = None
+    stream = None
     try:
         try:
             # mmap: no copy of the file in memory, pages come in by
             # read-ahead, and slicing gives the frame bytes directly.
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (ValueError, OSError):
-            # Empty file (mmap refuses length 0), a pipe or a filesystem
-            # without mmap: one big read instead.
-            buf = f.read()
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                # Empty file (mmap refuses length 0) or a filesystem without
+                # mmap: one big read instead.
+                buf = f.read()
+            else:
+                # A pipe, FIFO, socket or terminal: read as it comes, which
+                # may be for ever (a live tcpdump -w -)
+                stream = f.fileno()
+                buf = b""
+                while len(buf) < 4:
+                    chunk = os.read(stream, STREAM_CHUNK)
+                    if not chunk:
+                        stream = None
+                        break
+                    buf += chunk
         else:
             if hasattr(mmap, "MADV_SEQUENTIAL"):
                 buf.madvise(mmap.MADV_SEQUENTIAL)
@@ -543,7 +648,7 @@ def open_capture(path) -> CaptureReader:
             fmt = "pcapng"
         else:
             raise CaptureError(name, 0, "not a pcap or pcapng file", f"magic 0x{magic:08x}")
-        return CaptureReader(name, f, buf, fmt)
+        return CaptureReader(name, f, buf, fmt, stream)
     except BaseException:
         if isinstance(buf, mmap.mmap):
             buf.close()

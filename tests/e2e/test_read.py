@@ -402,3 +402,92 @@ def test_a_rule_directory_without_rule_files_is_an_error_and_no_rules_a_warning(
     assert (f"pakemon-xdp: warning: no rules loaded from {nothing}: nothing can alert"
             in r.stderr)
     assert "no alerts" in r.stdout
+
+
+def test_read_dash_inspects_a_stream_as_it_comes_and_sigint_ends_it_with_the_summary(tmp_path):
+    """tcpdump -w - | pakemon-xdp read -: alerts are written while the
+    stream is still open, and Ctrl-C while it waits for more ends the read
+    as the end of a capture would (flush, summary, exit 0)."""
+    import signal
+    import time
+
+    frames = http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+    write_pcap(tmp_path / "phf.pcap", frames)
+    logs = tmp_path / "logs"
+    p = subprocess.Popen([sys.executable, "-m", "pakemon.cli", "read", "-q", "--log-dir",
+                          str(logs), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=ROOT, text=False)
+    try:
+        p.stdin.write((tmp_path / "phf.pcap").read_bytes())
+        p.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not (logs / "eve.json").exists() or not read_eve(logs):
+            assert p.poll() is None and time.monotonic() < deadline, "no alert while streaming"
+            time.sleep(0.05)
+        assert p.poll() is None  # still waiting for more of the stream
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    out, err = out.decode(), err.decode()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err
+    assert (f"stopped by SIGINT after {len(frames)} frames: the rest of <stdin> was not read"
+            in err)
+    assert f"processed {len(frames)} frames" in out
+    assert "       1  CGI-phf(CVE-1999-0067)" in out
+    assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1032]
+
+
+def test_sigterm_between_frames_stops_after_that_frame_and_flushes(tmp_path, monkeypatch,
+                                                                    capsys):
+    """A signal while frames are being inspected is acted on between two
+    frames: the frames before it are inspected and logged, the pipeline's
+    end-of-capture flush runs, the rest is not read, and it says so."""
+    import signal
+
+    from pakemon import capture
+    from pakemon.cli import main
+
+    first = http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+    second = http_exchange(C, S, 1033, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS + 1)
+    cap, other = tmp_path / "two.pcap", tmp_path / "other.pcap"
+    write_pcap(cap, first + second)
+    write_pcap(other, first)
+    real_open = capture.open_capture
+
+    class SignalsItself:
+        """The real reader, which sends this process SIGTERM once the first
+        connection's frames are out (as `kill` would, mid-capture)."""
+
+        def __init__(self, path):
+            self.real = real_open(path)
+            self.path, self.size, self.waiting = self.real.path, self.real.size, False
+
+        offset = property(lambda self: self.real.offset)
+
+        def __iter__(self):
+            for n, item in enumerate(self.real, 1):
+                yield item
+                if n == len(first):
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()
+
+    monkeypatch.setattr(capture, "open_capture", SignalsItself)
+    logs = tmp_path / "logs"
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["read", "-q", str(cap), str(other), "--log-dir", str(logs)]) == 0
+    assert signal.getsignal(signal.SIGTERM) == before  # handlers given back
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"pakemon-xdp: stopped by SIGTERM after {len(first)} frames: the "
+                           f"rest of {cap} and 1 more capture(s) were not read; what was read "
+                           "is flushed and counted")
+    assert f"processed {len(first)} frames" in out
+    assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1032]

@@ -716,3 +716,143 @@ def test_random_corruption_only_capture_errors(kind, draw):
         i = draw.draw(st.integers(0, len(data) - 1))
         data[i] = draw.draw(st.integers(0, 255))
     _read_loosely(bytes(data))
+
+
+# ---------------------------------------------------------------------------
+# streams: a pipe, a FIFO or standard input, read as the bytes come
+
+
+def _pipe_of(data: bytes, hold=None):
+    """(path of the pipe's read end, writer thread): the thread writes
+    ``data`` and closes, or first waits for ``hold`` (an Event) if given."""
+    import threading
+
+    rfd, wfd = os.pipe()
+
+    def writer():
+        try:
+            with open(wfd, "wb", buffering=0) as w:
+                w.write(data)
+                if hold is not None:
+                    hold.wait(10)
+        except BrokenPipeError:
+            pass
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    return rfd, t
+
+
+def _read_stream(data: bytes, chunk: int):
+    """(frames, error) as _read_loosely gives them, reading ``data`` through
+    a pipe ``chunk`` bytes at a time at most."""
+    import pakemon.capture.pcapfile as pcapfile
+
+    saved = pcapfile.STREAM_CHUNK
+    pcapfile.STREAM_CHUNK = chunk
+    rfd, t = _pipe_of(data)
+    try:
+        try:
+            r = open_capture(f"/dev/fd/{rfd}")
+        except CaptureError as e:
+            return [], e
+        got = []
+        try:
+            with r:
+                assert r.size == 0  # not known for a stream
+                for item in r:
+                    got.append(item)
+        except CaptureError as e:
+            return got, e
+        return got, None
+    finally:
+        pcapfile.STREAM_CHUNK = saved
+        os.close(rfd)
+        t.join(5)
+
+
+def _same(a, b):
+    """Two (frames, error) results are the same, the error's offset and
+    message too (its detail may count fewer bytes left: a stream does not
+    read on past a length longer than any real block)."""
+    assert a[0] == b[0]
+    if a[1] is None or b[1] is None:
+        assert a[1] is None and b[1] is None, (a[1], b[1])
+    else:
+        assert (a[1].offset, a[1].message) == (b[1].offset, b[1].message)
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 16, 100, 1 << 20])
+def test_a_stream_read_in_any_chunks_is_the_file(kind, chunk):
+    data, _bounds, frames = VALID[kind]
+    got, err = _read_stream(data, chunk)
+    assert err is None
+    assert got == read_all(_tmpfile(data))
+    assert [f for _, _, f in got] == frames
+
+
+@_settings
+@given(st.sampled_from(sorted(VALID)), st.data())
+def test_a_cut_or_damaged_stream_gives_the_file_s_frames_and_error(kind, draw):
+    data = bytearray(VALID[kind][0])
+    data = data[:draw.draw(st.integers(0, len(data)))]
+    for _ in range(draw.draw(st.integers(0, 3))):
+        if data:
+            data[draw.draw(st.integers(0, len(data) - 1))] = draw.draw(st.integers(0, 255))
+    chunk = draw.draw(st.sampled_from([1, 2, 5, 13, 64, 4096]))
+    _same(_read_stream(bytes(data), chunk), _read_loosely(bytes(data)))
+
+
+def test_a_stream_s_frames_come_before_it_ends():
+    # tcpdump -w - | pakemon-xdp read -: each record is yielded when it has
+    # come, not when the writer is done
+    import threading
+
+    data, _bounds, frames = VALID["pcapng"]
+    first = len(shb() + idb(1) + idb(101, options=option(9, b"\x09")) + epb(frames[0], 0))
+    hold = threading.Event()
+    rfd, t = _pipe_of(data[:first], hold)
+    try:
+        with open_capture(f"/dev/fd/{rfd}") as r:
+            it = iter(r)
+            assert next(it)[2] == frames[0]  # the writer still holds the pipe open
+            assert t.is_alive()
+            hold.set()
+            assert list(it) == []
+    finally:
+        hold.set()
+        os.close(rfd)
+        t.join(5)
+
+
+def test_dash_is_standard_input_read_once(monkeypatch):
+    data, _bounds, frames = VALID["pcap"]
+    rfd, t = _pipe_of(data)
+    try:
+        with open(rfd, "rb", closefd=False) as stdin:
+            monkeypatch.setattr("sys.stdin", stdin)
+            with open_capture("-") as r:
+                assert r.path == "<stdin>"
+                assert [f for _, _, f in r] == frames
+                assert r.offset == len(data)
+                with pytest.raises(ValueError, match="read once"):
+                    iter(r)
+    finally:
+        os.close(rfd)
+        t.join(5)
+
+
+def test_a_stream_that_is_not_a_capture_is_refused_at_open():
+    got, err = _read_stream(b"GET / HTTP/1.1\r\n\r\n", 3)
+    assert got == [] and err.offset == 0 and err.message == "not a pcap or pcapng file"
+    got, err = _read_stream(b"", 3)
+    assert err.detail == "empty file"
+
+
+def test_a_stream_block_longer_than_any_real_one_is_refused_not_awaited():
+    # a damaged length must not make the reader buffer gigabytes waiting
+    data = shb() + idb(1) + epb(b"good", 0) + block(5, bytes(20), total=1 << 30)
+    got, err = _read_stream(data, 16)
+    assert [f for _, _, f in got] == [b"good"]
+    assert err.message == "truncated block" and err.offset == len(shb() + idb(1) + epb(b"good", 0))
