@@ -608,6 +608,9 @@ def open_capture(path) -> CaptureReader:
     name = os.fspath(path)
     if name == "-":
         name = "<stdin>"
+        if os.isatty(sys.stdin.fileno()):  # nothing piped in: it would wait for typing
+            raise CaptureError(name, 0, "not a pcap or pcapng file",
+                               "standard input is a terminal; pipe a capture in")
         f = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
     else:
         f = open(name, "rb")

@@ -856,3 +856,15 @@ def test_a_stream_block_longer_than_any_real_one_is_refused_not_awaited():
     got, err = _read_stream(data, 16)
     assert [f for _, _, f in got] == [b"good"]
     assert err.message == "truncated block" and err.offset == len(shb() + idb(1) + epb(b"good", 0))
+
+
+def test_dash_on_a_terminal_is_refused_rather_than_waited_on(monkeypatch):
+    master, slave = os.openpty()
+    try:
+        with open(slave, "rb", closefd=False) as tty:
+            monkeypatch.setattr("sys.stdin", tty)
+            with pytest.raises(CaptureError, match="standard input is a terminal"):
+                open_capture("-")
+    finally:
+        os.close(master)
+        os.close(slave)
