@@ -309,7 +309,15 @@ def cmd_read(args) -> int:
     errors = [0]  # frames the pipeline raised on (_run)
     stop = []  # the signal that stopped the read, if one did
     with logs:
-        left = list(args.pcap)
+        left = []
+        for path in args.pcap:
+            if not os.path.isdir(path):
+                left.append(path)
+                continue
+            found = _captures_in(path)
+            if not found:
+                status = EXIT_CAPTURE
+            left += found
         with _StopOnSignal(stop) as stopper:
             while left and not stop:
                 path = left.pop(0)
@@ -621,6 +629,37 @@ def _check_linktype(path, linktype: int) -> None:
          f"malformed (supported: {', '.join(names)})")
 
 
+def _captures_in(directory) -> list:
+    """The captures of a directory given to `read`, in order of modification
+    time (as Suricata's pcap-file mode takes a directory: a capture rotated
+    by tcpdump -C or -G is read in the order it was written), by name when
+    equal. Files that are not captures (by their first four bytes) are left
+    out with one line; subdirectories are not entered. Empty: an error line."""
+    from .capture.pcapfile import is_capture
+
+    found, other = [], 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as e:
+        _err(f"cannot read {directory}: {e.strerror or e}")
+        return []
+    for e in entries:
+        try:
+            if not e.is_file() or e.name.startswith("."):
+                continue
+            if is_capture(e.path):
+                found.append((e.stat().st_mtime_ns, e.name, e.path))
+            else:
+                other += 1
+        except OSError:
+            other += 1
+    if other:
+        _err(f"{directory}: {other} file(s) that are not captures left out")
+    if not found:
+        _err(f"{directory}: no pcap or pcapng file in it")
+    return [p for _, _, p in sorted(found)]
+
+
 class _Stopped(Exception):
     """Raised by _StopOnSignal's handler where stopping loses nothing."""
 
@@ -853,8 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "frame table and alerts by rule.", epilog=EXIT_CODES,
                        formatter_class=fmt)
     r.add_argument("pcap", nargs="+", metavar="PCAP",
-                   help="pcap or pcapng file; - (or a pipe, a FIFO) is read as it comes, "
-                        "e.g. tcpdump -w - | pakemon-xdp read -")
+                   help="pcap or pcapng file; a directory (its captures, oldest first); "
+                        "- (or a pipe, a FIFO) is read as it comes, e.g. "
+                        "tcpdump -w - | pakemon-xdp read -")
     add_rule_options(r)
     r.add_argument("-q", "--quiet", action="store_true",
                    help="do not print alerts as they happen (the summary still prints)")

@@ -64,6 +64,7 @@ from typing import Iterator, Optional, Tuple
 __all__ = [
     "CaptureError",
     "CaptureReader",
+    "is_capture",
     "open_capture",
     "MAX_CAPLEN",
 ]
@@ -596,6 +597,14 @@ RELEASE_EVERY = 8 << 20
 # taken for damage rather than read into memory.
 STREAM_CHUNK = 1 << 20
 STREAM_MAX_BLOCK = 64 << 20
+
+
+def is_capture(path) -> bool:
+    """Whether a file starts as a pcap or pcapng file does (its magic)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return len(head) == 4 and (int.from_bytes(head, "big") in _PCAP_MAGICS
+                               or head == _PCAPNG_MAGIC)
 
 
 def open_capture(path) -> CaptureReader:

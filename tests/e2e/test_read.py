@@ -491,3 +491,31 @@ def test_sigterm_between_frames_stops_after_that_frame_and_flushes(tmp_path, mon
                            "is flushed and counted")
     assert f"processed {len(first)} frames" in out
     assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1032]
+
+
+def test_a_directory_is_read_oldest_capture_first_and_other_files_left_out(tmp_path):
+    """As Suricata's pcap-file mode takes a directory: a rotated capture
+    (tcpdump -C/-G) is read in the order it was written."""
+    d = tmp_path / "caps"
+    d.mkdir()
+    for name, port, mtime in (("a.pcap", 1032, 2_000_000_000), ("b.pcap", 1033, 1_000_000_000)):
+        write_pcap(d / name, http_exchange(C, S, port, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n",
+                                           ts=PHF_TS))
+        os.utime(d / name, (mtime, mtime))
+    (d / "README").write_text("not a capture\n")
+    (d / "sub").mkdir()
+    write_pcap(d / "sub" / "c.pcap", http_exchange(C, S, 1034, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n",
+                                                   ts=PHF_TS))
+    logs = tmp_path / "logs"
+    r = cli("read", "-q", d, "--log-dir", logs)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"pakemon-xdp: {d}: 1 file(s) that are not captures left out"
+    # b.pcap is older: its connection comes first; sub/ is not entered
+    assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1033, 1032]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = cli("read", "-q", empty, "--log-dir", logs)
+    assert r.returncode == 3
+    assert f"pakemon-xdp: {empty}: no pcap or pcapng file in it" in r.stderr
+    assert "Traceback" not in r.stderr
