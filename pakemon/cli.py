@@ -407,6 +407,14 @@ def build_config(args):
     )
 
 
+def _path(text: str) -> Path:
+    """A file or directory name; an empty one (an unset shell variable) is
+    refused rather than taken for the current directory, as Path("") is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path")
+    return Path(text)
+
+
 def _mac(text: str) -> bytes:
     """A MAC address, aa:bb:cc:dd:ee:ff (or with dashes), as 6 bytes."""
     parts = text.strip().replace("-", ":").split(":")
@@ -446,13 +454,13 @@ def _seconds(text: str) -> float:
 
 def add_rule_options(p) -> None:
     """--rules, --log-dir, --skip-bad-rules: shared by read and attach."""
-    p.add_argument("--rules", type=Path, action="append", metavar="FILE",
+    p.add_argument("--rules", type=_path, action="append", metavar="FILE",
                    help="rule file, or a directory of Snort/Suricata *.rules; repeat to "
                    "load several, native and Suricata mixed (default: the bundled "
                    "rules/pakemon.rules)")
     p.add_argument("--rules-format", choices=("auto", "native", "suricata"), default="auto",
                    help="format of the --rules files (default auto: by content)")
-    p.add_argument("--vars", type=Path, metavar="FILE",
+    p.add_argument("--vars", type=_path, metavar="FILE",
                    help="address and port variables for Suricata rules ($HOME_NET, "
                    "$HTTP_PORTS ...; see pakemon/detect/vars.py)")
     p.add_argument("--http-personality", choices=("generic", "apache", "iis"),
@@ -460,7 +468,7 @@ def add_rule_options(p) -> None:
                    "http.uri and native HTTP matching (default generic)")
     p.add_argument("--http-double-decode", action="store_true",
                    help="percent-decode request targets twice, as IIS did")
-    p.add_argument("--log-dir", type=Path, default=Path("pakemon-logs"), metavar="DIR",
+    p.add_argument("--log-dir", type=_path, default=Path("pakemon-logs"), metavar="DIR",
                    help="where alert.log, dump.log and eve.json are appended "
                    "(default ./pakemon-logs)")
     p.add_argument("--skip-bad-rules", action="store_true",
@@ -576,7 +584,7 @@ def add_engine_options(p) -> None:
                    "names plus linux-current (default): " + ", ".join(HOST_POLICY_NAMES))
     g.add_argument("--defrag-policy", choices=DEFRAG_POLICIES, metavar="NAME",
                    help="override the defrag policy only: " + ", ".join(DEFRAG_POLICIES))
-    g.add_argument("--host-policy", type=Path, metavar="FILE",
+    g.add_argument("--host-policy", type=_path, metavar="FILE",
                    help="'CIDR POLICY' per line: each destination reassembled as its own "
                    "stack would (most specific block wins)")
     g.add_argument("--midstream", choices=("on", "off"), default="on",
@@ -918,7 +926,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         c = rsub.add_parser(name, help=text, description=text, epilog=EXIT_CODES,
                             formatter_class=fmt)
-        c.add_argument("file", type=Path, metavar="FILE", help="rule file")
+        c.add_argument("file", type=_path, metavar="FILE", help="rule file")
         c.add_argument("--skip-bad-rules", action="store_true",
                        help="load the good rules, reporting each bad one")
         c.set_defaults(func=func)

@@ -565,6 +565,8 @@ def run_lab(args) -> int:
 
 
 def add_lab_command(sub, fmt, epilog: str) -> None:
+    from ..cli import _path  # (cli calls this while it builds its parser)
+
     lab = sub.add_parser(
         "lab", help="demo: the live sensor against real traffic in two namespaces (root)",
         description="Make a client and a server network namespace joined by a veth pair, "
@@ -572,9 +574,9 @@ def add_lab_command(sub, fmt, epilog: str) -> None:
         "attacks from the client's (curl, UDP, ping), stop the sensor and show its alerts "
         "and counters. Everything is deleted at exit. Exit 1 if an expected alert is "
         "missing.", epilog=epilog, formatter_class=fmt)
-    lab.add_argument("--log-dir", type=Path, default=Path("pakemon-lab-logs"), metavar="DIR",
+    lab.add_argument("--log-dir", type=_path, default=Path("pakemon-lab-logs"), metavar="DIR",
                      help="the sensor's log directory (default ./pakemon-lab-logs)")
-    lab.add_argument("--rules", type=Path, metavar="FILE",
+    lab.add_argument("--rules", type=_path, metavar="FILE",
                      help="rule file (default: the bundled rules)")
     lab.add_argument("--mode", choices=("auto", "native", "generic"),
                      help="XDP mode for the sensor (default auto)")

@@ -207,7 +207,13 @@ def test_help_on_every_command_documents_exit_codes(argv):
                                   ["read", "x.pcap", "--max-sessions", "-1"],
                                   ["read", "x.pcap", "--stream-depth", "-5"],
                                   ["read", "x.pcap", "--defrag-timeout", "0"],
-                                  ["read", "x.pcap", "--checksum", "maybe"]])
+                                  ["read", "x.pcap", "--checksum", "maybe"],
+                                  # an unset variable is not the current directory
+                                  ["read", "x.pcap", "--log-dir", ""],
+                                  ["read", "x.pcap", "--rules", " "],
+                                  ["read", "x.pcap", "--vars", ""],
+                                  ["read", "x.pcap", "--host-policy", ""],
+                                  ["rules", "check", ""], ["lab", "--log-dir", ""]])
 def test_bad_flags_are_usage_errors_without_traceback(argv):
     r = cli(*argv)
     assert r.returncode == 2
