@@ -599,12 +599,17 @@ STREAM_CHUNK = 1 << 20
 STREAM_MAX_BLOCK = 64 << 20
 
 
+def _format_of(head: bytes) -> Optional[str]:
+    """"pcap" or "pcapng" by a file's first four bytes, else None."""
+    if len(head) == 4 and int.from_bytes(head, "big") in _PCAP_MAGICS:
+        return "pcap"
+    return "pcapng" if head == _PCAPNG_MAGIC else None
+
+
 def is_capture(path) -> bool:
     """Whether a file starts as a pcap or pcapng file does (its magic)."""
     with open(path, "rb") as f:
-        head = f.read(4)
-    return len(head) == 4 and (int.from_bytes(head, "big") in _PCAP_MAGICS
-                               or head == _PCAPNG_MAGIC)
+        return _format_of(f.read(4)) is not None
 
 
 def open_capture(path) -> CaptureReader:
@@ -653,13 +658,10 @@ def open_capture(path) -> CaptureReader:
         if len(head) < 4:
             what = "empty file" if not head else f"only {len(head)} bytes"
             raise CaptureError(name, 0, "not a pcap or pcapng file", what)
-        magic = int.from_bytes(head, "big")
-        if magic in _PCAP_MAGICS:
-            fmt = "pcap"
-        elif head == _PCAPNG_MAGIC:
-            fmt = "pcapng"
-        else:
-            raise CaptureError(name, 0, "not a pcap or pcapng file", f"magic 0x{magic:08x}")
+        fmt = _format_of(head)
+        if fmt is None:
+            raise CaptureError(name, 0, "not a pcap or pcapng file",
+                               f"magic 0x{int.from_bytes(head, 'big'):08x}")
         return CaptureReader(name, f, buf, fmt, stream)
     except BaseException:
         if isinstance(buf, mmap.mmap):
