@@ -936,6 +936,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # Started with stdout or stderr closed (a daemon's `>&-`), Python sets
+    # them to None, and the first print or flush of an alert would raise:
+    # what would have gone there goes nowhere instead; the logs are whole.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -622,10 +622,13 @@ def open_capture(path) -> CaptureReader:
     name = os.fspath(path)
     if name == "-":
         name = "<stdin>"
-        if os.isatty(sys.stdin.fileno()):  # nothing piped in: it would wait for typing
+        if sys.stdin is None:  # started with fd 0 closed
+            raise CaptureError(name, 0, "not a pcap or pcapng file", "standard input is closed")
+        fd = sys.stdin.fileno()
+        if os.isatty(fd):  # nothing piped in: it would wait for typing
             raise CaptureError(name, 0, "not a pcap or pcapng file",
                                "standard input is a terminal; pipe a capture in")
-        f = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+        f = open(fd, "rb", buffering=0, closefd=False)
     else:
         f = open(name, "rb")
     buf = None

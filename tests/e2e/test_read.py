@@ -525,3 +525,19 @@ def test_a_directory_is_read_oldest_capture_first_and_other_files_left_out(tmp_p
     assert r.returncode == 3
     assert f"pakemon-xdp: {empty}: no pcap or pcapng file in it" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_closed_stdout_stderr_and_stdin_are_no_traceback(tmp_path):
+    """A daemon's `>&- 2>&-`: Python sets sys.stdout/stderr to None, and the
+    first alert printed (or the progress bar's terminal check) raised."""
+    cap = tmp_path / "phf.pcap"
+    write_pcap(cap, http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS))
+    logs = tmp_path / "logs"
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m pakemon.cli read "$@" >&- 2>&- <&-',
+                        sys.executable, cap, "--log-dir", logs], cwd=ROOT)
+    assert r.returncode == 0
+    assert [e["src_port"] for e in read_eve(logs) if e["event_type"] == "alert"] == [1032]
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m pakemon.cli read - --log-dir "$1" 2>&1 <&-',
+                        sys.executable, logs], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 3
+    assert "standard input is closed" in r.stdout and "Traceback" not in r.stdout

@@ -868,3 +868,9 @@ def test_dash_on_a_terminal_is_refused_rather_than_waited_on(monkeypatch):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_dash_with_standard_input_closed_is_one_error(monkeypatch):
+    monkeypatch.setattr("sys.stdin", None)  # what Python sets when fd 0 was closed
+    with pytest.raises(CaptureError, match="standard input is closed"):
+        open_capture("-")
