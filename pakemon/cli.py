@@ -321,7 +321,7 @@ def cmd_read(args) -> int:
         with _StopOnSignal(stop) as stopper:
             while left and not stop:
                 path = left.pop(0)
-                stopper.reader, stopper.path = None, path
+                stopper.reader, stopper.path, stopper.cut = None, path, True
                 try:
                     reader = open_capture(path)
                 except CaptureError as e:
@@ -335,7 +335,8 @@ def cmd_read(args) -> int:
                 stopper.reader, stopper.path = reader, reader.path
                 try:
                     with reader:
-                        _run(reader, pipe, logs, show, args.progress, bpf, errors, stop)
+                        stopper.cut = not _run(reader, pipe, logs, show, args.progress, bpf,
+                                               errors, stop)
                 except CaptureError as e:
                     _err(str(e))
                     status = EXIT_CAPTURE
@@ -343,9 +344,14 @@ def cmd_read(args) -> int:
                     _err(f"{path}: {e}")
                     status = EXIT_CAPTURE
         if stop:
-            rest = (f" and {len(left)} more capture(s) were" if left else " was")
-            _err(f"stopped by {stop[0]} after {pipe.stats.frames:,} frames: the rest of "
-                 f"{stopper.path}{rest} not read; what was read is flushed and counted")
+            unread = [f"the rest of {stopper.path}"] if stopper.cut else []
+            if left:
+                unread.append(f"{len(left)} more capture(s)")
+            what = ""
+            if unread:
+                what = f": {' and '.join(unread)} {'were' if left else 'was'} not read"
+            _err(f"stopped by {stop[0]} after {pipe.stats.frames:,} frames{what}; what was "
+                 "read is flushed and counted")
         events = pipe.flush()
         if events:
             logs.write_many(events)
@@ -689,6 +695,7 @@ class _StopOnSignal:
         self.stop = stop
         self.reader = None  # the capture being read; None while opening one
         self.path = None  # the capture being opened or read
+        self.cut = False  # whether that capture was left before its end
         self._old = {}
 
     def __enter__(self):
@@ -717,9 +724,10 @@ class _StopOnSignal:
 
 
 def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
-         stop=()) -> None:
+         stop=()) -> bool:
     """Feed one capture's frames; ``errors[0]`` counts the frames skipped;
-    a true ``stop`` (a signal came) ends it between two frames."""
+    a true ``stop`` (a signal came) ends it between two frames. Whether the
+    capture was read to its end."""
     errors = errors if errors is not None else [0]
     feed = pipe.feed
     match = bpf.match if bpf is not None else None
@@ -767,6 +775,9 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
                 n += 1
                 if n & 0x3FFF == 0:
                     bar.update(reader.offset - bar.n)
+        else:
+            return True
+        return False
     finally:
         if bar is not None:
             bar.update(reader.offset - bar.n)

@@ -541,3 +541,42 @@ def test_closed_stdout_stderr_and_stdin_are_no_traceback(tmp_path):
                         sys.executable, logs], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 3
     assert "standard input is closed" in r.stdout and "Traceback" not in r.stdout
+
+
+def test_a_signal_after_the_last_frame_says_nothing_was_left(tmp_path, monkeypatch, capsys):
+    """A signal between a capture's last frame and the next capture's first
+    is acted on there: the finished capture is not called cut."""
+    import signal
+
+    from pakemon import capture
+    from pakemon.cli import main
+
+    frames = http_exchange(C, S, 1032, b"GET /cgi-bin/phf HTTP/1.0\r\n\r\n", ts=PHF_TS)
+    cap, other = tmp_path / "one.pcap", tmp_path / "two.pcap"
+    write_pcap(cap, frames)
+    write_pcap(other, frames)
+    real_open = capture.open_capture
+
+    class SignalsAtItsEnd:
+        def __init__(self, path):
+            self.real = real_open(path)
+            self.path, self.size, self.waiting = self.real.path, self.real.size, False
+
+        offset = property(lambda self: self.real.offset)
+
+        def __iter__(self):
+            yield from self.real
+            os.kill(os.getpid(), signal.SIGTERM)  # the last frame is out
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()
+
+    monkeypatch.setattr(capture, "open_capture", SignalsAtItsEnd)
+    for argv, unread in (([cap], ""), ([cap, other], ": 1 more capture(s) were not read")):
+        assert main(["read", "-q", *map(str, argv), "--log-dir", str(tmp_path / "logs")]) == 0
+        err = capsys.readouterr().err
+        assert err.strip() == (f"pakemon-xdp: stopped by SIGTERM after {len(frames)} frames"
+                               f"{unread}; what was read is flushed and counted")
