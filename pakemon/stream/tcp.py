@@ -226,7 +226,10 @@ up again, it resumes where each receiver was, after the last
 the stages above held (``resume_need``: a request line cut by the eviction
 is parsed again from its start; other state held above the stream,
 multi-pattern progress and parsers, is still lost); an evicted one is
-reported (``STREAM_RESUMED_AFTER_EVICTION``). A session leaving by
+reported (``STREAM_RESUMED_AFTER_EVICTION``). One that timed out also
+queues again what it held past a hole (the second half sent first, then
+the quiet hour: Linux keeps its out-of-order queue that long); an evicted
+one does not, as Linux prunes that queue under memory pressure. A session leaving by
 timeout, eviction or ``flush`` delivers what it held first, holes marked
 ``gap=True``; a RST discards what its receiver held, as that host does.
 
@@ -1095,22 +1098,42 @@ class TcpReassembler:
         its timeout): if it carried data, keep where each receiver was for
         its return (``_resume``)."""
         c = s.client
-        if c.delivered or c.peer.delivered:
+        # (idle, what it queued out of order counts too: Linux keeps its
+        # out-of-order queue however long the hole stays open; under memory
+        # pressure, as at an eviction, it prunes it, tcp_prune_ofo_queue)
+        if c.delivered or c.peer.delivered or not evicted and (c.q or c.peer.q):
             keys = self._gone
             k = hash(c.key)
             old = keys.pop(k, None)  # (the 4-tuple remembered before)
             if old is not None:
                 self._unkeep(old)
             ct, st = self._resume_tail(c), self._resume_tail(c.peer)
-            keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted)
-            self._gone_bytes += len(ct) + len(st)
+            cq = sq = ()
+            if not evicted:
+                cq, sq = self._resume_queue(c, len(ct) + len(st)), ()
+                sq = self._resume_queue(c.peer, len(ct) + len(st) + _held(cq))
+            keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted, cq, sq)
+            self._gone_bytes += len(ct) + len(st) + _held(cq) + _held(sq)
             if len(keys) > GONE_MAX:
                 self._unkeep(keys.popitem(last=False)[1])
                 self.c_gone_forgotten += 1
 
     def _unkeep(self, t) -> None:
-        """A remembered session leaves ``_gone``: its tails' bytes too."""
-        self._gone_bytes -= len(t[1]) + len(t[3])
+        """A remembered session leaves ``_gone``: its tails' and queues' bytes too."""
+        self._gone_bytes -= len(t[1]) + len(t[3]) + _held(t[5]) + _held(t[6])
+
+    def _resume_queue(self, d, more: int) -> tuple:
+        """d's out-of-order data as (sequence number, bytes) pairs, to queue
+        again if the connection comes back (``_resume``); none if it would
+        take the remembered bytes (``more`` already to be added) past
+        GONE_TAIL_BUDGET."""
+        if not d.q or not d.buffer:
+            return ()
+        items = tuple(((d.base + it[0]) & M32, self._bytes(it)[:it[1] - it[0]])
+                      for it in d.q if it[2] is not None and it[1] > it[0])
+        if self._gone_bytes + more + _held(items) > GONE_TAIL_BUDGET:
+            return ()
+        return items
 
     def _resume_tail(self, d) -> bytes:
         """What d's stream resumes after: its last RESUME_TAIL bytes, or more
@@ -1162,12 +1185,12 @@ class TcpReassembler:
         o = d.peer
         t = keys.pop(hash(d.key), None)
         if t is not None:
-            d_nxt, d_tail, o_nxt, o_tail, evicted = t
+            d_nxt, d_tail, o_nxt, o_tail, evicted, d_q, o_q = t
         else:
             t = keys.pop(hash(o.key), None)  # picked up from the server's side
             if t is None:
                 return
-            o_nxt, o_tail, d_nxt, d_tail, evicted = t
+            o_nxt, o_tail, d_nxt, d_tail, evicted, o_q, d_q = t
         self._unkeep(t)
         if evicted:
             self.c_resumed += 1
@@ -1178,11 +1201,19 @@ class TcpReassembler:
         # Wherever pkt lies: a decoy far from the old position, which the
         # receiver drops, must not become the stream's start. (A new
         # connection on the 4-tuple would have come with a SYN.)
-        for x, nxt, tail in ((d, d_nxt, d_tail), (o, o_nxt, o_tail)):
+        for x, nxt, tail, queued in ((d, d_nxt, d_tail, d_q), (o, o_nxt, o_tail, o_q)):
             x.base = nxt
             if tail and x.buffer:
                 self._accept(x, tail, pkt, out)
                 x.base = (nxt - len(tail)) & M32  # the tail's bytes precede nxt
+            if x.buffer:
+                # what it had queued past its hole waits there again (a
+                # FIN queued with it is not kept: data after it would
+                # say the connection went on)
+                for seq, data in queued:
+                    start = x.off + (((seq - nxt + HALF) & M32) - HALF)
+                    if start > x.off:
+                        self._data(x, pkt, start, data, False, out)
 
     def _set_state(self, s, state):
         s.state = state
@@ -2595,6 +2626,11 @@ class TcpReassembler:
             self.c_gap_bytes += hole
             self._notice(d, _K.STREAM_GAP, f"TCP stream gap, {hole} bytes missing",
                          d.session.last, out)
+
+
+def _held(items) -> int:
+    """Bytes of remembered out-of-order data, (sequence number, bytes) pairs."""
+    return sum(len(b) for _, b in items)
 
 
 def _queued_bytes(d) -> int:

@@ -13,13 +13,15 @@ would fail too.
 from __future__ import annotations
 
 import pytest
-from helpers import alert_names, pipeline_from, run_frames
+from helpers import alert_names, pipeline_from, rules_from, run_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_tcp_support import Lab
 
+from pakemon.config import Config, StreamConfig
 from pakemon.events import Notice
 from pakemon.lab.traffic import ACK, FIN, PSH, RST, SYN, tcp_frame
+from pakemon.pipeline import Pipeline
 from pakemon.stream import tcp as tcp_mod
 
 # STREAM_DATA_AFTER_RST once NoticeKind has it, the RST kind until then
@@ -866,6 +868,30 @@ def test_an_attack_split_by_a_quiet_two_hours_still_matches(tail, alerts):
     c = pipe.tcp.counters()
     assert c["timeouts"] == 1 and c["resumed_after_timeout"] == 1
     assert not [e for e in events if isinstance(e, Notice)]
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
+@pytest.mark.parametrize("quiet, policy", [(7200, "linux-current"), (90000, "linux-current"),
+                                           (7200, "windows"), (7200, "first")])
+def test_an_attack_sent_out_of_order_around_a_quiet_hour_still_matches(tail, alerts, quiet,
+                                                                        policy):
+    """The second half first (queued past the hole, as Linux queues it),
+    hours of quiet, then the first half: Linux keeps the out-of-order queue
+    however long the hole stays open, so its application reads the whole
+    request. The session that timed out remembers what it had queued, and
+    the resumed one queues it again before the first half fills the hole.
+    Before, the queued half was read alone at the timeout and the first
+    half started a new stream: the attack was missed."""
+    t = Talk().open()
+    t.c(len(HEAD), tail)
+    t.s(0, flags=ACK, ack=0)  # the server's duplicate ACK
+    t.idle(quiet)
+    t.c(0, HEAD)
+    pipe = Pipeline(rules_from(RULE), Config(stream=StreamConfig(policy=policy)))
+    events = run_frames(pipe, t.frames)
+    c = pipe.tcp.counters()
+    assert c["timeouts"] == 1 and c["resumed_after_timeout"] == 1
     assert alert_names(events) == (["CGI-phf"] if alerts else [])
 
 

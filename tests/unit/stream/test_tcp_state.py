@@ -649,6 +649,22 @@ def test_unknown_policy_is_an_error():
         TcpReassembler(StreamConfig(policy="plan9"))
 
 
+def test_data_queued_past_a_hole_waits_there_again_after_the_timeout():
+    """Out of order when the session went quiet: read at the timeout past
+    its hole, as ever (the capture may end there), and queued again in the
+    resumed session, so the hole's bytes, when they come, are read before
+    it as the receiver reads them."""
+    lab = Lab(timeout_established=10.0).handshake()
+    lab.c(3, b"def")
+    lab.c(9, b"jkl")
+    lab.ts += 100
+    lab.c(0, b"abc")
+    assert lab.counters["timeouts"] == 1 and lab.counters["resumed_after_timeout"] == 1
+    assert lab.pieces() == [(b"def", True), (b"jkl", True), (b"abc", False), (b"def", False)]
+    lab.c(6, b"ghi")
+    assert lab.pieces()[-2:] == [(b"ghi", False), (b"jkl", False)]
+
+
 def test_closed_sessions_leave_without_counting_as_timeouts():
     lab = Lab(timeout_closed=1.0).handshake()
     lab.c(0, b"abc", flags=PA | FIN)
