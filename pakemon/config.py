@@ -75,8 +75,13 @@ class StreamConfig:
     # The client's direction (what the protected server receives), if not
     # ``depth``: 0 for all of it. None: ``depth``. The CLI's default is 0.
     client_depth: int | None = None
-    # Idle timeouts (Suricata flow-timeouts for TCP).
-    timeout_new: float = 60.0
+    # Idle timeouts (Suricata flow-timeouts for TCP). An opening connection
+    # waits 64 s, not Suricata's 60: Linux keeps a request socket 63 s
+    # (tcp_synack_retries 5: SYN-ACKs at 0, 1, 3, 7, 15 and 31 s, dropped at
+    # 63), and a client's ACK or data until then completes the handshake; a
+    # session gone by then would pick the connection up at whatever segment
+    # came first, an out-of-order one too, and read the rest as old.
+    timeout_new: float = 64.0
     timeout_established: float = 3600.0
     timeout_closed: float = 60.0
     # 0: as many as the memcap allows at ~4 KB a session (16k for 64 MB);

@@ -896,6 +896,24 @@ def test_an_attack_sent_out_of_order_around_a_quiet_hour_still_matches(tail, ale
 
 
 @TAILS
+def test_data_completing_the_handshake_a_minute_late_out_of_order_still_matches(tail, alerts):
+    """SYN, SYN-ACK, then 62 s before the client's next segment: Linux's
+    request socket lives 63 s (live: the data, out of order, completed the
+    handshake 62 s on, not 66), so the second half completes it and waits
+    for the first. The sensor's opening timeout was 60 s: the session was
+    gone, the second half picked up as the stream's start, and the first
+    half read as old."""
+    t = Talk()
+    t.syn(options=MSS)
+    t.synack(options=MSS)
+    t.idle(62.5)
+    t.c(len(HEAD), tail)
+    t.c(0, HEAD)
+    events = run_frames(pipeline_from(RULE), t.frames)
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
 def test_suricata_rules_match_across_the_eviction_too(tail, alerts):
     """The same flood with a raw stream rule and an ``http.uri`` rule: the
     resumed stream starts with the tail, the request line whole in it."""
