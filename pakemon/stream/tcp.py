@@ -226,10 +226,10 @@ up again, it resumes where each receiver was, after the last
 the stages above held (``resume_need``: a request line cut by the eviction
 is parsed again from its start; other state held above the stream,
 multi-pattern progress and parsers, is still lost); an evicted one is
-reported (``STREAM_RESUMED_AFTER_EVICTION``). One that timed out also
-queues again what it held past a hole (the second half sent first, then
-the quiet hour: Linux keeps its out-of-order queue that long); an evicted
-one does not, as Linux prunes that queue under memory pressure. A session leaving by
+reported (``STREAM_RESUMED_AFTER_EVICTION``). Either way the resumed
+session also queues again what the old one held past a hole (the second
+half sent first, then the quiet hour or the flood: Linux keeps its
+out-of-order queue through both), within the remembered tails' budget. A session leaving by
 timeout, eviction or ``flush`` delivers what it held first, holes marked
 ``gap=True``; a RST discards what its receiver held, as that host does.
 
@@ -1098,20 +1098,19 @@ class TcpReassembler:
         its timeout): if it carried data, keep where each receiver was for
         its return (``_resume``)."""
         c = s.client
-        # (idle, what it queued out of order counts too: Linux keeps its
-        # out-of-order queue however long the hole stays open; under memory
-        # pressure, as at an eviction, it prunes it, tcp_prune_ofo_queue)
-        if c.delivered or c.peer.delivered or not evicted and (c.q or c.peer.q):
+        # What it queued out of order counts too: Linux keeps its
+        # out-of-order queue however long the hole stays open, and however
+        # full this sensor's table is (it prunes it only when that socket or
+        # all of TCP runs out of memory, tcp_prune_ofo_queue)
+        if c.delivered or c.peer.delivered or c.q or c.peer.q:
             keys = self._gone
             k = hash(c.key)
             old = keys.pop(k, None)  # (the 4-tuple remembered before)
             if old is not None:
                 self._unkeep(old)
             ct, st = self._resume_tail(c), self._resume_tail(c.peer)
-            cq = sq = ()
-            if not evicted:
-                cq, sq = self._resume_queue(c, len(ct) + len(st)), ()
-                sq = self._resume_queue(c.peer, len(ct) + len(st) + _held(cq))
+            cq = self._resume_queue(c, len(ct) + len(st))
+            sq = self._resume_queue(c.peer, len(ct) + len(st) + _held(cq))
             keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted, cq, sq)
             self._gone_bytes += len(ct) + len(st) + _held(cq) + _held(sq)
             if len(keys) > GONE_MAX:

@@ -836,6 +836,25 @@ def test_a_flood_that_evicts_the_attack_connection_does_not_split_the_pattern(ta
 
 
 @TAILS
+def test_a_flood_between_an_out_of_order_half_and_the_first_still_matches(tail, alerts):
+    """The second half first, queued past the hole; a flood evicts the
+    session; then the first half. Linux keeps the queue (this sensor's full
+    table is no memory pressure on the host) and reads the whole request;
+    the resumed session queues the second half again. Before, the evicted
+    session had read nothing, so nothing was remembered: the first half
+    started a new stream and the attack was missed."""
+    t = Talk().open()
+    t.c(len(HEAD), tail)
+    t.s(0, flags=ACK, ack=0)
+    pipe = pipeline_from(RULE)
+    _evicting_flood(t, pipe)
+    t.c(0, HEAD)
+    events = run_frames(pipe, t.frames)
+    assert pipe.tcp.counters()["resumed_after_eviction"] == 1
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
 def test_after_an_eviction_a_far_off_decoy_does_not_become_the_start(tail, alerts):
     """After the flood the attacker sends a decoy 2 MB past the stream, which
     the server drops (outside its window), then the request's end. A pickup
