@@ -331,7 +331,9 @@ SESSION_COST = 4096  # bytes a tracked session costs, detect state included
 # past the established timeout) and had carried data are remembered, by
 # the hash of their client's key, with each direction's next sequence
 # number and last RESUME_TAIL bytes delivered (about 430 bytes each, 7 MB
-# in all, and at most GONE_TAIL_BUDGET more for longer tails; the hash is
+# in all per table, the answered sessions' and the unanswered pickups',
+# and at most GONE_TAIL_BUDGET more for longer tails and out-of-order
+# queues; the hash is
 # salted per process, so a collision, about 1 in 10**15 pickups, cannot be
 # aimed). A pattern split across the eviction or the
 # quiet hour is matched if the part before it fits in the tail; one wholly
@@ -648,7 +650,11 @@ class TcpReassembler:
         # Sessions gone while their connection may go on (GONE_MAX): a
         # flood can evict the connection an attack is split across, or the
         # attacker can wait out the idle timeout between the halves.
+        # Pickups the other side never answered are kept apart (lean: the
+        # plain tail, no queue), so a flood of spoofed segments, which a
+        # pickup each, cannot push a real connection's entry out
         self._gone: OrderedDict = OrderedDict()
+        self._gone_unanswered: OrderedDict = OrderedDict()
         self._gone_bytes = 0  # the tails they keep
         # callable(direction) -> bytes at the end of its stream the stages
         # above still need to see again (set by the pipeline; see _resume_tail)
@@ -1103,19 +1109,30 @@ class TcpReassembler:
         # full this sensor's table is (it prunes it only when that socket or
         # all of TCP runs out of memory, tcp_prune_ofo_queue)
         if c.delivered or c.peer.delivered or c.q or c.peer.q:
-            keys = self._gone
             k = hash(c.key)
-            old = keys.pop(k, None)  # (the 4-tuple remembered before)
-            if old is not None:
-                self._unkeep(old)
-            ct, st = self._resume_tail(c), self._resume_tail(c.peer)
-            cq = self._resume_queue(c, len(ct) + len(st))
-            sq = self._resume_queue(c.peer, len(ct) + len(st) + _held(cq))
+            self._recall(k)  # (the 4-tuple remembered before)
+            if s.pickup:  # never answered
+                keys = self._gone_unanswered
+                ct, st, cq, sq = _tail(c, RESUME_TAIL), _tail(c.peer, RESUME_TAIL), (), ()
+            else:
+                keys = self._gone
+                ct, st = self._resume_tail(c), self._resume_tail(c.peer)
+                cq = self._resume_queue(c, len(ct) + len(st))
+                sq = self._resume_queue(c.peer, len(ct) + len(st) + _held(cq))
             keys[k] = (c.rcv_nxt, ct, c.peer.rcv_nxt, st, evicted, cq, sq)
             self._gone_bytes += len(ct) + len(st) + _held(cq) + _held(sq)
             if len(keys) > GONE_MAX:
                 self._unkeep(keys.popitem(last=False)[1])
                 self.c_gone_forgotten += 1
+
+    def _recall(self, k):
+        """The remembered session of client key hash k, taken out of its table."""
+        t = self._gone.pop(k, None)
+        if t is None:
+            t = self._gone_unanswered.pop(k, None)
+        if t is not None:
+            self._unkeep(t)
+        return t
 
     def _unkeep(self, t) -> None:
         """A remembered session leaves ``_gone``: its tails' and queues' bytes too."""
@@ -1178,19 +1195,17 @@ class TcpReassembler:
         was (a segment sent out of order first is queued, not taken as the
         start) after the tail it had read, so a pattern split across the gap
         still matches."""
-        keys = self._gone
-        if not keys:
+        if not self._gone and not self._gone_unanswered:
             return
         o = d.peer
-        t = keys.pop(hash(d.key), None)
+        t = self._recall(hash(d.key))
         if t is not None:
             d_nxt, d_tail, o_nxt, o_tail, evicted, d_q, o_q = t
         else:
-            t = keys.pop(hash(o.key), None)  # picked up from the server's side
+            t = self._recall(hash(o.key))  # picked up from the server's side
             if t is None:
                 return
             o_nxt, o_tail, d_nxt, d_tail, evicted, o_q, d_q = t
-        self._unkeep(t)
         if evicted:
             self.c_resumed += 1
             self._flood_notice(_K.STREAM_RESUMED_AFTER_EVICTION, pkt.ts,

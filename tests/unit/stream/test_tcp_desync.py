@@ -855,6 +855,32 @@ def test_a_flood_between_an_out_of_order_half_and_the_first_still_matches(tail, 
 
 
 @TAILS
+def test_a_spoofed_segment_flood_cannot_make_the_sensor_forget_an_evicted_connection(
+        tail, alerts):
+    """Half the request; a connection flood evicts the session (remembered);
+    then 40,000 spoofed segments with data, each a midstream pickup from a
+    new source, evicted in turn: before, each was remembered like a real
+    connection and pushed the attack's entry out of the table, so the other
+    half started a new stream. Pickups never answered are remembered apart."""
+    t = Talk().open()
+    t.c(0, HEAD)
+    t.s(0, flags=ACK, ack=len(HEAD))
+    pipe = pipeline_from(RULE)
+    _evicting_flood(t, pipe)
+    base = t.ts
+    for i in range(40000):
+        t.frames.append((base + i * 1e-5, tcp_frame(f"203.0.{i >> 8 & 255}.{i & 255}", S,
+                                                     2000 + i % 60000, SPORT, 1000 + i, 5000,
+                                                     PA, b"x" * 20)))
+    t.ts = base + 1.5
+    t.c(len(HEAD), tail)
+    events = run_frames(pipe, t.frames)
+    c = pipe.tcp.counters()
+    assert c["gone_forgotten"] > 16384 and c["resumed_after_eviction"] == 1
+    assert alert_names(events) == (["CGI-phf"] if alerts else [])
+
+
+@TAILS
 def test_after_an_eviction_a_far_off_decoy_does_not_become_the_start(tail, alerts):
     """After the flood the attacker sends a decoy 2 MB past the stream, which
     the server drops (outside its window), then the request's end. A pickup
