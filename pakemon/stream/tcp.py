@@ -229,9 +229,10 @@ multi-pattern progress and parsers, is still lost); an evicted one is
 reported (``STREAM_RESUMED_AFTER_EVICTION``). Either way the resumed
 session also queues again what the old one held past a hole (the second
 half sent first, then the quiet hour or the flood: Linux keeps its
-out-of-order queue through both), within the remembered tails' budget. A session leaving by
-timeout, eviction or ``flush`` delivers what it held first, holes marked
-``gap=True``; a RST discards what its receiver held, as that host does.
+out-of-order queue through both), within the remembered tails' budget.
+A session leaving by timeout, eviction or ``flush`` delivers what it held
+first, holes marked ``gap=True``; a RST discards what its receiver held,
+as that host does.
 
 Invariants
 ----------
