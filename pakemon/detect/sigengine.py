@@ -452,12 +452,23 @@ _BODY_BUFFERS = frozenset({"file.data", "http.response_body"})
 
 
 def _reads_body(rules, idxs) -> bool:
-    """Whether one of the rules ``idxs`` reads a response body."""
+    """Whether one of the rules ``idxs`` reads a response body (a raw
+    content of a response rule may lie in it too: ``RAW_TX``)."""
     for i in idxs:
         for name, _ in rules[i].buffers:
-            if name in _BODY_BUFFERS:
+            if name is None or name in _BODY_BUFFERS:
                 return True
     return False
+
+
+# The bytes a raw (bufferless) content of an HTTP rule is matched against:
+# the transaction as it came, start line, headers, blank line and body.
+# Suricata matches a rule's payload contents beside its HTTP buffers on the
+# raw stream of the direction, so they may lie in the body (ET: content:
+# "|0d 0a 0d 0a|MZ" beside http_method), not only in the start line and
+# headers (``http.start``), which alone missed those rules (found by
+# tests/e2e/et_synth.py).
+RAW_TX = "raw.tx"
 
 
 def _fast_pattern(r):
@@ -2222,7 +2233,12 @@ class SigEngine:
     def _buffer_cands(self, g, bufs, d) -> list:
         """Candidates of a buffer-rule group (HTTP, TLS, SSH, SMTP): its
         fast-pattern buffers joined, scanned in one pass."""
-        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
+        names = g.buffers
+        if type(bufs) is _HttpBuffers and "http.start" in names:
+            # (a raw fast pattern may lie in the body: RAW_TX holds the
+            # start line and headers too, so an http_start one is still seen)
+            names = [RAW_TX if n == "http.start" else n for n in names]
+        data = b"\x00".join([b for b in map(bufs.get, names) if b])
         return g.candidates(data, self.rules, 6, d.sport, d.dport)
 
     # ------------------------------------------------------------ the check
@@ -2368,7 +2384,8 @@ class SigEngine:
                 if uri is None or not r.urilen.compare.matches(len(uri)):
                     return False
             for name, elements in sr.buffers:
-                buf = http.get(name if name is not None or kind == "tls" else "http.start")
+                buf = http.get(name if name is not None or kind == "tls" else
+                               RAW_TX if kind == "http" or kind == "http-resp" else "http.start")
                 if buf is None:
                     if _all_negated(elements):
                         continue
@@ -2655,6 +2672,8 @@ def _resp_buffer(resp, name):
         return b"\r\n" + b"".join(n + b"\r\n" for n, _ in resp.headers) + b"\r\n"
     if name == "http.start":
         return resp.response_line + b"\r\n" + (resp.raw_header or b"")
+    if name == RAW_TX:
+        return resp.response_line + b"\r\n" + (resp.raw_header or b"") + (resp.body or b"")
     if name == "http.protocol":
         return resp.protocol or None
     if name == "http.cookie":
@@ -2746,6 +2765,8 @@ class _HttpBuffers:
         if name == "http.start":
             return req.request_line + b"\r\n" + b"".join(
                 n + b": " + v + b"\r\n" for n, v in req.headers) + b"\r\n"
+        if name == RAW_TX:
+            return self.get("http.start") + req.body
         if name == "http.host":
             # libhtp's request hostname: an absolute-form target's authority
             # wins over the Host header, as at the server (RFC 9112 3.2.2)

@@ -306,6 +306,33 @@ def test_http_response_buffers_paired_with_request():
     assert (body_alert.src_ip, body_alert.src_port) == ("10.0.0.2", 80)
 
 
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_raw_content_beside_http_buffers_is_looked_for_in_the_body(prefilter):
+    # Suricata matches a payload content of an HTTP rule on the raw stream,
+    # so one past the headers alerts (ET: "|0d 0a 0d 0a|PK" beside
+    # http_header); before, only the start line and headers were read
+    body = b"PK\x03\x04 cmd=run"
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40020, 80).open()
+    c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\ncmd=run")
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/zip\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body) + body, from_client=False)
+    frames = c.close()
+    alerts = run(
+        'alert http any any -> any any (msg:"req"; flow:to_server; content:"POST"; '
+        'http_method; content:"|0d 0a 0d 0a|cmd=run"; fast_pattern; sid:1;)\n'
+        'alert http any any -> any any (msg:"resp"; flow:to_client; content:"200"; '
+        'http_stat_code; content:"|0d 0a 0d 0a|PK"; sid:2;)\n'
+        'alert http any any -> any any (msg:"start"; flow:to_server; content:"POST"; '
+        'http_method; http.start; content:"Host|3a| a"; sid:3;)\n'
+        # twins: the raw content is not there, or only in the body while
+        # the rule reads http_start (the start line and headers alone)
+        'alert http any any -> any any (msg:"twin"; flow:to_server; content:"POST"; '
+        'http_method; content:"|0d 0a 0d 0a|cmd=stop"; sid:4;)\n'
+        'alert http any any -> any any (msg:"start twin"; flow:to_server; content:"POST"; '
+        'http_method; http.start; content:"cmd=run"; sid:5;)', frames, prefilter=prefilter)
+    assert sids(alerts) == {1: 1, 2: 1, 3: 1}
+
+
 def test_dns_query_rules_on_udp_requests():
     frames = dns_exchange("10.0.0.1", "10.0.0.53", 5353, "evil.example.com")
     frames += dns_exchange("10.0.0.1", "10.0.0.53", 5354, "good.example.org", ts=1)
