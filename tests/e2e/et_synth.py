@@ -1,0 +1,723 @@
+"""Traffic made from a rule: a generator that reads a Suricata rule and builds
+a session the rule must alert on, for every rule of a real rule set.
+
+The conformance corpus checks the engine on Suricata's own cases, a few
+hundred rules. This checks it on the rules people load (ET Open's 18,219):
+for each rule in the forms below, its contents, pcres and isdataat checks
+are laid out in their buffers (the earliest place each may go, ``x`` in
+between), the layout is checked by this module's own reading of the match
+semantics (``satisfies``: backtracking over every occurrence, negated
+contents and pcres absent), and the buffers are put where they belong: an
+HTTP request (method, URI, Host, User-Agent, Cookie, other headers, body),
+a TCP stream either way, a UDP datagram, a DNS query. Addresses and ports
+come from the rule's header under the default variables. A rule the layout
+cannot satisfy (a pcre this sampler cannot invert, a byte_test, flowbits
+that need another rule first, a URI that normalization would change) is
+left out and counted by reason; any rule that got a session and did not
+alert on it is a miss of the engine.
+
+Script mode, over a whole rule set::
+
+    .venv/bin/python tests/e2e/et_synth.py [RULES_DIR] [--show N] [--sid SID]
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import sys
+from pathlib import Path
+
+try:
+    import re._parser as sre_parse
+    from re._constants import (ANY, ASSERT, ASSERT_NOT, AT, BRANCH, CATEGORY, CATEGORY_DIGIT,
+                               CATEGORY_NOT_DIGIT, CATEGORY_NOT_SPACE, CATEGORY_NOT_WORD,
+                               CATEGORY_SPACE, CATEGORY_WORD, GROUPREF, IN, LITERAL, MAX_REPEAT,
+                               MIN_REPEAT, NEGATE, NOT_LITERAL, RANGE, SUBPATTERN)
+except ImportError:  # Python < 3.11
+    import sre_parse  # type: ignore
+    from sre_constants import (ANY, ASSERT, ASSERT_NOT, AT, BRANCH, CATEGORY,  # type: ignore
+                               CATEGORY_DIGIT, CATEGORY_NOT_DIGIT, CATEGORY_NOT_SPACE,
+                               CATEGORY_NOT_WORD, CATEGORY_SPACE, CATEGORY_WORD, GROUPREF, IN,
+                               LITERAL, MAX_REPEAT, MIN_REPEAT, NEGATE, NOT_LITERAL, RANGE,
+                               SUBPATTERN)
+
+from pakemon.detect.suricata_parser import ContentMatch, IsDataAt, PcreMatch
+
+ET_DIR = Path(__file__).resolve().parents[3] / "shared" / "rulesets" / "et-open-suricata-4.0"
+FILL = b"x"
+HOME = ("10.20.0.5", "192.168.7.9", "172.16.3.4")
+EXTERNAL = ("198.51.100.23", "203.0.113.77", "8.8.8.8")
+# Request buffers and where each goes; the rest make a rule "unsupported".
+HEADER_VALUE = {"http.user_agent": b"User-Agent", "http.host": b"Host",
+                "http.cookie": b"Cookie", "http.content_type": b"Content-Type",
+                "http.accept": b"Accept", "http.connection": b"Connection",
+                "http.accept_enc": b"Accept-Encoding", "http.referer": b"Referer"}
+DEFAULTS = {"http.method": b"GET", "http.uri": b"/index.html", "http.uri.raw": b"/index.html",
+            "http.host": b"www.example.com", "http.user_agent": b"Mozilla/5.0 (X11; Linux)",
+            "http.accept": b"*/*", "http.connection": b"keep-alive",
+            "http.accept_enc": b"gzip", "http.referer": b"http://www.example.com/",
+            "http.content_type": b"text/plain", "http.cookie": b"a=b"}
+REQUEST_BUFFERS = {"http.method", "http.uri", "http.uri.raw", "http.header",
+                   "http.request_body"} | set(HEADER_VALUE)
+
+
+class Skip(Exception):
+    """The rule is outside what this generator builds (the reason)."""
+
+
+# ---- the match semantics, read independently of the engine ------------------
+
+def _find_all(buf: bytes, pat: bytes, lo: int, hi_end: int):
+    i = buf.find(pat, lo, hi_end)
+    while i >= 0:
+        yield i
+        i = buf.find(pat, i + 1, hi_end)
+
+
+def _elements_match(elems, buf: bytes, i: int = 0, prev_end: int = 0) -> bool:
+    """Whether ``elems[i:]`` match ``buf`` after a previous match ending at
+    ``prev_end``; every occurrence of a content is tried (Suricata's
+    backtracking). ``within`` counts from where ``distance`` puts the
+    start, as Suricata reads it (Snort counts it from the previous match's
+    end: ET's Suricata edition writes ``distance:4; within:2``)."""
+    if i == len(elems):
+        return True
+    e = elems[i]
+    low = buf.lower()
+    if isinstance(e, ContentMatch):
+        pat = e.pattern.lower() if e.nocase else e.pattern
+        hay = low if e.nocase else buf
+        rel = e.distance is not None or e.within is not None
+        if rel:
+            lo = max(0, prev_end + (e.distance or 0))
+            hi_end = lo + e.within if e.within is not None else len(buf)
+        else:
+            lo = e.offset or 0
+            hi_end = lo + e.depth if e.depth is not None else len(buf)
+        if e.startswith:
+            lo, hi_end = 0, len(pat)
+        hi_end = min(hi_end, len(buf))
+        hits = [p for p in _find_all(hay, pat, lo, hi_end)
+                if not e.endswith or p + len(pat) == len(buf)]
+        if e.negated:
+            return not hits and _elements_match(elems, buf, i + 1, prev_end)
+        return any(_elements_match(elems, buf, i + 1, p + len(pat)) for p in hits)
+    if isinstance(e, PcreMatch):
+        # a relative pcre runs on the bytes after the previous match, so
+        # its ^ anchors there (Suricata hands PCRE that slice)
+        base = prev_end if e.relative else 0
+        m = e.regex.search(buf[base:])
+        if e.negated:
+            return m is None and _elements_match(elems, buf, i + 1, prev_end)
+        return m is not None and _elements_match(elems, buf, i + 1, base + m.end())
+    if isinstance(e, IsDataAt):
+        # relative: N more bytes after the previous match; absolute: a byte
+        # at offset N (Suricata's two tests differ by one)
+        there = prev_end + e.offset <= len(buf) if e.relative else e.offset < len(buf)
+        if there == e.negated:
+            return False
+        return _elements_match(elems, buf, i + 1, prev_end)
+    raise Skip(type(e).__name__)
+
+
+def satisfies(elems, buf: bytes) -> bool:
+    return _elements_match(list(elems), buf)
+
+
+# ---- a string a regex matches --------------------------------------------
+
+_CLASS_TRY = b"xa0Z/._-=&?:;,+ \t%~!@#$^*()[]{}|<>'\"\\\r\n\x00\x01\xff"
+
+
+def _in_class(items, c: int) -> bool:
+    neg = False
+    hit = False
+    for op, av in items:
+        if op is NEGATE:
+            neg = True
+        elif op is LITERAL:
+            hit |= c == av
+        elif op is RANGE:
+            hit |= av[0] <= c <= av[1]
+        elif op is CATEGORY:
+            hit |= _in_category(av, c)
+        else:
+            raise Skip(f"regex class {op}")
+    return hit != neg
+
+
+def _in_category(cat, c: int) -> bool:
+    ch = chr(c)
+    if cat is CATEGORY_DIGIT:
+        return ch.isdigit() and c < 128
+    if cat is CATEGORY_NOT_DIGIT:
+        return not (ch.isdigit() and c < 128)
+    if cat is CATEGORY_SPACE:
+        return ch in " \t\n\r\f\v"
+    if cat is CATEGORY_NOT_SPACE:
+        return ch not in " \t\n\r\f\v"
+    word = c < 128 and (ch.isalnum() or ch == "_")
+    if cat is CATEGORY_WORD:
+        return word
+    if cat is CATEGORY_NOT_WORD:
+        return not word
+    raise Skip(f"regex category {cat}")
+
+
+def _pick(pred) -> int:
+    for c in _CLASS_TRY:
+        if pred(c):
+            return c
+    for c in range(256):
+        if pred(c):
+            return c
+    raise Skip("empty regex class")
+
+
+def _sample(tokens, groups: dict) -> bytes:
+    out = bytearray()
+    for op, av in tokens:
+        if op is LITERAL:
+            out.append(av)
+        elif op is NOT_LITERAL:
+            out.append(_pick(lambda c, av=av: c != av and c not in b"\r\n"))
+        elif op is ANY:
+            out.append(ord("x"))
+        elif op is IN:
+            out.append(_pick(lambda c, av=av: _in_class(av, c)))
+        elif op is CATEGORY:
+            out.append(_pick(lambda c, av=av: _in_category(av, c)))
+        elif op in (MAX_REPEAT, MIN_REPEAT):
+            lo, _hi, sub = av
+            out += _sample(sub, groups) * lo
+        elif op is SUBPATTERN:
+            gid, _add, _del, sub = av
+            s = _sample(sub, groups)
+            if gid is not None:
+                groups[gid] = s
+            out += s
+        elif op is BRANCH:
+            out += _sample(av[1][0], groups)
+        elif op is GROUPREF:
+            out += groups.get(av, b"")
+        elif op is AT:
+            continue
+        elif op in (ASSERT, ASSERT_NOT):
+            raise Skip("regex lookaround")
+        else:
+            raise Skip(f"regex {op}")
+    return bytes(out)
+
+
+def regex_sample(regex: re.Pattern) -> bytes:
+    """A string ``regex`` finds (the first branch, the fewest repeats, a
+    class's first member from a plain-looking list), or Skip."""
+    try:
+        tree = sre_parse.parse(regex.pattern, regex.flags)
+    except Exception as e:  # (a pattern Python compiled parses again)
+        raise Skip(f"regex parse: {e}") from None
+    s = _sample(list(tree), {})
+    if regex.search(s) is None:
+        raise Skip("regex sample does not match")
+    return s
+
+
+# ---- laying a buffer out --------------------------------------------------
+
+def _write(buf: bytearray, at: int, data: bytes, nocase: bool) -> None:
+    if at > len(buf):
+        buf += FILL * (at - len(buf))
+    have = bytes(buf[at:at + len(data)])
+    want = data[:len(have)]
+    if have != want and not (nocase and have.lower() == want.lower()):
+        raise Skip("contents overlap")
+    buf[at:at + len(data)] = data if not have else have + data[len(have):]
+
+
+def layout(elems) -> bytes:
+    """The shortest buffer (roughly) the elements of one buffer match."""
+    buf = bytearray()
+    prev_end = 0
+    limit = None  # an endswith / negated isdataat fixes the end
+    for e in elems:
+        if isinstance(e, ContentMatch):
+            if e.negated:
+                continue
+            for v in (e.offset, e.depth, e.distance, e.within):
+                if isinstance(v, str):
+                    raise Skip("byte_extract variable")
+            pat = e.pattern
+            rel = e.distance is not None or e.within is not None
+            if rel:
+                at = prev_end + (e.distance or 0)
+                if at < 0:
+                    raise Skip("negative distance before the buffer")
+                if e.within is not None and e.within < len(pat):
+                    raise Skip("within shorter than the content")
+            elif e.startswith or e.offset is not None or e.depth is not None:
+                at = e.offset or 0
+            else:
+                at = len(buf)
+            if limit is not None and at + len(pat) > limit:
+                raise Skip("content past a fixed end")
+            _write(buf, at, pat, e.nocase)
+            prev_end = at + len(pat)
+            if e.endswith:
+                limit = prev_end
+        elif isinstance(e, PcreMatch):
+            if e.negated:
+                continue
+            s = regex_sample(e.regex)
+            anchored = e.regex.pattern.startswith((b"^", b"\\A"))
+            if e.relative:
+                at = prev_end
+            elif anchored:
+                if e.regex.search(bytes(buf)) is not None:
+                    m = e.regex.search(bytes(buf))
+                    prev_end = m.end()
+                    continue
+                if buf:
+                    # the pcre names the whole buffer: try it alone
+                    buf = bytearray(s)
+                    prev_end = e.regex.search(s).end()
+                    continue
+                at = 0
+            else:
+                at = len(buf)
+            if at < len(buf):
+                if buf[at:at + len(s)] != s[:len(buf) - at]:
+                    raise Skip("pcre overlaps")
+            _write(buf, at, s, False)
+            base = at if e.relative else 0
+            m = e.regex.search(bytes(buf[base:]))
+            if m is None:
+                raise Skip("pcre lost in layout")
+            prev_end = base + m.end()
+        elif isinstance(e, IsDataAt):
+            if e.negated:
+                if e.relative:
+                    limit = prev_end + e.offset - 1
+                elif e.offset == 0:
+                    raise Skip("isdataat:!0")
+                else:
+                    limit = e.offset
+                continue
+            need = prev_end + e.offset if e.relative else e.offset + 1
+            if len(buf) < need:
+                buf += FILL * (need - len(buf))
+        else:
+            raise Skip(type(e).__name__)
+    out = bytes(buf)
+    if limit is not None and len(out) > limit:
+        raise Skip("layout past a fixed end")
+    if not satisfies(elems, out):
+        raise Skip("layout does not satisfy the rule")
+    return out
+
+
+# ---- the session ----------------------------------------------------------
+
+def _address(spec, prefer, n: int) -> str:
+    """An address of ``spec``, one of its own for session ``n`` where it can
+    (sessions must not share a 4-tuple: a rule's fixed ports would make the
+    next session a SYN on an open connection, which the host ignores)."""
+    a, b, c = n // 62500 % 8, n // 250 % 250, n % 250 + 2
+    own = (f"10.{20 + a}.{b}.{c}", f"198.{18 + (a & 1)}.{b}.{c}")
+    for a in own + prefer + EXTERNAL + HOME:
+        if a in spec:
+            return a
+    for net in spec.networks:
+        if net.version == 4:
+            return str(net[min(5, net.num_addresses - 1)])
+    raise Skip("no IPv4 address fits")
+
+
+def _port(spec, default: int) -> int:
+    if spec.any or default in spec:
+        return default
+    for p in (80, 8080, 443, 53, 25, 21, 445, 3389) + tuple(range(1024, 65536, 997)):
+        if p in spec:
+            return p
+    for p in range(1, 65536):
+        if p in spec:
+            return p
+    raise Skip("no port fits")
+
+
+def _by_buffer(rule) -> dict:
+    out: dict = collections.OrderedDict()
+    for e in rule.elements:
+        out.setdefault(getattr(e, "buffer", None), []).append(e)
+    return out
+
+
+def _ints(cmp, lo: int = 0, hi: int = 1400):
+    for n in range(lo, hi):
+        if cmp.matches(n):
+            return n
+    raise Skip("no size fits")
+
+
+def _pad_to(data: bytes, size: int) -> bytes:
+    if len(data) > size:
+        raise Skip("size smaller than the contents")
+    return data + FILL * (size - len(data))
+
+
+def _canonical_lines(block: bytes) -> bytes:
+    """Header lines as a server reads them back: ``Name: value`` with the
+    value's edge blanks not part of it (libhtp and Linux servers strip
+    them). A line of the layout with blanks there gets a filler byte
+    first, so the blanks a rule names stay inside the value; a line that
+    is no header line is a Skip."""
+    out = []
+    for line in block[:-2].split(b"\r\n"):
+        m = re.match(rb"([A-Za-z0-9_-]+):( ?)(.*)$", line, re.S)
+        if m is None:
+            raise Skip("header buffer is no header lines")
+        value = m.group(3)
+        if not m.group(2) or value[:1] in (b" ", b"\t"):
+            value = FILL + value if m.group(2) else b" " + value
+            value = value if value.startswith(b" ") else b" " + value
+        else:
+            value = b" " + value
+        if value[-1:] in (b" ", b"\t"):
+            value += FILL
+        out.append(m.group(1) + b":" + value)
+    return b"\r\n".join(out) + b"\r\n"
+
+
+def http_request(rule, bufs: dict) -> bytes:
+    if set(bufs) - REQUEST_BUFFERS:
+        raise Skip("buffer " + ",".join(sorted(str(b) for b in set(bufs) - REQUEST_BUFFERS)))
+    lay = {b: layout(es) for b, es in bufs.items()}
+    for b, v in lay.items():
+        if not v and b != "http.header":
+            # only negated checks: the buffer is sent with an ordinary value
+            # (whether an absent one passes them is the engine's choice)
+            v = lay[b] = DEFAULTS.get(b, b"")
+            if not v or not satisfies(bufs[b], v):
+                raise Skip("a buffer with nothing to find")
+    method = lay.get("http.method", b"GET") or b"GET"
+    if not re.fullmatch(rb"[A-Za-z_-]+", method):
+        raise Skip("method is no token")
+    uri = lay.get("http.uri", b"") + lay.get("http.uri.raw", b"") \
+        if not ("http.uri" in lay and "http.uri.raw" in lay) else None
+    if uri is None:
+        raise Skip("uri and uri.raw both")
+    if not uri.startswith(b"/"):
+        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
+               or getattr(e, "depth", None) is not None or isinstance(e, PcreMatch)
+               for e in bufs.get("http.uri", []) + bufs.get("http.uri.raw", [])):
+            raise Skip("uri anchored without a leading slash")
+        uri = b"/" + uri
+        for b in ("http.uri", "http.uri.raw"):
+            if b in bufs and not satisfies(bufs[b], uri):
+                raise Skip("uri with its slash no longer matches")
+    if re.search(rb"[\x00-\x20\x7f-\xff#]", uri):
+        raise Skip("uri bytes a request line cannot carry")
+    if "http.uri" in bufs and (b"%" in uri or b"\\" in uri or b"//" in uri
+                               or re.search(rb"/\.\.?(/|$|\?)", uri) or b"+" in uri):
+        raise Skip("uri that normalization changes")
+    if rule.urilen is not None:
+        if b"%" in uri:
+            raise Skip("urilen on a percent-encoded uri")
+        n = _ints(rule.urilen.compare, len(uri), 4096)
+        uri = uri + FILL * (n - len(uri)) if b"?" in uri else uri + b"?" + FILL * max(
+            0, n - len(uri) - 1) if n > len(uri) else uri
+        if len(uri) != n:
+            raise Skip("urilen")
+        for b in ("http.uri", "http.uri.raw"):
+            if b in bufs and not satisfies(bufs[b], uri):
+                raise Skip("urilen padding breaks the uri")
+    headers = []
+    values = {}
+    for b, name in HEADER_VALUE.items():
+        if b in lay:
+            v = lay[b]
+            if re.search(rb"[\r\n]", v) or v[:1] in (b" ", b"\t") or v[-1:] in (b" ", b"\t"):
+                raise Skip("header value with line ends or edge blanks")
+            values[name] = v
+    host = values.pop(b"Host", b"www.example.com")
+    if "http.host" in bufs and (host != host.lower() or b":" in host):
+        raise Skip("host that normalization changes")
+    headers.append(b"Host: " + host)
+    for name, v in values.items():
+        headers.append(name + b": " + v)
+    block = b"\r\n".join(headers) + b"\r\n"
+    if "http.header" in lay:
+        h = lay["http.header"]
+        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
+               or getattr(e, "depth", None) is not None for e in bufs["http.header"]):
+            raise Skip("header content anchored")
+        if h.startswith(b"\r\n"):
+            block = block[:-2] + h
+        else:
+            m = re.match(rb"[A-Za-z0-9-]+: ", h)
+            block = block + (b"" if m else b"X-Gen: ") + h
+        if not block.endswith(b"\r\n"):
+            # (a value's trailing blanks are no part of it: go on past them)
+            block += (FILL if block[-1:] in b" \t" else b"") + b"\r\n"
+        block = _canonical_lines(block)
+        if block.count(b"\r\n\r\n"):
+            raise Skip("empty line in the headers")
+        if not satisfies(bufs["http.header"], block):
+            raise Skip("header block no longer matches")
+    names = [ln.split(b":", 1)[0].lower() for ln in block[:-2].split(b"\r\n")]
+    if len(names) != len(set(names)):
+        raise Skip("a header twice")
+    body = lay.get("http.request_body", b"")
+    m = re.search(rb"(?im)^content-length: *(\d+)\r\n", block)
+    if m is not None:
+        # the rule names the length: the body is made that long
+        body = _pad_to(body, int(m.group(1)))
+        if "http.request_body" in bufs and not satisfies(bufs["http.request_body"], body):
+            raise Skip("body padded to its length no longer matches")
+        if method == b"GET" and "http.method" not in lay:
+            method = b"POST"
+        return method + b" " + uri + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+    body = lay.get("http.request_body", b"")
+    if body:
+        block += b"Content-Length: %d\r\n" % len(body)
+        if method == b"GET" and "http.method" not in lay:
+            method = b"POST"
+    return method + b" " + uri + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+
+
+RESPONSE_BUFFERS = {"file.data", "http.stat_code", "http.stat_msg", "http.header",
+                    "http.content_type"}
+REQUEST = b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\nAccept: */*\r\n\r\n"
+
+
+def http_response(rule, bufs: dict) -> bytes:
+    if set(bufs) - RESPONSE_BUFFERS:
+        raise Skip("response buffer " + ",".join(sorted(str(b) for b in set(bufs) -
+                                                          RESPONSE_BUFFERS)))
+    lay = {b: layout(es) for b, es in bufs.items()}
+    code = lay.get("http.stat_code") or b"200"
+    if not re.fullmatch(rb"[1-5][0-9][0-9]", code) or code[:1] == b"1" or code in (b"204",
+                                                                                  b"304"):
+        raise Skip("status code")
+    msg = lay.get("http.stat_msg") or b"OK"
+    if re.search(rb"[\r\n]", msg) or msg[:1] in (b" ", b"\t"):
+        raise Skip("status message bytes")
+    ctype = lay.get("http.content_type") or b"text/html"
+    if re.search(rb"[\r\n]", ctype) or ctype[:1] in (b" ", b"\t") or ctype[-1:] in (b" ", b"\t"):
+        raise Skip("header value with line ends or edge blanks")
+    block = b"Server: nginx\r\nContent-Type: " + ctype + b"\r\n"
+    if lay.get("http.header"):
+        h = lay["http.header"]
+        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
+               or getattr(e, "depth", None) is not None for e in bufs["http.header"]):
+            raise Skip("header content anchored")
+        if h.startswith(b"\r\n"):
+            block = block[:-2] + h
+        else:
+            m = re.match(rb"[A-Za-z0-9-]+: ", h)
+            block = block + (b"" if m else b"X-Gen: ") + h
+        if not block.endswith(b"\r\n"):
+            block += (FILL if block[-1:] in b" \t" else b"") + b"\r\n"
+        block = _canonical_lines(block)
+        if not satisfies(bufs["http.header"], block):
+            raise Skip("header block no longer matches")
+    names = [ln.split(b":", 1)[0].lower() for ln in block[:-2].split(b"\r\n")]
+    if len(names) != len(set(names)):
+        raise Skip("a header twice")
+    if re.search(rb"(?i)(^|\n)(content-length|transfer-encoding|content-encoding):", block):
+        raise Skip("framing header named by the rule")
+    body = lay.get("file.data", b"")
+    block += b"Content-Length: %d\r\n" % len(body)
+    return b"HTTP/1.1 " + code + b" " + msg + b"\r\n" + block + b"\r\n" + body
+
+
+def session(rule, n: int):
+    """(frames, (client, cport, server, sport)) for rule, the n-th session."""
+    from pakemon.lab.traffic import TcpConnection, dns_query, udp_frame
+
+    if rule.action != "alert":
+        raise Skip("action " + rule.action)
+    if rule.noalert or any(f.cmd in ("isset", "isnotset") for f in rule.flowbits):
+        raise Skip("flowbits")
+    for name in ("threshold", "detection_filter"):
+        t = getattr(rule, name)
+        if t is not None and t.count > 1 and (name == "detection_filter" or t.type != "limit"):
+            raise Skip(name)
+    if rule.ftpbounce:
+        raise Skip("ftpbounce")
+    if rule.stream_size or rule.flags is not None or rule.ssl_version or rule.ssl_state \
+            or rule.decode_events or rule.stream_events or rule.app_layer_protocol \
+            or rule.ip_proto is not None or rule.ip_id is not None or rule.bidirectional:
+        raise Skip("header or state keyword")
+    bufs = _by_buffer(rule)
+    to_client = rule.flow is not None and rule.flow.to_client
+    # which side is which: src sends (a to_server rule's client)
+    src = _address(rule.src, HOME if not to_client else EXTERNAL, n)
+    dst = _address(rule.dst, EXTERNAL if not to_client else HOME, n + 1)
+    if src == dst:
+        raise Skip("same address")
+    k = n % 60000
+    eph = 20000 + k
+    if rule.proto in ("http", "tcp") and to_client:
+        # src is the server here: it answers
+        sport = _port(rule.src_port, 80)
+        cport = _port(rule.dst_port, eph)
+        if set(bufs) == {None} and rule.app_proto is None:
+            ask = b""
+            data = layout(bufs[None])
+            if rule.dsize is not None:
+                data = _pad_to(data, _ints(rule.dsize, len(data)))
+                if not satisfies(bufs[None], data):
+                    raise Skip("dsize padding breaks the payload")
+        else:
+            if rule.dsize is not None:
+                raise Skip("dsize on http")
+            raw = bufs.pop(None, None)
+            ask = REQUEST
+            data = http_response(rule, bufs)
+            if raw is not None and not satisfies(raw, data) and "file.data" not in bufs:
+                # the raw contents as the body
+                bufs["file.data"] = [ContentMatch(layout(raw))]
+                data = http_response(rule, bufs)
+            if raw is not None and not satisfies(raw, data):
+                raise Skip("raw contents not in the response")
+        c = TcpConnection(dst, src, cport, sport, ts=1000.0 + n)
+        c.open()
+        if ask:
+            c.send(ask, from_client=True)
+        if data:
+            c.send(data, from_client=False, segment=1400)
+        return c.frames, (dst, cport, src, sport)
+    if rule.proto in ("http", "tcp") or rule.app_proto == "http":
+        if set(bufs) == {None}:
+            if rule.app_proto == "http":
+                raise Skip("http rule with raw contents only")
+            payload = layout(bufs[None])
+            if rule.dsize is not None:
+                payload = _pad_to(payload, _ints(rule.dsize, len(payload)))
+                if not satisfies(bufs[None], payload):
+                    raise Skip("dsize padding breaks the payload")
+            data = payload
+        else:
+            if rule.dsize is not None:
+                raise Skip("dsize on http")
+            raw = bufs.pop(None, None)
+            data = http_request(rule, bufs)
+            if raw is not None and not satisfies(raw, data) and "http.request_body" not in bufs:
+                # the raw contents as the body
+                bufs["http.request_body"] = [ContentMatch(layout(raw))]
+                data = http_request(rule, bufs)
+            if raw is not None and not satisfies(raw, data):
+                # (the request the buffers make must hold the raw contents too)
+                raise Skip("raw contents not in the request")
+        sport = _port(rule.src_port, eph)
+        dport = _port(rule.dst_port, 80)
+        c = TcpConnection(src, dst, sport, dport, ts=1000.0 + n)
+        c.open()
+        if data:
+            c.send(data, from_client=True, segment=1400)
+        return c.frames, (src, sport, dst, dport)
+    if rule.proto == "udp":
+        if set(bufs) - {None}:
+            raise Skip("udp with buffers")
+        payload = layout(bufs.get(None, []))
+        if rule.dsize is not None:
+            payload = _pad_to(payload, _ints(rule.dsize, len(payload)))
+            if not satisfies(bufs.get(None, []), payload):
+                raise Skip("dsize padding breaks the payload")
+        sport = _port(rule.src_port, eph)
+        dport = _port(rule.dst_port, 9999)
+        return [(1000.0 + n, udp_frame(src, dst, sport, dport, payload))], (src, sport, dst, dport)
+    if rule.proto == "dns":
+        if set(bufs) - {"dns.query"} or not bufs:
+            raise Skip("dns without dns.query only")
+        q = layout(bufs["dns.query"])
+        if not re.fullmatch(rb"[A-Za-z0-9._-]+", q) or q.startswith(b".") or b".." in q:
+            raise Skip("query name bytes")
+        if q.endswith(b"."):
+            q += FILL  # a name ends in a label: the dot a rule names comes before one
+        labels = q.split(b".")
+        if any(len(x) > 63 for x in labels):
+            raise Skip("label too long")
+        sport = _port(rule.src_port, eph)
+        dport = _port(rule.dst_port, 53)
+        frame = udp_frame(src, dst, sport, dport, dns_query(q.decode().rstrip("."), qid=k & 0xFFFF))
+        return [(1000.0 + n, frame)], (src, sport, dst, dport)
+    raise Skip("protocol " + rule.proto)
+
+
+# ---- running --------------------------------------------------------------
+
+def run(rules, sessions: list, ruleset=None):
+    """Feed every (rule, frames, key) session through one pipeline with
+    ``rules`` loaded; returns (alerted keys by sid) as {key: set(sids)}."""
+    from pakemon.config import Config, StreamConfig
+    from pakemon.detect.sigengine import SigRuleSet
+    from pakemon.events import Alert
+    from pakemon.pipeline import Pipeline
+
+    rs = ruleset if ruleset is not None else SigRuleSet(rules, {})
+    pipe = Pipeline([], Config(stream=StreamConfig(checksum="off")), sig=rs)
+    got: dict = collections.defaultdict(set)
+    for _rule, frames, _key in sessions:
+        for ts, fr in frames:
+            for ev in pipe.feed(ts, fr):
+                if isinstance(ev, Alert):
+                    got[(ev.src_ip, ev.src_port, ev.dst_ip, ev.dst_port)].add(ev.rule.sid)
+                    got[(ev.dst_ip, ev.dst_port, ev.src_ip, ev.src_port)].add(ev.rule.sid)
+    for ev in pipe.flush():
+        if isinstance(ev, Alert):
+            got[(ev.src_ip, ev.src_port, ev.dst_ip, ev.dst_port)].add(ev.rule.sid)
+            got[(ev.dst_ip, ev.dst_port, ev.src_ip, ev.src_port)].add(ev.rule.sid)
+    return got
+
+
+def build(rules):
+    """(sessions, skipped reasons Counter) for ``rules``."""
+    sessions, skipped = [], collections.Counter()
+    for n, r in enumerate(rules):
+        try:
+            frames, key = session(r, n)
+        except Skip as e:
+            skipped[str(e).split(":")[0]] += 1
+            continue
+        sessions.append((r, frames, key))
+    return sessions, skipped
+
+
+def misses(sessions, got) -> list:
+    out = []
+    for r, _frames, key in sessions:
+        sigs = got.get(key, set())
+        if r.sid not in sigs:
+            out.append(r)
+    return out
+
+
+def main(argv) -> int:
+    import argparse
+    from pakemon.detect.suricata_parser import load_suricata_rules
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("rules", nargs="?", default=str(ET_DIR))
+    ap.add_argument("--show", type=int, default=20)
+    ap.add_argument("--sid", type=int, action="append")
+    a = ap.parse_args(argv)
+    logging.disable(logging.WARNING)
+    srs = load_suricata_rules(a.rules)
+    rules = srs.rules
+    pick = [r for r in rules if not a.sid or r.sid in a.sid]
+    sessions, skipped = build(pick)
+    got = run(rules, sessions)
+    missed = misses(sessions, got)
+    print(f"{len(pick)} rules: {len(sessions)} sessions built, {len(missed)} missed")
+    for k, v in skipped.most_common(40):
+        print(f"  skipped {v:6d}  {k}")
+    for r in missed[:a.show]:
+        print(f"MISS {r.sid}: {r.text[:400]}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
