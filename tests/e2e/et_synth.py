@@ -5,20 +5,29 @@ The conformance corpus checks the engine on Suricata's own cases, a few
 hundred rules. This checks it on the rules people load (ET Open's 18,219):
 for each rule in the forms below, its contents, pcres and isdataat checks
 are laid out in their buffers (the earliest place each may go, ``x`` in
-between), the layout is checked by this module's own reading of the match
-semantics (``satisfies``: backtracking over every occurrence, negated
-contents and pcres absent), and the buffers are put where they belong: an
-HTTP request (method, URI, Host, User-Agent, Cookie, other headers, body),
-a TCP stream either way, a UDP datagram, a DNS query. Addresses and ports
-come from the rule's header under the default variables. A rule the layout
-cannot satisfy (a pcre this sampler cannot invert, a byte_test, flowbits
-that need another rule first, a URI that normalization would change) is
-left out and counted by reason; any rule that got a session and did not
-alert on it is a miss of the engine.
+between; a pcre by a string sampled from its parse tree), the layout is
+checked by this module's own reading of Suricata's match semantics
+(``satisfies``: backtracking over every occurrence, negated contents and
+pcres absent, ``within`` counted after ``distance``, isdataat's relative
+and absolute forms), and the buffers are put where they belong: an HTTP
+request (method, URI percent-encoded where a request line cannot carry a
+byte, Host, User-Agent, Cookie, other headers, body) or response (status,
+headers, body), a TCP stream either way, a TLS handshake (SNI, or the raw
+contents in a ClientHello extension or the server's Certificate message),
+a UDP datagram, a DNS query. Addresses and ports come from the rule's
+header under the default variables, one 4-tuple per session. The data can
+go in segments of any size, each flight's in a random order (``shuffled``).
+
+A rule the layout cannot satisfy (a pcre this sampler cannot invert, a
+byte_test, flowbits that need another rule first, a URI that normalization
+would change, a header value's edge blanks, which servers strip) is left
+out and counted by reason; any rule that got a session and did not alert on
+it is a miss of the engine.
 
 Script mode, over a whole rule set::
 
     .venv/bin/python tests/e2e/et_synth.py [RULES_DIR] [--show N] [--sid SID]
+        [--segment BYTES] [--shuffle] [--every N]
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ except ImportError:  # Python < 3.11
                                SUBPATTERN)
 
 from pakemon.detect.suricata_parser import ContentMatch, IsDataAt, PcreMatch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tls_builders (script mode)
 
 ET_DIR = Path(__file__).resolve().parents[3] / "shared" / "rulesets" / "et-open-suricata-4.0"
 FILL = b"x"
@@ -403,35 +414,34 @@ def http_request(rule, bufs: dict) -> bytes:
     method = lay.get("http.method", b"GET") or b"GET"
     if not re.fullmatch(rb"[A-Za-z_-]+", method):
         raise Skip("method is no token")
-    uri = lay.get("http.uri", b"") + lay.get("http.uri.raw", b"") \
-        if not ("http.uri" in lay and "http.uri.raw" in lay) else None
-    if uri is None:
+    if "http.uri" in lay and "http.uri.raw" in lay:
         raise Skip("uri and uri.raw both")
+    raw = "http.uri.raw" in lay
+    name = "http.uri.raw" if raw else "http.uri"
+    uri = lay.get(name, b"/index.html")
     if not uri.startswith(b"/"):
-        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
-               or getattr(e, "depth", None) is not None or isinstance(e, PcreMatch)
-               for e in bufs.get("http.uri", []) + bufs.get("http.uri.raw", [])):
-            raise Skip("uri anchored without a leading slash")
         uri = b"/" + uri
-        for b in ("http.uri", "http.uri.raw"):
-            if b in bufs and not satisfies(bufs[b], uri):
-                raise Skip("uri with its slash no longer matches")
-    if re.search(rb"[\x00-\x20\x7f-\xff#]", uri):
-        raise Skip("uri bytes a request line cannot carry")
-    if "http.uri" in bufs and (b"%" in uri or b"\\" in uri or b"//" in uri
-                               or re.search(rb"/\.\.?(/|$|\?)", uri) or b"+" in uri):
-        raise Skip("uri that normalization changes")
     if rule.urilen is not None:
-        if b"%" in uri:
-            raise Skip("urilen on a percent-encoded uri")
         n = _ints(rule.urilen.compare, len(uri), 4096)
-        uri = uri + FILL * (n - len(uri)) if b"?" in uri else uri + b"?" + FILL * max(
-            0, n - len(uri) - 1) if n > len(uri) else uri
-        if len(uri) != n:
-            raise Skip("urilen")
-        for b in ("http.uri", "http.uri.raw"):
-            if b in bufs and not satisfies(bufs[b], uri):
-                raise Skip("urilen padding breaks the uri")
+        if n > len(uri):
+            uri += (FILL if b"?" in uri else b"?") + FILL * (n - len(uri) - 1)
+        if rule.urilen.form == "raw" and not raw:
+            raise Skip("raw urilen on a normalized uri")
+        if rule.urilen.form != "raw" and raw and b"%" in uri:
+            raise Skip("urilen of the normalized form of a percent-encoded uri")
+    if name in bufs and not satisfies(bufs[name], uri):
+        raise Skip("uri with its slash or length no longer matches")
+    if raw:
+        if re.search(rb"[\x00-\x20\x7f-\xff#]", uri):
+            raise Skip("uri bytes a request line cannot carry")
+        target = uri
+    else:
+        # the normalized URI is the layout: what normalization would change
+        # is left out, and bytes a request line cannot carry (a pcre's \s,
+        # a literal %) are sent percent-encoded, which it decodes
+        if b"\\" in uri or b"//" in uri or re.search(rb"/\.\.?(/|$|\?)", uri):
+            raise Skip("uri that normalization changes")
+        target = re.sub(rb"[\x00-\x20\x7f-\xff#%]", lambda m: b"%%%02X" % m.group()[0], uri)
     headers = []
     values = {}
     for b, name in HEADER_VALUE.items():
@@ -477,13 +487,13 @@ def http_request(rule, bufs: dict) -> bytes:
             raise Skip("body padded to its length no longer matches")
         if method == b"GET" and "http.method" not in lay:
             method = b"POST"
-        return method + b" " + uri + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+        return method + b" " + target + b" HTTP/1.1\r\n" + block + b"\r\n" + body
     body = lay.get("http.request_body", b"")
     if body:
         block += b"Content-Length: %d\r\n" % len(body)
         if method == b"GET" and "http.method" not in lay:
             method = b"POST"
-    return method + b" " + uri + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+    return method + b" " + target + b" HTTP/1.1\r\n" + block + b"\r\n" + body
 
 
 RESPONSE_BUFFERS = {"file.data", "http.stat_code", "http.stat_msg", "http.header",
@@ -532,8 +542,9 @@ def http_response(rule, bufs: dict) -> bytes:
     return b"HTTP/1.1 " + code + b" " + msg + b"\r\n" + block + b"\r\n" + body
 
 
-def session(rule, n: int):
-    """(frames, (client, cport, server, sport)) for rule, the n-th session."""
+def session(rule, n: int, segment: int = 1400):
+    """(frames, (client, cport, server, sport)) for rule, the n-th session,
+    its TCP data sent in segments of ``segment`` bytes."""
     from pakemon.lab.traffic import TcpConnection, dns_query, udp_frame
 
     if rule.action != "alert":
@@ -546,6 +557,8 @@ def session(rule, n: int):
             raise Skip(name)
     if rule.ftpbounce:
         raise Skip("ftpbounce")
+    if rule.dsize is not None or rule.flow is not None and rule.flow.no_stream:
+        segment = 1400  # (a packet's size or payload: it goes whole)
     if rule.stream_size or rule.flags is not None or rule.ssl_version or rule.ssl_state \
             or rule.decode_events or rule.stream_events or rule.app_layer_protocol \
             or rule.ip_proto is not None or rule.ip_id is not None or rule.bidirectional:
@@ -585,9 +598,9 @@ def session(rule, n: int):
         c = TcpConnection(dst, src, cport, sport, ts=1000.0 + n)
         c.open()
         if ask:
-            c.send(ask, from_client=True)
+            c.send(ask, from_client=True, segment=segment)
         if data:
-            c.send(data, from_client=False, segment=1400)
+            c.send(data, from_client=False, segment=segment)
         return c.frames, (dst, cport, src, sport)
     if rule.proto in ("http", "tcp") or rule.app_proto == "http":
         if set(bufs) == {None}:
@@ -616,7 +629,7 @@ def session(rule, n: int):
         c = TcpConnection(src, dst, sport, dport, ts=1000.0 + n)
         c.open()
         if data:
-            c.send(data, from_client=True, segment=1400)
+            c.send(data, from_client=True, segment=segment)
         return c.frames, (src, sport, dst, dport)
     if rule.proto == "udp":
         if set(bufs) - {None}:
@@ -644,7 +657,44 @@ def session(rule, n: int):
         dport = _port(rule.dst_port, 53)
         frame = udp_frame(src, dst, sport, dport, dns_query(q.decode().rstrip("."), qid=k & 0xFFFF))
         return [(1000.0 + n, frame)], (src, sport, dst, dport)
+    if rule.proto == "tls":
+        return _tls_session(rule, bufs, src, dst, to_client, n, eph, segment)
     raise Skip("protocol " + rule.proto)
+
+
+def _tls_session(rule, bufs, src, dst, to_client, n, eph, segment):
+    """A TLS handshake: the SNI a tls.sni rule names, or the raw contents
+    of a bufferless tls rule inside the ClientHello (an extension of an
+    unassigned type) or the server's Certificate message (as a certificate
+    entry: Suricata reads these rules on the raw handshake bytes)."""
+    from pakemon.lab.traffic import TcpConnection
+    from tls_builders import certificate_msg, client_hello, ext, record, server_hello
+
+    if rule.dsize is not None:
+        raise Skip("dsize on tls")
+    if set(bufs) == {"tls.sni"} and not to_client:
+        sni = layout(bufs["tls.sni"])
+        hello, extra = client_hello(sni=sni), None
+    elif set(bufs) == {None}:
+        extra = layout(bufs[None])
+        if len(extra) > 4000:
+            raise Skip("tls contents too long")
+        hello = client_hello(extra=b"" if to_client else ext(0x7a7a, extra))
+    else:
+        raise Skip("tls buffer " + ",".join(sorted(str(b) for b in bufs)))
+    client, server = (dst, src) if to_client else (src, dst)
+    sport = _port(rule.src_port if to_client else rule.dst_port, 443)
+    cport = _port(rule.dst_port if to_client else rule.src_port, eph)
+    c = TcpConnection(client, server, cport, sport, ts=1000.0 + n)
+    c.open()
+    c.send(record(22, hello, b"\x03\x01"), from_client=True, segment=segment)
+    answer = server_hello()
+    if to_client:
+        answer += certificate_msg(extra)
+    c.send(record(22, answer), from_client=False, segment=segment)
+    if (None in bufs) and not satisfies(bufs[None], hello if not to_client else answer):
+        raise Skip("tls contents not in the handshake")
+    return c.frames, (client, cport, server, sport)
 
 
 # ---- running --------------------------------------------------------------
@@ -673,15 +723,43 @@ def run(rules, sessions: list, ruleset=None):
     return got
 
 
-def build(rules):
+def shuffled(frames, seed: int) -> list:
+    """``frames`` with each run of data segments from one sender sent in a
+    random order (all inside the window, the ACK after them: the receiver
+    queues them and reads the same bytes), timestamps kept in order."""
+    import random
+
+    from pakemon.decode.decoder import decode_frame
+
+    rng = random.Random(seed)
+    out, run_, who = [], [], None
+    for ts, fr in frames:
+        p = decode_frame(1, fr, ts, None)
+        data = p.proto == 6 and len(p.payload) > 0 and not p.flags & 0x07
+        if data and (p.src, p.sport) == who:
+            run_.append(fr)
+            continue
+        rng.shuffle(run_)
+        out += run_
+        run_, who = ([fr], (p.src, p.sport)) if data else ([], None)
+        if not data:
+            out.append(fr)
+    rng.shuffle(run_)
+    out += run_
+    return [(t, fr) for (t, _), fr in zip(frames, out)]
+
+
+def build(rules, segment: int = 1400, shuffle: bool = False):
     """(sessions, skipped reasons Counter) for ``rules``."""
     sessions, skipped = [], collections.Counter()
     for n, r in enumerate(rules):
         try:
-            frames, key = session(r, n)
+            frames, key = session(r, n, segment)
         except Skip as e:
             skipped[str(e).split(":")[0]] += 1
             continue
+        if shuffle and not (r.dsize is not None or r.flow is not None and r.flow.no_stream):
+            frames = shuffled(frames, n)
         sessions.append((r, frames, key))
     return sessions, skipped
 
@@ -703,12 +781,16 @@ def main(argv) -> int:
     ap.add_argument("rules", nargs="?", default=str(ET_DIR))
     ap.add_argument("--show", type=int, default=20)
     ap.add_argument("--sid", type=int, action="append")
+    ap.add_argument("--segment", type=int, default=1400, help="TCP segment size")
+    ap.add_argument("--every", type=int, default=1, help="every Nth rule only")
+    ap.add_argument("--shuffle", action="store_true",
+                    help="each sender's segments of a flight in a random order")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     srs = load_suricata_rules(a.rules)
     rules = srs.rules
-    pick = [r for r in rules if not a.sid or r.sid in a.sid]
-    sessions, skipped = build(pick)
+    pick = [r for r in rules if not a.sid or r.sid in a.sid][::a.every]
+    sessions, skipped = build(pick, a.segment, a.shuffle)
     got = run(rules, sessions)
     missed = misses(sessions, got)
     print(f"{len(pick)} rules: {len(sessions)} sessions built, {len(missed)} missed")
