@@ -18,6 +18,11 @@ a UDP datagram, a DNS query. Addresses and ports come from the rule's
 header under the default variables, one 4-tuple per session. The data can
 go in segments of any size, each flight's in a random order (``shuffled``).
 
+The other way round, ``build_twins`` makes each rule's near miss: one byte
+of one of its contents changed, the traffic built from that, and kept only
+where this module's reading of the buffers as sent (``FINALS``) says the
+original rule cannot match them; the original must then not alert.
+
 A rule the layout cannot satisfy (a pcre this sampler cannot invert, a
 byte_test, flowbits that need another rule first, a URI that normalization
 would change, a header value's edge blanks, which servers strip) is left
@@ -27,7 +32,7 @@ it is a miss of the engine.
 Script mode, over a whole rule set::
 
     .venv/bin/python tests/e2e/et_synth.py [RULES_DIR] [--show N] [--sid SID]
-        [--segment BYTES] [--shuffle] [--every N]
+        [--segment BYTES] [--shuffle] [--every N] [--twins]
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ DEFAULTS = {"http.method": b"GET", "http.uri": b"/index.html", "http.uri.raw": b
             "http.content_type": b"text/plain", "http.cookie": b"a=b"}
 REQUEST_BUFFERS = {"http.method", "http.uri", "http.uri.raw", "http.header",
                    "http.request_body"} | set(HEADER_VALUE)
+
+
+# The buffers of the last session built, as assembled (for the twins'
+# check: what the original rule would read in its twin's traffic).
+FINALS: dict = {}
 
 
 class Skip(Exception):
@@ -400,6 +410,29 @@ def _canonical_lines(block: bytes) -> bytes:
     return b"\r\n".join(out) + b"\r\n"
 
 
+def _as_parsed(block: bytes, skip: bytes | None = None) -> bytes:
+    """Header lines as a parser gives them back: split at each LF (a bare
+    one ends a line too), ``Name: value`` with the value stripped, CRLF."""
+    out = []
+    for ln in re.split(rb"\r?\n", block):
+        if not ln or skip and ln.lower().startswith(skip):
+            continue
+        name, _, value = ln.partition(b":")
+        out.append(name + b": " + value.strip(b" \t") + b"\r\n")
+    return b"".join(out)
+
+
+def _request_finals(method, uri, target, block, values, host, body) -> bytes:
+    data = method + b" " + target + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+    FINALS.update({"http.method": method, "http.uri": uri, "http.uri.raw": target,
+                   "http.header": _as_parsed(block, skip=b"cookie:"),
+                   "http.host": host, "http.request_body": body, None: data})
+    for b, name in HEADER_VALUE.items():
+        if name in values:
+            FINALS[b] = values[name]
+    return data
+
+
 def http_request(rule, bufs: dict) -> bytes:
     if set(bufs) - REQUEST_BUFFERS:
         raise Skip("buffer " + ",".join(sorted(str(b) for b in set(bufs) - REQUEST_BUFFERS)))
@@ -487,13 +520,13 @@ def http_request(rule, bufs: dict) -> bytes:
             raise Skip("body padded to its length no longer matches")
         if method == b"GET" and "http.method" not in lay:
             method = b"POST"
-        return method + b" " + target + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+        return _request_finals(method, uri, target, block, values, host, body)
     body = lay.get("http.request_body", b"")
     if body:
         block += b"Content-Length: %d\r\n" % len(body)
         if method == b"GET" and "http.method" not in lay:
             method = b"POST"
-    return method + b" " + target + b" HTTP/1.1\r\n" + block + b"\r\n" + body
+    return _request_finals(method, uri, target, block, values, host, body)
 
 
 RESPONSE_BUFFERS = {"file.data", "http.stat_code", "http.stat_msg", "http.header",
@@ -539,12 +572,16 @@ def http_response(rule, bufs: dict) -> bytes:
         raise Skip("framing header named by the rule")
     body = lay.get("file.data", b"")
     block += b"Content-Length: %d\r\n" % len(body)
-    return b"HTTP/1.1 " + code + b" " + msg + b"\r\n" + block + b"\r\n" + body
+    data = b"HTTP/1.1 " + code + b" " + msg + b"\r\n" + block + b"\r\n" + body
+    FINALS.update({"http.stat_code": code, "http.stat_msg": msg, "http.header": _as_parsed(block),
+                   "http.content_type": ctype, "file.data": body, None: data})
+    return data
 
 
 def session(rule, n: int, segment: int = 1400):
     """(frames, (client, cport, server, sport)) for rule, the n-th session,
     its TCP data sent in segments of ``segment`` bytes."""
+    FINALS.clear()
     from pakemon.lab.traffic import TcpConnection, dns_query, udp_frame
 
     if rule.action != "alert":
@@ -595,6 +632,7 @@ def session(rule, n: int, segment: int = 1400):
                 data = http_response(rule, bufs)
             if raw is not None and not satisfies(raw, data):
                 raise Skip("raw contents not in the response")
+        FINALS[None] = data
         c = TcpConnection(dst, src, cport, sport, ts=1000.0 + n)
         c.open()
         if ask:
@@ -612,6 +650,7 @@ def session(rule, n: int, segment: int = 1400):
                 if not satisfies(bufs[None], payload):
                     raise Skip("dsize padding breaks the payload")
             data = payload
+            FINALS[None] = data
         else:
             if rule.dsize is not None:
                 raise Skip("dsize on http")
@@ -641,6 +680,7 @@ def session(rule, n: int, segment: int = 1400):
                 raise Skip("dsize padding breaks the payload")
         sport = _port(rule.src_port, eph)
         dport = _port(rule.dst_port, 9999)
+        FINALS[None] = payload
         return [(1000.0 + n, udp_frame(src, dst, sport, dport, payload))], (src, sport, dst, dport)
     if rule.proto == "dns":
         if set(bufs) - {"dns.query"} or not bufs:
@@ -655,6 +695,7 @@ def session(rule, n: int, segment: int = 1400):
             raise Skip("label too long")
         sport = _port(rule.src_port, eph)
         dport = _port(rule.dst_port, 53)
+        FINALS["dns.query"] = q
         frame = udp_frame(src, dst, sport, dport, dns_query(q.decode().rstrip("."), qid=k & 0xFFFF))
         return [(1000.0 + n, frame)], (src, sport, dst, dport)
     if rule.proto == "tls":
@@ -692,6 +733,9 @@ def _tls_session(rule, bufs, src, dst, to_client, n, eph, segment):
     if to_client:
         answer += certificate_msg(extra)
     c.send(record(22, answer), from_client=False, segment=segment)
+    FINALS[None] = hello if not to_client else answer
+    if "tls.sni" in bufs:
+        FINALS["tls.sni"] = sni
     if (None in bufs) and not satisfies(bufs[None], hello if not to_client else answer):
         raise Skip("tls contents not in the handshake")
     return c.frames, (client, cport, server, sport)
@@ -764,6 +808,60 @@ def build(rules, segment: int = 1400, shuffle: bool = False):
     return sessions, skipped
 
 
+def twin(rule, seed: int):
+    """``rule`` with one of its contents (two bytes or more) changed in
+    one byte, or None: traffic made from the twin is a near miss the rule
+    itself must not alert on."""
+    import copy
+    import dataclasses
+    import random
+
+    rng = random.Random(seed)
+    idx = [i for i, e in enumerate(rule.elements) if isinstance(e, ContentMatch)
+           and not e.negated and len(e.pattern) >= 2]
+    if not idx:
+        return None
+    i = rng.choice(idx)
+    e = rule.elements[i]
+    j = rng.randrange(len(e.pattern))
+    pat = bytearray(e.pattern)
+    pat[j] ^= 0x01
+    if bytes(pat).lower() == e.pattern.lower():
+        pat[j] ^= 0x41  # (a letter's case bit alone is no change to nocase)
+    t = copy.copy(rule)
+    elems = list(rule.elements)
+    elems[i] = dataclasses.replace(e, pattern=bytes(pat))
+    t.elements = tuple(elems)
+    return t
+
+
+def build_twins(rules, segment: int = 1400):
+    """(sessions of twins, skipped Counter): each session is the twin's,
+    keyed for the original rule, kept only where this module's reading
+    says the original cannot match the twin's buffers."""
+    sessions, skipped = [], collections.Counter()
+    for n, r in enumerate(rules):
+        t = twin(r, n)
+        if t is None:
+            skipped["no content to change"] += 1
+            continue
+        try:
+            frames, key = session(t, n, segment)
+            mine = _by_buffer(r)
+            if all(satisfies(mine[b], FINALS.get(b, b"")) for b in mine):
+                raise Skip("the twin still fits the rule")
+        except Skip as e:
+            skipped[str(e).split(":")[0]] += 1
+            continue
+        sessions.append((r, frames, key))
+    return sessions, skipped
+
+
+def alerted(sessions, got) -> list:
+    """The rules of ``sessions`` that alerted on their session."""
+    return [r for r, _frames, key in sessions if r.sid in got.get(key, ())]
+
+
 def misses(sessions, got) -> list:
     out = []
     for r, _frames, key in sessions:
@@ -785,11 +883,23 @@ def main(argv) -> int:
     ap.add_argument("--every", type=int, default=1, help="every Nth rule only")
     ap.add_argument("--shuffle", action="store_true",
                     help="each sender's segments of a flight in a random order")
+    ap.add_argument("--twins", action="store_true",
+                    help="near misses instead: each rule must not alert on its twin's traffic")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
     srs = load_suricata_rules(a.rules)
     rules = srs.rules
     pick = [r for r in rules if not a.sid or r.sid in a.sid][::a.every]
+    if a.twins:
+        sessions, skipped = build_twins(pick, a.segment)
+        got = run(rules, sessions)
+        wrong = alerted(sessions, got)
+        print(f"{len(pick)} rules: {len(sessions)} twin sessions built, {len(wrong)} alerted")
+        for k, v in skipped.most_common(20):
+            print(f"  skipped {v:6d}  {k}")
+        for r in wrong[:a.show]:
+            print(f"ALERTED {r.sid}: {r.text[:400]}")
+        return 1 if wrong else 0
     sessions, skipped = build(pick, a.segment, a.shuffle)
     got = run(rules, sessions)
     missed = misses(sessions, got)
