@@ -23,8 +23,10 @@ of one of its contents changed, the traffic built from that, and kept only
 where this module's reading of the buffers as sent (``FINALS``) says the
 original rule cannot match them; the original must then not alert.
 
-A rule the layout cannot satisfy (a pcre this sampler cannot invert, a
-byte_test, flowbits that need another rule first, a URI that normalization
+A rule that needs a flowbit gets, first on the same connection, the traffic
+of a rule that sets it (of its own protocol first; chains three deep). A
+rule the layout cannot satisfy (a pcre this sampler cannot invert, a
+byte_test, a flowbit no setter's header fits, a URI that normalization
 would change, a header value's edge blanks, which servers strip) is left
 out and counted by reason; any rule that got a session and did not alert on
 it is a miss of the engine.
@@ -63,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tls_builders (sc
 
 ET_DIR = Path(__file__).resolve().parents[3] / "shared" / "rulesets" / "et-open-suricata-4.0"
 FILL = b"x"
+RAW_WINDOW = 16 * 1024
 HOME = ("10.20.0.5", "192.168.7.9", "172.16.3.4")
 EXTERNAL = ("198.51.100.23", "203.0.113.77", "8.8.8.8")
 # Request buffers and where each goes; the rest make a rule "unsupported".
@@ -333,6 +336,11 @@ def layout(elems) -> bytes:
     out = bytes(buf)
     if limit is not None and len(out) > limit:
         raise Skip("layout past a fixed end")
+    if len(out) > RAW_WINDOW and all(getattr(e, "buffer", None) is None for e in elems):
+        # raw stream contents are inspected as the receiver ACKs them, a
+        # window at a time (in Suricata too): a rule that needs 60 KB in
+        # one look (isdataat:60000,relative) is no test of the engine
+        raise Skip("raw layout past the stream inspection window")
     if not satisfies(elems, out):
         raise Skip("layout does not satisfy the rule")
     return out
@@ -578,41 +586,65 @@ def http_response(rule, bufs: dict) -> bytes:
     return data
 
 
-def session(rule, n: int, segment: int = 1400):
-    """(frames, (client, cport, server, sport)) for rule, the n-th session,
-    its TCP data sent in segments of ``segment`` bytes."""
-    FINALS.clear()
-    from pakemon.lab.traffic import TcpConnection, dns_query, udp_frame
+class Plan:
+    """One session before it becomes frames: a TCP connection's data in
+    order (``steps``: (from_client, bytes)), or one UDP datagram."""
 
-    if rule.action != "alert":
-        raise Skip("action " + rule.action)
-    if rule.noalert or any(f.cmd in ("isset", "isnotset") for f in rule.flowbits):
-        raise Skip("flowbits")
-    for name in ("threshold", "detection_filter"):
-        t = getattr(rule, name)
-        if t is not None and t.count > 1 and (name == "detection_filter" or t.type != "limit"):
-            raise Skip(name)
+    __slots__ = ("kind", "client", "cport", "server", "sport", "steps", "whole")
+
+    def __init__(self, kind, client, cport, server, sport, steps, whole=False):
+        self.kind, self.client, self.cport = kind, client, cport
+        self.server, self.sport, self.steps, self.whole = server, sport, steps, whole
+
+    @property
+    def key(self):
+        return (self.client, self.cport, self.server, self.sport)
+
+
+def _check_header(rule) -> None:
     if rule.ftpbounce:
         raise Skip("ftpbounce")
-    if rule.dsize is not None or rule.flow is not None and rule.flow.no_stream:
-        segment = 1400  # (a packet's size or payload: it goes whole)
     if rule.stream_size or rule.flags is not None or rule.ssl_version or rule.ssl_state \
             or rule.decode_events or rule.stream_events or rule.app_layer_protocol \
             or rule.ip_proto is not None or rule.ip_id is not None or rule.bidirectional:
         raise Skip("header or state keyword")
+
+
+def _fits(spec, value) -> bool:
+    return spec.any or value in spec
+
+
+def plan(rule, n: int, at=None) -> Plan:
+    """The session ``rule`` describes, its endpoints from its header (or
+    ``at``: (client, cport, server, sport), which must fit it)."""
+    _check_header(rule)
     bufs = _by_buffer(rule)
     to_client = rule.flow is not None and rule.flow.to_client
+    whole = rule.dsize is not None or rule.flow is not None and rule.flow.no_stream
     # which side is which: src sends (a to_server rule's client)
-    src = _address(rule.src, HOME if not to_client else EXTERNAL, n)
-    dst = _address(rule.dst, EXTERNAL if not to_client else HOME, n + 1)
-    if src == dst:
-        raise Skip("same address")
-    k = n % 60000
-    eph = 20000 + k
+    if at is not None:
+        client, cport, server, sport = at
+        src, dst = (server, client) if to_client else (client, server)
+        sp, dp = (sport, cport) if to_client else (cport, sport)
+        if not (_fits(rule.src, src) and _fits(rule.dst, dst) and _fits(rule.src_port, sp)
+                and _fits(rule.dst_port, dp)):
+            raise Skip("setter does not fit the connection")
+    else:
+        src = _address(rule.src, HOME if not to_client else EXTERNAL, 2 * n)
+        dst = _address(rule.dst, EXTERNAL if not to_client else HOME, 2 * n + 1)
+        if src == dst:
+            raise Skip("same address")
+    eph = 20000 + n % 60000
+
+    def ends(default_server_port):
+        if at is not None:
+            return at
+        if to_client:
+            return dst, _port(rule.dst_port, eph), src, _port(rule.src_port, default_server_port)
+        return src, _port(rule.src_port, eph), dst, _port(rule.dst_port, default_server_port)
+
     if rule.proto in ("http", "tcp") and to_client:
         # src is the server here: it answers
-        sport = _port(rule.src_port, 80)
-        cport = _port(rule.dst_port, eph)
         if set(bufs) == {None} and rule.app_proto is None:
             ask = b""
             data = layout(bufs[None])
@@ -633,23 +665,17 @@ def session(rule, n: int, segment: int = 1400):
             if raw is not None and not satisfies(raw, data):
                 raise Skip("raw contents not in the response")
         FINALS[None] = data
-        c = TcpConnection(dst, src, cport, sport, ts=1000.0 + n)
-        c.open()
-        if ask:
-            c.send(ask, from_client=True, segment=segment)
-        if data:
-            c.send(data, from_client=False, segment=segment)
-        return c.frames, (dst, cport, src, sport)
+        steps = ([(True, ask)] if ask else []) + ([(False, data)] if data else [])
+        return Plan("tcp", *ends(80), steps, whole)
     if rule.proto in ("http", "tcp") or rule.app_proto == "http":
         if set(bufs) == {None}:
             if rule.app_proto == "http":
                 raise Skip("http rule with raw contents only")
-            payload = layout(bufs[None])
+            data = layout(bufs[None])
             if rule.dsize is not None:
-                payload = _pad_to(payload, _ints(rule.dsize, len(payload)))
-                if not satisfies(bufs[None], payload):
+                data = _pad_to(data, _ints(rule.dsize, len(data)))
+                if not satisfies(bufs[None], data):
                     raise Skip("dsize padding breaks the payload")
-            data = payload
             FINALS[None] = data
         else:
             if rule.dsize is not None:
@@ -663,13 +689,7 @@ def session(rule, n: int, segment: int = 1400):
             if raw is not None and not satisfies(raw, data):
                 # (the request the buffers make must hold the raw contents too)
                 raise Skip("raw contents not in the request")
-        sport = _port(rule.src_port, eph)
-        dport = _port(rule.dst_port, 80)
-        c = TcpConnection(src, dst, sport, dport, ts=1000.0 + n)
-        c.open()
-        if data:
-            c.send(data, from_client=True, segment=segment)
-        return c.frames, (src, sport, dst, dport)
+        return Plan("tcp", *ends(80), [(True, data)] if data else [], whole)
     if rule.proto == "udp":
         if set(bufs) - {None}:
             raise Skip("udp with buffers")
@@ -678,11 +698,11 @@ def session(rule, n: int, segment: int = 1400):
             payload = _pad_to(payload, _ints(rule.dsize, len(payload)))
             if not satisfies(bufs.get(None, []), payload):
                 raise Skip("dsize padding breaks the payload")
-        sport = _port(rule.src_port, eph)
-        dport = _port(rule.dst_port, 9999)
         FINALS[None] = payload
-        return [(1000.0 + n, udp_frame(src, dst, sport, dport, payload))], (src, sport, dst, dport)
+        return Plan("udp", *ends(9999), [(True, payload)])
     if rule.proto == "dns":
+        from pakemon.lab.traffic import dns_query
+
         if set(bufs) - {"dns.query"} or not bufs:
             raise Skip("dns without dns.query only")
         q = layout(bufs["dns.query"])
@@ -690,32 +710,28 @@ def session(rule, n: int, segment: int = 1400):
             raise Skip("query name bytes")
         if q.endswith(b"."):
             q += FILL  # a name ends in a label: the dot a rule names comes before one
-        labels = q.split(b".")
-        if any(len(x) > 63 for x in labels):
+        if any(len(x) > 63 for x in q.split(b".")):
             raise Skip("label too long")
-        sport = _port(rule.src_port, eph)
-        dport = _port(rule.dst_port, 53)
         FINALS["dns.query"] = q
-        frame = udp_frame(src, dst, sport, dport, dns_query(q.decode().rstrip("."), qid=k & 0xFFFF))
-        return [(1000.0 + n, frame)], (src, sport, dst, dport)
+        return Plan("udp", *ends(53), [(True, dns_query(q.decode(), qid=n & 0xFFFF))])
     if rule.proto == "tls":
-        return _tls_session(rule, bufs, src, dst, to_client, n, eph, segment)
+        if rule.dsize is not None:
+            raise Skip("dsize on tls")
+        return Plan("tcp", *ends(443), _tls_steps(bufs, to_client))
     raise Skip("protocol " + rule.proto)
 
 
-def _tls_session(rule, bufs, src, dst, to_client, n, eph, segment):
+def _tls_steps(bufs, to_client) -> list:
     """A TLS handshake: the SNI a tls.sni rule names, or the raw contents
     of a bufferless tls rule inside the ClientHello (an extension of an
     unassigned type) or the server's Certificate message (as a certificate
     entry: Suricata reads these rules on the raw handshake bytes)."""
-    from pakemon.lab.traffic import TcpConnection
     from tls_builders import certificate_msg, client_hello, ext, record, server_hello
 
-    if rule.dsize is not None:
-        raise Skip("dsize on tls")
     if set(bufs) == {"tls.sni"} and not to_client:
         sni = layout(bufs["tls.sni"])
         hello, extra = client_hello(sni=sni), None
+        FINALS["tls.sni"] = sni
     elif set(bufs) == {None}:
         extra = layout(bufs[None])
         if len(extra) > 4000:
@@ -723,22 +739,111 @@ def _tls_session(rule, bufs, src, dst, to_client, n, eph, segment):
         hello = client_hello(extra=b"" if to_client else ext(0x7a7a, extra))
     else:
         raise Skip("tls buffer " + ",".join(sorted(str(b) for b in bufs)))
-    client, server = (dst, src) if to_client else (src, dst)
-    sport = _port(rule.src_port if to_client else rule.dst_port, 443)
-    cport = _port(rule.dst_port if to_client else rule.src_port, eph)
-    c = TcpConnection(client, server, cport, sport, ts=1000.0 + n)
-    c.open()
-    c.send(record(22, hello, b"\x03\x01"), from_client=True, segment=segment)
     answer = server_hello()
     if to_client:
         answer += certificate_msg(extra)
-    c.send(record(22, answer), from_client=False, segment=segment)
     FINALS[None] = hello if not to_client else answer
-    if "tls.sni" in bufs:
-        FINALS["tls.sni"] = sni
-    if (None in bufs) and not satisfies(bufs[None], hello if not to_client else answer):
+    if None in bufs and not satisfies(bufs[None], FINALS[None]):
         raise Skip("tls contents not in the handshake")
-    return c.frames, (client, cport, server, sport)
+    return [(True, record(22, hello, b"\x03\x01")), (False, record(22, answer))]
+
+
+def frames_of(p: Plan, n: int, segment: int) -> list:
+    from pakemon.lab.traffic import TcpConnection, udp_frame
+
+    if p.kind == "udp":
+        return [(1000.0 + n, udp_frame(p.client, p.server, p.cport, p.sport, p.steps[0][1]))]
+    if p.whole:
+        segment = 1400  # (a packet's size or payload: it goes whole)
+    c = TcpConnection(p.client, p.server, p.cport, p.sport, ts=1000.0 + n)
+    c.open()
+    for from_client, data in p.steps:
+        c.send(data, from_client=from_client, segment=segment)
+    return c.frames
+
+
+def _needs(rule) -> list:
+    """The flowbits ``rule`` needs set first (one name of each isset)."""
+    out = []
+    for f in rule.flowbits:
+        if f.cmd == "isset":
+            out.append(f.names if f.any_of else tuple((x,) for x in f.names))
+    return out
+
+
+def session(rule, n: int, segment: int = 1400, setters=None):
+    """(frames, (client, cport, server, sport)) for rule, the n-th session,
+    its TCP data sent in segments of ``segment`` bytes. ``setters``
+    (flowbit name -> rules that set it) lets a rule that needs a flowbit
+    have a setter's traffic first on the same connection."""
+    FINALS.clear()
+    if rule.action != "alert":
+        raise Skip("action " + rule.action)
+    if rule.noalert:
+        raise Skip("noalert")
+    for name in ("threshold", "detection_filter"):
+        t = getattr(rule, name)
+        if t is not None and t.count > 1 and (name == "detection_filter" or t.type != "limit"):
+            raise Skip(name)
+    need = _needs(rule)
+    if need and setters is None:
+        raise Skip("flowbits")
+    p = plan(rule, n)
+    finals = dict(FINALS)
+    if need:
+        p = _chain(rule, p, n, setters)
+        FINALS.clear()
+        FINALS.update(finals)
+    session.whole = p.whole
+    return frames_of(p, n, segment), p.key
+
+
+def _chain(rule, p: Plan, n: int, setters, depth: int = 0) -> Plan:
+    """``p`` with, before its steps, a setter's for each flowbit ``rule``
+    needs (their own needs first, three deep at most)."""
+    if p.kind != "tcp":
+        raise Skip("flowbits off tcp")
+    unwanted = {x for f in rule.flowbits if f.cmd == "isnotset" for x in f.names}
+    before, whole = [], p.whole
+    for alternatives in _needs(rule):
+        for names in ([alternatives] if isinstance(alternatives[0], str) else alternatives):
+            names = (names,) if isinstance(names, str) else names
+            for name in names:
+                # a setter of the rule's own protocol first: a raw one's
+                # bytes in front of an HTTP response make it no response
+                cands = sorted(setters.get(name, ()), key=lambda x: (
+                    x.app_proto != rule.app_proto, x.proto != rule.proto))
+                for s in cands[:8]:
+                    if s is rule or any(f.cmd in ("unset", "toggle") for f in s.flowbits) or \
+                            {x for f in s.flowbits if f.cmd == "set" for x in f.names} & unwanted:
+                        continue
+                    try:
+                        sp = plan(s, n, at=p.key)
+                        if _needs(s):
+                            if depth >= 2:
+                                continue
+                            sp = _chain(s, sp, n, setters, depth + 1)
+                    except Skip:
+                        continue
+                    before += sp.steps
+                    whole = whole or sp.whole  # (a setter's dsize: sent whole)
+                    break
+                else:
+                    continue
+                break
+            else:
+                raise Skip("no setter fits")
+    return Plan("tcp", p.client, p.cport, p.server, p.sport, before + p.steps, whole)
+
+
+def setters_of(rules) -> dict:
+    out: dict = collections.defaultdict(list)
+    for r in rules:
+        for f in r.flowbits:
+            if f.cmd == "set":
+                for name in f.names:
+                    out[name].append(r)
+    return out
 
 
 # ---- running --------------------------------------------------------------
@@ -793,16 +898,17 @@ def shuffled(frames, seed: int) -> list:
     return [(t, fr) for (t, _), fr in zip(frames, out)]
 
 
-def build(rules, segment: int = 1400, shuffle: bool = False):
-    """(sessions, skipped reasons Counter) for ``rules``."""
+def build(rules, segment: int = 1400, shuffle: bool = False, setters=None):
+    """(sessions, skipped reasons Counter) for ``rules``; ``setters`` as
+    ``session`` takes them (``setters_of(the whole set)``)."""
     sessions, skipped = [], collections.Counter()
     for n, r in enumerate(rules):
         try:
-            frames, key = session(r, n, segment)
+            frames, key = session(r, n, segment, setters)
         except Skip as e:
             skipped[str(e).split(":")[0]] += 1
             continue
-        if shuffle and not (r.dsize is not None or r.flow is not None and r.flow.no_stream):
+        if shuffle and not session.whole:
             frames = shuffled(frames, n)
         sessions.append((r, frames, key))
     return sessions, skipped
@@ -900,7 +1006,7 @@ def main(argv) -> int:
         for r in wrong[:a.show]:
             print(f"ALERTED {r.sid}: {r.text[:400]}")
         return 1 if wrong else 0
-    sessions, skipped = build(pick, a.segment, a.shuffle)
+    sessions, skipped = build(pick, a.segment, a.shuffle, setters_of(rules))
     got = run(rules, sessions)
     missed = misses(sessions, got)
     print(f"{len(pick)} rules: {len(sessions)} sessions built, {len(missed)} missed")
