@@ -9,7 +9,8 @@ between; a pcre by a string sampled from its parse tree), the layout is
 checked by this module's own reading of Suricata's match semantics
 (``satisfies``: backtracking over every occurrence, negated contents and
 pcres absent, ``within`` counted after ``distance``, isdataat's relative
-and absolute forms), and the buffers are put where they belong: an HTTP
+and absolute forms, byte_test and byte_jump fields, binary or digits), and
+the buffers are put where they belong: an HTTP
 request (method, URI percent-encoded where a request line cannot carry a
 byte, Host, User-Agent, Cookie, other headers, body) or response (status,
 headers, body), a TCP stream either way, a TLS handshake (SNI, or the raw
@@ -59,7 +60,7 @@ except ImportError:  # Python < 3.11
                                LITERAL, MAX_REPEAT, MIN_REPEAT, NEGATE, NOT_LITERAL, RANGE,
                                SUBPATTERN)
 
-from pakemon.detect.suricata_parser import ContentMatch, IsDataAt, PcreMatch
+from pakemon.detect.suricata_parser import ByteJump, ByteTest, ContentMatch, IsDataAt, PcreMatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tls_builders (script mode)
 
@@ -143,7 +144,54 @@ def _elements_match(elems, buf: bytes, i: int = 0, prev_end: int = 0) -> bool:
         if there == e.negated:
             return False
         return _elements_match(elems, buf, i + 1, prev_end)
+    if isinstance(e, (ByteTest, ByteJump)):
+        _byte_supported(e)
+        pos = (prev_end if e.relative else 0) + e.offset
+        if pos < 0 or pos + e.nbytes > len(buf):
+            return False
+        got = _read_field(e, buf[pos:pos + e.nbytes])
+        if got is None:
+            return False
+        v, used = got
+        if isinstance(e, ByteTest):
+            if _compare(v, e.op, e.value) == e.negated:
+                return False
+            return _elements_match(elems, buf, i + 1, prev_end)
+        v *= e.multiplier
+        if e.align and v % 4:
+            v += 4 - v % 4
+        target = (v if e.from_beginning else pos + used + v) + e.post_offset
+        if target > len(buf):
+            return False
+        return _elements_match(elems, buf, i + 1, max(0, target))
     raise Skip(type(e).__name__)
+
+
+def _byte_supported(e) -> None:
+    if e.dce or e.bitmask is not None or isinstance(e.offset, str) or \
+            isinstance(e, ByteTest) and isinstance(e.value, str) or \
+            isinstance(e, ByteJump) and e.from_end:
+        raise Skip("byte keyword form")
+
+
+def _read_field(e, chunk: bytes):
+    """(value, bytes it took) of a byte_test/byte_jump field: binary in the
+    rule's byte order, or digits in its base (as strtoull reads them:
+    the leading digits, at least one)."""
+    if e.string_base is None:
+        return int.from_bytes(chunk, "big" if e.big_endian else "little"), len(chunk)
+    digits = b"0123456789abcdef"[:e.string_base]
+    n = 0
+    while n < len(chunk) and chunk[n:n + 1].lower() in digits and chunk[n:n + 1] != b"":
+        n += 1
+    if n == 0:
+        return None
+    return int(chunk[:n], e.string_base), n
+
+
+def _compare(v: int, op: str, value: int) -> bool:
+    return {"=": v == value, "<": v < value, ">": v > value, "<=": v <= value,
+            ">=": v >= value, "&": bool(v & value), "^": bool(v ^ value)}[op]
 
 
 def satisfies(elems, buf: bytes) -> bool:
@@ -250,19 +298,56 @@ def regex_sample(regex: re.Pattern) -> bytes:
 
 # ---- laying a buffer out --------------------------------------------------
 
-def _write(buf: bytearray, at: int, data: bytes, nocase: bool) -> None:
+def _write(buf: bytearray, at: int, data: bytes, nocase: bool, pinned: bytearray,
+           soft: int = 1) -> None:
+    """``data`` into ``buf`` at ``at``: over filler freely, over bytes an
+    earlier element put there only where they agree. A byte_test's value
+    is written soft (2): a later content may overwrite it, and the final
+    check says whether the test still holds."""
     if at > len(buf):
         buf += FILL * (at - len(buf))
-    have = bytes(buf[at:at + len(data)])
-    want = data[:len(have)]
-    if have != want and not (nocase and have.lower() == want.lower()):
-        raise Skip("contents overlap")
-    buf[at:at + len(data)] = data if not have else have + data[len(have):]
+        pinned += bytes(at - len(pinned))
+    for k, c in enumerate(data):
+        j = at + k
+        if j < len(buf) and pinned[j] == 1:
+            have = buf[j]
+            if have != c and not (nocase and bytes((have,)).lower() == bytes((c,)).lower()):
+                raise Skip("contents overlap")
+            continue
+        if j < len(buf):
+            buf[j] = c
+        else:
+            buf.append(c)
+            pinned.append(0)
+        pinned[j] = soft
+
+
+def _field(e, v: int) -> bytes:
+    """``v`` as byte_test/byte_jump field ``e`` reads it back."""
+    if v < 0:
+        raise Skip("byte value below zero")
+    if e.string_base is None:
+        if v >= 1 << (8 * e.nbytes):
+            raise Skip("byte value too wide")
+        return v.to_bytes(e.nbytes, "big" if e.big_endian else "little")
+    text = {10: b"%d", 16: b"%x", 8: b"%o"}[e.string_base] % v
+    if len(text) > e.nbytes:
+        raise Skip("byte value too wide")
+    return text.rjust(e.nbytes, b"0")
+
+
+def _test_value(e) -> int:
+    """A value byte_test ``e`` holds for (or fails, negated)."""
+    v, op = e.value, e.op
+    want = {"=": v, "<": v - 1, ">": v + 1, "<=": v, ">=": v, "&": v, "^": v + 1}
+    not_want = {"=": v + 1, "<": v, ">": v, "<=": v + 1, ">=": v - 1, "&": 0, "^": v}
+    return (not_want if e.negated else want)[op]
 
 
 def layout(elems) -> bytes:
     """The shortest buffer (roughly) the elements of one buffer match."""
     buf = bytearray()
+    pinned = bytearray()  # 1: a byte an element needs there, 2: a byte_test's, 0: filler
     prev_end = 0
     limit = None  # an endswith / negated isdataat fixes the end
     for e in elems:
@@ -286,7 +371,18 @@ def layout(elems) -> bytes:
                 at = len(buf)
             if limit is not None and at + len(pat) > limit:
                 raise Skip("content past a fixed end")
-            _write(buf, at, pat, e.nocase)
+            try:
+                _write(bytearray(buf), at, pat, e.nocase, bytearray(pinned))  # (a trial)
+            except Skip:
+                # taken where the window starts: the next free place in it
+                later = len(buf)
+                end = (e.offset or 0) + e.depth if not rel and e.depth is not None else \
+                    prev_end + (e.distance or 0) + e.within if rel and e.within is not None \
+                    else None
+                if e.startswith or later <= at or end is not None and later + len(pat) > end:
+                    raise
+                at = later
+            _write(buf, at, pat, e.nocase, pinned)
             prev_end = at + len(pat)
             if e.endswith:
                 limit = prev_end
@@ -305,6 +401,7 @@ def layout(elems) -> bytes:
                 if buf:
                     # the pcre names the whole buffer: try it alone
                     buf = bytearray(s)
+                    pinned = bytearray(b"\x01" * len(s))
                     prev_end = e.regex.search(s).end()
                     continue
                 at = 0
@@ -313,7 +410,7 @@ def layout(elems) -> bytes:
             if at < len(buf):
                 if buf[at:at + len(s)] != s[:len(buf) - at]:
                     raise Skip("pcre overlaps")
-            _write(buf, at, s, False)
+            _write(buf, at, s, False, pinned)
             base = at if e.relative else 0
             m = e.regex.search(bytes(buf[base:]))
             if m is None:
@@ -330,7 +427,29 @@ def layout(elems) -> bytes:
                 continue
             need = prev_end + e.offset if e.relative else e.offset + 1
             if len(buf) < need:
+                pinned += bytes(need - len(buf))
                 buf += FILL * (need - len(buf))
+        elif isinstance(e, (ByteTest, ByteJump)):
+            _byte_supported(e)
+            at = (prev_end if e.relative else 0) + e.offset
+            if at < 0:
+                raise Skip("byte field before the buffer")
+            if isinstance(e, ByteTest):
+                if at + e.nbytes <= len(pinned) and all(pinned[at:at + e.nbytes]):
+                    continue  # (the field is a content's bytes: they decide)
+                _write(buf, at, _field(e, _test_value(e)), False, pinned, 2)
+            else:
+                # the shortest jump: past the field, post_offset on (a
+                # negative post_offset is made up by the value)
+                base = (0 if e.from_beginning else at + e.nbytes) + e.post_offset
+                v = -(base // e.multiplier) if base < 0 else 0
+                if e.align and v * e.multiplier % 4:
+                    raise Skip("aligned jump")
+                _write(buf, at, _field(e, v), False, pinned)
+                prev_end = base + v * e.multiplier
+                if len(buf) < prev_end:
+                    pinned += bytes(prev_end - len(buf))
+                    buf += FILL * (prev_end - len(buf))
         else:
             raise Skip(type(e).__name__)
     out = bytes(buf)
