@@ -12,7 +12,8 @@ pcres absent, ``within`` counted after ``distance``, isdataat's relative
 and absolute forms, byte_test and byte_jump fields, binary or digits), and
 the buffers are put where they belong: an HTTP
 request (method, URI percent-encoded where a request line cannot carry a
-byte, Host, User-Agent, Cookie, other headers, body) or response (status,
+byte, Host, User-Agent, Cookie, other headers in the order http.header_names
+asks, body) or response (status,
 headers, body), a TCP stream either way, a TLS handshake (SNI, or the raw
 contents in a ClientHello extension or the server's Certificate message),
 a UDP datagram, a DNS query. Addresses and ports come from the rule's
@@ -80,7 +81,7 @@ DEFAULTS = {"http.method": b"GET", "http.uri": b"/index.html", "http.uri.raw": b
             "http.accept_enc": b"gzip", "http.referer": b"http://www.example.com/",
             "http.content_type": b"text/plain", "http.cookie": b"a=b"}
 REQUEST_BUFFERS = {"http.method", "http.uri", "http.uri.raw", "http.header",
-                   "http.request_body"} | set(HEADER_VALUE)
+                   "http.request_body", "http.header_names"} | set(HEADER_VALUE)
 
 
 # The buffers of the last session built, as assembled (for the twins'
@@ -565,7 +566,7 @@ def http_request(rule, bufs: dict) -> bytes:
         raise Skip("buffer " + ",".join(sorted(str(b) for b in set(bufs) - REQUEST_BUFFERS)))
     lay = {b: layout(es) for b, es in bufs.items()}
     for b, v in lay.items():
-        if not v and b != "http.header":
+        if not v and b not in ("http.header", "http.header_names"):
             # only negated checks: the buffer is sent with an ordinary value
             # (whether an absent one passes them is the engine's choice)
             v = lay[b] = DEFAULTS.get(b, b"")
@@ -645,15 +646,42 @@ def http_request(rule, bufs: dict) -> bytes:
         body = _pad_to(body, int(m.group(1)))
         if "http.request_body" in bufs and not satisfies(bufs["http.request_body"], body):
             raise Skip("body padded to its length no longer matches")
-        if method == b"GET" and "http.method" not in lay:
-            method = b"POST"
-        return _request_finals(method, uri, target, block, values, host, body)
-    body = lay.get("http.request_body", b"")
-    if body:
+    elif body:
         block += b"Content-Length: %d\r\n" % len(body)
-        if method == b"GET" and "http.method" not in lay:
-            method = b"POST"
+    if body and method == b"GET" and "http.method" not in lay:
+        method = b"POST"
+    if "http.header_names" in lay:
+        block = _in_named_order(block, lay["http.header_names"])
+        if not satisfies(bufs["http.header_names"], FINALS["http.header_names"]):
+            raise Skip("header names no longer match")
+        if "http.header" in bufs and not satisfies(bufs["http.header"],
+                                                   _as_parsed(block, skip=b"cookie:")):
+            raise Skip("header block no longer matches in that order")
     return _request_finals(method, uri, target, block, values, host, body)
+
+
+def _in_named_order(block: bytes, names_layout: bytes) -> bytes:
+    """``block``'s header lines in the order an http.header_names layout
+    names them (a name no line has gets one, valued ``x``; lines it does
+    not name follow); the names buffer as sent goes to FINALS."""
+    wanted = [x for x in names_layout.split(b"\r\n") if x]
+    if not all(re.fullmatch(rb"[A-Za-z0-9_-]+", x) for x in wanted):
+        raise Skip("header names bytes")
+    lines = [ln for ln in block.split(b"\r\n") if ln]
+    by_name = {}
+    for ln in lines:
+        by_name.setdefault(ln.split(b":", 1)[0].lower(), ln)
+    out, used = [], set()
+    for w in wanted:
+        ln = by_name.get(w.lower())
+        if w.lower() in used:
+            raise Skip("a header name twice")
+        used.add(w.lower())
+        out.append(w + b":" + ln.split(b":", 1)[1] if ln is not None else w + b": " + FILL)
+    out += [ln for ln in lines if ln.split(b":", 1)[0].lower() not in used]
+    FINALS["http.header_names"] = b"\r\n" + b"".join(
+        ln.split(b":", 1)[0] + b"\r\n" for ln in out) + b"\r\n"
+    return b"".join(ln + b"\r\n" for ln in out)
 
 
 RESPONSE_BUFFERS = {"file.data", "http.stat_code", "http.stat_msg", "http.header",
