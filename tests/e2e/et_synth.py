@@ -25,7 +25,10 @@ of one of its contents changed, the traffic built from that, and kept only
 where this module's reading of the buffers as sent (``FINALS``) says the
 original rule cannot match them; the original must then not alert.
 
-A rule that needs a flowbit gets, first on the same connection, the traffic
+A threshold (type threshold or both) or detection_filter rule gets its
+count of connections from the same client (one more for a
+detection_filter); ``build_short`` sends one fewer, on which it must not
+alert. A rule that needs a flowbit gets, first on the same connection, the traffic
 of a rule that sets it (of its own protocol first; chains three deep). A
 rule the layout cannot satisfy (a pcre this sampler cannot invert, a
 byte_test, a flowbit no setter's header fits, a URI that normalization
@@ -895,14 +898,15 @@ def _tls_steps(bufs, to_client) -> list:
     return [(True, record(22, hello, b"\x03\x01")), (False, record(22, answer))]
 
 
-def frames_of(p: Plan, n: int, segment: int) -> list:
+def frames_of(p: Plan, n: int, segment: int, t0: float | None = None) -> list:
     from pakemon.lab.traffic import TcpConnection, udp_frame
 
+    t0 = 1000.0 + n if t0 is None else t0
     if p.kind == "udp":
-        return [(1000.0 + n, udp_frame(p.client, p.server, p.cport, p.sport, p.steps[0][1]))]
+        return [(t0, udp_frame(p.client, p.server, p.cport, p.sport, p.steps[0][1]))]
     if p.whole:
         segment = 1400  # (a packet's size or payload: it goes whole)
-    c = TcpConnection(p.client, p.server, p.cport, p.sport, ts=1000.0 + n)
+    c = TcpConnection(p.client, p.server, p.cport, p.sport, ts=t0)
     c.open()
     for from_client, data in p.steps:
         c.send(data, from_client=from_client, segment=segment)
@@ -918,20 +922,22 @@ def _needs(rule) -> list:
     return out
 
 
-def session(rule, n: int, segment: int = 1400, setters=None):
+def session(rule, n: int, segment: int = 1400, setters=None, short: bool = False):
     """(frames, (client, cport, server, sport)) for rule, the n-th session,
     its TCP data sent in segments of ``segment`` bytes. ``setters``
     (flowbit name -> rules that set it) lets a rule that needs a flowbit
-    have a setter's traffic first on the same connection."""
+    have a setter's traffic first on the same connection. ``short``: one
+    time fewer than a threshold needs (a rule without one: Skip)."""
     FINALS.clear()
     if rule.action != "alert":
         raise Skip("action " + rule.action)
     if rule.noalert:
         raise Skip("noalert")
-    for name in ("threshold", "detection_filter"):
-        t = getattr(rule, name)
-        if t is not None and t.count > 1 and (name == "detection_filter" or t.type != "limit"):
-            raise Skip(name)
+    times = _times(rule)
+    if short:
+        if times == 1:
+            raise Skip("no threshold")
+        times -= 1
     need = _needs(rule)
     if need and setters is None:
         raise Skip("flowbits")
@@ -942,7 +948,35 @@ def session(rule, n: int, segment: int = 1400, setters=None):
         FINALS.clear()
         FINALS.update(finals)
     session.whole = p.whole
-    return frames_of(p, n, segment), p.key
+    if times == 1 and not short:
+        return frames_of(p, n, segment), p.key
+    # a threshold's count: as many connections from the same client (or
+    # datagrams), a hundredth of a second apart
+    frames, key = [], p.key
+    for i in range(times):
+        q = p
+        if p.kind == "tcp":
+            to_client = rule.flow is not None and rule.flow.to_client
+            if not (rule.dst_port if to_client else rule.src_port).any:
+                raise Skip("threshold count with a fixed client port")
+            q = Plan("tcp", p.client, p.cport + 1 + i, p.server, p.sport, p.steps, p.whole)
+        frames += frames_of(q, n, segment, 1000.0 + n + 0.01 * i)
+        key = q.key
+    return frames, key
+
+
+def _times(rule) -> int:
+    """How many times the traffic must match before the rule alerts: a
+    threshold's or both's count, one past a detection_filter's."""
+    t = rule.threshold or rule.detection_filter
+    if t is None or t.type == "limit":
+        return 1
+    if t.track == "by_flow":
+        raise Skip("threshold by flow")
+    n = t.count + 1 if rule.detection_filter is not None else t.count
+    if n > 50 or t.seconds < 1:
+        raise Skip("threshold count")
+    return max(1, n)
 
 
 def _chain(rule, p: Plan, n: int, setters, depth: int = 0) -> Plan:
@@ -1110,6 +1144,19 @@ def build_twins(rules, segment: int = 1400):
     return sessions, skipped
 
 
+def build_short(rules, setters=None):
+    """Sessions of the threshold rules with one match fewer than their
+    count: none may alert."""
+    sessions = []
+    for n, r in enumerate(rules):
+        try:
+            frames, key = session(r, n, 1400, setters, short=True)
+        except Skip:
+            continue
+        sessions.append((r, frames, key))
+    return sessions
+
+
 def alerted(sessions, got) -> list:
     """The rules of ``sessions`` that alerted on their session."""
     return [r for r, _frames, key in sessions if r.sid in got.get(key, ())]
@@ -1145,6 +1192,9 @@ def main(argv) -> int:
     pick = [r for r in rules if not a.sid or r.sid in a.sid][::a.every]
     if a.twins:
         sessions, skipped = build_twins(pick, a.segment)
+        short = build_short(pick, setters_of(rules))
+        skipped["(threshold sessions one short)"] = len(short)
+        sessions += short
         got = run(rules, sessions)
         wrong = alerted(sessions, got)
         print(f"{len(pick)} rules: {len(sessions)} twin sessions built, {len(wrong)} alerted")
