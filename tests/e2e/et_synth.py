@@ -14,8 +14,9 @@ the buffers are put where they belong: an HTTP
 request (method, URI percent-encoded where a request line cannot carry a
 byte, Host, User-Agent, Cookie, other headers in the order http.header_names
 asks, body) or response (status,
-headers, body), a TCP stream either way, a TLS handshake (SNI, or the raw
-contents in a ClientHello extension or the server's Certificate message),
+headers, body), a TCP stream either way, a TLS handshake (SNI, a server
+certificate whose subject and issuer are the layouts, or the raw contents in
+a ClientHello extension or the server's Certificate message),
 a UDP datagram, a DNS query. Addresses and ports come from the rule's
 header under the default variables, one 4-tuple per session. The data can
 go in segments of any size, each flight's in a random order (``shuffled``).
@@ -878,6 +879,9 @@ def _tls_steps(bufs, to_client) -> list:
     entry: Suricata reads these rules on the raw handshake bytes)."""
     from tls_builders import certificate_msg, client_hello, ext, record, server_hello
 
+    names = {"tls.cert_subject", "tls.cert_issuer"}
+    if set(bufs) and set(bufs) <= names and to_client:
+        return _cert_steps(bufs)
     if set(bufs) == {"tls.sni"} and not to_client:
         sni = layout(bufs["tls.sni"])
         hello, extra = client_hello(sni=sni), None
@@ -896,6 +900,55 @@ def _tls_steps(bufs, to_client) -> list:
     if None in bufs and not satisfies(bufs[None], FINALS[None]):
         raise Skip("tls contents not in the handshake")
     return [(True, record(22, hello, b"\x03\x01")), (False, record(22, answer))]
+
+
+_DN_KEYS = {"C": "COUNTRY_NAME", "ST": "STATE_OR_PROVINCE_NAME", "L": "LOCALITY_NAME",
+            "O": "ORGANIZATION_NAME", "OU": "ORGANIZATIONAL_UNIT_NAME", "CN": "COMMON_NAME"}
+
+
+def _dn(layout_bytes: bytes):
+    """(x509.Name, its rendering as Suricata's tls.cert_subject) for a
+    layout read as ``KEY=value, KEY=value`` (a layout that starts with no
+    key is taken as a CN's value; commas inside a value are not split)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        text = layout_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise Skip("certificate name bytes") from None
+    if not re.match(r"(C|ST|L|O|OU|CN)=", text):
+        text = "CN=" + text
+    parts = re.split(r", (?=(?:C|ST|L|O|OU|CN)=)", text)
+    attrs = []
+    for part in parts:
+        key, _, value = part.partition("=")
+        if key not in _DN_KEYS or not value:
+            raise Skip("certificate name shape")
+        attrs.append((key, value))
+    try:
+        name = x509.Name([x509.NameAttribute(getattr(NameOID, _DN_KEYS[k]), v)
+                          for k, v in attrs])
+    except ValueError:
+        raise Skip("certificate name value") from None
+    return name, ", ".join(f"{k}={v}" for k, v in attrs).encode()
+
+
+def _cert_steps(bufs) -> list:
+    """A server's certificate whose subject and issuer are the layouts."""
+    from tls_builders import certificate_msg, client_hello, make_cert, record, server_hello
+
+    default = layout([ContentMatch(b"CN=www.example.com")])
+    subject, s_text = _dn(layout(bufs["tls.cert_subject"]) if "tls.cert_subject" in bufs
+                          else default)
+    issuer, i_text = _dn(layout(bufs["tls.cert_issuer"]) if "tls.cert_issuer" in bufs
+                         else default)
+    for b, text in (("tls.cert_subject", s_text), ("tls.cert_issuer", i_text)):
+        if b in bufs and not satisfies(bufs[b], text):
+            raise Skip("certificate name as rendered no longer matches")
+        FINALS[b] = text
+    answer = server_hello() + certificate_msg(make_cert(subject, issuer, 4242))
+    return [(True, record(22, client_hello(), b"\x03\x01")), (False, record(22, answer))]
 
 
 def frames_of(p: Plan, n: int, segment: int, t0: float | None = None) -> list:
