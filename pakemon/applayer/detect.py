@@ -36,9 +36,11 @@ What each protocol needs (in the order tried):
 * FTP / SMTP, to the client: a ``220`` greeting line (``220 `` or
   ``220-``) naming ``FTP`` or ``SMTP``/``ESMTP``; a greeting naming
   neither is FTP from source port 21 and SMTP from 25, 465 or 587, else
-  not decided. To the server: ``EHLO``/``HELO`` are SMTP on any port;
-  ``USER``/``PASS``/``AUTH``/``FEAT``/``SYST`` are FTP toward port 21
-  only (those words are too common to claim on other ports).
+  not decided; ``220 (`` (vsftpd's) is FTP on any port. To the server:
+  ``EHLO``/``HELO`` are SMTP on any port; ``USER``/``PASS``/``PORT``/
+  ``FEAT`` are FTP on any port, as Suricata's port-independent detection
+  patterns make them (an IRC client's first ``USER`` line too, as there),
+  ``AUTH``/``SYST`` toward port 21 only.
 * DNS over TCP: a 2-byte length (>= 12) and a header whose question count
   is 1..16; once the whole message is there it must parse with its
   question names intact (QR clear to the server; set or clear to the
@@ -102,7 +104,12 @@ _ANY_PREFIX = re.compile(_ANY_TOKEN + rb"(?:[ \t]+(?:" + _TARGET
 PROBE_LIMIT = 2048
 _BANNER_LINE = 512  # a greeting line longer than this without LF: not decided by text
 
-_FTP_CLIENT = (b"USER ", b"PASS ", b"AUTH ", b"FEAT", b"SYST")
+# FTP commands that name the protocol on any port, as Suricata's detection
+# patterns do (they are port-independent: an FTP server on 2121 with a
+# plain "220 Welcome" banner is still FTP to `alert ftp` rules); the rest
+# only toward port 21
+_FTP_ANY_PORT = (b"USER ", b"PASS ", b"PORT ", b"FEAT")
+_FTP_CLIENT = _FTP_ANY_PORT + (b"AUTH ", b"SYST")
 _SMTP_CLIENT = (b"EHLO ", b"HELO ", b"EHLO\r", b"HELO\r")
 _SMTP_PORTS = (25, 465, 587, 2525)
 
@@ -194,6 +201,8 @@ def _banner(data: bytes, sport: int):
         return None if _prefix_of(data, (b"220 ", b"220-")) else ""
     if data[:3] != b"220" or data[3:4] not in (b" ", b"-"):
         return ""
+    if data[3:5] == b" (":
+        return "ftp"  # (Suricata's "220 (" pattern: vsftpd's greeting)
     # A multi-line greeting (220-...) may name the protocol on any line up
     # to the last one (220 ...): look at all complete lines.
     end = data.rfind(b"\n")
@@ -222,10 +231,10 @@ def _line_client(data: bytes, dport: int):
     up = data[:8].upper()
     if up.startswith(_SMTP_CLIENT):
         return "smtp"
-    if dport == 21 and up.startswith(_FTP_CLIENT):
+    if up.startswith(_FTP_CLIENT if dport == 21 else _FTP_ANY_PORT):
         return "ftp"
     if len(data) < 5:
-        words = _SMTP_CLIENT + (_FTP_CLIENT if dport == 21 else ())
+        words = _SMTP_CLIENT + (_FTP_CLIENT if dport == 21 else _FTP_ANY_PORT)
         if _prefix_of(up, words):
             return None
     return ""

@@ -34,7 +34,13 @@ DNS_QUERY = bytes(DNS(id=3, rd=1, qd=DNSQR(qname="example.com")))
     (b"220 Welcome\r\n", False, 9999, 40000, ""),
     (b"EHLO client.example\r\n", True, 40000, 2525, "smtp"),
     (b"USER anonymous\r\n", True, 40000, 21, "ftp"),
-    (b"USER anonymous\r\n", True, 40000, 6667, ""),  # IRC says USER too
+    # Suricata's FTP patterns hold on any port (an IRC client's first USER
+    # line is FTP to it too); AUTH and SYST name it only toward 21
+    (b"USER anonymous\r\n", True, 40000, 2121, "ftp"),
+    (b"PORT 10,0,0,1,4,1\r\n", True, 40000, 8021, "ftp"),
+    (b"feat\r\n", True, 40000, 8021, "ftp"),
+    (b"SYST\r\n", True, 40000, 21, "ftp"),
+    (b"220 (any server)\r\n", False, 2121, 40000, "ftp"),
     (len(DNS_QUERY).to_bytes(2, "big") + DNS_QUERY, True, 40000, 53, "dns"),
     (b"\x01\x02\x03 random", True, 40000, 80, ""),
     # listed methods in any case (Suricata's detection patterns are caseless)
