@@ -349,10 +349,11 @@ def _test_value(e) -> int:
     return (not_want if e.negated else want)[op]
 
 
-def layout(elems) -> bytes:
-    """The shortest buffer (roughly) the elements of one buffer match."""
-    buf = bytearray()
-    pinned = bytearray()  # 1: a byte an element needs there, 2: a byte_test's, 0: filler
+def layout(elems, seed: bytes = b"") -> bytes:
+    """The shortest buffer (roughly) the elements of one buffer match,
+    starting from ``seed`` (a protocol's fixed header bytes)."""
+    buf = bytearray(seed)
+    pinned = bytearray(b"\x01" * len(seed))  # 1: needed there, 2: a byte_test's, 0: filler
     prev_end = 0
     limit = None  # an endswith / negated isdataat fixes the end
     for e in elems:
@@ -376,6 +377,16 @@ def layout(elems) -> bytes:
                 at = len(buf)
             if limit is not None and at + len(pat) > limit:
                 raise Skip("content past a fixed end")
+            end = (e.offset or 0) + e.depth if not rel and e.depth is not None else \
+                prev_end + (e.distance or 0) + e.within if rel and e.within is not None else None
+            hay, needle = (bytes(buf).lower(), pat.lower()) if e.nocase else (bytes(buf), pat)
+            there = hay.find(needle, at, end if end is not None else len(hay))
+            if there >= 0 and not e.startswith:
+                # already in its window (a seed's bytes, an earlier content's)
+                prev_end = there + len(pat)
+                if e.endswith:
+                    limit = prev_end
+                continue
             try:
                 _write(bytearray(buf), at, pat, e.nocase, bytearray(pinned))  # (a trial)
             except Skip:
@@ -865,6 +876,26 @@ def plan(rule, n: int, at=None) -> Plan:
             raise Skip("label too long")
         FINALS["dns.query"] = q
         return Plan("udp", *ends(53), [(True, dns_query(q.decode(), qid=n & 0xFFFF))])
+    if rule.proto in _GREETING and set(bufs) == {None}:
+        # the protocol's usual opening from the other side, then the bytes
+        # the rule reads (the engine names the protocol by content, as
+        # Suricata does)
+        data = _smb_payload(bufs[None]) if rule.proto == "smb" else layout(bufs[None])
+        if rule.dsize is not None:
+            data = _pad_to(data, _ints(rule.dsize, len(data)))
+            if not satisfies(bufs[None], data):
+                raise Skip("dsize padding breaks the payload")
+        FINALS[None] = data
+        server_first, client_first = _GREETING[rule.proto]
+        steps = [(False, server_first)] if server_first else [(True, client_first)]
+        if to_client and not server_first:
+            steps = [(True, client_first), (False, data)]
+        elif to_client:
+            # the server opens (its banner is the data), the client answers
+            steps = [(False, data), (True, client_first)]
+        else:
+            steps = steps + [(True, data)] if server_first else [(True, data)]
+        return Plan("tcp", *ends(_PORT[rule.proto]), steps, whole)
     if rule.proto == "tls":
         if rule.dsize is not None:
             raise Skip("dsize on tls")
@@ -901,6 +932,29 @@ def _tls_steps(bufs, to_client) -> list:
         raise Skip("tls contents not in the handshake")
     return [(True, record(22, hello, b"\x03\x01")), (False, record(22, answer))]
 
+
+# (what the server says first, what the client says first) for protocols
+# a bufferless rule names; the port a session of each goes to
+_GREETING = {"ftp": (b"220 FTP server ready\r\n", b"USER anonymous\r\n"),
+             "smtp": (b"220 mail.example.com ESMTP\r\n", b"EHLO client.example.com\r\n"),
+             "ssh": (b"SSH-2.0-OpenSSH_8.4\r\n", b"SSH-2.0-OpenSSH_8.4\r\n"),
+             "smb": (b"", b"")}
+_PORT = {"ftp": 21, "smtp": 25, "ssh": 22, "smb": 445}
+
+
+def _smb_payload(elems) -> bytes:
+    """A NetBIOS session message around the layout: type 0, its length in
+    the next three bytes, an SMB1 or SMB2 magic after (Suricata names the
+    protocol from them)."""
+    for magic in (b"\xffSMB", b"\xfeSMB"):
+        try:
+            data = bytearray(layout(elems, b"\x00\x00\x00\x00" + magic))
+        except Skip:
+            continue
+        data[1:4] = (len(data) - 4).to_bytes(3, "big")
+        if satisfies(elems, bytes(data)):
+            return bytes(data)
+    raise Skip("no SMB message fits")
 
 _DN_KEYS = {"C": "COUNTRY_NAME", "ST": "STATE_OR_PROVINCE_NAME", "L": "LOCALITY_NAME",
             "O": "ORGANIZATION_NAME", "OU": "ORGANIZATIONAL_UNIT_NAME", "CN": "COMMON_NAME"}
