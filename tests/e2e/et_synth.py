@@ -14,10 +14,11 @@ the buffers are put where they belong: an HTTP
 request (method, URI percent-encoded where a request line cannot carry a
 byte, Host, User-Agent, Cookie, other headers in the order http.header_names
 asks, body) or response (status,
-headers, body), a TCP stream either way, a TLS handshake (SNI, a server
+headers, body), a TCP stream either way (FTP, SMTP, SSH, SMB with their
+protocol's opening), a TLS handshake (SNI, a server
 certificate whose subject and issuer are the layouts, or the raw contents in
 a ClientHello extension or the server's Certificate message),
-a UDP datagram, a DNS query. Addresses and ports come from the rule's
+a UDP datagram, an ICMP message, a DNS query. Addresses and ports come from the rule's
 header under the default variables, one 4-tuple per session. The data can
 go in segments of any size, each flight's in a random order (``shuffled``).
 
@@ -760,6 +761,8 @@ class Plan:
 
     @property
     def key(self):
+        if self.kind == "icmp":  # (an ICMP alert has no ports)
+            return (self.client, None, self.server, None)
         return (self.client, self.cport, self.server, self.sport)
 
 
@@ -876,6 +879,24 @@ def plan(rule, n: int, at=None) -> Plan:
             raise Skip("label too long")
         FINALS["dns.query"] = q
         return Plan("udp", *ends(53), [(True, dns_query(q.decode(), qid=n & 0xFFFF))])
+    if rule.proto in ("icmp", "ip") and set(bufs) <= {None}:
+        data = layout(bufs.get(None, []))
+        if rule.dsize is not None:
+            data = _pad_to(data, _ints(rule.dsize, len(data)))
+            if not satisfies(bufs.get(None, []), data):
+                raise Skip("dsize padding breaks the payload")
+        FINALS[None] = data
+        if rule.proto == "ip":
+            # an `ip` rule reads any IP packet's payload: a UDP datagram's
+            return Plan("udp", src, 20000 + n % 40000, dst, 9999, [(True, data)])
+        itype = _ints(rule.itype, 0, 256) if rule.itype is not None else 8
+        icode = _ints(rule.icode, 0, 256) if rule.icode is not None else 0
+        if rule.icmp_seq is not None:
+            raise Skip("icmp_seq")
+        ident = rule.icmp_id if rule.icmp_id is not None else n & 0xFFFF
+        head = ident.to_bytes(2, "big") + (n & 0xFFFF).to_bytes(2, "big") \
+            if itype in (0, 8) else bytes(4)
+        return Plan("icmp", src, itype, dst, icode, [(True, head + data)])
     if rule.proto in _GREETING and set(bufs) == {None}:
         # the protocol's usual opening from the other side, then the bytes
         # the rule reads (the engine names the protocol by content, as
@@ -1011,6 +1032,10 @@ def frames_of(p: Plan, n: int, segment: int, t0: float | None = None) -> list:
     t0 = 1000.0 + n if t0 is None else t0
     if p.kind == "udp":
         return [(t0, udp_frame(p.client, p.server, p.cport, p.sport, p.steps[0][1]))]
+    if p.kind == "icmp":
+        from pakemon.lab.traffic import icmp_frame
+
+        return [(t0, icmp_frame(p.client, p.server, p.cport, p.sport, p.steps[0][1]))]
     if p.whole:
         segment = 1400  # (a packet's size or payload: it goes whole)
     c = TcpConnection(p.client, p.server, p.cport, p.sport, ts=t0)
