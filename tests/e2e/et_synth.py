@@ -10,17 +10,17 @@ checked by this module's own reading of Suricata's match semantics
 (``satisfies``: backtracking over every occurrence, negated contents and
 pcres absent, ``within`` counted after ``distance``, isdataat's relative
 and absolute forms, byte_test and byte_jump fields, binary or digits), and
-the buffers are put where they belong: an HTTP
-request (method, URI percent-encoded where a request line cannot carry a
-byte, Host, User-Agent, Cookie, other headers in the order http.header_names
-asks, body) or response (status,
-headers, body), a TCP stream either way (FTP, SMTP, SSH, SMB with their
-protocol's opening), a TLS handshake (SNI, a server
-certificate whose subject and issuer are the layouts, or the raw contents in
-a ClientHello extension or the server's Certificate message),
-a UDP datagram, an ICMP message, a DNS query. Addresses and ports come from the rule's
-header under the default variables, one 4-tuple per session. The data can
-go in segments of any size, each flight's in a random order (``shuffled``).
+the buffers are put where they belong: an HTTP request (method, URI
+percent-encoded where a request line cannot carry a byte, Host,
+User-Agent, Cookie, other headers in the order http.header_names asks,
+body) or response (status, headers, body), a TCP stream either way (FTP,
+SMTP, SSH, SMB with their protocol's opening), a TLS handshake (SNI, a
+server certificate whose subject and issuer are the layouts, or the raw
+contents in a ClientHello extension or the server's Certificate message),
+a UDP datagram, an ICMP message, a DNS query. Addresses and ports come
+from the rule's header under the default variables, one address pair per
+session. The data can go in segments of any size, each flight's in a
+random order (``shuffled``).
 
 The other way round, ``build_twins`` makes each rule's near miss: one byte
 of one of its contents changed, the traffic built from that, and kept only
@@ -30,13 +30,13 @@ original rule cannot match them; the original must then not alert.
 A threshold (type threshold or both) or detection_filter rule gets its
 count of connections from the same client (one more for a
 detection_filter); ``build_short`` sends one fewer, on which it must not
-alert. A rule that needs a flowbit gets, first on the same connection, the traffic
-of a rule that sets it (of its own protocol first; chains three deep). A
-rule the layout cannot satisfy (a pcre this sampler cannot invert, a
-byte_test, a flowbit no setter's header fits, a URI that normalization
-would change, a header value's edge blanks, which servers strip) is left
-out and counted by reason; any rule that got a session and did not alert on
-it is a miss of the engine.
+alert. A rule that needs a flowbit gets, first on the same connection, the
+traffic of a rule that sets it (of its own protocol first; chains three
+deep). A rule the layout cannot satisfy (a pcre this sampler cannot
+invert, a byte_extract variable, a flowbit no setter's header fits, a URI
+that normalization would change, a header value's edge blanks, which
+servers strip) is left out and counted by reason; any rule that got a
+session and did not alert on it is a miss of the engine.
 
 Script mode, over a whole rule set::
 
