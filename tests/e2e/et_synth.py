@@ -554,6 +554,25 @@ def _canonical_lines(block: bytes) -> bytes:
     return b"\r\n".join(out) + b"\r\n"
 
 
+def _drop_shadowed(block: bytes, ours: int) -> bytes:
+    """``block`` without those of its first ``ours`` lines (headers this
+    module added: Host, Server, a buffer's header) whose name a later line
+    (the rule's http_header layout) has too: the rule's line stays."""
+    lines = block[:-2].split(b"\r\n") if block else []
+    later = {ln.split(b":", 1)[0].lower() for ln in lines[ours:]}
+    kept = [ln for i, ln in enumerate(lines)
+            if i >= ours or ln.split(b":", 1)[0].lower() not in later]
+    return b"".join(ln + b"\r\n" for ln in kept)
+
+
+def _header_value(block: bytes, name: bytes):
+    for ln in block.split(b"\r\n"):
+        n, _, v = ln.partition(b":")
+        if n.lower() == name.lower():
+            return v.strip(b" \t")
+    return None
+
+
 def _as_parsed(block: bytes, skip: bytes | None = None) -> bytes:
     """Header lines as a parser gives them back: split at each LF (a bare
     one ends a line too), ``Name: value`` with the value stripped, CRLF."""
@@ -650,12 +669,25 @@ def http_request(rule, bufs: dict) -> bytes:
         block = _canonical_lines(block)
         if block.count(b"\r\n\r\n"):
             raise Skip("empty line in the headers")
-        if not satisfies(bufs["http.header"], block):
+        block = _drop_shadowed(block, len(headers))
+        if not satisfies(bufs["http.header"], _as_parsed(block, skip=b"cookie:")):
             raise Skip("header block no longer matches")
+        # a header the rule names in both: its value must fit both
+        for b, hname in HEADER_VALUE.items():
+            v = _header_value(block, hname)
+            if v is not None and (hname in values or hname == b"Host"):
+                if b in bufs and not satisfies(bufs[b], v):
+                    raise Skip("header named twice, differently")
+                if hname == b"Host":
+                    host = v
+                else:
+                    values[hname] = v
     names = [ln.split(b":", 1)[0].lower() for ln in block[:-2].split(b"\r\n")]
     if len(names) != len(set(names)):
         raise Skip("a header twice")
     body = lay.get("http.request_body", b"")
+    if re.search(rb"(?im)^(content-length: *\D|transfer-encoding:)", block):
+        raise Skip("framing header named by the rule")
     m = re.search(rb"(?im)^content-length: *(\d+)\r\n", block)
     if m is not None:
         # the rule names the length: the body is made that long
@@ -736,6 +768,10 @@ def http_response(rule, bufs: dict) -> bytes:
         block = _canonical_lines(block)
         if not satisfies(bufs["http.header"], block):
             raise Skip("header block no longer matches")
+    block = _drop_shadowed(block, 2)
+    ctype = _header_value(block, b"Content-Type") or b""
+    if "http.content_type" in bufs and not satisfies(bufs["http.content_type"], ctype):
+        raise Skip("content type named twice, differently")
     names = [ln.split(b":", 1)[0].lower() for ln in block[:-2].split(b"\r\n")]
     if len(names) != len(set(names)):
         raise Skip("a header twice")
