@@ -869,9 +869,17 @@ def plan(rule, n: int, at=None) -> Plan:
         steps = ([(True, ask)] if ask else []) + ([(False, data)] if data else [])
         return Plan("tcp", *ends(80), steps, whole)
     if rule.proto in ("http", "tcp") or rule.app_proto == "http":
-        if set(bufs) == {None}:
-            if rule.app_proto == "http":
-                raise Skip("http rule with raw contents only")
+        if set(bufs) == {None} and rule.app_proto == "http":
+            # an HTTP request that carries the raw contents: a plain one if
+            # they are in it, else one with them as its body
+            raw = bufs[None]
+            data = http_request(rule, {})
+            if not satisfies(raw, data):
+                data = http_request(rule, {"http.request_body": [ContentMatch(layout(raw))]})
+            if not satisfies(raw, data):
+                raise Skip("raw contents not in the request")
+            FINALS[None] = data
+        elif set(bufs) == {None}:
             data = layout(bufs[None])
             if rule.dsize is not None:
                 data = _pad_to(data, _ints(rule.dsize, len(data)))

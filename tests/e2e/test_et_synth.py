@@ -4,7 +4,7 @@ et_synth reads each rule of the whole set, lays its contents, pcres and
 isdataat checks out in their buffers, checks the layout with its own
 reading of the match semantics, and builds the session (an HTTP request or
 response, a TCP stream either way, a UDP datagram, a DNS query) from the
-rule's header (15,912 rules get one; a rule that needs a flowbit has a
+rule's header (15,978 rules get one; a rule that needs a flowbit has a
 setter's traffic first on the same connection), once as a client would send it and
 once a quarter of them in 3-byte segments, out of order. All sessions go
 through one pipeline with all 18,219 rules loaded; each must raise its own
