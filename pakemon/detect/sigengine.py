@@ -146,6 +146,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
+import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 
@@ -275,6 +276,19 @@ PACKET_COST = 400  # a decoded Packet object beside its bytes (held())
 # held 9.2 KB against 5.9 KB without (bench/suricata-http.rules)
 DIRSTATE_COST = 1536
 CACHE_MAX = 8192
+# Restricted groups compiled at most, from then on a new view takes its
+# kind's whole group. Each costs a hyperscan compile (~30 ms with ET: most
+# of a group is the rules with any port), and traffic spread over the
+# rules' port and address intervals asks for a new one per view: a sweep of
+# ET's 384 port intervals from one address made 114 (3.2 s), traffic made
+# from every ET rule 380 (13 s), stalls a live sensor cannot afford. A
+# whole group is compiled once (50-120 ms), but a view of it is slower on
+# ordinary traffic (every rule of the kind is a candidate: the bench
+# capture with ET through whole groups only, 25.7k frames per CPU second
+# against 37.6k), so the budget refills: one more compile per
+# COMPILE_REFILL_S of running time (0.3% of a CPU at most).
+COMPILE_BUDGET = 64
+COMPILE_REFILL_S = 10.0
 RECENT_MAX = 4096
 FLOWS_MAX = 65536
 THRESH_MAX = 65536
@@ -862,6 +876,8 @@ class SigRuleSet:
         self._view_of: dict = {}  # rule idxs -> _View
         self._cut: dict = {}  # (kind, rule idxs) -> restricted _Group
         self._merges: dict = {}
+        self.compiled_views = 0  # restricted groups and merges made (COMPILE_BUDGET)
+        self._budget_t0 = time.monotonic()
         self._recent: dict = {}  # view's arguments -> _View, the last RECENT_MAX
 
     def view(self, src: bytes, dst: bytes, sport: int, dport: int, to_server: bool, app,
@@ -977,9 +993,16 @@ class SigRuleSet:
                 continue
             ck = cks[kind] = (kind, idxs)
             if ck not in self._cut:
-                self._cut[ck] = g.restricted(set(idxs), rules,
-                                             buffers=kind in ("http", "http-resp", "tls",
-                                                              "smtp", "ssh"))
+                if _hs() and self.compiled_views >= COMPILE_BUDGET + (
+                        time.monotonic() - self._budget_t0) / COMPILE_REFILL_S:
+                    # the kind's whole group: a superset (the full check
+                    # reads each candidate's header), compiled once
+                    self._cut[ck] = g
+                else:
+                    self.compiled_views += 1
+                    self._cut[ck] = g.restricted(set(idxs), rules,
+                                                 buffers=kind in ("http", "http-resp", "tls",
+                                                                  "smtp", "ssh"))
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
         v.reads_stream = proto == 6 and (
             v.stream is not None or v.http is not None or v.resp is not None
@@ -987,8 +1010,9 @@ class SigRuleSet:
             or v.ssh is not None
             or any(rules[i].app is not None for i in keep[("pkt", 6)]))
         if v.stream is not None and v.pkt is not None:
-            mk = (cks["stream"], cks[("pkt", 6)])
+            mk = (v.stream, v.pkt)  # (the groups themselves: whole ones are shared)
             if mk not in self._merges:
+                self.compiled_views += 1
                 self._merges[mk] = self._merge(v.stream, v.pkt)
             v.merged = self._merges[mk]
         return v

@@ -621,3 +621,34 @@ def test_resets_taken_by_both_hosts_finish_both_directions_at_once():
     got, _ = _feed_each(c.frames)
     last = len(c.frames) - 1
     assert sorted(got) == [(last, 1), (last, 2)]
+
+
+def test_views_past_the_compile_budget_take_whole_groups_and_still_alert(monkeypatch):
+    # Traffic spread over many port intervals asks for a restricted group
+    # (a hyperscan compile) per view; past the budget a view takes its
+    # kind's whole group, a superset the full check narrows down
+    from pakemon.detect import sigengine
+
+    if not sigengine._hs():
+        pytest.skip("hyperscan not installed: no compile to budget")
+    monkeypatch.setattr(sigengine, "COMPILE_BUDGET", 3)
+    monkeypatch.setattr(sigengine, "COMPILE_REFILL_S", 1e9)
+    text = "\n".join(
+        f'alert tcp any any -> any {2000 + 10 * i} (msg:"p{i}"; flow:to_server; '
+        f'content:"probe-{i:02d}"; sid:{100 + i};)' for i in range(20))
+    frames = []
+    for i in range(20):
+        # each port its own interval; one probe names its own rule, its
+        # twin names the next port's (a candidate of a whole group only)
+        frames += tcp_session([b"probe-%02d and probe-%02d" % (i, (i + 1) % 20)],
+                              cport=41000 + i, sport=2000 + 10 * i)
+    rules, _, _ = parse_suricata_rules(text)
+    rs = SigRuleSet(rules)
+    pipe = Pipeline([], sig=rs)
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    got = sids([a for a in out if isinstance(a, Alert)])
+    assert got == {100 + i: 1 for i in range(20)}
+    assert rs.compiled_views <= 3 + 1  # (the last one counted may be a merge)
