@@ -198,12 +198,20 @@ def pcap_frames(path: Path) -> tuple[int, int]:
 
 def check_port_unused(rules: str | None, port: int) -> list[str]:
     """Which kernel keys of the rule set name ``port`` (TCP), and the any-port bits."""
-    from pakemon.capture.xdp import service_keys
-    from pakemon.cli import default_rules, load_ruleset
-    from pakemon.detect.ruletree import RuleTree
+    import argparse
 
-    rs = load_ruleset(Path(rules) if rules else default_rules(), False)
-    keys, any_bits = service_keys(RuleTree(rs.rules))
+    from pakemon.capture.xdp import service_keys
+    from pakemon.cli import load_rules_args
+    from pakemon.detect.ruletree import RuleTree
+    from pakemon.sensor import kernel_tree
+
+    # the sensor's own loading: native and Suricata rule files alike
+    rs = load_rules_args(argparse.Namespace(rules=[Path(rules)] if rules else None,
+                                            rules_format="auto", vars=None,
+                                            skip_bad_rules=False))
+    if rs is None:
+        raise LabError(f"{rules}: the rules do not load")
+    keys, any_bits = service_keys(kernel_tree(RuleTree(rs.rules), rs.sig))
     hits = [f"tcp/{p} dir {d}" for (proto, d, p) in keys if proto == 6 and p == port]
     if any_bits & 1:  # abi.ANY.TCP
         hits.append("any-port TCP rules")
