@@ -92,14 +92,21 @@ def icmp(icmp_type: int, code: int, body: bytes) -> bytes:
     return msg[:2] + struct.pack("!H", checksum(msg)) + msg[4:]
 
 
+def _ip_ether(src: str, dst: str, proto: int, payload: bytes, macs=(CLIENT_MAC, SERVER_MAC)):
+    """An Ethernet frame of an IPv4 packet, or IPv6 for IPv6 addresses."""
+    if ":" in src:
+        return ether(ipv6(src, dst, proto, payload), macs[0], macs[1], 0x86DD)
+    return ether(ipv4(src, dst, proto, payload), macs[0], macs[1])
+
+
 def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b"", **kw) -> bytes:
     mac = (CLIENT_MAC, SERVER_MAC) if sport > dport else (SERVER_MAC, CLIENT_MAC)
-    return ether(ipv4(src, dst, 6, tcp(src, dst, sport, dport, seq, ack, flags, payload, **kw)),
-                 src=mac[0], dst=mac[1])
+    return _ip_ether(src, dst, 6, tcp(src, dst, sport, dport, seq, ack, flags, payload, **kw),
+                     mac)
 
 
 def udp_frame(src, dst, sport, dport, payload) -> bytes:
-    return ether(ipv4(src, dst, 17, udp(src, dst, sport, dport, payload)))
+    return _ip_ether(src, dst, 17, udp(src, dst, sport, dport, payload))
 
 
 def icmp_frame(src, dst, icmp_type, code, body) -> bytes:

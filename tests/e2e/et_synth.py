@@ -19,7 +19,8 @@ server certificate whose subject and issuer are the layouts, or the raw
 contents in a ClientHello extension or the server's Certificate message),
 a UDP datagram, an ICMP message, a DNS query. Addresses and ports come
 from the rule's header under the default variables, one address pair per
-session. The data can go in segments of any size, each flight's in a
+session (IPv4; IPv6 with ``IPV6`` set and a home network that has an IPv6
+range). The data can go in segments of any size, each flight's in a
 random order (``shuffled``).
 
 The other way round, ``build_twins`` makes each rule's near miss: one byte
@@ -41,7 +42,7 @@ session and did not alert on it is a miss of the engine.
 Script mode, over a whole rule set::
 
     .venv/bin/python tests/e2e/et_synth.py [RULES_DIR] [--show N] [--sid SID]
-        [--segment BYTES] [--shuffle] [--every N] [--twins]
+        [--segment BYTES] [--shuffle] [--every N] [--twins] [--ipv6]
 """
 
 from __future__ import annotations
@@ -484,10 +485,24 @@ def layout(elems, seed: bytes = b"") -> bytes:
 
 # ---- the session ----------------------------------------------------------
 
+# Sessions over IPv6 (``--ipv6``): only rules whose both address specs take
+# an IPv6 address get one (the default $HOME_NET is IPv4 ranges)
+IPV6 = False
+
+
 def _address(spec, prefer, n: int) -> str:
     """An address of ``spec``, one of its own for session ``n`` where it can
     (sessions must not share a 4-tuple: a rule's fixed ports would make the
     next session a SYN on an open connection, which the host ignores)."""
+    if IPV6:
+        import ipaddress
+
+        home, ext = (str(ipaddress.ip_address(x)) for x in (  # (the canonical spelling)
+            f"fd00::{n >> 16:x}:{n & 0xFFFF:x}", f"2001:db8:{n >> 16:x}:{n & 0xFFFF:x}::1"))
+        for a in ((home, ext) if prefer is HOME else (ext, home)):
+            if a in spec:
+                return a
+        raise Skip("no IPv6 address fits")
     a, b, c = n // 62500 % 8, n // 250 % 250, n % 250 + 2
     own = (f"10.{20 + a}.{b}.{c}", f"198.{18 + (a & 1)}.{b}.{c}")
     for a in own + prefer + EXTERNAL + HOME:
@@ -933,6 +948,8 @@ def plan(rule, n: int, at=None) -> Plan:
         if rule.proto == "ip":
             # an `ip` rule reads any IP packet's payload: a UDP datagram's
             return Plan("udp", src, 20000 + n % 40000, dst, 9999, [(True, data)])
+        if IPV6:
+            raise Skip("icmp over IPv6")  # (ICMPv6 types differ: no icmp rule's)
         itype = _ints(rule.itype, 0, 256) if rule.itype is not None else 8
         icode = _ints(rule.icode, 0, 256) if rule.icode is not None else 0
         if rule.icmp_seq is not None:
@@ -1359,11 +1376,21 @@ def main(argv) -> int:
     ap.add_argument("--every", type=int, default=1, help="every Nth rule only")
     ap.add_argument("--shuffle", action="store_true",
                     help="each sender's segments of a flight in a random order")
+    ap.add_argument("--ipv6", action="store_true", help="sessions over IPv6 where rules allow")
     ap.add_argument("--twins", action="store_true",
                     help="near misses instead: each rule must not alert on its twin's traffic")
     a = ap.parse_args(argv)
     logging.disable(logging.WARNING)
-    srs = load_suricata_rules(a.rules)
+    global IPV6
+    IPV6 = a.ipv6
+    vars_path = None
+    if a.ipv6:
+        # a home network with an IPv6 range, so $HOME_NET rules take IPv6
+        import tempfile
+
+        vars_path = Path(tempfile.mkdtemp()) / "vars.yaml"
+        vars_path.write_text('HOME_NET: "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12,fd00::/8]"\n')
+    srs = load_suricata_rules(a.rules, vars=vars_path)
     rules = srs.rules
     pick = [r for r in rules if not a.sid or r.sid in a.sid][::a.every]
     if a.twins:

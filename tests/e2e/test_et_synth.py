@@ -127,3 +127,28 @@ def test_et_rules_do_not_alert_on_their_near_misses(et_rules):
     sessions += short
     wrong = alerted(sessions, run(et_rules, sessions))
     assert not wrong, [f"{r.sid}: {r.text[:200]}" for r in wrong[:10]]
+
+
+def test_et_rules_alert_over_ipv6(tmp_path, monkeypatch):
+    # a home network with an IPv6 range, a third of the set, every session
+    # over IPv6 (addresses, pseudo-header checksums, the address intervals
+    # of the rule groups)
+    if not ET_DIR.exists():
+        pytest.skip("ET rule set not present")
+    import et_synth
+
+    from pakemon.detect.suricata_parser import load_suricata_rules
+
+    vars_file = tmp_path / "vars.yaml"
+    vars_file.write_text('HOME_NET: "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12,fd00::/8]"\n')
+    logging.disable(logging.WARNING)
+    try:
+        rules = load_suricata_rules(ET_DIR, vars=vars_file).rules
+    finally:
+        logging.disable(logging.NOTSET)
+    monkeypatch.setattr(et_synth, "IPV6", True)
+    sessions, _ = build(rules[::3], setters=setters_of(rules))
+    assert len(sessions) >= 5000
+    assert all(":" in key[0] for _r, _f, key in sessions)
+    missed = misses(sessions, run(rules, sessions))
+    assert not missed, [f"{r.sid}: {r.text[:200]}" for r in missed[:10]]
