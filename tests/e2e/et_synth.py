@@ -540,6 +540,33 @@ def _ints(cmp, lo: int = 0, hi: int = 1400):
     raise Skip("no size fits")
 
 
+def _sized(rule, elems, data: bytes) -> bytes:
+    """``data`` padded to a size the rule's dsize takes (if it has one)."""
+    if rule.dsize is None:
+        return data
+    data = _pad_to(data, _ints(rule.dsize, len(data)))
+    if not satisfies(elems, data):
+        raise Skip("dsize padding breaks the payload")
+    return data
+
+
+def _http_with_raw(make, rule, bufs: dict, body: str) -> bytes:
+    """The HTTP message ``make`` (http_request or http_response) builds from
+    the rule's buffers, holding its raw contents too: as they fall, else as
+    the body (buffer ``body``) when the rule names no body itself."""
+    if rule.dsize is not None:
+        raise Skip("dsize on http")
+    raw = bufs.pop(None, None)
+    data = make(rule, bufs)
+    if raw is not None and not satisfies(raw, data) and body not in bufs:
+        bufs[body] = [ContentMatch(layout(raw))]
+        data = make(rule, bufs)
+    if raw is not None and not satisfies(raw, data):
+        raise Skip("raw contents not in the " + ("request" if make is http_request
+                                                  else "response"))
+    return data
+
+
 def _pad_to(data: bytes, size: int) -> bytes:
     if len(data) > size:
         raise Skip("size smaller than the contents")
@@ -567,6 +594,32 @@ def _canonical_lines(block: bytes) -> bytes:
             value += FILL
         out.append(m.group(1) + b":" + value)
     return b"\r\n".join(out) + b"\r\n"
+
+
+def _with_header_layout(block: bytes, ours: int, elems, h: bytes, skip=None) -> bytes:
+    """``block`` (the ``ours`` header lines this module made) with an
+    http_header layout ``h`` after them as header lines: canonical, a line of
+    the rule's replacing one of ours by the same name; Skip when the
+    rule's header contents (``elems``) no longer match the result as a
+    parser gives it back (``skip``: lines no header buffer holds)."""
+    if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
+           or getattr(e, "depth", None) is not None for e in elems):
+        raise Skip("header content anchored")
+    if h.startswith(b"\r\n"):
+        block = block[:-2] + h
+    else:
+        m = re.match(rb"[A-Za-z0-9-]+: ", h)
+        block = block + (b"" if m else b"X-Gen: ") + h
+    if not block.endswith(b"\r\n"):
+        # (a value's trailing blanks are no part of it: go on past them)
+        block += (FILL if block[-1:] in b" \t" else b"") + b"\r\n"
+    block = _canonical_lines(block)
+    if block.count(b"\r\n\r\n"):
+        raise Skip("empty line in the headers")
+    block = _drop_shadowed(block, ours)
+    if not satisfies(elems, _as_parsed(block, skip=skip)):
+        raise Skip("header block no longer matches")
+    return block
 
 
 def _drop_shadowed(block: bytes, ours: int) -> bytes:
@@ -669,24 +722,8 @@ def http_request(rule, bufs: dict) -> bytes:
         headers.append(name + b": " + v)
     block = b"\r\n".join(headers) + b"\r\n"
     if "http.header" in lay:
-        h = lay["http.header"]
-        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
-               or getattr(e, "depth", None) is not None for e in bufs["http.header"]):
-            raise Skip("header content anchored")
-        if h.startswith(b"\r\n"):
-            block = block[:-2] + h
-        else:
-            m = re.match(rb"[A-Za-z0-9-]+: ", h)
-            block = block + (b"" if m else b"X-Gen: ") + h
-        if not block.endswith(b"\r\n"):
-            # (a value's trailing blanks are no part of it: go on past them)
-            block += (FILL if block[-1:] in b" \t" else b"") + b"\r\n"
-        block = _canonical_lines(block)
-        if block.count(b"\r\n\r\n"):
-            raise Skip("empty line in the headers")
-        block = _drop_shadowed(block, len(headers))
-        if not satisfies(bufs["http.header"], _as_parsed(block, skip=b"cookie:")):
-            raise Skip("header block no longer matches")
+        block = _with_header_layout(block, len(headers), bufs["http.header"],
+                                    lay["http.header"], b"cookie:")
         # a header the rule names in both: its value must fit both
         for b, hname in HEADER_VALUE.items():
             v = _header_value(block, hname)
@@ -769,21 +806,7 @@ def http_response(rule, bufs: dict) -> bytes:
         raise Skip("header value with line ends or edge blanks")
     block = b"Server: nginx\r\nContent-Type: " + ctype + b"\r\n"
     if lay.get("http.header"):
-        h = lay["http.header"]
-        if any(getattr(e, "offset", None) is not None or getattr(e, "startswith", False)
-               or getattr(e, "depth", None) is not None for e in bufs["http.header"]):
-            raise Skip("header content anchored")
-        if h.startswith(b"\r\n"):
-            block = block[:-2] + h
-        else:
-            m = re.match(rb"[A-Za-z0-9-]+: ", h)
-            block = block + (b"" if m else b"X-Gen: ") + h
-        if not block.endswith(b"\r\n"):
-            block += (FILL if block[-1:] in b" \t" else b"") + b"\r\n"
-        block = _canonical_lines(block)
-        if not satisfies(bufs["http.header"], block):
-            raise Skip("header block no longer matches")
-    block = _drop_shadowed(block, 2)
+        block = _with_header_layout(block, 2, bufs["http.header"], lay["http.header"])
     ctype = _header_value(block, b"Content-Type") or b""
     if "http.content_type" in bufs and not satisfies(bufs["http.content_type"], ctype):
         raise Skip("content type named twice, differently")
@@ -863,23 +886,10 @@ def plan(rule, n: int, at=None) -> Plan:
         # src is the server here: it answers
         if set(bufs) == {None} and rule.app_proto is None:
             ask = b""
-            data = layout(bufs[None])
-            if rule.dsize is not None:
-                data = _pad_to(data, _ints(rule.dsize, len(data)))
-                if not satisfies(bufs[None], data):
-                    raise Skip("dsize padding breaks the payload")
+            data = _sized(rule, bufs[None], layout(bufs[None]))
         else:
-            if rule.dsize is not None:
-                raise Skip("dsize on http")
-            raw = bufs.pop(None, None)
             ask = REQUEST
-            data = http_response(rule, bufs)
-            if raw is not None and not satisfies(raw, data) and "file.data" not in bufs:
-                # the raw contents as the body
-                bufs["file.data"] = [ContentMatch(layout(raw))]
-                data = http_response(rule, bufs)
-            if raw is not None and not satisfies(raw, data):
-                raise Skip("raw contents not in the response")
+            data = _http_with_raw(http_response, rule, bufs, "file.data")
         FINALS[None] = data
         steps = ([(True, ask)] if ask else []) + ([(False, data)] if data else [])
         return Plan("tcp", *ends(80), steps, whole)
@@ -895,33 +905,15 @@ def plan(rule, n: int, at=None) -> Plan:
                 raise Skip("raw contents not in the request")
             FINALS[None] = data
         elif set(bufs) == {None}:
-            data = layout(bufs[None])
-            if rule.dsize is not None:
-                data = _pad_to(data, _ints(rule.dsize, len(data)))
-                if not satisfies(bufs[None], data):
-                    raise Skip("dsize padding breaks the payload")
+            data = _sized(rule, bufs[None], layout(bufs[None]))
             FINALS[None] = data
         else:
-            if rule.dsize is not None:
-                raise Skip("dsize on http")
-            raw = bufs.pop(None, None)
-            data = http_request(rule, bufs)
-            if raw is not None and not satisfies(raw, data) and "http.request_body" not in bufs:
-                # the raw contents as the body
-                bufs["http.request_body"] = [ContentMatch(layout(raw))]
-                data = http_request(rule, bufs)
-            if raw is not None and not satisfies(raw, data):
-                # (the request the buffers make must hold the raw contents too)
-                raise Skip("raw contents not in the request")
+            data = _http_with_raw(http_request, rule, bufs, "http.request_body")
         return Plan("tcp", *ends(80), [(True, data)] if data else [], whole)
     if rule.proto == "udp":
         if set(bufs) - {None}:
             raise Skip("udp with buffers")
-        payload = layout(bufs.get(None, []))
-        if rule.dsize is not None:
-            payload = _pad_to(payload, _ints(rule.dsize, len(payload)))
-            if not satisfies(bufs.get(None, []), payload):
-                raise Skip("dsize padding breaks the payload")
+        payload = _sized(rule, bufs.get(None, []), layout(bufs.get(None, [])))
         FINALS[None] = payload
         return Plan("udp", *ends(9999), [(True, payload)])
     if rule.proto == "dns":
@@ -939,11 +931,7 @@ def plan(rule, n: int, at=None) -> Plan:
         FINALS["dns.query"] = q
         return Plan("udp", *ends(53), [(True, dns_query(q.decode(), qid=n & 0xFFFF))])
     if rule.proto in ("icmp", "ip") and set(bufs) <= {None}:
-        data = layout(bufs.get(None, []))
-        if rule.dsize is not None:
-            data = _pad_to(data, _ints(rule.dsize, len(data)))
-            if not satisfies(bufs.get(None, []), data):
-                raise Skip("dsize padding breaks the payload")
+        data = _sized(rule, bufs.get(None, []), layout(bufs.get(None, [])))
         FINALS[None] = data
         if rule.proto == "ip":
             # an `ip` rule reads any IP packet's payload: a UDP datagram's
@@ -962,11 +950,8 @@ def plan(rule, n: int, at=None) -> Plan:
         # the protocol's usual opening from the other side, then the bytes
         # the rule reads (the engine names the protocol by content, as
         # Suricata does)
-        data = _smb_payload(bufs[None]) if rule.proto == "smb" else layout(bufs[None])
-        if rule.dsize is not None:
-            data = _pad_to(data, _ints(rule.dsize, len(data)))
-            if not satisfies(bufs[None], data):
-                raise Skip("dsize padding breaks the payload")
+        data = _sized(rule, bufs[None], _smb_payload(bufs[None]) if rule.proto == "smb"
+                      else layout(bufs[None]))
         FINALS[None] = data
         server_first, client_first = _GREETING[rule.proto]
         steps = [(False, server_first)] if server_first else [(True, client_first)]
@@ -1398,23 +1383,17 @@ def main(argv) -> int:
         short = build_short(pick, setters_of(rules))
         skipped["(threshold sessions one short)"] = len(short)
         sessions += short
-        got = run(rules, sessions)
-        wrong = alerted(sessions, got)
-        print(f"{len(pick)} rules: {len(sessions)} twin sessions built, {len(wrong)} alerted")
-        for k, v in skipped.most_common(20):
-            print(f"  skipped {v:6d}  {k}")
-        for r in wrong[:a.show]:
-            print(f"ALERTED {r.sid}: {r.text[:400]}")
-        return 1 if wrong else 0
-    sessions, skipped = build(pick, a.segment, a.shuffle, setters_of(rules))
-    got = run(rules, sessions)
-    missed = misses(sessions, got)
-    print(f"{len(pick)} rules: {len(sessions)} sessions built, {len(missed)} missed")
+        wrong, what, tag = alerted(sessions, run(rules, sessions)), "twin sessions", "ALERTED"
+    else:
+        sessions, skipped = build(pick, a.segment, a.shuffle, setters_of(rules))
+        wrong, what, tag = misses(sessions, run(rules, sessions)), "sessions", "MISS"
+    print(f"{len(pick)} rules: {len(sessions)} {what} built, {len(wrong)} "
+          f"{'alerted' if a.twins else 'missed'}")
     for k, v in skipped.most_common(40):
         print(f"  skipped {v:6d}  {k}")
-    for r in missed[:a.show]:
-        print(f"MISS {r.sid}: {r.text[:400]}")
-    return 1 if missed else 0
+    for r in wrong[:a.show]:
+        print(f"{tag} {r.sid}: {r.text[:400]}")
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
