@@ -21,7 +21,8 @@ a UDP datagram, an ICMP message, a DNS query. Addresses and ports come
 from the rule's header under the default variables, one address pair per
 session (IPv4; IPv6 with ``IPV6`` set and a home network that has an IPv6
 range). The data can go in segments of any size, each flight's in a
-random order (``shuffled``).
+random order (``shuffled``), each segment behind a bad-checksum decoy
+(``with_decoys``).
 
 The other way round, ``build_twins`` makes each rule's near miss: one byte
 of one of its contents changed, the traffic built from that, and kept only
@@ -42,7 +43,7 @@ session and did not alert on it is a miss of the engine.
 Script mode, over a whole rule set::
 
     .venv/bin/python tests/e2e/et_synth.py [RULES_DIR] [--show N] [--sid SID]
-        [--segment BYTES] [--shuffle] [--every N] [--twins] [--ipv6]
+        [--segment BYTES] [--shuffle] [--every N] [--twins] [--ipv6] [--decoys]
 """
 
 from __future__ import annotations
@@ -1207,7 +1208,7 @@ def setters_of(rules) -> dict:
 
 # ---- running --------------------------------------------------------------
 
-def run(rules, sessions: list, ruleset=None):
+def run(rules, sessions: list, ruleset=None, checksum: str = "off"):
     """Feed every (rule, frames, key) session through one pipeline with
     ``rules`` loaded; returns (alerted keys by sid) as {key: set(sids)}."""
     from pakemon.config import Config, StreamConfig
@@ -1216,7 +1217,7 @@ def run(rules, sessions: list, ruleset=None):
     from pakemon.pipeline import Pipeline
 
     rs = ruleset if ruleset is not None else SigRuleSet(rules, {})
-    pipe = Pipeline([], Config(stream=StreamConfig(checksum="off")), sig=rs)
+    pipe = Pipeline([], Config(stream=StreamConfig(checksum=checksum)), sig=rs)
     got: dict = collections.defaultdict(set)
     for _rule, frames, _key in sessions:
         for ts, fr in frames:
@@ -1255,6 +1256,27 @@ def shuffled(frames, seed: int) -> list:
     rng.shuffle(run_)
     out += run_
     return [(t, fr) for (t, _), fr in zip(frames, out)]
+
+
+def with_decoys(frames) -> list:
+    """``frames`` with, before each data segment, a decoy the host drops: the
+    same sequence numbers and length, other bytes (each one's complement),
+    a wrong TCP checksum. A sensor that took the decoy would read it as the
+    stream and the real segment as a retransmission of it."""
+    from pakemon.decode.decoder import decode_frame
+
+    out = []
+    for ts, fr in frames:
+        p = decode_frame(1, fr, ts, None)
+        if p.proto == 6 and p.payload:
+            n = len(p.payload)
+            body = bytes(b ^ 0xFF for b in fr[-n:])
+            decoy = bytearray(fr[:-n] + body)
+            csum = p.l3_off + p.ip_hdr_len + 16  # the TCP checksum field
+            decoy[csum] ^= 0x5A
+            out.append((ts, bytes(decoy)))
+        out.append((ts, fr))
+    return out
 
 
 def build(rules, segment: int = 1400, shuffle: bool = False, setters=None):
@@ -1362,6 +1384,8 @@ def main(argv) -> int:
     ap.add_argument("--shuffle", action="store_true",
                     help="each sender's segments of a flight in a random order")
     ap.add_argument("--ipv6", action="store_true", help="sessions over IPv6 where rules allow")
+    ap.add_argument("--decoys", action="store_true",
+                    help="a bad-checksum decoy before each data segment (checksums on)")
     ap.add_argument("--twins", action="store_true",
                     help="near misses instead: each rule must not alert on its twin's traffic")
     a = ap.parse_args(argv)
@@ -1386,7 +1410,10 @@ def main(argv) -> int:
         wrong, what, tag = alerted(sessions, run(rules, sessions)), "twin sessions", "ALERTED"
     else:
         sessions, skipped = build(pick, a.segment, a.shuffle, setters_of(rules))
-        wrong, what, tag = misses(sessions, run(rules, sessions)), "sessions", "MISS"
+        if a.decoys:
+            sessions = [(r, with_decoys(f), k) for r, f, k in sessions]
+        wrong, what, tag = misses(sessions, run(rules, sessions, checksum=(
+            "auto" if a.decoys else "off"))), "sessions", "MISS"
     print(f"{len(pick)} rules: {len(sessions)} {what} built, {len(wrong)} "
           f"{'alerted' if a.twins else 'missed'}")
     for k, v in skipped.most_common(40):
