@@ -1,20 +1,23 @@
 """Every ET Open rule this generator can build traffic for alerts on it.
 
 et_synth reads each rule of the whole set, lays its contents, pcres and
-isdataat checks out in their buffers, checks the layout with its own
-reading of the match semantics, and builds the session (an HTTP request or
-response, a TCP stream either way, a UDP datagram, a DNS query) from the
-rule's header (15,978 rules get one; a rule that needs a flowbit has a
-setter's traffic first on the same connection), once as a client would send it and
-once a quarter of them in 3-byte segments, out of order. All sessions go
-through one pipeline with all 18,219 rules loaded; each must raise its own
-rule (a threshold's after its count of connections). Each rule's near miss
-(one byte of one content changed, where this reading says the rule can then
-not match) must not raise it, nor a threshold rule's traffic one time short
-of its count. It found that a raw content beside
-HTTP buffers was only looked for in the start line and headers (303 ET
-rules, such as ``content:"|0D 0A 0D 0A|PK"`` beside ``http_header``, could
-not alert on a body: tests/unit/detect/test_sigengine.py pins it).
+isdataat checks out in their buffers, checks the layout with its own reading
+of the match semantics, and builds the session (an HTTP request or response,
+a TCP stream either way, a TLS handshake, a UDP datagram, an ICMP message, a
+DNS query) from the rule's header (16,066 rules get one; a rule that needs a
+flowbit has a setter's traffic first on the same connection). The sessions
+go as a client would send them; a quarter of them also in 3-byte segments,
+out of order; a fifth behind bad-checksum decoys; a third over IPv6. All go
+through one pipeline with all 18,219 rules loaded, and each must raise its
+own rule (a threshold's after its count of connections). Each rule's near
+miss (one byte of one content changed, where this reading says the rule can
+then not match) must not raise it, nor a threshold rule's traffic one time
+short of its count.
+
+It found that a raw content beside HTTP buffers was only looked for in the
+start line and headers: 303 ET rules, such as
+``content:"|0D 0A 0D 0A|PK"`` beside ``http_header``, could not alert on a
+body (tests/unit/detect/test_sigengine.py pins it).
 """
 
 from __future__ import annotations
