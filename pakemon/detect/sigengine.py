@@ -485,6 +485,13 @@ def _reads_body(rules, idxs) -> bool:
 RAW_TX = "raw.tx"
 
 
+def _raw_buffer(kind: str) -> str:
+    """The buffer a raw content (and its fast pattern) is read in, for a
+    buffer-rule kind: RAW_TX for HTTP, else the start bytes ("http.start":
+    a TLS direction's handshake bytes, an SMTP or SSH line)."""
+    return RAW_TX if kind == "http" or kind == "http-resp" else "http.start"
+
+
 def _fast_pattern(r):
     """(folded bytes, buffer) of the rule's prefilter content, or (None, None).
 
@@ -551,7 +558,7 @@ class _Group:
         # http.response_body); if none does, bodies are framed, not kept
         self.needs_body = True
 
-    def restricted(self, keep, rules, buffers: bool = False):
+    def restricted(self, keep, rules, raw: str | None = None):
         """This group cut down to the rules in ``keep`` (a view's), with an
         automaton of their fast patterns only: a small automaton is scanned
         about four times faster per byte than ET's whole one (cache misses
@@ -565,8 +572,8 @@ class _Group:
         g.always = [i for i in self.always if i in keep]
         if not g.patterns and not g.always:
             return None
-        if buffers:
-            g.buffers = tuple(sorted({rules[i].fp_buffer or "http.start"
+        if raw is not None:  # (a buffer-rule group: raw fast patterns are read in ``raw``)
+            g.buffers = tuple(sorted({rules[i].fp_buffer or raw
                                       for idxs in g.patterns.values() for i in idxs}))
             g.needs_body = _reads_body(rules, keep)
         g.build()
@@ -777,7 +784,7 @@ class SigRuleSet:
                 # across two of them only adds a candidate; the full check
                 # is per buffer)
                 keys = (sr.kind,)
-                fp_buffers[sr.kind].add(sr.fp_buffer or "http.start")
+                fp_buffers[sr.kind].add(sr.fp_buffer or _raw_buffer(sr.kind))
             elif sr.kind == "pkt":
                 # one packet group per IP protocol: a TCP segment is not
                 # scanned for the patterns of UDP rules
@@ -1000,9 +1007,8 @@ class SigRuleSet:
                     self._cut[ck] = g
                 else:
                     self.compiled_views += 1
-                    self._cut[ck] = g.restricted(set(idxs), rules,
-                                                 buffers=kind in ("http", "http-resp", "tls",
-                                                                  "smtp", "ssh"))
+                    self._cut[ck] = g.restricted(
+                        set(idxs), rules, _raw_buffer(kind) if kind in _BUFFER_KINDS else None)
             setattr(v, _VIEW_ATTR[kind], self._cut[ck])
         v.reads_stream = proto == 6 and (
             v.stream is not None or v.http is not None or v.resp is not None
@@ -2257,12 +2263,7 @@ class SigEngine:
     def _buffer_cands(self, g, bufs, d) -> list:
         """Candidates of a buffer-rule group (HTTP, TLS, SSH, SMTP): its
         fast-pattern buffers joined, scanned in one pass."""
-        names = g.buffers
-        if type(bufs) is _HttpBuffers and "http.start" in names:
-            # (a raw fast pattern may lie in the body: RAW_TX holds the
-            # start line and headers too, so an http_start one is still seen)
-            names = [RAW_TX if n == "http.start" else n for n in names]
-        data = b"\x00".join([b for b in map(bufs.get, names) if b])
+        data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
         return g.candidates(data, self.rules, 6, d.sport, d.dport)
 
     # ------------------------------------------------------------ the check
@@ -2408,8 +2409,7 @@ class SigEngine:
                 if uri is None or not r.urilen.compare.matches(len(uri)):
                     return False
             for name, elements in sr.buffers:
-                buf = http.get(name if name is not None or kind == "tls" else
-                               RAW_TX if kind == "http" or kind == "http-resp" else "http.start")
+                buf = http.get(name if name is not None or kind == "tls" else _raw_buffer(kind))
                 if buf is None:
                     if _all_negated(elements):
                         continue
@@ -2697,7 +2697,7 @@ def _resp_buffer(resp, name):
     if name == "http.start":
         return resp.response_line + b"\r\n" + (resp.raw_header or b"")
     if name == RAW_TX:
-        return resp.response_line + b"\r\n" + (resp.raw_header or b"") + (resp.body or b"")
+        return _resp_buffer(resp, "http.start") + (resp.body or b"")
     if name == "http.protocol":
         return resp.protocol or None
     if name == "http.cookie":

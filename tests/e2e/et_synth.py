@@ -1103,12 +1103,15 @@ def _needs(rule) -> list:
     return out
 
 
-def session(rule, n: int, segment: int = 1400, setters=None, short: bool = False):
+def session(rule, n: int, segment: int = 1400, setters=None, short: bool = False,
+            shuffle: bool = False):
     """(frames, (client, cport, server, sport)) for rule, the n-th session,
     its TCP data sent in segments of ``segment`` bytes. ``setters``
     (flowbit name -> rules that set it) lets a rule that needs a flowbit
     have a setter's traffic first on the same connection. ``short``: one
-    time fewer than a threshold needs (a rule without one: Skip)."""
+    time fewer than a threshold needs (a rule without one: Skip).
+    ``shuffle``: each flight's segments in a random order (``shuffled``),
+    unless a packet's size or payload is what the rule reads."""
     FINALS.clear()
     if rule.action != "alert":
         raise Skip("action " + rule.action)
@@ -1128,21 +1131,23 @@ def session(rule, n: int, segment: int = 1400, setters=None, short: bool = False
         p = _chain(rule, p, n, setters)
         FINALS.clear()
         FINALS.update(finals)
-    session.whole = p.whole
     if times == 1 and not short:
-        return frames_of(p, n, segment), p.key
-    # a threshold's count: as many connections from the same client (or
-    # datagrams), a hundredth of a second apart
-    frames, key = [], p.key
-    for i in range(times):
-        q = p
-        if p.kind == "tcp":
-            to_client = rule.flow is not None and rule.flow.to_client
-            if not (rule.dst_port if to_client else rule.src_port).any:
-                raise Skip("threshold count with a fixed client port")
-            q = Plan("tcp", p.client, p.cport + 1 + i, p.server, p.sport, p.steps, p.whole)
-        frames += frames_of(q, n, segment, 1000.0 + n + 0.01 * i)
-        key = q.key
+        frames, key = frames_of(p, n, segment), p.key
+    else:
+        # a threshold's count: as many connections from the same client (or
+        # datagrams), a hundredth of a second apart
+        frames, key = [], p.key
+        for i in range(times):
+            q = p
+            if p.kind == "tcp":
+                to_client = rule.flow is not None and rule.flow.to_client
+                if not (rule.dst_port if to_client else rule.src_port).any:
+                    raise Skip("threshold count with a fixed client port")
+                q = Plan("tcp", p.client, p.cport + 1 + i, p.server, p.sport, p.steps, p.whole)
+            frames += frames_of(q, n, segment, 1000.0 + n + 0.01 * i)
+            key = q.key
+    if shuffle and not p.whole:
+        frames = shuffled(frames, n)
     return frames, key
 
 
@@ -1287,12 +1292,10 @@ def build(rules, segment: int = 1400, shuffle: bool = False, setters=None):
     sessions, skipped = [], collections.Counter()
     for n, r in enumerate(rules):
         try:
-            frames, key = session(r, n, segment, setters)
+            frames, key = session(r, n, segment, setters, shuffle=shuffle)
         except Skip as e:
             skipped[str(e).split(":")[0]] += 1
             continue
-        if shuffle and not session.whole:
-            frames = shuffled(frames, n)
         sessions.append((r, frames, key))
     return sessions, skipped
 
