@@ -527,7 +527,9 @@ def run_attach(args) -> int:
             if metrics is not None:
                 metrics.update(pipe, sensor, logs)  # counters are read at scrape time
             _err(f"attached to {att.ifname} ({att.mode} XDP"
-                 f"{', tc egress' if att.egress else ''}): {rs.count} rules, "
+                 f"{', tc egress' if att.egress else ''}"
+                 f"{'' if att.dies_with_process else '; through netlink: if killed, `pakemon-xdp detach` removes it'}"
+                 f"): {rs.count} rules, "
                  f"{counts['keys']} service keys; logs in {args.log_dir}; "
                  "SIGINT/SIGTERM stop, SIGHUP reloads the rules and reopens the logs")
             rs = _loop(args, session, sensor, sig, rs)
@@ -739,8 +741,10 @@ def add_sensor_commands(sub, fmt) -> None:
     a.set_defaults(func=run_attach)
 
     d = sub.add_parser("detach", help="remove pakemon's XDP/tc programs from an interface",
-                       description="Remove what a killed sensor left on IFACE: its XDP "
-                       "program and tc egress filter.", epilog=SENSOR_EXIT_CODES,
+                       description="Remove pakemon's XDP program and tc egress program "
+                       "from IFACE: a hung sensor's (its bpf links are detached), or what a "
+                       "killed one left on a kernel without bpf links (a killed sensor's links "
+                       "go with it).", epilog=SENSOR_EXIT_CODES,
                        formatter_class=fmt)
     d.add_argument("iface", metavar="IFACE")
     d.add_argument("--force", action="store_true",

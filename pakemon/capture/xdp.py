@@ -13,8 +13,11 @@ classes, candidates, bypassed, blocked...).
 
 Module functions serve the CLI without compiling anything:
 ``interface_status(ifname)`` (``pakemon-xdp status``) and
-``detach_interface(ifname)`` (``pakemon-xdp detach``: removes what a killed
-sensor left: an XDP program and a tc egress filter survive their process).
+``detach_interface(ifname)`` (``pakemon-xdp detach``). The programs are
+attached through bpf links where the kernel has them (XDP links, Linux 5.9;
+tcx, 6.6), so the kernel detaches them when the sensor's process ends, even
+killed; through netlink (clsact for tc) otherwise, and then they outlive it
+until ``pakemon-xdp detach`` removes them.
 
 Everything runs in the caller's network namespace (bcc and netlink resolve
 interface names there). Errors reach the caller as ``SensorError`` with a
@@ -36,6 +39,7 @@ import ctypes as ct
 import errno
 import os
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -152,8 +156,15 @@ class Attachment:
     ifname: str
     ifindex: int
     mode: str  # "native" or "generic"
-    egress: bool = False  # tc clsact egress filter attached too
+    egress: bool = False  # tc egress program attached too
     created_clsact: bool = False  # we added the clsact qdisc (so we remove it)
+    link_fd: Optional[int] = None  # the XDP program's bpf link (None: netlink)
+    tc_link_fd: Optional[int] = None  # the tc program's tcx link (None: clsact)
+
+    @property
+    def dies_with_process(self) -> bool:
+        """Whether the kernel detaches everything if the sensor is killed."""
+        return self.link_fd is not None and (not self.egress or self.tc_link_fd is not None)
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,103 @@ class InterfaceStatus:
         parts = [f"{p.mode} id {p.prog_id} {p.name or '?'}" for p in self.xdp]
         parts += [f"tc egress {n}" for n in self.tc_egress]
         return f"{self.ifname}: " + (", ".join(parts) if parts else "no XDP or tc program")
+
+
+# ---- bpf links (bpf(2) through ctypes) --------------------------------------
+# An XDP program attached through a bpf link (BPF_LINK_CREATE, Linux 5.9+),
+# and a tc program through a tcx link (Linux 6.6+), stay only while the
+# link's file descriptor is open: when the sensor's process ends, SIGKILL and
+# crashes included, the kernel detaches them. Attached through netlink
+# instead, they outlive their process and keep copying frames into perf rings
+# nobody reads until someone runs `pakemon-xdp detach`. Netlink stays the
+# fallback for kernels without these links. bcc 0.26 has no call for links,
+# and the attributes used here are few and fixed (uapi/linux/bpf.h).
+
+_NR_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351,
+           "riscv64": 280}.get(os.uname().machine)
+_BPF_OBJ_GET_INFO_BY_FD = 15
+_BPF_PROG_QUERY = 16
+_BPF_LINK_CREATE = 28
+_BPF_LINK_GET_FD_BY_ID = 30
+_BPF_LINK_GET_NEXT_ID = 31
+_BPF_LINK_DETACH = 34
+_BPF_XDP = 37  # enum bpf_attach_type
+_BPF_TCX_EGRESS = 47
+_BPF_LINK_TYPE_XDP = 6  # enum bpf_link_type
+_BPF_LINK_TYPE_TCX = 11
+_ATTR_SIZE = 128  # the kernel wants the bytes past the fields it knows zeroed
+_libc = None
+
+
+def _bpf(cmd: int, fmt: str, *fields) -> tuple[int, bytes]:
+    """bpf(cmd, attr) with attr packed from ``fields``: (result, attr after)."""
+    global _libc
+    if _NR_BPF is None:
+        raise OSError(errno.ENOSYS, "bpf(2): syscall number unknown on this machine")
+    if _libc is None:
+        _libc = ct.CDLL(None, use_errno=True)
+    buf = ct.create_string_buffer(struct.pack(fmt, *fields), _ATTR_SIZE)
+    r = _libc.syscall(ct.c_long(_NR_BPF), ct.c_int(cmd), buf, ct.c_uint(_ATTR_SIZE))
+    if r < 0:
+        e = ct.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r, buf.raw
+
+
+def _link_create(prog_fd: int, ifindex: int, attach_type: int, flags: int = 0) -> int:
+    """A bpf link of ``prog_fd`` on ``ifindex``: its file descriptor."""
+    # link_create: prog_fd, target_ifindex, attach_type, flags
+    return _bpf(_BPF_LINK_CREATE, "=IIII", prog_fd, ifindex, attach_type, flags)[0]
+
+
+def _links_on(ifindex: int) -> list[tuple[int, int, int]]:
+    """(link id, link type, program id) of the XDP and tcx links on ``ifindex``
+    in any network namespace (link ids are global, ifindexes are not: the
+    caller checks the program is the one its own interface runs)."""
+    out = []
+    info = ct.create_string_buffer(64)
+    lid = 0
+    while True:
+        try:  # get_next_id: start_id, next_id
+            lid = struct.unpack_from("=I", _bpf(_BPF_LINK_GET_NEXT_ID, "=II", lid, 0)[1], 4)[0]
+        except OSError:
+            return out  # ENOENT: no more
+        try:
+            fd = _bpf(_BPF_LINK_GET_FD_BY_ID, "=I", lid)[0]
+        except OSError:
+            continue  # gone meanwhile
+        try:  # info: bpf_fd, info_len, info (a pointer); struct bpf_link_info:
+            # type, id, prog_id, then a union at offset 16 whose xdp and tcx
+            # members start with the ifindex
+            _bpf(_BPF_OBJ_GET_INFO_BY_FD, "=IIQ", fd, 64, ct.addressof(info))
+            ltype, _, prog_id, _pad, idx = struct.unpack_from("=IIIII", info.raw)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if ltype in (_BPF_LINK_TYPE_XDP, _BPF_LINK_TYPE_TCX) and idx == ifindex:
+            out.append((lid, ltype, prog_id))
+
+
+def _link_detach(link_id: int) -> None:
+    """Detach link ``link_id`` (its owner's fd stays, defunct)."""
+    fd = _bpf(_BPF_LINK_GET_FD_BY_ID, "=I", link_id)[0]
+    try:
+        _bpf(_BPF_LINK_DETACH, "=I", fd)
+    finally:
+        os.close(fd)
+
+
+def _tcx_egress_ids(ifindex: int) -> list[int]:
+    """Program ids on ``ifindex``'s tcx egress hook ([] without tcx)."""
+    ids = (ct.c_uint32 * 16)()
+    try:  # query: target_ifindex, attach_type, query_flags, attach_flags,
+        # prog_ids (a pointer), prog_cnt
+        raw = _bpf(_BPF_PROG_QUERY, "=IIIIQI", ifindex, _BPF_TCX_EGRESS, 0, 0,
+                   ct.addressof(ids), len(ids))[1]
+    except OSError:
+        return []
+    return list(ids[:min(struct.unpack_from("=I", raw, 24)[0], len(ids))])
 
 
 # ---- preflight checks ------------------------------------------------------
@@ -307,8 +415,9 @@ class XdpSensor:
     Compiling takes about 1.5 s and loading the XDP program into the
     verifier 0.7 s (measured on the CI machine); both happen in the
     constructor, before any attach. Use as a context manager, or call
-    ``close()``: an attached program otherwise outlives the process
-    (``atexit`` detaches on a normal interpreter exit).
+    ``close()``: where the kernel has no bpf links for them, attached
+    programs otherwise outlive the process (``atexit`` detaches on a normal
+    interpreter exit; ``Attachment.dies_with_process`` says which).
     """
 
     def __init__(self, *, bpf_dir: str | os.PathLike | None = None,
@@ -316,7 +425,7 @@ class XdpSensor:
                  bypass_timeout: float = DEFAULT_BYPASS_TIMEOUT,
                  scan_tcp: bool = False, scan_udp: bool = False,
                  cflags: tuple[str, ...] = (), reader: str = "auto",
-                 wakeup_bytes: int = 0, coalesce: bool = True) -> None:
+                 wakeup_bytes: int = 0, coalesce: bool = True, links: bool = True) -> None:
         _need_root()
         if reader not in ("auto", "bcc"):
             raise SensorError(f"reader must be auto or bcc, not {reader}")
@@ -339,6 +448,7 @@ class XdpSensor:
                 from None
         self._xdp_fn = self._load(abi.PROG_XDP, bcc.BPF.XDP)
         self._tc_fn = None  # loaded on the first direction="both"
+        self._links = links  # attach through bpf links where the kernel can (False: netlink)
         self._attachments: dict[str, Attachment] = {}
         self._records: list[PerfRecord] = []
         self._order = TimeOrder()
@@ -821,17 +931,28 @@ class XdpSensor:
                    f"{ifname}` removes it" if st.ours else ""))
         tried = []
         used = None
+        link_fd = None
         for m in (("native", "generic") if mode == "auto" else (mode,)):
+            link_err = "not tried"
+            try:
+                if self._links:
+                    link_fd = _link_create(self._xdp_fn.fd, ifindex, _BPF_XDP, _MODE_FLAGS[m])
+                    used = m
+                    break
+            except OSError as e:
+                # no XDP links in this kernel, or the mode cannot be had:
+                # netlink says which, and attaches where it can
+                link_err = e.strerror
             try:
                 self._bcc.BPF.attach_xdp(ifname, self._xdp_fn,
                                          _XDP_FLAGS_UPDATE_IF_NOEXIST | _MODE_FLAGS[m])
                 used = m
                 break
             except Exception as e:
-                tried.append(f"{m}: {e}")
+                tried.append(f"{m}: {e} (as a bpf link: {link_err})")
         if used is None:
             raise SensorError(f"cannot attach XDP to {ifname} ({'; '.join(tried)})")
-        att = Attachment(ifname, ifindex, used)
+        att = Attachment(ifname, ifindex, used, link_fd=link_fd)
         self._attachments[ifname] = att
         if direction == "both":
             try:
@@ -848,6 +969,13 @@ class XdpSensor:
 
         if self._tc_fn is None:
             self._tc_fn = self._load(abi.PROG_TC_EGRESS, self._bcc.BPF.SCHED_CLS)
+        try:
+            if self._links:
+                att.tc_link_fd = _link_create(self._tc_fn.fd, att.ifindex, _BPF_TCX_EGRESS)
+                att.egress = True
+                return
+        except OSError:
+            pass  # no tcx before Linux 6.6: a clsact qdisc and a bpf filter
         try:
             with IPRoute() as ipr:
                 try:
@@ -883,14 +1011,22 @@ class XdpSensor:
                 if _index_now(name) == att.ifindex and self._ours_there(att) is False]
 
     def _detach_one(self, att: Attachment) -> None:
-        # bcc removes whatever XDP program the name has: not another tool's
-        # that replaced ours
-        if self._ours_there(att) is not False:
+        # Closing a link detaches its program (unless another tool detached
+        # it already: then there is nothing to remove, and nothing else is)
+        if att.link_fd is not None:
+            os.close(att.link_fd)
+            att.link_fd = None
+        elif self._ours_there(att) is not False:
+            # bcc removes whatever XDP program the name has: not another
+            # tool's that replaced ours
             try:
                 self._bcc.BPF.remove_xdp(att.ifname, _MODE_FLAGS[att.mode])
             except Exception:
                 pass  # interface gone, or already removed: checked below
-        if att.egress or att.created_clsact:
+        if att.tc_link_fd is not None:
+            os.close(att.tc_link_fd)
+            att.tc_link_fd = None
+        elif att.egress or att.created_clsact:
             _remove_tc(att.ifindex, remove_clsact=att.created_clsact)
 
     def detach(self, ifname: Optional[str] = None) -> None:
@@ -1033,6 +1169,7 @@ def interface_status(ifname: str) -> InterfaceStatus:
                         tc_names.append(name)
     except NetlinkError as e:
         raise SensorError(f"cannot read the state of {ifname}: {os.strerror(e.code)}") from None
+    tc_names += [_prog_name(pid) or f"id {pid}" for pid in _tcx_egress_ids(ifindex)]
     return InterfaceStatus(ifname, ifindex, tuple(progs), tuple(tc_names), clsact)
 
 
@@ -1067,8 +1204,10 @@ def _remove_tc(ifindex: int, remove_clsact: bool) -> None:
 def detach_interface(ifname: str, force: bool = False) -> list[str]:
     """Remove pakemon's XDP program and tc egress filter from ``ifname``.
 
-    For ``pakemon-xdp detach`` after a sensor was killed. A program that is
-    not pakemon's (name not ``pk_*``) is left alone unless ``force``.
+    For ``pakemon-xdp detach`` after a sensor attached through netlink
+    (kernels without bpf links) was killed, or while one hangs. An XDP
+    program that is not pakemon's (name not ``pk_*``) is left alone unless
+    ``force``; another tool's tc program always.
     Returns what was removed; raises SensorError if anything of ours stays.
     """
     from pyroute2 import IPRoute
@@ -1080,8 +1219,33 @@ def detach_interface(ifname: str, force: bool = False) -> list[str]:
     foreign = [p for p in st.xdp if not p.ours]
     if foreign and not force:
         raise SensorError(f"{st.describe()}: not a pakemon program; --force removes it anyway")
+    # Attached through bpf links (a sensor that still runs, or hangs: a
+    # killed one took its links with it), they are detached as links;
+    # netlink cannot remove them (EBUSY)
+    tcx_here = _tcx_egress_ids(st.ifindex)
+    linked = set()
+    for lid, ltype, prog_id in _links_on(st.ifindex):
+        if ltype == _BPF_LINK_TYPE_TCX:
+            name = _prog_name(prog_id)
+            if prog_id not in tcx_here or not (name and name.startswith(abi.PROG_NAME_PREFIX)):
+                continue  # another namespace's, or another tool's (as with clsact)
+            what = f"tc egress {name}"
+        else:
+            p = next((p for p in st.xdp if p.prog_id == prog_id), None)
+            if p is None:
+                continue  # an interface of the same index in another namespace
+            what = f"XDP {p.mode} id {p.prog_id} {p.name or '?'}"
+        try:
+            _link_detach(lid)
+        except OSError as e:
+            raise SensorError(f"cannot detach bpf link {lid} ({what}) from {ifname}: "
+                              f"{e.strerror}") from None
+        linked.add(prog_id)
+        removed.append(what)
     with IPRoute() as ipr:
         for p in st.xdp:
+            if p.prog_id in linked:
+                continue
             flags = _MODE_FLAGS[p.mode]
             try:
                 ipr.link("set", index=st.ifindex,
@@ -1090,10 +1254,13 @@ def detach_interface(ifname: str, force: bool = False) -> list[str]:
             except NetlinkError as e:
                 raise SensorError(f"cannot remove XDP program {p.prog_id} from {ifname}: "
                                   f"{os.strerror(e.code)}") from None
-    if any(n.startswith(abi.PROG_NAME_PREFIX) for n in st.tc_egress):
-        _remove_tc(st.ifindex, remove_clsact=False)
-        removed += [f"tc egress {n}" for n in st.tc_egress
-                    if n.startswith(abi.PROG_NAME_PREFIX)]
+    if st.clsact:
+        before = interface_status(ifname).tc_egress
+        if any(n.startswith(abi.PROG_NAME_PREFIX) for n in before):
+            _remove_tc(st.ifindex, remove_clsact=False)
+            after = interface_status(ifname).tc_egress
+            removed += [f"tc egress {n}" for n in before
+                        if n.startswith(abi.PROG_NAME_PREFIX) and n not in after]
     after = interface_status(ifname)
     if after.ours or (force and after.xdp):
         raise SensorError(f"still attached after detach: {after.describe()}")

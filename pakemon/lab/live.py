@@ -113,6 +113,21 @@ def remove_stale_namespaces(prefix: str = PREFIX) -> None:
             pass
 
 
+def tcx_egress(ns: str, ifname: str) -> str:
+    """Names of the programs on ``ifname``'s tcx egress hook in network
+    namespace ``ns``, a line each ("" when it is gone). Debian 12's tc and
+    bpftool predate tcx links (Linux 6.6) and do not show them: this is the
+    kernel's answer to BPF_PROG_QUERY, asked from inside the namespace."""
+    from pakemon.capture import xdp
+
+    with in_netns(ns):
+        try:
+            ids = xdp._tcx_egress_ids(socket.if_nametoindex(ifname))
+        except OSError:
+            return ""
+    return "".join(f"{xdp._prog_name(i) or i}\n" for i in ids)
+
+
 class SensorProcess:
     """``pakemon-xdp attach`` as a child; its output read by two threads."""
 
@@ -350,7 +365,7 @@ class LiveLab:
     def link_state(self) -> str:
         link = _run("ip", "-n", self.srv, "-d", "link", "show", "dev", SRV_IF, check=False)
         tc = _run("tc", "-n", self.srv, "filter", "show", "dev", SRV_IF, "egress", check=False)
-        return link.stdout + tc.stdout
+        return link.stdout + tc.stdout + tcx_egress(self.srv, SRV_IF)
 
     def assert_nothing_attached(self) -> None:
         state = self.link_state()

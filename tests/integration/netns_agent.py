@@ -41,7 +41,7 @@ class Agent:
 
     def op_attach(self, ifname, mode="auto", direction="in"):
         a = self.sensor.attach(ifname, mode=mode, direction=direction)
-        return {"mode": a.mode, "egress": a.egress}
+        return {"mode": a.mode, "egress": a.egress, "links": a.dies_with_process}
 
     def op_detach(self, ifname=None):
         self.sensor.detach(ifname)

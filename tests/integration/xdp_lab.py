@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from pakemon.lab.live import tcx_egress
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 AGENT = HERE / "netns_agent.py"
@@ -170,7 +172,7 @@ class Lab:
         """What ip and tc show attached to pkxb."""
         link = run("ip", "-n", self.ns_b, "-d", "link", "show", "dev", IF_B, check=False)
         tc = run("tc", "-n", self.ns_b, "filter", "show", "dev", IF_B, "egress", check=False)
-        return link + tc
+        return link + tc + tcx_egress(self.ns_b, IF_B)
 
     def assert_nothing_attached(self) -> None:
         state = self.link_state()
