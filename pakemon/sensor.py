@@ -111,6 +111,23 @@ MAX_ERRORS_SHOWN = 10
 
 # ---- the loop's state (no signals, no kernel calls of its own) -------------
 
+# Which alerts --reset and --block answer. Native rules are the paper's
+# attack signatures: each alert is answered. A Suricata rule says it by its
+# action, as in Suricata: `reject` resets (and drops), `drop` drops, `alert`
+# only alerts. ET Open ships every rule as `alert` (INFO and POLICY ones
+# too, which fire on benign traffic); suricata-update's drop.conf and
+# modify.conf are how a Suricata user makes chosen rules drop or reject.
+RESET_ACTIONS = frozenset({"reject"})
+BLOCK_ACTIONS = frozenset({"drop", "reject"})
+_ANY_RESPONSE = RESET_ACTIONS | BLOCK_ACTIONS
+
+
+def answers(alert, actions) -> bool:
+    """Whether ``alert``'s rule asks for a response in ``actions``."""
+    meta = getattr(alert.rule, "meta", None) or {}
+    return meta.get("format") != "suricata" or meta.get("action") in actions
+
+
 class LiveSession:
     """Records in, events out: what ``attach`` does with each poll.
 
@@ -134,6 +151,7 @@ class LiveSession:
         self.truncated_bytes = 0  # their wire bytes never inspected
         self.flows_bypassed = 0  # bypass_flow calls (both directions each)
         self.flows_blocked = 0  # block_flow calls
+        self.alert_only = 0  # alerts of Suricata `alert` rules, left unanswered by design
         self.kernel_errors = 0  # bypass/block calls the kernel refused
         self.internal_errors = 0  # records the pipeline raised on (a bug)
         self._pending: OrderedDict = OrderedDict()  # direction -> None
@@ -172,6 +190,11 @@ class LiveSession:
         return n_events
 
     def events(self, events, frame: bytes | None = None) -> None:
+        if self.resetter is not None or self.block:
+            from .events import Alert
+
+            self.alert_only += sum(1 for ev in events if isinstance(ev, Alert)
+                                   and not answers(ev, _ANY_RESPONSE))
         if self.resetter is not None:  # before logging: the action says "blocked"
             events = self._reset(events, frame)
         if self.block:  # first: every packet until then passes
@@ -179,7 +202,8 @@ class LiveSession:
 
             for ev in events:
                 if isinstance(ev, Alert):
-                    self._block(ev)
+                    if answers(ev, BLOCK_ACTIONS):
+                        self._block(ev)
         self.logs.write_many(events)
         if self.show:
             _show(events)
@@ -205,7 +229,8 @@ class LiveSession:
                     pending.popitem(last=False)
 
     def _reset(self, events, frame):
-        """RST both ends of each TCP alert's connection; those alerts become "blocked"."""
+        """RST both ends of each TCP alert's connection (an alert a response
+        is asked for: ``answers``); those alerts become "blocked"."""
         from dataclasses import replace
 
         from .events import Alert
@@ -216,6 +241,9 @@ class LiveSession:
         pkt = None  # the frame decoded again, once, for its VLAN IDs and ACK
         for ev in events:
             if isinstance(ev, Alert) and ev.ip_proto == 6 and ev.src_port is not None:
+                if not answers(ev, RESET_ACTIONS):
+                    out.append(ev)
+                    continue
                 if pkt is None and frame is not None:
                     try:  # a record cut at the snaplen: its length fields exceed it
                         pkt = decode_frame(LINKTYPE_ETHERNET, frame, 0.0, 1 << 16)
@@ -352,6 +380,12 @@ def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress
         if rs is not None:
             line("resets sent", rs.sent, f"RST packets, {rs.connections} connections; "
                  f"{rs.skipped} TCP alerts not reset, {rs.errors} send errors")
+        if rs is not None or session.block:
+            line("alerts only", session.alert_only,
+                 "of Suricata rules whose action is alert: not "
+                 + ("reset or blocked" if rs is not None and session.block else
+                    "reset" if rs is not None else "blocked")
+                 + " (a reject rule resets, drop and reject rules block)")
         if session.kernel_errors:
             line("kernel map errors", session.kernel_errors)
         if session.internal_errors:
@@ -731,9 +765,11 @@ def add_sensor_commands(sub, fmt) -> None:
                    metavar="SECONDS", help="a bypassed flow idle this long is inspected "
                    f"again; 0 never (default {DEFAULT_BYPASS_TIMEOUT:g})")
     a.add_argument("--block", action="store_true",
-                   help="drop the later packets of every flow that alerted (XDP_DROP)")
+                   help="drop the later packets of every flow that alerted (XDP_DROP); "
+                   "of a Suricata rule's alert only when the rule's action is drop or reject")
     a.add_argument("--reset", action="store_true",
-                   help="reset the TCP connection of every TCP alert: a RST to each end, "
+                   help="reset the TCP connection of every TCP alert (of a Suricata rule: "
+                   "when its action is reject): a RST to each end, "
                    "through this host's stack (run the sensor on the protected host); "
                    "the alert's EVE action is then \"blocked\". Without it nothing is sent")
     add_engine_options(a)

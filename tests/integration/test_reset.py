@@ -132,3 +132,68 @@ def test_without_reset_the_sensor_sends_nothing(tmp_path):
                 server.close()
         finally:
             lab.down()
+
+
+def test_suricata_rules_answer_by_their_action(tmp_path):
+    """--reset --block with Suricata rules does what their actions say, as in
+    Suricata: an `alert` rule's connection is left alone (ET ships every rule
+    as alert, INFO and POLICY ones included), a `drop` rule's is blocked in
+    the kernel without a RST, a `reject` rule's is reset (and blocked)."""
+    rules = tmp_path / "actions.rules"
+    rules.write_text(
+        'alert tcp any any -> any 80 (msg:"only alert"; flow:to_server; '
+        'content:"/alert-only"; sid:9100001;)\n'
+        'drop tcp any any -> any 80 (msg:"drop it"; flow:to_server; '
+        'content:"/drop-me"; sid:9100002;)\n'
+        'reject tcp any any -> any 80 (msg:"reject it"; flow:to_server; '
+        'content:"/reject-me"; sid:9100003;)\n')
+    lab = LiveLab().up()
+    server = None
+    socks = {}
+    try:
+        server = Server(lab)
+        sensor = lab.start_sensor("--log-dir", str(tmp_path / "logs"), "--rules", str(rules),
+                                  "--reset", "--block", "-q")
+        for name in ("alert", "drop", "reject"):
+            s = lab.socket(lab.cli, socket.AF_INET, socket.SOCK_STREAM)
+            s.settimeout(3)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.connect((SRV_IP, PORT))
+            socks[name] = (s, server.conn(s.getsockname()[1]))
+        for name, (s, c) in socks.items():
+            s.sendall(f"GET /{name}-{'only' if name == 'alert' else 'me'} HTTP/1.0\r\n".encode())
+        # the alert rule's connection carries on both ways
+        s, c = socks["alert"]
+        assert s.recv(100) == b"ok\n"
+        for i in range(3):
+            time.sleep(0.2)
+            s.sendall(f"X-More-{i}: yes\r\n".encode())
+            assert s.recv(100) == b"ok\n"
+        assert c["end"] is None and c["data"].endswith(b"X-More-2: yes\r\n")
+        # the reject rule's is reset at the server
+        assert wait_until(lambda: socks["reject"][1]["end"] is not None)
+        assert socks["reject"][1]["end"] == "reset"
+        # the drop rule's: nothing more reaches the server, and no RST came
+        s, c = socks["drop"]
+        time.sleep(0.3)
+        before = c["data"]
+        s.sendall(b"X-After-Block: 1\r\n")
+        time.sleep(0.5)
+        assert c["data"] == before and c["end"] is None
+        assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
+        assert sensor.counter("alerts only") == 1
+        assert sensor.counter("flows blocked") == 2
+        events = [json.loads(line) for line in
+                  (tmp_path / "logs" / "eve.json").read_text().splitlines()]
+        actions = {ev["alert"]["signature_id"]: ev["alert"]["action"]
+                   for ev in events if ev["event_type"] == "alert"}
+        assert actions == {9100001: "allowed", 9100002: "allowed", 9100003: "blocked"}
+        lab.assert_nothing_attached()
+    finally:
+        try:
+            for s, _ in socks.values():
+                s.close()
+            if server is not None:
+                server.close()
+        finally:
+            lab.down()
