@@ -107,3 +107,19 @@ def dashboard_exprs(d) -> list[str]:
                 walk(v)
     walk(d)
     return out
+
+
+def nothing_attached_soon(lab, within: float = 5.0) -> None:
+    """``lab.assert_nothing_attached()`` passes within ``within`` seconds: the
+    kernel releases a dead process's bpf links at its exit, but the last
+    reference may drop in a worker a moment later."""
+    import time
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return lab.assert_nothing_attached()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

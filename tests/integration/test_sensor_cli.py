@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from helpers import nothing_attached_soon
 from test_sensor_live import lab, stop  # noqa: F401 (fixture)
 from xdp_lab import requires_xdp
 
@@ -103,7 +104,7 @@ def test_sigterm_detaches_second_attach_refused_detach_after_kill(lab, tmp_path)
                          "--mode", "generic")
     assert "generic id" in lab.cli_command(lab.srv, "status", "vsrv").stdout
     c.kill()
-    _nothing_attached_soon(lab)
+    nothing_attached_soon(lab)
     r = lab.cli_command(lab.srv, "detach", "vsrv")
     assert (r.returncode, r.stdout) == (0, "vsrv: nothing attached\n")
     lab.sensors.remove(c)
@@ -119,18 +120,6 @@ def test_sigterm_detaches_second_attach_refused_detach_after_kill(lab, tmp_path)
     d.kill()
     lab.sensors.remove(d)
 
-
-def _nothing_attached_soon(lab, within=5.0):
-    """The kernel released a dead process's links (at its exit; the last
-    reference may drop in a worker a moment later)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return lab.assert_nothing_attached()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def test_a_deleted_interface_stops_the_sensor_with_what_came_before_logged(lab, tmp_path):

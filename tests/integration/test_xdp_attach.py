@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from helpers import nothing_attached_soon
 from xdp_lab import AgentError, IF_B, lab, requires_xdp, run  # noqa: F401 (fixtures)
 
 pytestmark = requires_xdp
@@ -168,20 +169,6 @@ def test_errors_name_the_problem(lab):
         srv.call("status", ifname="nosuch0")
 
 
-def _nothing_attached_soon(lab, within=5.0):
-    """The kernel released a dead process's links (at its exit, but the last
-    reference may drop in a worker a moment later)."""
-    import time
-
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return lab.assert_nothing_attached()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
 
 def test_a_killed_sensor_leaves_nothing_behind(lab):
     """SIGKILL, no atexit, no detach: the kernel detaches the bpf links'
@@ -193,7 +180,7 @@ def test_a_killed_sensor_leaves_nothing_behind(lab):
         assert att == {"mode": mode, "egress": True, "links": True}
         assert "pk_tc_egress" in lab.link_state()
         victim.kill()
-        _nothing_attached_soon(lab)
+        nothing_attached_soon(lab)
         r = lab.server.call("detach_interface", ifname=IF_B)
         assert r == []  # nothing was left to remove
 
