@@ -211,10 +211,12 @@ class InterfaceStatus:
 # instead, they outlive their process and keep copying frames into perf rings
 # nobody reads until someone runs `pakemon-xdp detach`. Netlink stays the
 # fallback for kernels without these links. bcc 0.26 has no call for links,
-# and the attributes used here are few and fixed (uapi/linux/bpf.h).
+# and the attributes used here are few and fixed (uapi/linux/bpf.h); the
+# status and detach commands use the same calls, without importing bcc.
 
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351,
            "riscv64": 280}.get(os.uname().machine)
+_BPF_PROG_GET_FD_BY_ID = 13
 _BPF_OBJ_GET_INFO_BY_FD = 15
 _BPF_PROG_QUERY = 16
 _BPF_LINK_CREATE = 28
@@ -244,6 +246,15 @@ def _bpf(cmd: int, fmt: str, *fields) -> tuple[int, bytes]:
     return r, buf.raw
 
 
+def _obj_info(fd: int) -> bytes:
+    """The kernel's struct bpf_prog_info or bpf_link_info of the program or
+    link behind ``fd`` (a zeroed buffer longer than the struct is accepted)."""
+    info = ct.create_string_buffer(256)
+    # info: bpf_fd, info_len, info (a pointer)
+    _bpf(_BPF_OBJ_GET_INFO_BY_FD, "=IIQ", fd, len(info), ct.addressof(info))
+    return info.raw
+
+
 def _link_create(prog_fd: int, ifindex: int, attach_type: int, flags: int = 0) -> int:
     """A bpf link of ``prog_fd`` on ``ifindex``: its file descriptor."""
     # link_create: prog_fd, target_ifindex, attach_type, flags
@@ -255,7 +266,6 @@ def _links_on(ifindex: int) -> list[tuple[int, int, int]]:
     in any network namespace (link ids are global, ifindexes are not: the
     caller checks the program is the one its own interface runs)."""
     out = []
-    info = ct.create_string_buffer(64)
     lid = 0
     while True:
         try:  # get_next_id: start_id, next_id
@@ -266,11 +276,9 @@ def _links_on(ifindex: int) -> list[tuple[int, int, int]]:
             fd = _bpf(_BPF_LINK_GET_FD_BY_ID, "=I", lid)[0]
         except OSError:
             continue  # gone meanwhile
-        try:  # info: bpf_fd, info_len, info (a pointer); struct bpf_link_info:
-            # type, id, prog_id, then a union at offset 16 whose xdp and tcx
-            # members start with the ifindex
-            _bpf(_BPF_OBJ_GET_INFO_BY_FD, "=IIQ", fd, 64, ct.addressof(info))
-            ltype, _, prog_id, _pad, idx = struct.unpack_from("=IIIII", info.raw)
+        try:  # struct bpf_link_info: type, id, prog_id, then a union at
+            # offset 16 whose xdp and tcx members start with the ifindex
+            ltype, _, prog_id, _pad, idx = struct.unpack_from("=IIIII", _obj_info(fd))
         except OSError:
             continue
         finally:
@@ -1095,26 +1103,16 @@ class XdpSensor:
 # ---- status and cleanup without a sensor -----------------------------------
 
 def _prog_name(prog_id: int) -> Optional[str]:
-    """A BPF program's name from its id (bpf(2) through bcc's libbpf)."""
+    """A BPF program's name from its id (None if the kernel would not say)."""
     try:
-        from bcc.libbcc import lib
-    except ImportError:
-        return None
-    lib.bpf_prog_get_fd_by_id.argtypes = [ct.c_uint32]
-    lib.bpf_prog_get_fd_by_id.restype = ct.c_int
-    lib.bpf_obj_get_info_by_fd.argtypes = [ct.c_int, ct.c_void_p, ct.POINTER(ct.c_uint32)]
-    lib.bpf_obj_get_info_by_fd.restype = ct.c_int
-    fd = lib.bpf_prog_get_fd_by_id(prog_id)
-    if fd < 0:
+        fd = _bpf(_BPF_PROG_GET_FD_BY_ID, "=I", prog_id)[0]
+    except OSError:
         return None
     try:
-        # struct bpf_prog_info (uapi/linux/bpf.h): name[16] at offset 64.
-        # A zeroed buffer longer than the kernel's struct is accepted.
-        buf = ct.create_string_buffer(256)
-        size = ct.c_uint32(256)
-        if lib.bpf_obj_get_info_by_fd(fd, buf, ct.byref(size)) != 0:
-            return None
-        return buf.raw[64:80].split(b"\0", 1)[0].decode("ascii", "replace") or None
+        # struct bpf_prog_info: name[16] at offset 64
+        return _obj_info(fd)[64:80].split(b"\0", 1)[0].decode("ascii", "replace") or None
+    except OSError:
+        return None
     finally:
         os.close(fd)
 
@@ -1122,16 +1120,9 @@ def _prog_name(prog_id: int) -> Optional[str]:
 def _prog_id(fd: int) -> Optional[int]:
     """The id of the BPF program behind ``fd`` (None if it cannot be read)."""
     try:
-        from bcc.libbcc import lib
-    except ImportError:
+        return int.from_bytes(_obj_info(fd)[4:8], sys.byteorder)  # type, id
+    except OSError:
         return None
-    lib.bpf_obj_get_info_by_fd.argtypes = [ct.c_int, ct.c_void_p, ct.POINTER(ct.c_uint32)]
-    lib.bpf_obj_get_info_by_fd.restype = ct.c_int
-    buf = ct.create_string_buffer(256)
-    size = ct.c_uint32(256)
-    if lib.bpf_obj_get_info_by_fd(fd, buf, ct.byref(size)) != 0:
-        return None
-    return int.from_bytes(buf.raw[4:8], sys.byteorder)  # struct bpf_prog_info: type, id
 
 
 def interface_status(ifname: str) -> InterfaceStatus:
