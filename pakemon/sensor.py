@@ -8,7 +8,8 @@ behind it::
     perf ring -> PerfRecord -> Pipeline.feed(ts, frame, 1, wire_len) -> events
         -> LogSet (alert.log, dump.log, eve.json) and one line per alert on stdout
     StreamBypass (stream depth reached)  -> the flow's kernel bypass entry
-    alert, with --block                  -> the flow's kernel block entry
+    alert, with --block                  -> the flow's kernel block entry,
+                                            the alert's EVE action "blocked"
     TCP alert, with --reset              -> a RST to each end (pakemon.respond),
                                             the alert's EVE action "blocked"
 
@@ -198,12 +199,16 @@ class LiveSession:
         if self.resetter is not None:  # before logging: the action says "blocked"
             events = self._reset(events, frame)
         if self.block:  # first: every packet until then passes
+            from dataclasses import replace
+
             from .events import Alert
 
-            for ev in events:
-                if isinstance(ev, Alert):
-                    if answers(ev, BLOCK_ACTIONS):
-                        self._block(ev)
+            # a drop (or reject) rule's alert whose flow the kernel now
+            # drops says so, as Suricata's IPS mode logs it
+            events = [replace(ev, action="blocked")
+                      if isinstance(ev, Alert) and answers(ev, BLOCK_ACTIONS)
+                      and self._block(ev) and ev.action != "blocked" else ev
+                      for ev in events]
         self.logs.write_many(events)
         if self.show:
             _show(events)
@@ -280,22 +285,25 @@ class LiveSession:
             return self.pipe.tcp._dirs.get(key + (pkt.vlan,))
         return self.pipe.tcp._dirs.get(key)
 
-    def _block(self, ev) -> None:
+    def _block(self, ev) -> bool:
+        """Whether the kernel drops ``ev``'s flow from now on (a block entry
+        made now or before)."""
         proto = ev.ip_proto
         if proto in (6, 17) and (ev.src_port is None or ev.dst_port is None):
-            return  # an `ip` rule's alert: no ports to name the flow by
+            return False  # an `ip` rule's alert: no ports to name the flow by
         key = (ev.src_ip, ev.dst_ip, ev.src_port or 0, ev.dst_port or 0, proto)
         if key in self._blocked:
-            return
+            return True
         try:
             self.sensor.block_flow(*key, both=True)
             self.flows_blocked += 1
         except Exception:
             self.kernel_errors += 1
-            return
+            return False
         self._blocked[key] = None
         if len(self._blocked) > BLOCK_MAX:  # the kernel's LRU forgets them too
             self._blocked.popitem(last=False)
+        return True
 
     def flush(self) -> None:
         """End of input: the pipeline's last events."""
@@ -766,7 +774,8 @@ def add_sensor_commands(sub, fmt) -> None:
                    f"again; 0 never (default {DEFAULT_BYPASS_TIMEOUT:g})")
     a.add_argument("--block", action="store_true",
                    help="drop the later packets of every flow that alerted (XDP_DROP); "
-                   "of a Suricata rule's alert only when the rule's action is drop or reject")
+                   "of a Suricata rule's alert only when the rule's action is drop or reject; "
+                   "the alert's EVE action is then \"blocked\"")
     a.add_argument("--reset", action="store_true",
                    help="reset the TCP connection of every TCP alert (of a Suricata rule: "
                    "when its action is reject): a RST to each end, "

@@ -188,6 +188,10 @@ def test_block_drops_the_rest_of_an_alerting_flow(lab, tmp_path):
     assert len(sensor.alerts) == 2
     assert sensor.counter("blocked") == 1
     assert sensor.counter("flows blocked") == 2
+    # each alert's flow is dropped from then on: its EVE action says so
+    eve = [json.loads(line) for line in (tmp_path / "live" / "eve.json").read_text().splitlines()]
+    assert [ev["alert"]["action"] for ev in eve if ev["event_type"] == "alert"] == \
+        ["blocked", "blocked"]
 
 
 def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
