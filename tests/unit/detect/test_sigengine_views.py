@@ -90,6 +90,71 @@ def test_views_share_groups_across_client_ports():
     assert v3 is not v1 and v3.stream is not v1.stream
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_views_keep_exactly_the_rules_whose_header_fits(seed, monkeypatch):
+    """A view holds every rule of its protocol whose addresses, ports, flow
+    direction and app protocol can fit, and no other, however the lookup
+    gets there (rules grouped by header, port-spec pairs found with bit
+    masks, caches shared across ports and addresses): checked against each
+    rule's own header, on ports and addresses at and around the rules' cuts."""
+    rnd = random.Random(seed)
+    ports = ["any", "80", "!80", "[80,8080]", "[1024:]", "[:1023]", "![1:1024]",
+             "[53,1000:2000,!1500]", "[8000:8100,443]", "0", "65535", "$HTTP_PORTS"]
+    addrs = ["any", "$HOME_NET", "$EXTERNAL_NET", "10.0.0.1", "[10.0.0.0/24,!10.0.0.7]",
+             "192.0.2.0/25", "!192.0.2.9", "2001:db8::/64"]
+    lines = []
+    for sid in range(1, 400):
+        proto = rnd.choice(["tcp", "tcp", "udp", "http", "tls", "tcp-pkt", "tcp-stream"])
+        flow = rnd.choice(["", "flow:to_server;", "flow:to_client;", "flow:established;"])
+        arrow = rnd.choice(["->", "->", "<>"])
+        lines.append(f"alert {proto} {rnd.choice(addrs)} {rnd.choice(ports)} {arrow} "
+                     f"{rnd.choice(addrs)} {rnd.choice(ports)} (msg:\"r{sid}\"; {flow} "
+                     f"content:\"w{sid}x\"; sid:{sid};)")
+    rs = ruleset("\n".join(lines))
+    made = {}
+    make = rs._make_view
+
+    def spy(keep, proto=6):
+        v = make(keep, proto)
+        made[id(v)] = (keep, v)
+        return v
+
+    monkeypatch.setattr(rs, "_make_view", spy)
+
+    def want(src, dst, sport, dport, to_server, app, proto):
+        skey, dkey = sigengine._addr_key(src), sigengine._addr_key(dst)
+        out = []
+        for i in rs._idx[proto]:
+            sr = rs.rules[i]
+            f = sr.flow
+            if not sr.addrs_fit(skey, dkey) or not sr.ports_fit(sport, dport):
+                continue
+            if f is not None and (f.to_server and not to_server or f.to_client and to_server):
+                continue
+            if sr.kind in ("stream", "pkt") and sr.app is not None and app is not None \
+                    and sr.app != app:
+                continue
+            out.append(i)
+        return tuple(out)
+
+    near = sorted({max(0, min(65535, c + d)) for c in rs._pcuts for d in (-1, 0, 1)})
+    v4 = [addr(a) for a in ("10.0.0.1", "10.0.0.7", "10.0.0.8", "192.0.2.9", "192.0.2.200",
+                            "198.51.100.4", "172.16.0.1")]
+    v6 = [socket.inet_pton(socket.AF_INET6, a) for a in ("2001:db8::1", "2001:db8:1::1")]
+    checked = 0
+    for _ in range(3000):
+        hosts = v4 if rnd.random() < 0.8 else v6
+        src, dst = rnd.choice(hosts), rnd.choice(hosts)
+        sport, dport = (rnd.choice(near) if rnd.random() < 0.7 else rnd.randrange(65536)
+                        for _ in range(2))
+        args = (src, dst, sport, dport, rnd.random() < 0.5,
+                rnd.choice([None, "http", "tls", ""]), rnd.choice([6, 6, 17]))
+        v = rs.view(*args)
+        assert made[id(v)][0] == want(*args), args
+        checked += 1
+    assert checked == 3000 and len(made) > 20  # many distinct views were made
+
+
 def _random_rules_and_traffic(seed):
     rnd = random.Random(seed)
     alphabet = b"abcXYZ"
