@@ -663,6 +663,7 @@ class Pipeline:
         out["flows_evicted"] = self.flows.table.evicted
         if self.sig is not None:
             out.update(self.sig.counters)
+            out["sig_pcre_time_limit"] = self.sig.pcre_time_limited()
         return out
 
 

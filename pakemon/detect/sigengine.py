@@ -173,6 +173,7 @@ from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
 from .suricata_parser import ContentMatch
 
+from . import sigmatch
 from .sigmatch import inspect_buffer
 
 try:
@@ -1467,6 +1468,9 @@ class SigEngine:
         self._fids = 0
         # the TCP session state before the packet now fed (None: unknown)
         self.pre_state = None
+        # pcre searches are timed per process (sigmatch.LIMITS): this
+        # engine's share is what they counted since it began
+        self._pcre_limited0 = sigmatch.LIMITS["pcre_time_limit"]
         self.counters = {"sig_stream_inspections": 0, "sig_candidates": 0,
                          "sig_http_transactions": 0, "sig_smtp_files": 0,
                          # directions inspected early because the waiting
@@ -1498,6 +1502,11 @@ class SigEngine:
     def _new_flow(self, client):
         self._fids += 1
         return FlowState(client, self._fids)
+
+    def pcre_time_limited(self) -> int:
+        """Inspections whose pcre searches ran out of time (a rule that did
+        not match because of it: sigmatch.PCRE_TIME_LIMIT)."""
+        return sigmatch.LIMITS["pcre_time_limit"] - self._pcre_limited0
 
     def tcp_state(self, d) -> DirState:
         """The DirState of TCP direction ``d`` (made on first use)."""

@@ -38,6 +38,15 @@ past the bytes it read. Relative elements (distance/within, pcre ``R``,
 - Each step of the search counts against ``RECURSION_LIMIT`` (Suricata's
   ``inspection-recursion-limit``, 3000): a hostile buffer that makes a rule
   backtrack without end gets "no match" once the budget is spent.
+- pcre time: a regex an attacker can feed makes Python's ``re`` take
+  exponential time (ET 2020318's ``(?:\\s*?[a-z]+\\s*?)*?`` on a run of
+  letters never ends; ET 2016175's ``<[^>]*\\s...`` on 100 KB of ``<`` takes
+  about 45 s), and ``re`` cannot be stopped. Suricata bounds PCRE with its
+  match limit and takes the keyword as not matching. Here the searches run
+  on the ``regex`` module (same syntax, with a timeout) and one inspection's
+  pcre searches share ``PCRE_TIME_LIMIT`` seconds; past it the pcre does not
+  match, negated or not (Suricata's error path), and ``LIMITS`` counts it
+  (``sig_pcre_time_limit``). Without the module, ``re`` runs unbounded.
 - Negation: a negated content matches when the pattern is absent from its
   window and does not move the pointer; a negated pcre likewise.
 - pcre: the subject of a relative pcre starts at the pointer, so ``^``
@@ -70,6 +79,9 @@ tuples are compiled once and remembered (see ``inspect_buffer``).
 
 from __future__ import annotations
 
+import re
+import time
+
 from pakemon.detect.asn1 import asn1_matches
 from pakemon.detect.suricata_parser import (
     Asn1Check,
@@ -89,6 +101,42 @@ __all__ = ["RECURSION_LIMIT", "CompiledElements", "compile_elements", "inspect_b
 # reference.
 RECURSION_LIMIT = 3000
 
+try:
+    import regex as _regex
+except ImportError:  # pragma: no cover - a dependency; re stays, unbounded
+    _regex = None
+
+# Seconds of pcre searching one inspection may spend (see module doc): some
+# thousand times what a search of a full window takes on ordinary traffic.
+PCRE_TIME_LIMIT = 0.05
+# Inspections cut by it, for the engine's counters (sig_pcre_time_limit).
+LIMITS = {"pcre_time_limit": 0}
+
+_RE_TO_REGEX = ((re.IGNORECASE, "I"), (re.MULTILINE, "M"), (re.DOTALL, "S"), (re.VERBOSE, "X"))
+_TIMED: dict = {}
+
+
+def _timed(rx):
+    """The ``regex`` module's compile of an ``re`` pattern (its flags mapped
+    one by one: the two modules' flag values differ, ``re.ASCII`` is
+    ``regex.V1``), or None if the module is missing or refuses it."""
+    if _regex is None:
+        return None
+    key = (rx.pattern, rx.flags)
+    if key in _TIMED:
+        return _TIMED[key]
+    flags = _regex.V0
+    for bit, name in _RE_TO_REGEX:
+        if rx.flags & bit:
+            flags |= getattr(_regex, name)
+    try:
+        out = _regex.compile(rx.pattern, flags)
+    except Exception:  # (its own error type; re accepted it: keep re)
+        out = None
+    if len(_TIMED) < 65536:
+        _TIMED[key] = out
+    return out
+
 _U64 = (1 << 64) - 1
 # isdataat with a byte_extract value at least this big: Suricata treats it
 # as "never there" without computing positions.
@@ -105,7 +153,7 @@ class _Node:
         "kind", "src", "pat", "plen", "nocase", "negated", "relative", "endswith", "simple",
         "offset", "depth", "distance", "within", "static_window", "retry", "give_up",
         "regex", "compare", "nbytes", "op", "value", "big", "base", "bitmask", "shift",
-        "multiplier", "align", "from_beginning", "from_end", "post_offset", "name",
+        "multiplier", "align", "from_beginning", "from_end", "post_offset", "name", "timed",
     )  # fmt: skip
 
     def __init__(self, kind: int, src) -> None:
@@ -197,8 +245,13 @@ def _compile_one(e) -> _Node:
         n.regex = e.regex
         n.relative = bool(e.relative)
         n.negated = bool(e.negated)
+        n.timed = False
         if n.regex is None or not hasattr(n.regex, "search"):
             n.kind = _NEVER
+        elif isinstance(n.regex, re.Pattern):
+            t = _timed(n.regex)
+            if t is not None:
+                n.regex, n.timed = t, True
         return n
     if isinstance(e, IsDataAt):
         n = _Node(_ISDATAAT, e)
@@ -401,10 +454,15 @@ def _strtoull(chunk: bytes, base: int) -> tuple[int, int] | None:
     return value, i
 
 
+class _OutOfTime(Exception):
+    """An inspection's pcre time is spent (PCRE_TIME_LIMIT)."""
+
+
 class _Run:
     """One inspection: the buffer, the detection pointer, the budget."""
 
-    __slots__ = ("nodes", "last", "data", "lower", "n", "ptr", "budget", "env", "view")
+    __slots__ = ("nodes", "last", "data", "lower", "n", "ptr", "budget", "env", "view",
+                 "deadline")
 
     def __init__(self, nodes: CompiledElements, data: bytes, env: dict) -> None:
         self.nodes = nodes
@@ -416,6 +474,7 @@ class _Run:
         self.budget = RECURSION_LIMIT
         self.env = env
         self.view = None
+        self.deadline = 0.0  # of the pcre searches: set by the first one
 
     # Every step returns 1 (this and all later elements matched), 0 (no
     # match here; an earlier element may retry) or -1 (no match, stop).
@@ -539,9 +598,10 @@ class _Run:
             subject = view[base:]
         else:
             subject = self.data
-        regex = node.regex
         try:
-            m = regex.search(subject)
+            m = self._search(node, subject, 0)
+        except _OutOfTime:
+            return -1  # the rule does not match
         except (TypeError, ValueError, RecursionError, OverflowError):
             return 0
         if node.negated:
@@ -556,9 +616,31 @@ class _Run:
             start = m.start() + 1
             if start > len(subject):
                 return 0
-            m = regex.search(subject, start)
+            try:
+                m = self._search(node, subject, start)
+            except _OutOfTime:
+                return -1
             if m is None:
                 return 0
+
+    def _search(self, node: _Node, subject, start: int):
+        """node's regex searched from ``start``; _OutOfTime once this
+        inspection's pcre time is spent."""
+        regex = node.regex
+        if not node.timed:
+            return regex.search(subject, start)
+        now = time.monotonic()
+        if self.deadline == 0.0:
+            self.deadline = now + PCRE_TIME_LIMIT
+        left = self.deadline - now
+        if left <= 0:
+            raise _OutOfTime
+        try:
+            return regex.search(subject, start, timeout=left)
+        except TimeoutError:
+            LIMITS["pcre_time_limit"] += 1
+            self.deadline = -1.0
+            raise _OutOfTime from None
 
     # ------------------------------------------------------------ isdataat
 

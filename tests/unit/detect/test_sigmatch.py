@@ -473,6 +473,46 @@ def test_pcre_from_compile_pcre_relative_flag():
     assert not run(elems, b"id=x&id=12")
 
 
+def test_pcre_time_limit_stops_a_hostile_regex():
+    """ET 2103274's pcre backtracks without end on a run of T: re would take
+    hours on 4,000 bytes. The inspection gives up at the time limit (the
+    rule does not match, negated or not, as Suricata's PCRE match limit) and
+    counts it; the same rule on ordinary bytes still matches."""
+    hostile = b"T" * 4000
+    opts = 'content:"T"; pcre:"/T.*?T.*?Y.*?P.*?R.*?O.*?M.*?P.*?T/";'
+    before = sigmatch.LIMITS["pcre_time_limit"]
+    t = time.monotonic()
+    assert not match(opts, hostile)
+    assert time.monotonic() - t < 20 * sigmatch.PCRE_TIME_LIMIT
+    assert sigmatch.LIMITS["pcre_time_limit"] == before + 1
+    assert not match('content:"T"; pcre:!"/T.*?T.*?Y.*?P.*?R.*?O.*?M.*?P.*?T/";', hostile)
+    assert sigmatch.LIMITS["pcre_time_limit"] == before + 2
+    assert match(opts, b"xT TYPE PROMPT x")
+    assert sigmatch.LIMITS["pcre_time_limit"] == before + 2
+
+
+def test_pcre_time_limit_is_shared_by_an_inspections_retries():
+    """A pcre retried for a later content (distance/within) searches again
+    per occurrence: the time limit holds for all of them together, and the
+    inspection ends at the first search that runs out."""
+    # each Q starts a search that backtracks exponentially over its run of
+    # letters (the regex module too); 60 of them
+    hostile = (b"Q" + b"a" * 22 + b"!") * 60
+    opts = 'content:"Q"; pcre:"/(a|aa)+$/R"; content:"zz"; within:2;'
+    before = sigmatch.LIMITS["pcre_time_limit"]
+    t = time.monotonic()
+    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 0.02):
+        assert not match(opts, hostile)
+    took = time.monotonic() - t
+    assert sigmatch.LIMITS["pcre_time_limit"] == before + 1
+    assert took < 0.5, took
+    # the same searches unbounded take far longer (what the limit saves)
+    t = time.monotonic()
+    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 60.0):
+        assert not match(opts, hostile[:24 * 10])
+    assert time.monotonic() - t > 2 * took
+
+
 # ----------------------------------------------- exhaustive reference check
 
 
