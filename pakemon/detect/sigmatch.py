@@ -106,8 +106,8 @@ try:
 except ImportError:  # pragma: no cover - a dependency; re stays, unbounded
     _regex = None
 
-# Seconds of pcre searching one inspection may spend (see module doc): some
-# thousand times what a search of a full window takes on ordinary traffic.
+# CPU seconds of pcre searching one inspection may spend (see module doc):
+# some thousand times what a search of a full window takes on ordinary traffic.
 PCRE_TIME_LIMIT = 0.05
 # Inspections cut by it, for the engine's counters (sig_pcre_time_limit).
 LIMITS = {"pcre_time_limit": 0}
@@ -629,7 +629,9 @@ class _Run:
         regex = node.regex
         if not node.timed:
             return regex.search(subject, start)
-        now = time.monotonic()
+        # CPU time, as the regex module counts its timeout: a sensor that
+        # waits for the CPU under load does not lose matches for it
+        now = time.process_time()
         if self.deadline == 0.0:
             self.deadline = now + PCRE_TIME_LIMIT
         left = self.deadline - now
