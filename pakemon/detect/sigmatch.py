@@ -44,7 +44,7 @@ past the bytes it read. Relative elements (distance/within, pcre ``R``,
   about 45 s), and ``re`` cannot be stopped. Suricata bounds PCRE with its
   match limit and takes the keyword as not matching. Here the searches run
   on the ``regex`` module (same syntax, with a timeout) and one inspection's
-  pcre searches share ``PCRE_TIME_LIMIT`` seconds; past it the pcre does not
+  pcre searches share ``PCRE_TIME_LIMIT`` CPU seconds; past it the pcre does not
   match, negated or not (Suricata's error path), and ``LIMITS`` counts it
   (``sig_pcre_time_limit``). Without the module, ``re`` runs unbounded.
 - Negation: a negated content matches when the pattern is absent from its
@@ -106,9 +106,12 @@ try:
 except ImportError:  # pragma: no cover - a dependency; re stays, unbounded
     _regex = None
 
-# CPU seconds of pcre searching one inspection may spend (see module doc):
-# some thousand times what a search of a full window takes on ordinary traffic.
-PCRE_TIME_LIMIT = 0.05
+# CPU seconds of pcre searching one inspection may spend (see module doc).
+# Generous: the regex module can be several times slower than re on a
+# heavy pcre that does match (ET 2102681 on its own test sample, 2 KB: 94 ms
+# against re's 18), and those matches must not be lost; a hostile input
+# costs at most this, where it never ended before.
+PCRE_TIME_LIMIT = 0.5
 # Inspections cut by it, for the engine's counters (sig_pcre_time_limit).
 LIMITS = {"pcre_time_limit": 0}
 
