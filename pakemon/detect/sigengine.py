@@ -879,8 +879,12 @@ class SigRuleSet:
                         pcuts.update((lo, hi + 1))
         self._acuts = sorted(acuts)
         self._pcuts = sorted(pcuts)
-        self._fit_classes = {p: self._fit_classes_of(idx) for p, idx in self._idx.items()}
-        self._port_pairs = {p: self._port_masks_of(p) for p in (6, 17)}
+        self._fit_classes: dict = {}
+        self._port_pairs: dict = {}
+        for p, idx in self._idx.items():
+            self._fit_classes[p], pairs = self._fit_classes_of(idx)
+            if p in (6, 17):
+                self._port_pairs[p] = self._port_masks_of(pairs)
         self._fitviews: dict = {}  # (address key, fitting port pairs) -> _View
         self._by_addr: dict = {}
         self._views: dict = {}
@@ -937,11 +941,10 @@ class SigRuleSet:
         if fit is None:
             if len(self._by_addr) > CACHE_MAX:
                 self._by_addr.clear()
-            fit = self._by_addr[ak] = self._fit_entry(
-                proto, *self._addr_fit(skey, dkey, to_server, app, proto))
+            fit = self._by_addr[ak] = self._addr_fit(skey, dkey, to_server, app, proto)
         anyport, by_bit, present, odd = fit
         if proto == 6 or proto == 17:
-            _pairs, sp, dp, bi = self._port_pairs[proto]
+            sp, dp, bi = self._port_pairs[proto]
             m = present & (sp[si] & dp[di] | bi & sp[di] & dp[si])
             for bit, rep_rule in odd:
                 if rep_rule.ports_fit(sport, dport):
@@ -968,14 +971,17 @@ class SigRuleSet:
         return v
 
     def _fit_classes_of(self, idxs):
-        """The rules of ``idxs`` grouped by everything ``_addr_fit`` reads of
-        them (address specs, flow direction, app protocol, port specs): ET's
-        16,000 TCP rules make some 470 classes, ET's 2,300 UDP ones 100. A
-        new address interval then costs a pass over the classes, not over
-        the rules (23 ms with ET before: a flood of spoofed sources walking
-        the intervals made every new one a stall). Each class: (a rule of
-        it, to_server only, to_client only, its app or None, any ports, its
-        port specs' key, its rule idxs)."""
+        """(classes, pairs): the rules of ``idxs`` grouped by everything
+        ``_addr_fit`` reads of them (address specs, flow direction, app
+        protocol, port specs): ET's 16,000 TCP rules make some 470 classes,
+        ET's 2,300 UDP ones 100. A new address interval then costs a pass
+        over the classes, not over the rules (23 ms with ET before: a flood
+        of spoofed sources walking the intervals made every new one a
+        stall). Each class: (a rule of it, to_server only, to_client only,
+        its app or None, its port-spec pair's bit (0: any ports), whether
+        that pair has another shape than ranges (tested on the ports), its
+        rule idxs). ``pairs``: each distinct pair of range specs -> its bit
+        number (``_port_masks_of``)."""
         classes: dict = {}
         for i in idxs:
             sr = self.rules[i]
@@ -994,24 +1000,35 @@ class SigRuleSet:
             key = (sr.anyaddrs, id(sr.saddr), id(sr.daddr), sr.bidir, ts, tc, app, pk)
             c = classes.get(key)
             if c is None:
-                classes[key] = (sr, ts, tc, app, sr.anyports, pk, [i])
+                classes[key] = (sr, ts, tc, app, pk, [i])
             else:
-                c[6].append(i)
-        return list(classes.values())
-
-    def _port_masks_of(self, proto):
-        """(pair bits, sp, dp, bi): every distinct pair of port specs of the
-        protocol's rules gets a bit; ``sp[x]`` (``dp[x]``) has the bits of the
-        pairs whose source (destination) spec holds port interval ``x``,
-        ``bi`` those of bidirectional rules. The pairs that fit a port pair
-        are then a few integer ANDs, where testing each pair against the
-        ports cost a miss of the view cache ~15 µs with ET (a flood of
-        random ports misses it on most datagrams)."""
-        pcuts = self._pcuts
+                c[5].append(i)
         pairs: dict = {}
-        for _sr, _ts, _tc, _app, anyports, pk, _idxs in self._fit_classes[proto]:
-            if not anyports and type(pk) is tuple and pk not in pairs:
-                pairs[pk] = len(pairs)
+        for c in classes.values():
+            if type(c[4]) is tuple:
+                pairs.setdefault(c[4], len(pairs))
+        n = len(pairs)
+        out = []
+        for sr, ts, tc, app, pk, ix in classes.values():
+            if pk is None:
+                bit, odd = 0, False
+            elif type(pk) is tuple:
+                bit, odd = 1 << pairs[pk], False
+            else:
+                bit, odd = 1 << n, True
+                n += 1
+            out.append((sr, ts, tc, app, bit, odd, ix))
+        return out, pairs
+
+    def _port_masks_of(self, pairs):
+        """(sp, dp, bi) for ``pairs`` (pair of range specs -> bit number):
+        ``sp[x]`` (``dp[x]``) has the bits of the pairs whose source
+        (destination) spec holds port interval ``x``, ``bi`` those of
+        bidirectional rules. The pairs that fit a port pair are then a few
+        integer ANDs, where testing each pair against the ports cost a miss
+        of the view cache ~15 µs with ET (a flood of random ports misses it
+        on most datagrams)."""
+        pcuts = self._pcuts
         n = len(pcuts) + 1
         sp, dp = [0] * n, [0] * n
         s_any = d_any = bi = 0
@@ -1034,49 +1051,34 @@ class SigRuleSet:
             for x in range(n):
                 sp[x] |= s_any
                 dp[x] |= d_any
-        return pairs, sp, dp, bi
-
-    def _fit_entry(self, proto, anyport, ported):
-        """An address fit as ``_view_of_key`` reads it: (rules with any
-        ports, (bit, rule idxs) per port-spec pair, the bits present, the
-        pairs of another shape as (bit, a rule of them), tested on the ports)."""
-        pairs = self._port_pairs[proto][0] if proto in (6, 17) else {}
-        by_bit, odd = [], []
-        present = 0
-        for k, (pk, (rep, idxs)) in enumerate(ported.items()):
-            j = pairs.get(pk)
-            if j is None:
-                bit = 1 << (len(pairs) + k)
-                odd.append((bit, rep))
-            else:
-                bit = 1 << j
-            present |= bit
-            by_bit.append((bit, idxs))
-        return anyport, by_bit, present, odd
+        return sp, dp, bi
 
     def _addr_fit(self, skey, dkey, to_server, app, proto):
-        """(rules with any ports, rules restricting one) of the protocol's
-        kinds that fit the addresses, flow direction and app protocol; the
-        latter as (a rule, the rules of its port specs) pairs, so a new port
-        interval tests each distinct pair of specs once (ET's UDP rules:
-        1,400 restrict a port, with some 150 distinct pairs)."""
-        anyport, ported = [], {}
-        for sr, ts, tc, rapp, anyports, pk, idxs in self._fit_classes[proto]:
+        """The protocol's rules that fit the addresses, flow direction and
+        app protocol, as ``_view_of_key`` reads them: (rules with any ports,
+        (bit, rule idxs) per port-spec pair, the bits present, the pairs of
+        another shape as (bit, a rule of them), tested on the ports)."""
+        anyport, by_bit, odd = [], {}, []
+        present = 0
+        for sr, ts, tc, rapp, bit, is_odd, idxs in self._fit_classes[proto]:
             if not sr.anyaddrs and not sr.addrs_fit(skey, dkey):
                 continue
             if ts and not to_server or tc and to_server:
                 continue
             if rapp is not None and app is not None and rapp != app:
                 continue  # app rules need the flow's app (not probed yet: kept)
-            if anyports:
+            if not bit:
                 anyport += idxs
+                continue
+            got = by_bit.get(bit)
+            if got is None:
+                by_bit[bit] = list(idxs)
+                present |= bit
+                if is_odd:
+                    odd.append((bit, sr))
             else:
-                got = ported.get(pk)
-                if got is None:
-                    ported[pk] = (sr, list(idxs))
-                else:
-                    got[1].extend(idxs)
-        return anyport, ported
+                got.extend(idxs)
+        return anyport, list(by_bit.items()), present, odd
 
     def _make_view(self, idxs_fit, proto=6):
         rules = self.rules
