@@ -205,10 +205,13 @@ class LiveSession:
 
             # a drop (or reject) rule's alert whose flow the kernel now
             # drops says so, as Suricata's IPS mode logs it
-            events = [replace(ev, action="blocked")
-                      if isinstance(ev, Alert) and answers(ev, BLOCK_ACTIONS)
-                      and self._block(ev) and ev.action != "blocked" else ev
-                      for ev in events]
+            out = []
+            for ev in events:
+                if isinstance(ev, Alert) and answers(ev, BLOCK_ACTIONS) and self._block(ev) \
+                        and ev.action != "blocked":
+                    ev = replace(ev, action="blocked")
+                out.append(ev)
+            events = out
         self.logs.write_many(events)
         if self.show:
             _show(events)
