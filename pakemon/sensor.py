@@ -53,10 +53,12 @@ import socket
 import sys
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 from .abi import BLOCK_MAX, EVF
 from .decode import DecodeError, decode_frame
 from .decode.packet import LINKTYPE_ETHERNET
+from .events import Alert
 from .cli import (
     EXIT_CODES,
     EXIT_IO,
@@ -192,17 +194,11 @@ class LiveSession:
 
     def events(self, events, frame: bytes | None = None) -> None:
         if self.resetter is not None or self.block:
-            from .events import Alert
-
             self.alert_only += sum(1 for ev in events if isinstance(ev, Alert)
                                    and not answers(ev, _ANY_RESPONSE))
         if self.resetter is not None:  # before logging: the action says "blocked"
             events = self._reset(events, frame)
         if self.block:  # first: every packet until then passes
-            from dataclasses import replace
-
-            from .events import Alert
-
             # a drop (or reject) rule's alert whose flow the kernel now
             # drops says so, as Suricata's IPS mode logs it
             out = []
@@ -239,9 +235,6 @@ class LiveSession:
     def _reset(self, events, frame):
         """RST both ends of each TCP alert's connection (an alert a response
         is asked for: ``answers``); those alerts become "blocked"."""
-        from dataclasses import replace
-
-        from .events import Alert
         from .respond.reset import frame_ack
 
         out = []
