@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: floods against `pakemon-xdp read`, one real attack in the middle of each.
 
-Seven floods, each written as a pcap (streamed to disk, never held in
+Eight floods, each written as a pcap (streamed to disk, never held in
 memory) and read by `pakemon-xdp read -q` as a child process:
 
   fragments    1,000,000 first fragments (MF set, offset 0) of distinct IPv4
@@ -25,6 +25,12 @@ memory) and read by `pakemon-xdp read -q` as a child process:
                lines): what the stages above the stream hold per session.
                Run it with a Suricata http rule too:
                ``-- --rules rules/pakemon.rules --rules bench/suricata-http.rules``.
+  regex        20,000 full segments in 200 connections, each a
+               ``GET /formmail?`` followed by ``recipient=`` repeated and
+               never a separator: the bundled formmail rule's regex
+               ``recipient=[^&\\s]*(;|...)`` has a start every 10 bytes, each
+               running to the end of its 4 KB window (``re``: 18 ms a
+               segment; hyperscan, ruletree.WindowScan: each byte once).
 
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then
@@ -100,6 +106,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "acks": (1_000_000, "lone ACKs (half with data)"),
     "udp": (1_000_000, "UDP datagrams"),
     "slowloris": (40_000, "connections with an unfinished request"),
+    "regex": (20_000, "segments of formmail queries that never end"),
 }
 
 _U16 = struct.Struct("!H")
@@ -465,9 +472,43 @@ def gen_slowloris(path, n: int, pps: float, seed: int = 7) -> FloodWriter:
     return w
 
 
+REGEX_SEGS = 100  # full segments per connection of the regex flood
+REGEX_HEAD = b"GET /formmail?"
+REGEX_PAD = b"recipient=" * 146  # 1,460 bytes: a full segment
+
+
+def gen_regex(path, n: int, pps: float, seed: int = 8) -> FloodWriter:
+    """``n`` full segments in connections of REGEX_SEGS from 10.4.0.0 + i:
+    the handshake, ``GET /formmail?`` (the rule's literal, which lets its
+    regex run), then segments of ``recipient=`` repeated, the server
+    acknowledging every fourth. A query that never ends: nothing alerts."""
+    rnd = random.Random(seed).getrandbits
+    hs = Handshake()
+    head = TcpTemplate(PSH | ACK, REGEX_HEAD)
+    pad = TcpTemplate(ACK, REGEX_PAD)
+    sack = TcpTemplate(ACK, from_client=False)
+    server = _ip(SERVER)
+    conns = -(-n // REGEX_SEGS)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2)
+    emit = w.tcp
+    base = _ip("10.4.0.0")
+    for i in range(conns):
+        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
+        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
+        emit(head, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
+        seq = cs1 + len(REGEX_HEAD)
+        for k in range(min(REGEX_SEGS, n - i * REGEX_SEGS)):
+            emit(pad, c, server, cport, 80, seq & 0xFFFFFFFF, ss1, (ident + 3 + k) & 0xFFFF)
+            seq += len(REGEX_PAD)
+            if k % 4 == 3:
+                emit(sack, server, c, 80, cport, ss1, seq & 0xFFFFFFFF, (ident + k) & 0xFFFF)
+    w.close()
+    return w
+
+
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
               "segments": gen_segments, "acks": gen_acks, "udp": gen_udp,
-              "slowloris": gen_slowloris}
+              "slowloris": gen_slowloris, "regex": gen_regex}
 
 
 # ---------------------------------------------------------------- running

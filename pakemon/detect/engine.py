@@ -36,12 +36,14 @@ _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 DUMP_BYTES = 4096
 HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
 CHUNK_COST = 48  # a delivered chunk kept in the history, beside its bytes (held())
+RX_READ_COST = 160  # an entry of StreamMatch.rx_read: key tuple, int, slot (tracemalloc)
 
 
 class StreamMatch:
     """Detect's state for one TCP direction."""
 
-    __slots__ = ("iters", "found", "alerted", "chunks", "chunks_len", "pos", "http", "sig")
+    __slots__ = ("iters", "found", "alerted", "chunks", "chunks_len", "pos", "http", "sig",
+                 "rx_read")
 
     def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
@@ -56,6 +58,9 @@ class StreamMatch:
         self.pos = 0  # stream offset just past the data seen so far
         self.http = http  # HttpRequestParser on HTTP service ports, else None
         self.sig = None  # sigengine.DirState when Suricata rules are loaded
+        # (id(node), regex index) -> stream offset the regex has read up to
+        # (made when a regex first runs here)
+        self.rx_read = None
 
     @property
     def hist(self) -> bytes:
@@ -71,6 +76,8 @@ class StreamMatch:
         progress (what the stream stage charges, with the Suricata
         engine's share: Pipeline._charge)."""
         n = self.chunks_len + CHUNK_COST * len(self.chunks)
+        if self.rx_read:
+            n += RX_READ_COST * len(self.rx_read)
         if self.http is not None:
             n += self.http.held()
         return n
@@ -149,21 +156,30 @@ class Detector:
                     if hist is None:
                         hist = sm.hist
                     window = hist[-REGEX_WINDOW:] + data
-                    old = len(window) - len(data)
-                    wstart = start - old
-                    for regex, targets, gates, reach in node.regexes:
+                    wstart = start - (len(window) - len(data))  # stream offset of window[0]
+                    read = sm.rx_read
+                    if read is None:
+                        read = sm.rx_read = {}
+                    for j, (_, targets, gates, scan) in enumerate(node.regexes):
                         if gates is not None and not any(
                                 found.get((nid, r), 0) & need == need for r, need in gates):
                             continue  # the rule's literals are not all in the stream yet
-                        # (no match reaching the new bytes starts before reach)
-                        for m in regex.finditer(window, max(old - reach, 0)):
-                            if wstart + m.end() > start:  # reaches new data
-                                end = wstart + max(m.end() - 1, 0)
-                                for ridx, bit in targets:
-                                    k = (nid, ridx)
-                                    found[k] = found.get(k, 0) | (1 << bit)
-                                    touched[ridx] = max(touched.get(ridx, -1), end)
-                                break
+                        if all(found.get((nid, r), 0) >> bit & 1 for r, bit in targets):
+                            continue  # found already, for every rule of it
+                        # Only a match ending in bytes this regex has not read
+                        # is new: a regex held back by its gates until now
+                        # reads the whole window (its match may have come
+                        # before the literals did).
+                        rk = (nid, j)
+                        after = read.get(rk, wstart - 1) - wstart
+                        read[rk] = start + len(data)
+                        e = scan.first_end_after(window, after)
+                        if e >= 0:
+                            end = wstart + max(e - 1, 0)
+                            for ridx, bit in targets:
+                                k = (nid, ridx)
+                                found[k] = found.get(k, 0) | (1 << bit)
+                                touched[ridx] = max(touched.get(ridx, -1), end)
             for ridx in node.any_rules:
                 k = (nid, ridx)
                 found[k] = found.get(k, 0) | node.any_bits[ridx]

@@ -125,3 +125,12 @@ def test_slowloris_is_charged_for_what_it_holds(tmp_path):
     assert c["stream_sessions"] == 3_001
     assert c["stream_evicted_app_memory"] > 1_000
     assert c["stream_evicted"] >= c["stream_evicted_app_memory"]
+
+
+def test_regex_flood_is_read_whole_and_alerts_nothing(tmp_path):
+    # 400 segments of a formmail query that never ends: the rule's literal
+    # is there, so its unbounded regex runs over every window (bench/floods.py)
+    r = run("regex", 400, tmp_path, pps=100_000)
+    c = r.counters
+    assert c["stream_sessions"] == 400 // floods.REGEX_SEGS + 1
+    assert c["stream_delivered_bytes"] >= 400 * len(floods.REGEX_PAD)

@@ -229,3 +229,37 @@ def test_gated_regex_of_a_datagram_rule_needs_its_literal():
               (0.1, udp_frame(C, S, 5001, 69, b"xx PUT abcd")),
               (0.2, udp_frame(C, S, 5002, 69, b"xx GET 1234"))]
     assert alert_names(run_frames(pipe, frames)) == ["SH"]
+
+
+def test_a_regex_match_before_the_rules_literal_counts():
+    """Patterns match in any order (spec): a regex held back until its
+    rule's literal came reads the whole window then, not only the bytes
+    after it; a regex that matches nowhere still does not count."""
+    pipe = pipeline_from("T tcp * 80 'zzz' <ab+c>\n")
+    for segs, want in (([b"GET /abbbc ", b"x zzz"], ["T"]),   # regex first
+                       ([b"GET /ab", b"bc zzz"], ["T"]),      # across the segments
+                       ([b"zzz ", b"GET /abc"], ["T"]),       # literal first
+                       ([b"GET /abd ", b"x zzz"], [])):
+        conn = TcpConnection(C, S, 40020, 80).open()
+        for seg in segs:
+            conn.send(seg)
+        assert alert_names(run_frames(pipe, conn.close())) == want, segs
+
+
+def test_an_unbounded_regex_over_many_starts_keeps_its_answer():
+    """The formmail rule's regex over a long run of its own prefix (each a
+    start whose ``[^&\\s]*`` runs to the window's end: 18 ms a segment for
+    ``re``, hyperscan reads each byte once): the command separator after
+    the run alerts, the run alone does not."""
+    from helpers import BUNDLED_RULES
+
+    from pakemon.detect.rule_parser import load_rules
+    from pakemon.pipeline import Pipeline
+
+    pad = b"recipient=" * 3000
+    for tail, want in ((b"recipient=x;id", ["CGI-formmail-cmd(CVE-1999-0172)"]),
+                       (b"recipient=x", [])):
+        conn = TcpConnection(C, S, 40021, 80).open()
+        conn.send(b"GET /formmail?" + pad + tail + b" HTTP/1.0\r\n\r\n", segment=1460)
+        pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
+        assert alert_names(run_frames(pipe, conn.close())) == want

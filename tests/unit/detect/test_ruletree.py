@@ -3,6 +3,7 @@
 import pytest
 from helpers import rules_from
 
+from pakemon.detect import ruletree
 from pakemon.detect.ruletree import RuleTree
 
 FIG6 = """
@@ -125,3 +126,70 @@ def test_source_port_nodes_are_indexed_by_source_port():
     assert tree.lookup("tcp", 40000, 12345) == ()
     assert all(not t for t in tree.tcp_by_dport[81:])  # not spread over every port
     assert [n.label for n in tree.lookup("udp", 1, 2)] == ["UDP * *"]
+
+
+# Regexes with what WindowScan must get right: alternatives that overlap,
+# anchors, caseless classes, unbounded runs (the formmail rule's shape).
+WINDOW_REGEXES = {  # regex: a match of it, planted in half the windows
+    rb"(?i)recipient=[^&\s]*(;|%3b|%0a|\||%7c)": b"recipient=aa;",
+    rb"ab|bcd": b"abcd",
+    rb"(\A|\n)wiz\r?\n": b"\nwiz\n",
+    rb"(?i)site\s+exec\s[^\r\n]*%[0-9.]*[dfnpsux]": b"SITE exec x%5d",
+    rb"x[a-c]{3,5}y": b"xabcy",
+    rb"(?i)/[^/\s]{3,}\.htr": b"/abc.HTR",
+    rb"\x00[\x01\x02][^\x00]*\.\./": b"\x00\x01a../",
+    rb"^ab": b"ab",
+    rb"(?i)rcpt to:\s*<?\s*\"?\|": b"RCPT TO: <|",
+}
+WINDOW_BYTES = b"recipient=;%3b&| \n\rwizsitexc.0dfabyhtr/\x00\x01\x02.RCPTto:<\"|"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_window_scan_finds_the_first_match_end_past_a_point(seed):
+    """WindowScan (hyperscan where installed) answers what a search by
+    ``re`` of every start and end would: the least end of a match past
+    ``after``, or none."""
+    import random
+    import re
+
+    from pakemon.detect.ruletree import WindowScan
+
+    rng = random.Random(seed)
+    matched = 0
+    for src, sample in WINDOW_REGEXES.items():
+        rx = re.compile(src, re.DOTALL)
+        scan = WindowScan(rx)
+        assert scan.hyperscan or ruletree.hyperscan is None, src
+        for _ in range(12):
+            w = bytes(rng.choice(WINDOW_BYTES) for _ in range(rng.randint(0, 48)))
+            if rng.random() < 0.5:
+                w += sample + bytes(rng.choice(WINDOW_BYTES) for _ in range(rng.randint(0, 8)))
+            after = rng.randint(-1, len(w) - 1)
+            ends = [e for e in range(max(after + 1, 0), len(w) + 1)
+                    if any(rx.fullmatch(w, s, e) for s in range(e + 1))]
+            want = ends[0] if ends else -1
+            assert scan.first_end_after(w, after) == want, (src, w, after)
+            matched += want >= 0
+            # re (no hyperscan, or a regex it cannot take): an end it gives
+            # is a match's, and from the start it finds one if any is there
+            slow = WindowScan(rx)
+            slow.db = False
+            assert slow.first_end_after(w, after) in ends + [-1]
+            assert (slow.first_end_after(w, -1) >= 0) == (rx.search(w) is not None)
+    assert matched > 20  # (the planted matches are found)
+
+
+@pytest.mark.parametrize("src", [rb"a{,3}", rb"abc\Z", rb"a\vb", rb"[:x]",
+                                 rb"(?<=a)b", rb"(a)\1", rb"x*", rb"(?x) a b"])
+def test_regexes_pcre_reads_otherwise_stay_on_re(src):
+    """Syntax PCRE gives another meaning ({,n}, \\Z, \\v, POSIX classes) or
+    hyperscan lacks (lookarounds, back-references, empty matches, verbose
+    mode) keeps the regex on ``re``; an escaped backslash before Z does not."""
+    import re
+
+    from pakemon.detect.ruletree import WindowScan
+
+    if ruletree.hyperscan is None:
+        pytest.skip("hyperscan is not installed")
+    assert not WindowScan(re.compile(src, re.DOTALL)).hyperscan
+    assert WindowScan(re.compile(rb"a\\Z", re.DOTALL)).hyperscan
