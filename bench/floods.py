@@ -30,7 +30,8 @@ memory) and read by `pakemon-xdp read -q` as a child process:
                never a separator: the bundled formmail rule's regex
                ``recipient=[^&\\s]*(;|...)`` has a start every 10 bytes, each
                running to the end of its 4 KB window (``re``: 18 ms a
-               segment; hyperscan, ruletree.WindowScan: each byte once).
+               segment; a hyperscan stream, ruletree.RegexStream: each
+               byte once).
 
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then

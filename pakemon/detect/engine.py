@@ -27,7 +27,7 @@ from ..decode import format_addr
 from ..events import Alert, Notice, NoticeKind
 from .http_normalize import (ENCODING_ANOMALIES, PLAIN_CHUNK_INTERESTING, HttpConfig,
                              normalize_uri)
-from .ruletree import REGEX_WINDOW
+from .ruletree import REGEX_WINDOW, RegexStream
 
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 
@@ -37,13 +37,14 @@ DUMP_BYTES = 4096
 HISTORY_BYTES = max(DUMP_BYTES, REGEX_WINDOW)
 CHUNK_COST = 48  # a delivered chunk kept in the history, beside its bytes (held())
 RX_READ_COST = 160  # an entry of StreamMatch.rx_read: key tuple, int, slot (tracemalloc)
+RX_STREAM_COST = 512  # a RegexStream, hyperscan state and its entry (about 400 B by RSS)
 
 
 class StreamMatch:
     """Detect's state for one TCP direction."""
 
     __slots__ = ("iters", "found", "alerted", "chunks", "chunks_len", "pos", "http", "sig",
-                 "rx_read")
+                 "rx_read", "rx_streams")
 
     def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
@@ -58,9 +59,11 @@ class StreamMatch:
         self.pos = 0  # stream offset just past the data seen so far
         self.http = http  # HttpRequestParser on HTTP service ports, else None
         self.sig = None  # sigengine.DirState when Suricata rules are loaded
-        # (id(node), regex index) -> stream offset the regex has read up to
-        # (made when a regex first runs here)
+        # (id(node), regex index) -> stream offset an re regex has read up
+        # to, and id(node) -> RegexStream of its hyperscan ones (made when
+        # a regex first runs here)
         self.rx_read = None
+        self.rx_streams = None
 
     @property
     def hist(self) -> bytes:
@@ -78,6 +81,8 @@ class StreamMatch:
         n = self.chunks_len + CHUNK_COST * len(self.chunks)
         if self.rx_read:
             n += RX_READ_COST * len(self.rx_read)
+        if self.rx_streams:
+            n += RX_STREAM_COST * len(self.rx_streams)
         if self.http is not None:
             n += self.http.held()
         return n
@@ -94,6 +99,10 @@ class StreamMatch:
         self.iters = {}
         self.chunks = []
         self.chunks_len = 0
+        if self.rx_streams:
+            for rs in self.rx_streams.values():
+                rs.close()
+        self.rx_streams = None
         if self.http is not None:
             self.http.gap()
 
@@ -153,33 +162,50 @@ class Detector:
                 if node.regexes and (found or not node.regexes_gated):
                     # (gated regexes need a literal found: none is, on a
                     # fresh connection or a flood's lone segments)
-                    if hist is None:
-                        hist = sm.hist
-                    window = hist[-REGEX_WINDOW:] + data
-                    wstart = start - (len(window) - len(data))  # stream offset of window[0]
-                    read = sm.rx_read
-                    if read is None:
-                        read = sm.rx_read = {}
-                    for j, (_, targets, gates, scan) in enumerate(node.regexes):
-                        if gates is not None and not any(
-                                found.get((nid, r), 0) & need == need for r, need in gates):
-                            continue  # the rule's literals are not all in the stream yet
-                        if all(found.get((nid, r), 0) >> bit & 1 for r, bit in targets):
-                            continue  # found already, for every rule of it
-                        # Only a match ending in bytes this regex has not read
-                        # is new: a regex held back by its gates until now
-                        # reads the whole window (its match may have come
-                        # before the literals did).
+                    streams = sm.rx_streams
+                    window = None
+                    for j, (regex, targets, gates, reach) in enumerate(node.regexes):
                         rk = (nid, j)
-                        after = read.get(rk, wstart - 1) - wstart
-                        read[rk] = start + len(data)
-                        e = scan.first_end_after(window, after)
-                        if e >= 0:
-                            end = wstart + max(e - 1, 0)
-                            for ridx, bit in targets:
-                                k = (nid, ridx)
-                                found[k] = found.get(k, 0) | (1 << bit)
-                                touched[ridx] = max(touched.get(ridx, -1), end)
+                        rs = streams.get(rk) if streams is not None else None
+                        if rs is not None:  # (hyperscan's, open)
+                            rs.feed(data)
+                        else:
+                            if gates is not None and not any(
+                                    found.get((nid, r), 0) & need == need for r, need in gates):
+                                continue  # the rule's literals are not all in the stream yet
+                            if all(found.get((nid, r), 0) >> bit & 1 for r, bit in targets):
+                                continue  # found already, for every rule of it
+                            if window is None:
+                                if hist is None:
+                                    hist = sm.hist
+                                window = hist[-REGEX_WINDOW:] + data
+                                wstart = start - (len(window) - len(data))  # of window[0]
+                            db = node.stream_db(j)
+                            if db is not None:
+                                # from now on each byte once; first the window,
+                                # so a match that came before the literals counts
+                                if streams is None:
+                                    streams = sm.rx_streams = {}
+                                rs = streams[rk] = RegexStream(db, wstart)
+                                rs.feed(window)
+                            else:
+                                e = self._regex_in_window(sm, rk, regex, reach, window, wstart,
+                                                          start + len(data))
+                        if rs is not None:
+                            if not rs.hits:
+                                continue
+                            e = rs.base + rs.hits[0]
+                            rs.close()  # (found: its bits stay)
+                            del streams[rk]
+                        elif e < 0:
+                            continue
+                        else:
+                            e += wstart
+                        end = max(e - 1, 0)
+                        for ridx, bit in targets:
+                            k = (nid, ridx)
+                            found[k] = found.get(k, 0) | (1 << bit)
+                            touched[ridx] = max(touched.get(ridx, -1), end)
             for ridx in node.any_rules:
                 k = (nid, ridx)
                 found[k] = found.get(k, 0) | node.any_bits[ridx]
@@ -202,6 +228,23 @@ class Detector:
             sm.remember(data if type(data) is bytes else bytes(data))
             sm.pos = start + len(data)
         return alerts
+
+    @staticmethod
+    def _regex_in_window(sm, rk, regex, reach, window, wstart, read_to) -> int:
+        """End (in ``window``) of a match of an ``re`` regex ending in bytes
+        it has not read (``sm.rx_read``), or -1. A regex held back by its
+        gates until now reads the whole window: its match may have come
+        before the literals did."""
+        read = sm.rx_read
+        if read is None:
+            read = sm.rx_read = {}
+        after = read.get(rk, wstart - 1) - wstart
+        read[rk] = read_to
+        # (no match ending past ``after`` starts before reach)
+        for m in regex.finditer(window, max(after - reach, 0)):
+            if m.end() > after:
+                return m.end()
+        return -1
 
     def inspect_http(self, sm: StreamMatch, nodes, data: bytes, pkt):
         """Alerts and notices for the request targets ``data`` completes.

@@ -6,7 +6,7 @@ nodes*, one per distinct pattern. At load time every service node's literal
 content nodes are compiled into one Aho-Corasick automaton (pyahocorasick),
 case-sensitive and case-insensitive ones apart, so a payload is scanned once
 per service node whatever the number of rules under it; regexes use ``re``,
-and on streams hyperscan where it is installed (``WindowScan``).
+and on streams hyperscan where it is installed (``RegexStream``).
 
 A frame reaches only the service nodes whose specs fit its ports: for TCP and
 UDP a 65,536-entry table indexed by destination port gives the nodes whose
@@ -60,77 +60,50 @@ def regex_reach(regex) -> int:
     return min(REGEX_WINDOW, max(hi - 1, 0))
 
 
-class WindowScan:
-    """How a stream's window is searched for one regex: a match ending past
-    a point (``first_end_after``).
+class RegexStream:
+    """One stream direction's hyperscan stream of one regex
+    (``ServiceNode.stream_db``): the end of its first match in the bytes
+    fed since it opened lands in ``hits``.
 
-    ``re`` finds a match reaching new bytes by trying every start in the
-    window, and an unbounded pattern tries each to the window's end: the
-    bundled formmail rule's ``recipient=[^&\\s]*(;|...)`` over a stream of
-    ``recipient=`` repeated took 18 ms per segment (200 KB: 2.8 s of CPU,
-    a cheap way to make a live sensor drop frames). So where hyperscan is
-    installed the regex becomes a hyperscan block database, whose automaton
-    reads each byte once (about 30 us for that 8 KB window), and whose
-    answer is any match ending past the point, where ``re`` gave the
-    leftmost non-overlapping ones. It is compiled on first use (about 10
-    ms: most regexes wait for literals that never come). ``re`` stays for
-    what hyperscan lacks (lookarounds, back-references, possessive or
-    atomic groups, empty matches: its compile refuses them), what PCRE
-    reads otherwise (_PCRE_DIFFERS), and where hyperscan is not installed."""
+    ``re`` can only search a window of the stream again at each segment:
+    matches longer than the window were missed (``recipient=``, 5 KB of
+    padding, then ``;cmd`` in one formmail query, which Apache takes whole),
+    and an unbounded pattern retried every start to the window's end (the
+    formmail rule over a stream of ``recipient=`` repeated: 18 ms a segment,
+    65 frames per CPU second). Hyperscan's automaton keeps its state between
+    segments and reads each byte once. Its stream is closed with this object
+    (hyperscan's own memory is not freed otherwise)."""
 
-    __slots__ = ("regex", "reach", "db")
+    __slots__ = ("s", "db", "base", "hits")
 
-    def __init__(self, regex):
-        self.regex = regex
-        self.reach = regex_reach(regex)
-        # None: not compiled yet; False: re
-        self.db = None if _pcre_reads_alike(regex) else False
-
-    @property
-    def hyperscan(self) -> bool:
-        """Whether hyperscan searches (compiling it now if need be)."""
-        if self.db is None:
-            self._compile()
-        return self.db is not False
-
-    def _compile(self) -> None:
-        rx = self.regex
-        flags = 0
-        for bit, name in _RE_FLAGS.items():
-            if rx.flags & bit:
-                flags |= getattr(hyperscan, name)
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        try:
-            db.compile(expressions=[rx.pattern], ids=[0], elements=1, flags=[flags])
-        except hyperscan.error:
-            db = False
+    def __init__(self, db, base: int):
+        self.hits: list = []
+        self.base = base  # stream offset of the first byte fed
+        # (the stream needs its database alive: a rule reload may drop the
+        # node while this direction goes on)
         self.db = db
+        s = db.stream(match_event_handler=_hit, context=self.hits)
+        s.__enter__()
+        self.s = s
 
-    def first_end_after(self, data: bytes, after: int) -> int:
-        """End (exclusive) of the first match in ``data`` ending past
-        ``after`` (-1: any), or -1 for none."""
-        db = self.db
-        if db is None:
-            self._compile()
-            db = self.db
-        if db is False:
-            # (no match ending past ``after`` starts before reach)
-            for m in self.regex.finditer(data, max(after - self.reach, 0)):
-                if m.end() > after:
-                    return m.end()
-            return -1
-        box = [after, -1]
-        try:
-            db.scan(data, match_event_handler=_past, context=box)
-        except hyperscan.ScanTerminated:
-            pass
-        return box[1]
+    def feed(self, data) -> None:
+        self.s.scan(data if type(data) is bytes else bytes(data))
+
+    def close(self) -> None:
+        s, self.s = self.s, None
+        if s is not None:
+            try:
+                s.__exit__(None, None, None)
+            except hyperscan.error:  # (nothing to free then)
+                pass
+
+    def __del__(self):
+        self.close()
 
 
-def _past(_id, _start, end, _flags, box) -> bool:
-    if end > box[0]:
-        box[1] = end
-        return True  # (stops the scan)
+def _hit(_id, _start, end, _flags, hits) -> bool:
+    # (a callback must not raise: python-hyperscan crashes the process then)
+    hits.append(end)
     return False
 
 
@@ -152,6 +125,29 @@ def _pcre_reads_alike(regex) -> bool:
         return False  # re.VERBOSE and the like
     # escapes taken pairwise, so an escaped backslash is not read as one
     return _PCRE_DIFFERS.search(re.sub(rb"\\\\", b"", src)) is None
+
+
+def _hs_flags(regex) -> int:
+    flags = hyperscan.HS_FLAG_SINGLEMATCH  # (a found bit stays found)
+    for bit, name in _RE_FLAGS.items():
+        if regex.flags & bit:
+            flags |= getattr(hyperscan, name)
+    return flags
+
+
+def stream_db(regex):
+    """``regex`` as a hyperscan stream database, or None: hyperscan is not
+    installed, reads it otherwise (_PCRE_DIFFERS) or refuses it
+    (lookarounds, back-references, possessive or atomic groups, empty
+    matches)."""
+    if not _pcre_reads_alike(regex):
+        return None
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+    try:
+        db.compile(expressions=[regex.pattern], ids=[0], elements=1, flags=[_hs_flags(regex)])
+    except hyperscan.error:
+        return None
+    return db
 
 
 def required_literal(regex) -> tuple[bytes, bool] | None:
@@ -222,7 +218,7 @@ class ServiceNode:
         self.full_masks: list[int] = []
         self.ac_case = None
         self.ac_nocase = None
-        # (regex, targets, literal gates, WindowScan)
+        # (regex, targets, literal gates, reach: see regex_reach)
         self.regexes: list[tuple] = []
         # every regex waits for its rule's literals: none can run on a
         # stream where no literal was found yet (most of them)
@@ -230,6 +226,17 @@ class ServiceNode:
         self.any_rules: tuple[int, ...] = ()  # rules satisfied by any packet
         self.any_bits: dict[int, int] = {}
         self.overlap = 0  # bytes of earlier stream data a new segment needs
+        self._stream_dbs: dict = {}  # regex index -> stream_db(), made on first use
+
+    def stream_db(self, j: int):
+        """The hyperscan stream database of regex ``j`` (or None: ``re``),
+        compiled on first use: most regexes wait for literals that never
+        come, and some cost much (the sioux rule's ``(...){100}``: 0.4 s)."""
+        dbs = self._stream_dbs
+        if j in dbs:
+            return dbs[j]
+        db = dbs[j] = stream_db(self.regexes[j][0])
+        return db
 
     @property
     def label(self) -> str:
@@ -286,7 +293,7 @@ class ServiceNode:
                 if any(need == 0 for _, need in gates):
                     gates = None  # some rule has no literal: always run
                 rx = node.pattern.regex
-                regexes.append((rx, targets, gates, WindowScan(rx)))
+                regexes.append((rx, targets, gates, regex_reach(rx)))
             else:
                 # latin-1 maps each byte to one code point, so a str automaton
                 # matches bytes exactly and offsets stay byte offsets.

@@ -1,12 +1,16 @@
 """Matching through the pipeline: AND patterns, split patterns, once per direction."""
 
-from helpers import alert_names, pipeline_from, run_frames
+import pytest
+from helpers import BUNDLED_RULES, alert_names, pipeline_from, run_frames
 
+from pakemon.detect.rule_parser import load_rules
 from pakemon.events import Alert
+from pakemon.pipeline import Pipeline
 from pakemon.lab.traffic import (TcpConnection, icmp_frame, ping_exchange, udp_frame,
                                  http_exchange)
 
 C, S = "10.0.0.1", "10.0.0.2"
+FORMMAIL = "CGI-formmail-cmd(CVE-1999-0172)"
 
 
 def test_pattern_split_across_two_segments_is_found():
@@ -231,14 +235,26 @@ def test_gated_regex_of_a_datagram_rule_needs_its_literal():
     assert alert_names(run_frames(pipe, frames)) == ["SH"]
 
 
-def test_a_regex_match_before_the_rules_literal_counts():
+@pytest.fixture(params=["hyperscan", "re"])
+def regex_engine(request, monkeypatch):
+    """Stream regexes through hyperscan (where installed) or ``re``."""
+    from pakemon.detect import ruletree
+
+    if request.param == "hyperscan" and ruletree.hyperscan is None:
+        pytest.skip("hyperscan is not installed")
+    if request.param == "re":
+        monkeypatch.setattr(ruletree, "hyperscan", None)
+    return request.param
+
+
+def test_a_regex_match_before_the_rules_literal_counts(regex_engine):
     """Patterns match in any order (spec): a regex held back until its
     rule's literal came reads the whole window then, not only the bytes
     after it; a regex that matches nowhere still does not count."""
     pipe = pipeline_from("T tcp * 80 'zzz' <ab+c>\n")
     for segs, want in (([b"GET /abbbc ", b"x zzz"], ["T"]),   # regex first
                        ([b"GET /ab", b"bc zzz"], ["T"]),      # across the segments
-                       ([b"zzz ", b"GET /abc"], ["T"]),       # literal first
+                       ([b"zzz ", b"GET /ab", b"c"], ["T"]),  # literal first
                        ([b"GET /abd ", b"x zzz"], [])):
         conn = TcpConnection(C, S, 40020, 80).open()
         for seg in segs:
@@ -246,20 +262,30 @@ def test_a_regex_match_before_the_rules_literal_counts():
         assert alert_names(run_frames(pipe, conn.close())) == want, segs
 
 
-def test_an_unbounded_regex_over_many_starts_keeps_its_answer():
+def test_an_unbounded_regex_over_many_starts_keeps_its_answer(regex_engine):
     """The formmail rule's regex over a long run of its own prefix (each a
     start whose ``[^&\\s]*`` runs to the window's end: 18 ms a segment for
     ``re``, hyperscan reads each byte once): the command separator after
     the run alerts, the run alone does not."""
-    from helpers import BUNDLED_RULES
-
-    from pakemon.detect.rule_parser import load_rules
-    from pakemon.pipeline import Pipeline
-
     pad = b"recipient=" * 3000
-    for tail, want in ((b"recipient=x;id", ["CGI-formmail-cmd(CVE-1999-0172)"]),
-                       (b"recipient=x", [])):
+    for tail, want in ((b"recipient=x;id", [FORMMAIL]), (b"recipient=x", [])):
         conn = TcpConnection(C, S, 40021, 80).open()
         conn.send(b"GET /formmail?" + pad + tail + b" HTTP/1.0\r\n\r\n", segment=1460)
+        pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
+        assert alert_names(run_frames(pipe, conn.close())) == want
+
+
+def test_a_regex_match_longer_than_the_window_is_found():
+    """``recipient=``, 6 KB of padding, then ``;id``: one formmail query
+    (Apache and nginx take request lines of 8 KB) whose match is longer
+    than the 4 KB window ``re`` searched; hyperscan's stream keeps its
+    state between segments."""
+    from pakemon.detect import ruletree
+
+    if ruletree.hyperscan is None:
+        pytest.skip("hyperscan is not installed")
+    for pad, want in ((b"a" * 6000 + b";id", [FORMMAIL]), (b"a" * 6000 + b"&id;", [])):
+        conn = TcpConnection(C, S, 40022, 80).open()
+        conn.send(b"GET /formmail?recipient=" + pad + b" HTTP/1.0\r\n\r\n", segment=1460)
         pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
         assert alert_names(run_frames(pipe, conn.close())) == want

@@ -128,7 +128,7 @@ def test_source_port_nodes_are_indexed_by_source_port():
     assert [n.label for n in tree.lookup("udp", 1, 2)] == ["UDP * *"]
 
 
-# Regexes with what WindowScan must get right: alternatives that overlap,
+# Regexes with what RegexStream must get right: alternatives that overlap,
 # anchors, caseless classes, unbounded runs (the formmail rule's shape).
 WINDOW_REGEXES = {  # regex: a match of it, planted in half the windows
     rb"(?i)recipient=[^&\s]*(;|%3b|%0a|\||%7c)": b"recipient=aa;",
@@ -145,37 +145,43 @@ WINDOW_BYTES = b"recipient=;%3b&| \n\rwizsitexc.0dfabyhtr/\x00\x01\x02.RCPTto:<\
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_window_scan_finds_the_first_match_end_past_a_point(seed):
-    """WindowScan (hyperscan where installed) answers what a search by
-    ``re`` of every start and end would: the least end of a match past
-    ``after``, or none."""
+def test_regex_stream_finds_the_first_match_end_across_chunks(seed):
+    """A RegexStream (hyperscan) fed a stream in random chunks reports, at
+    the chunk that completes it, the least end of a match in the whole
+    stream: what a search by ``re`` of every start and end would find,
+    however long the match."""
     import random
     import re
 
-    from pakemon.detect.ruletree import WindowScan
+    from pakemon.detect.ruletree import RegexStream, stream_db
 
+    if ruletree.hyperscan is None:
+        pytest.skip("hyperscan is not installed")
     rng = random.Random(seed)
     matched = 0
     for src, sample in WINDOW_REGEXES.items():
         rx = re.compile(src, re.DOTALL)
-        scan = WindowScan(rx)
-        assert scan.hyperscan or ruletree.hyperscan is None, src
+        db = stream_db(rx)
+        assert db is not None, src
         for _ in range(12):
             w = bytes(rng.choice(WINDOW_BYTES) for _ in range(rng.randint(0, 48)))
             if rng.random() < 0.5:
                 w += sample + bytes(rng.choice(WINDOW_BYTES) for _ in range(rng.randint(0, 8)))
-            after = rng.randint(-1, len(w) - 1)
-            ends = [e for e in range(max(after + 1, 0), len(w) + 1)
+            ends = [e for e in range(len(w) + 1)
                     if any(rx.fullmatch(w, s, e) for s in range(e + 1))]
             want = ends[0] if ends else -1
-            assert scan.first_end_after(w, after) == want, (src, w, after)
+            rs = RegexStream(db, 0)
+            pos, got = 0, -1
+            while pos < len(w):
+                n = rng.randint(1, 9)
+                rs.feed(w[pos:pos + n])
+                pos += n
+                if rs.hits and got < 0:
+                    got = rs.hits[0]
+                    assert got <= pos and got > pos - n  # at the chunk that ends it
+            rs.close()
+            assert got == want, (src, w)
             matched += want >= 0
-            # re (no hyperscan, or a regex it cannot take): an end it gives
-            # is a match's, and from the start it finds one if any is there
-            slow = WindowScan(rx)
-            slow.db = False
-            assert slow.first_end_after(w, after) in ends + [-1]
-            assert (slow.first_end_after(w, -1) >= 0) == (rx.search(w) is not None)
     assert matched > 20  # (the planted matches are found)
 
 
@@ -187,9 +193,9 @@ def test_regexes_pcre_reads_otherwise_stay_on_re(src):
     mode) keeps the regex on ``re``; an escaped backslash before Z does not."""
     import re
 
-    from pakemon.detect.ruletree import WindowScan
+    from pakemon.detect.ruletree import stream_db
 
     if ruletree.hyperscan is None:
         pytest.skip("hyperscan is not installed")
-    assert not WindowScan(re.compile(src, re.DOTALL)).hyperscan
-    assert WindowScan(re.compile(rb"a\\Z", re.DOTALL)).hyperscan
+    assert stream_db(re.compile(src, re.DOTALL)) is None
+    assert stream_db(re.compile(rb"a\\Z", re.DOTALL)) is not None
