@@ -27,7 +27,7 @@ from ..decode import format_addr
 from ..events import Alert, Notice, NoticeKind
 from .http_normalize import (ENCODING_ANOMALIES, PLAIN_CHUNK_INTERESTING, HttpConfig,
                              normalize_uri)
-from .ruletree import REGEX_WINDOW, RegexStream
+from .ruletree import REGEX_WINDOW, RegexStream, first_match_end
 
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 
@@ -180,7 +180,7 @@ class Detector:
                                     hist = sm.hist
                                 window = hist[-REGEX_WINDOW:] + data
                                 wstart = start - (len(window) - len(data))  # of window[0]
-                            db = node.stream_db(j)
+                            db = node.hs_db(j)
                             if db is not None:
                                 # from now on each byte once; first the window,
                                 # so a match that came before the literals counts
@@ -301,12 +301,16 @@ class Detector:
     def _late_regexes(node, ridx: int, sm: StreamMatch) -> None:
         found = sm.found
         k = (id(node), ridx)
-        for regex, targets, _, _ in node.regexes:
+        for j, (regex, targets, _, _) in enumerate(node.regexes):
             mask = 0
             for r, bit in targets:
                 if r == ridx:
                     mask |= 1 << bit
-            if mask and found[k] & mask != mask and regex.search(sm.hist) is not None:
+            if not mask or found[k] & mask == mask:
+                continue
+            db = node.hs_db(j, False)  # (re: every start of the history, ServiceNode.search)
+            if (first_match_end(db, sm.hist) >= 0 if db is not None
+                    else regex.search(sm.hist) is not None):
                 found[k] |= mask
 
     @staticmethod

@@ -289,3 +289,19 @@ def test_a_regex_match_longer_than_the_window_is_found():
         conn.send(b"GET /formmail?recipient=" + pad + b" HTTP/1.0\r\n\r\n", segment=1460)
         pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
         assert alert_names(run_frames(pipe, conn.close())) == want
+
+
+def test_regexes_on_the_normalized_target_and_the_raw_history(regex_engine):
+    """A regex found only in the normalized request target (its ``;`` sent
+    as ``%3B``, after 600 ``a=%41``: every one a start ``re`` ran to the
+    target's end), and a literal found only there whose regex is in the raw
+    header (``_late_regexes``): both alert, with either engine."""
+    pipe = pipeline_from("T tcp * 80 '/x' <a=[^&\\s]*;>\n"
+                         "H tcp * 80 '/formmail' <(?i)\\nhost:[^\\r\\n]{10}>\n")
+    for req, want in ((b"GET /x?" + b"a=%41" * 600 + b"a=b%3Bc HTTP/1.0\r\n\r\n", ["T"]),
+                      (b"GET /x?" + b"a=%41" * 600 + b"a=b%3Fc HTTP/1.0\r\n\r\n", []),
+                      (b"GET /form%6Dail HTTP/1.0\r\nHost: aaaaaaaaaaaa\r\n\r\n", ["H"]),
+                      (b"GET /form%6Dail HTTP/1.0\r\nHost: aaaaaaaa\r\n\r\n", [])):
+        conn = TcpConnection(C, S, 40023, 80).open()
+        conn.send(req, segment=1460)
+        assert alert_names(run_frames(pipe, conn.close())) == want, req[:20]

@@ -153,7 +153,7 @@ def test_regex_stream_finds_the_first_match_end_across_chunks(seed):
     import random
     import re
 
-    from pakemon.detect.ruletree import RegexStream, stream_db
+    from pakemon.detect.ruletree import RegexStream, hs_db
 
     if ruletree.hyperscan is None:
         pytest.skip("hyperscan is not installed")
@@ -161,7 +161,7 @@ def test_regex_stream_finds_the_first_match_end_across_chunks(seed):
     matched = 0
     for src, sample in WINDOW_REGEXES.items():
         rx = re.compile(src, re.DOTALL)
-        db = stream_db(rx)
+        db = hs_db(rx)
         assert db is not None, src
         for _ in range(12):
             w = bytes(rng.choice(WINDOW_BYTES) for _ in range(rng.randint(0, 48)))
@@ -193,9 +193,9 @@ def test_regexes_pcre_reads_otherwise_stay_on_re(src):
     mode) keeps the regex on ``re``; an escaped backslash before Z does not."""
     import re
 
-    from pakemon.detect.ruletree import stream_db
+    from pakemon.detect.ruletree import hs_db
 
     if ruletree.hyperscan is None:
         pytest.skip("hyperscan is not installed")
-    assert stream_db(re.compile(src, re.DOTALL)) is None
-    assert stream_db(re.compile(rb"a\\Z", re.DOTALL)) is not None
+    assert hs_db(re.compile(src, re.DOTALL)) is None
+    assert hs_db(re.compile(rb"a\\Z", re.DOTALL)) is not None
