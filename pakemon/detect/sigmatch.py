@@ -106,6 +106,11 @@ try:
 except ImportError:  # pragma: no cover - a dependency; re stays, unbounded
     _regex = None
 
+try:  # optional (pyproject's "fast" extra): the pcre prefilter below
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - depends on the machine
+    _hs = None
+
 # CPU seconds of pcre searching one inspection may spend (see module doc).
 # Generous: the regex module can be several times slower than re on a
 # heavy pcre that does match (ET 2102681 on its own test sample, 2 KB: 94 ms
@@ -117,6 +122,49 @@ LIMITS = {"pcre_time_limit": 0}
 
 _RE_TO_REGEX = ((re.IGNORECASE, "I"), (re.MULTILINE, "M"), (re.DOTALL, "S"), (re.VERBOSE, "X"))
 _TIMED: dict = {}
+
+
+_PREFILTERS: dict = {}
+_OPEN_MIN = re.compile(r"(?<!\\)\{,")
+
+
+def _prefilter(src: str, flags: str):
+    """The pcre as written, compiled by hyperscan in prefilter mode: a
+    block database that matches wherever PCRE would (and maybe elsewhere:
+    back-references, lookarounds and the like are widened), or False.
+
+    A pcre an attacker feeds mostly costs when it does not match: every
+    start is tried and backtracks (ET 2016175's ``<[^>]*\\s...`` on 100 KB
+    of ``<``: 45 s in ``re``, cut at PCRE_TIME_LIMIT by ``regex``). Hyperscan
+    reads the subject once; where it finds nothing, nothing is searched."""
+    if _hs is None:
+        return False
+    key = (src, flags)
+    db = _PREFILTERS.get(key)
+    if db is not None:
+        return db
+    if _OPEN_MIN.search(re.sub(r"\\\\", "", src)) is not None:
+        # {,n}: a quantifier for the translation (and PCRE2 from 10.43), a
+        # literal for hyperscan (older PCRE): it would not be a superset
+        return False
+    hs_flags = _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_ALLOWEMPTY
+    for f, name in (("i", "HS_FLAG_CASELESS"), ("s", "HS_FLAG_DOTALL"),
+                    ("m", "HS_FLAG_MULTILINE")):
+        if f in flags:
+            hs_flags |= getattr(_hs, name)
+    expr = ("(?x)" + src if "x" in flags else src).encode("utf-8", "surrogateescape")
+    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=[expr], ids=[0], elements=1, flags=[hs_flags])
+    except _hs.error:  # (what it cannot read even widened: the search alone)
+        db = False
+    if len(_PREFILTERS) < 65536:
+        _PREFILTERS[key] = db
+    return db
+
+
+def _maybe(_id, _start, _end, _flags, _ctx) -> bool:
+    return True  # (one match is the answer: stop)
 
 
 def _timed(rx):
@@ -157,6 +205,7 @@ class _Node:
         "offset", "depth", "distance", "within", "static_window", "retry", "give_up",
         "regex", "compare", "nbytes", "op", "value", "big", "base", "bitmask", "shift",
         "multiplier", "align", "from_beginning", "from_end", "post_offset", "name", "timed",
+        "hs",
     )  # fmt: skip
 
     def __init__(self, kind: int, src) -> None:
@@ -249,6 +298,7 @@ def _compile_one(e) -> _Node:
         n.relative = bool(e.relative)
         n.negated = bool(e.negated)
         n.timed = False
+        n.hs = None  # the prefilter: made on first use (False: none)
         if n.regex is None or not hasattr(n.regex, "search"):
             n.kind = _NEVER
         elif isinstance(n.regex, re.Pattern):
@@ -630,6 +680,19 @@ class _Run:
         """node's regex searched from ``start``; _OutOfTime once this
         inspection's pcre time is spent."""
         regex = node.regex
+        if not start:
+            hs = node.hs
+            if hs is None:
+                e = node.src
+                hs = node.hs = _prefilter(e.source, e.flags) if isinstance(
+                    e, PcreMatch) else False
+            if hs is not False:
+                try:
+                    hs.scan(subject if type(subject) is bytes else bytes(subject),
+                            match_event_handler=_maybe)
+                    return None  # (no match at all)
+                except _hs.ScanTerminated:
+                    pass
         if not node.timed:
             return regex.search(subject, start)
         # CPU time, as the regex module counts its timeout: a sensor that

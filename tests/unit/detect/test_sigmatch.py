@@ -481,7 +481,9 @@ def test_pcre_time_limit_stops_a_hostile_regex():
     hostile = b"T" * 4000
     opts = 'content:"T"; pcre:"/T.*?T.*?Y.*?P.*?R.*?O.*?M.*?P.*?T/";'
     before = sigmatch.LIMITS["pcre_time_limit"]
-    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 0.05):
+    # (without the hyperscan prefilter, which answers this one at once)
+    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 0.05), \
+            mock.patch.object(sigmatch, "_prefilter", lambda *a: False):
         t = time.monotonic()
         assert not match(opts, hostile)
         assert time.monotonic() - t < 1.0
@@ -501,17 +503,38 @@ def test_pcre_time_limit_is_shared_by_an_inspections_retries():
     hostile = (b"Q" + b"a" * 22 + b"!") * 60
     opts = 'content:"Q"; pcre:"/(a|aa)+$/R"; content:"zz"; within:2;'
     before = sigmatch.LIMITS["pcre_time_limit"]
+    no_prefilter = mock.patch.object(sigmatch, "_prefilter", lambda *a: False)
     t = time.monotonic()
-    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 0.02):
+    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 0.02), no_prefilter:
         assert not match(opts, hostile)
     took = time.monotonic() - t
     assert sigmatch.LIMITS["pcre_time_limit"] == before + 1
     assert took < 0.5, took
     # the same searches unbounded take far longer (what the limit saves)
     t = time.monotonic()
-    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 60.0):
+    with mock.patch.object(sigmatch, "PCRE_TIME_LIMIT", 60.0), no_prefilter:
         assert not match(opts, hostile[:24 * 10])
     assert time.monotonic() - t > 2 * took
+
+
+@pytest.mark.skipif(sigmatch._hs is None, reason="hyperscan is not installed")
+def test_pcre_prefilter_answers_hostile_bytes_that_cannot_match():
+    """Hyperscan reads the pcre as written, widened where it must be
+    (back-references, lookarounds): where it finds no match, no search
+    runs, so the backtracking inputs above cost no time and hit no limit;
+    where it finds one, the search decides, as before."""
+    before = sigmatch.LIMITS["pcre_time_limit"]
+    for opts, hostile in (
+            ('content:"T"; pcre:"/T.*?T.*?Y.*?P.*?R.*?O.*?M.*?P.*?T/";', b"T" * 4000),
+            ('content:"Q"; pcre:"/(a|aa)+$/R"; content:"zz"; within:2;',
+             (b"Q" + b"a" * 22 + b"!") * 60),
+            # widened: the back-reference is read as any (a+)
+            ('content:"<"; pcre:"/<(a+)>.*\\1b/";', b"<" + b"a" * 3000)):
+        assert not match(opts, hostile)
+    assert sigmatch.LIMITS["pcre_time_limit"] == before  # (no search ran out of time)
+    assert match('content:"<"; pcre:"/<(a+)>.*\\1b/";', b"x<aa> y aab")
+    assert not match('content:"<"; pcre:"/<(a+)>.*\\1b/";', b"x<aa> y ab")  # (the search)
+    assert match('content:"T"; pcre:"/T.*?T.*?Y.*?P.*?R.*?O.*?M.*?P.*?T/";', b"xT TYPE PROMPT x")
 
 
 # ----------------------------------------------- exhaustive reference check
