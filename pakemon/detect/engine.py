@@ -59,9 +59,9 @@ class StreamMatch:
         self.pos = 0  # stream offset just past the data seen so far
         self.http = http  # HttpRequestParser on HTTP service ports, else None
         self.sig = None  # sigengine.DirState when Suricata rules are loaded
-        # (id(node), regex index) -> stream offset an re regex has read up
-        # to, and id(node) -> RegexStream of its hyperscan ones (made when
-        # a regex first runs here)
+        # (id(node), regex index) -> the stream offset an re regex has read
+        # up to, and -> the open RegexStream of a hyperscan one (both made
+        # when a regex first runs here)
         self.rx_read = None
         self.rx_streams = None
 

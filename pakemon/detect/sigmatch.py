@@ -83,6 +83,7 @@ import re
 import time
 
 from pakemon.detect.asn1 import asn1_matches
+from pakemon.detect.ruletree import first_match_end
 from pakemon.detect.suricata_parser import (
     Asn1Check,
     BufferSize,
@@ -161,10 +162,6 @@ def _prefilter(src: str, flags: str):
     if len(_PREFILTERS) < 65536:
         _PREFILTERS[key] = db
     return db
-
-
-def _maybe(_id, _start, _end, _flags, _ctx) -> bool:
-    return True  # (one match is the answer: stop)
 
 
 def _timed(rx):
@@ -686,13 +683,8 @@ class _Run:
                 e = node.src
                 hs = node.hs = _prefilter(e.source, e.flags) if isinstance(
                     e, PcreMatch) else False
-            if hs is not False:
-                try:
-                    hs.scan(subject if type(subject) is bytes else bytes(subject),
-                            match_event_handler=_maybe)
-                    return None  # (no match at all)
-                except _hs.ScanTerminated:
-                    pass
+            if hs is not False and first_match_end(hs, subject) < 0:
+                return None  # (no match at all)
         if not node.timed:
             return regex.search(subject, start)
         # CPU time, as the regex module counts its timeout: a sensor that
