@@ -46,7 +46,14 @@ PATHS = [
     b"/a/./b/../../cgi-bin/jj",
     b"/wwwboard/passwd.txt",
     b"/images/logo.gif",
+    # rules with a regex: IIS-Translate-f-source's matches the request line
+    # and waits for its literal, the header below (a regex before its
+    # literal); CGI-formmail-cmd's comes after its literal
+    b"/default.asp\\",
+    b"/cgi-bin/formmail?recipient=x%0aid",
 ]
+# extra header lines (a request's literal that may come after its regex)
+HEADERS = [b"", b"", b"Translate: f\r\n", b"User-Agent: sioux\r\n"]
 
 
 @st.composite
@@ -57,7 +64,9 @@ def requests(draw):
         method = draw(st.sampled_from([b"GET", b"POST", b"HEAD"]))
         path = draw(st.sampled_from(PATHS))
         junk = draw(st.binary(max_size=30)).replace(b"\r", b"").replace(b"\n", b"")
-        out += method + b" " + path + b" HTTP/1.0\r\nHost: lab\r\nX-J: " + junk + b"\r\n\r\n"
+        hdr = draw(st.sampled_from(HEADERS))
+        out += (method + b" " + path + b" HTTP/1.0\r\nHost: lab\r\n" + hdr + b"X-J: " + junk
+                + b"\r\n\r\n")
     return out
 
 
