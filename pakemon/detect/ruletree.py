@@ -94,7 +94,7 @@ class RegexStream:
         if s is not None:
             try:
                 s.__exit__(None, None, None)
-            except hyperscan.error:  # (nothing to free then)
+            except Exception:  # (hyperscan's error: nothing to free; or at exit, its module gone)
                 pass
 
     def __del__(self):
