@@ -319,3 +319,35 @@ def test_target_with_spaces_up_to_the_protocol():
     # without a protocol token at the end the second field stays the target
     _, reqs = feed_all(b"GET /a b c\r\n\r\n")
     assert [(r.target, r.version) for r in reqs] == [(b"/a", b"c")]
+
+
+def test_a_chunk_of_short_header_lines_is_searched_for_its_end_once():
+    """The header block's end is looked for once per chunk: searched again
+    at each line, a segment of 365 four-byte header lines (folds, or
+    ``a: b``) was read about 180 times. The headers parse as before, with
+    the end in this chunk, in a later one, or cut anywhere."""
+    from unittest import mock
+
+    from pakemon.applayer import lines
+
+    searches = []
+    real = lines._HEADERS_END
+
+    class Counting:
+        def search(self, data, pos=0):
+            searches.append(pos)
+            return real.search(data, pos)
+
+    head = b"GET / HTTP/1.1\r\nX: a\r\n" + b" b\r\n" * 360
+    with mock.patch.object(lines, "_HEADERS_END", Counting()):
+        p = HttpRequestParser()
+        reqs = p.feed(head)
+        assert len(searches) == 1  # (none in the chunk: the lines follow)
+        reqs += p.feed(b"Host: h\r\n\r\nGET /2 HTTP/1.1\r\n" + b"a: b\r\n" * 300 + b"\r\n")
+        assert len(searches) <= 4
+    assert [r.target for r in reqs] == [b"/", b"/2"]
+    assert reqs[0].host == b"h" and reqs[0].headers[0] == (b"X", b"a" + b" b" * 360)
+    assert len(reqs[1].headers) == 100
+    for size in (1, 7, 100, 1460):
+        p, again = feed_all(head + b"Host: h\r\n\r\n", size)
+        assert again[0].headers[0] == reqs[0].headers[0] and again[0].host == b"h"
