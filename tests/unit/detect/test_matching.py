@@ -3,6 +3,9 @@
 import pytest
 from helpers import BUNDLED_RULES, alert_names, pipeline_from, run_frames
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pakemon.detect.rule_parser import load_rules
 from pakemon.events import Alert
 from pakemon.pipeline import Pipeline
@@ -305,3 +308,62 @@ def test_regexes_on_the_normalized_target_and_the_raw_history(regex_engine):
         conn = TcpConnection(C, S, 40023, 80).open()
         conn.send(req, segment=1460)
         assert alert_names(run_frames(pipe, conn.close())) == want, req[:20]
+
+
+# Pattern pieces of random native rules: (rule text, bytes that match it)
+LITERALS = [("'passwd'", b"PassWD"), ('"/bin/sh"', b"/bin/sh"), ("|90 90 90|", b"\x90\x90\x90"),
+            ("'cmd.exe'", b"CMD.EXE")]
+REGEXES = [("<(?i)recipient=[^&\\s]*;>", b"recipient=aaaa;"), ("<ab+c>", b"abbbbc"),
+           ("<(\\A|\\n)wiz\\r?\\n>", b"\nwiz\n"), ("<x[0-9]{3}y>", b"x123y"),
+           ("<(?i)site\\s+exec\\s[^\\r\\n]*%[0-9.]*[dfnpsux]>", b"site exec a%.5d")]
+NOISE = b"abcx0123456789 \r\n;&%.ywiz-passwdrecipient=SITEexec/bin"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_random_rules_alert_exactly_when_every_pattern_is_in_the_stream(data):
+    """Any rule of literals and regexes, any stream of their pieces and
+    noise (under the 4 KB window), cut anywhere: the rule alerts exactly
+    when every pattern is somewhere in the stream, in any order (spec), with
+    hyperscan streams and with re."""
+    import re
+
+    from pakemon.detect import ruletree
+
+    pieces = data.draw(st.lists(st.sampled_from(LITERALS + REGEXES), min_size=1, max_size=3,
+                                unique=True))
+    # (a port that is not HTTP's: no normalized request target to search)
+    rule = "R tcp * 9999 " + " ".join(p[0] for p in pieces) + "\n"
+    # mostly every piece (the rule alerts), sometimes one left out
+    drop = data.draw(st.sampled_from([None, None, 0, 1, 2]))
+    parts = [p[1] for i, p in enumerate(pieces) if i != drop]
+    parts += [bytes(data.draw(st.lists(st.sampled_from(NOISE), max_size=40)))
+              for _ in range(data.draw(st.integers(0, 2)))]
+    stream = b"".join(data.draw(st.permutations(parts))) or b"-"
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(stream) - 1)), max_size=8))))
+    want = []
+    for text, _ in pieces:
+        if text.startswith("<"):
+            ok = re.search(text[1:-1].encode(), stream, re.DOTALL) is not None
+        elif text.startswith("'"):
+            ok = text[1:-1].encode().lower() in stream.lower()
+        elif text.startswith('"'):
+            ok = text[1:-1].encode() in stream
+        else:
+            ok = bytes.fromhex(text.strip("|")) in stream
+        want.append(ok)
+    for engine in ("hyperscan", "re"):
+        if engine == "hyperscan" and ruletree.hyperscan is None:
+            continue
+        saved = ruletree.hyperscan
+        try:
+            if engine == "re":
+                ruletree.hyperscan = None
+            conn = TcpConnection(C, S, 40030, 9999).open()
+            for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+                if a < b:
+                    conn.send(stream[a:b])
+            got = alert_names(run_frames(pipeline_from(rule), conn.close()))
+        finally:
+            ruletree.hyperscan = saved
+        assert got == (["R"] if all(want) else []), (engine, rule, stream, cuts)
