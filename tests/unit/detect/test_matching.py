@@ -367,3 +367,23 @@ def test_random_rules_alert_exactly_when_every_pattern_is_in_the_stream(data):
         finally:
             ruletree.hyperscan = saved
         assert got == (["R"] if all(want) else []), (engine, rule, stream, cuts)
+
+
+def test_a_regex_match_does_not_span_a_hole(regex_engine):
+    """A segment never arrives: the bytes after the hole (read at the end of
+    the capture) start afresh, so ``recipient=aaaa`` before it and ``;id``
+    after it do not make the formmail regex's match; the same bytes whole do."""
+    from pakemon.lab.traffic import PSH, ACK, tcp_frame
+
+    for hole, want in ((True, []), (False, [FORMMAIL])):
+        conn = TcpConnection(C, S, 40024, 80).open()
+        conn.send(b"GET /formmail?recipient=aaaa")
+        if hole:  # "bbbb" is skipped: its sequence numbers only
+            conn.cseq += 4
+        else:
+            conn.send(b"bbbb")
+        conn.frames.append((conn.ts, tcp_frame(C, S, 40024, 80, conn.cseq, conn.sseq, PSH | ACK,
+                                               b";id HTTP/1.0\r\n\r\n")))
+        conn.cseq += 17
+        pipe = Pipeline(load_rules(BUNDLED_RULES).rules)
+        assert alert_names(run_frames(pipe, conn.frames)) == want, hole
