@@ -29,6 +29,8 @@ bench: setup
 	$(PY) bench/et_bench.py
 	$(PY) bench/evasion/run.py
 	$(PY) bench/floods.py
+	$(PY) bench/amplify.py
+	$(PY) bench/amplify.py --et
 	$(PY) bench/live_bench.py
 
 # The whole suricata-verify corpus (../shared/conformance/suricata-verify)
