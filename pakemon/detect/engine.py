@@ -162,47 +162,13 @@ class Detector:
                 if node.regexes and (found or not node.regexes_gated):
                     # (gated regexes need a literal found: none is, on a
                     # fresh connection or a flood's lone segments)
-                    streams = sm.rx_streams
-                    window = None
-                    for j, (regex, targets, gates, reach) in enumerate(node.regexes):
-                        rk = (nid, j)
-                        rs = streams.get(rk) if streams is not None else None
-                        if rs is not None:  # (hyperscan's, open)
-                            rs.feed(data)
-                        else:
-                            if gates is not None and not any(
-                                    found.get((nid, r), 0) & need == need for r, need in gates):
-                                continue  # the rule's literals are not all in the stream yet
-                            if all(found.get((nid, r), 0) >> bit & 1 for r, bit in targets):
-                                continue  # found already, for every rule of it
-                            if window is None:
-                                if hist is None:
-                                    hist = sm.hist
-                                window = hist[-REGEX_WINDOW:] + data
-                                wstart = start - (len(window) - len(data))  # of window[0]
-                            db = node.hs_db(j)
-                            if db is not None:
-                                # from now on each byte once; first the window,
-                                # so a match that came before the literals counts
-                                if streams is None:
-                                    streams = sm.rx_streams = {}
-                                rs = streams[rk] = RegexStream(db, wstart)
-                                rs.feed(window)
-                            else:
-                                e = self._regex_in_window(sm, rk, regex, reach, window, wstart,
-                                                          start + len(data))
-                        if rs is not None:
-                            if not rs.hits:
-                                continue
-                            e = rs.base + rs.hits[0]
-                            rs.close()  # (found: its bits stay)
-                            del streams[rk]
-                        elif e < 0:
+                    win: list = []  # [window, its stream offset], made once if needed
+                    for j, rx in enumerate(node.regexes):
+                        e = self._regex_end(sm, node, j, rx, data, start, win)
+                        if e < 0:
                             continue
-                        else:
-                            e += wstart
                         end = max(e - 1, 0)
-                        for ridx, bit in targets:
+                        for ridx, bit in rx[1]:
                             k = (nid, ridx)
                             found[k] = found.get(k, 0) | (1 << bit)
                             touched[ridx] = max(touched.get(ridx, -1), end)
@@ -228,6 +194,48 @@ class Detector:
             sm.remember(data if type(data) is bytes else bytes(data))
             sm.pos = start + len(data)
         return alerts
+
+    def _regex_end(self, sm, node, j, rx, data, start, win) -> int:
+        """Stream offset just past a match of ``node``'s regex ``j`` that
+        this delivery (``data`` at ``start``) completes, or -1.
+
+        A regex waits for its rule's literals and stops once found for all
+        its rules. Then, with hyperscan, it opens a RegexStream fed first
+        the window before (a match that came before the literals counts)
+        and from then on each byte once, closed at its match; else ``re``
+        searches the window (``_regex_in_window``)."""
+        regex, targets, gates, reach = rx
+        nid = id(node)
+        rk = (nid, j)
+        streams = sm.rx_streams
+        rs = streams.get(rk) if streams is not None else None
+        if rs is not None:
+            rs.feed(data)
+        else:
+            found = sm.found
+            if gates is not None and not any(
+                    found.get((nid, r), 0) & need == need for r, need in gates):
+                return -1  # the rule's literals are not all in the stream yet
+            if all(found.get((nid, r), 0) >> bit & 1 for r, bit in targets):
+                return -1  # found already, for every rule of it
+            if not win:
+                window = sm.hist[-REGEX_WINDOW:] + data
+                win += (window, start - (len(window) - len(data)))
+            window, wstart = win
+            db = node.hs_db(j)
+            if db is None:
+                e = self._regex_in_window(sm, rk, regex, reach, window, wstart,
+                                          start + len(data))
+                return wstart + e if e >= 0 else -1
+            if streams is None:
+                streams = sm.rx_streams = {}
+            rs = streams[rk] = RegexStream(db, wstart)
+            rs.feed(window)
+        if not rs.hits:
+            return -1
+        rs.close()  # (found: its bits stay)
+        del streams[rk]
+        return rs.base + rs.hits[0]
 
     @staticmethod
     def _regex_in_window(sm, rk, regex, reach, window, wstart, read_to) -> int:
