@@ -440,12 +440,14 @@ class Pipeline:
     def _inspect_tcp(self, pkt, sig_wants: bool):
         self.stats.inspected += 1
         sig = self.sig if sig_wants else None  # (else: here for the native rules only)
+        tcp = self.tcp
         if sig is not None:
             # the state before this segment: what Suricata's flow:established sees
-            pre = self.tcp.direction_of(pkt)
+            pre = tcp.direction_of(pkt)
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
-        tcp = self.tcp
-        evs = tcp.feed(pkt)
+            evs = tcp.feed(pkt, pre)
+        else:
+            evs = tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
         d = pkt.direction  # (set by the stream stage)
         if tcp.app_memory and tcp.over_budget():  # (app_memory: 0 without stream data)

@@ -311,6 +311,7 @@ SWEEP_SLICE = 512
 _TS_ALIGNED = b"\x01\x01\x08\x0a"  # NOP NOP TIMESTAMP(10): what Linux sends
 _u32 = struct.Struct("!I").unpack_from
 _PKT_HAS_DIRECTION = "direction" in getattr(Packet, "__slots__", ())
+_LOOKUP = object()  # feed: the segment's direction is not known yet
 _NO_OPTS = (-1, None, 0, False)
 # _scan_options's auth verdicts (tcp_inbound_hash), and how many option bytes
 # must be left for tcp_do_parse_auth_options to look at the next option
@@ -774,17 +775,22 @@ class TcpReassembler:
             "fin_overtaken": self.c_fin_overtaken,
         }
 
-    def feed(self, pkt) -> list:
-        """Events caused by one decoded TCP segment."""
+    def feed(self, pkt, d=_LOOKUP) -> list:
+        """Events caused by one decoded TCP segment. ``d``: its direction as
+        ``direction_of(pkt)`` gave it just before, where the caller needed
+        it too (looked up again if a sweep or reap ran in between)."""
         if self.graveyard:
             self.reap()
+            d = _LOOKUP
         ts = pkt.ts
         out = []
         self._pkt = None  # sweep notices are about other sessions
         if ts >= self._next_sweep:
             self._sweep(ts, out)
+            d = _LOOKUP
         self._pkt = pkt
-        d = self.direction_of(pkt)
+        if d is _LOOKUP:
+            d = self.direction_of(pkt)
         gate = self.checksums
         # Checked: segments of a new session and of inspected directions.
         # Not: header-only records of the live sensor (they cannot be), and
