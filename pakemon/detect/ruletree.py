@@ -330,49 +330,45 @@ class ServiceNode:
         self.any_rules = tuple(any_bits)
         self.overlap = REGEX_WINDOW if regexes else max(longest - 1, 0)
 
-    def search(self, data: bytes, start: int = 0):
-        """Yield (rule index, pattern bit, end offset) for matches in data.
-
-        Only matches ending at or after ``start`` are new: earlier bytes are
-        context carried over from previous segments. A regex runs only for
-        rules whose literal patterns were all found in ``data``.
+    def search(self, data: bytes):
+        """Yield (rule index, pattern bit, end offset) for matches in a
+        whole buffer (a datagram, a normalized request target: streams go
+        through StreamMatch). A regex runs only for rules whose literal
+        patterns were all found in ``data``.
         """
         lit = {}
         if self.ac_case is not None:
             for end, (_, targets) in self.ac_case.iter(data.decode("latin-1")):
-                if end >= start:
-                    for ridx, bit in targets:
-                        lit[ridx] = lit.get(ridx, 0) | (1 << bit)
-                        yield ridx, bit, end
+                for ridx, bit in targets:
+                    lit[ridx] = lit.get(ridx, 0) | (1 << bit)
+                    yield ridx, bit, end
         if self.ac_nocase is not None:
             # bytes.lower() folds ASCII letters only, as the spec asks.
             for end, (_, targets) in self.ac_nocase.iter(data.lower().decode("latin-1")):
-                if end >= start:
-                    for ridx, bit in targets:
-                        lit[ridx] = lit.get(ridx, 0) | (1 << bit)
-                        yield ridx, bit, end
+                for ridx, bit in targets:
+                    lit[ridx] = lit.get(ridx, 0) | (1 << bit)
+                    yield ridx, bit, end
         if not lit and self.regexes_gated:
             return  # (no literal found: no regex may run)
         for j, (regex, targets, gates, _) in enumerate(self.regexes):
             if gates is not None and not any(lit.get(r, 0) & need == need for r, need in gates):
                 continue
-            # The first match that reaches new data; one is enough for a bit.
+            # The first match: one is enough for a bit.
             # (hyperscan where it takes the regex: re retries every start, an
             # unbounded pattern each to the end: the formmail rule over a
             # request target of recipient=%41 repeated, 8 KB, took 5 ms a
             # segment)
-            db = self.hs_db(j, False) if not start else None
+            db = self.hs_db(j, False)
             if db is not None:
                 e = first_match_end(db, data)
                 if e >= 0:
                     for ridx, bit in targets:
                         yield ridx, bit, max(e - 1, 0)
                 continue
-            for m in regex.finditer(data):
-                if m.end() > start or not start:
-                    for ridx, bit in targets:
-                        yield ridx, bit, max(m.end() - 1, 0)
-                    break
+            m = regex.search(data)
+            if m is not None:
+                for ridx, bit in targets:
+                    yield ridx, bit, max(m.end() - 1, 0)
 
 
 class RuleTree:
