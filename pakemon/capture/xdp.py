@@ -1160,8 +1160,15 @@ def interface_status(ifname: str) -> InterfaceStatus:
                         tc_names.append(name)
     except NetlinkError as e:
         raise SensorError(f"cannot read the state of {ifname}: {os.strerror(e.code)}") from None
-    tc_names += [_prog_name(pid) or f"id {pid}" for pid in _tcx_egress_ids(ifindex)]
+    tc_names += tcx_egress_names(ifindex)
     return InterfaceStatus(ifname, ifindex, tuple(progs), tuple(tc_names), clsact)
+
+
+def tcx_egress_names(ifindex: int) -> list[str]:
+    """The programs on ``ifindex``'s tcx egress hook (Linux 6.6 links, which
+    Debian 12's tc and bpftool do not show), by name, or "id N" for one
+    whose name cannot be read; [] without tcx. In the caller's namespace."""
+    return [_prog_name(pid) or f"id {pid}" for pid in _tcx_egress_ids(ifindex)]
 
 
 def _remove_tc(ifindex: int, remove_clsact: bool) -> None:

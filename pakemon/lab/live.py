@@ -122,10 +122,10 @@ def tcx_egress(ns: str, ifname: str) -> str:
 
     with in_netns(ns):
         try:
-            ids = xdp._tcx_egress_ids(socket.if_nametoindex(ifname))
+            names = xdp.tcx_egress_names(socket.if_nametoindex(ifname))
         except OSError:
             return ""
-    return "".join(f"{xdp._prog_name(i) or i}\n" for i in ids)
+    return "".join(f"{n}\n" for n in names)
 
 
 class SensorProcess:
