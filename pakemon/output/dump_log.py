@@ -23,6 +23,7 @@ GAP = "   "
 
 # Printable ASCII (0x20-0x7e) stays itself, everything else becomes ".".
 _ASCII = "".join(chr(b) if 0x20 <= b <= 0x7E else "." for b in range(256))
+_ASCII_TABLE = _ASCII.encode("ascii")  # for bytes.translate: the whole dump at once
 
 
 def hexdump_lines(data: bytes) -> list[str]:
@@ -31,11 +32,13 @@ def hexdump_lines(data: bytes) -> list[str]:
     The hex column of a short last line is padded with spaces so the ASCII
     column lines up with the lines above it.
     """
+    data = bytes(data)
+    text = data.translate(_ASCII_TABLE).decode("ascii")
     lines = []
     for off in range(0, len(data), BYTES_PER_LINE):
         chunk = data[off : off + BYTES_PER_LINE]
         hex_col = chunk.hex(" ").ljust(HEX_WIDTH)
-        lines.append(hex_col + GAP + "".join(_ASCII[b] for b in chunk))
+        lines.append(hex_col + GAP + text[off : off + BYTES_PER_LINE])
     return lines
 
 
