@@ -733,7 +733,10 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
     match = bpf.match if bpf is not None else None
     strict = os.environ.get("PAKEMON_STRICT") == "1"
     frame_no = 0
-    write = logs.write_many
+    # a capture file is flushed at its end (or by time and size): a
+    # stream's alerts must show as its frames come, each batch flushed
+    lazy = bool(reader.size)
+    write_many = logs.write_many
     pcap = getattr(logs, "pcaplog", None)  # --pcap-log
     bar = None
     if progress == "always" or (progress == "auto" and sys.stderr.isatty()
@@ -745,11 +748,15 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
                    desc=os.path.basename(str(reader.path)), file=sys.stderr)
     said = set()  # link types checked in this capture
     try:
-        n = 0
         for ts, linktype, frame in reader:
             if stop:
                 break
             frame_no += 1
+            if frame_no & 0x3FFF == 0:
+                if bar is not None:
+                    bar.update(reader.offset - bar.n)
+                if lazy:  # (a long read's few alerts show within about this many frames)
+                    logs.flush()
             if linktype not in said:  # once per link type and capture
                 said.add(linktype)
                 _check_linktype(reader.path, linktype)
@@ -768,13 +775,9 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
             if pcap is not None:
                 pcap.feed(ts, frame, linktype, events)
             if events:
-                write(events)
+                write_many(events, lazy)
                 if show:
                     _show(events)
-            if bar is not None:
-                n += 1
-                if n & 0x3FFF == 0:
-                    bar.update(reader.offset - bar.n)
         else:
             return True
         return False

@@ -91,6 +91,38 @@ def test_write_many_flushes_once_batch_visible(tmp_path, utc):
         logs.close()
 
 
+def test_lazy_write_many_waits_for_size_or_time(tmp_path, utc, monkeypatch):
+    """write_many(lazy=True) (a capture file's reader) keeps batches in
+    memory until a file holds LAZY_BYTES or LAZY_S passed, then writes
+    everything held, in order; flush() and close() write the rest."""
+    import pakemon.output as output
+
+    clock = [1000.0]
+    monkeypatch.setattr(output.time, "monotonic", lambda: clock[0])
+    logs = LogSet(tmp_path)
+    try:
+        logs.write_many([ALERT], lazy=True)
+        logs.write_many([NOTICE], lazy=True)
+        assert read(tmp_path / "eve.json") == ""  # held
+        clock[0] += output.LAZY_S
+        logs.write_many([ALERT], lazy=True)  # due by time: all three go
+        eve = read(tmp_path / "eve.json").splitlines()
+        assert [json.loads(x)["event_type"] for x in eve] == ["alert", "anomaly", "alert"]
+        # by size, the clock standing still
+        per = max(len(format_dump(ALERT)) + 1, len(format_eve(ALERT)))  # (the largest file)
+        n = -(-output.LAZY_BYTES // per)
+        logs.write_many([ALERT] * (n - 1), lazy=True)
+        assert read(tmp_path / "dump.log").count("CGI-test-cgi (TCP * 80)") == 2
+        logs.write_many([ALERT], lazy=True)  # eve.json's pending bytes reach LAZY_BYTES
+        assert read(tmp_path / "dump.log").count("CGI-test-cgi (TCP * 80)") == n + 2
+        logs.write_many([NOTICE], lazy=True)
+        logs.flush()
+        assert read(tmp_path / "alert.log").endswith(format_notice(NOTICE) + "\n")
+    finally:
+        logs.close()
+    assert logs.alerts_written == n + 2
+
+
 def test_write_flushes(tmp_path, utc):
     with LogSet(tmp_path) as logs:
         logs.write(NOTICE)
