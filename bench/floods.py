@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: floods against `pakemon-xdp read`, one real attack in the middle of each.
 
-Eight floods, each written as a pcap (streamed to disk, never held in
+Nine floods, each written as a pcap (streamed to disk, never held in
 memory) and read by `pakemon-xdp read -q` as a child process:
 
   fragments    1,000,000 first fragments (MF set, offset 0) of distinct IPv4
@@ -32,6 +32,10 @@ memory) and read by `pakemon-xdp read -q` as a child process:
                running to the end of its 4 KB window (``re``: 18 ms a
                segment; a hyperscan stream, ruletree.RegexStream: each
                byte once).
+  alerts       200,000 ICMP echo requests from random sources, each the
+               TFN probe (``1234``) the bundled rules report: an alert a
+               frame, what writing alerts costs. Every alert counted must
+               be in eve.json (for every flood: none lost on the way).
 
 In the middle of each flood one attack connection is interleaved (one frame
 of it every ``ATTACK_GAP`` flood frames): a full handshake, then
@@ -83,7 +87,8 @@ PY = sys.executable
 sys.path.insert(0, str(ROOT))
 
 from pakemon.lab.traffic import (ACK, CLIENT_MAC, PSH, SERVER_MAC, SYN,  # noqa: E402
-                                 PcapWriter, TcpConnection, ether, ipv4, tcp, tcp_frame, udp)
+                                 PcapWriter, TcpConnection, ether, icmp, ipv4, tcp, tcp_frame,
+                                 udp)
 
 MB = 1 << 20
 SERVER = "10.80.0.80"
@@ -108,6 +113,7 @@ FLOODS = {  # name -> (count at scale 1.0, unit)
     "udp": (1_000_000, "UDP datagrams"),
     "slowloris": (40_000, "connections with an unfinished request"),
     "regex": (20_000, "segments of formmail queries that never end"),
+    "alerts": (200_000, "ICMP echoes that each alert"),
 }
 
 _U16 = struct.Struct("!H")
@@ -169,11 +175,13 @@ class UdpTemplate:
         self.rec = bytearray(_REC.pack(0, 0, len(frame), len(frame)) + frame)
 
 
-class FragTemplate:
-    """A first fragment (MF, offset 0) whose IP id and source are patched."""
+class IpTemplate:
+    """An IPv4 packet to the server whose IP id and source are patched: a
+    first fragment (MF, offset 0) by default, else a whole datagram whose
+    transport checksum leaves the source out (ICMP)."""
 
-    def __init__(self, payload: bytes, proto: int = 6):
-        ip = ipv4("0.0.0.0", SERVER, proto, payload, df=False, mf=True)
+    def __init__(self, payload: bytes, proto: int = 6, mf: bool = True):
+        ip = ipv4("0.0.0.0", SERVER, proto, payload, df=False, mf=mf)
         frame = ether(ip[:10] + b"\0\0" + ip[12:])
         self.ip_sum = _sum16(frame[14:34])
         self.fragword, self.ttl = struct.unpack_from("!HB", frame, 20)
@@ -239,7 +247,7 @@ class FloodWriter:
         _U16.pack_into(rec, 56, c or 0xFFFF)  # 0 would mean "no checksum"
         self._out(rec)
 
-    def frag(self, t: FragTemplate, src, ident) -> None:
+    def ip(self, t: IpTemplate, src, ident) -> None:
         rec = t.rec
         _IP_SRC.pack_into(rec, 34, ident, t.fragword, t.ttl, t.proto,
                           _fold(t.ip_sum + (src >> 16) + (src & 0xFFFF) + ident), src)
@@ -316,9 +324,9 @@ def gen_fragments(path, n: int, pps: float, seed: int = 1) -> FloodWriter:
     rnd = random.Random(seed).getrandbits
     # the first 64 bytes of a TCP segment to port 80 (header + request start)
     payload = tcp("0.0.0.0", SERVER, 1025, 80, 1, 1, PSH | ACK, BENIGN_REQUEST)[:64]
-    t = FragTemplate(payload)
+    t = IpTemplate(payload)
     w = FloodWriter(path, pps, attack_frames(False), n // 2)
-    frag = w.frag
+    frag = w.ip
     for i in range(n):
         frag(t, _random_source(rnd), i & 0xFFFF)
     w.close()
@@ -507,9 +515,27 @@ def gen_regex(path, n: int, pps: float, seed: int = 8) -> FloodWriter:
     return w
 
 
+ALERT_PROBE = b"1234"  # an ICMP echo of exactly this: DDOS-TFN-probe(CVE-2000-0138)
+ALERT_SIGNATURE = "DDOS-TFN-probe(CVE-2000-0138)"
+
+
+def gen_alerts(path, n: int, pps: float, seed: int = 9) -> FloodWriter:
+    """``n`` ICMP echo requests from random sources, each the TFN probe the
+    bundled rules report: an alert a frame (each source its own flow), what
+    writing alerts costs and whether any is lost on the way to the logs."""
+    rnd = random.Random(seed).getrandbits
+    t = IpTemplate(icmp(8, 0, ALERT_PROBE), proto=1, mf=False)
+    w = FloodWriter(path, pps, attack_frames(False), n // 2)
+    emit = w.ip
+    for i in range(n):
+        emit(t, _random_source(rnd), i & 0xFFFF)
+    w.close()
+    return w
+
+
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
               "segments": gen_segments, "acks": gen_acks, "udp": gen_udp,
-              "slowloris": gen_slowloris, "regex": gen_regex}
+              "slowloris": gen_slowloris, "regex": gen_regex, "alerts": gen_alerts}
 
 
 # ---------------------------------------------------------------- running
@@ -529,6 +555,7 @@ class Run:
     traceback: bool = False
     detected: bool = False
     other_alerts: int = 0
+    alerts_counted: int = 0  # the summary's alerts by rule, summed
     counters: dict = field(default_factory=dict)
     notices: dict = field(default_factory=dict)
     events: dict = field(default_factory=dict)  # eve.json records by type
@@ -562,6 +589,9 @@ class Run:
             out.append(f"peak RSS {self.peak_rss_mb:.1f} MB > bound {self.bound_mb:.0f} MB")
         if self.bad_checksums:
             out.append(f"{self.bad_checksums} frames with bad checksums (generator bug)")
+        written = self.events.get("alert", 0)
+        if written != self.alerts_counted:
+            out.append(f"{self.alerts_counted} alerts counted, {written} in eve.json")
         return out
 
     def key_counters(self) -> dict:
@@ -683,7 +713,8 @@ def run_flood(name: str, count: int, work: Path, pps: float = 100_000.0, extra=(
     r.bound_mb = (defrag + stream) / MB + SLACK_MB
     r.exit_code, r.wall_s, r.peak_rss_mb, r.summary, r.stderr = read_capture(pcap, work, extra)
     r.traceback = "Traceback" in r.stderr or "internal error" in r.stderr
-    r.counters, _alerts, r.notices = parse_summary(r.summary)
+    r.counters, alerts, r.notices = parse_summary(r.summary)
+    r.alerts_counted = sum(alerts.values())
     r.detected, r.other_alerts, r.events = read_eve(work / "logs")
     r.logs_mb = sum(f.stat().st_size for f in (work / "logs").iterdir()) / 1e6
     if not keep:
