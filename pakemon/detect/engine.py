@@ -353,7 +353,7 @@ class Detector:
                 gidx = node.gidx[ridx]
                 if gidx in d.alerted:
                     continue
-                d.alerted.add(gidx)
+                d.alerted += (gidx,)
                 alerts.append(self._alert(node.rules[ridx], pkt, data, ip_rule))
         return alerts
 

@@ -15,10 +15,10 @@ def dgram(ts=0.0, cport=1000):
 def test_same_flow_same_state_and_idle_flow_starts_afresh():
     st = StreamTracker()
     d = st.dgram(17, dgram(0.0))
-    d.alerted.add(3)
-    assert st.dgram(17, dgram(1.0)) is d and d.alerted == {3}
+    d.alerted += (3,)
+    assert st.dgram(17, dgram(1.0)) is d and d.alerted == (3,)
     again = st.dgram(17, dgram(DGRAM_TIMEOUT_S + 10))
-    assert again.alerted == set() and st.table.expired == 1
+    assert again.alerted == () and st.table.expired == 1
 
 
 def test_idle_flows_expire_on_sweep_and_table_is_capped():
