@@ -16,10 +16,18 @@ first of January reads ``Thu Jan  1``).
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import TextIO
 
 from pakemon.events import Alert, Notice
+
+
+# The last second's text, by (second, TZ): a burst of alerts shares its
+# second, and localtime plus asctime cost more than the rest of the line
+# (twice an alert: alert.log and dump.log). TZ is read again each time, as
+# localtime() itself does.
+_last_ctime: list = [None, ""]
 
 
 def ctime_text(ts: float) -> str:
@@ -28,7 +36,13 @@ def ctime_text(ts: float) -> str:
     Fractions of a second are dropped (floored), as ``ctime`` does, so the
     text agrees with the whole second of the EVE timestamp.
     """
-    return time.asctime(time.localtime(math.floor(ts)))
+    sec = math.floor(ts)
+    key = (sec, os.environ.get("TZ"))
+    last = _last_ctime
+    if last[0] != key:
+        last[1] = time.asctime(time.localtime(sec))
+        last[0] = key
+    return last[1]
 
 
 def _endpoint(ip: str, port: int | None) -> str:

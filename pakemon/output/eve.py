@@ -25,6 +25,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import socket
 import struct
 import time
@@ -86,14 +87,20 @@ def eve_timestamp(ts: float) -> str:
     """
     sec = math.floor(ts)
     usec = min(round((ts - sec) * 1_000_000), 999_999)
-    tm = time.localtime(sec)
-    off = tm.tm_gmtoff or 0
-    sign = "-" if off < 0 else "+"
-    off_min = abs(off) // 60
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", tm)
-        + f".{usec:06d}{sign}{off_min // 60:02d}{off_min % 60:02d}"
-    )
+    key = (sec, os.environ.get("TZ"))
+    last = _last_second
+    if last[0] != key:  # (as alert_log.ctime_text: a burst shares its second)
+        tm = time.localtime(sec)
+        off = tm.tm_gmtoff or 0
+        sign = "-" if off < 0 else "+"
+        off_min = abs(off) // 60
+        last[1] = time.strftime("%Y-%m-%dT%H:%M:%S", tm)
+        last[2] = f"{sign}{off_min // 60:02d}{off_min % 60:02d}"
+        last[0] = key
+    return f"{last[1]}.{usec:06d}{last[2]}"
+
+
+_last_second: list = [None, "", ""]  # (second, TZ), its date and time, its offset
 
 
 def payload_printable(data: bytes) -> str:

@@ -192,6 +192,10 @@ def test_timestamp_local_with_offset(monkeypatch, tz, expected):
     time.tzset()
     try:
         assert eve_timestamp(T0) == expected
+        # (both keep the last second's text: not across a change of TZ)
+        from pakemon.output.alert_log import ctime_text
+        assert ctime_text(T0) == time.asctime(time.localtime(int(T0)))
+        assert ctime_text(T0)[11:13] == expected[11:13]  # the hour
     finally:
         monkeypatch.undo()
         time.tzset()
