@@ -187,12 +187,16 @@ class LiveSession:
                 pcap.feed(rec.ts, rec.frame, 1, events, rec.wire_len)
             if events:
                 n_events += len(events)
-                self.events(events, rec.frame)
+                self.events(events, rec.frame, flush=False)
+        if n_events:
+            # once a batch: a flush a record cost an alert flood a fifth of
+            # its time (three write(2) calls a frame)
+            self.logs.flush()
         if self.pipe.bypass_requests:
             self._bypass()
         return n_events
 
-    def events(self, events, frame: bytes | None = None) -> None:
+    def events(self, events, frame: bytes | None = None, flush: bool = True) -> None:
         if self.resetter is not None or self.block:
             self.alert_only += sum(1 for ev in events if isinstance(ev, Alert)
                                    and not answers(ev, _ANY_RESPONSE))
@@ -208,7 +212,7 @@ class LiveSession:
                     ev = replace(ev, action="blocked")
                 out.append(ev)
             events = out
-        self.logs.write_many(events)
+        self.logs.write_many(events, lazy=not flush)
         if self.show:
             _show(events)
             sys.stdout.flush()

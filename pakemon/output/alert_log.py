@@ -16,7 +16,6 @@ first of January reads ``Thu Jan  1``).
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import TextIO
 
@@ -25,8 +24,8 @@ from pakemon.events import Alert, Notice
 
 # The last second's text, by (second, TZ): a burst of alerts shares its
 # second, and localtime plus asctime cost more than the rest of the line
-# (twice an alert: alert.log and dump.log). TZ is read again each time, as
-# localtime() itself does.
+# (twice an alert: alert.log and dump.log). Keyed by time.tzname too, which
+# time.tzset() sets when TZ changes (os.environ.get costs as much as this).
 _last_ctime: list = [None, ""]
 
 
@@ -37,7 +36,7 @@ def ctime_text(ts: float) -> str:
     text agrees with the whole second of the EVE timestamp.
     """
     sec = math.floor(ts)
-    key = (sec, os.environ.get("TZ"))
+    key = (sec, time.tzname)
     last = _last_ctime
     if last[0] != key:
         last[1] = time.asctime(time.localtime(sec))

@@ -87,7 +87,7 @@ def eve_timestamp(ts: float) -> str:
     """
     sec = math.floor(ts)
     usec = min(round((ts - sec) * 1_000_000), 999_999)
-    key = (sec, os.environ.get("TZ"))
+    key = (sec, time.tzname)
     last = _last_second
     if last[0] != key:  # (as alert_log.ctime_text: a burst shares its second)
         tm = time.localtime(sec)
@@ -100,7 +100,7 @@ def eve_timestamp(ts: float) -> str:
     return f"{last[1]}.{usec:06d}{last[2]}"
 
 
-_last_second: list = [None, "", ""]  # (second, TZ), its date and time, its offset
+_last_second: list = [None, "", ""]  # (second, tzname), its date and time, its offset
 
 
 def payload_printable(data: bytes) -> str:
