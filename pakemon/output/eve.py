@@ -327,7 +327,11 @@ def event_record(event: Alert | Notice) -> dict:
 
 def format_eve(event: Alert | Notice) -> str:
     """One eve.json line for ``event``, newline included (pure ASCII)."""
-    return json.dumps(event_record(event), separators=(",", ":"), ensure_ascii=True) + "\n"
+    return _ENCODE(event_record(event)) + "\n"
+
+
+# (one encoder: json.dumps with these arguments makes a new one a call)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
 class EveWriter:
