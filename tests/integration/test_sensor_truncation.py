@@ -157,14 +157,18 @@ class FakeSensor:
 
 
 class FakeLogs:
+    """LogSet stand-in: the events written, and how often it was flushed."""
+
     def __init__(self):
         self.events = []
+        self.flushes = 0
 
-    def write_many(self, events):
+    def write_many(self, events, lazy=False):
         self.events += events
+        self.flushes += not lazy
 
     def flush(self):
-        pass
+        self.flushes += 1
 
 
 def _records(frames, flags=EVF.FORWARD, cut=None):
@@ -230,6 +234,7 @@ def test_block_marks_the_alerting_flow_once_and_snaplen_cuts_are_counted():
     sess = LiveSession(sensor, pipe, logs, block=True, show=False)
     sess.handle(_records(frames, EVF.FORWARD | EVF.ANY_PORT | EVF.SNAPLEN, cut=200))
     assert [type(e).__name__ for e in logs.events] == ["Alert"]
+    assert logs.flushes == 1  # once for the batch, after its events
     assert sensor.calls == [("block", (C, S, 5000, 31337, 17), True)]
     assert sess.truncated_frames == 2 and sess.truncated_bytes == 2 * (len(frames[0][1]) - 200)
     # header-only records miss no inspected byte: not counted
