@@ -44,7 +44,7 @@ class StreamMatch:
     """Detect's state for one TCP direction."""
 
     __slots__ = ("iters", "found", "alerted", "chunks", "chunks_len", "pos", "http", "sig",
-                 "rx_read", "rx_streams")
+                 "rx_read", "rx_streams", "rx_live")
 
     def __init__(self, http=None):
         self.iters = {}  # id(node) -> [base, case iter or None, nocase iter or None]
@@ -64,6 +64,9 @@ class StreamMatch:
         # when a regex first runs here)
         self.rx_read = None
         self.rx_streams = None
+        # id(node) -> the gated regexes some literal of whose rules was found
+        # here (_mark_live): the only ones a delivery looks at
+        self.rx_live = None
 
     @property
     def hist(self) -> bytes:
@@ -105,6 +108,27 @@ class StreamMatch:
         self.rx_streams = None
         if self.http is not None:
             self.http.gap()
+
+
+def _mark_live(sm: StreamMatch, node, rules) -> None:
+    """The gated regexes of ``node`` whose rules (any of ``rules``) just had
+    a literal found: from now on they are looked at in each delivery (their
+    gates may be met). Gates read literal bits only, which inspect_stream
+    and inspect_http set, both calling this: a regex none of whose rules
+    had a literal found cannot pass its gate, and is not looked at (the
+    phf flood: 14 gates tested per segment once any literal was found)."""
+    by_rule = node.rx_by_rule
+    live = None
+    for ridx in rules:
+        js = by_rule.get(ridx)
+        if js:
+            if live is None:
+                if sm.rx_live is None:
+                    sm.rx_live = {}
+                live = sm.rx_live.get(id(node))
+                if live is None:
+                    live = sm.rx_live[id(node)] = set()
+            live.update(js)
 
 
 class Detector:
@@ -162,8 +186,14 @@ class Detector:
                 if node.regexes and (found or not node.regexes_gated):
                     # (gated regexes need a literal found: none is, on a
                     # fresh connection or a flood's lone segments)
+                    if touched:
+                        _mark_live(sm, node, touched)
+                    live = sm.rx_live.get(nid, ()) if sm.rx_live else ()
                     win: list = []  # [window, its stream offset], made once if needed
-                    for j, rx in enumerate(node.regexes):
+                    regexes = node.regexes
+                    for j in sorted(live) if not node.rx_ungated else \
+                            sorted(set(live).union(node.rx_ungated)):
+                        rx = regexes[j]
                         e = self._regex_end(sm, node, j, rx, data, start, win)
                         if e < 0:
                             continue
@@ -286,6 +316,8 @@ class Detector:
                     k = (nid, ridx)
                     found[k] = found.get(k, 0) | (1 << bit)
                     touched.add(ridx)
+                if touched and node.rx_by_rule:
+                    _mark_live(sm, node, touched)  # (literals the raw stream lacked)
                 full = node.full_masks
                 for ridx in sorted(touched):
                     gidx = node.gidx[ridx]

@@ -239,6 +239,8 @@ class ServiceNode:
         # every regex waits for its rule's literals: none can run on a
         # stream where no literal was found yet (most of them)
         self.regexes_gated = False
+        self.rx_by_rule: dict[int, tuple] = {}
+        self.rx_ungated: tuple[int, ...] = ()
         self.any_rules: tuple[int, ...] = ()  # rules satisfied by any packet
         self.any_bits: dict[int, int] = {}
         self.overlap = 0  # bytes of earlier stream data a new segment needs
@@ -326,6 +328,15 @@ class ServiceNode:
             self.ac_nocase = nocase
         self.regexes = regexes
         self.regexes_gated = bool(regexes) and all(r[2] is not None for r in regexes)
+        # rule index -> the gated regexes that rule's literals open; the
+        # regexes that run whatever was found
+        by_rule: dict[int, list] = {}
+        for j, (_, targets, gates, _) in enumerate(regexes):
+            if gates is not None:
+                for ridx, _ in targets:
+                    by_rule.setdefault(ridx, []).append(j)
+        self.rx_by_rule = {r: tuple(js) for r, js in by_rule.items()}
+        self.rx_ungated = tuple(j for j, r in enumerate(regexes) if r[2] is None)
         self.any_bits = any_bits
         self.any_rules = tuple(any_bits)
         self.overlap = REGEX_WINDOW if regexes else max(longest - 1, 0)

@@ -164,6 +164,24 @@ def test_and_rule_with_one_pattern_raw_and_one_normalized():
     assert alert_names(run_frames(pipe, conn.close())) == ["Y"]
 
 
+def test_regex_whose_literal_only_the_normalized_target_has_runs_on_later_segments():
+    # the literal comes from the decoded target (inspect_http), the regex's
+    # match in later segments, after the request line, with no literal in
+    # them: the regex must be looked at from then on all the same
+    pipe = pipeline_from('X tcp * 80 "/cgi-bin/phf" <Qalias=[a-z]*;id>\n')
+    conn = TcpConnection(C, S, 40106, 80).open()
+    conn.send(b"GET /cgi-bin/%70hf HTTP/1.1\r\nHost: www\r\n\r\n")
+    conn.send(b"POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n")
+    conn.send(b"Qalias=abc;")
+    conn.send(b"id&z=1234")
+    assert alert_names(run_frames(pipe, conn.close())) == ["X"]
+    # without the literal anywhere, the regex alone alerts nothing
+    pipe = pipeline_from('X tcp * 80 "/cgi-bin/phf" <Qalias=[a-z]*;id>\n')
+    conn = TcpConnection(C, S, 40107, 80).open()
+    conn.send(b"GET /cgi-bin/%70hx HTTP/1.1\r\n\r\nQalias=abc;id")
+    assert alert_names(run_frames(pipe, conn.close())) == []
+
+
 def test_only_http_ports_are_normalized():
     pipe = pipeline_from('X tcp * 80,3128,8000,8080,9999 "/cgi-bin/phf"\n')
     for port in (80, 3128, 8000, 8080):
