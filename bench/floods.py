@@ -320,17 +320,22 @@ def _random_source(rnd) -> int:
     return 0x01000000 + rnd(32) % 0xDB000000
 
 
-def gen_fragments(path, n: int, pps: float, seed: int = 1) -> FloodWriter:
+def _from_everyone(path, n: int, pps: float, seed: int, t: "IpTemplate") -> FloodWriter:
+    """``n`` copies of ``t`` from random sources, IP id = frame number mod
+    65536, the attack in the middle."""
     rnd = random.Random(seed).getrandbits
-    # the first 64 bytes of a TCP segment to port 80 (header + request start)
-    payload = tcp("0.0.0.0", SERVER, 1025, 80, 1, 1, PSH | ACK, BENIGN_REQUEST)[:64]
-    t = IpTemplate(payload)
     w = FloodWriter(path, pps, attack_frames(False), n // 2)
-    frag = w.ip
+    emit = w.ip
     for i in range(n):
-        frag(t, _random_source(rnd), i & 0xFFFF)
+        emit(t, _random_source(rnd), i & 0xFFFF)
     w.close()
     return w
+
+
+def gen_fragments(path, n: int, pps: float, seed: int = 1) -> FloodWriter:
+    # the first 64 bytes of a TCP segment to port 80 (header + request start)
+    payload = tcp("0.0.0.0", SERVER, 1025, 80, 1, 1, PSH | ACK, BENIGN_REQUEST)[:64]
+    return _from_everyone(path, n, pps, seed, IpTemplate(payload))
 
 
 def gen_syns(path, n: int, pps: float, seed: int = 2) -> FloodWriter:
@@ -523,14 +528,8 @@ def gen_alerts(path, n: int, pps: float, seed: int = 9) -> FloodWriter:
     """``n`` ICMP echo requests from random sources, each the TFN probe the
     bundled rules report: an alert a frame (each source its own flow), what
     writing alerts costs and whether any is lost on the way to the logs."""
-    rnd = random.Random(seed).getrandbits
-    t = IpTemplate(icmp(8, 0, ALERT_PROBE), proto=1, mf=False)
-    w = FloodWriter(path, pps, attack_frames(False), n // 2)
-    emit = w.ip
-    for i in range(n):
-        emit(t, _random_source(rnd), i & 0xFFFF)
-    w.close()
-    return w
+    return _from_everyone(path, n, pps, seed, IpTemplate(icmp(8, 0, ALERT_PROBE), proto=1,
+                                                          mf=False))
 
 
 GENERATORS = {"fragments": gen_fragments, "syns": gen_syns, "connections": gen_connections,
