@@ -189,10 +189,11 @@ class Detector:
                     if touched:
                         _mark_live(sm, node, touched)
                     live = sm.rx_live.get(nid, ()) if sm.rx_live else ()
+                    if node.rx_ungated:
+                        live = set(live).union(node.rx_ungated)
                     win: list = []  # [window, its stream offset], made once if needed
                     regexes = node.regexes
-                    for j in sorted(live) if not node.rx_ungated else \
-                            sorted(set(live).union(node.rx_ungated)):
+                    for j in sorted(live):
                         rx = regexes[j]
                         e = self._regex_end(sm, node, j, rx, data, start, win)
                         if e < 0:

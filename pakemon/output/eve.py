@@ -25,7 +25,6 @@ import base64
 import hashlib
 import json
 import math
-import os
 import socket
 import struct
 import time
