@@ -295,7 +295,7 @@ class Pipeline:
         sig = self.sig
         sig.begin(pkt)
         events = self._feed_native(pkt)
-        extra = anomaly_notices(pkt)
+        extra = anomaly_notices(pkt) if pkt.anomalies else None
         if extra:
             for n in extra:
                 self._count(n)
