@@ -206,6 +206,13 @@ class Handshake:
         ss1 = (rnd(32) + 1) & 0xFFFFFFFF
         return base + i, 32768 + (i * 7919) % 28232, cs1, ss1, i & 0xFFFF
 
+    def connect(self, w, rnd, base: int, i: int, server: int, ack_delta: int = 1):
+        """Connection ``i``'s numbers (``numbers``), its handshake written to
+        ``w`` (the client's ACK with IP id ``ident + ack_delta``)."""
+        c, cport, cs1, ss1, ident = self.numbers(rnd, base, i)
+        self.emit(w, c, server, cport, cs1, ss1, ident, (ident + ack_delta) & 0xFFFF)
+        return c, cport, cs1, ss1, ident
+
     def emit(self, w, c: int, server: int, cport: int, cs1: int, ss1: int, ident: int,
              ack_ident: int) -> None:
         w.tcp(self.syn, c, server, cport, 80, (cs1 - 1) & 0xFFFFFFFF, 0, ident)
@@ -366,8 +373,7 @@ def gen_connections(path, n: int, pps: float, seed: int = 3) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.1.0.1")
     for i in range(n):
-        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
-        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
+        c, cport, cs1, ss1, ident = hs.connect(w, rnd, base, i, server)
         emit(get, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
         emit(sack, server, c, 80, cport, ss1, (cs1 + glen) & 0xFFFFFFFF, (ident + 1) & 0xFFFF)
     w.close()
@@ -393,8 +399,7 @@ def gen_segments(path, n: int, pps: float, seed: int = 4) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.2.0.1")
     for i in range(max(1, n // SEGS_PER_CONN)):
-        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
-        hs.emit(w, c, server, cport, cs1, ss1, ident, ident)
+        c, cport, cs1, ss1, ident = hs.connect(w, rnd, base, i, server, ack_delta=0)
         emit(sack, server, c, 80, cport, ss1, cs1, ident)  # the server has all: 0
         for k in range(SEGS_PER_CONN):
             emit(one, c, server, cport, 80, (cs1 + 1 + 2 * k) & 0xFFFFFFFF, ss1,
@@ -474,8 +479,7 @@ def gen_slowloris(path, n: int, pps: float, seed: int = 7) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.3.0.0")
     for i in range(n):
-        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
-        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
+        c, cport, cs1, ss1, ident = hs.connect(w, rnd, base, i, server)
         if i & 1:
             emit(headers, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
         else:
@@ -507,8 +511,7 @@ def gen_regex(path, n: int, pps: float, seed: int = 8) -> FloodWriter:
     emit = w.tcp
     base = _ip("10.4.0.0")
     for i in range(conns):
-        c, cport, cs1, ss1, ident = hs.numbers(rnd, base, i)
-        hs.emit(w, c, server, cport, cs1, ss1, ident, (ident + 1) & 0xFFFF)
+        c, cport, cs1, ss1, ident = hs.connect(w, rnd, base, i, server)
         emit(head, c, server, cport, 80, cs1, ss1, (ident + 2) & 0xFFFF)
         seq = cs1 + len(REGEX_HEAD)
         for k in range(min(REGEX_SEGS, n - i * REGEX_SEGS)):

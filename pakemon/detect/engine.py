@@ -118,17 +118,11 @@ def _mark_live(sm: StreamMatch, node, rules) -> None:
     had a literal found cannot pass its gate, and is not looked at (the
     phf flood: 14 gates tested per segment once any literal was found)."""
     by_rule = node.rx_by_rule
-    live = None
-    for ridx in rules:
-        js = by_rule.get(ridx)
-        if js:
-            if live is None:
-                if sm.rx_live is None:
-                    sm.rx_live = {}
-                live = sm.rx_live.get(id(node))
-                if live is None:
-                    live = sm.rx_live[id(node)] = set()
-            live.update(js)
+    js = [j for ridx in rules for j in by_rule.get(ridx, ())]
+    if js:
+        if sm.rx_live is None:
+            sm.rx_live = {}
+        sm.rx_live.setdefault(id(node), set()).update(js)
 
 
 class Detector:

@@ -142,9 +142,15 @@ def hs_db(regex, stream: bool = True):
     empty matches)."""
     if not _pcre_reads_alike(regex):
         return None
+    return hs_compile(regex.pattern, _hs_flags(regex), stream)
+
+
+def hs_compile(expr: bytes, flags: int, stream: bool = False):
+    """One expression as a hyperscan database, or None where hyperscan
+    refuses it (the caller checked that hyperscan is installed)."""
     db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM if stream else hyperscan.HS_MODE_BLOCK)
     try:
-        db.compile(expressions=[regex.pattern], ids=[0], elements=1, flags=[_hs_flags(regex)])
+        db.compile(expressions=[expr], ids=[0], elements=1, flags=[flags])
     except hyperscan.error:
         return None
     return db

@@ -83,7 +83,8 @@ import re
 import time
 
 from pakemon.detect.asn1 import asn1_matches
-from pakemon.detect.ruletree import first_match_end
+from pakemon.detect.ruletree import first_match_end, hs_compile
+from pakemon.detect.ruletree import hyperscan as _hs  # (optional: None without it)
 from pakemon.detect.suricata_parser import (
     Asn1Check,
     BufferSize,
@@ -106,11 +107,6 @@ try:
     import regex as _regex
 except ImportError:  # pragma: no cover - a dependency; re stays, unbounded
     _regex = None
-
-try:  # optional (pyproject's "fast" extra): the pcre prefilter below
-    import hyperscan as _hs
-except ImportError:  # pragma: no cover - depends on the machine
-    _hs = None
 
 # CPU seconds of pcre searching one inspection may spend (see module doc).
 # Generous: the regex module can be several times slower than re on a
@@ -154,11 +150,8 @@ def _prefilter(src: str, flags: str):
         if f in flags:
             hs_flags |= getattr(_hs, name)
     expr = ("(?x)" + src if "x" in flags else src).encode("utf-8", "surrogateescape")
-    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-    try:
-        db.compile(expressions=[expr], ids=[0], elements=1, flags=[hs_flags])
-    except _hs.error:  # (what it cannot read even widened: the search alone)
-        db = False
+    # (what it cannot read even widened: the search alone)
+    db = hs_compile(expr, hs_flags) or False
     if len(_PREFILTERS) < 65536:
         _PREFILTERS[key] = db
     return db
