@@ -1990,6 +1990,13 @@ class SigEngine:
         self.waiting.pop(id(st), None)
         out = self._finish(st)
         st.tail = st.edge = st.held = b""
+        # A closed session stays up to its closed timeout for late copies;
+        # they read the flow and the view, never the stream's parsers or its
+        # last packet (two copies of a frame): those go now, not 60 s later
+        st.http = st.resp = st.tls = st.tls_raw = st.dns = st.smtp = st.last_pkt = None
+        st.pending = bytearray()
+        st.acc = set()
+        st.reqs = []
         return out
 
     def end_direction(self, d):

@@ -242,6 +242,39 @@ def test_bytes_released_by_their_ack_give_back_their_charge():
     assert tcp.app_memory == 0
 
 
+def test_ended_streams_let_go_of_their_parsers_and_last_packet():
+    """A closed session waits up to its 60 s closed timeout for late copies;
+    once both streams ended (each FIN read), its Suricata state keeps what a
+    late packet may still read (the flow, the view) and nothing of the
+    stream: no parser, no pending bytes, no last packet. That packet's frame
+    and IP payload copies, kept on each closed direction, were ~10 MB of
+    peak RSS with the ET set on the bench capture, and every closed
+    session's parsers were walked by each collection of the collector."""
+    from pakemon.detect.sigengine import held_by
+
+    pipe = _pipeline(True, max_sessions=400, rules=BROAD)
+    tcp = pipe.tcp
+    events = []
+    for i in range(40):
+        body = b"evil body" if i == 7 else b"x" * 3000
+        for ts, frame in http_exchange(f"10.7.0.{i + 1}", "10.80.0.80", 33000 + i,
+                                       b"GET /a.html HTTP/1.0\r\nHost: x\r\n\r\n", body,
+                                       ts=i * 0.01):
+            events += pipe.feed(ts, frame)
+    # (what they held was inspected before it went)
+    assert {e.rule.signature for e in events if hasattr(e, "rule")} == {
+        "stream to client", "body"}
+    assert tcp.sessions == 40
+    for s in tcp._sessions:
+        for d in (s.client, s.server):
+            st = d.det.sig
+            assert st.ended and st.view is not None and st.flow is not None
+            assert st.last_pkt is None and st.http is None and st.resp is None
+            assert not st.pending and not st.reqs and not st.acc
+            assert held_by(st) == DIRSTATE_COST
+    assert tcp.app_memory == _charged(tcp)
+
+
 def test_closed_sessions_make_room_before_open_ones():
     """When the table or the budget is full, sessions whose streams both
     ended go first (nothing of them is lost: they wait only for late
