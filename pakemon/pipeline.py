@@ -54,7 +54,7 @@ from .detect.scan import ScanDetector
 from .events import Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
-from .stream.tcp import CLOSED, StreamBypass, StreamData, TcpReassembler
+from .stream.tcp import CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler
 
 _NONE = ()
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
@@ -556,6 +556,18 @@ class Pipeline:
                 # or tunneled decoy past the depth would blind the sensor)
                 if self.bypass_requests is not None and len(d.key) == 4:
                     self.bypass_requests.append((d.src, d.dst, d.sport, d.dport, 6))
+            elif cls is StreamRewrite:
+                d = ev.direction
+                if self.record:
+                    key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport) + \
+                        d.key[4:]
+                    got = self.recorded_streams.get(key, b"")
+                    pos = len(got) - (d.off - ev.at)  # (its last bytes are the newest)
+                    if pos >= 0:
+                        self.recorded_streams[key] = \
+                            got[:pos] + ev.data + got[pos + len(ev.data):]
+                if self.sig is not None and type(d.nodes) is _SigNodes:
+                    self.sig.stream_rewrite(d, ev.at, ev.data)
             else:
                 out.append(ev)
         for ev in out:

@@ -1843,6 +1843,27 @@ class SigEngine:
                 out += self._inspect_pending(st, len(st.pending))
         return out
 
+    def stream_rewrite(self, d, at: int, data: bytes) -> None:
+        """Bytes of ``d`` from stream offset ``at`` replaced by a later copy
+        (``StreamRewrite``): what of them still waits for its ACK is
+        inspected as replaced. (The app-layer parsers read the first copy.)"""
+        st = _sig_of(d)
+        if st is None or not st.pending or st.view is None or st.view.stream is None:
+            return
+        base = d.off - len(st.pending)
+        lo, hi = max(at, base), min(at + len(data), d.off)
+        if lo >= hi:
+            return
+        st.pending[lo - base:hi - base] = data[lo - at:hi - at]
+        n = len(st.edge)
+        if n and hi > d.off - n and len(st.pending) >= n:
+            st.edge = bytes(st.pending[-n:])  # (the next delivery is scanned after it)
+        g = st.view.stream
+        if g.scan:
+            k = g.longest - 1
+            around = st.pending[max(lo - base - k, 0):hi - base + k]
+            st.acc |= g.hits(bytes(around), self.rules)
+
     def _app_feed(self, st, app_data, pkt, view):
         """``app_data``, in-order bytes of ``st``'s direction, to the parser
         of the flow's app protocol, where a rule of the view reads it."""

@@ -16,8 +16,11 @@ API
     ``StreamData(direction, data, pkt, gap)``: bytes newly read, in order, by
     the receiver of ``direction`` (the sender's direction); ``gap`` says bytes
     before them are missing. ``StreamBypass(direction)``: depth reached, after
-    the data up to it. ``pakemon.events.Notice``: conditions, at most one per
-    kind per session (every occurrence is counted).
+    the data up to it. ``StreamRewrite(direction, at, data, pkt)``: bytes
+    already read from stream offset ``at`` on that a Suricata-style policy
+    (every one but linux-current) lets a later copy replace while the
+    receiver has not ACKed them. ``pakemon.events.Notice``: conditions, at
+    most one per kind per session (every occurrence is counted).
 ``counters()``, ``memory`` (queued bytes), ``sessions`` (in the table, older
 readings of a reconnected 4-tuple included),
 ``last_direction`` (the direction of the last segment fed, None if it
@@ -456,6 +459,22 @@ class StreamBypass:
     """``direction`` reached its depth: nothing more is delivered for it."""
 
     direction: "TcpDirection"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRewrite:
+    """Bytes of ``direction`` already read from stream offset ``at`` on,
+    replaced by ``data`` from a later copy (``pkt``) that the receiver's
+    Suricata-style overlap policy lets win, the receiver not having ACKed
+    them yet: Suricata applies its policies to every segment it holds un-ACKed,
+    in order or not (suricata-verify eve-overlap-payload-02-policy-oldlinux).
+    Only what waits for the ACK (the Suricata engine's stream bytes) can
+    still change."""
+
+    direction: "TcpDirection"
+    at: int
+    data: bytes
+    pkt: object
 
 
 # _ack_verdict: what tcp_ack makes of a segment's ACK
@@ -2068,6 +2087,29 @@ class TcpReassembler:
                 self._mismatch(d, ts, out)
                 return
 
+    def _rewrite_unacked(self, d, start, end, data, pkt, out):
+        """Suricata's policies (``_ofo_policy``) for the bytes of segment
+        [start, end) that overlap read ones the receiver has not ACKed
+        (``data``: those, from ``start``): pairwise with each read chunk, as
+        with queued ones; the winners go to the history and to detection."""
+        code = d.pol.code
+        lo = max(start, d.wup if d.wup is not None else 0)
+        hi = start + len(data)
+        h = d.hist
+        for i in range(len(h) - 1, -1, -1):  # newest first: the un-ACKed end
+            hs, hd = h[i]
+            he = hs + len(hd)
+            if he <= lo:
+                break
+            a, b = max(lo, hs), min(hi, he)
+            if a >= b:
+                continue
+            new = data[a - start:b - start]
+            if new == hd[a - hs:b - hs] or not use_new_data(code, start, end, hs, he):
+                continue
+            h[i] = (hs, hd[:a - hs] + new + hd[b - hs:])
+            out.append(StreamRewrite(d, a, new, pkt))
+
     def _mismatch(self, d, ts, out):
         self.c_mismatch += 1
         self._notice(d, _K.STREAM_OVERLAP_MISMATCH,
@@ -2090,6 +2132,7 @@ class TcpReassembler:
             self.c_retrans += 1
             if d.hist:
                 self._check_retrans(d, start, data[:off - start], pkt.ts, out)
+                self._rewrite_unacked(d, start, end, data[:off - start], pkt, out)
             if end <= off:
                 self._fin(d, out)
                 return

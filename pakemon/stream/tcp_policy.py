@@ -37,8 +37,14 @@ solaris     it ends after the queued one (whatever its start), or
 hpux11      as solaris
 =========== =======================================================
 
+The same table judges a later copy over bytes already delivered in order
+that the receiver has not ACKed (Suricata holds every segment until its
+ACK): the stream as delivered keeps the first bytes, the ones the new copy
+wins go to the Suricata engine (``StreamRewrite``).
+
 ``linux-current`` is not in that table: it is modelled on today's kernel
-(``tcp_data_queue_ofo`` and ``tcp_ofo_queue``), see ``pakemon.stream.tcp``.
+(``tcp_data_queue_ofo`` and ``tcp_ofo_queue``), see ``pakemon.stream.tcp``;
+delivered bytes are never replaced there.
 
 References: Novak & Sturges, "Target-Based TCP Stream Reassembly" (2007);
 RFC 5961 (RST and SYN in window); RFC 6093 (urgent data); RFC 2385 (MD5).

@@ -92,11 +92,11 @@ PRESENCE_ONLY = {
 
 # (case, variant) -> why it fails; mirrored in KNOWN.md, strict xfail.
 _OVERLAP_UNACKED = (
-    "stream: overlap policies are applied only to out-of-order queued data; 'GOOD' (seq 2, "
-    "in order) is delivered at once and the same-range 'EVIL' segment is trimmed as a "
-    "retransmission. Suricata applies the policy to all un-ACKed data (the ACK comes in "
-    "packet 7), and old-linux lets a same-start segment that ends at or after the old one "
-    "win, so its stream holds 'EVIL'. Same result with --policy last")
+    "stream: the native engine matches in-order bytes as they are read, as the host reads "
+    "them: 'GOOD' (seq 2, in order) first, the same-range 'EVIL' after it a retransmission. "
+    "Suricata applies old-linux to all un-ACKed data (the ACK comes in packet 7), and the "
+    "Suricata engine does too (StreamRewrite; the corpus's Suricata rules pass), but a "
+    "native rule has already matched what it read")
 XFAIL = {
     ("eve-overlap-payload-02-policy-oldlinux", "rules"): _OVERLAP_UNACKED,
     ("eve-payload-02-tcp-exact-overlap-policy-oldlinux", "rules"): _OVERLAP_UNACKED,

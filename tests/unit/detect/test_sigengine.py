@@ -652,3 +652,37 @@ def test_views_past_the_compile_budget_take_whole_groups_and_still_alert(monkeyp
     got = sids([a for a in out if isinstance(a, Alert)])
     assert got == {100 + i: 1 for i in range(20)}
     assert rs.compiled_views <= 3 + 1  # (the last one counted may be a merge)
+
+
+@pytest.mark.parametrize(("policy", "want"), [("last", {1: 1}), ("old-linux", {1: 1}),
+                                              ("bsd", {2: 1}), ("linux-current", {2: 1})])
+def test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says(policy, want):
+    """In-order "GOOD", then "EVIL" over it before the server's ACK, then
+    "MORE": Suricata applies the receiver's policy to every segment it holds
+    un-ACKed, so under last or old-linux its stream reads EVILMORE (a same-range
+    copy wins), under bsd GOODMORE; linux-current is the host itself, which read
+    GOOD at once. "EVILMORE" crosses the rewritten bytes and the next
+    delivery: the prefilter's bytes kept between deliveries must be the new
+    ones too."""
+    from pakemon.config import Config
+    from pakemon.lab.traffic import ACK, PSH
+
+    rules, _, errors = parse_suricata_rules(
+        'alert tcp any any -> any any (msg:"evil"; flow:to_server; content:"EVILMORE"; sid:1;)\n'
+        'alert tcp any any -> any any (msg:"good"; flow:to_server; content:"GOODMORE"; sid:2;)\n')
+    assert not errors
+    cfg = Config()
+    cfg.stream.policy = policy
+    pipe = Pipeline([], cfg, sig=SigRuleSet(rules))
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 80).open()
+    seq, ack = c.cseq, c.sseq
+    frames = list(c.frames)
+    for off, data in ((0, b"GOOD"), (0, b"EVIL"), (4, b"MORE")):
+        frames.append((1.0, tcp_frame("10.0.0.1", "10.0.0.2", 40000, 80, seq + off, ack,
+                                      PSH | ACK, data)))
+    frames.append((1.1, tcp_frame("10.0.0.2", "10.0.0.1", 80, 40000, ack, seq + 8, ACK)))
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    assert sids([a for a in out if isinstance(a, Alert)]) == want

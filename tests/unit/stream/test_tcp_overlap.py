@@ -14,6 +14,8 @@ from test_tcp_support import Lab
 
 from pakemon.config import STREAM_POLICIES
 from pakemon.events import NoticeKind as K
+from pakemon.lab.traffic import ACK
+from pakemon.stream.tcp import StreamData, StreamRewrite
 
 MAIN = [(2, "AAA"), (6, "BB"), (8, "CCC"), (12, "D"), (15, "EE"), (17, "FFF"), (20, "GG"),
         (22, "HH"), (24, "I"), (3, "JJJJ"), (8, "KKK"), (11, "LLL"), (14, "MMM"), (18, "N"),
@@ -112,6 +114,68 @@ def test_tcp_overlap_hpux11():
 
 def test_tcp_overlap_last():
     check("last", LAST)
+
+
+SURICATA_TABLES = {"bsd": BSD, "hpux10": BSD, "irix": BSD, "macos": BSD, "windows": BSD,
+                   "windows2k3": BSD, "vista": VISTA, "first": VISTA, "linux": LINUX,
+                   "old-linux": OLD_LINUX, "solaris": SOLARIS, "hpux11": SOLARIS, "last": LAST}
+
+
+def _as_read_then_rewritten(lab) -> str:
+    """The client's stream as the Suricata engine inspects it: what was read,
+    with the StreamRewrite replacements (kept in the direction's history)."""
+    d = next(e.direction for e in lab.events
+             if isinstance(e, StreamData) and e.direction.sport == lab.cport)
+    got = {off + i: b for off, data in d.hist for i, b in enumerate(data)}
+    return "".join(chr(got[i]) if i in got else Z for i in range(max(got) + 1))
+
+
+@pytest.mark.parametrize("policy", sorted(SURICATA_TABLES))
+@pytest.mark.parametrize("pattern", ["same", "after"])
+def test_unacked_in_order_bytes_follow_suricatas_policy(policy, pattern):
+    """Suricata's own "same" and "after" patterns as its tests send them,
+    the first segment in order: the host read it at once, and a later copy
+    over it is a retransmission to the reassembler (delivered runs keep the
+    first bytes), but Suricata applies its policies to every segment it
+    holds un-ACKed (no ACK comes here), so the bytes the Suricata engine
+    inspects (StreamRewrite) are its final buffer exactly."""
+    steps, _ = PATTERNS[pattern]
+    lab = Lab(policy=policy).handshake()
+    for rseq, data in steps:
+        lab.c(rseq - 1, data.encode())
+    lab.flush()
+    assert _as_read_then_rewritten(lab) == SURICATA_TABLES[policy][pattern]
+    first = steps[0][1].encode()
+    assert lab.runs()[0][:len(first)] == first  # (what the host read)
+    rewrites = [e for e in lab.events if isinstance(e, StreamRewrite)]
+    assert bool(rewrites) == (SURICATA_TABLES[policy][pattern][:len(first)] != first.decode())
+
+
+def test_acked_bytes_are_not_rewritten():
+    """Once the receiver ACKed bytes, Suricata has inspected them: a later
+    copy changes nothing, whatever the policy."""
+    lab = Lab(policy="last").handshake()
+    lab.c(0, b"GOOD")
+    lab.s(0, flags=ACK, ack=4)
+    lab.c(0, b"EVIL")
+    assert not [e for e in lab.events if isinstance(e, StreamRewrite)]
+    lab = Lab(policy="last").handshake()
+    lab.c(0, b"GOOD")
+    lab.s(0, flags=ACK, ack=2)  # "GO" ACKed, "OD" not yet
+    lab.c(0, b"EVIL")
+    assert [(e.at, e.data) for e in lab.events if isinstance(e, StreamRewrite)] == [(2, b"IL")]
+    assert lab.runs() == [b"GOOD"]
+
+
+def test_linux_current_never_rewrites():
+    """The default models the kernel: read bytes are read (tcp_data_queue
+    drops the later copy as a duplicate, a notice says it differed)."""
+    lab = Lab(policy="linux-current").handshake()
+    lab.c(0, b"GOOD")
+    lab.c(0, b"EVIL")
+    assert not [e for e in lab.events if isinstance(e, StreamRewrite)]
+    assert lab.runs() == [b"GOOD"]
+    assert lab.notices(K.STREAM_OVERLAP_MISMATCH)
 
 
 # linux-current: today's tcp_data_queue_ofo / tcp_ofo_queue, traced by hand.
