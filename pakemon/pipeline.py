@@ -557,15 +557,9 @@ class Pipeline:
                 if self.bypass_requests is not None and len(d.key) == 4:
                     self.bypass_requests.append((d.src, d.dst, d.sport, d.dport, 6))
             elif cls is StreamRewrite:
+                # (only for the Suricata engine: the recorded stream, like the
+                # native rules, keeps what the host read)
                 d = ev.direction
-                if self.record:
-                    key = (format_addr(d.src), d.sport, format_addr(d.dst), d.dport) + \
-                        d.key[4:]
-                    got = self.recorded_streams.get(key, b"")
-                    pos = len(got) - (d.off - ev.at)  # (its last bytes are the newest)
-                    if pos >= 0:
-                        self.recorded_streams[key] = \
-                            got[:pos] + ev.data + got[pos + len(ev.data):]
                 if self.sig is not None and type(d.nodes) is _SigNodes:
                     self.sig.stream_rewrite(d, ev.at, ev.data)
             else:
