@@ -36,6 +36,16 @@ def request(target: bytes, port: int = 80, pipe=None, segment=None, cport=40000)
     return run_frames(pipe, frames)
 
 
+def sent(rule: str, cport: int, *chunks: bytes) -> list:
+    """Alert names of one native ``rule`` over a connection to port 80 that
+    sends ``chunks``, each in its own segment(s)."""
+    pipe = pipeline_from(rule)
+    conn = TcpConnection(C, S, cport, 80).open()
+    for chunk in chunks:
+        conn.send(chunk)
+    return alert_names(run_frames(pipe, conn.close()))
+
+
 def notices(events):
     return [e for e in events if isinstance(e, Notice)
             and e.kind is NoticeKind.HTTP_URI_ENCODING_ANOMALY]
@@ -151,35 +161,24 @@ def test_iis_unicode_traversal_normalizes_and_iis_rules_still_alert():
 
 def test_and_rule_with_one_pattern_raw_and_one_normalized():
     # bit 1 from the normalized target first, bit 2 from a later header
-    pipe = pipeline_from('X tcp * 80 "/cgi-bin/phf" "User-Agent: evil"\n')
-    conn = TcpConnection(C, S, 40104, 80).open()
-    conn.send(b"GET /cgi-bin/%70hf HTTP/1.0\r\n")
-    conn.send(b"User-Agent: evil\r\n\r\n")
-    assert alert_names(run_frames(pipe, conn.close())) == ["X"]
+    assert sent('X tcp * 80 "/cgi-bin/phf" "User-Agent: evil"\n', 40104,
+                b"GET /cgi-bin/%70hf HTTP/1.0\r\n", b"User-Agent: evil\r\n\r\n") == ["X"]
     # a raw pattern first, the normalized one completes the rule
-    pipe = pipeline_from('Y tcp * 80 "X-Pad: 1" "/cgi-bin/phf"\n')
-    conn = TcpConnection(C, S, 40105, 80).open()
-    conn.send(b"GET /a HTTP/1.1\r\nX-Pad: 1\r\n\r\n")
-    conn.send(b"GET /cgi-bin/%70hf HTTP/1.1\r\n\r\n")
-    assert alert_names(run_frames(pipe, conn.close())) == ["Y"]
+    assert sent('Y tcp * 80 "X-Pad: 1" "/cgi-bin/phf"\n', 40105,
+                b"GET /a HTTP/1.1\r\nX-Pad: 1\r\n\r\n",
+                b"GET /cgi-bin/%70hf HTTP/1.1\r\n\r\n") == ["Y"]
 
 
 def test_regex_whose_literal_only_the_normalized_target_has_runs_on_later_segments():
     # the literal comes from the decoded target (inspect_http), the regex's
     # match in later segments, after the request line, with no literal in
     # them: the regex must be looked at from then on all the same
-    pipe = pipeline_from('X tcp * 80 "/cgi-bin/phf" <Qalias=[a-z]*;id>\n')
-    conn = TcpConnection(C, S, 40106, 80).open()
-    conn.send(b"GET /cgi-bin/%70hf HTTP/1.1\r\nHost: www\r\n\r\n")
-    conn.send(b"POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n")
-    conn.send(b"Qalias=abc;")
-    conn.send(b"id&z=1234")
-    assert alert_names(run_frames(pipe, conn.close())) == ["X"]
+    rule = 'X tcp * 80 "/cgi-bin/phf" <Qalias=[a-z]*;id>\n'
+    assert sent(rule, 40106, b"GET /cgi-bin/%70hf HTTP/1.1\r\nHost: www\r\n\r\n",
+                b"POST /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n", b"Qalias=abc;",
+                b"id&z=1234") == ["X"]
     # without the literal anywhere, the regex alone alerts nothing
-    pipe = pipeline_from('X tcp * 80 "/cgi-bin/phf" <Qalias=[a-z]*;id>\n')
-    conn = TcpConnection(C, S, 40107, 80).open()
-    conn.send(b"GET /cgi-bin/%70hx HTTP/1.1\r\n\r\nQalias=abc;id")
-    assert alert_names(run_frames(pipe, conn.close())) == []
+    assert sent(rule, 40107, b"GET /cgi-bin/%70hx HTTP/1.1\r\n\r\nQalias=abc;id") == []
 
 
 def test_only_http_ports_are_normalized():
