@@ -445,10 +445,14 @@ class Pipeline:
             # the state before this segment: what Suricata's flow:established sees
             pre = tcp.direction_of(pkt)
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
+            early = self._peer_first(pre) if pre is not None else None
             evs = tcp.feed(pkt, pre)
         else:
+            early = None
             evs = tcp.feed(pkt)
         out = self._stream_events(evs) if evs else []
+        if early:
+            out = early + out
         d = pkt.direction  # (set by the stream stage)
         if tcp.app_memory and tcp.over_budget():  # (app_memory: 0 without stream data)
             # what the sessions hold above the stream outgrew their budget:
@@ -488,6 +492,19 @@ class Pipeline:
                 self._count(a)
             out += alerts
         return out
+
+    def _peer_first(self, d):
+        """The server's bytes that waited for the client to speak
+        (``SigEngine.peer_speaks``), read before direction ``d``'s packet."""
+        peer = d.peer
+        sm = peer.det if peer is not None else None
+        if sm is None or sm.sig is None or sm.sig.defer is None:
+            return None
+        found = self.sig.peer_speaks(d)
+        for a in found:
+            self._count(a)
+        self._charge(peer, sm)
+        return found
 
     def _streams_ended(self, d, both: bool) -> list:
         """The Suricata engine finishes direction ``d`` (and its peer when

@@ -270,6 +270,9 @@ HOLD_MAX = 2048
 DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
+# The server's bytes wait for the client's next packet before its app parser
+# reads them (SigEngine.stream_data), up to this much
+DEFER_MAX = 64 * 1024
 PACKET_COST = 400  # a decoded Packet object beside its bytes (held())
 # A direction's state beside its bytes (held()): the DirState, its share of
 # the flow and their sets, lists and parsers' objects; measured with
@@ -1419,7 +1422,7 @@ class DirState:
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
                  "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh",
-                 "ended")
+                 "ended", "defer")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1449,6 +1452,9 @@ class DirState:
         # on every packet, so computed once
         self.cs = d.session is None or _is_client(d)
         self.ended = False  # stream_end done: the direction can deliver nothing more
+        # the server's in-order bytes its app parser has not read yet: they
+        # wait for the client's next packet (SigEngine.stream_data)
+        self.defer = None
 
 
 class SigEngine:
@@ -1769,6 +1775,11 @@ class SigEngine:
         """A chunk of in-order TCP data of direction ``d``: queued for inspection."""
         st = self.tcp_state(d)
         out = []
+        if st.defer is not None:
+            if gap:
+                out += self._read_deferred(st)
+            elif len(st.defer) + len(data) > DEFER_MAX:
+                out += self._read_deferred(st)
         if gap and st.pending:
             out += self._inspect_pending(st, len(st.pending))
         if gap:
@@ -1832,7 +1843,17 @@ class SigEngine:
             st.held = b""
         view = self._view(st)
         if app_data is not None:
-            out += self._app_feed(st, app_data, pkt, view)
+            if st.cs:
+                out += self._app_feed(st, app_data, pkt, view)
+            elif st.defer is None:
+                # Read when the client next speaks (before what it says),
+                # or at the stream's end: one parse of a whole response
+                # instead of one per segment. Suricata's IDS mode reads
+                # the server's bytes at the client's ACK of them too.
+                st.defer = bytearray(app_data)
+                self.waiting[id(st)] = st
+            else:
+                st.defer += app_data
         if len(self.waiting) > WAITING_MAX:
             out += self._trim_waiting()
         if view.stream is not None and not flow.passed:
@@ -1842,6 +1863,24 @@ class SigEngine:
             if len(st.pending) >= PENDING_MAX:
                 out += self._inspect_pending(st, len(st.pending))
         return out
+
+    def peer_speaks(self, d):
+        """A packet of TCP direction ``d`` came: its peer's deferred bytes
+        (``stream_data``) are read first, as they came before it."""
+        peer = d.peer
+        st = _sig_of(peer) if peer is not None else None
+        if st is None or st.defer is None:
+            return []
+        return self._read_deferred(st)
+
+    def _read_deferred(self, st):
+        """The server's deferred bytes to its app parser, as one delivery of
+        its last packet (what a rule there alerts on); a transaction's
+        alerts are its own (``_http_run``), and so are the rest here."""
+        data, st.defer = bytes(st.defer), None
+        pkt = st.last_pkt
+        with self._transaction():
+            return self._app_feed(st, data, pkt, self._view(st))
 
     def stream_rewrite(self, d, at: int, data: bytes) -> None:
         """Bytes of ``d`` from stream offset ``at`` replaced by a later copy
@@ -1916,6 +1955,9 @@ class SigEngine:
         oldest = list(self.waiting)[:WAITING_MAX // 4]
         for key in oldest:
             st = self.waiting.pop(key)
+            if st.defer is not None:
+                out += self._read_deferred(st)
+                self.waiting.pop(key, None)
             if st.pending:
                 self._alerted = set()
                 out += self._inspect_pending(st, len(st.pending))
@@ -2018,6 +2060,7 @@ class SigEngine:
         st.pending = bytearray()
         st.acc = set()
         st.reqs = []
+        st.defer = None
         return out
 
     def end_direction(self, d):
@@ -2033,6 +2076,8 @@ class SigEngine:
 
     def _finish(self, st):
         out = []
+        if st.defer is not None:
+            out += self._read_deferred(st)
         if st.pending:
             self._alerted = set()
             out += self._inspect_pending(st, len(st.pending))
@@ -2702,6 +2747,8 @@ def held_by(st) -> int:
     in progress, the last packet (its frame and IP payload copies; its TCP
     payload is a delivered chunk, charged by the native matcher)."""
     n = DIRSTATE_COST + len(st.pending) + len(st.held) + len(st.tail) + len(st.edge)
+    if st.defer is not None:
+        n += len(st.defer)
     if st.probe:
         n += len(st.probe)
     if st.http is not None:

@@ -686,3 +686,92 @@ def test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says(policy,
         out += pipe.feed(ts, frame)
     out += pipe.flush()
     assert sids([a for a in out if isinstance(a, Alert)]) == want
+
+
+def _resp_reads(monkeypatch):
+    """The byte counts the HTTP response parser is fed, call by call."""
+    from pakemon.applayer.http_response import HttpResponseParser
+
+    reads = []
+    feed = HttpResponseParser.feed
+
+    def counted(self, data):
+        reads.append(len(data))
+        return feed(self, data)
+
+    monkeypatch.setattr(HttpResponseParser, "feed", counted)
+    return reads
+
+
+def test_server_bytes_are_parsed_once_when_the_client_speaks(monkeypatch):
+    """A response of several segments reaches its parser in one read when
+    the client's next packet (its ACK) comes, not a read per segment; the
+    alert is returned there and names the server's last segment."""
+    reads = _resp_reads(monkeypatch)
+    body = b"x" * 5000 + b"EVILBODY"
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40200, 80, ts=1.0).open()
+    c.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    c.send(head + body, from_client=False)
+    frames = c.close()
+    rules, _, _ = parse_suricata_rules(BODY_RULE)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = []
+    for i, (ts, frame) in enumerate(frames):
+        got += [(i, a) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+    got += [("flush", a) for a in pipe.flush() if isinstance(a, Alert)]
+    assert reads == [len(head) + len(body)]  # one read, four segments
+    ack = len(frames) - 4  # the client's ACK of the response (then FIN, FIN, ACK)
+    assert [(i, a.rule.sid) for i, a in got] == [(ack, 1)]
+    a = got[0][1]
+    assert (a.src_ip, a.src_port, a.dst_ip) == ("10.0.0.2", 80, "10.0.0.1")
+
+
+def test_a_response_is_read_before_the_next_request_it_came_before():
+    """The client's next request carries the ACK of the response before it
+    (no pure ACK between): the response is read first, so a flowbit its
+    rule sets is there for the request's rule, as in the order they came."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40201, 80, ts=1.0).open()
+    c.send(b"GET /login HTTP/1.1\r\nHost: a\r\n\r\n")
+    n = len(c.frames)
+    c.send(b"HTTP/1.1 302 Found\r\nLocation: /admin\r\nContent-Length: 0\r\n\r\n",
+           from_client=False)
+    del c.frames[n + 1:]  # (the client's pure ACK of it)
+    c.send(b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n")
+    frames = c.close()
+    rules = ('alert http any any -> any any (msg:"redirected"; flow:to_client; '
+             'http.stat_code; content:"302"; flowbits:set,redir; flowbits:noalert; sid:1;)\n'
+             'alert http any any -> any any (msg:"followed"; flow:to_server; http.uri; '
+             'content:"/admin"; flowbits:isset,redir; sid:2;)')
+    assert sids(run(rules, frames)) == {2: 1}
+
+
+def test_deferred_server_bytes_are_bounded(monkeypatch):
+    """A server that sends on while the client says nothing (a one-sided
+    capture of a long download): its bytes are read every DEFER_MAX, and
+    what waits for the parser stays under it, charged to its session."""
+    from pakemon.detect import sigengine
+
+    monkeypatch.setattr(sigengine, "DEFER_MAX", 8192)
+    reads = _resp_reads(monkeypatch)
+    body = b"y" * 60000 + b"EVILBODY"
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40202, 80, ts=1.0).open()
+    c.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+    n = len(c.frames)
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+           from_client=False)
+    last = len(c.frames) - 1  # the client's ACK of the whole body
+    rules, _, _ = parse_suricata_rules(BODY_RULE)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = []
+    for i, (ts, frame) in enumerate(c.frames):
+        got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+        if n < i < last:
+            (server,) = [s.server for s in pipe.tcp._sessions]
+            waiting = server.det.sig.defer
+            if waiting is not None:
+                # never more than DEFER_MAX, and charged to the session
+                assert len(waiting) <= 8192
+                assert server.app_mem >= DIRSTATE_COST + len(waiting)
+    assert len(reads) > 1 and max(reads) <= 8192
+    assert got == [(last, 1)]
