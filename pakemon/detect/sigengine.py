@@ -44,6 +44,12 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   is paired with the request it answers so ``http.uri`` still reads the
   request. The prefilter scans one side's fast-pattern buffers joined in
   one pass.
+* The server's side reaches its app parser (HTTP, TLS, SSH...) in one
+  piece per batch: its in-order bytes wait for the client's next packet
+  and are read before it (``peer_speaks``), or at a gap, the stream's end,
+  ``DEFER_MAX`` bytes or the end of input; their alerts name the batch's
+  last segment. A response of seven segments is parsed once, and still
+  before the request that follows it.
 * "dns" rules (``dns.query``/``dns_query``) run once per query name of each
   DNS request over UDP port 53 (``applayer.dns.parse_dns``) and, for
   ``alert dns``/``alert tcp`` ones, of each request framed from a TCP

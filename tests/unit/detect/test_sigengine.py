@@ -775,3 +775,23 @@ def test_deferred_server_bytes_are_bounded(monkeypatch):
                 assert server.app_mem >= DIRSTATE_COST + len(waiting)
     assert len(reads) > 1 and max(reads) <= 8192
     assert got == [(last, 1)]
+
+
+def test_deferred_server_bytes_are_read_before_a_gap():
+    """The server's bytes before a hole are read before the gap resets the
+    response parser: the cut response ends there and the one after the
+    hole is found by its status line (read after the gap, its first bytes
+    would frame the bytes past the hole as the cut response's body)."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40203, 80, ts=1.0).open()
+    c.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    c.send(b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+    n = len(c.frames)
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\nEVILBODY"
+    c.send(first, from_client=False)
+    c.send(b"z" * 100, from_client=False)  # lost
+    c.send(b"zz\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n" + b"\r\n" * 120,
+           from_client=False)
+    frames = [f for i, f in enumerate(c.frames) if i < n or i in (n, n + 4)]
+    rules = BODY_RULE + ('\nalert http any any -> any any (msg:"404"; http.stat_code; '
+                         'content:"404"; sid:4;)')
+    assert sids(run(rules, frames)) == {1: 1, 4: 1}
