@@ -495,12 +495,12 @@ class Pipeline:
 
     def _peer_first(self, d):
         """The server's bytes that waited for the client to speak
-        (``SigEngine.peer_speaks``), read before direction ``d``'s packet."""
+        (``SigEngine.read_deferred``), read before direction ``d``'s packet."""
         peer = d.peer
         sm = peer.det if peer is not None else None
         if sm is None or sm.sig is None or sm.sig.defer is None:
             return None
-        found = self.sig.peer_speaks(d)
+        found = self.sig.read_deferred(sm.sig)
         for a in found:
             self._count(a)
         self._charge(peer, sm)

@@ -46,7 +46,7 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   one pass.
 * The server's side reaches its app parser (HTTP, TLS, SSH...) in one
   piece per batch: its in-order bytes wait for the client's next packet
-  and are read before it (``peer_speaks``), or at a gap, the stream's end,
+  and are read before it (``read_deferred``), or at a gap, the stream's end,
   ``DEFER_MAX`` bytes or the end of input; their alerts name the batch's
   last segment. A response of seven segments is parsed once, and still
   before the request that follows it.
@@ -1781,11 +1781,8 @@ class SigEngine:
         """A chunk of in-order TCP data of direction ``d``: queued for inspection."""
         st = self.tcp_state(d)
         out = []
-        if st.defer is not None:
-            if gap:
-                out += self._read_deferred(st)
-            elif len(st.defer) + len(data) > DEFER_MAX:
-                out += self._read_deferred(st)
+        if st.defer is not None and (gap or len(st.defer) + len(data) > DEFER_MAX):
+            out += self.read_deferred(st)
         if gap and st.pending:
             out += self._inspect_pending(st, len(st.pending))
         if gap:
@@ -1870,19 +1867,12 @@ class SigEngine:
                 out += self._inspect_pending(st, len(st.pending))
         return out
 
-    def peer_speaks(self, d):
-        """A packet of TCP direction ``d`` came: its peer's deferred bytes
-        (``stream_data``) are read first, as they came before it."""
-        peer = d.peer
-        st = _sig_of(peer) if peer is not None else None
-        if st is None or st.defer is None:
-            return []
-        return self._read_deferred(st)
-
-    def _read_deferred(self, st):
-        """The server's deferred bytes to its app parser, as one delivery of
-        its last packet (what a rule there alerts on); a transaction's
-        alerts are its own (``_http_run``), and so are the rest here."""
+    def read_deferred(self, st):
+        """The server's deferred bytes (``stream_data``) to its app parser,
+        as one delivery of its last packet (what a rule there alerts on); a
+        transaction's alerts are its own (``_http_run``), and so are the
+        rest here. The pipeline calls it before a packet of the client, as
+        those bytes came before it."""
         data, st.defer = bytes(st.defer), None
         pkt = st.last_pkt
         with self._transaction():
@@ -1962,7 +1952,7 @@ class SigEngine:
         for key in oldest:
             st = self.waiting.pop(key)
             if st.defer is not None:
-                out += self._read_deferred(st)
+                out += self.read_deferred(st)
                 self.waiting.pop(key, None)
             if st.pending:
                 self._alerted = set()
@@ -2083,7 +2073,7 @@ class SigEngine:
     def _finish(self, st):
         out = []
         if st.defer is not None:
-            out += self._read_deferred(st)
+            out += self.read_deferred(st)
         if st.pending:
             self._alerted = set()
             out += self._inspect_pending(st, len(st.pending))
