@@ -1846,7 +1846,8 @@ class SigEngine:
             st.held = b""
         view = self._view(st)
         if app_data is not None:
-            if st.cs:
+            if st.cs or d.session is None or d.session.oneside:
+                # (a session with the client unseen: nothing to wait for)
                 out += self._app_feed(st, app_data, pkt, view)
             elif st.defer is None:
                 # Read when the client next speaks (before what it says),

@@ -795,3 +795,28 @@ def test_deferred_server_bytes_are_read_before_a_gap():
     rules = BODY_RULE + ('\nalert http any any -> any any (msg:"404"; http.stat_code; '
                          'content:"404"; sid:4;)')
     assert sids(run(rules, frames)) == {1: 1, 4: 1}
+
+
+def test_a_one_sided_servers_bytes_are_read_as_they_come(monkeypatch):
+    """Only the server's side of the session is seen (async-oneside): no
+    client packet will come to read its bytes before, so each response is
+    read as it arrives and alerts on its own segment, not at the end."""
+    from pakemon.config import Config
+
+    reads = _resp_reads(monkeypatch)
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40204, 80, ts=1.0).open()
+    c.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    n = len(c.frames)
+    for i in range(3):
+        c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nEVILBODY", from_client=False)
+    server = [f for i, f in enumerate(c.frames) if i == 1 or (i >= n and i % 2 == n % 2)]
+    assert len(server) == 4  # the SYN-ACK and three responses
+    rules, _, _ = parse_suricata_rules(BODY_RULE)
+    cfg = Config()
+    cfg.stream.async_oneside = True
+    pipe = Pipeline([], config=cfg, sig=SigRuleSet(rules))
+    got = []
+    for i, (ts, frame) in enumerate(server):
+        got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+    assert got == [(1, 1), (2, 1), (3, 1)]
+    assert len(reads) == 3
