@@ -578,7 +578,7 @@ class Pipeline:
                 # native rules, keeps what the host read)
                 d = ev.direction
                 if self.sig is not None and type(d.nodes) is _SigNodes:
-                    self.sig.stream_rewrite(d, ev.at, ev.data)
+                    out += self.sig.stream_rewrite(d, ev.at, ev.data)
             else:
                 out.append(ev)
         for ev in out:

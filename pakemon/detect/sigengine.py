@@ -44,12 +44,13 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   is paired with the request it answers so ``http.uri`` still reads the
   request. The prefilter scans one side's fast-pattern buffers joined in
   one pass.
-* The server's side reaches its app parser (HTTP, TLS, SSH...) in one
-  piece per batch: its in-order bytes wait for the client's next packet
-  and are read before it (``read_deferred``), or at a gap, the stream's end,
+* The server's side is read in one piece per batch once its protocol is
+  known: its deliveries wait for the client's next packet and are read
+  before it (``read_deferred``), or at a gap, a rewrite, the stream's end,
   ``DEFER_MAX`` bytes or the end of input; their alerts name the batch's
-  last segment. A response of seven segments is parsed once, and still
-  before the request that follows it.
+  last segment. A response of seven segments is prefiltered and parsed
+  once, still before the request that follows it, and its raw bytes are
+  pending before the ACK that lets them be inspected arrives.
 * "dns" rules (``dns.query``/``dns_query``) run once per query name of each
   DNS request over UDP port 53 (``applayer.dns.parse_dns``) and, for
   ``alert dns``/``alert tcp`` ones, of each request framed from a TCP
@@ -115,7 +116,8 @@ rule in its view leaves ``packet`` after a few attribute reads.
 
 Per-byte scanning is still the cost that matters, so: a TCP segment
 delivered in order as it came is scanned once for both stream and packet
-rules (the view's ``merged`` matcher); stream candidates are gathered as
+rules (the view's ``merged`` matcher; a server's segment, whose delivery
+waits, is scanned for packet rules alone as it comes); stream candidates are gathered as
 bytes are delivered (each delivery scanned with the last bytes of the one
 before, for patterns across the two) and used when the chunk is inspected;
 without hyperscan, packet groups keep one automaton per dsize interval,
@@ -1622,7 +1624,13 @@ class SigEngine:
                         if not pkt.payload:
                             return []
                         ph = self._pkt_hits
-                        if ph is not None and ph[0] is pkt and not ph[1]:
+                        if ph is None or ph[0] is not pkt:
+                            # (a server's delivery waiting for the client:
+                            # not scanned as it came) scanned here, its
+                            # hits kept for the check below
+                            ph = self._pkt_hits = (
+                                pkt, g.hits(pkt.payload, self.rules) if g.scan else set())
+                        if not ph[1]:
                             return []
             elif d is not None and d.session is not None and not pkt.payload:
                 # A direction with no state yet (its SYN, a flood's): the
@@ -1780,9 +1788,31 @@ class SigEngine:
     def stream_data(self, d, data: bytes, pkt, gap: bool = False):
         """A chunk of in-order TCP data of direction ``d``: queued for inspection."""
         st = self.tcp_state(d)
+        ses = d.session
+        if not st.cs and not gap and st.flow.app is not None and ses is not None and \
+                not ses.oneside:
+            # The server's side, its protocol known: its deliveries wait
+            # for the client's next packet, or the stream's end, and are
+            # then read as one (``read_deferred``): one prefilter scan and
+            # one parse of a response of seven segments instead of seven.
+            # Suricata's IDS mode reads the server's bytes at the client's
+            # ACK of them too. (Not with the client side unseen: no client
+            # packet would come.)
+            st.last_pkt = pkt
+            if st.defer is None:
+                st.defer = bytearray(data)
+                self.waiting[id(st)] = st
+                return []
+            if len(st.defer) + len(data) <= DEFER_MAX:
+                st.defer += data
+                return []
+        out = self.read_deferred(st) if st.defer is not None else []
+        found = self._delivery(st, data, pkt, gap)
+        return out + found if out else found
+
+    def _delivery(self, st, data: bytes, pkt, gap: bool):
+        """``stream_data``'s work on one delivery (or a deferred batch)."""
         out = []
-        if st.defer is not None and (gap or len(st.defer) + len(data) > DEFER_MAX):
-            out += self.read_deferred(st)
         if gap and st.pending:
             out += self._inspect_pending(st, len(st.pending))
         if gap:
@@ -1846,18 +1876,7 @@ class SigEngine:
             st.held = b""
         view = self._view(st)
         if app_data is not None:
-            if st.cs or d.session is None or d.session.oneside:
-                # (a session with the client unseen: nothing to wait for)
-                out += self._app_feed(st, app_data, pkt, view)
-            elif st.defer is None:
-                # Read when the client next speaks (before what it says),
-                # or at the stream's end: one parse of a whole response
-                # instead of one per segment. Suricata's IDS mode reads
-                # the server's bytes at the client's ACK of them too.
-                st.defer = bytearray(app_data)
-                self.waiting[id(st)] = st
-            else:
-                st.defer += app_data
+            out += self._app_feed(st, app_data, pkt, view)
         if len(self.waiting) > WAITING_MAX:
             out += self._trim_waiting()
         if view.stream is not None and not flow.passed:
@@ -1875,21 +1894,23 @@ class SigEngine:
         rest here. The pipeline calls it before a packet of the client, as
         those bytes came before it."""
         data, st.defer = bytes(st.defer), None
-        pkt = st.last_pkt
         with self._transaction():
-            return self._app_feed(st, data, pkt, self._view(st))
+            return self._delivery(st, data, st.last_pkt, False)
 
-    def stream_rewrite(self, d, at: int, data: bytes) -> None:
+    def stream_rewrite(self, d, at: int, data: bytes) -> list:
         """Bytes of ``d`` from stream offset ``at`` replaced by a later copy
         (``StreamRewrite``): what of them still waits for its ACK is
-        inspected as replaced. (The app-layer parsers read the first copy.)"""
+        inspected as replaced. (The app-layer parsers read the first copy:
+        deferred bytes are read first, and the pending ones then end at
+        ``d.off``.)"""
         st = _sig_of(d)
+        out = self.read_deferred(st) if st is not None and st.defer is not None else []
         if st is None or not st.pending or st.view is None or st.view.stream is None:
-            return
+            return out
         base = d.off - len(st.pending)
         lo, hi = max(at, base), min(at + len(data), d.off)
         if lo >= hi:
-            return
+            return out
         st.pending[lo - base:hi - base] = data[lo - at:hi - at]
         n = len(st.edge)
         if n and hi > d.off - n and len(st.pending) >= n:
@@ -1899,6 +1920,7 @@ class SigEngine:
             k = g.longest - 1
             around = st.pending[max(lo - base - k, 0):hi - base + k]
             st.acc |= g.hits(bytes(around), self.rules)
+        return out
 
     def _app_feed(self, st, app_data, pkt, view):
         """``app_data``, in-order bytes of ``st``'s direction, to the parser

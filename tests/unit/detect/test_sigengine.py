@@ -820,3 +820,84 @@ def test_a_one_sided_servers_bytes_are_read_as_they_come(monkeypatch):
         got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
     assert got == [(1, 1), (2, 1), (3, 1)]
     assert len(reads) == 3
+
+
+def _server_after_request(cport):
+    """A connection whose client sent a request (the flow is HTTP) and got
+    its ACK: (connection, frames so far, client seq, server seq)."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", cport, 80, ts=1.0).open()
+    c.send(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+    return c, list(c.frames), c.cseq, c.sseq
+
+
+@pytest.mark.parametrize(("policy", "want"), [("last", {1: 1}), ("old-linux", {1: 1}),
+                                              ("bsd", {2: 1}), ("linux-current", {2: 1})])
+def test_a_later_server_copy_over_deferred_bytes_is_inspected_as_the_policy_says(policy,
+                                                                                 want):
+    """test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says
+    on the server's side, where the bytes it rewrites still wait for the
+    client's next packet: they are read first, then rewritten."""
+    from pakemon.config import Config
+    from pakemon.lab.traffic import ACK, PSH
+
+    rules, _, errors = parse_suricata_rules(
+        'alert tcp any 80 -> any any (msg:"evil"; flow:to_client; content:"EVILMORE"; sid:1;)\n'
+        'alert tcp any 80 -> any any (msg:"good"; flow:to_client; content:"GOODMORE"; sid:2;)\n')
+    assert not errors
+    cfg = Config()
+    cfg.stream.policy = policy
+    pipe = Pipeline([], cfg, sig=SigRuleSet(rules))
+    c, frames, cseq, sseq = _server_after_request(40205)
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+    for off, data in ((0, head), (len(head), b"GOOD"), (len(head), b"EVIL"),
+                      (len(head) + 4, b"MORE")):
+        frames.append((2.0, tcp_frame("10.0.0.2", "10.0.0.1", 80, 40205, sseq + off, cseq,
+                                      PSH | ACK, data)))
+    frames.append((2.1, tcp_frame("10.0.0.1", "10.0.0.2", 40205, 80, cseq,
+                                  sseq + len(head) + 8, ACK)))
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    out += pipe.flush()
+    assert sids([a for a in out if isinstance(a, Alert)]) == want
+
+
+def test_server_stream_and_packet_rules_over_deferred_deliveries():
+    """The server's deliveries wait for the client, so none is scanned as
+    it came: a packet rule still alerts on its own segment, and a stream
+    pattern across two segments of one wait, and one across two waits,
+    alert once each."""
+    from pakemon.lab.traffic import ACK, PSH
+
+    rules, _, errors = parse_suricata_rules(
+        'alert tcp any 80 -> any any (msg:"pkt"; flow:to_client; content:"PKTMARK"; '
+        'dsize:>10; sid:1;)\n'
+        'alert tcp any 80 -> any any (msg:"in one wait"; flow:to_client; '
+        'content:"SPANNING-ONE"; sid:2;)\n'
+        'alert tcp any 80 -> any any (msg:"across waits"; flow:to_client; '
+        'content:"SPANNING-TWO"; sid:3;)\n')
+    assert not errors
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    c, frames, cseq, sseq = _server_after_request(40206)
+    parts = [b"HTTP/1.1 200 OK\r\n\r\nxxxx SPANN", b"ING-ONE yyyy", b"zz PKTMARK zz",
+             b"end SPANNI", None, b"NG-TWO tail"]
+    off = 0
+    marks = {}
+    for p in parts:
+        if p is None:  # the client speaks between these two
+            frames.append((2.0, tcp_frame("10.0.0.1", "10.0.0.2", 40206, 80, cseq, sseq + off,
+                                          ACK)))
+            continue
+        if b"PKTMARK" in p:
+            marks["pkt"] = len(frames)
+        frames.append((2.0, tcp_frame("10.0.0.2", "10.0.0.1", 80, 40206, sseq + off, cseq,
+                                      PSH | ACK, p)))
+        off += len(p)
+    frames.append((2.1, tcp_frame("10.0.0.1", "10.0.0.2", 40206, 80, cseq, sseq + off, ACK)))
+    got = []
+    for i, (ts, frame) in enumerate(frames):
+        got += [(i, a) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+    got += [("flush", a) for a in pipe.flush() if isinstance(a, Alert)]
+    assert sids([a for _, a in got]) == {1: 1, 2: 1, 3: 1}
+    (pkt_alert,) = [(i, a) for i, a in got if a.rule.sid == 1]
+    assert pkt_alert[0] == marks["pkt"] and pkt_alert[1].src_port == 80
