@@ -1998,13 +1998,19 @@ class SigEngine:
         k = g.longest - 1
         edge = st.edge
         buf = edge + data if edge else data
-        if merged is not None and pkt is not None and pkt.proto == 6 and \
-                len(pkt.payload) == len(data) and pkt.payload == data:
-            # the segment as it came: one scan serves the packet rules too
+        if merged is not None:
+            # The segment as it came: one scan serves the packet rules too.
+            # Other deliveries (a server's batch, what a hole held back) are
+            # scanned with it as well, their packet hits unused: the
+            # stream group's own matcher would be one more compile.
+            same = pkt is not None and pkt.proto == 6 and \
+                len(pkt.payload) == len(data) and pkt.payload == data
             auto, vals = merged
             gp = view.pkt
-            low = bytes(buf).lower() if g.short or gp.short or auto.db is None else None
-            sf, pf = st.acc, set()
+            low = bytes(buf).lower() if g.short or (same and gp.short) or auto.db is None \
+                else None
+            sf = st.acc
+            pf = set()
             for v in auto.found(buf, low):
                 si, pi = vals[v]
                 if si:
@@ -2014,10 +2020,11 @@ class SigEngine:
             for pat, idxs in g.short:
                 if pat in low:
                     sf.update(idxs)
-            for pat, idxs in gp.short:
-                if pat in low:
-                    pf.update(idxs)
-            self._pkt_hits = (pkt, pf)
+            if same:
+                for pat, idxs in gp.short:
+                    if pat in low:
+                        pf.update(idxs)
+                self._pkt_hits = (pkt, pf)
         else:
             st.acc |= g.hits(buf, rules)
         if k > 0:

@@ -901,3 +901,34 @@ def test_server_stream_and_packet_rules_over_deferred_deliveries():
     assert sids([a for _, a in got]) == {1: 1, 2: 1, 3: 1}
     (pkt_alert,) = [(i, a) for i, a in got if a.rule.sid == 1]
     assert pkt_alert[0] == marks["pkt"] and pkt_alert[1].src_port == 80
+
+
+def test_a_server_batch_is_scanned_with_the_views_merged_matcher():
+    """A view with stream and packet rules scans a delivery once for both
+    (its merged matcher); a server's batch, not the segment as it came, is
+    scanned with it too, its packet hits unused: the stream group's own
+    matcher is never built (a compile of ~40 ms with ET per group)."""
+    from pakemon.detect import sigengine
+
+    # more patterns than FEW: a matcher with either backend
+    n = sigengine.FEW + 1
+    rules, _, errors = parse_suricata_rules("".join(
+        f'alert tcp any 80 -> any any (msg:"pkt"; flow:to_client; content:"PKTMARK-{i:02d}"; '
+        f'dsize:>10; sid:{100 + i};)\n'
+        f'alert tcp any 80 -> any any (msg:"stream"; flow:to_client; '
+        f'content:"STREAM-MARK-{i:02d}"; sid:{200 + i};)\n' for i in range(n)))
+    assert not errors
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    c, frames, _, _ = _server_after_request(40207)
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + b"a" * 1500
+           + b"STREAM-MARK-07" + b"b" * 2486, from_client=False)
+    frames = c.close()
+    out = []
+    for ts, frame in frames:
+        out += pipe.feed(ts, frame)
+    (ses,) = list(pipe.tcp._sessions)
+    view = ses.server.det.sig.view
+    assert view.merged is not None and view.merged[0].pats is None  # built, used
+    assert view.stream.auto.pats is not None  # never built
+    out += pipe.flush()
+    assert sids([a for a in out if isinstance(a, Alert)]) == {207: 1}
