@@ -117,7 +117,8 @@ rule in its view leaves ``packet`` after a few attribute reads.
 Per-byte scanning is still the cost that matters, so: a TCP segment
 delivered in order as it came is scanned once for both stream and packet
 rules (the view's ``merged`` matcher; a server's segment, whose delivery
-waits, is scanned for packet rules alone as it comes); stream candidates are gathered as
+waits, is scanned for packet rules alone as it comes, its batch later with
+the merged matcher); stream candidates are gathered as
 bytes are delivered (each delivery scanned with the last bytes of the one
 before, for patterns across the two) and used when the chunk is inspected;
 without hyperscan, packet groups keep one automaton per dsize interval,
@@ -278,8 +279,8 @@ HOLD_MAX = 2048
 DNS_PORT = 53
 TLS_RAW_MAX = 64 * 1024  # handshake bytes kept per direction for TLS rules' payload contents
 PENDING_MAX = 32 * 1024  # inspect unacknowledged stream data past this much
-# The server's bytes wait for the client's next packet before its app parser
-# reads them (SigEngine.stream_data), up to this much
+# The server's deliveries wait for the client's next packet before they are
+# read (SigEngine.stream_data), up to this much
 DEFER_MAX = 64 * 1024
 PACKET_COST = 400  # a decoded Packet object beside its bytes (held())
 # A direction's state beside its bytes (held()): the DirState, its share of
@@ -1460,8 +1461,8 @@ class DirState:
         # on every packet, so computed once
         self.cs = d.session is None or _is_client(d)
         self.ended = False  # stream_end done: the direction can deliver nothing more
-        # the server's in-order bytes its app parser has not read yet: they
-        # wait for the client's next packet (SigEngine.stream_data)
+        # the server's deliveries not read yet: they wait for the client's
+        # next packet (SigEngine.stream_data)
         self.defer = None
 
 
@@ -1888,8 +1889,8 @@ class SigEngine:
         return out
 
     def read_deferred(self, st):
-        """The server's deferred bytes (``stream_data``) to its app parser,
-        as one delivery of its last packet (what a rule there alerts on); a
+        """The server's deferred deliveries (``stream_data``) read as one, a
+        delivery of its last packet (what a rule there alerts on); a
         transaction's alerts are its own (``_http_run``), and so are the
         rest here. The pipeline calls it before a packet of the client, as
         those bytes came before it."""
