@@ -664,16 +664,8 @@ def test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says(policy,
     GOOD at once. "EVILMORE" crosses the rewritten bytes and the next
     delivery: the prefilter's bytes kept between deliveries must be the new
     ones too."""
-    from pakemon.config import Config
     from pakemon.lab.traffic import ACK, PSH
 
-    rules, _, errors = parse_suricata_rules(
-        'alert tcp any any -> any any (msg:"evil"; flow:to_server; content:"EVILMORE"; sid:1;)\n'
-        'alert tcp any any -> any any (msg:"good"; flow:to_server; content:"GOODMORE"; sid:2;)\n')
-    assert not errors
-    cfg = Config()
-    cfg.stream.policy = policy
-    pipe = Pipeline([], cfg, sig=SigRuleSet(rules))
     c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 80).open()
     seq, ack = c.cseq, c.sseq
     frames = list(c.frames)
@@ -681,11 +673,28 @@ def test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says(policy,
         frames.append((1.0, tcp_frame("10.0.0.1", "10.0.0.2", 40000, 80, seq + off, ack,
                                       PSH | ACK, data)))
     frames.append((1.1, tcp_frame("10.0.0.2", "10.0.0.1", 80, 40000, ack, seq + 8, ACK)))
+    assert _sids_under_policy(
+        policy, frames,
+        'alert tcp any any -> any any (msg:"evil"; flow:to_server; content:"EVILMORE"; sid:1;)\n'
+        'alert tcp any any -> any any (msg:"good"; flow:to_server; content:"GOODMORE"; sid:2;)\n'
+    ) == want
+
+
+def _sids_under_policy(policy, frames, rules_text):
+    """Alerts by sid of the Suricata rules over ``frames``, the stream read
+    under ``policy``."""
+    from pakemon.config import Config
+
+    rules, _, errors = parse_suricata_rules(rules_text)
+    assert not errors
+    cfg = Config()
+    cfg.stream.policy = policy
+    pipe = Pipeline([], cfg, sig=SigRuleSet(rules))
     out = []
     for ts, frame in frames:
         out += pipe.feed(ts, frame)
     out += pipe.flush()
-    assert sids([a for a in out if isinstance(a, Alert)]) == want
+    return sids([a for a in out if isinstance(a, Alert)])
 
 
 def _resp_reads(monkeypatch):
@@ -837,16 +846,8 @@ def test_a_later_server_copy_over_deferred_bytes_is_inspected_as_the_policy_says
     """test_a_later_copy_over_unacked_bytes_is_inspected_as_the_policy_says
     on the server's side, where the bytes it rewrites still wait for the
     client's next packet: they are read first, then rewritten."""
-    from pakemon.config import Config
     from pakemon.lab.traffic import ACK, PSH
 
-    rules, _, errors = parse_suricata_rules(
-        'alert tcp any 80 -> any any (msg:"evil"; flow:to_client; content:"EVILMORE"; sid:1;)\n'
-        'alert tcp any 80 -> any any (msg:"good"; flow:to_client; content:"GOODMORE"; sid:2;)\n')
-    assert not errors
-    cfg = Config()
-    cfg.stream.policy = policy
-    pipe = Pipeline([], cfg, sig=SigRuleSet(rules))
     c, frames, cseq, sseq = _server_after_request(40205)
     head = b"HTTP/1.1 200 OK\r\n\r\n"
     for off, data in ((0, head), (len(head), b"GOOD"), (len(head), b"EVIL"),
@@ -855,11 +856,11 @@ def test_a_later_server_copy_over_deferred_bytes_is_inspected_as_the_policy_says
                                       PSH | ACK, data)))
     frames.append((2.1, tcp_frame("10.0.0.1", "10.0.0.2", 40205, 80, cseq,
                                   sseq + len(head) + 8, ACK)))
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    assert sids([a for a in out if isinstance(a, Alert)]) == want
+    assert _sids_under_policy(
+        policy, frames,
+        'alert tcp any 80 -> any any (msg:"evil"; flow:to_client; content:"EVILMORE"; sid:1;)\n'
+        'alert tcp any 80 -> any any (msg:"good"; flow:to_client; content:"GOODMORE"; sid:2;)\n'
+    ) == want
 
 
 def test_server_stream_and_packet_rules_over_deferred_deliveries():
