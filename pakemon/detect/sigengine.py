@@ -2049,7 +2049,8 @@ class SigEngine:
             return []
         n = len(st.pending)
         if d.wup is not None:
-            start = d.off - n
+            # (the pending bytes end where the server's deferred ones begin)
+            start = d.off - n - (len(st.defer) if st.defer is not None else 0)
             n = min(n, d.wup - start)
             if d.fin_done or d.rst or (d.peer is not None and d.peer.rst):
                 n = len(st.pending)
@@ -2192,7 +2193,7 @@ class SigEngine:
     def _inspect_pending(self, st, n):
         chunk = bytes(st.pending[:n])
         del st.pending[:n]
-        if not st.pending:
+        if not st.pending and st.defer is None:  # (deferred bytes keep it waiting)
             self.waiting.pop(id(st), None)
         tail = st.tail
         st.tail = (tail + chunk)[-TAIL:]

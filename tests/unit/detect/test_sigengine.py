@@ -933,3 +933,27 @@ def test_a_server_batch_is_scanned_with_the_views_merged_matcher():
     assert view.stream.auto.pats is not None  # never built
     out += pipe.flush()
     assert sids([a for a in out if isinstance(a, Alert)]) == {207: 1}
+
+
+def test_acked_server_bytes_are_inspected_while_later_ones_wait():
+    """The client ACKed the server's first segment (read then), the second
+    waits for it: the next server packet inspects the first as before,
+    the waiting bytes between its pending bytes and the stream's end not
+    counted as ACKed or not; and the second, whose ACK never came (the
+    capture ends), is still read and inspected at the end."""
+    c, frames, _, _ = _server_after_request(40208)
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nRAWMARK" + b"a" * 493,
+           from_client=False)  # and the client's ACK
+    second = len(c.frames)
+    c.send(b"b" * 492 + b"EVILBODY", from_client=False)
+    frames = c.frames[:second + 1]  # (not the client's ACK of it)
+    rules, _, errors = parse_suricata_rules(
+        BODY_RULE + '\nalert tcp any 80 -> any any (msg:"raw"; flow:to_client; '
+        'content:"RAWMARK"; sid:4;)')
+    assert not errors
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = []
+    for i, (ts, frame) in enumerate(frames):
+        got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
+    got += [("flush", a.rule.sid) for a in pipe.flush() if isinstance(a, Alert)]
+    assert got == [(second, 4), ("flush", 1)]
