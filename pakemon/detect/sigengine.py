@@ -1962,8 +1962,8 @@ class SigEngine:
             pst.held = b""
 
     def _trim_waiting(self):
-        """Inspect the pending stream bytes of the oldest quarter of the
-        waiting directions and take them off the table.
+        """Read the deferred and inspect the pending stream bytes of the
+        oldest quarter of the waiting directions and take them off the table.
 
         Their open requests stay with them: the parser holds the one in
         progress anyway (nothing to free), its next bytes put the direction
@@ -1977,11 +1977,10 @@ class SigEngine:
             st = self.waiting.pop(key)
             if st.defer is not None:
                 out += self.read_deferred(st)
-                self.waiting.pop(key, None)
             if st.pending:
                 self._alerted = set()
                 out += self._inspect_pending(st, len(st.pending))
-                self.waiting.pop(key, None)
+            self.waiting.pop(key, None)  # (a response parser read just now puts it back)
         self.counters["sig_waiting_trimmed"] += len(oldest)
         return out
 
