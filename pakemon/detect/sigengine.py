@@ -302,7 +302,7 @@ CACHE_MAX = 8192
 # COMPILE_REFILL_S of running time (0.3% of a CPU at most).
 COMPILE_BUDGET = 64
 COMPILE_REFILL_S = 10.0
-RECENT_MAX = 4096
+AIDX_MAX = 65536
 FLOWS_MAX = 65536
 THRESH_MAX = 65536
 # Directions with bytes or requests waiting for inspection, at most: past it
@@ -905,7 +905,7 @@ class SigRuleSet:
         self._merges: dict = {}
         self.compiled_views = 0  # restricted groups and merges made (COMPILE_BUDGET)
         self._budget_t0 = time.monotonic()
-        self._recent: dict = {}  # view's arguments -> _View, the last RECENT_MAX
+        self._aidx: dict = {}  # raw address -> its address interval (AIDX_MAX at most)
 
     def view(self, src: bytes, dst: bytes, sport: int, dport: int, to_server: bool, app,
              proto: int = 6):
@@ -922,29 +922,36 @@ class SigRuleSet:
         if self._all is not None:
             return self._all if proto == 6 else self._all17 if proto == 17 else \
                 self._all_icmp[proto]
-        # A connection asks for the same views three or four times as it
-        # opens (each side's classification, its state, its app protocol):
-        # the last ones asked for are kept by their arguments, which costs
-        # a tuple and a lookup instead of two address keys and four bisects.
-        fk = (src, dst, sport, dport, to_server, app, proto)
-        v = self._recent.get(fk)
-        if v is not None:
-            return v
-        if len(self._recent) >= RECENT_MAX:
-            self._recent.clear()  # (a dict emptied from its front is slow to iterate)
-        v = self._recent[fk] = self._view_of_key(src, dst, sport, dport, to_server, app, proto)
-        return v
-
-    def _view_of_key(self, src, dst, sport, dport, to_server, app, proto):
-        skey, dkey = _addr_key(src), _addr_key(dst)
-        ak = (bisect.bisect_right(self._acuts, skey), bisect.bisect_right(self._acuts, dkey),
-              to_server, app, proto)
-        si = bisect.bisect_right(self._pcuts, sport)
-        di = bisect.bisect_right(self._pcuts, dport)
-        key = ak + (si, di)
+        # A connection asks for views four or five times as it opens (each
+        # side's classification, its state, its app protocol), each time
+        # with a client port never seen before: the views are found by the
+        # address and port intervals, each address's interval remembered
+        # (hosts come back; keyed by the arguments, every connection missed).
+        aidx = self._aidx
+        sa = aidx.get(src)
+        if sa is None:
+            sa = self._addr_interval(src)
+        da = aidx.get(dst)
+        if da is None:
+            da = self._addr_interval(dst)
+        key = (sa, da, to_server, app, proto, bisect.bisect_right(self._pcuts, sport),
+               bisect.bisect_right(self._pcuts, dport))
         v = self._views.get(key)
         if v is not None:
             return v
+        return self._view_of_key(key, src, dst, sport, dport, to_server, app, proto)
+
+    def _addr_interval(self, raw: bytes) -> int:
+        aidx = self._aidx
+        if len(aidx) >= AIDX_MAX:
+            aidx.clear()  # (a spoofed-source flood: a dict, not a sweep, bounds it)
+        i = aidx[raw] = bisect.bisect_right(self._acuts, _addr_key(raw))
+        return i
+
+    def _view_of_key(self, key, src, dst, sport, dport, to_server, app, proto):
+        skey, dkey = _addr_key(src), _addr_key(dst)
+        ak = key[:5]
+        si, di = key[5], key[6]
         # two stages: what fits the addresses, flow direction and app is
         # shared by every port pair of the address pair (ET: most rules
         # have a port "any"); of the rules restricting a port, the port-spec

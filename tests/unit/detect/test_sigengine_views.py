@@ -90,13 +90,16 @@ def test_views_share_groups_across_client_ports():
     assert v3 is not v1 and v3.stream is not v1.stream
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_views_keep_exactly_the_rules_whose_header_fits(seed, monkeypatch):
+@pytest.mark.parametrize("seed,aidx_max", [(1, 65536), (2, 65536), (3, 3)])
+def test_views_keep_exactly_the_rules_whose_header_fits(seed, aidx_max, monkeypatch):
     """A view holds every rule of its protocol whose addresses, ports, flow
     direction and app protocol can fit, and no other, however the lookup
     gets there (rules grouped by header, port-spec pairs found with bit
-    masks, caches shared across ports and addresses): checked against each
-    rule's own header, on ports and addresses at and around the rules' cuts."""
+    masks, caches shared across ports and addresses, each address's
+    interval remembered, that memory emptied when full: seed 3 keeps 3):
+    checked against each rule's own header, on ports and addresses at and
+    around the rules' cuts."""
+    monkeypatch.setattr(sigengine, "AIDX_MAX", aidx_max)
     rnd = random.Random(seed)
     ports = ["any", "80", "!80", "[80,8080]", "[1024:]", "[:1023]", "![1:1024]",
              "[53,1000:2000,!1500]", "[8000:8100,443]", "0", "65535", "$HTTP_PORTS"]
@@ -138,8 +141,10 @@ def test_views_keep_exactly_the_rules_whose_header_fits(seed, monkeypatch):
         return tuple(out)
 
     near = sorted({max(0, min(65535, c + d)) for c in rs._pcuts for d in (-1, 0, 1)})
-    v4 = [addr(a) for a in ("10.0.0.1", "10.0.0.7", "10.0.0.8", "192.0.2.9", "192.0.2.200",
-                            "198.51.100.4", "172.16.0.1")]
+    # (at the address cuts and beside them: an interval off by one is seen)
+    v4 = [addr(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.6", "10.0.0.7", "10.0.0.8",
+                            "192.0.2.9", "192.0.2.10", "192.0.2.127", "192.0.2.128",
+                            "192.0.2.200", "198.51.100.4", "172.16.0.1")]
     v6 = [socket.inet_pton(socket.AF_INET6, a) for a in ("2001:db8::1", "2001:db8:1::1")]
     checked = 0
     for _ in range(3000):
@@ -151,6 +156,7 @@ def test_views_keep_exactly_the_rules_whose_header_fits(seed, monkeypatch):
                 rnd.choice([None, "http", "tls", ""]), rnd.choice([6, 6, 17]))
         v = rs.view(*args)
         assert made[id(v)][0] == want(*args), args
+        assert len(rs._aidx) <= aidx_max
         checked += 1
     assert checked == 3000 and len(made) > 20  # many distinct views were made
 
