@@ -611,3 +611,42 @@ def _csum(hdr: bytes) -> int:
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF
+
+
+# ------------------------------------------------ one's complement sum
+
+def _rfc1071_ok(data: bytes) -> bool:
+    """RFC 1071 word by word: the folded sum of ``data`` (its checksum
+    included, an odd byte padded) is 0xFFFF."""
+    if len(data) & 1:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s == 0xFFFF
+
+
+def test_ones_sum_agrees_with_rfc1071_at_every_length():
+    """The sum is taken from halves on long data (a faster remainder): every
+    length, odd or even, short or long, with a right checksum, a wrong one
+    by one bit, and the all-zero and all-ones data, agrees with RFC 1071."""
+    import random
+
+    from pakemon.decode.decoder import _ones_sum_ok
+
+    rng = random.Random(1071)
+    for n in list(range(0, 40)) + list(range(250, 270)) + [511, 512, 513, 1479, 1480, 9001]:
+        for kind in ("random", "zeros", "ones"):
+            body = bytes(n) if kind == "zeros" else b"\xff" * n if kind == "ones" \
+                else bytes(rng.getrandbits(8) for _ in range(n))
+            assert _ones_sum_ok(body) == _rfc1071_ok(body), (n, kind)
+            if n >= 2:
+                # place a checksum in the first word that makes the sum right
+                pad = body + (b"\0" if n & 1 else b"")
+                rest = sum(struct.unpack(f"!{len(pad) // 2 - 1}H", pad[2:]))
+                while rest >> 16:
+                    rest = (rest & 0xFFFF) + (rest >> 16)
+                good = struct.pack("!H", 0xFFFF - rest) + body[2:]
+                assert _ones_sum_ok(good) and _rfc1071_ok(good), (n, kind)
+                bad = bytes([good[0] ^ 0x01]) + good[1:]
+                assert not _ones_sum_ok(bad) and not _rfc1071_ok(bad), (n, kind)
