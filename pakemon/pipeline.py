@@ -562,7 +562,11 @@ class Pipeline:
                 if sm.http is not None:
                     out += detector.inspect_http(sm, d.nodes, ev.data, ev.pkt)
                 if self.sig is not None and type(d.nodes) is _SigNodes:
-                    out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap)
+                    # (the sink is for a direction no native rule, native
+                    # HTTP parser or recording reads)
+                    out += self.sig.stream_data(d, ev.data, ev.pkt, ev.gap,
+                                                not self.record and sm.http is None
+                                                and not len(d.nodes))
                 self._charge(d, sm)
             elif cls is StreamBypass:
                 self.stats.bypassed += 1

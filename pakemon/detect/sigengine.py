@@ -1793,8 +1793,12 @@ class SigEngine:
             out += self._run(cands, pkt, b"", (True, False, None), "event", headers=False)
         return out
 
-    def stream_data(self, d, data: bytes, pkt, gap: bool = False):
-        """A chunk of in-order TCP data of direction ``d``: queued for inspection."""
+    def stream_data(self, d, data: bytes, pkt, gap: bool = False, sink: bool = False):
+        """A chunk of in-order TCP data of direction ``d``: queued for inspection.
+
+        ``sink``: nothing but this engine reads ``d``'s deliveries (the
+        caller's choice), so while the server's bytes wait they may be
+        appended by the reassembler itself (``TcpDirection.sink``)."""
         st = self.tcp_state(d)
         ses = d.session
         if not st.cs and not gap and st.flow.app is not None and ses is not None and \
@@ -1807,9 +1811,15 @@ class SigEngine:
             # ACK of them too. (Not with the client side unseen: no client
             # packet would come.)
             st.last_pkt = pkt
+            d.sink_pkt = None  # (this packet came after any the sink took)
             if st.defer is None:
                 st.defer = bytearray(data)
                 self.waiting[id(st)] = st
+                if sink:
+                    # the next in-order segments go straight to the batch:
+                    # no event, no call here, no charge walk (3 us each)
+                    d.sink = st.defer
+                    d.sink_max = DEFER_MAX
                 return []
             if len(st.defer) + len(data) <= DEFER_MAX:
                 st.defer += data
@@ -1902,6 +1912,11 @@ class SigEngine:
         rest here. The pipeline calls it before a packet of the client, as
         those bytes came before it."""
         data, st.defer = bytes(st.defer), None
+        d = st.d
+        if d.sink is not None:
+            if d.sink_pkt is not None:
+                st.last_pkt = d.sink_pkt  # (the last segment the sink took)
+            d.sink = d.sink_pkt = None
         with self._transaction():
             return self._delivery(st, data, st.last_pkt, False)
 

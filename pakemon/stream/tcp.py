@@ -51,7 +51,11 @@ kernel sees it:
   marked ``gap=True``. (With nothing held after the hole we wait: the data
   may just have been captured after its ACK.)
 * Data at ``rcv_nxt`` is delivered at once, as the kernel queues it to the
-  socket (no waiting for ACKs, so one-sided captures work). Data past
+  socket (no waiting for ACKs, so one-sided captures work). A detect stage
+  that only collects a direction's bytes for a while may hand it a sink
+  (``TcpDirection.sink``, a bytearray, up to ``sink_max`` bytes): in-order
+  bytes are then appended there, charged to the session's app memory, with
+  no event (``sink_pkt``: the last segment appended). Data past
   ``rcv_nxt`` waits in a per-direction out-of-order queue; overlaps there are
   resolved by the receiver's policy (``pakemon.stream.tcp_policy``). Bytes
   already delivered are never replaced: a retransmission is trimmed to what
@@ -508,7 +512,7 @@ class TcpDirection:
         "csum_strict", "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts",
         "ts_recent", "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
         "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
-        "maxwin", "key", "app_mem",
+        "maxwin", "key", "app_mem", "sink", "sink_max", "sink_pkt",
     )
 
     def __init__(self, src, sport, dst, dport, session):
@@ -558,6 +562,11 @@ class TcpDirection:
         self.maxwin = 0  # largest window this sender advertised (its peer's max_window)
         self.key = (src, sport, dst, dport)  # in the reassembler's table (see _pkt_key)
         self.app_mem = 0  # what the stages above hold for it, charged (charge_app)
+        # the detect stage's bytearray that in-order bytes are appended to
+        # instead of a StreamData, while it stays under sink_max (module doc)
+        self.sink = None
+        self.sink_max = 0
+        self.sink_pkt = None
 
     @property
     def rcv_nxt(self) -> int:
@@ -1681,9 +1690,17 @@ class TcpReassembler:
                         d.hist_len += n
                         if d.hist_len > _HISTORY_HIGH:
                             _trim_history(d)
+                        sink = d.sink
                         if d.gap_pending:
                             d.gap_pending = False
                             out.append(StreamData(d, data, pkt, True))
+                        elif sink is not None and len(sink) + n <= d.sink_max:
+                            # (no event: the server's bytes of a response
+                            # waiting for the client cost one append each)
+                            sink += data
+                            d.sink_pkt = pkt
+                            d.app_mem += n
+                            self.app_memory += n
                         else:
                             out.append(StreamData(d, data, pkt, False))
                         d.delivered += n

@@ -957,3 +957,115 @@ def test_acked_server_bytes_are_inspected_while_later_ones_wait():
         got += [(i, a.rule.sid) for a in pipe.feed(ts, frame) if isinstance(a, Alert)]
     got += [("flush", a.rule.sid) for a in pipe.flush() if isinstance(a, Alert)]
     assert got == [(second, 4), ("flush", 1)]
+
+
+_SINK_RULES = (
+    'alert tcp any 80 -> any any (msg:"pkt"; flow:to_client; content:"PKTMARK"; sid:1;)\n'
+    'alert tcp any 80 -> any any (msg:"stream"; flow:established,to_client; '
+    'content:"STREAMMARK"; sid:2;)\n'
+    'alert http any any -> any any (msg:"body"; flow:to_client; file.data; '
+    'content:"BODYMARK"; sid:3;)\n'
+    'alert http any any -> any any (msg:"code"; flow:to_client; http.stat_code; '
+    'content:"404"; sid:4;)\n'
+    'alert tcp any 80 -> any any (msg:"set"; flow:to_client; content:"SETBIT"; '
+    'flowbits:set,seen; flowbits:noalert; sid:5;)\n'
+    'alert http any any -> any any (msg:"isset"; flow:to_server; http.uri; content:"/next"; '
+    'flowbits:isset,seen; sid:6;)\n'
+    'alert tcp any 80 -> any any (msg:"small"; flow:to_client; dsize:<8; content:"MK"; '
+    'sid:7;)\n')
+
+
+def _sink_traffic(seed):
+    """Keep-alive HTTP exchanges whose responses come in random segments,
+    some out of order or sent twice, with the client's ACKs and next
+    requests between them at random, the rules' marks anywhere."""
+    from pakemon.lab.traffic import ACK, PSH, SYN
+
+    rnd = random.Random(seed)
+    marks = [b"PKTMARK", b"STREAMMARK", b"BODYMARK", b"SETBIT", b"MK", b"plain"]
+    cport = 41000 + seed
+    cseq, sseq = 1000, 50000
+    ts = 1.0
+    fr = []
+
+    def frame(from_client, seq, ack, flags, data=b""):
+        nonlocal ts
+        ts += 0.001
+        if from_client:
+            fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, flags, data)))
+        else:
+            fr.append((ts, tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, flags, data)))
+
+    frame(True, cseq, 0, SYN)
+    frame(False, sseq, cseq + 1, SYN | ACK)
+    cseq, sseq = cseq + 1, sseq + 1
+    frame(True, cseq, sseq, ACK)
+    for n in range(rnd.randint(2, 5)):
+        req = b"GET /" + (b"next" if n else b"first") + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+        frame(True, cseq, sseq, PSH | ACK, req)
+        cseq += len(req)
+        body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
+            rnd.randint(1, 12)))
+        code = rnd.choice([b"200 OK", b"404 Not Found"])
+        resp = b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        cuts = sorted(rnd.sample(range(1, len(resp)), min(len(resp) - 1, rnd.randint(1, 9))))
+        segs = [(a, resp[a:b]) for a, b in zip([0] + cuts, cuts + [len(resp)])]
+        if rnd.random() < 0.3 and len(segs) > 2:  # two segments swapped
+            i = rnd.randrange(len(segs) - 1)
+            segs[i], segs[i + 1] = segs[i + 1], segs[i]
+        if rnd.random() < 0.3:  # a copy sent again
+            segs.insert(rnd.randrange(len(segs) + 1), rnd.choice(segs))
+        for off, data in segs:
+            frame(False, sseq + off, cseq, PSH | ACK, data)
+            if rnd.random() < 0.25:  # the client ACKs what it has so far
+                frame(True, cseq, sseq + off + len(data), ACK)
+        sseq += len(resp)
+        if rnd.random() < 0.7:
+            frame(True, cseq, sseq, ACK)
+    frame(True, cseq, sseq, ACK | 1)  # FIN
+    frame(False, sseq, cseq + 1, ACK | 1)
+    frame(True, cseq + 1, sseq + 1, ACK)
+    return fr
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_reassemblers_sink_changes_no_alert(seed, monkeypatch):
+    """The server's in-order bytes waiting for the client are appended by
+    the reassembler itself (TcpDirection.sink) instead of an event per
+    segment: every alert, its packet and its place in the output stay what
+    the event path gives (the sink turned off), over disordered, repeated
+    and interleaved segments; and the sink was used, its bytes charged."""
+    from pakemon.detect import sigengine
+
+    rules, _, errors = parse_suricata_rules(_SINK_RULES)
+    assert not errors
+    frames = _sink_traffic(seed)
+
+    def alerts(sink_on):
+        pipe = Pipeline([], sig=SigRuleSet(rules))
+        took = [0]
+        if not sink_on:
+            orig = sigengine.SigEngine.stream_data
+            monkeypatch.setattr(sigengine.SigEngine, "stream_data",
+                                lambda self, d, data, pkt, gap=False, sink=False:
+                                orig(self, d, data, pkt, gap, False))
+        out = []
+        for i, (ts, frame) in enumerate(frames):
+            for a in pipe.feed(ts, frame):
+                if isinstance(a, Alert):
+                    out.append((i, a.rule.sid, a.ts, a.src_port, a.dst_port))
+            for s in pipe.tcp._sessions:
+                d = s.server
+                if d.sink is not None:
+                    took[0] += 1
+                    # what the sink holds is charged to the session
+                    assert d.app_mem >= len(d.sink)
+        out += [("flush", a.rule.sid, a.ts, a.src_port, a.dst_port)
+                for a in pipe.flush() if isinstance(a, Alert)]
+        monkeypatch.undo()
+        return out, took[0]
+
+    with_sink, used = alerts(True)
+    without, unused = alerts(False)
+    assert with_sink == without
+    assert unused == 0 and used > 0

@@ -341,3 +341,44 @@ def test_a_request_line_cut_by_an_eviction_is_parsed_again_on_return(suricata):
     assert "CGI-phf(CVE-1999-0067)" in names
     if suricata:
         assert "sig phf" in names
+
+
+def test_a_sink_takes_in_order_bytes_charged_and_up_to_its_bound():
+    """A direction with a sink (TcpDirection.sink): its in-order bytes are
+    appended there with no event, each charged to the session's app memory
+    as it comes; a segment that would pass ``sink_max``, one after a hole
+    (the gap must be seen), and out-of-order ones filling a hole (the queue's
+    path) come as StreamData as before, in stream order."""
+    from test_tcp_support import Lab
+
+    lab = Lab().handshake()
+    lab.c(0, b"GET / HTTP/1.1\r\n\r\n")
+    lab.s(0, b"HTTP/1.1 200 OK\r\n", ack=18)  # a first delivery, as an event
+    (s,) = lab.r._sessions
+    d = s.server
+    sink = d.sink = bytearray(b"HTTP/1.1 200 OK\r\n")
+    d.sink_max = 40
+    mem0, dmem0 = lab.r.app_memory, d.app_mem
+    n_events = len(lab.pieces("s"))
+    lab.s(17, b"A" * 10, ack=18)
+    lab.s(27, b"B" * 10, ack=18)
+    assert bytes(sink) == b"HTTP/1.1 200 OK\r\n" + b"A" * 10 + b"B" * 10
+    assert len(lab.pieces("s")) == n_events  # no event for them
+    assert lab.r.app_memory == mem0 + 20 and d.app_mem == dmem0 + 20
+    assert d.sink_pkt is not None and d.sink_pkt.payload == b"B" * 10
+    lab.s(37, b"C" * 10, ack=18)  # 47 > sink_max: an event, the sink untouched
+    assert len(sink) == 37 and lab.pieces("s")[-1] == (b"C" * 10, False)
+    # a hole, then its bytes: the later segment waits in the queue, the
+    # hole's bytes and it are delivered by the queue's path, as events
+    d.sink_max = 1 << 20
+    lab.s(57, b"E" * 10, ack=18)
+    lab.s(47, b"D" * 10, ack=18)
+    assert lab.stream("s").endswith(b"C" * 10 + b"D" * 10 + b"E" * 10)
+    assert len(sink) == 37
+    lab.s(67, b"F" * 5, ack=18)  # in order again: the sink
+    assert sink.endswith(b"F" * 5) and not lab.stream("s").endswith(b"F" * 5)
+    # bytes after a hole the reassembler gave up (gap_pending, as a flush or
+    # the queue limit leave it) carry the gap: an event, never the sink
+    d.gap_pending = True
+    lab.s(72, b"G" * 5, ack=18)
+    assert lab.pieces("s")[-1] == (b"G" * 5, True) and not sink.endswith(b"G" * 5)
