@@ -1069,3 +1069,34 @@ def test_the_reassemblers_sink_changes_no_alert(seed, monkeypatch):
     without, unused = alerts(False)
     assert with_sink == without
     assert unused == 0 and used > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cookie_and_user_agent_buffers_whatever_headers_came(seed):
+    """http.cookie, http.user_agent and http.header of a request with no,
+    one or several such headers in any case, its headers complete or not
+    (a request cut by the stream's end): each Cookie or User-Agent value
+    joined with ", " as libhtp does, Cookie lines left out of http.header.
+    (Complete requests with none of them skip the header table.)"""
+    from pakemon.detect.http import HttpRequestParser
+    from pakemon.detect.sigengine import _HttpBuffers
+
+    rnd = random.Random(seed)
+    names = [b"Cookie", b"COOKIE", b"cookie", b"User-Agent", b"user-agent", b"Host", b"X-A"]
+    for _ in range(40):
+        hs = [(rnd.choice(names), b"v%d" % rnd.randrange(100)) for _ in range(rnd.randint(0, 5))]
+        raw = b"GET /x HTTP/1.1\r\n" + b"".join(n + b": " + v + b"\r\n" for n, v in hs)
+        complete = rnd.random() < 0.6
+        p = HttpRequestParser(body_cap=1024, keep_headers=True)
+        (req,) = p.feed(raw + b"\r\n" if complete else raw)
+        assert req.headers_complete == complete
+        bufs = _HttpBuffers(req, None)
+
+        def joined(key):
+            vals = [v for n, v in hs if n.lower() == key]
+            return b", ".join(vals) if vals else None
+
+        assert bufs.get("http.cookie") == joined(b"cookie")
+        assert bufs.get("http.user_agent") == joined(b"user-agent")
+        want = b"".join(n + b": " + v + b"\r\n" for n, v in hs if n.lower() != b"cookie")
+        assert bufs.get("http.header") == (want if hs else None)

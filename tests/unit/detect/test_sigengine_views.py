@@ -392,3 +392,33 @@ def test_syns_no_rule_can_see_make_no_flow_state():
     pipe, alerts = feed(ruleset(content_only + 'alert tcp any any -> any 80 (msg:"syn"; '
                                 'flags:S; sid:2;)'), syns)
     assert [a.rule.sid for a in alerts] == [2] * 300
+
+
+def test_payloadless_rules_see_each_segment_of_the_handshake():
+    """Before a direction has flow state, whether a payload-less packet rule
+    can apply to it is judged once and kept for its next segments: each
+    segment of every handshake still meets the rules written for it (the
+    client's SYN and ACK, the server's SYN-ACK), the handshakes of a port
+    only a content rule names between them."""
+    from pakemon.lab.traffic import ACK
+
+    rs = ruleset(
+        'alert tcp any any -> any 80 (msg:"syn"; flags:S; sid:1;)\n'
+        'alert tcp any 80 -> any any (msg:"synack"; flags:SA; sid:2;)\n'
+        'alert tcp any any -> any 80 (msg:"ack"; flags:A; flow:to_server; sid:3;)\n'
+        'alert tcp any any -> any [80,8080] (msg:"c"; content:"evil"; sid:4;)\n')
+    frames = []
+    for i in range(5):
+        c = f"198.51.100.{i + 1}"
+        frames += [(i + 0.1, tcp_frame(c, "10.0.0.2", 20000 + i, 80, 100, 0, SYN)),
+                   (i + 0.2, tcp_frame("10.0.0.2", c, 80, 20000 + i, 900, 101, SYN | ACK)),
+                   (i + 0.3, tcp_frame(c, "10.0.0.2", 20000 + i, 80, 101, 901, ACK)),
+                   (i + 0.4, tcp_frame(c, "10.0.0.2", 20000 + i, 80, 101, 901, ACK))]
+        # port 8080: a content rule only (the engine reads its segments)
+        frames += [(i + 0.5, tcp_frame(c, "10.0.0.2", 30000 + i, 8080, 100, 0, SYN)),
+                   (i + 0.6, tcp_frame("10.0.0.2", c, 8080, 30000 + i, 900, 101, SYN | ACK)),
+                   (i + 0.7, tcp_frame(c, "10.0.0.2", 30000 + i, 8080, 101, 901, ACK))]
+    pipe, alerts = feed(rs, frames)
+    got = [(round(a.ts % 1, 1), a.rule.sid) for a in alerts]
+    # the ACK rule alerts once per flow direction's packet, both pure ACKs
+    assert got == [(0.1, 1), (0.2, 2), (0.3, 3), (0.4, 3)] * 5
