@@ -302,7 +302,7 @@ CACHE_MAX = 8192
 # COMPILE_REFILL_S of running time (0.3% of a CPU at most).
 COMPILE_BUDGET = 64
 COMPILE_REFILL_S = 10.0
-AIDX_MAX = 65536
+AIDX_MAX = 16384  # addresses whose interval is remembered (~1.6 MB at most)
 FLOWS_MAX = 65536
 THRESH_MAX = 65536
 # Directions with bytes or requests waiting for inspection, at most: past it
@@ -2809,6 +2809,12 @@ def held_by(st) -> int:
     pkt = st.last_pkt
     if pkt is not None:
         n += len(pkt.raw) + len(pkt.ip_payload) + PACKET_COST
+    # the last segment the reassembler's sink took (its bytes are in
+    # ``defer``, charged by the reassembler as they came; its packet from
+    # the next charge on)
+    sp = st.d.sink_pkt
+    if sp is not None and sp is not pkt:
+        n += len(sp.raw) + len(sp.ip_payload) + PACKET_COST
     return n
 
 

@@ -1058,8 +1058,12 @@ def test_the_reassemblers_sink_changes_no_alert(seed, monkeypatch):
                 d = s.server
                 if d.sink is not None:
                     took[0] += 1
-                    # what the sink holds is charged to the session
+                    # what the sink holds is charged to the session, and
+                    # the next full charge counts its last packet too
                     assert d.app_mem >= len(d.sink)
+                    if d.sink_pkt is not None:
+                        assert sigengine.held_by(d.det.sig) >= (
+                            DIRSTATE_COST + len(d.sink) + len(d.sink_pkt.raw) + PACKET_COST)
         out += [("flush", a.rule.sid, a.ts, a.src_port, a.dst_port)
                 for a in pipe.flush() if isinstance(a, Alert)]
         monkeypatch.undo()
