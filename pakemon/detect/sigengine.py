@@ -2078,6 +2078,7 @@ class SigEngine:
         if n <= 0:
             return []
         st.last_pkt = pkt
+        d.sink_pkt = None  # (``pkt`` is d's own, newer than any its sink took)
         return self._inspect_pending(st, n)
 
     def flush(self):

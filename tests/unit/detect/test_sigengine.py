@@ -977,9 +977,12 @@ _SINK_RULES = (
 
 def _sink_traffic(seed):
     """Keep-alive HTTP exchanges whose responses come in random segments,
-    some out of order or sent twice, with the client's ACKs and next
-    requests between them at random, the rules' marks anywhere."""
-    from pakemon.lab.traffic import ACK, PSH, SYN
+    some out of order, sent twice, overlapped by a copy with other bytes or
+    lost, with the client's ACKs and next (sometimes pipelined) requests
+    between them at random, bodies by length or chunked, the rules' marks
+    anywhere; the connection ends with FINs (the server's carrying data), a
+    RST, or not at all."""
+    from pakemon.lab.traffic import ACK, PSH, RST, SYN
 
     rnd = random.Random(seed)
     marks = [b"PKTMARK", b"STREAMMARK", b"BODYMARK", b"SETBIT", b"MK", b"plain"]
@@ -996,18 +999,30 @@ def _sink_traffic(seed):
         else:
             fr.append((ts, tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, flags, data)))
 
+    def response():
+        body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
+            rnd.randint(1, 12)))
+        code = rnd.choice([b"200 OK", b"404 Not Found"])
+        if rnd.random() < 0.3:
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 25]), body[i:i + 25])
+                              for i in range(0, len(body), 25))
+            return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+                chunks + b"0\r\n\r\n"
+        return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
     frame(True, cseq, 0, SYN)
     frame(False, sseq, cseq + 1, SYN | ACK)
     cseq, sseq = cseq + 1, sseq + 1
     frame(True, cseq, sseq, ACK)
-    for n in range(rnd.randint(2, 5)):
-        req = b"GET /" + (b"next" if n else b"first") + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    n = 0
+    for _ in range(rnd.randint(2, 5)):
+        reqs = 2 if rnd.random() < 0.2 else 1  # pipelined: two requests, two responses
+        req = b"".join(b"GET /" + (b"next" if n + k else b"first") + b" HTTP/1.1\r\n"
+                       b"Host: a\r\n\r\n" for k in range(reqs))
+        n += reqs
         frame(True, cseq, sseq, PSH | ACK, req)
         cseq += len(req)
-        body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
-            rnd.randint(1, 12)))
-        code = rnd.choice([b"200 OK", b"404 Not Found"])
-        resp = b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        resp = b"".join(response() for _ in range(reqs))
         cuts = sorted(rnd.sample(range(1, len(resp)), min(len(resp) - 1, rnd.randint(1, 9))))
         segs = [(a, resp[a:b]) for a, b in zip([0] + cuts, cuts + [len(resp)])]
         if rnd.random() < 0.3 and len(segs) > 2:  # two segments swapped
@@ -1015,6 +1030,11 @@ def _sink_traffic(seed):
             segs[i], segs[i + 1] = segs[i + 1], segs[i]
         if rnd.random() < 0.3:  # a copy sent again
             segs.insert(rnd.randrange(len(segs) + 1), rnd.choice(segs))
+        if rnd.random() < 0.2:  # a copy with other bytes, before or after
+            off, data = rnd.choice(segs)
+            segs.insert(rnd.randrange(len(segs) + 1), (off, bytes(b ^ 0x20 for b in data)))
+        if rnd.random() < 0.1 and len(segs) > 2:  # one the capture lost
+            del segs[rnd.randrange(1, len(segs))]
         for off, data in segs:
             frame(False, sseq + off, cseq, PSH | ACK, data)
             if rnd.random() < 0.25:  # the client ACKs what it has so far
@@ -1022,19 +1042,28 @@ def _sink_traffic(seed):
         sseq += len(resp)
         if rnd.random() < 0.7:
             frame(True, cseq, sseq, ACK)
-    frame(True, cseq, sseq, ACK | 1)  # FIN
-    frame(False, sseq, cseq + 1, ACK | 1)
-    frame(True, cseq + 1, sseq + 1, ACK)
+    end = rnd.random()
+    if end < 0.5:
+        tail = b"" if rnd.random() < 0.5 else b"trailing STREAMMARK"
+        frame(False, sseq, cseq, ACK | PSH | 1, tail)  # the server's FIN, with data
+        sseq += len(tail)
+        frame(True, cseq, sseq + 1, ACK | 1)
+        frame(False, sseq + 1, cseq + 1, ACK)
+    elif end < 0.75:
+        frame(True, cseq, sseq, RST | ACK)
     return fr
 
 
-@pytest.mark.parametrize("seed", range(12))
+# (226, 656, 788, 1119: a server FIN or pure ACK inspecting earlier pending
+# bytes while the sink held a later batch; 3,000 seeds run by hand agree)
+@pytest.mark.parametrize("seed", list(range(24)) + [226, 656, 788, 1119])
 def test_the_reassemblers_sink_changes_no_alert(seed, monkeypatch):
     """The server's in-order bytes waiting for the client are appended by
     the reassembler itself (TcpDirection.sink) instead of an event per
     segment: every alert, its packet and its place in the output stay what
-    the event path gives (the sink turned off), over disordered, repeated
-    and interleaved segments; and the sink was used, its bytes charged."""
+    the event path gives (the sink turned off), over disordered, repeated,
+    overlapping, lost and interleaved segments and every way to end; and
+    the sink was used, its bytes charged."""
     from pakemon.detect import sigengine
 
     rules, _, errors = parse_suricata_rules(_SINK_RULES)
