@@ -2661,8 +2661,19 @@ class SigEngine:
             if kind == "stream" and tail:
                 # a match across the chunk boundary, not one the tail held already
                 env2 = {} if sr.env else None
-                if _inspect(elements, tail + data, env2) and not _inspect(elements, tail, {}):
-                    continue
+                if _inspect(elements, tail + data, env2):
+                    if not _inspect(elements, tail, {}):
+                        continue
+                    # The tail holds a match of its own (an earlier
+                    # occurrence, which may not have alerted: a flowbit not
+                    # set yet): a one-content rule still matches anew where
+                    # its pattern crosses into the chunk, looked for with
+                    # just too few tail bytes to hold it whole. (Seen when
+                    # a response's pattern was split across two inspections
+                    # with the same pattern 400 bytes before.)
+                    k = sigmatch.cross_span(elements)
+                    if k and _inspect(elements, tail[-k:] + data, {} if sr.env else None):
+                        continue
             return False
         return True
 

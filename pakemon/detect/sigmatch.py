@@ -433,6 +433,21 @@ def inspect_buffer(elements, data: bytes, env: dict | None = None) -> bool:
         return False
 
 
+def cross_span(elements) -> int | None:
+    """For elements that are one positive content anywhere in the buffer
+    (no offset, depth or end anchor): its length less one, the bytes before
+    a chunk that a match crossing into the chunk can use. None for any
+    other shape (several elements, a negation, an anchor, a pcre)."""
+    if type(elements) is not CompiledElements:
+        elements = _compiled(elements)
+    if len(elements) != 1:
+        return None
+    n = elements[0]
+    if n.kind != _CONTENT or n.negated or n.endswith or n.static_window != (0, None):
+        return None
+    return n.plen - 1
+
+
 # id(raw tuple) -> (raw tuple, compiled): the engine may hand us the parser's
 # element tuples as they are; compiling them per call would cost more than
 # the matching itself.

@@ -1133,3 +1133,21 @@ def test_cookie_and_user_agent_buffers_whatever_headers_came(seed):
         assert bufs.get("http.user_agent") == joined(b"user-agent")
         want = b"".join(n + b": " + v + b"\r\n" for n, v in hs if n.lower() != b"cookie")
         assert bufs.get("http.header") == (want if hs else None)
+
+
+def test_a_pattern_across_two_inspections_alerts_though_an_earlier_copy_is_in_the_tail():
+    """A stream rule's pattern split between two ACKed chunks is found with
+    the bytes kept before the chunk (the tail); one whole copy of it in those
+    bytes, seen earlier when its flowbit was not set yet, must not hide the
+    new one (it did: "the tail held a match already" rejected every match
+    across the boundary). The earlier copy alerts no more for it."""
+    rules = (
+        'alert tcp any any -> any 80 (msg:"go"; flow:to_server; content:"SETGO"; '
+        'flowbits:set,go; flowbits:noalert; sid:1;)\n'
+        'alert tcp any any -> any 80 (msg:"mark"; flow:to_server; content:"STREAMMARK"; '
+        'flowbits:isset,go; sid:2;)\n')
+    frames = tcp_session([b"aaaa STREAMMARK aaaa", b"SETGO bbbb STREAM", b"MARK cccc"])
+    assert sids(run(rules, frames)) == {2: 1}
+    # the copy seen before the flowbit, alone: nothing
+    frames = tcp_session([b"aaaa STREAMMARK aaaa", b"SETGO bbbb", b"cccc"])
+    assert sids(run(rules, frames)) == {}

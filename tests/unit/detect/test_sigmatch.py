@@ -590,3 +590,20 @@ def test_content_chains_match_exhaustive_reference(chain, data):
     expected = _reference(chain, data)
     with mock.patch.object(sigmatch, "RECURSION_LIMIT", 10**9):
         assert run(elems, data) == expected, (chain, data)
+
+
+@pytest.mark.parametrize(("options", "want"), [
+    ('content:"STREAMMARK";', 9),
+    ('content:"ab"; nocase;', 1),
+    ('content:"STREAMMARK"; depth:20;', None),
+    ('content:"STREAMMARK"; offset:3;', None),
+    ('content:"STREAMMARK"; endswith;', None),
+    ('content:!"STREAMMARK";', None),
+    ('content:"A"; content:"B"; distance:0;', None),
+    ('pcre:"/x+y/";', None),
+])
+def test_cross_span_only_for_one_unanchored_content(options, want):
+    """The tail bytes a match across a chunk boundary can use: a content's
+    length less one, only where one positive content anywhere is the whole
+    buffer (the engine then looks for a new match with just that much)."""
+    assert sigmatch.cross_span(compile_elements(elements(options))) == want
