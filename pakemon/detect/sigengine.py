@@ -2666,13 +2666,10 @@ class SigEngine:
                         continue
                     # The tail holds a match of its own (an earlier
                     # occurrence, which may not have alerted: a flowbit not
-                    # set yet): a one-content rule still matches anew where
-                    # its pattern crosses into the chunk, looked for with
-                    # just too few tail bytes to hold it whole. (Seen when
-                    # a response's pattern was split across two inspections
-                    # with the same pattern 400 bytes before.)
-                    k = sigmatch.cross_span(elements)
-                    if k and _inspect(elements, tail[-k:] + data, {} if sr.env else None):
+                    # set yet), which must not hide a new one across the
+                    # boundary (seen: a response's pattern split across two
+                    # inspections, the same pattern 400 bytes before).
+                    if _new_across(elements, tail, data):
                         continue
             return False
         return True
@@ -2836,6 +2833,33 @@ def _trim_reqlog(flow, keep: int) -> None:
         del flow.reqlog[:drop]
         flow.expected = max(0, flow.expected - drop)
         flow.answered = max(0, flow.answered - drop)
+
+
+def _new_across(elements, tail: bytes, data: bytes) -> bool:
+    """Whether a match of ``elements`` in ``tail + data`` uses bytes of
+    ``data`` when ``tail`` alone matches too (and ``data`` alone does not).
+
+    One unanchored content: looked for with one byte of the tail fewer than
+    the content (sigmatch.cross_span), so a match must reach into ``data``.
+    Contents that cutting the front can only lose (sigmatch.suffix_monotone):
+    the shortest end of the tail that still gives a match with ``data`` is
+    found by halving (11 inspections for a 2 KB tail, only in this case),
+    the match starting latest; it is new if that much tail alone has none.
+    Any other shape (negations, anchors, pcre, byte tests): not new, as
+    before (a copy in the tail hides one across the boundary)."""
+    k = sigmatch.cross_span(elements)
+    if k is not None:
+        return bool(k) and _inspect(elements, tail[-k:] + data, {})
+    if not sigmatch.suffix_monotone(elements):
+        return False
+    lo, hi = 1, len(tail)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _inspect(elements, tail[-mid:] + data, {}):
+            hi = mid
+        else:
+            lo = mid + 1
+    return not _inspect(elements, tail[-lo:], {})
 
 
 def _payload_of(pkt):

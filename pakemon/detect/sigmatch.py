@@ -448,6 +448,25 @@ def cross_span(elements) -> int | None:
     return n.plen - 1
 
 
+def suffix_monotone(elements) -> bool:
+    """Whether cutting bytes off the front of a buffer can only take matches
+    away, never make one: every element a positive content, each either
+    relative to the one before or anywhere in the buffer (no offset, depth,
+    end anchor, negation, pcre, byte or size test)."""
+    if type(elements) is not CompiledElements:
+        elements = _compiled(elements)
+    if not elements:
+        return False
+    for n in elements:
+        if n.kind != _CONTENT or n.negated or n.endswith:
+            return False
+        if not n.relative and n.static_window != (0, None):
+            return False
+        if n.relative and (_is_var(n.distance) or n.distance is not None and n.distance < 0):
+            return False
+    return True
+
+
 # id(raw tuple) -> (raw tuple, compiled): the engine may hand us the parser's
 # element tuples as they are; compiling them per call would cost more than
 # the matching itself.

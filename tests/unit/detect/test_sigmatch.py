@@ -607,3 +607,20 @@ def test_cross_span_only_for_one_unanchored_content(options, want):
     length less one, only where one positive content anywhere is the whole
     buffer (the engine then looks for a new match with just that much)."""
     assert sigmatch.cross_span(compile_elements(elements(options))) == want
+
+
+@pytest.mark.parametrize(("options", "want"), [
+    ('content:"A"; content:"B"; distance:0;', True),
+    ('content:"A"; content:"B"; distance:2; within:5;', True),
+    ('content:"A"; content:"B";', True),
+    ('content:"A"; depth:4; content:"B"; distance:0;', False),
+    ('content:"A"; content:!"B"; distance:0;', False),
+    ('content:"A"; pcre:"/B+/R";', False),
+    ('content:"A"; isdataat:2,relative;', False),
+    ('content:"A"; content:"B"; distance:-1;', False),
+])
+def test_suffix_monotone_shapes(options, want):
+    """Where cutting the buffer's front can only take matches away: the
+    engine then finds the shortest tail end that still matches across a
+    chunk boundary by halving."""
+    assert sigmatch.suffix_monotone(compile_elements(elements(options))) is want
