@@ -147,7 +147,10 @@ session state before that packet (the handshake's last ACK is not
 established); ICMP payload is what follows the 8-byte header; a ``dsize``
 other than ``<``/``<=`` (or ``=0``) needs a payload (Suricata's signature
 mask), so ``dsize:!9`` skips empty segments. Deviation: a stream match
-across two inspected chunks is found (Suricata would miss it).
+across two inspected chunks is found (Suricata would miss it), with the
+last 2 KB before the chunk; a whole earlier match in those bytes does not
+hide it where the rule's buffer is contents only (``_new_across``), but
+does where it has a negation, an anchor, a pcre or a byte test.
 """
 
 from __future__ import annotations
