@@ -1,0 +1,261 @@
+"""Traffic generators for the Suricata engine's differential tests and fuzz.
+
+Each gives frames (timestamp, Ethernet frame) for one TCP connection whose
+bytes are cut, ordered and acknowledged at random, next to rules whose
+alerts must not depend on that: tests/unit/detect/test_sigengine.py runs a
+few seeds of each, tests/integration/sig_diff.py runs many (script mode).
+"""
+
+from __future__ import annotations
+
+import random
+
+from pakemon.lab.traffic import ACK, PSH, RST, SYN, tcp_frame
+
+SINK_RULES = (
+    'alert tcp any 80 -> any any (msg:"pkt"; flow:to_client; content:"PKTMARK"; sid:1;)\n'
+    'alert tcp any 80 -> any any (msg:"stream"; flow:established,to_client; '
+    'content:"STREAMMARK"; sid:2;)\n'
+    'alert http any any -> any any (msg:"body"; flow:to_client; file.data; '
+    'content:"BODYMARK"; sid:3;)\n'
+    'alert http any any -> any any (msg:"code"; flow:to_client; http.stat_code; '
+    'content:"404"; sid:4;)\n'
+    'alert tcp any 80 -> any any (msg:"set"; flow:to_client; content:"SETBIT"; '
+    'flowbits:set,seen; flowbits:noalert; sid:5;)\n'
+    'alert http any any -> any any (msg:"isset"; flow:to_server; http.uri; content:"/next"; '
+    'flowbits:isset,seen; sid:6;)\n'
+    'alert tcp any 80 -> any any (msg:"small"; flow:to_client; dsize:<8; content:"MK"; '
+    'sid:7;)\n')
+
+
+def sink_traffic(seed):
+    """Keep-alive HTTP exchanges whose responses come in random segments,
+    some out of order, sent twice, overlapped by a copy with other bytes or
+    lost, with the client's ACKs and next (sometimes pipelined) requests
+    between them at random, bodies by length or chunked, the rules' marks
+    anywhere; the connection ends with FINs (the server's carrying data), a
+    RST, or not at all."""
+    rnd = random.Random(seed)
+    marks = [b"PKTMARK", b"STREAMMARK", b"BODYMARK", b"SETBIT", b"MK", b"plain"]
+    cport = 41000 + seed
+    cseq, sseq = 1000, 50000
+    ts = 1.0
+    fr = []
+
+    def frame(from_client, seq, ack, flags, data=b""):
+        nonlocal ts
+        ts += 0.001
+        if from_client:
+            fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, flags, data)))
+        else:
+            fr.append((ts, tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, flags, data)))
+
+    def response():
+        body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
+            rnd.randint(1, 12)))
+        code = rnd.choice([b"200 OK", b"404 Not Found"])
+        if rnd.random() < 0.3:
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 25]), body[i:i + 25])
+                              for i in range(0, len(body), 25))
+            return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+                chunks + b"0\r\n\r\n"
+        return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    frame(True, cseq, 0, SYN)
+    frame(False, sseq, cseq + 1, SYN | ACK)
+    cseq, sseq = cseq + 1, sseq + 1
+    frame(True, cseq, sseq, ACK)
+    n = 0
+    for _ in range(rnd.randint(2, 5)):
+        reqs = 2 if rnd.random() < 0.2 else 1  # pipelined: two requests, two responses
+        req = b"".join(b"GET /" + (b"next" if n + k else b"first") + b" HTTP/1.1\r\n"
+                       b"Host: a\r\n\r\n" for k in range(reqs))
+        n += reqs
+        frame(True, cseq, sseq, PSH | ACK, req)
+        cseq += len(req)
+        resp = b"".join(response() for _ in range(reqs))
+        cuts = sorted(rnd.sample(range(1, len(resp)), min(len(resp) - 1, rnd.randint(1, 9))))
+        segs = [(a, resp[a:b]) for a, b in zip([0] + cuts, cuts + [len(resp)])]
+        if rnd.random() < 0.3 and len(segs) > 2:  # two segments swapped
+            i = rnd.randrange(len(segs) - 1)
+            segs[i], segs[i + 1] = segs[i + 1], segs[i]
+        if rnd.random() < 0.3:  # a copy sent again
+            segs.insert(rnd.randrange(len(segs) + 1), rnd.choice(segs))
+        if rnd.random() < 0.2:  # a copy with other bytes, before or after
+            off, data = rnd.choice(segs)
+            segs.insert(rnd.randrange(len(segs) + 1), (off, bytes(b ^ 0x20 for b in data)))
+        if rnd.random() < 0.1 and len(segs) > 2:  # one the capture lost
+            del segs[rnd.randrange(1, len(segs))]
+        for off, data in segs:
+            frame(False, sseq + off, cseq, PSH | ACK, data)
+            if rnd.random() < 0.25:  # the client ACKs what it has so far
+                frame(True, cseq, sseq + off + len(data), ACK)
+        sseq += len(resp)
+        if rnd.random() < 0.7:
+            frame(True, cseq, sseq, ACK)
+    end = rnd.random()
+    if end < 0.5:
+        tail = b"" if rnd.random() < 0.5 else b"trailing STREAMMARK"
+        frame(False, sseq, cseq, ACK | PSH | 1, tail)  # the server's FIN, with data
+        sseq += len(tail)
+        frame(True, cseq, sseq + 1, ACK | 1)
+        frame(False, sseq + 1, cseq + 1, ACK)
+    elif end < 0.75:
+        frame(True, cseq, sseq, RST | ACK)
+    return fr
+
+
+CUT_RULES = (
+    'alert tcp any any -> any 80 (msg:"one"; flow:to_server; content:"EVILWORD"; sid:1;)\n'
+    'alert tcp any any -> any 80 (msg:"two"; flow:to_server; content:"AAA"; content:"BBB"; '
+    'distance:0; sid:2;)\n'
+    'alert tcp any any -> any 80 (msg:"within"; flow:to_server; content:"CCC"; content:"DDD"; '
+    'distance:0; within:10; sid:3;)\n'
+    'alert tcp any any -> any 80 (msg:"pcre"; flow:to_server; content:"XY"; '
+    'pcre:"/XY[0-9]{3}Z/"; sid:4;)\n'
+    'alert tcp any any -> any 80 (msg:"set"; flow:to_server; content:"SETGO"; flowbits:set,go; '
+    'flowbits:noalert; sid:5;)\n'
+    'alert tcp any any -> any 80 (msg:"isset"; flow:to_server; content:"EVILWORD"; '
+    'flowbits:isset,go; sid:6;)\n'
+    'alert tcp any any -> any 80 (msg:"isset2"; flow:to_server; content:"EVIL"; '
+    'content:"WORD"; distance:0; flowbits:isset,go; sid:8;)\n')
+
+
+def cut_frames(data, rnd, cport, whole):
+    cseq, sseq, ts, fr = 1001, 5001, 1.0, []
+
+    def f(c, seq, ack, fl, d=b""):
+        nonlocal ts
+        ts += 0.001
+        fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, fl, d) if c else
+                   tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, fl, d)))
+
+    f(True, cseq - 1, 0, SYN)
+    f(False, sseq - 1, cseq, SYN | ACK)
+    f(True, cseq, sseq, ACK)
+    cuts = [] if whole else sorted(rnd.sample(range(1, len(data)),
+                                              min(len(data) - 1, rnd.randint(0, 12))))
+    for a, b in zip([0] + cuts, cuts + [len(data)]):
+        f(True, cseq + a, sseq, PSH | ACK, data[a:b])
+        if rnd.random() < 0.5:  # the server ACKs: an inspection ends here
+            f(False, sseq, cseq + b, ACK)
+    n = len(data)
+    f(True, cseq + n, sseq, ACK | 1)
+    f(False, sseq, cseq + n + 1, ACK | 1)
+    f(True, cseq + n + 1, sseq + 1, ACK)
+    return fr
+
+
+def cut_stream(rnd: random.Random) -> bytes:
+    """A client stream of the CUT_RULES marks and filler, in random order."""
+    pieces = [b"EVILWORD", b"AAA", b"BBB", b"CCC", b"DDD", b"XY123Z", b"XY12Z", b"SETGO"]
+    return b"".join(rnd.choice(pieces) + bytes(rnd.randint(0, 30))
+                    for _ in range(rnd.randint(1, 12)))
+
+
+HTTP_RULES = (
+    'alert http any any -> any any (msg:"uri"; flow:to_server; http.uri; content:"/evil"; '
+    'sid:1;)\n'
+    'alert http any any -> any any (msg:"method"; flow:to_server; http.method; '
+    'content:"POST"; sid:2;)\n'
+    'alert http any any -> any any (msg:"ua"; flow:to_server; http.user_agent; '
+    'content:"BadBot"; sid:3;)\n'
+    'alert http any any -> any any (msg:"host"; flow:to_server; http.host; '
+    'content:"evil.example"; sid:4;)\n'
+    'alert http any any -> any any (msg:"body"; flow:to_server; http.request_body; '
+    'content:"PAYLOAD"; sid:5;)\n'
+    'alert http any any -> any any (msg:"hdr"; flow:to_server; http.header; '
+    'content:"X-Evil|3a| 1"; sid:6;)\n'
+    'alert http any any -> any any (msg:"cookie"; flow:to_server; http.cookie; '
+    'content:"sess=bad"; sid:7;)\n'
+    'alert http any any -> any any (msg:"resp body"; flow:to_client; file.data; '
+    'content:"MALWARE"; sid:8;)\n'
+    'alert http any any -> any any (msg:"code"; flow:to_client; http.stat_code; '
+    'content:"403"; sid:9;)\n'
+    'alert http any any -> any any (msg:"uri+ua"; flow:to_server; http.uri; content:"/x"; '
+    'http.user_agent; content:"curl"; sid:10;)\n'
+    'alert http any any -> any any (msg:"normalized"; flow:to_server; http.uri; '
+    'content:"/a/b"; sid:11;)\n')
+
+
+def _request(rnd):
+    method = rnd.choice([b"GET", b"POST", b"HEAD"])
+    uri = rnd.choice([b"/index", b"/evil.php", b"/x?y=1", b"/a/./b", b"/a//b", b"/%61/b",
+                      b"/c/../a/b"])
+    hs = [(b"Host", rnd.choice([b"evil.example", b"good.example", b"EVIL.example:80"]))]
+    if rnd.random() < 0.5:
+        hs.append((b"User-Agent", rnd.choice([b"BadBot/1", b"curl/8", b"Mozilla"])))
+    if rnd.random() < 0.3:
+        hs.append((b"X-Evil", b"1"))
+    if rnd.random() < 0.3:
+        hs.append((b"Cookie", rnd.choice([b"sess=bad", b"sess=good"])))
+    body = b""
+    if method == b"POST":
+        body = rnd.choice([b"PAYLOAD here", b"nothing", b"xxPAYLOADxx" * 3])
+        if rnd.random() < 0.5:
+            hs.append((b"Content-Length", b"%d" % len(body)))
+        else:
+            hs.append((b"Transfer-Encoding", b"chunked"))
+            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 5]), body[i:i + 5])
+                            for i in range(0, len(body), 5)) + b"0\r\n\r\n"
+    return method + b" " + uri + b" HTTP/1.1\r\n" + b"".join(
+        n + b": " + v + b"\r\n" for n, v in hs) + b"\r\n" + body
+
+
+def _response(rnd):
+    code = rnd.choice([b"200 OK", b"403 Forbidden", b"404 Not Found"])
+    body = rnd.choice([b"hello", b"MALWARE inside", b"x" * 50 + b"MALWARE"])
+    if rnd.random() < 0.5:
+        return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
+                      for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+    return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+
+
+def http_exchanges(rnd: random.Random) -> list:
+    """One to four exchanges, some of two pipelined requests and responses
+    (bodies by length or chunked, URIs encoded or with dot segments)."""
+    out = []
+    for _ in range(rnd.randint(1, 4)):
+        k = 2 if rnd.random() < 0.3 else 1
+        out.append((b"".join(_request(rnd) for _ in range(k)),
+                    b"".join(_response(rnd) for _ in range(k))))
+    return out
+
+
+def http_frames(exchanges, rnd: random.Random, cport: int, whole: bool) -> list:
+    """The exchanges over one connection, each side's bytes whole or cut at
+    random with the receiver's ACKs at random between the pieces."""
+    cseq, sseq, ts, fr = 1001, 5001, 1.0, []
+
+    def f(c, seq, ack, fl, d=b""):
+        nonlocal ts
+        ts += 0.001
+        fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, fl, d) if c else
+                   tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, fl, d)))
+
+    def send(data, c):
+        nonlocal cseq, sseq
+        base = cseq if c else sseq
+        cuts = [] if whole or len(data) < 2 else sorted(
+            rnd.sample(range(1, len(data)), min(len(data) - 1, rnd.randint(0, 10))))
+        for a, b in zip([0] + cuts, cuts + [len(data)]):
+            f(c, base + a, sseq if c else cseq, PSH | ACK, data[a:b])
+            if not whole and rnd.random() < 0.4:
+                f(not c, sseq if c else cseq, base + b, ACK)
+        if c:
+            cseq += len(data)
+        else:
+            sseq += len(data)
+        f(not c, sseq if c else cseq, cseq if c else sseq, ACK)
+
+    f(True, cseq - 1, 0, SYN)
+    f(False, sseq - 1, cseq, SYN | ACK)
+    f(True, cseq, sseq, ACK)
+    for reqs, resps in exchanges:
+        send(reqs, True)
+        send(resps, False)
+    f(True, cseq, sseq, ACK | 1)
+    f(False, sseq, cseq + 1, ACK | 1)
+    f(True, cseq + 1, sseq + 1, ACK)
+    return fr
