@@ -259,3 +259,70 @@ def http_frames(exchanges, rnd: random.Random, cport: int, whole: bool) -> list:
     f(False, sseq, cseq + 1, ACK | 1)
     f(True, cseq + 1, sseq + 1, ACK)
     return fr
+
+
+FRAG_RULES = (
+    'alert udp any any -> any 53 (msg:"dns name"; dns.query; content:"evil.example"; '
+    'nocase; sid:1;)\n'
+    'alert udp any any -> any any (msg:"udp content"; content:"UDPMARK"; sid:2;)\n'
+    'alert udp any any -> any any (msg:"big"; dsize:>600; content:"BIGMARK"; sid:3;)\n'
+    'alert udp any any -> any 53 (msg:"two"; content:"AAA"; content:"BBB"; distance:0; '
+    'sid:4;)\n')
+
+
+def _dns_query(name: bytes, qid: int) -> bytes:
+    labels = b"".join(bytes((len(x),)) + x for x in name.split(b".")) + b"\0"
+    return qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + \
+        b"\x00\x01\x00\x01"
+
+
+def frag_datagrams(rnd: random.Random) -> list:
+    """Datagrams to port 53 and another port: DNS queries for a bad or a
+    good name, and payloads carrying the FRAG_RULES marks, small and large."""
+    out = []
+    for i in range(rnd.randint(1, 4)):
+        if rnd.random() < 0.5:
+            name = rnd.choice([b"evil.example", b"www.EVIL.example", b"good.example",
+                               b"a" * 40 + b".evil.example"])
+            payload = _dns_query(name, i) + bytes(rnd.randint(0, 900))
+            port = 53
+        else:
+            marks = [b"UDPMARK", b"BIGMARK", b"AAA", b"BBB", b"plain"]
+            payload = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 300))
+                               for _ in range(rnd.randint(1, 6)))
+            port = rnd.choice([53, 9999])
+        out.append((5000 + i, port, payload))
+    return out
+
+
+def frag_frames(datagrams, rnd: random.Random, whole: bool) -> list:
+    """Each datagram as one IPv4 packet, or cut into fragments (8-byte
+    multiples) sent in random order, some twice; other datagrams' fragments
+    may come in between."""
+    from pakemon.lab.traffic import ether, ipv4, udp
+
+    frags = []
+    for ident, (sport, dport, payload) in enumerate(datagrams, 1):
+        seg = udp("10.0.0.1", "10.0.0.2", sport, dport, payload)
+        if whole:
+            frags.append(ether(ipv4("10.0.0.1", "10.0.0.2", 17, seg, ident=ident)))
+            continue
+        cuts = sorted({rnd.randrange(1, len(seg) // 8 + 1) * 8
+                       for _ in range(rnd.randint(1, 6))} - {len(seg)})
+        cuts = [c for c in cuts if c < len(seg)]
+        pieces = []
+        for a, b in zip([0] + cuts, cuts + [len(seg)]):
+            pieces.append(ether(ipv4("10.0.0.1", "10.0.0.2", 17, seg[a:b], ident=ident,
+                                     df=False, frag_offset=a, mf=b < len(seg))))
+        rnd.shuffle(pieces)
+        if rnd.random() < 0.3:
+            pieces.insert(rnd.randrange(len(pieces) + 1), rnd.choice(pieces))
+        frags.append(pieces)
+    if whole:
+        return [(1.0 + i * 0.001, f) for i, f in enumerate(frags)]
+    out = []
+    queues = [list(p) for p in frags]
+    while any(queues):
+        q = rnd.choice([q for q in queues if q])
+        out.append(q.pop(0))
+    return [(1.0 + i * 0.001, f) for i, f in enumerate(out)]

@@ -14,6 +14,9 @@ must give the same detection:
   copy follows its setter.
 * ``http``: the HTTP exchanges sent whole against cut, ACKed at random:
   the same alerts, count for count.
+* ``frag``: UDP datagrams (DNS queries, marked payloads) sent whole
+  against cut into IP fragments in random order, some twice, other
+  datagrams' fragments between: the same alerts, count for count.
 
 The unit tests run a few seeds of each (tests/unit/detect/test_sigengine.py);
 this runs many and prints the seeds that differ::
@@ -31,7 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sig_traffic import (CUT_RULES, HTTP_RULES, SINK_RULES, cut_frames, cut_stream,  # noqa: E402
+from sig_traffic import (CUT_RULES, FRAG_RULES, HTTP_RULES, SINK_RULES,  # noqa: E402
+                         cut_frames, cut_stream, frag_datagrams, frag_frames,
                          http_exchanges, http_frames, sink_traffic)
 
 from pakemon.detect import sigengine  # noqa: E402
@@ -39,7 +43,7 @@ from pakemon.detect.suricata_parser import parse_suricata_rules  # noqa: E402
 from pakemon.events import Alert  # noqa: E402
 from pakemon.pipeline import Pipeline  # noqa: E402
 
-KINDS = ("sink", "defer", "stream", "http")
+KINDS = ("sink", "defer", "stream", "http", "frag")
 
 
 def _rules(text):
@@ -112,6 +116,15 @@ def differs(kind: str, seed: int) -> str | None:
         if go >= 0 and data.find(b"EVILWORD", go) >= 0 and not {6, 8} <= cut:
             return f"gated copy after its setter missed when cut: {sorted(cut)}"
         return None
+    if kind == "frag":
+        rules = _rules(FRAG_RULES)
+        datagrams = frag_datagrams(random.Random(seed))
+        whole = collections.Counter(
+            x[1] for x in _alerts(rules, frag_frames(datagrams, random.Random(seed), True)))
+        cut = collections.Counter(
+            x[1] for x in _alerts(rules, frag_frames(datagrams, random.Random(-seed - 1),
+                                                     False)))
+        return None if whole == cut else f"whole {dict(whole)} fragmented {dict(cut)}"
     rules = _rules(HTTP_RULES)
     exchanges = http_exchanges(random.Random(seed))
     whole = collections.Counter(
