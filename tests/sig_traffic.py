@@ -12,6 +12,24 @@ import random
 
 from pakemon.lab.traffic import ACK, PSH, RST, SYN, tcp_frame
 
+class _Frames(list):
+    """The frames of one test connection, 10.0.0.1:cport to 10.0.0.2:80, a
+    millisecond apart."""
+
+    def __init__(self, cport: int):
+        super().__init__()
+        self.cport = cport
+        self.ts = 1.0
+
+    def add(self, from_client: bool, seq: int, ack: int, flags: int, data: bytes = b""):
+        self.ts += 0.001
+        if from_client:
+            frame = tcp_frame("10.0.0.1", "10.0.0.2", self.cport, 80, seq, ack, flags, data)
+        else:
+            frame = tcp_frame("10.0.0.2", "10.0.0.1", 80, self.cport, seq, ack, flags, data)
+        self.append((self.ts, frame))
+
+
 SINK_RULES = (
     'alert tcp any 80 -> any any (msg:"pkt"; flow:to_client; content:"PKTMARK"; sid:1;)\n'
     'alert tcp any 80 -> any any (msg:"stream"; flow:established,to_client; '
@@ -37,18 +55,9 @@ def sink_traffic(seed):
     RST, or not at all."""
     rnd = random.Random(seed)
     marks = [b"PKTMARK", b"STREAMMARK", b"BODYMARK", b"SETBIT", b"MK", b"plain"]
-    cport = 41000 + seed
     cseq, sseq = 1000, 50000
-    ts = 1.0
-    fr = []
-
-    def frame(from_client, seq, ack, flags, data=b""):
-        nonlocal ts
-        ts += 0.001
-        if from_client:
-            fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, flags, data)))
-        else:
-            fr.append((ts, tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, flags, data)))
+    fr = _Frames(41000 + seed)
+    frame = fr.add
 
     def response():
         body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
@@ -122,13 +131,9 @@ CUT_RULES = (
 
 
 def cut_frames(data, rnd, cport, whole):
-    cseq, sseq, ts, fr = 1001, 5001, 1.0, []
-
-    def f(c, seq, ack, fl, d=b""):
-        nonlocal ts
-        ts += 0.001
-        fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, fl, d) if c else
-                   tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, fl, d)))
+    cseq, sseq = 1001, 5001
+    fr = _Frames(cport)
+    f = fr.add
 
     f(True, cseq - 1, 0, SYN)
     f(False, sseq - 1, cseq, SYN | ACK)
@@ -226,13 +231,9 @@ def http_exchanges(rnd: random.Random) -> list:
 def http_frames(exchanges, rnd: random.Random, cport: int, whole: bool) -> list:
     """The exchanges over one connection, each side's bytes whole or cut at
     random with the receiver's ACKs at random between the pieces."""
-    cseq, sseq, ts, fr = 1001, 5001, 1.0, []
-
-    def f(c, seq, ack, fl, d=b""):
-        nonlocal ts
-        ts += 0.001
-        fr.append((ts, tcp_frame("10.0.0.1", "10.0.0.2", cport, 80, seq, ack, fl, d) if c else
-                   tcp_frame("10.0.0.2", "10.0.0.1", 80, cport, seq, ack, fl, d)))
+    cseq, sseq = 1001, 5001
+    fr = _Frames(cport)
+    f = fr.add
 
     def send(data, c):
         nonlocal cseq, sseq
