@@ -327,3 +327,63 @@ def frag_frames(datagrams, rnd: random.Random, whole: bool) -> list:
         q = rnd.choice([q for q in queues if q])
         out.append(q.pop(0))
     return [(1.0 + i * 0.001, f) for i, f in enumerate(out)]
+
+
+TLS_RULES = (
+    'alert tls any any -> any any (msg:"sni"; flow:established,to_server; tls.sni; '
+    'content:"c2.evil.example"; endswith; nocase; sid:1;)\n'
+    'alert tls any any -> any any (msg:"subject"; flow:established,to_client; '
+    'tls.cert_subject; content:"CN=c2.evil.example"; sid:2;)\n'
+    'alert tls any any -> any any (msg:"issuer and sni"; tls.cert_issuer; content:"Shady CA"; '
+    'tls.sni; content:"evil"; sid:3;)\n'
+    'alert tls any any -> any any (msg:"raw and issuer"; flow:from_server,established; '
+    'content:"c2.evil.example"; fast_pattern; tls.cert_issuer; content:"Shady CA"; sid:4;)\n'
+    'alert tls any any -> any any (msg:"ja3s"; ja3s.string; content:"771,"; sid:5;)\n')
+
+
+def tls_frames(rnd: random.Random, cport: int, whole: bool) -> list:
+    """A TLS 1.2 handshake (SNI c2.evil.example or another name, a
+    certificate from "Shady CA" or another issuer) and a few encrypted
+    records, each side's bytes whole or cut at random, some pieces swapped,
+    ACKed at random. The choice of names comes first from ``rnd``."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    from tls_builders import certificate_msg, client_hello, make_cert, record, server_hello
+
+    sni = rnd.choice([b"c2.evil.example", b"www.good.example"])
+    issuer = rnd.choice(["Shady CA", "Real CA"])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sni.decode())])
+    der = make_cert(subject, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]),
+                    1000 + rnd.randrange(1000))
+    parts = [(True, record(22, client_hello(sni), b"\x03\x01")),
+             (False, record(22, server_hello() + certificate_msg(der))),
+             (True, record(20, b"\x01") + record(23, b"\x17" * 40)),
+             (False, record(20, b"\x01") + record(23, b"\x18" * 60))]
+    if whole:
+        rnd = random.Random(0)
+    cseq, sseq = 1001, 5001
+    fr = _Frames(cport)
+    fr.add(True, cseq - 1, 0, SYN)
+    fr.add(False, sseq - 1, cseq, SYN | ACK)
+    fr.add(True, cseq, sseq, ACK)
+    for c, data in parts:
+        base = cseq if c else sseq
+        cuts = [] if whole else sorted(rnd.sample(range(1, len(data)),
+                                                  min(len(data) - 1, rnd.randint(0, 12))))
+        order = list(zip([0] + cuts, cuts + [len(data)]))
+        if not whole and len(order) > 2 and rnd.random() < 0.3:
+            i = rnd.randrange(len(order) - 1)
+            order[i], order[i + 1] = order[i + 1], order[i]
+        for a, b in order:
+            fr.add(c, base + a, sseq if c else cseq, PSH | ACK, data[a:b])
+            if not whole and rnd.random() < 0.4:
+                fr.add(not c, sseq if c else cseq, base + b, ACK)
+        if c:
+            cseq += len(data)
+        else:
+            sseq += len(data)
+        fr.add(not c, sseq if c else cseq, cseq if c else sseq, ACK)
+    fr.add(True, cseq, sseq, ACK | 1)
+    fr.add(False, sseq, cseq + 1, ACK | 1)
+    fr.add(True, cseq + 1, sseq + 1, ACK)
+    return fr
