@@ -12,6 +12,20 @@ import random
 
 from pakemon.lab.traffic import ACK, PSH, RST, SYN, tcp_frame
 
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` in chunks of ``size`` bytes, with the last, empty chunk."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def _response_bytes(code: bytes, body: bytes, chunk: int | None) -> bytes:
+    """A response with ``body`` framed by length, or chunked in ``chunk``-byte pieces."""
+    if chunk:
+        return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + \
+            _chunked(body, chunk)
+    return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
 class _Frames(list):
     """The frames of one test connection, 10.0.0.1:cport to 10.0.0.2:80, a
     millisecond apart."""
@@ -63,12 +77,7 @@ def sink_traffic(seed):
         body = b"".join(rnd.choice(marks) + bytes(rnd.randint(0, 40)) for _ in range(
             rnd.randint(1, 12)))
         code = rnd.choice([b"200 OK", b"404 Not Found"])
-        if rnd.random() < 0.3:
-            chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 25]), body[i:i + 25])
-                              for i in range(0, len(body), 25))
-            return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + \
-                chunks + b"0\r\n\r\n"
-        return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        return _response_bytes(code, body, 25 if rnd.random() < 0.3 else None)
 
     frame(True, cseq, 0, SYN)
     frame(False, sseq, cseq + 1, SYN | ACK)
@@ -201,8 +210,7 @@ def _request(rnd):
             hs.append((b"Content-Length", b"%d" % len(body)))
         else:
             hs.append((b"Transfer-Encoding", b"chunked"))
-            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 5]), body[i:i + 5])
-                            for i in range(0, len(body), 5)) + b"0\r\n\r\n"
+            body = _chunked(body, 5)
     return method + b" " + uri + b" HTTP/1.1\r\n" + b"".join(
         n + b": " + v + b"\r\n" for n, v in hs) + b"\r\n" + body
 
@@ -210,11 +218,7 @@ def _request(rnd):
 def _response(rnd):
     code = rnd.choice([b"200 OK", b"403 Forbidden", b"404 Not Found"])
     body = rnd.choice([b"hello", b"MALWARE inside", b"x" * 50 + b"MALWARE"])
-    if rnd.random() < 0.5:
-        return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7])
-                      for i in range(0, len(body), 7)) + b"0\r\n\r\n"
-    return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+    return _response_bytes(code, body, None if rnd.random() < 0.5 else 7)
 
 
 def http_exchanges(rnd: random.Random) -> list:
