@@ -27,20 +27,23 @@ def _response_bytes(code: bytes, body: bytes, chunk: int | None) -> bytes:
 
 
 class _Frames(list):
-    """The frames of one test connection, 10.0.0.1:cport to 10.0.0.2:80, a
-    millisecond apart."""
+    """The frames of one test connection, 10.0.0.1:cport to 10.0.0.2:sport
+    (80 unless given), a millisecond apart."""
 
-    def __init__(self, cport: int):
+    def __init__(self, cport: int, sport: int = 80):
         super().__init__()
         self.cport = cport
+        self.sport = sport
         self.ts = 1.0
 
     def add(self, from_client: bool, seq: int, ack: int, flags: int, data: bytes = b""):
         self.ts += 0.001
         if from_client:
-            frame = tcp_frame("10.0.0.1", "10.0.0.2", self.cport, 80, seq, ack, flags, data)
+            frame = tcp_frame("10.0.0.1", "10.0.0.2", self.cport, self.sport, seq, ack, flags,
+                              data)
         else:
-            frame = tcp_frame("10.0.0.2", "10.0.0.1", 80, self.cport, seq, ack, flags, data)
+            frame = tcp_frame("10.0.0.2", "10.0.0.1", self.sport, self.cport, seq, ack, flags,
+                              data)
         self.append((self.ts, frame))
 
 
@@ -333,6 +336,39 @@ def frag_frames(datagrams, rnd: random.Random, whole: bool) -> list:
     return [(1.0 + i * 0.001, f) for i, f in enumerate(out)]
 
 
+def _exchange_frames(parts, rnd: random.Random, cport: int, whole: bool, sport: int = 80):
+    """One connection carrying ``parts``, (from_client, bytes) in turn: each
+    whole in one segment, or cut at up to 12 random places with two pieces
+    swapped now and then and the receiver's ACKs between them at random; the
+    receiver ACKs each part, and both sides close with FINs."""
+    cseq, sseq = 1001, 5001
+    fr = _Frames(cport, sport)
+    fr.add(True, cseq - 1, 0, SYN)
+    fr.add(False, sseq - 1, cseq, SYN | ACK)
+    fr.add(True, cseq, sseq, ACK)
+    for c, data in parts:
+        base = cseq if c else sseq
+        cuts = [] if whole else sorted(rnd.sample(range(1, len(data)),
+                                                  min(len(data) - 1, rnd.randint(0, 12))))
+        order = list(zip([0] + cuts, cuts + [len(data)]))
+        if not whole and len(order) > 2 and rnd.random() < 0.3:
+            i = rnd.randrange(len(order) - 1)
+            order[i], order[i + 1] = order[i + 1], order[i]
+        for a, b in order:
+            fr.add(c, base + a, sseq if c else cseq, PSH | ACK, data[a:b])
+            if not whole and rnd.random() < 0.4:
+                fr.add(not c, sseq if c else cseq, base + b, ACK)
+        if c:
+            cseq += len(data)
+        else:
+            sseq += len(data)
+        fr.add(not c, sseq if c else cseq, cseq if c else sseq, ACK)
+    fr.add(True, cseq, sseq, ACK | 1)
+    fr.add(False, sseq, cseq + 1, ACK | 1)
+    fr.add(True, cseq + 1, sseq + 1, ACK)
+    return fr
+
+
 TLS_RULES = (
     'alert tls any any -> any any (msg:"sni"; flow:established,to_server; tls.sni; '
     'content:"c2.evil.example"; endswith; nocase; sid:1;)\n'
@@ -365,29 +401,74 @@ def tls_frames(rnd: random.Random, cport: int, whole: bool) -> list:
              (False, record(20, b"\x01") + record(23, b"\x18" * 60))]
     if whole:
         rnd = random.Random(0)
-    cseq, sseq = 1001, 5001
-    fr = _Frames(cport)
-    fr.add(True, cseq - 1, 0, SYN)
-    fr.add(False, sseq - 1, cseq, SYN | ACK)
-    fr.add(True, cseq, sseq, ACK)
-    for c, data in parts:
-        base = cseq if c else sseq
-        cuts = [] if whole else sorted(rnd.sample(range(1, len(data)),
-                                                  min(len(data) - 1, rnd.randint(0, 12))))
-        order = list(zip([0] + cuts, cuts + [len(data)]))
-        if not whole and len(order) > 2 and rnd.random() < 0.3:
-            i = rnd.randrange(len(order) - 1)
-            order[i], order[i + 1] = order[i + 1], order[i]
-        for a, b in order:
-            fr.add(c, base + a, sseq if c else cseq, PSH | ACK, data[a:b])
-            if not whole and rnd.random() < 0.4:
-                fr.add(not c, sseq if c else cseq, base + b, ACK)
-        if c:
-            cseq += len(data)
-        else:
-            sseq += len(data)
-        fr.add(not c, sseq if c else cseq, cseq if c else sseq, ACK)
-    fr.add(True, cseq, sseq, ACK | 1)
-    fr.add(False, sseq, cseq + 1, ACK | 1)
-    fr.add(True, cseq + 1, sseq + 1, ACK)
-    return fr
+    return _exchange_frames(parts, rnd, cport, whole)
+
+
+APP_RULES = (
+    'alert dns any any -> any any (msg:"dns tcp"; dns.query; content:"evil.example"; nocase; '
+    'sid:1;)\n'
+    'alert smtp any any -> any any (msg:"attachment"; flow:to_server; file_data; '
+    'content:"exploit"; sid:2;)\n'
+    'alert tcp any any -> any 25 (msg:"smtp raw"; flow:to_server,established; '
+    'content:"RCPT TO:<victim"; nocase; sid:3;)\n'
+    'alert ssh any any -> any any (msg:"ssh software"; ssh.software; content:"EvilClient"; '
+    'sid:4;)\n'
+    'alert ssh any any -> any any (msg:"ssh proto"; ssh.proto; content:"1.99"; sid:5;)\n')
+
+
+def _mail(rnd: random.Random) -> bytes:
+    """One mail's DATA bytes: an attachment that may carry "exploit",
+    base64 (lines of 76) or plain, and the ending dot line."""
+    import base64
+    payload = b"".join(rnd.choice([b"exploit", b"harmless", b"x"]) + bytes(rnd.randint(0, 60))
+                       for _ in range(rnd.randint(1, 8)))
+    if rnd.random() < 0.7:
+        enc = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+        cte = b"base64"
+    else:
+        enc = payload.replace(b"\0", b"z").replace(b"\r", b"").replace(b"\n", b"") + b"\r\n"
+        cte = b"7bit"
+    return (b"From: a@example.org\r\nTo: victim@example.net\r\nSubject: x\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BB\"\r\n\r\n"
+            b"--BB\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+            b"--BB\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename=\"a.bin\"\r\n"
+            b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + enc + b"--BB--\r\n.\r\n")
+
+
+def app_frames(rnd: random.Random, cport: int, whole: bool) -> list:
+    """One connection of DNS over TCP (queries with their length prefixes,
+    some two to a write), SMTP (one or two mails with attachments) or SSH
+    (banners, then binary bytes), each side's writes whole or cut at
+    random as tls_frames does. The content comes first from ``rnd``."""
+    kind = rnd.choice(["dns", "smtp", "ssh"])
+    parts = []
+    if kind == "dns":
+        sport = 53
+        for i in range(rnd.randint(1, 4)):
+            qs = [_dns_query(rnd.choice([b"evil.example", b"www.EVIL.example", b"good.example"]),
+                             i * 2 + k) for k in range(2 if rnd.random() < 0.3 else 1)]
+            parts.append((True, b"".join(len(q).to_bytes(2, "big") + q for q in qs)))
+            ans = b"".join(len(q).to_bytes(2, "big") + q[:2] + b"\x81\x80" + q[4:] for q in qs)
+            parts.append((False, ans))
+    elif kind == "smtp":
+        sport = 25
+        parts.append((False, b"220 mx ESMTP\r\n"))
+        parts += [(True, b"EHLO client\r\n"), (False, b"250-mx\r\n250 PIPELINING\r\n")]
+        for _ in range(rnd.randint(1, 2)):
+            rcpt = rnd.choice([b"victim", b"VICTIM", b"friend"])
+            parts += [(True, b"MAIL FROM:<a@example.org>\r\n"), (False, b"250 ok\r\n"),
+                      (True, b"RCPT TO:<" + rcpt + b"@example.net>\r\n"), (False, b"250 ok\r\n"),
+                      (True, b"DATA\r\n"), (False, b"354 go on\r\n"),
+                      (True, _mail(rnd)), (False, b"250 queued\r\n")]
+        parts += [(True, b"QUIT\r\n"), (False, b"221 bye\r\n")]
+    else:
+        sport = 22
+        parts.append((False, b"SSH-2.0-OpenSSH_9.2\r\n"))
+        sw = rnd.choice([b"2.0-EvilClient_1.0", b"1.99-EvilClient_2", b"2.0-PuTTY_0.79"])
+        parts.append((True, b"SSH-" + sw + b"\r\n"))
+        parts += [(True, bytes(rnd.randrange(256) for _ in range(rnd.randint(20, 200)))),
+                  (False, bytes(rnd.randrange(256) for _ in range(rnd.randint(20, 200))))]
+    if whole:
+        rnd = random.Random(0)
+    return _exchange_frames(parts, rnd, cport, whole, sport)

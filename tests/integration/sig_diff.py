@@ -20,6 +20,9 @@ must give the same detection:
 * ``tls``: a TLS handshake (sni, certificate subject and issuer, ja3s, a
   raw content with a certificate buffer) sent whole against cut, pieces
   swapped, ACKed at random: the same alerts, count for count.
+* ``apps``: DNS over TCP (``dns.query``), SMTP (attachments' ``file_data``,
+  a raw stream content) and SSH (``ssh.software``, ``ssh.proto``), each
+  side's writes whole against cut as for ``tls``: count for count.
 
 The unit tests run a few seeds of each (tests/unit/detect/test_sigengine.py);
 this runs many and prints the seeds that differ::
@@ -37,16 +40,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sig_traffic import (CUT_RULES, FRAG_RULES, HTTP_RULES, SINK_RULES,  # noqa: E402
-                         TLS_RULES, cut_frames, cut_stream, frag_datagrams, frag_frames,
-                         http_exchanges, http_frames, sink_traffic, tls_frames)
+from sig_traffic import (APP_RULES, CUT_RULES, FRAG_RULES, HTTP_RULES,  # noqa: E402
+                         SINK_RULES, TLS_RULES, app_frames, cut_frames, cut_stream,
+                         frag_datagrams, frag_frames, http_exchanges, http_frames,
+                         sink_traffic, tls_frames)
 
 from pakemon.detect import sigengine  # noqa: E402
 from pakemon.detect.suricata_parser import parse_suricata_rules  # noqa: E402
 from pakemon.events import Alert  # noqa: E402
 from pakemon.pipeline import Pipeline  # noqa: E402
 
-KINDS = ("sink", "defer", "stream", "http", "frag", "tls")
+KINDS = ("sink", "defer", "stream", "http", "frag", "tls", "apps")
 
 
 def _rules(text):
@@ -128,12 +132,13 @@ def differs(kind: str, seed: int) -> str | None:
             x[1] for x in _alerts(rules, frag_frames(datagrams, random.Random(-seed - 1),
                                                      False)))
         return None if whole == cut else f"whole {dict(whole)} fragmented {dict(cut)}"
-    if kind == "tls":
-        rules = _rules(TLS_RULES)
+    if kind in ("tls", "apps"):
+        rules, gen = (_rules(TLS_RULES), tls_frames) if kind == "tls" else \
+            (_rules(APP_RULES), app_frames)
         whole = collections.Counter(
-            x[1] for x in _alerts(rules, tls_frames(random.Random(seed), 40000, True)))
+            x[1] for x in _alerts(rules, gen(random.Random(seed), 40000, True)))
         cut = collections.Counter(
-            x[1] for x in _alerts(rules, tls_frames(random.Random(seed), 40001, False)))
+            x[1] for x in _alerts(rules, gen(random.Random(seed), 40001, False)))
         return None if whole == cut else f"whole {dict(whole)} cut {dict(cut)}"
     rules = _rules(HTTP_RULES)
     exchanges = http_exchanges(random.Random(seed))
