@@ -18,12 +18,18 @@ def _chunked(body: bytes, size: int) -> bytes:
                     for i in range(0, len(body), size)) + b"0\r\n\r\n"
 
 
-def _response_bytes(code: bytes, body: bytes, chunk: int | None) -> bytes:
-    """A response with ``body`` framed by length, or chunked in ``chunk``-byte pieces."""
+def _response_bytes(code: bytes, body: bytes, chunk: int | None, coding: bytes = b"") -> bytes:
+    """A response with ``body`` framed by length, or chunked in ``chunk``-byte
+    pieces; ``coding`` ("gzip" or "deflate"): the body compressed so first."""
+    head = b"HTTP/1.1 " + code + b"\r\n"
+    if coding:
+        import zlib
+        z = zlib.compressobj(6, zlib.DEFLATED, 31 if coding == b"gzip" else 15)
+        body = z.compress(body) + z.flush()
+        head += b"Content-Encoding: " + coding + b"\r\n"
     if chunk:
-        return b"HTTP/1.1 " + code + b"\r\nTransfer-Encoding: chunked\r\n\r\n" + \
-            _chunked(body, chunk)
-    return b"HTTP/1.1 " + code + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        return head + b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(body, chunk)
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 class _Frames(list):
@@ -221,12 +227,14 @@ def _request(rnd):
 def _response(rnd):
     code = rnd.choice([b"200 OK", b"403 Forbidden", b"404 Not Found"])
     body = rnd.choice([b"hello", b"MALWARE inside", b"x" * 50 + b"MALWARE"])
-    return _response_bytes(code, body, None if rnd.random() < 0.5 else 7)
+    coding = rnd.choice([b"", b"", b"gzip", b"deflate"])
+    return _response_bytes(code, body, None if rnd.random() < 0.5 else 7, coding)
 
 
 def http_exchanges(rnd: random.Random) -> list:
     """One to four exchanges, some of two pipelined requests and responses
-    (bodies by length or chunked, URIs encoded or with dot segments)."""
+    (bodies by length or chunked, responses' maybe gzip or deflate, URIs
+    encoded or with dot segments)."""
     out = []
     for _ in range(rnd.randint(1, 4)):
         k = 2 if rnd.random() < 0.3 else 1

@@ -12,8 +12,9 @@ must give the same detection:
 * ``stream``: the client's bytes sent whole against cut and ACKed at
   random: the same stream rules alert, and a flowbit-gated one whenever a
   copy follows its setter.
-* ``http``: the HTTP exchanges sent whole against cut, ACKed at random:
-  the same alerts, count for count.
+* ``http``: the HTTP exchanges (bodies by length or chunked, responses
+  plain, gzip or deflate) sent whole against cut, ACKed at random: the
+  same alerts, count for count.
 * ``frag``: UDP datagrams (DNS queries, marked payloads) sent whole
   against cut into IP fragments in random order, some twice, other
   datagrams' fragments between: the same alerts, count for count.
