@@ -13,7 +13,7 @@ from pakemon.lab.traffic import (TcpConnection, dns_exchange, http_exchange, pin
                                  tcp_frame, udp_frame)
 from pakemon.pipeline import Pipeline
 from sig_traffic import (APP_RULES, CUT_RULES, FRAG_RULES, HTTP_RULES, SINK_RULES, TLS_RULES,
-                         app_frames, cut_frames, cut_stream, frag_datagrams, frag_frames,
+                         _dns_query, app_frames, cut_frames, cut_stream, frag_datagrams, frag_frames,
                          http_exchanges, http_frames, sink_traffic, tls_frames)
 
 
@@ -1149,3 +1149,59 @@ def test_app_seeds_cover_every_rule():
     for seed in _APP_SEEDS:
         seen |= set(sids(run(APP_RULES, app_frames(random.Random(seed), 40000, True))))
     assert seen == {1, 2, 3, 4, 5}
+
+
+
+SIZED_RULES = (
+    'alert udp any any -> any 53 (msg:"big query"; content:"|01 00 00 01|"; dsize:>300; '
+    'sid:1;)\n'
+    'alert udp any any -> any 53 (msg:"data at 500"; content:"|01 00 00 01|"; isdataat:500; '
+    'sid:2;)\n'
+    'alert udp any any -> any 53 (msg:"nothing past 100"; content:"|01 00 00 01|"; '
+    'isdataat:!100; sid:3;)\n'
+    'alert udp any any -> any 53 (msg:"500 past it"; content:"|01 00 00 01|"; '
+    'isdataat:500,relative; sid:4;)\n'
+    'alert tcp any any -> any 80 (msg:"long GET"; content:"GET /"; dsize:>1000; sid:5;)\n'
+    'alert icmp any any -> any any (msg:"ping 60"; itype:8; content:"|00 01 02 03|"; '
+    'dsize:60; sid:6;)\n')
+
+
+def _sized_run(frames):
+    """(alerted sids, candidates checked) with the prefilter, and the sids
+    of checking every rule."""
+    rules, _, _ = parse_suricata_rules(SIZED_RULES)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = set()
+    for ts, f in frames:
+        got |= {a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)}
+    every = {a.rule.sid for a in run(SIZED_RULES, frames, prefilter=False)}
+    return got, pipe.sig.counters["sig_candidates"], every
+
+
+@pytest.mark.parametrize("pad", [0, 60, 73, 74, 273, 274, 473, 474, 900])
+def test_packet_rules_whose_payload_size_cannot_fit_are_no_candidates(pad):
+    """A fast pattern found in a payload that dsize or an absolute isdataat
+    rules out makes no candidate (ET's DNS rules with dsize:>300 or
+    isdataat:2049 were checked on every query and answer), and the alerts
+    are those of checking every rule. A relative isdataat bounds nothing
+    here: its rule stays a candidate."""
+    query = _dns_query(b"a.example", 7) + bytes(pad)  # 27 bytes and the padding
+    n = len(query)
+    got, cands, every = _sized_run([(1.0, udp_frame("10.0.0.1", "10.0.0.2", 5353, 53, query))])
+    want = {sid for sid, fits in ((1, n > 300), (2, n > 500), (3, n <= 100), (4, n >= 506))
+            if fits}
+    assert got == want == every
+    assert cands == len(want - {4}) + 1
+
+
+@pytest.mark.parametrize("size", [56, 60, 1200])
+def test_tcp_and_icmp_packet_rules_by_size(size):
+    """The same for a TCP segment's and an ICMP echo's dsize (ICMP: the
+    payload after the 8-byte header, as Suricata counts it)."""
+    req = b"GET /" + b"a" * (size - 5)
+    frames = tcp_session([req]) + ping_exchange("10.0.0.1", "10.0.0.2", 1, 1, size, ts=9.0)
+    got, cands, every = _sized_run(frames)
+    want = {sid for sid, fits in ((5, size > 1000), (6, size == 60)) if fits}
+    assert got == want == every
+    # (the echo reply carries the pattern too: a candidate its itype rules out)
+    assert cands == (size > 1000) + 2 * (size == 60)
