@@ -693,6 +693,9 @@ class Pipeline:
         if self.sig is not None:
             out.update(self.sig.counters)
             out["sig_pcre_time_limit"] = self.sig.pcre_time_limited()
+            refused = self.sig.matcher_refused()
+            if refused:
+                out["sig_matcher_refused"] = refused
         return out
 
 

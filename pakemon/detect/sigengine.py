@@ -204,6 +204,12 @@ SHORT = 1
 # patterns), so up to a few dozen patterns ``in`` wins; the views of ET make
 # many such groups (5 response-body patterns where a flow's addresses fit).
 FEW = 16
+# A fast pattern is at most this long: a longer content's first FP_MAX bytes
+# (a prefilter may say more than the rule matches, never less). Whole, a
+# 200,000-byte content made hyperscan refuse its group ("Pattern length
+# exceeds limit") on every frame, and the stream prefilter keep the
+# pattern's length of every direction's last bytes.
+FP_MAX = 255
 # Which multi-pattern matcher the groups use: "hyperscan" (about 0.6 ns per
 # byte on segment-sized blocks, 20 times pyahocorasick; a caseless
 # single-match database reports each pattern once per scan, so the Python
@@ -222,12 +228,16 @@ class _Multi:
     scanned as they are; with pyahocorasick they are lowered and decoded
     (latin-1: one code point per byte, as ruletree does)."""
 
-    __slots__ = ("db", "auto", "pats")
+    __slots__ = ("db", "auto", "pats", "plain")
+
+    # hyperscan refusing a group's patterns (counted; the group then takes
+    # pyahocorasick, or ``in`` per pattern without it)
+    REFUSED = Counter()
 
     def __init__(self, pats):
         # compiled on first use: of ET's groups only those some traffic
         # needs are ever built (a view's, the datagram ones)
-        self.db = self.auto = None
+        self.db = self.auto = self.plain = None
         self.pats = list(pats)
 
     def _compile(self):
@@ -235,15 +245,21 @@ class _Multi:
         if _hs():
             db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             exprs = [b"".join(b"\\x%02x" % c for c in p) for p in pats]
-            db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
-                       flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
-            self.db = db
-        else:
-            a = ahocorasick.Automaton()
-            for i, p in enumerate(pats):
-                a.add_word(p.decode("latin-1"), i)
-            a.make_automaton()
-            self.auto = a
+            try:
+                db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
+                           flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
+                self.db = db
+            except hyperscan.error as e:
+                _Multi.REFUSED[str(e)] += 1
+        if self.db is None:
+            if ahocorasick is not None:
+                a = ahocorasick.Automaton()
+                for i, p in enumerate(pats):
+                    a.add_word(p.decode("latin-1"), i)
+                a.make_automaton()
+                self.auto = a
+            else:
+                self.plain = pats
         self.pats = None
 
     def found(self, data, low=None) -> set:
@@ -256,6 +272,8 @@ class _Multi:
             return out
         if low is None:
             low = bytes(data).lower()
+        if self.plain is not None:
+            return {i for i, p in enumerate(self.plain) if p in low}
         return {v for _, v in self.auto.iter(low.decode("latin-1"))}
 
 
@@ -512,7 +530,8 @@ def _fast_pattern(r):
     """(folded bytes, buffer) of the rule's prefilter content, or (None, None).
 
     The content marked fast_pattern (chopped if so), else the longest
-    non-negated content, as Suricata picks within a rule."""
+    non-negated content, as Suricata picks within a rule; at most FP_MAX
+    bytes of it."""
     best = None
     for e in r.elements:
         if not isinstance(e, ContentMatch) or e.negated or not e.pattern:
@@ -522,12 +541,12 @@ def _fast_pattern(r):
             if e.fast_pattern_chop:
                 o, n = e.fast_pattern_chop
                 pat = pat[o:o + n] or pat
-            return pat.lower(), e.buffer
+            return pat[:FP_MAX].lower(), e.buffer
         if best is None or len(e.pattern) > len(best.pattern):
             best = e
     if best is None:
         return None, None
-    return best.pattern.lower(), best.buffer
+    return best.pattern[:FP_MAX].lower(), best.buffer
 
 
 def native_rule(r, classifications=None) -> Rule:
@@ -1539,6 +1558,12 @@ class SigEngine:
         """Inspections whose pcre searches ran out of time (a rule that did
         not match because of it: sigmatch.PCRE_TIME_LIMIT)."""
         return sigmatch.LIMITS["pcre_time_limit"] - self._pcre_limited0
+
+    @staticmethod
+    def matcher_refused() -> int:
+        """Fast-pattern groups hyperscan refused to compile (read with the
+        fallback matcher instead: slower, nothing missed)."""
+        return sum(_Multi.REFUSED.values())
 
     def tcp_state(self, d) -> DirState:
         """The DirState of TCP direction ``d`` (made on first use)."""

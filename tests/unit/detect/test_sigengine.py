@@ -1205,3 +1205,56 @@ def test_tcp_and_icmp_packet_rules_by_size(size):
     assert got == want == every
     # (the echo reply carries the pattern too: a candidate its itype rules out)
     assert cands == (size > 1000) + 2 * (size == 60)
+
+
+def test_a_content_longer_than_a_fast_pattern_alerts_and_costs_no_frame():
+    """A 12,000-byte content (its first FP_MAX bytes the fast pattern) alerts
+    on a stream that holds it, cut into segments, and not on one that holds
+    all but its last byte; whole, its group was refused by hyperscan on
+    every frame ("Pattern length exceeds limit")."""
+    from pakemon.detect import sigengine
+    body = bytes(random.Random(7).randrange(256) for _ in range(12000))
+    rule = ('alert tcp any any -> any 80 (msg:"long"; flow:to_server; content:"|%s|"; sid:1;)'
+            % body.hex(" "))
+    assert len(sigengine._fast_pattern(parse_suricata_rules(rule)[0][0])[0]) == sigengine.FP_MAX
+    hit = tcp_session([b"x" * 10 + body + b"y" * 10], segment=1400)
+    near = tcp_session([b"x" * 10 + body[:-1] + b"z" * 10], cport=40001, segment=1400)
+    rules, _, _ = parse_suricata_rules(rule)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = []
+    for ts, f in hit + near:
+        got += [a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)]
+    got += [a.rule.sid for a in pipe.flush() if isinstance(a, Alert)]
+    assert got == [1]
+    assert "sig_matcher_refused" not in pipe.counters()
+
+
+def test_a_group_hyperscan_refuses_is_read_by_the_fallback_matcher(monkeypatch):
+    """Where hyperscan refuses a group's patterns, the group is read with
+    pyahocorasick (or ``in``) instead, counted, and its rules still alert:
+    no frame is lost to the refusal."""
+    from pakemon.detect import sigengine
+    if not sigengine._hs():
+        pytest.skip("hyperscan is not the matcher here")
+
+    class Refusing:
+        def __init__(self, mode):
+            pass
+
+        def compile(self, **kw):
+            raise sigengine.hyperscan.error("refused for the test")
+
+    monkeypatch.setattr(sigengine.hyperscan, "Database", Refusing)
+    monkeypatch.setattr(sigengine._Multi, "REFUSED", sigengine.Counter())
+    monkeypatch.setattr(sigengine, "FEW", 0)  # (every group through _Multi)
+    text = "".join('alert tcp any any -> any 80 (msg:"m%d"; content:"EVIL%03d"; sid:%d;)\n'
+                   % (i, i, i + 1) for i in range(20))
+    frames = tcp_session([b"GET /EVIL007 and EVIL013 HTTP/1.0\r\n\r\n"])
+    rules, _, _ = parse_suricata_rules(text)
+    pipe = Pipeline([], sig=SigRuleSet(rules))
+    got = set()
+    for ts, f in frames:
+        got |= {a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)}
+    got |= {a.rule.sid for a in pipe.flush() if isinstance(a, Alert)}
+    assert got == {8, 14}
+    assert pipe.counters()["sig_matcher_refused"] >= 1
