@@ -198,11 +198,19 @@ def load_rules_args(args):
     fmt_flag = getattr(args, "rules_format", "auto") or "auto"
     vars_path = getattr(args, "vars", None)
     if vars_path is not None:
+        # read now, whatever the rules: a broken vars file is an error even
+        # where only native rules (which take no variables) are loaded
+        from .detect.rules import RuleFileError
+        from .detect.vars import load_vars
         try:
-            with open(vars_path, "rb"):
-                pass
+            load_vars(vars_path)
         except OSError as e:
             _err(f"cannot read vars {vars_path}: {e.strerror or e}")
+            return None
+        except RuleFileError as e:
+            for err in e.errors:
+                print(err, file=sys.stderr)
+            _err(f"{vars_path}: {len(e.errors)} error(s) in the vars file; no rules loaded")
             return None
     out = LoadedRules()
     classes = {}

@@ -130,6 +130,24 @@ def test_rules_directory_format_flag_and_missing_vars(tmp_path, capsys):
     assert "cannot read vars" in capsys.readouterr().err
 
 
+def test_a_broken_vars_file_is_an_error_with_native_rules_too(tmp_path, capsys):
+    """Native rules take no variables, but a vars file given with them is
+    read and its errors reported (exit 1), not passed over in silence."""
+    native = tmp_path / "n.rules"
+    native.write_text('DNS-bad udp * 53 "|03|bad"\n')
+    bad = tmp_path / "vars.txt"
+    bad.write_text("HOME_NET [10.0.0.0/8\nHTTP_PORTS [80,abc]\n")
+    pcap = make_pcap(tmp_path)
+    assert main(["read", "-q", "--rules", str(native), "--vars", str(bad), str(pcap),
+                 "--log-dir", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "vars.txt:1:" in err and "vars.txt:2:" in err and "2 error(s) in the vars file" in err
+    good = tmp_path / "good.txt"
+    good.write_text("HOME_NET [10.0.0.0/8]\n")
+    assert main(["read", "-q", "--rules", str(native), "--vars", str(good), str(pcap),
+                 "--log-dir", str(tmp_path / "b")]) == 0
+
+
 ET_DIR = ROOT.parent / "shared" / "rulesets" / "et-open-suricata-4.0"
 MUTATION_CHARS = ';:"|\\!,()[]$ -/<>*.0123456789abcdefxyzABC_%{}\t'
 
