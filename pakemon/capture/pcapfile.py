@@ -612,6 +612,12 @@ def is_capture(path) -> bool:
         return _format_of(f.read(4)) is not None
 
 
+# compressed captures (Wireshark writes .pcap.gz, rotating tcpdump setups
+# often compress): named, so the error says what to do
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zX", "xz"),
+               (b"\x28\xb5\x2f\xfd", "zstd"))
+
+
 def open_capture(path) -> CaptureReader:
     """Open a pcap or pcapng file, chosen by its first four bytes; ``-`` is
     standard input.
@@ -663,8 +669,13 @@ def open_capture(path) -> CaptureReader:
             raise CaptureError(name, 0, "not a pcap or pcapng file", what)
         fmt = _format_of(head)
         if fmt is None:
-            raise CaptureError(name, 0, "not a pcap or pcapng file",
-                               f"magic 0x{int.from_bytes(head, 'big'):08x}")
+            what = f"magic 0x{int.from_bytes(head, 'big'):08x}"
+            for magic, tool in _COMPRESSED:
+                if head.startswith(magic):
+                    what += f": {tool}-compressed; decompress it first ({tool} -dc FILE | " \
+                            "pakemon-xdp read -)"
+                    break
+            raise CaptureError(name, 0, "not a pcap or pcapng file", what)
         return CaptureReader(name, f, buf, fmt, stream)
     except BaseException:
         if isinstance(buf, mmap.mmap):

@@ -281,6 +281,24 @@ def test_text_file_is_not_a_capture(tmp_path):
     assert str(e) == f"{path}: not a pcap or pcapng file at byte offset 0 (magic 0x68656c6c)"
 
 
+@pytest.mark.parametrize("tool", ["gzip", "bzip2", "xz"])
+def test_a_compressed_capture_is_named_with_what_to_do(tmp_path, tool):
+    """A compressed pcap (Wireshark's .pcap.gz, a rotated and compressed
+    tcpdump file) is refused with its compressor named and the pipe that
+    reads it."""
+    import bz2
+    import gzip
+    import lzma
+    pcap = b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(8) + b"\xff\xff\x00\x00\x01\x00\x00\x00"
+    packed = {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[tool](pcap)
+    path = write(tmp_path, packed, "x.pcap.z")
+    with pytest.raises(CaptureError) as ei:
+        open_capture(path)
+    assert ei.value.offset == 0
+    assert f"{tool}-compressed; decompress it first ({tool} -dc FILE | pakemon-xdp read -)" \
+        in str(ei.value)
+
+
 @pytest.mark.parametrize("data", [b"", b"\xd4", b"\xd4\xc3\xb2"])
 def test_empty_or_tiny_file(tmp_path, data):
     with pytest.raises(CaptureError) as ei:
