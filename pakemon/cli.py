@@ -8,6 +8,7 @@ will wire the perf buffer to the same pipeline.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -461,6 +462,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if not math.isfinite(value):  # (nan compares false with anything: no timeout at all)
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value

@@ -47,6 +47,7 @@ exit code is ``EXIT_SENSOR``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -728,6 +729,8 @@ def _seconds0(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if not math.isfinite(v):  # (the kernel takes whole nanoseconds)
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
     if v < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return v

@@ -207,6 +207,10 @@ def test_help_on_every_command_documents_exit_codes(argv):
                                   ["read", "x.pcap", "--max-sessions", "-1"],
                                   ["read", "x.pcap", "--stream-depth", "-5"],
                                   ["read", "x.pcap", "--defrag-timeout", "0"],
+                                  ["read", "x.pcap", "--defrag-timeout", "nan"],
+                                  ["read", "x.pcap", "--defrag-timeout", "inf"],
+                                  ["attach", "nosuch0", "--bypass-timeout", "nan"],
+                                  ["attach", "nosuch0", "--bypass-timeout", "inf"],
                                   ["read", "x.pcap", "--checksum", "maybe"],
                                   # an unset variable is not the current directory
                                   ["read", "x.pcap", "--log-dir", ""],
