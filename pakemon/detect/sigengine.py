@@ -584,7 +584,7 @@ class _Group:
         self.cuts = None  # size_split: dsize interval bounds
         self.by_size: dict = {}
         # packet groups: rule idx -> (dsize, lo, hi) of the rules whose
-        # payload length is bounded (dsize, absolute isdataat), see sized_out
+        # payload length is bounded (dsize, absolute isdataat), see _sized_out
         self.sized: dict = {}
         self.free = None  # always-candidates of any protocol and port (made lazily)
         self.bound: list = []

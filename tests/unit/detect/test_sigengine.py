@@ -18,6 +18,11 @@ from sig_traffic import (APP_RULES, CUT_RULES, FRAG_RULES, HTTP_RULES, SINK_RULE
 
 
 def run(rules_text, frames, prefilter=True, vars=None):
+    return run_pipe(rules_text, frames, prefilter, vars)[0]
+
+
+def run_pipe(rules_text, frames, prefilter=True, vars=None):
+    """(the alerts, the pipeline): for a test that reads its counters too."""
     rules, skipped, errors = parse_suricata_rules(rules_text, vars=vars)
     assert not errors and not skipped, (errors, skipped)
     pipe = Pipeline([], sig=SigRuleSet(rules, prefilter=prefilter))
@@ -25,7 +30,7 @@ def run(rules_text, frames, prefilter=True, vars=None):
     for ts, frame in frames:
         out += pipe.feed(ts, frame)
     out += pipe.flush()
-    return [a for a in out if isinstance(a, Alert)]
+    return [a for a in out if isinstance(a, Alert)], pipe
 
 
 def sids(alerts):
@@ -1169,13 +1174,9 @@ SIZED_RULES = (
 def _sized_run(frames):
     """(alerted sids, candidates checked) with the prefilter, and the sids
     of checking every rule."""
-    rules, _, _ = parse_suricata_rules(SIZED_RULES)
-    pipe = Pipeline([], sig=SigRuleSet(rules))
-    got = set()
-    for ts, f in frames:
-        got |= {a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)}
+    alerts, pipe = run_pipe(SIZED_RULES, frames)
     every = {a.rule.sid for a in run(SIZED_RULES, frames, prefilter=False)}
-    return got, pipe.sig.counters["sig_candidates"], every
+    return {a.rule.sid for a in alerts}, pipe.sig.counters["sig_candidates"], every
 
 
 @pytest.mark.parametrize("pad", [0, 60, 73, 74, 273, 274, 473, 474, 900])
@@ -1219,13 +1220,8 @@ def test_a_content_longer_than_a_fast_pattern_alerts_and_costs_no_frame():
     assert len(sigengine._fast_pattern(parse_suricata_rules(rule)[0][0])[0]) == sigengine.FP_MAX
     hit = tcp_session([b"x" * 10 + body + b"y" * 10], segment=1400)
     near = tcp_session([b"x" * 10 + body[:-1] + b"z" * 10], cport=40001, segment=1400)
-    rules, _, _ = parse_suricata_rules(rule)
-    pipe = Pipeline([], sig=SigRuleSet(rules))
-    got = []
-    for ts, f in hit + near:
-        got += [a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)]
-    got += [a.rule.sid for a in pipe.flush() if isinstance(a, Alert)]
-    assert got == [1]
+    alerts, pipe = run_pipe(rule, hit + near)
+    assert [a.rule.sid for a in alerts] == [1]
     assert "sig_matcher_refused" not in pipe.counters()
 
 
@@ -1250,11 +1246,6 @@ def test_a_group_hyperscan_refuses_is_read_by_the_fallback_matcher(monkeypatch):
     text = "".join('alert tcp any any -> any 80 (msg:"m%d"; content:"EVIL%03d"; sid:%d;)\n'
                    % (i, i, i + 1) for i in range(20))
     frames = tcp_session([b"GET /EVIL007 and EVIL013 HTTP/1.0\r\n\r\n"])
-    rules, _, _ = parse_suricata_rules(text)
-    pipe = Pipeline([], sig=SigRuleSet(rules))
-    got = set()
-    for ts, f in frames:
-        got |= {a.rule.sid for a in pipe.feed(ts, f) if isinstance(a, Alert)}
-    got |= {a.rule.sid for a in pipe.flush() if isinstance(a, Alert)}
-    assert got == {8, 14}
+    alerts, pipe = run_pipe(text, frames)
+    assert {a.rule.sid for a in alerts} == {8, 14}
     assert pipe.counters()["sig_matcher_refused"] >= 1
