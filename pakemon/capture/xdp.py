@@ -412,6 +412,8 @@ def service_keys(tree) -> tuple[dict[tuple[int, int, int], int], int]:
                 add(IPPROTO_ICMPV6, abi.Dir.DST, icmp_type)
     if tree.ip_nodes:
         any_bits |= abi.ANY.TCP | abi.ANY.UDP | abi.ANY.ICMP | abi.ANY.OTHER
+    if getattr(tree, "other", False):  # (sigengine.KernelTree: ``ip_proto:N`` rules)
+        any_bits |= abi.ANY.OTHER
     return keys, int(any_bits)
 
 

@@ -286,6 +286,40 @@ def test_kernel_service_keys_from_suricata_ports():
                                      'content:"evil"; sid:4;)')
     keys, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(dns)))
     assert (6, abi.Dir.DST, 53) in keys and bits == abi.ANY.UDP
+    # an `ip` rule narrowed by ip_proto to another protocol: those packets
+    # only, not every TCP, UDP and ICMP one
+    tun, _, _ = parse_suricata_rules('alert ip any any -> any any (msg:"6in4"; ip_proto:41; '
+                                     'sid:5;)')
+    keys, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(tun)))
+    assert not keys and bits == abi.ANY.OTHER
+    loose, _, _ = parse_suricata_rules('alert ip any any -> any any (msg:"not gre"; '
+                                       'ip_proto:!47; sid:6;)')
+    _, bits = service_keys(KernelTree(RuleTree([]), SigRuleSet(loose)))
+    assert bits == abi.ANY.TCP | abi.ANY.UDP | abi.ANY.ICMP | abi.ANY.OTHER
+
+
+IP_PROTO_RULES = (
+    'alert ip any any -> any any (msg:"6in4"; ip_proto:41; sid:1;)\n'
+    'alert ip any any -> any any (msg:"tcp X"; ip_proto:6; content:"XMARK"; sid:2;)\n'
+    'alert ip any any -> any any (msg:"not tcp"; ip_proto:!6; content:"XMARK"; sid:3;)\n')
+
+
+def test_ip_proto_narrows_an_ip_rule_to_its_protocol():
+    """An ``ip`` rule with ip_proto:N is a candidate on protocol N's packets
+    only (Suricata narrows the signature's protocol): a 6in4 packet raises
+    the 6in4 rule, the TCP segments of a session are no candidates for it
+    (ET's rule had been checked on every packet from $HOME_NET), and an
+    ip_proto:6 rule with a content still alerts on TCP, a negated one on UDP."""
+    from pakemon.lab.traffic import _ip_ether
+    inner = bytes.fromhex("60000000000c3b40") + bytes(32) + b"XMARK-in-6in4"
+    frames = tcp_session([b"GET / HTTP/1.0\r\n\r\n"] * 3)
+    frames.append((9.0, _ip_ether("10.0.0.1", "192.0.2.9", 41, inner)))
+    frames.append((9.5, udp_frame("10.0.0.1", "10.0.0.2", 5000, 6000, b"an XMARK")))
+    alerts, pipe = run_pipe(IP_PROTO_RULES, frames)
+    assert sids(alerts) == {1: 1, 3: 2}  # (6in4's payload holds XMARK: not TCP)
+    assert pipe.sig.counters["sig_candidates"] == 3
+    tcp = tcp_session([b"an XMARK here"])
+    assert sids(run(IP_PROTO_RULES, tcp)) == {2: 1}
 
 
 def test_http_response_buffers_paired_with_request():
