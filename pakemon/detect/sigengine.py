@@ -534,13 +534,39 @@ def _raw_buffer(kind: str) -> str:
     return RAW_TX if kind == "http" or kind == "http-resp" else "http.start"
 
 
+# Suricata's fast-pattern priority by buffer (lower first): the payload and
+# the method, status code and message (short, common: "GET", "200") come
+# after the other app-layer buffers (docs: "Fast Pattern Determination
+# Explained", Appendix B)
+_FP_LATE = frozenset({None, "http.method", "http.stat_code", "http.stat_msg"})
+
+
+def _pattern_strength(pat: bytes) -> int:
+    """Suricata's PatternStrength: diverse bytes score higher, a repeat 1."""
+    seen = set()
+    score = 0
+    for c in pat:
+        if c in seen:
+            score += 1
+        else:
+            seen.add(c)
+            ch = chr(c)
+            score += 3 if ch.isascii() and ch.isalpha() else \
+                4 if 32 <= c < 127 or c in (0, 1, 255) else 6
+    return score
+
+
 def _fast_pattern(r):
     """(folded bytes, buffer) of the rule's prefilter content, or (None, None).
 
-    The content marked fast_pattern (chopped if so), else the longest
-    non-negated content, as Suricata picks within a rule; at most FP_MAX
-    bytes of it."""
-    best = None
+    The content marked fast_pattern (chopped if so); else, as Suricata
+    picks within a rule, among the non-negated contents of the first
+    priority (an app-layer buffer before the payload and http.method, see
+    _FP_LATE), the longest, then the strongest, then the first. At most
+    FP_MAX bytes of it. (The longest of all, whatever its buffer, took
+    ET 2009949's ``content:"GET "; depth:4`` over its ``uricontent:".pl~"``:
+    a candidate on every GET.)"""
+    best = key = None
     for e in r.elements:
         if not isinstance(e, ContentMatch) or e.negated or not e.pattern:
             continue
@@ -550,8 +576,9 @@ def _fast_pattern(r):
                 o, n = e.fast_pattern_chop
                 pat = pat[o:o + n] or pat
             return pat[:FP_MAX].lower(), e.buffer
-        if best is None or len(e.pattern) > len(best.pattern):
-            best = e
+        k = (e.buffer not in _FP_LATE, len(e.pattern), _pattern_strength(e.pattern))
+        if best is None or k > key:
+            best, key = e, k
     if best is None:
         return None, None
     return best.pattern[:FP_MAX].lower(), best.buffer
@@ -2543,9 +2570,34 @@ class SigEngine:
 
     def _buffer_cands(self, g, bufs, d) -> list:
         """Candidates of a buffer-rule group (HTTP, TLS, SSH, SMTP): its
-        fast-pattern buffers joined, scanned in one pass."""
+        fast-pattern buffers joined, scanned in one pass; then a candidate
+        whose fast pattern is not in its own buffer (the scan found it in
+        another) is dropped before the check. (ET 2016680's client-body
+        "user" was found in every request's User-Agent header name, and the
+        rule checked each time.)"""
         data = b"\x00".join([b for b in map(bufs.get, g.buffers) if b])
-        return g.candidates(data, self.rules, 6, d.sport, d.dport)
+        cands = g.candidates(data, self.rules, 6, d.sport, d.dport)
+        if len(g.buffers) < 2 or not cands:
+            return cands
+        rules = self.rules
+        folded = {}
+        keep = []
+        for i in cands:
+            sr = rules[i]
+            fp = sr.fp
+            if fp is not None:
+                # (the buffer _payload reads the fast pattern's content in)
+                name = sr.fp_buffer if sr.fp_buffer is not None or sr.kind == "tls" else \
+                    _raw_buffer(sr.kind)
+                low = folded.get(name)
+                if low is None:
+                    # (an absent buffer: no positive content matches in it)
+                    buf = bufs.get(name)
+                    low = folded[name] = bytes(buf).lower() if buf else b""
+                if fp not in low:
+                    continue
+            keep.append(i)
+        return keep
 
     # ------------------------------------------------------------ the check
 

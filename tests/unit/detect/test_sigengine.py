@@ -1283,3 +1283,44 @@ def test_a_group_hyperscan_refuses_is_read_by_the_fallback_matcher(monkeypatch):
     alerts, pipe = run_pipe(text, frames)
     assert {a.rule.sid for a in alerts} == {8, 14}
     assert pipe.counters()["sig_matcher_refused"] >= 1
+
+
+@pytest.mark.parametrize("opts,want", [
+    # an app-layer buffer's content comes before the payload's, however long
+    ('content:"GET "; depth:4; nocase; uricontent:".pl~"; nocase;', (b".pl~", "http.uri")),
+    # http.method and the payload come last: a 2-byte URI content first
+    ('content:"POST"; http_method; content:"ab"; http_uri;', (b"ab", "http.uri")),
+    # then the longest; then the stronger (more distinct bytes)
+    ('content:"aaaa"; http_uri; content:"abcd"; http_uri; content:"xyz"; http_header;',
+     (b"abcd", "http.uri")),
+    ('content:"POST"; http_method; content:"Agent"; content:"abc";', (b"agent", None)),
+    # an explicit fast_pattern wins whatever its buffer
+    ('content:"POST"; http_method; fast_pattern; content:"longer"; http_uri;',
+     (b"post", "http.method")),
+])
+def test_fast_pattern_picked_as_suricata_picks_it(opts, want):
+    """Suricata's fast-pattern choice: the first priority (app-layer buffers
+    before the payload, http.method, http.stat_code and http.stat_msg),
+    then the longest, then the strongest, then the first."""
+    from pakemon.detect import sigengine
+    rules, _, errors = parse_suricata_rules(
+        f'alert http any any -> any any (msg:"t"; flow:to_server; {opts} sid:1;)')
+    assert not errors
+    assert sigengine._fast_pattern(rules[0]) == want
+
+
+def test_a_fast_pattern_found_in_another_buffer_makes_no_candidate():
+    """HTTP buffers are scanned joined; a rule whose fast pattern the scan
+    found in another buffer than its own (ET 2016680's client-body "user"
+    in every User-Agent header name) is no candidate, and the rule still
+    alerts where its own buffer holds it."""
+    text = ('alert http any any -> any any (msg:"body user"; flow:to_server; '
+            'http.request_body; content:"user"; sid:1;)\n'
+            'alert http any any -> any any (msg:"uri x"; flow:to_server; '
+            'http.uri; content:"/x"; sid:2;)\n')
+    get = b"GET /a HTTP/1.1\r\nHost: h\r\nUser-Agent: curl\r\n\r\n"
+    post = (b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nname=user")
+    alerts, pipe = run_pipe(text, tcp_session([get], cport=40001))
+    assert alerts == [] and pipe.sig.counters["sig_candidates"] == 0
+    alerts, pipe = run_pipe(text, tcp_session([post], cport=40002))
+    assert sids(alerts) == {1: 1} and pipe.sig.counters["sig_candidates"] == 1
