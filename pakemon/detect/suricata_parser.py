@@ -1540,6 +1540,16 @@ class _OptionParser:
         value = self._value(opt).strip(_BLANK)
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
             value = value[1:-1]
+            # An unescaped quote inside: a closing quote is missing, and the
+            # options after it were read as the message (msg:"a; content:"x";
+            # made a rule without its content, matching every packet).
+            # Suricata rejects the rule too.
+            at = value.find('"')
+            while at >= 0 and _escaped_at(value, at, 0):
+                at = value.find('"', at + 1)
+            if at >= 0:
+                raise self._err(opt, "msg: unescaped '\"' inside the message (a closing quote "
+                                "or ';' missing?): write \\\"", at + 1)
         self.rule.msg = _printable(re.sub(r"\\([\\\";:])", r"\1", value))
 
     def _opt_sid(self, opt: _Opt) -> None:

@@ -373,6 +373,18 @@ def test_quoted_semicolons_in_values():
     assert [c.pattern for c in r.contents] == [b"x;y", b"p;q"]
 
 
+def test_a_message_missing_its_closing_quote_is_an_error():
+    """msg:"a; content:"x"; read the content keyword into the message and
+    loaded a rule with no content, which matched every packet of its
+    ports; Suricata rejects it, and so does this parser now. An escaped
+    quote in a message stays allowed."""
+    text = 'alert tcp any any -> any 80 (msg:"oops; content:"x"; sid:1;)'
+    e = error(text)
+    assert "unescaped '\"' inside the message" in e.message
+    assert e.column == text.index('"x') + 1
+    assert one('msg:"say \\"hi\\""; content:"x";').msg == 'say "hi"'
+
+
 def test_meta_errors():
     assert "missing sid" in error("alert tcp any any -> any any (msg:\"x\";)").message
     assert "sid given twice" in error("alert tcp any any -> any any (sid:1; sid:2;)").message
