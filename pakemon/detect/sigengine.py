@@ -230,9 +230,9 @@ class _Multi:
 
     __slots__ = ("db", "auto", "pats", "plain")
 
-    # hyperscan refusing a group's patterns (counted; the group then takes
-    # pyahocorasick, or ``in`` per pattern without it)
-    REFUSED = Counter()
+    # groups hyperscan refused (the group then takes pyahocorasick, or
+    # ``in`` per pattern without it)
+    refused = 0
 
     def __init__(self, pats):
         # compiled on first use: of ET's groups only those some traffic
@@ -249,8 +249,8 @@ class _Multi:
                 db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs),
                            flags=hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
                 self.db = db
-            except hyperscan.error as e:
-                _Multi.REFUSED[str(e)] += 1
+            except hyperscan.error:
+                _Multi.refused += 1
         if self.db is None:
             if ahocorasick is not None:
                 a = ahocorasick.Automaton()
@@ -1601,7 +1601,7 @@ class SigEngine:
     def matcher_refused() -> int:
         """Fast-pattern groups hyperscan refused to compile (read with the
         fallback matcher instead: slower, nothing missed)."""
-        return sum(_Multi.REFUSED.values())
+        return _Multi.refused
 
     def tcp_state(self, d) -> DirState:
         """The DirState of TCP direction ``d`` (made on first use)."""
@@ -2463,7 +2463,7 @@ class SigEngine:
         # this direction's handshake bytes stand for the payload (a fast
         # pattern there is listed under "http.start")
         bufs = dict(bufs)
-        bufs[None] = bufs["http.start"] = bytes(st.tls_raw or b"")
+        bufs["http.start"] = bytes(st.tls_raw or b"")
         done = st.flow.tls_done
         cands = [i for i in self._buffer_cands(g, bufs, d) if i not in done]
         if not cands:
@@ -2586,9 +2586,7 @@ class SigEngine:
             sr = rules[i]
             fp = sr.fp
             if fp is not None:
-                # (the buffer _payload reads the fast pattern's content in)
-                name = sr.fp_buffer if sr.fp_buffer is not None or sr.kind == "tls" else \
-                    _raw_buffer(sr.kind)
+                name = sr.fp_buffer or _raw_buffer(sr.kind)  # (as _payload reads it)
                 low = folded.get(name)
                 if low is None:
                     # (an absent buffer: no positive content matches in it)
@@ -2742,7 +2740,7 @@ class SigEngine:
                 if uri is None or not r.urilen.compare.matches(len(uri)):
                     return False
             for name, elements in sr.buffers:
-                buf = http.get(name if name is not None or kind == "tls" else _raw_buffer(kind))
+                buf = http.get(name or _raw_buffer(kind))
                 if buf is None:
                     if _all_negated(elements):
                         continue

@@ -1275,7 +1275,7 @@ def test_a_group_hyperscan_refuses_is_read_by_the_fallback_matcher(monkeypatch):
             raise sigengine.hyperscan.error("refused for the test")
 
     monkeypatch.setattr(sigengine.hyperscan, "Database", Refusing)
-    monkeypatch.setattr(sigengine._Multi, "REFUSED", sigengine.Counter())
+    monkeypatch.setattr(sigengine._Multi, "refused", 0)
     monkeypatch.setattr(sigengine, "FEW", 0)  # (every group through _Multi)
     text = "".join('alert tcp any any -> any 80 (msg:"m%d"; content:"EVIL%03d"; sid:%d;)\n'
                    % (i, i, i + 1) for i in range(20))
