@@ -220,6 +220,67 @@ def count_alerts(eve: Path) -> tuple[Counter, int]:
     return counts, bad
 
 
+def _field(ev, dotted: str):
+    """``ev``'s value at a dotted upstream path (``http.url``, ``vlan[0]``),
+    or _ABSENT."""
+    cur = ev
+    for part in dotted.split("."):
+        if part == "__len":  # (suricata-verify's length of the value)
+            return len(cur) if isinstance(cur, (str, list, dict)) else _ABSENT
+        idx = None
+        if part.endswith("]") and "[" in part:
+            part, idx = part[:-1].split("[", 1)
+        if not isinstance(cur, dict) or part not in cur:
+            return _ABSENT
+        cur = cur[part]
+        if idx is not None:
+            if not isinstance(cur, list) or not idx.isdigit() or int(idx) >= len(cur):
+                return _ABSENT
+            cur = cur[int(idx)]
+    return cur
+
+
+_ABSENT = object()
+
+
+def field_checks(exp: dict, eve: Path) -> dict:
+    """How the alert fields upstream checks beyond the sid (an alert check's
+    ``extra_conditions``: tx_id, http.*, packet, pcap_cnt, ...) agree with
+    ours: for each such field of each check, whether an alert of that sid
+    has upstream's value. Reported beside the counts, not part of a pass
+    (README: the counts are what a case is judged on)."""
+    checks = [c for c in exp.get("upstream_checks", [])
+              if c.get("applicable") == "alert" and c.get("extra_conditions")]
+    out = {"agree": 0, "checked": 0, "differ": {}}
+    if not checks or not eve.exists():
+        return out
+    alerts = []
+    with eve.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict) and ev.get("event_type") == "alert":
+                alerts.append(ev)
+    for c in checks:
+        m = c.get("match", {})
+        sid = m.get("alert.signature_id")
+        mine = [a for a in alerts if sid is None or (a.get("alert") or {}).get(
+            "signature_id") == sid]
+        if not mine:
+            continue  # (the count says so already)
+        for key in c["extra_conditions"]:
+            if key not in m:
+                continue
+            out["checked"] += 1
+            if any(_field(a, key) == m[key] for a in mine):
+                out["agree"] += 1
+            else:
+                out["differ"][key] = out["differ"].get(key, 0) + 1
+    return out
+
+
 def compare(alerts: dict, exact: bool, got: Counter) -> list[str]:
     """Mismatches of the listed sids (README "expected.json": exact / lower bound)."""
     bad = []
@@ -309,6 +370,7 @@ def run_case(case_dir: Path | str, *, exe: Path | str = EXE, timeout: float = TI
         if bad_lines:
             rec["error"] = rec["error"] or f"{bad_lines} eve.json lines are not JSON"
         rec["mismatches"] = compare(rec["expected"], rec["exact"], got)
+        rec["fields"] = field_checks(exp, logs / "eve.json")
         rec["pass"] = not rec["error"] and not rec["mismatches"]
         return rec
     finally:
@@ -404,7 +466,15 @@ def summarize(results: list[dict], known: dict[str, str]) -> dict:
         c[1] += 1
     unexpected_fail = [r["case"] for r in results if not r["pass"] and r["case"] not in known]
     unexpected_pass = [r["case"] for r in results if r["pass"] and r["case"] in known]
+    fields = {"agree": 0, "checked": 0, "differ": Counter()}
+    for r in results:
+        f = r.get("fields") or {}
+        fields["agree"] += f.get("agree", 0)
+        fields["checked"] += f.get("checked", 0)
+        fields["differ"].update(f.get("differ", {}))
+    fields["differ"] = dict(fields["differ"].most_common())
     return {
+        "alert_fields": fields,
         "cases": len(results), "passed": passed,
         "pass_rate": round(passed / len(results), 4) if results else 0.0,
         "by_category": {k: {"passed": v[0], "cases": v[1]} for k, v in sorted(by_cat.items())},
@@ -460,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
           f"({100 * summary['pass_rate']:.1f}%) in {summary['seconds']} s; "
           + "; ".join(f"{k or '?'} {v['passed']}/{v['cases']}"
                       for k, v in summary["by_category"].items()))
+    fields = summary["alert_fields"]
+    if fields["checked"]:
+        print(f"alert fields upstream checks beyond the sid: {fields['agree']} of "
+              f"{fields['checked']} agree; differ: "
+              + (", ".join(f"{k} {v}" for k, v in fields["differ"].items()) or "none"))
     if summary["unexpected_failures"]:
         bad = summary["unexpected_failures"]
         more = f" and {len(bad) - 20} more" if len(bad) > 20 else ""

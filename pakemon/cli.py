@@ -739,8 +739,11 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
     """Feed one capture's frames; ``errors[0]`` counts the frames skipped;
     a true ``stop`` (a signal came) ends it between two frames. Whether the
     capture was read to its end."""
+    from .output.eve import stamp_alerts
+
     errors = errors if errors is not None else [0]
     feed = pipe.feed
+    stats = pipe.stats
     match = bpf.match if bpf is not None else None
     strict = os.environ.get("PAKEMON_STRICT") == "1"
     frame_no = 0
@@ -786,6 +789,9 @@ def _run(reader, pipe, logs, show: bool, progress: str, bpf=None, errors=None,
             if pcap is not None:
                 pcap.feed(ts, frame, linktype, events)
             if events:
+                # (pcap_cnt: the frame's place in what was read, after
+                # --bpf, as Suricata counts)
+                stamp_alerts(events, frame, linktype, stats.frames)
                 write_many(events, lazy)
                 if show:
                     _show(events)

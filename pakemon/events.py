@@ -147,6 +147,25 @@ class Notice:
     dst_port: int | None = None
 
 
+class PacketRef:
+    """What EVE reads of the packet that raised an alert, apart from it:
+    the packet itself points into its stream's state (``direction``), which
+    an alert held by a caller would keep alive."""
+
+    __slots__ = ("family", "vlan", "linktype", "raw", "l3_off", "ip_hdr_len", "ip_payload",
+                 "is_fragment")
+
+    def __init__(self, pkt):
+        self.family = pkt.family
+        self.vlan = pkt.vlan
+        self.linktype = pkt.linktype
+        self.raw = pkt.raw
+        self.l3_off = pkt.l3_off
+        self.ip_hdr_len = pkt.ip_hdr_len
+        self.ip_payload = pkt.ip_payload
+        self.is_fragment = pkt.is_fragment
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A rule matched in one flow direction.
@@ -154,6 +173,10 @@ class Alert:
     ``dump`` is what the dump log shows: for TCP the reassembled stream data
     up to and including the match (at most the last 4 KiB), else the
     datagram payload. ``payload`` is the packet's own payload (EVE).
+    ``pkt`` is what EVE reads of the packet that raised it (a PacketRef:
+    ip_v, vlan, packet), made into fields only when written; ``extra``
+    holds what the detect stages add (app_proto, tx_id, the HTTP
+    transaction's metadata, stream) and the capture edge (pcap_cnt, pkt_src).
     """
 
     ts: float
@@ -170,3 +193,4 @@ class Alert:
     icmp_code: int | None = None
     action: str = "allowed"
     extra: dict = field(default_factory=dict)
+    pkt: object = field(default=None, compare=False, repr=False)

@@ -51,12 +51,15 @@ from .detect.http import HttpRequestParser
 from .detect.http_normalize import HttpConfig
 from .detect.ruletree import RuleTree
 from .detect.scan import ScanDetector
-from .events import Notice, NoticeKind
+from .events import Alert, Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
 from .stream.tcp import CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler
 
 _NONE = ()
+# EVE's pkt_src of an alert raised when a flow ends or input does, not on a
+# packet of its own: what Suricata writes for its flow-timeout pseudo packets
+FLOW_END = "stream (flow timeout)"
 SCAN_SWEEP_S = 10.0  # how often idle scan sources are forgotten (packet time)
 GC_THRESHOLDS = (50000, 10, 10)  # see the module docstring
 
@@ -434,6 +437,7 @@ class Pipeline:
                             out += found
             for a in out:
                 self._count(a)
+                a.extra["pkt_src"] = FLOW_END
         tcp.reap()
         return out
 
@@ -677,6 +681,9 @@ class Pipeline:
             for a in found:
                 self._count(a)
             out += found
+        for ev in out:
+            if type(ev) is Alert:
+                ev.extra["pkt_src"] = FLOW_END
         return out
 
     def counters(self) -> dict:

@@ -60,6 +60,7 @@ from .abi import BLOCK_MAX, EVF
 from .decode import DecodeError, decode_frame
 from .decode.packet import LINKTYPE_ETHERNET
 from .events import Alert
+from .output.eve import stamp_alerts
 from .cli import (
     EXIT_CODES,
     EXIT_IO,
@@ -188,6 +189,7 @@ class LiveSession:
                 pcap.feed(rec.ts, rec.frame, 1, events, rec.wire_len)
             if events:
                 n_events += len(events)
+                stamp_alerts(events, rec.frame, 1)
                 self.events(events, rec.frame, flush=False)
         if n_events:
             # once a batch: a flush a record cost an alert flood a fifth of

@@ -24,7 +24,7 @@ or in the normalized target.
 from __future__ import annotations
 
 from ..decode import format_addr
-from ..events import Alert, Notice, NoticeKind
+from ..events import Alert, Notice, NoticeKind, PacketRef
 from .http_normalize import (ENCODING_ANOMALIES, PLAIN_CHUNK_INTERESTING, HttpConfig,
                              normalize_uri)
 from .ruletree import REGEX_WINDOW, RegexStream, first_match_end
@@ -403,4 +403,5 @@ class Detector:
             ip_proto=proto,
             icmp_type=pkt.sport if icmp and pkt.l4 else None,
             icmp_code=pkt.dport if icmp and pkt.l4 else None,
+            pkt=PacketRef(pkt),
         )

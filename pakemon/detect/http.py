@@ -82,12 +82,13 @@ class HttpRequest:
     joined with a space); ``host``, ``user_agent`` and ``cookie`` are set
     when the headers are complete (cookies of several Cookie headers joined
     with ``; ``). ``body`` holds at most the parser's ``body_cap`` first
-    bytes; ``body_length`` counts all of it.
+    bytes; ``body_length`` counts all of it. ``tx`` is its place among the
+    stream's requests, from 0 (EVE's tx_id).
     """
 
     __slots__ = ("method", "target", "version", "headers", "host", "user_agent", "cookie",
                  "body", "body_length", "request_line", "line_end", "truncated",
-                 "content_length", "chunked", "headers_complete", "complete")
+                 "content_length", "chunked", "headers_complete", "complete", "tx")
 
     def __init__(self, method: bytes, target: bytes, version: bytes, request_line: bytes,
                  line_end: int, truncated: bool = False):
@@ -107,6 +108,7 @@ class HttpRequest:
         self.chunked = False
         self.headers_complete = False
         self.complete = False
+        self.tx = 0
 
     def __repr__(self) -> str:
         return (f"HttpRequest({self.method!r}, {self.target!r}, {self.version!r}, "
@@ -258,6 +260,7 @@ class HttpRequestParser(LineParser):
             self.junk_lines += 1  # HTTP/0.9 had GET only
             return
         req = HttpRequest(method, target, version, line, end, truncated)
+        req.tx = self.requests
         self.msg_held = len(line)
         self.requests += 1
         if self._out is None:

@@ -179,7 +179,7 @@ from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..applayer.smtp import SmtpParser
 from ..applayer.tls import TlsParser
 from ..decode import format_addr
-from ..events import Alert
+from ..events import Alert, PacketRef
 from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
@@ -2686,11 +2686,19 @@ class SigEngine:
                 continue
             self._alerted.add(sr.sid)
             alert = self._alert(sr, pkt, d, data, skey, dkey)
-            # EVE's app_proto, as Suricata writes it for a flow whose
-            # protocol it detected
+            ex = alert.extra
+            # EVE's fields as Suricata writes them: stream 1 for a match on
+            # the reassembled stream (not a packet's payload nor a
+            # transaction's buffers), app_proto for a flow whose protocol
+            # it detected, an HTTP transaction's id and metadata
+            ex["stream"] = 1 if kind == "stream" else 0
             app = "dns" if kind == "dns" else flow.app if flow is not None else None
             if app:
-                alert.extra["app_proto"] = app
+                ex["app_proto"] = app
+            if (kind == "http" or kind == "http-resp") and type(http) is _HttpBuffers:
+                if http.req is not None:
+                    ex["tx_id"] = http.req.tx
+                ex["http"] = _http_meta(http)
             out.append(alert)
         return out
 
@@ -2829,6 +2837,7 @@ class SigEngine:
             icmp_type=pkt.sport if icmp and pkt.l4 else None,
             icmp_code=pkt.dport if icmp and pkt.l4 else None,
             extra={"sid": sr.sid[1], "gid": sr.sid[0], "action": sr.src.action},
+            pkt=PacketRef(pkt),
         )
 
 
@@ -3134,6 +3143,47 @@ _HDR_BUF = {
     "http.content_type": b"content-type", "http.content_len": b"content-length",
     "http.connection": b"connection", "http.referer": b"referer",
 }
+
+
+def _eve_text(b: bytes) -> str:
+    # byte for byte, as Suricata's JSON writer escapes what is not ASCII
+    return b.decode("latin-1")
+
+
+def _http_meta(bufs) -> dict:
+    """An HTTP transaction's metadata as Suricata's EVE alert carries it
+    (its ``http`` object: EveHttpLogJSONBasic and Extended)."""
+    req, resp = bufs.req, bufs.resp
+    out = {}
+    if req is not None:
+        host = bufs.get("http.host")
+        if host:
+            out["hostname"] = _eve_text(host)
+        out["url"] = _eve_text(req.target)
+        ua = bufs.get("http.user_agent")
+        if ua:
+            out["http_user_agent"] = _eve_text(ua)
+    if resp is not None:
+        ctype = resp.get(b"content-type")
+        if ctype:
+            out["http_content_type"] = _eve_text(ctype.split(b";", 1)[0].strip())
+    if req is not None:
+        ref = bufs.get("http.referer")
+        if ref:
+            out["http_refer"] = _eve_text(ref)
+        out["http_method"] = _eve_text(req.method)
+        if req.version:
+            out["protocol"] = _eve_text(req.version)
+    elif resp is not None and resp.protocol:
+        out["protocol"] = _eve_text(resp.protocol)
+    if resp is not None:
+        if resp.status is not None:
+            out["status"] = resp.status
+        loc = resp.get(b"location")
+        if loc:
+            out["redirect"] = _eve_text(loc)
+    out["length"] = resp.body_length if resp is not None else 0
+    return out
 
 
 class _HttpBuffers:

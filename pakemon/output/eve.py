@@ -22,7 +22,9 @@ a flow.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import ipaddress
 import json
 import math
 import socket
@@ -217,16 +219,117 @@ def _flow_fields(
 ) -> None:
     """src_ip, src_port, dest_ip, dest_port, proto (each only when known)."""
     if src_ip:
-        obj["src_ip"] = src_ip
+        obj["src_ip"] = eve_addr(src_ip)
     if src_port is not None:
         obj["src_port"] = src_port
     if dst_ip:
-        obj["dest_ip"] = dst_ip
+        obj["dest_ip"] = eve_addr(dst_ip)
     if dst_port is not None:
         obj["dest_port"] = dst_port
     proto = proto_name(ip_proto, proto_text)
     if proto:
         obj["proto"] = proto
+
+
+@functools.lru_cache(maxsize=1024)
+def eve_addr(ip: str) -> str:
+    """An address as Suricata's EVE writes it: IPv6 in full, eight groups of
+    four hex digits (``fe80:0000:...``), so jq filters and dashboards made
+    for Suricata's output find the same text; IPv4 as given."""
+    if ":" not in ip:
+        return ip
+    try:
+        return ipaddress.IPv6Address(ip).exploded
+    except ValueError:
+        return ip
+
+
+# pcap link types as Suricata names them in packet_info (DatalinkValueToName)
+LINKTYPE_NAMES = {0: "NULL", 1: "EN10MB", 9: "PPP", 101: "RAW", 104: "C_HDLC",
+                  113: "LINUX_SLL", 228: "IPv4", 229: "IPv6", 276: "LINUX_SLL2"}
+
+
+def stamp_alerts(events, frame, linktype: int, pcap_cnt: int = 0) -> None:
+    """At the capture edge, what an alert's EVE record says of the frame it
+    was raised on: its number in the capture (``pcap_cnt``, when reading
+    one), and the frame itself where the alert's packet is another one (a
+    server's bytes read when the client's next packet came: Suricata's IDS
+    mode logs the packet that made it inspect them). A flow's end raises
+    alerts on no frame: they get neither."""
+    for ev in events:
+        if type(ev) is not Alert:
+            continue
+        ex = ev.extra
+        if "pkt_src" in ex:
+            continue
+        if pcap_cnt:
+            ex["pcap_cnt"] = pcap_cnt
+        ref = ev.pkt
+        if ref is not None and ref.raw is not frame and not _defragmented(ref):
+            ex["frame"] = (frame, linktype)
+
+
+def _defragmented(pkt) -> bool:
+    """A datagram the defrag stage reassembled: its raw is its first
+    fragment's frame."""
+    raw, off = pkt.raw, pkt.l3_off
+    if pkt.is_fragment or len(raw) < off + 8:
+        return False
+    if pkt.family == 4:
+        return bool(raw[off + 6] & 0x3F | raw[off + 7])
+    return pkt.family == 6 and _ipv6_fragment_header(raw, off) is not None
+
+
+def packet_bytes(pkt) -> bytes:
+    """The frame EVE's ``packet`` shows for a decoded packet: the captured
+    frame, or for a reassembled IPv4 datagram what Suricata's defrag builds
+    (the first fragment's link and IP headers, the length set, the fragment
+    bits cleared, the checksum made again, the whole payload)."""
+    raw = pkt.raw
+    if not raw:
+        return b""
+    off = pkt.l3_off
+    if not _defragmented(pkt):
+        return bytes(raw)
+    if pkt.family == 4:
+        ihl = pkt.ip_hdr_len
+        hdr = bytearray(raw[off:off + ihl])
+        struct.pack_into("!H", hdr, 2, ihl + len(pkt.ip_payload))
+        struct.pack_into("!H", hdr, 6, 0)
+        struct.pack_into("!H", hdr, 10, 0)
+        total = sum(struct.unpack("!%dH" % (ihl // 2), hdr))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        struct.pack_into("!H", hdr, 10, ~total & 0xFFFF)
+        return bytes(raw[:off]) + bytes(hdr) + bytes(pkt.ip_payload)
+    pos, nh_at = _ipv6_fragment_header(raw, off)
+    # the fragment header taken out, the header before it naming what it
+    # named; the payload length counting the whole payload
+    hdr = bytearray(raw[off:pos])
+    hdr[nh_at - off] = raw[pos]
+    struct.pack_into("!H", hdr, 4, len(hdr) - 40 + len(pkt.ip_payload))
+    return bytes(raw[:off]) + bytes(hdr) + bytes(pkt.ip_payload)
+
+
+def _ipv6_fragment_header(raw, off):
+    """(where the Fragment header starts, where the next-header byte naming
+    it is) in an IPv6 packet at ``off``, or None without one."""
+    at = off + 6
+    nh = raw[at]
+    pos = off + 40
+    while pos + 8 <= len(raw):
+        if nh == 44:
+            return pos, at
+        if nh in (0, 43, 60):
+            size = (raw[pos + 1] + 1) * 8
+        elif nh == 51:
+            size = (raw[pos + 1] + 2) * 4
+        else:
+            return None
+        at = pos
+        nh = raw[pos]
+        pos += size
+    return None
 
 
 # --- records -------------------------------------------------------------
@@ -245,7 +348,17 @@ def alert_record(alert: Alert) -> dict:
         obj["flow_id"] = flow_id(
             ip_proto, alert.src_ip, alert.dst_ip, alert.src_port, alert.dst_port
         )
+    ex = alert.extra
+    pcap_cnt = ex.get("pcap_cnt")
+    if pcap_cnt:
+        obj["pcap_cnt"] = pcap_cnt
     obj["event_type"] = "alert"
+    pkt = alert.pkt
+    if pkt is not None and pkt.vlan:
+        # (the flow keys of tunnels and NSH paths that follow are no VLANs)
+        ids = [v for v in pkt.vlan if type(v) is int]
+        if ids:
+            obj["vlan"] = ids
     if is_icmp:
         # Suricata writes no ports for ICMP, but the type and code.
         _flow_fields(obj, ip_proto, alert.proto, alert.src_ip, alert.dst_ip, None, None)
@@ -264,8 +377,12 @@ def alert_record(alert: Alert) -> dict:
         cid = community_id(
             ip_proto, alert.src_ip, alert.dst_ip, alert.src_port, alert.dst_port
         )
+    if pkt is not None and pkt.family:
+        obj["ip_v"] = pkt.family
     if cid is not None:
         obj["community_id"] = cid
+    if "tx_id" in ex:
+        obj["tx_id"] = ex["tx_id"]
     obj["alert"] = {
         "action": alert.action,
         # Snort/Suricata rules carry their own gid; native rules are gid 1
@@ -276,13 +393,25 @@ def alert_record(alert: Alert) -> dict:
         "category": rule.category,
         "severity": rule.severity,
     }
-    app = alert.extra.get("app_proto")
+    app = ex.get("app_proto")
     if app:
         obj["app_proto"] = app
+    http = ex.get("http")
+    if http:
+        obj["http"] = http
     obj["payload"] = base64.b64encode(alert.payload).decode("ascii")
     obj["payload_printable"] = payload_printable(alert.payload)
-    obj["stream"] = 1 if alert.proto.upper() == "TCP" else 0
-    obj["pkt_src"] = "wire/pcap"
+    stream = ex.get("stream")
+    obj["stream"] = stream if stream is not None else (1 if alert.proto.upper() == "TCP" else 0)
+    src = ex.get("pkt_src", "wire/pcap")
+    if pkt is not None and src == "wire/pcap":
+        # (a flow's end has no packet of its own: Suricata's pseudo packet)
+        frame, linktype = ex["frame"] if "frame" in ex else (packet_bytes(pkt), pkt.linktype)
+        if frame:
+            obj["packet"] = base64.b64encode(frame).decode("ascii")
+            obj["packet_info"] = {"linktype": linktype,
+                                  "linktype_name": LINKTYPE_NAMES.get(linktype, str(linktype))}
+    obj["pkt_src"] = src
     return obj
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -191,3 +192,103 @@ def test_mutated_et_rules_load_compile_and_match_without_raising(seed, tmp_path)
                  "--log-dir", str(tmp_path / "logs"), str(make_pcap(tmp_path)),
                  str(ROOT / "pakemon" / "lab" / "demo.pcap")])
     assert code in (0, 1)
+
+
+def _vlan(frame: bytes, vid: int) -> bytes:
+    return frame[:12] + b"\x81\x00" + vid.to_bytes(2, "big") + frame[12:]
+
+
+def _fragments(frame: bytes, cut: int) -> list[bytes]:
+    """An IPv4 frame (no options) as two fragments, ``cut`` bytes of IP
+    payload (a multiple of 8) in the first."""
+    eth, ip = frame[:14], frame[14:]
+    payload = ip[20:]
+
+    def piece(data, off, more):
+        hdr = bytearray(ip[:20])
+        hdr[2:4] = (20 + len(data)).to_bytes(2, "big")
+        hdr[6:8] = ((0x2000 if more else 0) | off // 8).to_bytes(2, "big")
+        hdr[10:12] = b"\0\0"
+        hdr[10:12] = _ip_sum(hdr).to_bytes(2, "big")
+        return eth + bytes(hdr) + data
+
+    return [piece(payload[:cut], 0, True), piece(payload[cut:], cut, False)]
+
+
+def _ip_sum(hdr) -> int:
+    total = sum(int.from_bytes(hdr[i:i + 2], "big") for i in range(0, len(hdr), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def test_eve_alerts_carry_what_suricata_writes(tmp_path):
+    """tx_id, the HTTP transaction's metadata, stream, ip_v, vlan, pcap_cnt,
+    the packet (a reassembled datagram as Suricata's defrag builds it), and
+    pkt_src for what only the end of input raised: the fields of Suricata's
+    EVE alerts that dashboards and jq filters use."""
+    from pakemon.lab.traffic import TcpConnection, udp_frame
+
+    conn = TcpConnection("10.0.0.1", "192.0.2.2", 40001, 80, ts=1.0).open()
+    conn.send(b"GET /index.html HTTP/1.1\r\nHost: WWW.Example.ORG:8080\r\n"
+              b"User-Agent: probe/1\r\nReferer: http://ref.example/\r\n\r\n")
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+              b"Content-Length: 5\r\n\r\nhello", from_client=False)
+    conn.send(b"GET /admin/x HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+    conn.send(b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
+              from_client=False)
+    frames = [(ts, _vlan(f, 7)) for ts, f in conn.close()]
+    dgram = udp_frame("10.0.0.1", "10.0.0.9", 5000, 6000, b"x" * 40 + b"FRAGMARK" + b"y" * 40)
+    frames += [(3.0 + i / 100, f) for i, f in enumerate(_fragments(dgram, 48))]
+    # a request the server never acknowledges: read at the end of input
+    tail = TcpConnection("10.0.0.1", "192.0.2.2", 40002, 81, ts=4.0).open()
+    tail.send(b"TAILMARK", )
+    frames += tail.frames[:-1]  # (not the server's ACK of it)
+    pcap = tmp_path / "f.pcap"
+    write_pcap(pcap, frames)
+    rules = tmp_path / "s.rules"
+    rules.write_text(
+        'alert http any any -> any any (msg:"admin"; flow:to_server; http.uri; '
+        'content:"/admin"; sid:1;)\n'
+        'alert http any any -> any any (msg:"redirect"; flow:to_client; http.stat_code; '
+        'content:"302"; sid:2;)\n'
+        'alert http any any -> any any (msg:"ok"; flow:to_client; http.stat_code; '
+        'content:"200"; sid:3;)\n'
+        'alert tcp any any -> any 80 (msg:"raw"; flow:to_server; content:"probe/1"; sid:4;)\n'
+        'alert udp any any -> any any (msg:"frag"; content:"FRAGMARK"; sid:5;)\n'
+        'alert tcp any any -> any 81 (msg:"tail"; content:"TAILMARK"; sid:6;)\n')
+    logs = tmp_path / "logs"
+    assert main(["read", "-q", "--rules", str(rules), str(pcap), "--log-dir", str(logs)]) == 0
+    got = {e["alert"]["signature_id"]: e for e in eve_alerts(logs)}
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+
+    admin, redirect, ok, raw = got[1], got[2], got[3], got[4]
+    assert (admin["tx_id"], redirect["tx_id"], ok["tx_id"]) == (1, 1, 0)
+    assert admin["http"] == {"hostname": "www.example.org", "url": "/admin/x",
+                             "http_method": "GET", "protocol": "HTTP/1.1", "length": 0}
+    assert ok["http"] == {"hostname": "www.example.org", "url": "/index.html",
+                          "http_user_agent": "probe/1", "http_content_type": "text/html",
+                          "http_refer": "http://ref.example/", "http_method": "GET",
+                          "protocol": "HTTP/1.1", "status": 200, "length": 5}
+    assert (redirect["http"]["status"], redirect["http"]["redirect"]) == (302, "/login")
+    # a match on the stream, not on a transaction: stream 1, no transaction
+    assert raw["stream"] == 1 and "tx_id" not in raw and "http" not in raw
+    assert admin["stream"] == 0 and got[5]["stream"] == 0
+    for e in (admin, redirect, ok, raw):
+        assert e["vlan"] == [7] and e["ip_v"] == 4 and e["app_proto"] == "http"
+    # the packet logged is the capture's frame numbered pcap_cnt
+    for e in (admin, redirect, ok, raw):
+        assert base64.b64decode(e["packet"]) == frames[e["pcap_cnt"] - 1][1]
+        assert e["packet_info"] == {"linktype": 1, "linktype_name": "EN10MB"}
+        assert e["pkt_src"] == "wire/pcap"
+    # the reassembled datagram, as one packet with a valid header
+    frag = got[5]
+    assert frag["pcap_cnt"] == len(conn.frames) + 2
+    whole = base64.b64decode(frag["packet"])
+    assert whole[14:] [:2] == dgram[14:16] and whole[20:22] == b"\0\0"
+    assert int.from_bytes(whole[16:18], "big") == len(dgram) - 14
+    assert _ip_sum(whole[14:34]) == 0 and whole[34:] == dgram[34:]
+    # raised by the end of input, on no packet of its own
+    end = got[6]
+    assert end["pkt_src"] == "stream (flow timeout)"
+    assert "pcap_cnt" not in end and "packet" not in end

@@ -330,7 +330,8 @@ def test_icmpv6_alert(utc):
     )
     rec = parse(format_eve(a))
     assert rec["proto"] == "IPv6-ICMP"
-    assert rec["src_ip"] == "fe80:1:203:405:607:809:a0b:c0d"
+    # IPv6 written in full, as Suricata writes it
+    assert rec["src_ip"] == "fe80:0001:0203:0405:0607:0809:0a0b:0c0d"
     assert rec["community_id"] == "1:0bf7hyMJUwt3fMED7z8LIfRpBeo="
     assert "src_port" not in rec and "dest_port" not in rec
 
@@ -339,7 +340,8 @@ def test_ipv6_tcp_alert(utc):
     a = tcp_alert(src_ip="2001:db8::1", dst_ip="2001:db8::2")
     rec = parse(format_eve(a))
     assert list(rec) == ALERT_KEYS
-    assert rec["src_ip"] == "2001:db8::1" and rec["dest_ip"] == "2001:db8::2"
+    assert rec["src_ip"] == "2001:0db8:0000:0000:0000:0000:0000:0001"
+    assert rec["dest_ip"] == "2001:0db8:0000:0000:0000:0000:0000:0002"
     assert rec["community_id"] == ref_community_id(6, "2001:db8::1", "2001:db8::2", 1032, 80)
 
 
@@ -425,3 +427,18 @@ def test_writer_one_line_per_event(utc):
     assert [json.loads(x)["event_type"] for x in lines] == ["alert", "anomaly"]
     with pytest.raises(TypeError):
         w.write(object())
+
+
+def test_vlan_lists_the_tags_only(utc):
+    """A tunnel's or NSH path's flow key in pkt.vlan is no VLAN: the record
+    lists the 802.1Q IDs only (a GRE key's bytes made the writer raise)."""
+    from pakemon.decode.packet import Packet
+    from pakemon.events import PacketRef
+
+    p = Packet()
+    p.family = 4
+    p.vlan = (5, ("gre", b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"), ("nsh", 9))
+    rec = parse(format_eve(tcp_alert(pkt=PacketRef(p))))
+    assert rec["vlan"] == [5] and rec["ip_v"] == 4
+    p.vlan = (("gre", b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"),)
+    assert "vlan" not in parse(format_eve(tcp_alert(pkt=PacketRef(p))))
