@@ -49,9 +49,9 @@ def _params():
 
 
 # Alert fields written as Suricata writes them, checked against upstream's
-# own values wherever a case checks them (pcap_cnt is not: a server's bytes
-# are read at the client's next packet, Suricata's at the ACK it waits for;
-# nor payload, flow.* and ether, see KNOWN.md)
+# own values wherever a case checks them (pcap_cnt is not: Suricata inspects
+# a request at the client's packet after the server's ACK, this sensor as
+# it comes; nor payload, flow.* and ether, see KNOWN.md)
 SURICATA_FIELDS = ("tx_id", "http.", "stream", "ip_v", "vlan[", "packet", "pkt_src",
                    "app_proto")
 
