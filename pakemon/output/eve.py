@@ -406,7 +406,16 @@ def alert_record(alert: Alert) -> dict:
     src = ex.get("pkt_src", "wire/pcap")
     if pkt is not None and src == "wire/pcap":
         # (a flow's end has no packet of its own: Suricata's pseudo packet)
-        frame, linktype = ex["frame"] if "frame" in ex else (packet_bytes(pkt), pkt.linktype)
+        if "frame" in ex:
+            frame, linktype = ex["frame"]
+        else:
+            linktype = pkt.linktype
+            try:
+                frame = packet_bytes(pkt)
+            except (IndexError, ValueError, TypeError, struct.error):
+                # (a header the decoder took but this cannot rebuild: the
+                # frame as captured, rather than a lost alert)
+                frame = bytes(pkt.raw)
         if frame:
             obj["packet"] = base64.b64encode(frame).decode("ascii")
             obj["packet_info"] = {"linktype": linktype,
