@@ -35,6 +35,7 @@ from typing import TextIO
 from communityid import icmp as _icmp4, icmp6 as _icmp6
 
 from pakemon.events import Alert, Notice
+from pakemon.lab.traffic import checksum  # (as respond/reset.py builds headers)
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -297,10 +298,7 @@ def packet_bytes(pkt) -> bytes:
         struct.pack_into("!H", hdr, 2, ihl + len(pkt.ip_payload))
         struct.pack_into("!H", hdr, 6, 0)
         struct.pack_into("!H", hdr, 10, 0)
-        total = sum(struct.unpack("!%dH" % (ihl // 2), hdr))
-        while total >> 16:
-            total = (total & 0xFFFF) + (total >> 16)
-        struct.pack_into("!H", hdr, 10, ~total & 0xFFFF)
+        struct.pack_into("!H", hdr, 10, checksum(bytes(hdr)))
         return bytes(raw[:off]) + bytes(hdr) + bytes(pkt.ip_payload)
     pos, nh_at = _ipv6_fragment_header(raw, off)
     # the fragment header taken out, the header before it naming what it

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pakemon.cli import main
-from pakemon.lab.traffic import dns_exchange, http_exchange, write_pcap
+from pakemon.lab.traffic import checksum, dns_exchange, http_exchange, write_pcap
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "conformance" / "suricata-verify"
@@ -209,17 +209,10 @@ def _fragments(frame: bytes, cut: int) -> list[bytes]:
         hdr[2:4] = (20 + len(data)).to_bytes(2, "big")
         hdr[6:8] = ((0x2000 if more else 0) | off // 8).to_bytes(2, "big")
         hdr[10:12] = b"\0\0"
-        hdr[10:12] = _ip_sum(hdr).to_bytes(2, "big")
+        hdr[10:12] = checksum(bytes(hdr)).to_bytes(2, "big")
         return eth + bytes(hdr) + data
 
     return [piece(payload[:cut], 0, True), piece(payload[cut:], cut, False)]
-
-
-def _ip_sum(hdr) -> int:
-    total = sum(int.from_bytes(hdr[i:i + 2], "big") for i in range(0, len(hdr), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def test_eve_alerts_carry_what_suricata_writes(tmp_path):
@@ -287,7 +280,7 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
     whole = base64.b64decode(frag["packet"])
     assert whole[14:] [:2] == dgram[14:16] and whole[20:22] == b"\0\0"
     assert int.from_bytes(whole[16:18], "big") == len(dgram) - 14
-    assert _ip_sum(whole[14:34]) == 0 and whole[34:] == dgram[34:]
+    assert checksum(whole[14:34]) == 0 and whole[34:] == dgram[34:]
     # raised by the end of input, on no packet of its own
     end = got[6]
     assert end["pkt_src"] == "stream (flow timeout)"
