@@ -153,7 +153,7 @@ class PacketRef:
     an alert held by a caller would keep alive."""
 
     __slots__ = ("family", "vlan", "linktype", "raw", "l3_off", "ip_hdr_len", "ip_payload",
-                 "is_fragment")
+                 "is_fragment", "flow")
 
     def __init__(self, pkt):
         self.family = pkt.family
@@ -164,6 +164,19 @@ class PacketRef:
         self.ip_hdr_len = pkt.ip_hdr_len
         self.ip_payload = pkt.ip_payload
         self.is_fragment = pkt.is_fragment
+        # the flow's counters as they are now (EVE's ``direction`` and
+        # ``flow``): (start, to_server, packets to the server, to the
+        # client, bytes to the server, to the client), or None
+        d = pkt.direction
+        s = d.session if d is not None else None
+        if s is not None and s.client is not None:
+            c, v = s.client, s.server
+            self.flow = (s.start, d is c, c.packets, v.packets, c.nbytes, v.nbytes)
+        elif pkt.flow is not None:
+            f, to_server = pkt.flow  # (stream.tracker.FlowCounters' list)
+            self.flow = (f[2], to_server, f[4], f[5], f[6], f[7])  # FC_START...
+        else:
+            self.flow = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ from .detect.http_normalize import HttpConfig
 from .detect.ruletree import RuleTree
 from .detect.scan import ScanDetector
 from .events import Alert, Notice, NoticeKind
-from .stream import StreamTracker
+from .stream import FlowCounters, StreamTracker
 from .stream.checksum import ChecksumGate
 from .stream.tcp import CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler
 
@@ -137,6 +137,9 @@ class Pipeline:
         self.tcp.checksums = self.checksums
         self.tcp.resume_need = self._resume_need
         self.flows = StreamTracker()  # datagram alert-once state (made on alerts only)
+        # what EVE's alert ``flow`` object says of a datagram flow (TCP
+        # sessions count their own): every datagram some rule inspects
+        self.flow_counts = FlowCounters()
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
         self._scan_sweep = 0.0
         # HTTP service ports: client->server streams also get their request
@@ -386,8 +389,11 @@ class Pipeline:
                 return events  # no TCP rule has these ports
         elif not notices and not self.sig.wants(pkt.proto, pkt.sport, pkt.dport):
             return events
-        elif not self._l4_ok(pkt):
-            return events
+        else:
+            if pkt.flow is None:
+                self.flow_counts.count(pkt)
+            if not self._l4_ok(pkt):
+                return events
         alerts = self.sig.packet(pkt, notices)
         if alerts:
             for a in alerts:
@@ -449,7 +455,7 @@ class Pipeline:
             # the state before this segment: what Suricata's flow:established sees
             pre = tcp.direction_of(pkt)
             sig.pre_state = pre.session.state if pre is not None and pre.session else 0
-            early = self._peer_first(pre) if pre is not None else None
+            early = self._peer_first(pre, pkt) if pre is not None else None
             evs = tcp.feed(pkt, pre)
         else:
             early = None
@@ -497,14 +503,27 @@ class Pipeline:
             out += alerts
         return out
 
-    def _peer_first(self, d):
+    def _peer_first(self, d, pkt):
         """The server's bytes that waited for the client to speak
-        (``SigEngine.read_deferred``), read before direction ``d``'s packet."""
+        (``SigEngine.read_deferred``), read before direction ``d``'s packet
+        ``pkt``."""
         peer = d.peer
         sm = peer.det if peer is not None else None
         if sm is None or sm.sig is None or sm.sig.defer is None:
             return None
         found = self.sig.read_deferred(sm.sig)
+        if found:
+            # Their alerts are raised at pkt, which the stream stage counts
+            # only next: Suricata counts a packet before it inspects at it
+            to_server = d.session is not None and d is d.session.client
+            n = pkt.frame_len
+            for a in found:
+                ref = a.pkt
+                f = ref.flow if ref is not None else None
+                if f is not None:
+                    start, ts_, pts, ptc, bts, btc = f
+                    ref.flow = ((start, ts_, pts + 1, ptc, bts + n, btc) if to_server
+                                else (start, ts_, pts, ptc + 1, bts, btc + n))
         for a in found:
             self._count(a)
         self._charge(peer, sm)
@@ -596,6 +615,8 @@ class Pipeline:
     def _inspect_datagram(self, pkt, nodes):
         st = self.stats
         st.inspected += 1
+        if pkt.flow is None and pkt.direction is None:
+            self.flow_counts.count(pkt)
         proto = pkt.proto
         gate = self.checksums
         if gate.enabled and not pkt.truncated:
@@ -697,6 +718,7 @@ class Pipeline:
         out["checksum_offload_accepted"] = self.checksums.offloaded
         out["flows_expired"] = self.flows.table.expired
         out["flows_evicted"] = self.flows.table.evicted
+        out["flow_counters_evicted"] = self.flow_counts.evicted
         if self.sig is not None:
             out.update(self.sig.counters)
             out["sig_pcre_time_limit"] = self.sig.pcre_time_limited()

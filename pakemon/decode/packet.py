@@ -69,7 +69,7 @@ class Packet:
         "ip_id", "is_fragment", "frag_offset", "more_frags", "ip_hdr_len",
         "ip_payload", "l4", "sport", "dport", "seq", "ack", "flags", "window",
         "urgent", "tcp_options", "payload", "frame_len", "raw", "l3_off", "direction",
-        "truncated", "wire_payload", "anomalies",
+        "truncated", "wire_payload", "anomalies", "flow",
     )
 
     def __init__(self):
@@ -104,3 +104,4 @@ class Packet:
         self.truncated = False  # captured shorter than on the wire (snaplen, header-only)
         self.wire_payload = 0  # TCP payload length on the wire, when truncated
         self.anomalies = ()  # non-fatal decoder anomalies (NoticeKinds), see above
+        self.flow = None  # a datagram's (flow counters, to the server), once counted

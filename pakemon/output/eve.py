@@ -397,6 +397,23 @@ def alert_record(alert: Alert) -> dict:
     http = ex.get("http")
     if http:
         obj["http"] = http
+    flow = pkt.flow if pkt is not None else None
+    if flow is not None:
+        # Suricata 7's alert: the packet's direction, the flow's counters
+        # up to it and the flow's own orientation (its client first)
+        start, to_server, pts, ptc, bts, btc = flow
+        obj["direction"] = "to_server" if to_server else "to_client"
+        f = {"pkts_toserver": pts, "pkts_toclient": ptc, "bytes_toserver": bts,
+             "bytes_toclient": btc, "start": eve_timestamp(start)}
+        if to_server:
+            f["src_ip"], f["dest_ip"] = obj.get("src_ip"), obj.get("dest_ip")
+            sp, dp = obj.get("src_port"), obj.get("dest_port")
+        else:
+            f["src_ip"], f["dest_ip"] = obj.get("dest_ip"), obj.get("src_ip")
+            sp, dp = obj.get("dest_port"), obj.get("src_port")
+        if sp is not None:
+            f["src_port"], f["dest_port"] = sp, dp
+        obj["flow"] = f
     obj["payload"] = base64.b64encode(alert.payload).decode("ascii")
     obj["payload_printable"] = payload_printable(alert.payload)
     stream = ex.get("stream")

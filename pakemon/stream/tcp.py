@@ -508,7 +508,7 @@ class TcpDirection:
 
     __slots__ = (
         "src", "sport", "dst", "dport", "session", "peer", "nodes", "det",
-        "packets", "delivered", "depth", "depth_reached", "policy", "pol", "buffer",
+        "packets", "nbytes", "delivered", "depth", "depth_reached", "policy", "pol", "buffer",
         "csum_strict", "isn", "base", "off", "edge", "wup", "wscale", "wshift", "syn_ts",
         "ts_recent", "tfo", "syn_data", "syn_pkt", "fin_abs", "fin_done", "q", "qbytes", "qmax",
         "urg_abs", "gap_pending", "hist", "hist_len", "rst", "fin_start", "ofo",
@@ -524,7 +524,10 @@ class TcpDirection:
         self.peer = None
         self.nodes = ()
         self.det = None  # the detect stage's state, opaque here
+        # segments this sender's session took, and their frames' bytes:
+        # Suricata's per-flow counters (EVE's alert ``flow`` object)
         self.packets = 0
+        self.nbytes = 0
         self.delivered = 0
         self.depth = 1 << 62  # bytes delivered at most (the session sets it by role)
         self.depth_reached = False
@@ -578,14 +581,24 @@ class TcpDirection:
                 f"{format_addr(self.dst)}:{self.dport}, off={self.off})")
 
 
+def _wire_len(pkt) -> int:
+    """The frame's bytes on the wire: a header-only record of the live
+    sensor (or a capture's snaplen) cut the payload, not the traffic."""
+    n = pkt.frame_len
+    if pkt.truncated:
+        n += max(0, pkt.wire_payload - len(pkt.payload))
+    return n
+
+
 class TcpSession:
     """One connection: ``client`` sent the first SYN (or the picked-up segment)."""
 
     __slots__ = ("client", "server", "state", "last", "timeout", "midstream", "oneside",
                  "split", "win", "wscale_ok", "ts_ok", "noticed", "dead", "alt", "syns",
-                 "pickup")
+                 "pickup", "start")
 
     def __init__(self):
+        self.start = 0.0  # its first packet's time (EVE's flow.start)
         self.client = None
         self.server = None
         self.state = SYN_SENT
@@ -877,6 +890,7 @@ class TcpReassembler:
                 self._feed_older(d, pkt, out)
             return out
         d.packets += 1
+        d.nbytes += pkt.frame_len if not pkt.truncated else _wire_len(pkt)
         if s.pickup and d.packets == 1:  # the other side answers
             s.pickup = False
             self._pickups.pop(s, None)
@@ -998,6 +1012,7 @@ class TcpReassembler:
             c = a.client
             ad = c if c.src == src and c.sport == sport else a.server
             ad.packets += 1
+            ad.nbytes += _wire_len(pkt)
             a.last = ts
             self._segment(ad, a, pkt, out)
             holder, a = a, a.alt
@@ -1061,7 +1076,7 @@ class TcpReassembler:
             b.key += (pkt.vlan,)
         a.peer, b.peer = b, a
         s.client, s.server = (a, b) if sender_is_client else (b, a)
-        s.last = pkt.ts
+        s.last = s.start = pkt.ts
         classify = self.classify
         for d in (s.client, s.server):
             pol = self._policy(d.dst)
@@ -1076,6 +1091,7 @@ class TcpReassembler:
         self._sessions[s] = None
         self.c_sessions += 1
         a.packets = 1
+        a.nbytes = _wire_len(pkt)
         return a
 
     def charge_app(self, d, n: int) -> None:

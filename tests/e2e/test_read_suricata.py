@@ -10,6 +10,7 @@ import pytest
 
 from pakemon.cli import main
 from pakemon.lab.traffic import checksum, dns_exchange, http_exchange, write_pcap
+from pakemon.output.eve import eve_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "conformance" / "suricata-verify"
@@ -285,3 +286,84 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
     end = got[6]
     assert end["pkt_src"] == "stream (flow timeout)"
     assert "pcap_cnt" not in end and "packet" not in end
+
+
+def _flow_key(frame):
+    """(proto, endpoint, endpoint) of an untagged IPv4 frame, endpoints
+    sorted; ICMP by address pair (as EVE's flow_id)."""
+    ihl = (frame[14] & 15) * 4
+    proto = frame[23]
+    a, b = (frame[26:30], 0), (frame[30:34], 0)
+    if proto in (6, 17):
+        l4 = 14 + ihl
+        a = (frame[26:30], int.from_bytes(frame[l4:l4 + 2], "big"))
+        b = (frame[30:34], int.from_bytes(frame[l4 + 2:l4 + 4], "big"))
+    return (proto,) + tuple(sorted((a, b))), a
+
+
+def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
+    """Suricata 7's alert ``direction`` and ``flow`` object: each flow's
+    packets and bytes (captured length, link header included) each way up
+    to and including the frame the alert was raised at (pcap_cnt), its
+    first packet's time, and the flow's own orientation (client first),
+    for TCP (a request, and a response read at the client's next packet),
+    UDP and ICMP, with other flows' frames in between."""
+    from pakemon.lab.traffic import TcpConnection, ping_exchange, udp_frame
+
+    conn = TcpConnection("10.0.0.1", "10.0.0.2", 40001, 80, ts=1.0).open()
+    conn.send(b"GET /flowtest HTTP/1.1\r\nHost: h\r\n\r\n")
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"b" * 1990 + b"FLOWBODY!!",
+              from_client=False)
+    web = conn.close()
+    other = [(0, udp_frame("10.0.0.7", "10.0.0.8", 7000 + i, 9, b"noise" * i)) for i in range(6)]
+    dns = dns_exchange("10.0.0.1", "10.0.0.53", 5353, "flows.example.org")
+    dns += [(0, f) for _, f in dns_exchange("10.0.0.1", "10.0.0.53", 5353, "again.example.org")]
+    ping = ping_exchange("10.0.0.9", "10.0.0.1", 77, 1) + ping_exchange("10.0.0.9", "10.0.0.1",
+                                                                        77, 2)
+    mixed = (web[:4] + other[:2] + dns[:3] + web[4:9] + other[2:4] + ping[:3] + web[9:]
+             + dns[3:] + ping[3:] + other[4:])
+    frames = [(1.0 + i / 100, f) for i, (_, f) in enumerate(mixed)]
+    pcap = tmp_path / "flows.pcap"
+    write_pcap(pcap, frames)
+    rules = tmp_path / "f.rules"
+    rules.write_text(
+        'alert http any any -> any any (msg:"req"; flow:to_server; http.uri; '
+        'content:"/flowtest"; sid:1;)\n'
+        'alert tcp any 80 -> any any (msg:"body"; flow:to_client; content:"FLOWBODY"; sid:2;)\n'
+        'alert udp any 53 -> any any (msg:"answer"; content:"|05|again"; sid:3;)\n'
+        'alert icmp any any -> any any (msg:"reply"; itype:0; icmp_seq:2; sid:4;)\n'
+        'alert udp any any -> any 53 (msg:"query"; content:"|05|flows"; sid:5;)\n'
+        'alert http any any -> any any (msg:"resp"; flow:to_client; file.data; '
+        'content:"FLOWBODY"; sid:6;)\n')
+    logs = tmp_path / "logs"
+    assert main(["read", "-q", "--rules", str(rules), str(pcap), "--log-dir", str(logs)]) == 0
+    got = {e["alert"]["signature_id"]: e for e in eve_alerts(logs)}
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    for sid, e in got.items():
+        n = e["pcap_cnt"]
+        key, _ = _flow_key(frames[n - 1][1])
+        mine = [f for _, f in frames if _flow_key(f)[0] == key]
+        client = _flow_key(mine[0])[1]
+        upto = [f for _, f in frames[:n] if _flow_key(f)[0] == key]
+        ts = [f for f in upto if _flow_key(f)[1] == client]
+        tc = [f for f in upto if _flow_key(f)[1] != client]
+        flow = e["flow"]
+        assert (flow["pkts_toserver"], flow["pkts_toclient"]) == (len(ts), len(tc)), sid
+        assert flow["bytes_toserver"] == sum(map(len, ts)), sid
+        assert flow["bytes_toclient"] == sum(map(len, tc)), sid
+        first = next(t for t, f in frames if _flow_key(f)[0] == key)
+        assert flow["start"] == eve_timestamp(first)
+        to_server = e["src_ip"] == flow["src_ip"] and e.get("src_port") == flow.get("src_port")
+        assert e["direction"] == ("to_server" if to_server else "to_client"), sid
+        assert {flow["src_ip"], flow["dest_ip"]} == {e["src_ip"], e["dest_ip"]}
+    # who started each flow, whichever way the alert's packet went
+    assert got[1]["direction"] == "to_server" and got[5]["direction"] == "to_server"
+    assert got[2]["direction"] == "to_client" and got[3]["direction"] == "to_client"
+    # the response's transaction, read at the client's next packet
+    assert got[6]["direction"] == "to_client"
+    assert _flow_key(frames[got[6]["pcap_cnt"] - 1][1])[1][0] == bytes([10, 0, 0, 1])
+    assert got[4]["direction"] == "to_client" and "src_port" not in got[4]["flow"]
+    assert got[2]["flow"]["src_ip"] == "10.0.0.1" and got[2]["flow"]["dest_port"] == 80
+    assert got[4]["flow"]["src_ip"] == "10.0.0.9"
+    # the second query and answer of the DNS flow count with the first
+    assert got[3]["flow"]["pkts_toserver"] == 2 and got[3]["flow"]["pkts_toclient"] == 2
