@@ -381,16 +381,22 @@ def alert_record(alert: Alert) -> dict:
         obj["community_id"] = cid
     if "tx_id" in ex:
         obj["tx_id"] = ex["tx_id"]
+    meta = getattr(rule, "meta", None) or {}
     obj["alert"] = {
         "action": alert.action,
         # Snort/Suricata rules carry their own gid; native rules are gid 1
-        "gid": (getattr(rule, "meta", None) or {}).get("gid", 1),
+        "gid": meta.get("gid", 1),
         "signature_id": rule.signature_id,
         "rev": rule.rev,
         "signature": rule.signature,
         "category": rule.category,
         "severity": rule.severity,
     }
+    md = meta.get("metadata")
+    if md:
+        md = rule_metadata(tuple(md))
+        if md:
+            obj["alert"]["metadata"] = md
     app = ex.get("app_proto")
     if app:
         obj["app_proto"] = app
@@ -437,6 +443,28 @@ def alert_record(alert: Alert) -> dict:
                                   "linktype_name": LINKTYPE_NAMES.get(linktype, str(linktype))}
     obj["pkt_src"] = src
     return obj
+
+
+@functools.lru_cache(maxsize=4096)
+def rule_metadata(pairs: tuple) -> dict:
+    """A rule's ``metadata`` (key, value) pairs as Suricata's alert writes
+    them (``alert.metadata``, on by default): each key once, its values in
+    a list, keys in case-blind order; values of one key last given first
+    (Suricata prepends each pair, then sorts by key); a key without a
+    value is left out. SIEM content reads ET's ``signature_severity``,
+    ``attack_target``, ``created_at`` there."""
+    items = [(k, v) for k, v in reversed(pairs) if k and v]
+    items.sort(key=lambda kv: kv[0].lower())
+    out: dict = {}
+    last = None
+    for k, v in items:
+        low = k.lower()
+        if low != last:
+            last = low
+            key = k
+            out[key] = []
+        out[key].append(v)
+    return out
 
 
 def anomaly_type(kind_name: str) -> str:

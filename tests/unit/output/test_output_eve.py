@@ -442,3 +442,24 @@ def test_vlan_lists_the_tags_only(utc):
     assert rec["vlan"] == [5] and rec["ip_v"] == 4
     p.vlan = (("gre", b"\x01\x02\x03\x04", b"\x05\x06\x07\x08"),)
     assert "vlan" not in parse(format_eve(tcp_alert(pkt=PacketRef(p))))
+
+
+def test_rule_metadata_as_suricata_writes_it(utc):
+    """alert.metadata: each key once with its values in a list, keys in
+    case-blind order, the values of a repeated key last given first (as
+    Suricata's DetectMetadataParse prepends and then sorts), a key with no
+    value left out; the rule's pairs as the Suricata parser stores them."""
+    from pakemon.detect.suricata_parser import parse_suricata_rules
+
+    text = ('alert tcp any any -> any 80 (msg:"m"; content:"x"; metadata: toto 1; '
+            'metadata: Titi 2, jaivu gros_minet, lonely, tag A, TAG B; sid:7;)\n')
+    (sr,), _, _ = parse_suricata_rules(text)
+    r = sr.to_rule()
+    obj = json.loads(format_eve(tcp_alert(rule=r)))
+    assert obj["alert"]["metadata"] == {
+        "jaivu": ["gros_minet"], "TAG": ["B", "A"], "Titi": ["2"], "toto": ["1"]}
+    assert list(obj["alert"]["metadata"]) == ["jaivu", "TAG", "Titi", "toto"]
+    # a rule without metadata (and a native rule) writes none
+    (bare,), _, _ = parse_suricata_rules('alert tcp any any -> any 80 (content:"x"; sid:8;)\n')
+    assert "metadata" not in json.loads(format_eve(tcp_alert(rule=bare.to_rule())))["alert"]
+    assert "metadata" not in json.loads(format_eve(tcp_alert()))["alert"]
