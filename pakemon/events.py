@@ -173,8 +173,8 @@ class PacketRef:
             c, v = s.client, s.server
             self.flow = (s.start, d is c, c.packets, v.packets, c.nbytes, v.nbytes)
         elif pkt.flow is not None:
-            f, to_server = pkt.flow  # (stream.tracker.FlowCounters' list)
-            self.flow = (f[2], to_server, f[4], f[5], f[6], f[7])  # FC_START...
+            f, to_server = pkt.flow  # (a datagram flow's sigengine.FlowState)
+            self.flow = (f.start, to_server, f.pkts_ts, f.pkts_tc, f.bytes_ts, f.bytes_tc)
         else:
             self.flow = None
 

@@ -52,7 +52,7 @@ from .detect.http_normalize import HttpConfig
 from .detect.ruletree import RuleTree
 from .detect.scan import ScanDetector
 from .events import Alert, Notice, NoticeKind
-from .stream import FlowCounters, StreamTracker
+from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
 from .stream.tcp import CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler
 
@@ -137,9 +137,6 @@ class Pipeline:
         self.tcp.checksums = self.checksums
         self.tcp.resume_need = self._resume_need
         self.flows = StreamTracker()  # datagram alert-once state (made on alerts only)
-        # what EVE's alert ``flow`` object says of a datagram flow (TCP
-        # sessions count their own): every datagram some rule inspects
-        self.flow_counts = FlowCounters()
         self.scan = ScanDetector(config.scan) if config.scan.enabled else None
         self._scan_sweep = 0.0
         # HTTP service ports: client->server streams also get their request
@@ -389,11 +386,8 @@ class Pipeline:
                 return events  # no TCP rule has these ports
         elif not notices and not self.sig.wants(pkt.proto, pkt.sport, pkt.dport):
             return events
-        else:
-            if pkt.flow is None:
-                self.flow_counts.count(pkt)
-            if not self._l4_ok(pkt):
-                return events
+        elif not self._l4_ok(pkt):
+            return events
         alerts = self.sig.packet(pkt, notices)
         if alerts:
             for a in alerts:
@@ -615,8 +609,6 @@ class Pipeline:
     def _inspect_datagram(self, pkt, nodes):
         st = self.stats
         st.inspected += 1
-        if pkt.flow is None and pkt.direction is None:
-            self.flow_counts.count(pkt)
         proto = pkt.proto
         gate = self.checksums
         if gate.enabled and not pkt.truncated:
@@ -718,7 +710,6 @@ class Pipeline:
         out["checksum_offload_accepted"] = self.checksums.offloaded
         out["flows_expired"] = self.flows.table.expired
         out["flows_evicted"] = self.flows.table.evicted
-        out["flow_counters_evicted"] = self.flow_counts.evicted
         if self.sig is not None:
             out.update(self.sig.counters)
             out["sig_pcre_time_limit"] = self.sig.pcre_time_limited()

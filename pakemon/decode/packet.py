@@ -104,4 +104,4 @@ class Packet:
         self.truncated = False  # captured shorter than on the wire (snaplen, header-only)
         self.wire_payload = 0  # TCP payload length on the wire, when truncated
         self.anomalies = ()  # non-fatal decoder anomalies (NoticeKinds), see above
-        self.flow = None  # a datagram's (flow counters, to the server), once counted
+        self.flow = None  # a datagram's (flow state with counters, to the server), once counted

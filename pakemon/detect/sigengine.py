@@ -1465,7 +1465,7 @@ class FlowState:
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
                  "answered", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done",
-                 "tls_st")
+                 "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc")
 
     def __init__(self, client, fid):
         self.bits: set = set()
@@ -1496,6 +1496,10 @@ class FlowState:
         self.expected = 0
         self.answered = 0
         self.views = None  # datagram flows: (view to the server, view back)
+        # Datagram flows (not ICMP): Suricata's per-flow counters, for EVE's
+        # alert ``flow`` object (TCP sessions count their own)
+        self.start = 0.0
+        self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
 
 
 class DirState:
@@ -1647,7 +1651,8 @@ class SigEngine:
 
     def _dgram_flow(self, pkt):
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
-        key = (pkt.proto, a, b) if a <= b else (pkt.proto, b, a)
+        proto = pkt.proto
+        key = (proto, a, b) if a <= b else (proto, b, a)
         flows = self.dgram_flows
         f = flows.get(key)
         if f is None:
@@ -1657,12 +1662,26 @@ class SigEngine:
                 # flow and direction sides with it), counted
                 flows.popitem(last=False)
                 self.counters["sig_flows_evicted"] += 1
-            return f
-        # most recently seen last: a flood of new flows evicts idle ones,
-        # not a conversation still going on
-        flows.move_to_end(key)
-        if f.client != a:
-            f.seen_both = True
+            f.start = pkt.ts
+            to_server = True
+        else:
+            # most recently seen last: a flood of new flows evicts idle ones,
+            # not a conversation still going on
+            flows.move_to_end(key)
+            to_server = f.client == a
+            if not to_server:
+                f.seen_both = True
+        if proto != 1 and proto != 58:
+            # (ICMP's flows here are keyed by type and code, a reply apart
+            # from its request: Suricata's by address pair, so their counts
+            # and direction would say otherwise; none are written)
+            if to_server:
+                f.pkts_ts += 1
+                f.bytes_ts += pkt.frame_len
+            else:
+                f.pkts_tc += 1
+                f.bytes_tc += pkt.frame_len
+            pkt.flow = (f, to_server)
         return f
 
     # ------------------------------------------------------------ entry points

@@ -1,5 +1,5 @@
 """Stream stage: TCP reassembly (``tcp``) and datagram flow state (``tracker``)."""
 
-from .tracker import FlowCounters, FlowDir, FlowTable, StreamTracker
+from .tracker import FlowDir, FlowTable, StreamTracker
 
-__all__ = ["FlowCounters", "FlowDir", "FlowTable", "StreamTracker"]
+__all__ = ["FlowDir", "FlowTable", "StreamTracker"]
