@@ -54,7 +54,8 @@ from .detect.scan import ScanDetector
 from .events import Alert, Notice, NoticeKind
 from .stream import StreamTracker
 from .stream.checksum import ChecksumGate
-from .stream.tcp import CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler
+from .stream.tcp import (CLOSED, StreamBypass, StreamData, StreamRewrite, TcpReassembler,
+                         wire_len)
 
 _NONE = ()
 # EVE's pkt_src of an alert raised when a flow ends or input does, not on a
@@ -510,7 +511,7 @@ class Pipeline:
             # Their alerts are raised at pkt, which the stream stage counts
             # only next: Suricata counts a packet before it inspects at it
             to_server = d.session is not None and d is d.session.client
-            n = pkt.frame_len
+            n = wire_len(pkt)
             for a in found:
                 ref = a.pkt
                 f = ref.flow if ref is not None else None

@@ -581,7 +581,7 @@ class TcpDirection:
                 f"{format_addr(self.dst)}:{self.dport}, off={self.off})")
 
 
-def _wire_len(pkt) -> int:
+def wire_len(pkt) -> int:
     """The frame's bytes on the wire: a header-only record of the live
     sensor (or a capture's snaplen) cut the payload, not the traffic."""
     n = pkt.frame_len
@@ -890,7 +890,7 @@ class TcpReassembler:
                 self._feed_older(d, pkt, out)
             return out
         d.packets += 1
-        d.nbytes += pkt.frame_len if not pkt.truncated else _wire_len(pkt)
+        d.nbytes += pkt.frame_len if not pkt.truncated else wire_len(pkt)
         if s.pickup and d.packets == 1:  # the other side answers
             s.pickup = False
             self._pickups.pop(s, None)
@@ -1012,7 +1012,7 @@ class TcpReassembler:
             c = a.client
             ad = c if c.src == src and c.sport == sport else a.server
             ad.packets += 1
-            ad.nbytes += _wire_len(pkt)
+            ad.nbytes += wire_len(pkt)
             a.last = ts
             self._segment(ad, a, pkt, out)
             holder, a = a, a.alt
@@ -1091,7 +1091,7 @@ class TcpReassembler:
         self._sessions[s] = None
         self.c_sessions += 1
         a.packets = 1
-        a.nbytes = _wire_len(pkt)
+        a.nbytes = wire_len(pkt)
         return a
 
     def charge_app(self, d, n: int) -> None:

@@ -216,6 +216,17 @@ def _fragments(frame: bytes, cut: int) -> list[bytes]:
     return [piece(payload[:cut], 0, True), piece(payload[cut:], cut, False)]
 
 
+def _read_alerts(tmp_path, frames, rules_text) -> dict:
+    """``read`` of ``frames`` with ``rules_text``: its EVE alerts by sid."""
+    pcap = tmp_path / "in.pcap"
+    write_pcap(pcap, frames)
+    rules = tmp_path / "in.rules"
+    rules.write_text(rules_text)
+    logs = tmp_path / "logs"
+    assert main(["read", "-q", "--rules", str(rules), str(pcap), "--log-dir", str(logs)]) == 0
+    return {e["alert"]["signature_id"]: e for e in eve_alerts(logs)}
+
+
 def test_eve_alerts_carry_what_suricata_writes(tmp_path):
     """tx_id, the HTTP transaction's metadata, stream, ip_v, vlan, pcap_cnt,
     the packet (a reassembled datagram as Suricata's defrag builds it), and
@@ -238,10 +249,7 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
     tail = TcpConnection("10.0.0.1", "192.0.2.2", 40002, 81, ts=4.0).open()
     tail.send(b"TAILMARK", )
     frames += tail.frames[:-1]  # (not the server's ACK of it)
-    pcap = tmp_path / "f.pcap"
-    write_pcap(pcap, frames)
-    rules = tmp_path / "s.rules"
-    rules.write_text(
+    got = _read_alerts(tmp_path, frames, (
         'alert http any any -> any any (msg:"admin"; flow:to_server; http.uri; '
         'content:"/admin"; sid:1;)\n'
         'alert http any any -> any any (msg:"redirect"; flow:to_client; http.stat_code; '
@@ -250,10 +258,7 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
         'content:"200"; sid:3;)\n'
         'alert tcp any any -> any 80 (msg:"raw"; flow:to_server; content:"probe/1"; sid:4;)\n'
         'alert udp any any -> any any (msg:"frag"; content:"FRAGMARK"; sid:5;)\n'
-        'alert tcp any any -> any 81 (msg:"tail"; content:"TAILMARK"; sid:6;)\n')
-    logs = tmp_path / "logs"
-    assert main(["read", "-q", "--rules", str(rules), str(pcap), "--log-dir", str(logs)]) == 0
-    got = {e["alert"]["signature_id"]: e for e in eve_alerts(logs)}
+        'alert tcp any any -> any 81 (msg:"tail"; content:"TAILMARK"; sid:6;)\n'))
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
 
     admin, redirect, ok, raw = got[1], got[2], got[3], got[4]
@@ -323,10 +328,7 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
     mixed = (web[:4] + other[:2] + dns[:3] + web[4:9] + other[2:4] + ping[:3] + web[9:]
              + dns[3:] + ping[3:] + other[4:])
     frames = [(1.0 + i / 100, f) for i, (_, f) in enumerate(mixed)]
-    pcap = tmp_path / "flows.pcap"
-    write_pcap(pcap, frames)
-    rules = tmp_path / "f.rules"
-    rules.write_text(
+    got = _read_alerts(tmp_path, frames, (
         'alert http any any -> any any (msg:"req"; flow:to_server; http.uri; '
         'content:"/flowtest"; sid:1;)\n'
         'alert tcp any 80 -> any any (msg:"body"; flow:to_client; content:"FLOWBODY"; sid:2;)\n'
@@ -334,10 +336,7 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
         'alert icmp any any -> any any (msg:"reply"; itype:0; icmp_seq:2; sid:4;)\n'
         'alert udp any any -> any 53 (msg:"query"; content:"|05|flows"; sid:5;)\n'
         'alert http any any -> any any (msg:"resp"; flow:to_client; file.data; '
-        'content:"FLOWBODY"; sid:6;)\n')
-    logs = tmp_path / "logs"
-    assert main(["read", "-q", "--rules", str(rules), str(pcap), "--log-dir", str(logs)]) == 0
-    got = {e["alert"]["signature_id"]: e for e in eve_alerts(logs)}
+        'content:"FLOWBODY"; sid:6;)\n'))
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
     # ICMP: the engine's flows are not Suricata's there (below)
     assert "flow" not in got[4] and "direction" not in got[4]
