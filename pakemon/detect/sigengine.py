@@ -1496,8 +1496,8 @@ class FlowState:
         self.expected = 0
         self.answered = 0
         self.views = None  # datagram flows: (view to the server, view back)
-        # Datagram flows (not ICMP): Suricata's per-flow counters, for EVE's
-        # alert ``flow`` object (TCP sessions count their own)
+        # Datagram flows: Suricata's per-flow counters, for EVE's alert
+        # ``flow`` object (TCP sessions count their own)
         self.start = 0.0
         self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
 
@@ -1650,8 +1650,16 @@ class SigEngine:
         return v
 
     def _dgram_flow(self, pkt):
-        a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
+        """(the flow state of a datagram, whether it goes to the server:
+        its sender started the flow). An ICMP flow is an address pair, as
+        Suricata's (its flow hash gives ICMP other than errors fixed
+        ports): an echo reply is its request's flow, to the client, and
+        makes it established."""
         proto = pkt.proto
+        if proto == 1 or proto == 58:
+            a, b = (pkt.src, 0), (pkt.dst, 0)
+        else:
+            a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
         key = (proto, a, b) if a <= b else (proto, b, a)
         flows = self.dgram_flows
         f = flows.get(key)
@@ -1671,18 +1679,14 @@ class SigEngine:
             to_server = f.client == a
             if not to_server:
                 f.seen_both = True
-        if proto != 1 and proto != 58:
-            # (ICMP's flows here are keyed by type and code, a reply apart
-            # from its request: Suricata's by address pair, so their counts
-            # and direction would say otherwise; none are written)
-            if to_server:
-                f.pkts_ts += 1
-                f.bytes_ts += pkt.frame_len
-            else:
-                f.pkts_tc += 1
-                f.bytes_tc += pkt.frame_len
-            pkt.flow = (f, to_server)
-        return f
+        if to_server:
+            f.pkts_ts += 1
+            f.bytes_ts += pkt.frame_len
+        else:
+            f.pkts_tc += 1
+            f.bytes_tc += pkt.frame_len
+        pkt.flow = (f, to_server)
+        return f, to_server
 
     # ------------------------------------------------------------ entry points
 
@@ -1767,8 +1771,7 @@ class SigEngine:
                 established = pre is not None and pre >= 3 or (
                     pre is None and d.session.state >= 3)
         elif pkt.l4 or pkt.family:
-            flow = self._dgram_flow(pkt)
-            to_server = flow.client == (pkt.src, pkt.sport)
+            flow, to_server = self._dgram_flow(pkt)
             established = flow.seen_both
             if pkt.l4 and (proto == 17 or proto == 1 or proto == 58):
                 views = flow.views

@@ -311,8 +311,9 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
     packets and bytes (captured length, link header included) each way up
     to and including the frame the alert was raised at (pcap_cnt), its
     first packet's time, and the flow's own orientation (client first),
-    for TCP (a request, and a response read at the client's next packet)
-    and UDP, with other flows' frames in between; none for ICMP."""
+    for TCP (a request, and a response read at the client's next packet),
+    UDP and ICMP (an address pair, requests and replies one flow), with
+    other flows' frames in between."""
     from pakemon.lab.traffic import TcpConnection, ping_exchange, udp_frame
 
     conn = TcpConnection("10.0.0.1", "10.0.0.2", 40001, 80, ts=1.0).open()
@@ -338,11 +339,7 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
         'alert http any any -> any any (msg:"resp"; flow:to_client; file.data; '
         'content:"FLOWBODY"; sid:6;)\n'))
     assert sorted(got) == [1, 2, 3, 4, 5, 6]
-    # ICMP: the engine's flows are not Suricata's there (below)
-    assert "flow" not in got[4] and "direction" not in got[4]
     for sid, e in got.items():
-        if sid == 4:
-            continue
         n = e["pcap_cnt"]
         key, _ = _flow_key(frames[n - 1][1])
         mine = [f for _, f in frames if _flow_key(f)[0] == key]
@@ -367,5 +364,10 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
     assert _flow_key(frames[got[6]["pcap_cnt"] - 1][1])[1][0] == bytes([10, 0, 0, 1])
     assert got[2]["flow"]["src_ip"] == "10.0.0.1" and got[2]["flow"]["dest_port"] == 80
     assert got[3]["flow"]["src_ip"] == "10.0.0.1" and got[3]["flow"]["src_port"] == 5353
+    # ICMP: one flow per address pair, as Suricata's; the reply goes to
+    # the client, after two requests and a reply
+    assert got[4]["direction"] == "to_client" and "src_port" not in got[4]["flow"]
+    assert got[4]["flow"]["src_ip"] == "10.0.0.9"
+    assert (got[4]["flow"]["pkts_toserver"], got[4]["flow"]["pkts_toclient"]) == (2, 2)
     # the second query and answer of the DNS flow count with the first
     assert got[3]["flow"]["pkts_toserver"] == 2 and got[3]["flow"]["pkts_toclient"] == 2

@@ -112,6 +112,26 @@ def test_icmp_and_udp():
     assert sids(alerts) == {1: 1, 2: 1, 4: 1}
 
 
+def test_icmp_flow_is_the_address_pair():
+    """As Suricata's flows: an echo request and its reply are one flow (its
+    flow hash gives ICMP other than errors fixed ports), so the reply goes
+    to the client and finds the flow established, and a flowbit the
+    request set is seen on the reply."""
+    frames = ping_exchange("10.0.0.1", "10.0.0.3", 7, 9) + ping_exchange(
+        "10.0.0.1", "10.0.0.3", 7, 10, ts=1)
+    alerts = run('alert icmp any any -> any any (msg:"est rep"; flow:established,to_client; '
+                 'itype:0; sid:1;)\n'
+                 'alert icmp any any -> any any (msg:"req to server"; flow:to_server; itype:8; '
+                 'sid:2;)\n'
+                 'alert icmp any any -> any any (msg:"rep to server"; flow:to_server; itype:0; '
+                 'sid:3;)\n'
+                 'alert icmp any any -> any any (msg:"set"; itype:8; flowbits:set,pinged; '
+                 'flowbits:noalert; sid:4;)\n'
+                 'alert icmp any any -> any any (msg:"seen"; itype:0; flowbits:isset,pinged; '
+                 'sid:5;)\n', frames)
+    assert sids(alerts) == {1: 2, 2: 2, 5: 2}
+
+
 def test_http_buffers_once_per_transaction():
     req = (b"GET /a/../evil%2ephp?x=1 HTTP/1.1\r\nHost: WWW.Example.com:8080\r\n"
            b"User-Agent: BadBot/1.0\r\nCookie: s=1\r\n\r\n")
