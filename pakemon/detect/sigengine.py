@@ -2644,7 +2644,7 @@ class SigEngine:
                 continue
             if sr.app is not None and kind != "http" and kind != "http-resp" and kind != "dns":
                 if flow is None or (flow.pkt_app if kind == "pkt" and proto == 6
-                                    else flow.app) != sr.app:
+                                    else _dgram_app(flow, pkt)) != sr.app:
                     continue
             if headers:
                 if not sr.anyports and proto in (6, 17) and sport >= 0 and \
@@ -2714,7 +2714,8 @@ class SigEngine:
             # transaction's buffers), app_proto for a flow whose protocol
             # it detected, an HTTP transaction's id and metadata
             ex["stream"] = 1 if kind == "stream" else 0
-            app = "dns" if kind == "dns" else flow.app if flow is not None else None
+            app = "dns" if kind == "dns" else None if flow is None else \
+                flow.app if proto == 6 else _dgram_app(flow, pkt)
             if app:
                 ex["app_proto"] = app
             if (kind == "http" or kind == "http-resp") and type(http) is _HttpBuffers:
@@ -2870,6 +2871,19 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
 _BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
 SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
+
+
+def _dgram_app(flow, pkt):
+    """A datagram flow's app protocol, probed from this datagram while not
+    known: DNS over UDP to or from port 53, as Suricata's probing parser
+    (its DNS detection port) tells it. Probed only when asked (a candidate
+    of an ``alert dns`` packet rule, an alert's app_proto), not per
+    datagram."""
+    app = flow.app
+    if app is None and pkt.proto == 17 and pkt.l4 and pkt.payload and (
+            pkt.dport == 53 or pkt.sport == 53) and probe_dns_udp(bytes(pkt.payload)):
+        app = flow.app = "dns"
+    return app
 
 
 def _app_is(want, flow, kind, pkt) -> bool:

@@ -922,8 +922,23 @@ def plan(rule, n: int, at=None) -> Plan:
     if rule.proto == "dns":
         from pakemon.lab.traffic import dns_query
 
+        if set(bufs) == {None}:
+            # raw contents on a DNS flow (ET's TXT-response rules): a DNS
+            # message that parses, as the engine tells DNS over UDP by
+            # probing on port 53 (Suricata's way), the contents the string
+            # of its TXT answer
+            if rule.dsize is not None:
+                raise Skip("dsize on dns")
+            raw = layout(bufs[None])
+            if len(raw) > 255:
+                raise Skip("dns raw contents too long")
+            data = _dns_txt_answer(raw, n & 0xFFFF)
+            if not satisfies(bufs[None], data):
+                raise Skip("raw contents not in the message")
+            FINALS[None] = data
+            return Plan("udp", *ends(53), [(True, data)])
         if set(bufs) - {"dns.query"} or not bufs:
-            raise Skip("dns without dns.query only")
+            raise Skip("dns with buffers other than dns.query")
         q = layout(bufs["dns.query"])
         if not re.fullmatch(rb"[A-Za-z0-9._-]+", q) or q.startswith(b".") or b".." in q:
             raise Skip("query name bytes")
@@ -971,6 +986,17 @@ def plan(rule, n: int, at=None) -> Plan:
             raise Skip("dsize on tls")
         return Plan("tcp", *ends(443), _tls_steps(bufs, to_client))
     raise Skip("protocol " + rule.proto)
+
+
+def _dns_txt_answer(raw: bytes, qid: int) -> bytes:
+    """A DNS response for a TXT record whose one string is ``raw``."""
+    import struct
+
+    from pakemon.lab.traffic import dns_query
+
+    q = dns_query("txt.example.org", qid=qid, qtype=16)
+    return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[12:] + b"\xc0\x0c"
+            + struct.pack("!HHIH", 16, 1, 300, len(raw) + 1) + bytes([len(raw)]) + raw)
 
 
 def _tls_steps(bufs, to_client) -> list:

@@ -132,6 +132,34 @@ def test_icmp_flow_is_the_address_pair():
     assert sids(alerts) == {1: 2, 2: 2, 5: 2}
 
 
+def test_dns_rule_with_raw_contents_reads_datagrams_of_a_dns_flow():
+    """``alert dns`` with a plain content (ET's TXT-response rules): a
+    packet rule on flows whose protocol is DNS, which Suricata tells by
+    probing UDP on port 53. The same bytes to another port, or a port-53
+    datagram that is no DNS message, are no DNS flow."""
+    import struct
+
+    from pakemon.lab.traffic import dns_query, udp_frame
+
+    def txt_answer(qid, txt):
+        q = dns_query("t.example.org", qid=qid, qtype=16)
+        return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[12:] + b"\xc0\x0c"
+                + struct.pack("!HHIH", 16, 1, 300, len(txt) + 1) + bytes([len(txt)]) + txt)
+
+    frames = [(1.0, udp_frame("8.8.8.8", "10.0.0.1", 53, 5353, txt_answer(1, b"V3LU9x"))),
+              (2.0, udp_frame("8.8.8.8", "10.0.0.1", 5300, 5353, txt_answer(2, b"V3LU9y"))),
+              (3.0, udp_frame("8.8.8.8", "10.0.0.1", 53, 5354, b"not dns V3LU9z"))]
+    rules = ('alert dns any any -> any any (msg:"txt"; content:"|00 10 00 01|"; '
+             'content:"V3LU9"; distance:0; sid:1;)\n'
+             'alert udp any any -> any any (msg:"plain"; content:"V3LU9"; sid:2;)\n')
+    alerts = run(rules, frames)
+    assert sids(alerts) == {1: 1, 2: 3}
+    (txt,) = [a for a in alerts if a.rule.sid == 1]
+    assert txt.src_port == 53 and txt.extra["app_proto"] == "dns"
+    # the other datagrams' alerts: no DNS flow, no app_proto
+    assert [a.extra.get("app_proto") for a in alerts if a.rule.sid == 2] == ["dns", None, None]
+
+
 def test_http_buffers_once_per_transaction():
     req = (b"GET /a/../evil%2ephp?x=1 HTTP/1.1\r\nHost: WWW.Example.com:8080\r\n"
            b"User-Agent: BadBot/1.0\r\nCookie: s=1\r\n\r\n")
