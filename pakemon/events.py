@@ -178,6 +178,15 @@ class PacketRef:
         else:
             self.flow = None
 
+    def count(self, to_server: bool, n: int) -> None:
+        """Count in ``flow`` a packet of ``n`` bytes the stream stage has
+        not counted yet (the one an alert is raised at)."""
+        f = self.flow
+        if f is not None:
+            start, ts, pts, ptc, bts, btc = f
+            self.flow = ((start, ts, pts + 1, ptc, bts + n, btc) if to_server
+                         else (start, ts, pts, ptc + 1, bts, btc + n))
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:

@@ -513,12 +513,8 @@ class Pipeline:
             to_server = d.session is not None and d is d.session.client
             n = wire_len(pkt)
             for a in found:
-                ref = a.pkt
-                f = ref.flow if ref is not None else None
-                if f is not None:
-                    start, ts_, pts, ptc, bts, btc = f
-                    ref.flow = ((start, ts_, pts + 1, ptc, bts + n, btc) if to_server
-                                else (start, ts_, pts, ptc + 1, bts, btc + n))
+                if a.pkt is not None:
+                    a.pkt.count(to_server, n)
         for a in found:
             self._count(a)
         self._charge(peer, sm)
