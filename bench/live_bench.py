@@ -169,12 +169,14 @@ def sessions(alerts: Counter) -> set:
     return {k[1:] for k in alerts}
 
 
-def offline_alerts(pcap: Path, rules: str | None) -> tuple[Counter, dict]:
+def offline_alerts(pcap: Path, rules: str | None, skip_bad: bool = False) -> tuple[Counter, dict]:
     with tempfile.TemporaryDirectory(prefix="pakemon-live-bench-") as d:
         cmd = [PY, "-m", "pakemon.cli", "read", "-q", "--progress", "never", "--log-dir", d,
                str(pcap)]
         if rules:
             cmd[4:4] = ["--rules", rules]
+        if skip_bad:
+            cmd[4:4] = ["--skip-bad-rules"]
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
         wall = time.perf_counter() - t0
@@ -196,7 +198,7 @@ def pcap_frames(path: Path) -> tuple[int, int]:
     return n, size
 
 
-def check_port_unused(rules: str | None, port: int) -> list[str]:
+def check_port_unused(rules: str | None, port: int, skip_bad: bool = False) -> list[str]:
     """Which kernel keys of the rule set name ``port`` (TCP), and the any-port bits."""
     import argparse
 
@@ -208,9 +210,10 @@ def check_port_unused(rules: str | None, port: int) -> list[str]:
     # the sensor's own loading: native and Suricata rule files alike
     rs = load_rules_args(argparse.Namespace(rules=[Path(rules)] if rules else None,
                                             rules_format="auto", vars=None,
-                                            skip_bad_rules=False))
+                                            skip_bad_rules=skip_bad))
     if rs is None:
-        raise LabError(f"{rules}: the rules do not load")
+        raise LabError(f"{rules}: the rules do not load"
+                       + ("" if skip_bad else " (--skip-bad-rules loads the rest)"))
     keys, any_bits = service_keys(kernel_tree(RuleTree(rs.rules), rs.sig))
     hits = [f"tcp/{p} dir {d}" for (proto, d, p) in keys if proto == 6 and p == port]
     if any_bits & 1:  # abi.ANY.TCP
@@ -662,6 +665,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pcap", type=Path, default=DEFAULT_PCAP)
     ap.add_argument("--rules", help="rule file (default: the bundled rules)")
+    ap.add_argument("--skip-bad-rules", action="store_true",
+                    help="load the good rules of a rule set with errors (the ET Open set has "
+                    "one), offline and in every sensor")
     ap.add_argument("--mode", choices=("auto", "native", "generic"),
                     help="XDP mode for the sensor (default: the sensor's auto)")
     ap.add_argument("--pages", type=int, default=256, help="perf ring pages per CPU (default 256)")
@@ -706,18 +712,26 @@ def main() -> int:
         print(f"live_bench: skipped: {reason}")
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
-    if not args.pcap.exists():
-        m = re.search(r"-(\d+)\.pcap$", args.pcap.name)
-        n = m.group(1) if m else "120000"
-        print(f"generating {args.pcap} ...", flush=True)
-        subprocess.run([PY, "-m", "pakemon.lab.samples", "mixed", str(args.pcap), n],
-                       check=True, cwd=ROOT)
-    frames, nbytes = pcap_frames(args.pcap)
-    used = check_port_unused(args.rules, NON_SERVICE_PORT)
+    if args.skip_bad_rules:
+        args.sensor_args = " ".join(filter(None, (args.sensor_args, "--skip-bad-rules")))
+    try:
+        # (the rules first: a set that does not load stops the bench before
+        # it spends a minute generating the capture)
+        used = check_port_unused(args.rules, NON_SERVICE_PORT, args.skip_bad_rules)
+        if not args.pcap.exists():
+            m = re.search(r"-(\d+)\.pcap$", args.pcap.name)
+            n = m.group(1) if m else "120000"
+            print(f"generating {args.pcap} ...", flush=True)
+            subprocess.run([PY, "-m", "pakemon.lab.samples", "mixed", str(args.pcap), n],
+                           check=True, cwd=ROOT)
+        frames, nbytes = pcap_frames(args.pcap)
+        offline, off_info = offline_alerts(args.pcap, args.rules, args.skip_bad_rules)
+    except LabError as e:
+        print(f"live_bench: {e}", file=sys.stderr)
+        return 1
     if used:
         print(f"live_bench: warning: TCP port {NON_SERVICE_PORT} is a candidate: "
               f"{', '.join(used[:4])}")
-    offline, off_info = offline_alerts(args.pcap, args.rules)
     print(f"capture {args.pcap.name}: {frames} frames, {nbytes / 1e6:.1f} MB; offline "
           f"`pakemon-xdp read`: {sum(offline.values())} alerts in {len(sessions(offline))} "
           f"attack sessions ({off_info['wall_s']} s)", flush=True)
