@@ -515,8 +515,7 @@ class Pipeline:
             for a in found:
                 if a.pkt is not None:
                     a.pkt.count(to_server, n)
-        for a in found:
-            self._count(a)
+                self._count(a)
         self._charge(peer, sm)
         return found
 

@@ -88,4 +88,3 @@ class StreamTracker:
     def dgram(self, proto: int, pkt) -> FlowDir:
         key = (proto, pkt.src, pkt.sport, pkt.dst, pkt.dport)
         return self.table.get(key, pkt.ts, DGRAM_TIMEOUT_S)
-

@@ -28,4 +28,3 @@ def test_idle_flows_expire_on_sweep_and_table_is_capped():
     assert len(st.table) == 2 and st.table.evicted == 1
     st.dgram(17, dgram(DGRAM_TIMEOUT_S + 100, cport=4))
     assert st.table.expired == 2 and len(st.table) == 1
-
