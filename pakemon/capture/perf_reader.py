@@ -31,7 +31,7 @@ from operator import attrgetter
 from typing import NamedTuple, Optional
 
 from pakemon import abi
-from pakemon.lab.traffic import checksum  # (respond/reset.py builds its headers there too)
+from pakemon.decode.decoder import checksum
 
 __all__ = ["META_SIZE", "PerfRecord", "RejectReason", "TimeOrder", "decode_record",
            "decode_records", "monotonic_offset_ns", "pending_record"]

@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+from pakemon.decode.decoder import checksum
+
 __all__ = ["LiveLab", "SensorProcess", "LabError", "run_lab", "add_lab_command",
            "CLI_IF", "SRV_IF", "CLI_IP", "CLI_IP2", "SRV_IP", "CLI_IP6", "SRV_IP6"]
 
@@ -445,7 +447,7 @@ class LiveLab:
             ident = os.getpid() & 0xFFFF
             body = bytes((i + 8) & 0xFF for i in range(size))
             msg = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + b"\0\1" + body
-            msg = msg[:2] + _icmp_checksum(msg).to_bytes(2, "big") + msg[4:]
+            msg = msg[:2] + checksum(msg).to_bytes(2, "big") + msg[4:]
             s.sendto(msg, (SRV_IP, 0))
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -459,13 +461,6 @@ class LiveLab:
             return False
         finally:
             s.close()
-
-
-def _icmp_checksum(data: bytes) -> int:
-    if len(data) & 1:
-        data += b"\0"
-    total = int.from_bytes(data, "big") % 0xFFFF  # one's complement sum, folded
-    return ~total & 0xFFFF if total else 0xFFFF
 
 
 # ---- the demo --------------------------------------------------------------

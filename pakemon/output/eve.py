@@ -35,7 +35,7 @@ from typing import TextIO
 from communityid import icmp as _icmp4, icmp6 as _icmp6
 
 from pakemon.events import Alert, Notice
-from pakemon.lab.traffic import checksum  # (as respond/reset.py builds headers)
+from pakemon.decode.decoder import checksum
 
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
