@@ -313,8 +313,8 @@ def frag_datagrams(rnd: random.Random) -> list:
 
 def frag_frames(datagrams, rnd: random.Random, whole: bool) -> list:
     """Each datagram as one IPv4 packet, or cut into fragments (8-byte
-    multiples) sent in random order, some twice; other datagrams' fragments
-    may come in between."""
+    multiples) sent in random order, some twice (not a datagram no cut
+    fell in); other datagrams' fragments may come in between."""
     from pakemon.lab.traffic import ether, ipv4, udp
 
     frags = []
@@ -331,7 +331,9 @@ def frag_frames(datagrams, rnd: random.Random, whole: bool) -> list:
             pieces.append(ether(ipv4("10.0.0.1", "10.0.0.2", 17, seg[a:b], ident=ident,
                                      df=False, frag_offset=a, mf=b < len(seg))))
         rnd.shuffle(pieces)
-        if rnd.random() < 0.3:
+        # (a datagram left whole is no fragment: a second copy of it is a
+        # second datagram, which the host reads and a rule alerts on again)
+        if rnd.random() < 0.3 and len(pieces) > 1:
             pieces.insert(rnd.randrange(len(pieces) + 1), rnd.choice(pieces))
         frags.append(pieces)
     if whole:
