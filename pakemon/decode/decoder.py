@@ -923,20 +923,6 @@ def _first_fragment_transport(pkt: Packet, data: bytes) -> None:
 # the bytes as one big integer modulo 0xFFFF (2**16 == 1 mod 0xFFFF), which
 # int.from_bytes computes in C: ~10x faster than summing words in Python.
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) to write into a header built here:
-    the reset unit's, EVE's rebuilt packet, a merged live record's. Summed
-    word by word, not by the remainder trick below, so that frames built
-    with it (pakemon.lab.traffic's too) and the check of them are two
-    different computations that test each other."""
-    if len(data) & 1:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def _ones_sum_ok(data: bytes) -> bool:
     """True when the one's complement sum of ``data`` (checksum included) is 0xFFFF."""
     k = len(data)
@@ -953,6 +939,20 @@ def _ones_sum_ok(data: bytes) -> bool:
     else:
         n = int.from_bytes(data, "big")
     return n != 0 and n % 0xFFFF == 0
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) to write into a header built here:
+    the reset unit's, EVE's rebuilt packet, a merged live record's. Summed
+    word by word, not by the remainder trick above, so that frames built
+    with it (pakemon.lab.traffic's too) and the check of them are two
+    different computations that test each other."""
+    if len(data) & 1:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
 
 
 def ipv4_header_checksum_ok(pkt: Packet) -> bool:

@@ -650,3 +650,23 @@ def test_ones_sum_agrees_with_rfc1071_at_every_length():
                 assert _ones_sum_ok(good) and _rfc1071_ok(good), (n, kind)
                 bad = bytes([good[0] ^ 0x01]) + good[1:]
                 assert not _ones_sum_ok(bad) and not _rfc1071_ok(bad), (n, kind)
+
+
+def test_checksum_written_is_the_one_the_check_accepts():
+    """checksum() (what built headers carry) on RFC 1071's own example, and
+    placed into data of every length it makes the check pass; one bit off,
+    the check fails."""
+    import random
+
+    from pakemon.decode.decoder import _ones_sum_ok, checksum
+
+    # RFC 1071 4.1: the words 0001 f203 f4f5 f6f7 sum to ddf2
+    assert checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0xFFFF - 0xDDF2
+    rng = random.Random(791)
+    for n in list(range(0, 40)) + [255, 256, 257, 1480, 1481]:
+        body = bytes(rng.getrandbits(8) for _ in range(n))
+        pad = body + (b"\0" if n & 1 else b"")
+        framed = struct.pack("!H", checksum(pad)) + pad
+        assert _ones_sum_ok(framed) or not any(body), n
+        if any(body):
+            assert not _ones_sum_ok(bytes([framed[0] ^ 0x80]) + framed[1:]), n
