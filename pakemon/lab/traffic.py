@@ -207,6 +207,14 @@ def dns_exchange(client: str, server: str, cport: int, qname: str, ts: float = 0
             (ts + 0.001, udp_frame(server, client, 53, cport, answer))]
 
 
+def dns_txt_answer(qname: str, txt: bytes, qid: int = 0x1234) -> bytes:
+    """A DNS response for a TXT record of ``qname`` whose one string is ``txt``
+    (at most 255 bytes)."""
+    q = dns_query(qname, qid=qid, qtype=16)
+    return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[12:] + b"\xc0\x0c"
+            + struct.pack("!HHIH", 16, 1, 300, len(txt) + 1) + bytes([len(txt)]) + txt)
+
+
 def ping_exchange(client: str, server: str, ident: int, seq: int, size: int = 56,
                   ts: float = 0.0) -> list:
     body = struct.pack("!HH", ident, seq) + (bytes(range(256)) * (size // 256 + 1))[:size]

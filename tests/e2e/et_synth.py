@@ -920,7 +920,7 @@ def plan(rule, n: int, at=None) -> Plan:
         FINALS[None] = payload
         return Plan("udp", *ends(9999), [(True, payload)])
     if rule.proto == "dns":
-        from pakemon.lab.traffic import dns_query
+        from pakemon.lab.traffic import dns_query, dns_txt_answer
 
         if set(bufs) == {None}:
             # raw contents on a DNS flow (ET's TXT-response rules): a DNS
@@ -932,7 +932,7 @@ def plan(rule, n: int, at=None) -> Plan:
             raw = layout(bufs[None])
             if len(raw) > 255:
                 raise Skip("dns raw contents too long")
-            data = _dns_txt_answer(raw, n & 0xFFFF)
+            data = dns_txt_answer("txt.example.org", raw, n & 0xFFFF)
             if not satisfies(bufs[None], data):
                 raise Skip("raw contents not in the message")
             FINALS[None] = data
@@ -986,17 +986,6 @@ def plan(rule, n: int, at=None) -> Plan:
             raise Skip("dsize on tls")
         return Plan("tcp", *ends(443), _tls_steps(bufs, to_client))
     raise Skip("protocol " + rule.proto)
-
-
-def _dns_txt_answer(raw: bytes, qid: int) -> bytes:
-    """A DNS response for a TXT record whose one string is ``raw``."""
-    import struct
-
-    from pakemon.lab.traffic import dns_query
-
-    q = dns_query("txt.example.org", qid=qid, qtype=16)
-    return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[12:] + b"\xc0\x0c"
-            + struct.pack("!HHIH", 16, 1, 300, len(raw) + 1) + bytes([len(raw)]) + raw)
 
 
 def _tls_steps(bufs, to_client) -> list:

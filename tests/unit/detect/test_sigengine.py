@@ -137,14 +137,10 @@ def test_dns_rule_with_raw_contents_reads_datagrams_of_a_dns_flow():
     packet rule on flows whose protocol is DNS, which Suricata tells by
     probing UDP on port 53. The same bytes to another port, or a port-53
     datagram that is no DNS message, are no DNS flow."""
-    import struct
-
-    from pakemon.lab.traffic import dns_query, udp_frame
+    from pakemon.lab.traffic import dns_txt_answer, udp_frame
 
     def txt_answer(qid, txt):
-        q = dns_query("t.example.org", qid=qid, qtype=16)
-        return (struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + q[12:] + b"\xc0\x0c"
-                + struct.pack("!HHIH", 16, 1, 300, len(txt) + 1) + bytes([len(txt)]) + txt)
+        return dns_txt_answer("t.example.org", txt, qid)
 
     frames = [(1.0, udp_frame("8.8.8.8", "10.0.0.1", 53, 5353, txt_answer(1, b"V3LU9x"))),
               (2.0, udp_frame("8.8.8.8", "10.0.0.1", 5300, 5353, txt_answer(2, b"V3LU9y"))),
