@@ -70,8 +70,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from pakemon.decode.decoder import checksum  # noqa: E402
 from pakemon.lab.traffic import (  # noqa: E402
-    ACK, CLIENT_MAC, FIN, PSH, RST, SERVER_MAC, SYN, PcapWriter, checksum, ether, ipv4, tcp,
+    ACK, CLIENT_MAC, FIN, PSH, RST, SERVER_MAC, SYN, PcapWriter, ether, ipv4, tcp,
 )
 
 CLIENT = "198.51.100.23"  # the scanner (TEST-NET-2)

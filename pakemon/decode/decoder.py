@@ -945,8 +945,8 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) to write into a header built here:
     the reset unit's, EVE's rebuilt packet, a merged live record's. Summed
     word by word, not by the remainder trick above, so that frames built
-    with it (pakemon.lab.traffic's too) and the check of them are two
-    different computations that test each other."""
+    with it (pakemon.respond.packet's, which the lab uses too) and the
+    check of them are two different computations that test each other."""
     if len(data) & 1:
         data += b"\0"
     s = sum(struct.unpack(f"!{len(data) // 2}H", data))

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import socket
 
-from ..lab.traffic import ipv4, ipv6, tcp
+from .packet import ipv4, ipv6, tcp
 
 __all__ = ["Resetter", "TH_RST", "TH_ACK"]
 

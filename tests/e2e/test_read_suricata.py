@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pakemon.cli import main
-from pakemon.lab.traffic import checksum, dns_exchange, http_exchange, write_pcap
+from pakemon.decode.decoder import checksum
+from pakemon.lab.traffic import dns_exchange, http_exchange, write_pcap
 from pakemon.output.eve import eve_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,10 @@ from pakemon.abi import EVF
 from pakemon.capture.perf_reader import PerfRecord
 from pakemon.config import Config, StreamConfig
 from pakemon.decode import DecodeError, decode_frame
+from pakemon.decode.decoder import checksum
 from pakemon.detect.rule_parser import parse_rules
 from pakemon.events import Alert, NoticeKind
-from pakemon.lab.traffic import TcpConnection, checksum, http_exchange, udp_frame
+from pakemon.lab.traffic import TcpConnection, http_exchange, udp_frame
 from pakemon.pipeline import Pipeline
 from pakemon.sensor import LiveSession
 

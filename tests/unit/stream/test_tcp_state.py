@@ -6,8 +6,8 @@ import pytest
 from test_tcp_support import ACK, C, FIN, MSS, PA, RST, S, SYN, URG, Lab, frame, tsopt, wscale
 
 from pakemon.decode import decode_frame
+from pakemon.decode.decoder import checksum
 from pakemon.events import NoticeKind as K
-from pakemon.lab.traffic import checksum
 from pakemon.stream.tcp import CLOSED, CLOSING, StreamBypass, StreamData, TcpReassembler
 
 

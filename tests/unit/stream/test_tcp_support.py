@@ -12,8 +12,9 @@ import struct
 
 from pakemon.config import StreamConfig
 from pakemon.decode import decode_frame
+from pakemon.decode.decoder import checksum
 from pakemon.events import Notice
-from pakemon.lab.traffic import ACK, FIN, PSH, RST, SYN, checksum, ether, ipv4, tcp
+from pakemon.lab.traffic import ACK, FIN, PSH, RST, SYN, ether, ipv4, tcp
 from pakemon.stream.tcp import StreamBypass, StreamData, TcpReassembler
 
 __all__ = ["ACK", "C", "FIN", "Lab", "MD5OPT", "MSS", "PA", "PSH", "RST", "S", "SYN", "URG",
