@@ -88,8 +88,14 @@ def alert_names(events):
 
 
 def read_eve(log_dir):
+    """The events of ``log_dir``'s eve.json, in order ([] without one)."""
     path = Path(log_dir) / "eve.json"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def eve_alerts(log_dir):
+    """The alert events of ``log_dir``'s eve.json, in order."""
+    return [e for e in read_eve(log_dir) if e["event_type"] == "alert"]
 
 
 def dashboard_exprs(d) -> list[str]:

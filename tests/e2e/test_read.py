@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import BUNDLED_RULES, ROOT, read_eve
+from helpers import BUNDLED_RULES, ROOT, eve_alerts, read_eve
 
 from pakemon.lab import samples
 from pakemon.lab.traffic import http_exchange, write_pcap
@@ -316,8 +316,7 @@ def test_read_runs_suricata_rules(tmp_path):
     write_pcap(cap, http_exchange(C, S, 1032, b"GET /phf HTTP/1.0\r\n\r\n"))
     r = cli("read", cap, "--rules", rules, "--log-dir", tmp_path / "logs")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-    alerts = [json.loads(line) for line in open(tmp_path / "logs" / "eve.json")]
-    alerts = [a for a in alerts if a["event_type"] == "alert"]
+    alerts = eve_alerts(tmp_path / "logs")
     assert [a["alert"]["signature_id"] for a in alerts] == [1]
     assert alerts[0]["app_proto"] == "http"  # the flow's protocol, detected by content
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import eve_alerts
 
 from pakemon.cli import main
 from pakemon.decode.decoder import checksum
@@ -15,15 +16,6 @@ from pakemon.output.eve import eve_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "conformance" / "suricata-verify"
-
-
-def eve_alerts(log_dir):
-    out = []
-    for line in (Path(log_dir) / "eve.json").read_text().splitlines():
-        e = json.loads(line)
-        if e["event_type"] == "alert":
-            out.append(e)
-    return out
 
 
 def make_pcap(tmp_path):

@@ -5,9 +5,9 @@ once per transaction, as Suricata counts."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
+from helpers import eve_alerts
 
 from pakemon.cli import main
 from pakemon.lab.traffic import TcpConnection, http_exchange, write_pcap
@@ -42,12 +42,7 @@ def run(tmp_path, frames):
     write_pcap(cap, frames)
     logs = tmp_path / "logs"
     assert main(["read", "-q", "--rules", str(rules), "--log-dir", str(logs), str(cap)]) == 0
-    out = []
-    for line in (logs / "eve.json").read_text().splitlines():
-        e = json.loads(line)
-        if e["event_type"] == "alert":
-            out.append(e["alert"]["signature_id"])
-    return sorted(out)
+    return sorted(e["alert"]["signature_id"] for e in eve_alerts(logs))
 
 
 def get(target: bytes) -> bytes:

@@ -19,7 +19,7 @@ import socket
 import time
 
 import pytest
-
+from helpers import eve_alerts
 from tcp_server import PORT, Server, wait_until
 from xdp_lab import requires_xdp
 
@@ -86,8 +86,7 @@ def test_reset_tears_down_the_alerting_connection_only(tmp_path, family):
         assert sensor.counter("resets sent") >= 2  # the exact pair, and a fallback
         assert not any("send errors" in ln and not ln.rstrip().endswith(" 0 send errors")
                        for ln in sensor.stdout), sensor.stdout
-        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
-        alerts = [ev for ev in alerts if ev["event_type"] == "alert"]
+        alerts = eve_alerts(tmp_path)
         # (EVE writes IPv6 in full, as Suricata does: compared as addresses)
         assert alerts and all(ev["src_port"] == aport and ipaddress.ip_address(ev["dest_ip"])
                               == ipaddress.ip_address(addr) for ev in alerts), alerts
@@ -122,8 +121,7 @@ def test_without_reset_the_sensor_sends_nothing(tmp_path):
         assert c["end"] is None
         assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
         assert not any(line.startswith("resets sent") for line in sensor.stdout)
-        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
-        alerts = [ev for ev in alerts if ev["event_type"] == "alert"]
+        alerts = eve_alerts(tmp_path)
         assert alerts and all(ev["alert"]["action"] == "allowed" for ev in alerts), alerts
         lab.assert_nothing_attached()
     finally:
@@ -186,10 +184,8 @@ def test_suricata_rules_answer_by_their_action(tmp_path):
         assert sensor.stop(signal.SIGINT) == 0, sensor.stderr
         assert sensor.counter("alerts only") == 1
         assert sensor.counter("flows blocked") == 2
-        events = [json.loads(line) for line in
-                  (tmp_path / "logs" / "eve.json").read_text().splitlines()]
         actions = {ev["alert"]["signature_id"]: ev["alert"]["action"]
-                   for ev in events if ev["event_type"] == "alert"}
+                   for ev in eve_alerts(tmp_path / "logs")}
         assert actions == {9100001: "allowed", 9100002: "blocked", 9100003: "blocked"}
         lab.assert_nothing_attached()
     finally:

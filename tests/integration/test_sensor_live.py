@@ -21,7 +21,7 @@ import time
 from collections import Counter
 
 import pytest
-
+from helpers import eve_alerts, read_eve
 from live_netns import Capture
 from tcp_server import Server, wait_until
 from xdp_lab import requires_xdp
@@ -46,22 +46,17 @@ def lab():
             lab.down()
 
 
-def eve_alerts(path) -> Counter:
-    out = Counter()
-    with open(path) as f:
-        for line in f:
-            ev = json.loads(line)
-            if ev["event_type"] == "alert":
-                out[(ev["alert"]["signature"], ev["proto"], ev["src_ip"], ev.get("src_port"),
-                     ev["dest_ip"], ev.get("dest_port"))] += 1
-    return out
+def alert_tally(log_dir) -> Counter:
+    """How many times each (signature, proto, addresses, ports) alerted."""
+    return Counter((ev["alert"]["signature"], ev["proto"], ev["src_ip"], ev.get("src_port"),
+                    ev["dest_ip"], ev.get("dest_port")) for ev in eve_alerts(log_dir))
 
 
 def offline_alerts(pcap, log_dir, *args) -> Counter:
     r = subprocess.run([sys.executable, "-m", "pakemon.cli", "read", str(pcap), "--log-dir",
                         str(log_dir), "-q", *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    return eve_alerts(log_dir / "eve.json")
+    return alert_tally(log_dir)
 
 
 def stop(sensor) -> None:
@@ -129,7 +124,7 @@ def test_http_attacks_over_real_tcp_alert_live_as_offline(lab, tmp_path, wakeup)
     finally:
         cap.close()
     assert n > 30
-    live = eve_alerts(tmp_path / "live" / "eve.json")
+    live = alert_tally(tmp_path / "live")
     offline = offline_alerts(tmp_path / "capture.pcap", tmp_path / "offline")
     assert live == offline
     sigs = {k[0] for k in live}
@@ -166,7 +161,7 @@ def test_fragments_made_by_the_kernel_are_reassembled_live_as_offline(lab, tmp_p
         cap.write_pcap(tmp_path / "capture.pcap")
     finally:
         cap.close()
-    live = eve_alerts(tmp_path / "live" / "eve.json")
+    live = alert_tally(tmp_path / "live")
     offline = offline_alerts(tmp_path / "capture.pcap", tmp_path / "offline")
     assert live == offline
     assert Counter(k[0] for k in live) == Counter({
@@ -189,8 +184,7 @@ def test_block_drops_the_rest_of_an_alerting_flow(lab, tmp_path):
     assert sensor.counter("blocked") == 1
     assert sensor.counter("flows blocked") == 2
     # each alert's flow is dropped from then on: its EVE action says so
-    eve = [json.loads(line) for line in (tmp_path / "live" / "eve.json").read_text().splitlines()]
-    assert [ev["alert"]["action"] for ev in eve if ev["event_type"] == "alert"] == \
+    assert [ev["alert"]["action"] for ev in eve_alerts(tmp_path / "live")] == \
         ["blocked", "blocked"]
 
 
@@ -225,7 +219,7 @@ def test_a_flood_between_an_attacks_halves_does_not_hide_it_live(lab, tmp_path):
         stop(sensor)
         assert pipeline_counter(sensor, "stream_evicted") >= 80
         assert pipeline_counter(sensor, "stream_resumed_after_eviction") >= 1
-        alerts = [json.loads(line) for line in (tmp_path / "eve.json").read_text().splitlines()]
+        alerts = read_eve(tmp_path)
         phf = [a for a in alerts if a["event_type"] == "alert"
                and a["alert"]["signature"] == "CGI-phf(CVE-1999-0067)"]
         assert [a["src_port"] for a in phf] == [aport]
@@ -299,7 +293,7 @@ def test_an_attack_after_a_large_response_on_the_same_connection_alerts_live(lab
     finally:
         c.close()
         ls.close()
-    live = eve_alerts(tmp_path / "live" / "eve.json")
+    live = alert_tally(tmp_path / "live")
     assert [k[0] for k in live] == ["CGI-phf(CVE-1999-0067)"]
     # the answer's segments went header-only (merged into ranges or not:
     # how many merge depends on how often the client's ACKs came between

@@ -8,14 +8,14 @@ in a capture of the same traffic.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
+from helpers import eve_alerts, read_eve
 from live_netns import Capture
 from test_sensor_live import (  # noqa: F401 (lab: fixture)
-    eve_alerts, lab, offline_alerts, stop)
+    alert_tally, lab, offline_alerts, stop)
 from xdp_lab import requires_xdp
 
 from pakemon.lab.live import SRV_IF
@@ -61,7 +61,7 @@ def test_suricata_rules_alert_live_as_offline(lab, tmp_path):
         cap.write_pcap(tmp_path / "capture.pcap")
     finally:
         cap.close()
-    live = eve_alerts(tmp_path / "live" / "eve.json")
+    live = alert_tally(tmp_path / "live")
     sids = sorted(k[0] for k in live.elements())
     assert sids == ["evil query", "marker in body", "phf in uri"], live
     offline = offline_alerts(tmp_path / "capture.pcap", tmp_path / "offline", "--rules",
@@ -71,8 +71,8 @@ def test_suricata_rules_alert_live_as_offline(lab, tmp_path):
     # EVE's flow object: the same flow, direction and client side live as
     # in the capture; the server's side may count fewer packets live (the
     # kernel merges a run of its header-only segments into one record)
-    live_rec = _alert_records(tmp_path / "live" / "eve.json")
-    off_rec = _alert_records(tmp_path / "offline" / "eve.json")
+    live_rec = _alert_records(tmp_path / "live")
+    off_rec = _alert_records(tmp_path / "offline")
     assert sorted(live_rec) == sorted(off_rec)
     for name, on in live_rec.items():
         off = off_rec[name]
@@ -89,15 +89,9 @@ def test_suricata_rules_alert_live_as_offline(lab, tmp_path):
     assert live_rec["marker in body"]["flow"]["pkts_toclient"] >= 2  # SYN-ACK, the response
 
 
-def _alert_records(path) -> dict:
+def _alert_records(log_dir) -> dict:
     """The EVE alert records of a log, by signature (one each here)."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            ev = json.loads(line)
-            if ev["event_type"] == "alert":
-                out[ev["alert"]["signature"]] = ev
-    return out
+    return {ev["alert"]["signature"]: ev for ev in eve_alerts(log_dir)}
 
 
 def test_both_directions_read_from_two_rings_keep_the_wire_order(lab, tmp_path):
@@ -143,7 +137,7 @@ def test_both_directions_read_from_two_rings_keep_the_wire_order(lab, tmp_path):
         assert time.monotonic() < deadline, sensor.stdout[-5:]
         time.sleep(0.05)
     stop(sensor)
-    events = [json.loads(line) for line in (tmp_path / "live" / "eve.json").open()]
+    events = read_eve(tmp_path / "live")
     alerts = [e for e in events if e["event_type"] == "alert"]
     assert sum(e["alert"]["signature"] == "marker in body" for e in alerts) == n
     fed = [e["timestamp"] for e in alerts if e["alert"]["signature"] == "frame"]
