@@ -316,3 +316,76 @@ def test_over_long_status_line_cut_the_same_whatever_the_segmentation():
         assert len(resp.response_line) == 64, step
         assert parser.long_lines == 1, step
         assert resp.body == b"ok", step
+
+
+def _response_sequence(rng: random.Random):
+    """A keep-alive stream of random responses, each framed and encoded at
+    random (Content-Length, chunked with extensions and trailers, or to the
+    end of the stream for the last; identity, gzip, x-gzip, zlib or raw
+    deflate; CRLF or bare LF; header names in any case), some after a 100
+    Continue, some to HEAD or 204/304 (no body): the methods, the bytes,
+    and (status, decoded body) of each final response."""
+    methods, data, want = [], b"", []
+    n = rng.randint(1, 5)
+    for i in range(n):
+        method = rng.choice([b"GET", b"GET", b"POST", b"HEAD"])
+        methods.append(method)
+        eol = rng.choice([b"\r\n", b"\r\n", b"\n"])
+        if rng.random() < 0.2:
+            data += b"HTTP/1.1 100 Continue" + eol + rng.choice([b"", b"X-I: 1" + eol]) + eol
+        status = rng.choice([200, 200, 200, 404, 500, 204, 304, 302])
+        body = bytes(rng.choice(b"abcdefghij<>/ \r\n\x00\xff")
+                     for _ in range(rng.choice([0, 1, 5, 100, 3000, 20000])))
+        enc = rng.choice([None, None, b"gzip", b"x-gzip", b"deflate", b"raw", b"identity"])
+        if enc in (b"gzip", b"x-gzip"):
+            wire = gzip.compress(body)
+        elif enc == b"deflate":
+            wire = zlib.compress(body)
+        elif enc == b"raw":  # deflate without the zlib wrapper, as some servers send
+            wire, enc = zlib.compress(body)[2:-4], b"deflate"
+        else:
+            wire = body
+        framing = rng.choice(["length", "chunked"] + (["close"] if i == n - 1 else []))
+        headers = [b"Server: t"]
+        if enc is not None:
+            headers.append(rng.choice([b"Content-Encoding", b"content-encoding"]) + b": " + enc)
+        if framing == "length":
+            headers.append(rng.choice([b"Content-Length:", b"content-length: "])
+                           + b"%d" % len(wire))
+        elif framing == "chunked":
+            headers.append(b"Transfer-Encoding: " + rng.choice([b"chunked", b"Chunked"]))
+        rng.shuffle(headers)
+        data += b"HTTP/1.1 %d X" % status + eol + b"".join(h + eol for h in headers) + eol
+        if method == b"HEAD" or status in (204, 304):
+            want.append((status, b""))
+            continue
+        if framing == "chunked":
+            pos = 0
+            while pos < len(wire):
+                piece = wire[pos:pos + rng.randint(1, 4000)]
+                pos += len(piece)
+                data += (rng.choice([b"%x", b"%X", b"0%x"]) % len(piece)
+                         + rng.choice([b"", b";a=b", b" "]) + eol + piece + eol)
+            data += b"0" + eol + rng.choice([b"", b"T: v" + eol]) + eol
+        else:
+            data += wire
+        want.append((status, body))
+    return methods, data, want
+
+
+def test_random_response_sequences_decode_to_the_bodies_sent():
+    for seed in range(300):
+        rng = random.Random(seed)
+        methods, data, want = _response_sequence(rng)
+        p = HttpResponseParser(body_limit=1 << 20)
+        for m in methods:
+            p.expect(m)
+        out, pos = [], 0
+        while pos < len(data):
+            step = rng.choice([1, 7, 100, 1460, 5000, len(data)])
+            out += p.feed(data[pos:pos + step])
+            pos += step
+        out += p.finish()
+        final = [r for r in out if r.status != 100]
+        assert [(r.status, r.body) for r in final] == want, seed
+        assert all(r.complete for r in final), seed
