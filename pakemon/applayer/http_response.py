@@ -141,6 +141,13 @@ class HttpResponse:
         return None
 
     @property
+    def interim(self) -> bool:
+        """A 1xx other than 101 (100 Continue, 103 Early Hints): it answers
+        no request, the final response after it does (RFC 9110 15.2)."""
+        st = self.status
+        return st is not None and 100 <= st < 200 and st != 101
+
+    @property
     def content_type(self) -> bytes | None:
         return self.get(b"content-type")
 
@@ -558,8 +565,8 @@ class HttpResponseParser(LineParser):
             resp.content_encoding = b", ".join(codings)
 
         status = resp.status
-        if status is not None and 100 <= status < 200 and status != 101:
-            self._complete()  # interim: the request is still waiting for its answer
+        if resp.interim:
+            self._complete()  # the request is still waiting for its answer
             return
         if self._methods:
             method = self._methods.popleft()

@@ -42,7 +42,8 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   ``flow:to_client``, or ``file.data`` without ``flow:to_server``) when
   ``applayer.http_response.HttpResponseParser`` returns the response, which
   is paired with the request it answers so ``http.uri`` still reads the
-  request. The prefilter scans one side's fast-pattern buffers joined in
+  request (an interim 100 Continue answers none: it is one transaction
+  with the final response after it, as libhtp has it). The prefilter scans one side's fast-pattern buffers joined in
   one pass.
 * The server's side is read in one piece per batch once its protocol is
   known: its deliveries wait for the client's next packet and are read
@@ -1464,7 +1465,7 @@ class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done",
+                 "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done",
                  "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc")
 
     def __init__(self, client, fid):
@@ -1495,6 +1496,9 @@ class FlowState:
         self.reqlog: list = []
         self.expected = 0
         self.answered = 0
+        # the rules that alerted on interim responses (100 Continue) of the
+        # request awaiting its final response: one transaction with it
+        self.interim_done = None
         self.views = None  # datagram flows: (view to the server, view back)
         # Datagram flows: Suricata's per-flow counters, for EVE's alert
         # ``flow`` object (TCP sessions count their own)
@@ -1859,13 +1863,14 @@ class SigEngine:
         return out
 
     @contextmanager
-    def _transaction(self):
+    def _transaction(self, done=None):
         """One transaction's inspection (an HTTP request or response, a DNS
         message): a rule alerts once per transaction, as Suricata counts, so
         two requests pipelined in one segment alert twice, not once for the
         packet. The packet's own once-per-rule set is kept for its other
-        inspections."""
-        pkt_alerted, self._alerted = self._alerted, set()
+        inspections. ``done``: the set of rules that already alerted on
+        this transaction (added to)."""
+        pkt_alerted, self._alerted = self._alerted, set() if done is None else done
         try:
             yield
         finally:
@@ -2549,16 +2554,25 @@ class SigEngine:
         flow = st.flow
         if flow.passed or pkt is None:
             return []
-        req = None
-        if flow.answered < len(flow.reqlog):
-            req = flow.reqlog[flow.answered]
+        req = flow.reqlog[flow.answered] if flow.answered < len(flow.reqlog) else None
+        if resp.interim:
+            # a 100 Continue is inspected with the request it belongs to,
+            # whose final response comes next, in one transaction with it
+            # (libhtp's): paired off, it shifted every later response onto
+            # the wrong request
+            if flow.interim_done is None:
+                flow.interim_done = set()
+            return self._http_run(st, _HttpBuffers(req, self._pers, resp), pkt, False,
+                                  flow.interim_done)
+        done, flow.interim_done = flow.interim_done, None
+        if req is not None:
             flow.answered += 1
         if flow.answered > 32:  # paired requests are not needed any more
             del flow.reqlog[:flow.answered]
             flow.expected -= flow.answered
             flow.answered = 0
         self.counters["sig_http_transactions"] += 1
-        return self._http_run(st, _HttpBuffers(req, self._pers, resp), pkt, False)
+        return self._http_run(st, _HttpBuffers(req, self._pers, resp), pkt, False, done)
 
     def _http_tx(self, st, req, pkt):
         flow = st.flow
@@ -2567,9 +2581,10 @@ class SigEngine:
         self.counters["sig_http_transactions"] += 1
         return self._http_run(st, _HttpBuffers(req, self._pers), pkt, True)
 
-    def _http_run(self, st, bufs, pkt, request: bool):
+    def _http_run(self, st, bufs, pkt, request: bool, done=None):
         """One HTTP transaction's request (or response) rules: the fast
-        patterns of the direction's group over its buffers, then the check."""
+        patterns of the direction's group over its buffers, then the check
+        (``done``: as for ``_transaction``)."""
         d = st.d
         view = self._view(st)
         g = view.http if request else view.resp
@@ -2578,7 +2593,7 @@ class SigEngine:
         cands = self._buffer_cands(g, bufs, d)
         if not cands:
             return []
-        with self._transaction():
+        with self._transaction(done):
             return self._run(cands, pkt, b"", self._ctx(st, request),
                              "http" if request else "http-resp", d=d, http=bufs)
 

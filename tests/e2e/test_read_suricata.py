@@ -11,7 +11,7 @@ from helpers import eve_alerts
 
 from pakemon.cli import main
 from pakemon.decode.decoder import checksum
-from pakemon.lab.traffic import dns_exchange, http_exchange, write_pcap
+from pakemon.lab.traffic import TcpConnection, dns_exchange, http_exchange, write_pcap
 from pakemon.output.eve import eve_timestamp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -364,3 +364,40 @@ def test_eve_alert_flow_counts_the_flow_up_to_its_packet(tmp_path):
     assert (got[4]["flow"]["pkts_toserver"], got[4]["flow"]["pkts_toclient"]) == (2, 2)
     # the second query and answer of the DNS flow count with the first
     assert got[3]["flow"]["pkts_toserver"] == 2 and got[3]["flow"]["pkts_toclient"] == 2
+
+
+@pytest.mark.parametrize("interim", [False, True])
+def test_a_100_continue_answers_no_request_of_its_own(tmp_path, interim):
+    """A POST with Expect: 100-continue, the server's 100 Continue, its
+    final response, then a second request and response on the connection:
+    each final response meets its own request (the 100 Continue was paired
+    off as an answer, and every later response met the wrong request),
+    and a rule matching both the 100 and the final response alerts once for
+    their transaction."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 80).open()
+    c.send(b"POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+    if interim:
+        c.send(b"HTTP/1.1 100 Continue\r\n\r\n", from_client=False)
+    c.send(b"data")
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nfirstbody", from_client=False)
+    c.send(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nevilbody", from_client=False)
+    write_pcap(tmp_path / "c.pcap", c.close())
+    rules = tmp_path / "r.rules"
+    rules.write_text(
+        'alert http any any -> any any (msg:"b"; flow:to_client; http.uri; content:"/b"; '
+        'file_data; content:"evilbody"; sid:1;)\n'
+        'alert http any any -> any any (msg:"a"; flow:to_client; http.uri; content:"/a"; '
+        'file_data; content:"firstbody"; sid:2;)\n'
+        'alert http any any -> any any (msg:"100"; flow:to_client; http.stat_code; '
+        'content:"100"; sid:3;)\n'
+        'alert http any any -> any any (msg:"any status"; flow:to_client; http.stat_code; '
+        'content:"0"; sid:4;)\n')
+    assert main(["read", "-q", "--rules", str(rules), "--log-dir", str(tmp_path / "l"),
+                 str(tmp_path / "c.pcap")]) == 0
+    got = sorted((e["alert"]["signature_id"], e["tx_id"], e["http"]["url"])
+                 for e in eve_alerts(tmp_path / "l"))
+    want = [(1, 1, "/b"), (2, 0, "/a"), (4, 0, "/a"), (4, 1, "/b")]
+    if interim:
+        want.insert(2, (3, 0, "/a"))
+    assert got == want
