@@ -43,8 +43,8 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   ``applayer.http_response.HttpResponseParser`` returns the response, which
   is paired with the request it answers so ``http.uri`` still reads the
   request (an interim 100 Continue answers none: it is one transaction
-  with the final response after it, as libhtp has it). The prefilter scans one side's fast-pattern buffers joined in
-  one pass.
+  with the final response after it, as libhtp has it). The prefilter
+  scans one side's fast-pattern buffers joined in one pass.
 * The server's side is read in one piece per batch once its protocol is
   known: its deliveries wait for the client's next packet and are read
   before it (``read_deferred``), or at a gap, a rewrite, the stream's end,
@@ -1465,8 +1465,8 @@ class FlowState:
     """Per-flow detect state shared by both directions."""
 
     __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at", "tls", "tls_done",
-                 "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc")
+                 "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at", "tls",
+                 "tls_done", "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc")
 
     def __init__(self, client, fid):
         self.bits: set = set()
