@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import signal
 import socket
 import time
