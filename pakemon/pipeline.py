@@ -335,7 +335,13 @@ class Pipeline:
         if pkt.is_fragment:
             if not self._ip_checksum_ok(pkt):
                 return _NONE
+            sig = self.sig
+            found = sig.fragment(pkt) if sig is not None and sig.frag_rules else None
             pkt, events = self.defrag.feed(pkt)
+            if found:
+                for a in found:
+                    self._count(a)
+                events = found + list(events)
             self._sig_pkt = pkt
             if pkt is None:
                 return events

@@ -452,7 +452,10 @@ class SigRule:
             self.kind = "app"  # other app-layer buffers: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
               (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
+                getattr(r, "header", None) is None and getattr(r, "ip_id", None) is None and \
                 not (r.flow is not None and r.flow.no_stream):
+            # (header keywords test one packet: like dsize and flags, they
+            # make the rule a packet rule, as Suricata's REQUIRE_PACKET)
             self.kind = "stream"
         else:
             self.kind = "pkt"
@@ -1593,6 +1596,11 @@ class SigEngine:
         self.g_stream = g.get("stream")
         self.g_event = g.get("event")
         self.g_dns = g.get("dns")
+        # packet rules testing fragment fields (fragbits, fragoffset) without
+        # reading a payload: run on each IP fragment as it comes (``fragment``)
+        self.frag_rules = [i for i, sr in enumerate(self.rules) if sr.kind == "pkt" and
+                           getattr(sr.src, "header", None) is not None and
+                           sr.src.header.fragment_fields and not sr.src.elements]
 
     # ------------------------------------------------------------ flows
 
@@ -1896,6 +1904,20 @@ class SigEngine:
         if cands:
             out += self._run(cands, pkt, b"", (True, False, None), "event", headers=False)
         return out
+
+    def fragment(self, pkt):
+        """The fragment-field rules (``frag_rules``) on one IP fragment, held
+        or completing a datagram: Suricata inspects every fragment as a
+        packet of its own, with no transport header past the first and no
+        flow (its payload is not read: these rules have none to match)."""
+        if not pkt.family:
+            return []
+        l4 = pkt.l4
+        pkt.l4 = False
+        try:
+            return self._run(self.frag_rules, pkt, b"", (True, False, None), "pkt")
+        finally:
+            pkt.l4 = l4
 
     def stream_data(self, d, data: bytes, pkt, gap: bool = False, sink: bool = False):
         """A chunk of in-order TCP data of direction ``d``: queued for inspection.
@@ -2748,6 +2770,9 @@ class SigEngine:
         ip_id = getattr(r, "ip_id", None)
         if ip_id is not None and (pkt.family != 4 or pkt.ip_id != ip_id):
             return False
+        h = getattr(r, "header", None)
+        if h is not None and not _header_ok(h, pkt):
+            return False
         if r.dsize is not None:
             n = len(_payload_of(pkt)) if pkt.l4 else 0
             # Suricata's signature mask: a dsize other than "<"/"<=" (or "=0")
@@ -2886,6 +2911,87 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
 _BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
 SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
+
+
+def _header_ok(h, pkt) -> bool:
+    """A rule's IP/TCP header keywords (``IpHeader``) on ``pkt``.
+
+    Fragment fields are read from the IP header bytes: a datagram the
+    defrag stage reassembled still carries its first fragment's header
+    (MF set) but is not a fragment, and never matches them (Suricata's
+    pseudo packet)."""
+    fam = pkt.family
+    raw, o = pkt.raw, pkt.l3_off
+    if h.ttl is not None and (not fam or not h.ttl.matches(pkt.ttl)):
+        return False
+    if h.tos is not None:
+        if fam != 4 or (raw[o + 1] == h.tos[1]) == h.tos[0]:
+            return False
+    if h.sameip and (not fam or pkt.src != pkt.dst):
+        return False
+    if h.ipopt is not None:
+        # (the header length from the header: a packet the target refuses for
+        # its source route is decoded no further)
+        if fam != 4 or not _has_ip_option(raw[o + 20:o + (raw[o] & 15) * 4], h.ipopt):
+            return False
+    if h.fragbits is not None or h.fragoffset is not None:
+        if fam == 4:
+            word = (raw[o + 6] << 8) | raw[o + 7]
+            offset = word & 0x1FFF
+            if not pkt.is_fragment and (offset or word & 0x2000):
+                return False  # reassembled
+        elif pkt.is_fragment:
+            word, offset = 0, pkt.frag_offset >> 3
+        else:
+            return False  # IPv6 with no fragment header (or reassembled)
+        if h.fragbits is not None:
+            if fam != 4:
+                return False
+            bits = word >> 13  # MF 1, DF 2, reserved 4: FRAG_BITS
+            mod, want = h.fragbits
+            have = bits & want
+            if mod == "*":
+                ok = have != 0
+            elif mod == "+":
+                ok = have == want and bits != want  # Suricata: and another bit set
+            elif mod == "!":
+                ok = have != want
+            else:
+                ok = bits == want
+            if not ok:
+                return False
+        if h.fragoffset is not None and not h.fragoffset.matches(offset):
+            return False
+    if h.seq is not None or h.ack is not None or h.window is not None:
+        if pkt.proto != 6 or not pkt.l4:
+            return False
+        if h.seq is not None and pkt.seq != h.seq:
+            return False
+        if h.ack is not None and pkt.ack != h.ack:
+            return False
+        if h.window is not None and (pkt.window == h.window[1]) == h.window[0]:
+            return False
+    return True
+
+
+def _has_ip_option(opts: bytes, want: int) -> bool:
+    """An IPv4 option of type ``want`` (-1: any but end-of-list and no-op
+    padding) in the options bytes; the walk stops at the end-of-list option
+    or a malformed length."""
+    i, n = 0, len(opts)
+    while i < n:
+        t = opts[i]
+        if t == want or want == -1 and t > 1:
+            return True
+        if t == 0:
+            return False
+        if t == 1:
+            i += 1
+            continue
+        if i + 1 >= n or opts[i + 1] < 2:
+            return False
+        i += opts[i + 1]
+    return False
 
 
 def _dgram_app(flow, pkt):

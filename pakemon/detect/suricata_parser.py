@@ -109,6 +109,8 @@ Rule fields beyond Suricata's obvious ones:
 - ``ip_proto``: ``IntCompare`` on the IP protocol number (names such as
   ``tcp`` are turned into numbers; ``!``, ``<``, ``>`` allowed).
 - ``ip_id``: ``id:N``, the IPv4 identification field equals N.
+- ``header``: ``IpHeader``, the IP and TCP header keywords ttl, tos,
+  ipopts, sameip, fragbits, fragoffset, seq, ack and window (None: none).
 - ``ssl_version``: tuple of ``sslv2 sslv3 tls1.0 tls1.1 tls1.2 tls1.3``,
   matches when the TLS version is any of them; a ``!`` prefix: is not.
 - ``ssl_state``: tuple of ``client_hello server_hello client_keyx
@@ -128,7 +130,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   P V W Z S Y Q); byte_test byte_jump byte_extract; flow; flowbits; dsize;
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
-  stream_size; ip_proto; id; ssl_version; ssl_state; tag; ftpbounce (an FTP
+  stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
+  seq; ack; window; pkt_data; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -423,7 +426,8 @@ _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
-    "asn1", "app-layer-protocol",
+    "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
+    "seq", "ack", "window", "pkt_data",
 )  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
@@ -542,6 +546,42 @@ class TcpFlags:
         if self.modifier == "!":
             return value & self.flags != self.flags if self.flags else value != 0
         return value == self.flags
+
+
+# ipopts names (Snort's and Suricata's) and the IPv4 option types they test
+IP_OPTION_TYPES = {"eol": 0, "nop": 1, "rr": 7, "ts": 68, "sec": 130, "esec": 133,
+                   "lsrr": 131, "lsrre": 131, "ssrr": 137, "satid": 136, "any": -1}
+FRAG_BITS = {"M": 1, "D": 2, "R": 4}  # more fragments, don't fragment, reserved
+
+
+@dataclass(slots=True)
+class IpHeader:
+    """The IP and TCP header keywords of one rule; every test set must hold.
+
+    Each is a packet test, as in Suricata (they make a rule a packet rule):
+    ``ttl`` (IPv4 TTL or IPv6 hop limit), ``tos`` (IPv4), ``ipopts`` (an
+    IPv4 option of that type is present; ``any``: any option), ``sameip``
+    (source address equals destination), ``fragbits`` (IPv4 MF/DF/reserved
+    bits, ``FRAG_BITS``, with Suricata's modifiers), ``fragoffset`` (the
+    fragment offset field, in 8-byte units: IPv4, or an IPv6 fragment
+    header's), ``seq``/``ack``/``window`` (TCP). ``fragbits`` and
+    ``fragoffset`` describe single fragments: they never match a datagram
+    reassembled from fragments (Suricata's pseudo packet), and the rules
+    using them are run on each fragment as it comes."""
+
+    ttl: IntCompare | None = None
+    tos: tuple[bool, int] | None = None  # (negated, value)
+    ipopt: int | None = None  # an option type, -1 for any
+    sameip: bool = False
+    fragbits: tuple[str, int] | None = None  # (modifier "" + * !, bits)
+    fragoffset: IntCompare | None = None
+    seq: int | None = None
+    ack: int | None = None
+    window: tuple[bool, int] | None = None  # (negated, value)
+
+    @property
+    def fragment_fields(self) -> bool:
+        return self.fragbits is not None or self.fragoffset is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,6 +799,8 @@ class SuricataRule:
     stream_size: tuple[StreamSize, ...] = ()  # all must hold (a range takes two)
     ip_proto: IntCompare | None = None  # the IP protocol number (IPv6: next header)
     ip_id: int | None = None  # ``id``: the IPv4 identification field
+    # IP and TCP header tests (``IpHeader``); None for a rule with none
+    header: IpHeader | None = None
     ssl_version: tuple[str, ...] = ()  # any of these; "!sslv2": not that one
     ssl_state: tuple[str, ...] = ()  # any of these states (client_hello ...)
     # ftpbounce: an FTP PORT command of the inspected data names an address
@@ -824,6 +866,8 @@ class SuricataRule:
         for name in ("ip_proto", "ip_id"):
             if getattr(self, name) is not None:
                 return f"{name} needs the matching engine"
+        if self.header is not None:
+            return "IP/TCP header keywords need the matching engine"
         if self.ssl_version or self.ssl_state:
             return "ssl_version/ssl_state need the TLS app layer"
         if self.proto not in NATIVE_PROTO:
@@ -2342,6 +2386,84 @@ class _OptionParser:
     def _opt_id(self, opt: _Opt) -> None:
         self._single(opt)
         self.rule.ip_id = self._int(opt, 0, 65535)
+
+    def _opt_pkt_data(self, opt: _Opt) -> None:
+        # back to the payload (the packet's, or the stream) after a sticky
+        # buffer: what follows is matched there, relative options included
+        self._no_value(opt)
+        self.sticky = None
+        self.last_buffer = None
+
+    def _hdr(self, opt: _Opt) -> IpHeader:
+        self._single(opt)
+        h = self.rule.header
+        if h is None:
+            h = self.rule.header = IpHeader()
+        return h
+
+    def _opt_ttl(self, opt: _Opt) -> None:
+        self._hdr(opt).ttl = self._compare(opt, 255)
+
+    def _negated_int(self, opt: _Opt, hi: int, hex_ok: bool = False) -> tuple[bool, int]:
+        value = self._value(opt).strip(_BLANK)
+        negated = value.startswith("!")
+        word = value[1:].strip(_BLANK) if negated else value
+        number = None
+        if word.isdigit():
+            number = int(word)
+        elif hex_ok and re.fullmatch(r"(?:0[xX]|[xX])[0-9a-fA-F]{1,2}", word):
+            number = int(word.lstrip("0").lstrip("xX"), 16)
+        if number is None or number > hi:
+            form = "[!]N or [!]0xNN" if hex_ok else "[!]N"
+            raise self._err(opt, f"{opt.name}: expected {form} in 0-{hi}, found {value!r}", 0)
+        return negated, number
+
+    def _opt_tos(self, opt: _Opt) -> None:
+        self._hdr(opt).tos = self._negated_int(opt, 255, hex_ok=True)
+
+    def _opt_window(self, opt: _Opt) -> None:
+        self._hdr(opt).window = self._negated_int(opt, 65535)
+
+    def _opt_seq(self, opt: _Opt) -> None:
+        self._hdr(opt).seq = self._int(opt, 0, _UINT32_MAX)
+
+    def _opt_ack(self, opt: _Opt) -> None:
+        self._hdr(opt).ack = self._int(opt, 0, _UINT32_MAX)
+
+    def _opt_sameip(self, opt: _Opt) -> None:
+        self._no_value(opt)
+        self._hdr(opt).sameip = True
+
+    def _opt_ipopts(self, opt: _Opt) -> None:
+        h = self._hdr(opt)
+        word = self._value(opt).strip(_BLANK).lower()
+        if word not in IP_OPTION_TYPES:
+            raise self._err(opt, f"ipopts: unknown option {word!r} "
+                            f"({', '.join(IP_OPTION_TYPES)})", 0)
+        h.ipopt = IP_OPTION_TYPES[word]
+
+    def _opt_fragbits(self, opt: _Opt) -> None:
+        h = self._hdr(opt)
+        value = self._value(opt).strip(_BLANK)
+        # Suricata: the modifier first; Snort's documentation also writes it last
+        m = re.fullmatch(r"([+*!]?)\s*([MDRmdr]+)\s*([+*!]?)", value)
+        if m is None or m.group(1) and m.group(3):
+            raise self._err(opt, f"fragbits: expected [+*!]BITS with BITS of M, D, R; "
+                            f"found {value!r}", 0)
+        bits = 0
+        for ch in m.group(2).upper():
+            bits |= FRAG_BITS[ch]
+        h.fragbits = (m.group(1) or m.group(3), bits)
+
+    def _opt_fragoffset(self, opt: _Opt) -> None:
+        h = self._hdr(opt)
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"([!<>]?)\s*(\d{1,5})", value)
+        if m is None or int(m.group(2)) > 8191:
+            raise self._err(opt, f"fragoffset: expected [!|<|>]N with N in 0-8191, "
+                            f"found {value!r}", 0)
+        op = {"": "=", "!": "!=", "<": "<", ">": ">"}[m.group(1)]
+        h.fragoffset = IntCompare(op, int(m.group(2)), None, value)
 
     def _opt_ssl_version(self, opt: _Opt) -> None:
         self._single(opt)

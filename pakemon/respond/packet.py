@@ -27,13 +27,14 @@ def ether(payload: bytes, src: bytes, dst: bytes, ethertype: int = 0x0800) -> by
 
 
 def ipv4(src: str, dst: str, proto: int, payload: bytes, ttl: int = 64, ident: int = 0,
-         df: bool = True, frag_offset: int = 0, mf: bool = False, options: bytes = b"") -> bytes:
+         df: bool = True, frag_offset: int = 0, mf: bool = False, options: bytes = b"",
+         tos: int = 0) -> bytes:
     """An IPv4 packet; ``frag_offset`` in bytes (multiple of 8)."""
     if len(options) % 4:
         options += b"\0" * (4 - len(options) % 4)
     ihl = 5 + len(options) // 4
     flags = (0x4000 if df else 0) | (0x2000 if mf else 0) | (frag_offset // 8)
-    hdr = _IP4.pack(0x40 | ihl, 0, ihl * 4 + len(payload), ident, flags, ttl, proto, 0,
+    hdr = _IP4.pack(0x40 | ihl, tos, ihl * 4 + len(payload), ident, flags, ttl, proto, 0,
                     socket.inet_aton(src), socket.inet_aton(dst)) + options
     csum = checksum(hdr)
     return hdr[:10] + struct.pack("!H", csum) + hdr[12:] + payload
