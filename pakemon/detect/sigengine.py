@@ -157,6 +157,7 @@ does where it has a negation, an anchor, a pcre or a byte test.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import re
 import time
@@ -387,7 +388,7 @@ class SigRule:
     """One compiled rule (``idx`` is its place in the evaluation order)."""
 
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
-                 "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
+                 "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer", "xf",
                  "sets", "checks", "event_kinds", "flow", "sid", "pass_", "env")
 
     def __init__(self, r, rule: Rule):
@@ -477,6 +478,7 @@ class SigRule:
                 kinds |= set(EVENT_MAP.get(name.split(".", 1)[-1], ()))
         self.event_kinds = frozenset(kinds)
         self.fp, self.fp_buffer = _fast_pattern(r)
+        self.xf = getattr(r, "transforms", None) or None  # buffer -> transforms
         self.env = any(type(e).__name__ == "ByteExtract" for e in r.elements)
 
     def ports_fit(self, sport: int, dport: int) -> bool:
@@ -571,21 +573,40 @@ def _fast_pattern(r):
     ET 2009949's ``content:"GET "; depth:4`` over its ``uricontent:".pl~"``:
     a candidate on every GET.)"""
     best = key = None
+    xf = getattr(r, "transforms", None)
     for e in r.elements:
         if not isinstance(e, ContentMatch) or e.negated or not e.pattern:
             continue
+        pat = e.pattern
+        if xf and e.buffer in xf:
+            # the prefilter scans the buffer as it is: a content of a
+            # transformed one serves only where the transform keeps it findable
+            pat = _untransformed(pat, xf[e.buffer])
+            if not pat:
+                continue
         if e.fast_pattern:
-            pat = e.pattern
-            if e.fast_pattern_chop:
+            if e.fast_pattern_chop and pat is e.pattern:
                 o, n = e.fast_pattern_chop
                 pat = pat[o:o + n] or pat
             return pat[:FP_MAX].lower(), e.buffer
-        k = (e.buffer not in _FP_LATE, len(e.pattern), _pattern_strength(e.pattern))
+        k = (e.buffer not in _FP_LATE, len(pat), _pattern_strength(pat))
         if best is None or k > key:
-            best, key = e, k
+            best, key = (pat, e.buffer), k
     if best is None:
         return None, None
-    return best.pattern[:FP_MAX].lower(), best.buffer
+    return best[0][:FP_MAX].lower(), best[1]
+
+
+def _untransformed(pat: bytes, chain) -> bytes | None:
+    """Bytes that must be in a buffer whose ``chain`` of transforms yields
+    ``pat`` somewhere, for the prefilter (which folds case); None if the
+    chain leaves none (whitespace, decoding, hashes, xor)."""
+    for name, _arg in chain:
+        if name == "dotprefix":
+            pat = pat[1:] if pat.startswith(b".") else pat
+        elif name not in ("to_lowercase", "to_uppercase"):
+            return None
+    return pat or None
 
 
 def native_rule(r, classifications=None) -> Rule:
@@ -2810,18 +2831,25 @@ class SigEngine:
                 uri = http.get("http.uri.raw" if r.urilen.form == "raw" else "http.uri")
                 if uri is None or not r.urilen.compare.matches(len(uri)):
                     return False
+            xf = sr.xf
             for name, elements in sr.buffers:
                 buf = http.get(name or _raw_buffer(kind))
                 if buf is None:
                     if _all_negated(elements):
                         continue
                     return False
+                if xf is not None and name in xf:
+                    buf = _transformed(buf, xf[name])
                 if not _inspect(elements, buf, env):
                     return False
             return True
         if kind == "dns":
+            xf = sr.xf
             for name, elements in sr.buffers:
-                if not _inspect(elements, http[name] if name is not None else data, env):
+                buf = http[name] if name is not None else data
+                if xf is not None and name in xf:
+                    buf = _transformed(buf, xf[name])
+                if not _inspect(elements, buf, env):
                     return False
             return True
         for name, elements in sr.buffers:
@@ -2911,6 +2939,35 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
 _BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
 SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
+
+
+_WS = re.compile(rb"[ \t\n\v\f\r]+")
+_PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
+
+
+def _transformed(buf: bytes, chain) -> bytes:
+    """``buf`` through a rule's transforms, in order, as Suricata's
+    (dotprefix, to_lowercase, to_uppercase, strip_whitespace,
+    compress_whitespace, url_decode, to_md5, to_sha1, to_sha256, xor)."""
+    for name, arg in chain:
+        if name == "dotprefix":
+            buf = b"." + buf
+        elif name == "to_lowercase":
+            buf = buf.lower()
+        elif name == "to_uppercase":
+            buf = buf.upper()
+        elif name == "strip_whitespace":
+            buf = _WS.sub(b"", buf)
+        elif name == "compress_whitespace":
+            buf = _WS.sub(b" ", buf)
+        elif name == "url_decode":
+            buf = _PCT.sub(lambda m: bytes((int(m.group(1), 16),)), buf.replace(b"+", b" "))
+        elif name == "xor":
+            n = len(arg)
+            buf = bytes(b ^ arg[i % n] for i, b in enumerate(buf))
+        else:  # to_md5, to_sha1, to_sha256
+            buf = hashlib.new(name[3:], bytes(buf)).digest()
+    return buf
 
 
 def _header_ok(h, pkt) -> bool:

@@ -111,6 +111,10 @@ Rule fields beyond Suricata's obvious ones:
 - ``ip_id``: ``id:N``, the IPv4 identification field equals N.
 - ``header``: ``IpHeader``, the IP and TCP header keywords ttl, tos,
   ipopts, sameip, fragbits, fragoffset, seq, ack and window (None: none).
+- ``transforms``: buffer name -> the ``TRANSFORMS`` written right after its
+  sticky buffer keyword, in order (``dns.query; dotprefix; content:...``):
+  that buffer's contents are matched in the transformed copy. A buffer
+  named twice must carry one chain.
 - ``ssl_version``: tuple of ``sslv2 sslv3 tls1.0 tls1.1 tls1.2 tls1.3``,
   matches when the TLS version is any of them; a ``!`` prefix: is not.
 - ``ssl_state``: tuple of ``client_hello server_hello client_keyx
@@ -131,7 +135,9 @@ Supported (``SUPPORTED_KEYWORDS``)
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
-  seq; ack; window; pkt_data; ssl_version; ssl_state; tag; ftpbounce (an FTP
+  seq; ack; window; pkt_data; the transforms dotprefix to_lowercase
+  to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
+  to_sha256 xor; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -429,9 +435,15 @@ _OTHER_KEYWORDS = (
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data",
 )  # fmt: skip
+# Suricata's transforms: each rewrites the sticky buffer it follows before
+# that buffer's contents are matched (``SuricataRule.transforms``)
+TRANSFORMS = (
+    "dotprefix", "to_lowercase", "to_uppercase", "strip_whitespace", "compress_whitespace",
+    "url_decode", "to_md5", "to_sha1", "to_sha256", "xor",
+)  # fmt: skip
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
-    frozenset(_META_KEYWORDS + _PAYLOAD_KEYWORDS + _OTHER_KEYWORDS)
+    frozenset(_META_KEYWORDS + _PAYLOAD_KEYWORDS + _OTHER_KEYWORDS + TRANSFORMS)
     | (frozenset(STICKY_BUFFERS) - EXTENSION_KEYWORDS)
     | frozenset(LEGACY_MODIFIERS)
 )
@@ -801,6 +813,9 @@ class SuricataRule:
     ip_id: int | None = None  # ``id``: the IPv4 identification field
     # IP and TCP header tests (``IpHeader``); None for a rule with none
     header: IpHeader | None = None
+    # buffer name -> its transforms in order, e.g. {"dns.query": (("dotprefix", None),)}:
+    # (name, argument) pairs, the argument the xor key; only transformed buffers
+    transforms: dict = field(default_factory=dict)
     ssl_version: tuple[str, ...] = ()  # any of these; "!sslv2": not that one
     ssl_state: tuple[str, ...] = ()  # any of these states (client_hello ...)
     # ftpbounce: an FTP PORT command of the inspected data names an address
@@ -1487,6 +1502,8 @@ class _OptionParser:
         # buffer of the last content/pcre/byte_*/isdataat: where a relative
         # byte_test/byte_jump/byte_extract without a sticky buffer looks
         self.last_buffer: str | None = None
+        # each sticky buffer keyword: [buffer, its transforms, elements before it]
+        self.chains: list = []
 
     def run(self) -> None:
         for opt in self.opts:
@@ -1499,6 +1516,9 @@ class _OptionParser:
                 self._no_value(opt)
                 self.sticky = STICKY_BUFFERS[name]
                 self._claim(opt, self.sticky)
+                self.chains.append([self.sticky, [], len(self.elements)])
+            elif name in TRANSFORMS:
+                self._transform(opt)
             else:
                 getattr(self, "_opt_" + name.replace("-", "_").replace(".", "_"))(opt)
         self._validate()
@@ -1509,6 +1529,37 @@ class _OptionParser:
         r.decode_events = tuple(self.decode_events)
         r.stream_events = tuple(self.stream_events)
         r.flowbits = tuple(self.flowbits)
+        self._transforms()
+
+    def _transform(self, opt: _Opt) -> None:
+        name = opt.name
+        chain = self.chains[-1] if self.chains and self.sticky is not None else None
+        if chain is None or chain[0] != self.sticky or len(self.elements) != chain[2]:
+            raise self._err(opt, f"{name}: a transform must follow a sticky buffer keyword "
+                            f"(e.g. dns.query; {name}; content:...)")
+        arg = None
+        if name == "xor":
+            value = self._value(opt).strip(_BLANK).strip('"')
+            if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
+                raise self._err(opt, f"xor: expected a key of hex digit pairs, found {value!r}", 0)
+            arg = bytes.fromhex(value)
+        else:
+            self._no_value(opt)
+        chain[1].append((name, arg))
+
+    def _transforms(self) -> None:
+        """rule.transforms from the chains: a buffer named twice must have
+        one chain (its contents are matched in one transformed copy)."""
+        out: dict = {}
+        n = len(self.elements)
+        for i, (buf, xf, start) in enumerate(self.chains):
+            end = self.chains[i + 1][2] if i + 1 < len(self.chains) else n
+            if start == end:
+                continue  # (a buffer keyword with nothing of its own)
+            xf = tuple(xf)
+            if out.setdefault(buf, xf) != xf:
+                raise _Error(0, f"{buf} is named twice with different transforms")
+        self.rule.transforms = {b: xf for b, xf in out.items() if xf}
 
     # ------------------------------------------------------------ helpers
 

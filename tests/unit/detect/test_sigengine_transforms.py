@@ -1,0 +1,103 @@
+"""SigEngine: Suricata's transforms (dotprefix, to_lowercase, to_uppercase,
+strip_whitespace, compress_whitespace, url_decode, to_md5/sha1/sha256, xor)
+rewrite the sticky buffer before its contents are matched, with the
+prefilter still finding the rules (or passing them on) as it should."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.lab.traffic import TcpConnection, dns_exchange
+from test_sigengine import run, sids
+
+DNS_RULES = ('alert dns any any -> any any (msg:"domain or below"; dns.query; dotprefix; '
+             'content:".evil.example"; nocase; endswith; sid:1;)\n')
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_dotprefix_matches_a_domain_and_its_subdomains_only(prefilter):
+    names = {"evil.example": 1, "www.EVIL.example": 1, "a.b.evil.example": 1,
+             "notevil.example": 0, "evil.example.org": 0, "evil.exampl": 0}
+    for i, (name, want) in enumerate(names.items()):
+        frames = dns_exchange("10.0.0.1", "10.0.0.53", 30000 + i, name, ts=1.0 + i)
+        assert sids(run(DNS_RULES, frames, prefilter=prefilter)) == ({1: 1} if want else {}), name
+
+
+def _http(request: bytes, port: int = 41000):
+    c = TcpConnection("10.0.0.1", "10.0.0.2", port, 80).open()
+    c.send(request)
+    return c.close()
+
+
+def _xor(data: bytes, key: bytes) -> bytes:
+    return bytes(b ^ key[i % len(key)] for i, b in enumerate(data))
+
+
+SECRET = hashlib.sha256(b"/secret").hexdigest()
+MD5 = hashlib.md5(b"/secret").hexdigest()
+HTTP_RULES = f"""
+alert http any any -> any any (msg:"lower"; http.uri; to_lowercase; content:"/admin"; sid:2;)
+alert http any any -> any any (msg:"upper"; http.method; to_uppercase; content:"POST"; sid:3;)
+alert http any any -> any any (msg:"strip"; http.header; strip_whitespace; content:"X-A:evil"; sid:4;)
+alert http any any -> any any (msg:"compress"; http.user_agent; compress_whitespace; content:"a b c"; sid:5;)
+alert http any any -> any any (msg:"urldec"; http.uri.raw; url_decode; content:"q=a b/c"; sid:6;)
+alert http any any -> any any (msg:"sha256"; http.uri; to_sha256; content:"|{SECRET}|"; sid:7;)
+alert http any any -> any any (msg:"md5"; http.uri; to_md5; content:"|{MD5}|"; bsize:16; sid:8;)
+alert http any any -> any any (msg:"xor"; http.request_body; xor:"0d0ac8ff"; content:"secret"; sid:9;)
+alert http any any -> any any (msg:"two"; http.uri; to_lowercase; content:"/x"; http.host; dotprefix; content:".lab.example"; endswith; sid:10;)
+"""
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_transforms_on_http_buffers(prefilter):
+    body = _xor(b"the secret", bytes.fromhex("0d0ac8ff"))
+    cases = [
+        (b"GET /ADMIN/x HTTP/1.0\r\n\r\n", {2: 1}),
+        (b"post /a HTTP/1.0\r\nContent-Length: 0\r\n\r\n", {3: 1}),
+        (b"GET /a HTTP/1.0\r\nX-A:   evil\r\n\r\n", {4: 1}),
+        (b"GET /a HTTP/1.0\r\nUser-Agent: a \t  b  c\r\n\r\n", {5: 1}),
+        (b"GET /s?q=a+b%2fc HTTP/1.0\r\n\r\n", {6: 1}),
+        (b"GET /secret HTTP/1.0\r\n\r\n", {7: 1, 8: 1}),
+        (b"POST /p HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % len(body) + body, {3: 1, 9: 1}),
+        (b"GET /X HTTP/1.1\r\nHost: www.lab.example\r\n\r\n", {10: 1}),
+        (b"GET /X HTTP/1.1\r\nHost: notlab.example\r\n\r\n", {}),
+        (b"GET /admin HTTP/1.0\r\nUser-Agent: a bc\r\n\r\n", {2: 1}),
+    ]
+    for i, (req, want) in enumerate(cases):
+        assert sids(run(HTTP_RULES, _http(req, 41000 + i), prefilter=prefilter)) == want, req
+
+
+def test_transformed_contents_give_the_prefilter_what_it_can_find():
+    from pakemon.detect.sigengine import SigRuleSet
+    rules, _, errors = parse_suricata_rules(HTTP_RULES + DNS_RULES)
+    assert not errors
+    fps = {r.rule.sid: (r.fp, r.fp_buffer) for r in SigRuleSet(rules).rules}
+    assert fps[1] == (b"evil.example", "dns.query")  # the dot the transform adds: not there
+    assert fps[2] == (b"/admin", "http.uri")
+    assert fps[4] == (None, None) and fps[7] == (None, None)  # nothing findable as sent
+    assert fps[10] == (b"lab.example", "http.host")  # the longer one, its dot dropped
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dotprefix; content:\".a\";", "must follow a sticky buffer"),
+    ("dns.query; content:\"a\"; dotprefix; content:\".b\";", "must follow a sticky buffer"),
+    ("dns.query; xor:\"0g\"; content:\"a\";", "xor: expected a key"),
+    ("dns.query; dotprefix:1; content:\"a\";", "takes no value"),
+    ("dns.query; dotprefix; content:\".a\"; dns.query; content:\"b\";", "different transforms"),
+])
+def test_misplaced_or_bad_transforms_are_rule_errors(text, message):
+    rules, skipped, errors = parse_suricata_rules(
+        f'alert dns any any -> any any (msg:"bad"; {text} sid:1;)')
+    assert not rules and not skipped and len(errors) == 1
+    assert message in str(errors[0])
+
+
+def test_a_buffer_named_twice_with_one_chain_loads():
+    rules, skipped, errors = parse_suricata_rules(
+        'alert http any any -> any any (msg:"ok"; http.uri; to_lowercase; content:"/a"; '
+        'http.host; content:"h"; http.uri; to_lowercase; content:"/b"; distance:0; sid:1;)')
+    assert not skipped and not errors
+    assert rules[0].transforms == {"http.uri": (("to_lowercase", None),)}
