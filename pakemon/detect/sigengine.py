@@ -388,8 +388,8 @@ class SigRule:
     """One compiled rule (``idx`` is its place in the evaluation order)."""
 
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
-                 "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer", "xf",
-                 "sets", "checks", "event_kinds", "flow", "sid", "pass_", "env")
+                 "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
+                 "xf", "sets", "checks", "event_kinds", "flow", "sid", "pass_", "env")
 
     def __init__(self, r, rule: Rule):
         self.src = r

@@ -38,17 +38,19 @@ def _xor(data: bytes, key: bytes) -> bytes:
 
 SECRET = hashlib.sha256(b"/secret").hexdigest()
 MD5 = hashlib.md5(b"/secret").hexdigest()
-HTTP_RULES = f"""
-alert http any any -> any any (msg:"lower"; http.uri; to_lowercase; content:"/admin"; sid:2;)
-alert http any any -> any any (msg:"upper"; http.method; to_uppercase; content:"POST"; sid:3;)
-alert http any any -> any any (msg:"strip"; http.header; strip_whitespace; content:"X-A:evil"; sid:4;)
-alert http any any -> any any (msg:"compress"; http.user_agent; compress_whitespace; content:"a b c"; sid:5;)
-alert http any any -> any any (msg:"urldec"; http.uri.raw; url_decode; content:"q=a b/c"; sid:6;)
-alert http any any -> any any (msg:"sha256"; http.uri; to_sha256; content:"|{SECRET}|"; sid:7;)
-alert http any any -> any any (msg:"md5"; http.uri; to_md5; content:"|{MD5}|"; bsize:16; sid:8;)
-alert http any any -> any any (msg:"xor"; http.request_body; xor:"0d0ac8ff"; content:"secret"; sid:9;)
-alert http any any -> any any (msg:"two"; http.uri; to_lowercase; content:"/x"; http.host; dotprefix; content:".lab.example"; endswith; sid:10;)
-"""
+_A = "alert http any any -> any any"
+HTTP_RULES = "".join(f"{_A} ({body})\n" for body in (
+    'msg:"lower"; http.uri; to_lowercase; content:"/admin"; sid:2;',
+    'msg:"upper"; http.method; to_uppercase; content:"POST"; sid:3;',
+    'msg:"strip"; http.header; strip_whitespace; content:"X-A:evil"; sid:4;',
+    'msg:"compress"; http.user_agent; compress_whitespace; content:"a b c"; sid:5;',
+    'msg:"urldec"; http.uri.raw; url_decode; content:"q=a b/c"; sid:6;',
+    f'msg:"sha256"; http.uri; to_sha256; content:"|{SECRET}|"; sid:7;',
+    f'msg:"md5"; http.uri; to_md5; content:"|{MD5}|"; bsize:16; sid:8;',
+    'msg:"xor"; http.request_body; xor:"0d0ac8ff"; content:"secret"; sid:9;',
+    'msg:"two"; http.uri; to_lowercase; content:"/x"; http.host; dotprefix; '
+    'content:".lab.example"; endswith; sid:10;',
+))
 
 
 @pytest.mark.parametrize("prefilter", [True, False])
