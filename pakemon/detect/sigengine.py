@@ -328,6 +328,7 @@ COMPILE_REFILL_S = 10.0
 AIDX_MAX = 16384  # addresses whose interval is remembered (~1.6 MB at most)
 FLOWS_MAX = 65536
 THRESH_MAX = 65536
+XBITS_MAX = 65536  # xbits kept (host or address-pair bits), the least recently set go first
 # Directions with bytes or requests waiting for inspection, at most: past it
 # the oldest are inspected at once (a live sensor sees connections vanish
 # without FIN; their pending bytes must not be held forever).
@@ -389,7 +390,8 @@ class SigRule:
 
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
-                 "xf", "sets", "checks", "event_kinds", "flow", "sid", "pass_", "env")
+                 "xf", "xsets", "xchecks", "sets", "checks", "event_kinds", "flow", "sid", "pass_",
+                 "env")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -471,6 +473,9 @@ class SigRule:
         self.anyaddrs = self.saddr.any and self.daddr.any
         self.sets = tuple(f for f in r.flowbits if f.cmd in ("set", "unset", "toggle"))
         self.checks = tuple(f for f in r.flowbits if f.cmd in ("isset", "isnotset"))
+        xb = getattr(r, "xbits", ())
+        self.xsets = tuple(x for x in xb if x.cmd in ("set", "unset", "toggle")) or None
+        self.xchecks = tuple(x for x in xb if x.cmd in ("isset", "isnotset")) or None
         kinds = set()
         if EVENT_MAP is not None:
             for name in r.decode_events + r.stream_events:
@@ -1396,8 +1401,12 @@ def _order(rules):
             if f.cmd in ("set", "unset", "toggle"):
                 for n in f.names:
                     setters.setdefault(n, []).append(id(r))
+        for x in getattr(r, "xbits", ()):
+            if x.cmd in ("set", "unset", "toggle"):
+                setters.setdefault(("x", x.name), []).append(id(r))
     depth = {id(r): 0 for r in rules}
     checks = {id(r): [n for f in r.flowbits if f.cmd in ("isset", "isnotset") for n in f.names]
+              + [("x", x.name) for x in getattr(r, "xbits", ()) if x.cmd in ("isset", "isnotset")]
               for r in rules}
     for _ in range(8):  # dependency chains deeper than this are rare; cycles stop here
         changed = False
@@ -1580,6 +1589,9 @@ class SigEngine:
             self._pers = http_config.resolve()
         self.dgram_flows: OrderedDict = OrderedDict()
         self.thresholds: OrderedDict = OrderedDict()  # oldest first (a FIFO)
+        # xbits: (name, tracked address key(s)) -> expiry in packet time, the
+        # least recently set first (bounded: XBITS_MAX)
+        self.xbits: OrderedDict = OrderedDict()
         self.waiting: dict = {}  # id(DirState) -> DirState with pending bytes
         # the pipeline's checksum verdict for a TCP segment the reassembler
         # did not verify (a direction no stream rule reads is not buffered)
@@ -1601,6 +1613,8 @@ class SigEngine:
                          # flows (FLOWS_MAX), threshold and detection_filter
                          # counts (THRESH_MAX)
                          "sig_flows_evicted": 0, "sig_thresholds_evicted": 0,
+                         # xbits forgotten at XBITS_MAX before they expired
+                         "sig_xbits_evicted": 0,
                          # SMTP mail not (wholly) examined: over the size
                          # cap, lost to a hole in the stream, files past
                          # the per-mail cap
@@ -2729,6 +2743,8 @@ class SigEngine:
                 continue
             if sr.checks and not _bits_ok(sr.checks, flow):
                 continue
+            if sr.xchecks is not None and not self._xbits_ok(sr.xchecks, pkt, skey, dkey):
+                continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
             if r.app_layer_protocol is not None and not _app_is(
@@ -2749,6 +2765,8 @@ class SigEngine:
             if sr.sets and flow is not None:
                 # at once, so later rules of this inspection see the bits
                 _apply_bits(sr.sets, flow.bits)
+            if sr.xsets is not None:
+                self._apply_xbits(sr.xsets, pkt, skey, dkey)
         if not matched:
             return out
         if matched[-1].pass_:
@@ -2872,6 +2890,39 @@ class SigEngine:
                         continue
             return False
         return True
+
+    @staticmethod
+    def _xkey(x, skey, dkey):
+        if x.track == "ip_src":
+            return (x.name, skey)
+        if x.track == "ip_dst":
+            return (x.name, dkey)
+        return (x.name, skey, dkey) if skey <= dkey else (x.name, dkey, skey)
+
+    def _xbits_ok(self, checks, pkt, skey, dkey) -> bool:
+        xb = self.xbits
+        for x in checks:
+            key = self._xkey(x, skey, dkey)
+            until = xb.get(key)
+            if until is not None and until < pkt.ts:
+                del xb[key]  # expired
+                until = None
+            if (until is not None) != (x.cmd == "isset"):
+                return False
+        return True
+
+    def _apply_xbits(self, sets, pkt, skey, dkey) -> None:
+        xb = self.xbits
+        for x in sets:
+            key = self._xkey(x, skey, dkey)
+            until = xb.pop(key, None)
+            if until is not None and until < pkt.ts:
+                until = None
+            if x.cmd == "set" or x.cmd == "toggle" and until is None:
+                xb[key] = pkt.ts + x.expire  # (re-set: moved to the newest end)
+                if len(xb) > XBITS_MAX:
+                    xb.popitem(last=False)
+                    self.counters["sig_xbits_evicted"] += 1
 
     def _threshold(self, sr, pkt, flow, skey, dkey) -> bool:
         r = sr.src

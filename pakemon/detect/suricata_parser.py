@@ -109,6 +109,8 @@ Rule fields beyond Suricata's obvious ones:
 - ``ip_proto``: ``IntCompare`` on the IP protocol number (names such as
   ``tcp`` are turned into numbers; ``!``, ``<``, ``>`` allowed).
 - ``ip_id``: ``id:N``, the IPv4 identification field equals N.
+- ``xbits``: tuple of ``Xbit``, host- or address-pair-tracked bits with an
+  expiry, in rule order; ``noalert;`` (Suricata 7) sets ``noalert``.
 - ``header``: ``IpHeader``, the IP and TCP header keywords ttl, tos,
   ipopts, sameip, fragbits, fragoffset, seq, ack and window (None: none).
 - ``transforms``: buffer name -> the ``TRANSFORMS`` written right after its
@@ -135,7 +137,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
-  seq; ack; window; pkt_data; the transforms dotprefix to_lowercase
+  seq; ack; window; pkt_data; xbits; noalert; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
   to_sha256 xor; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
@@ -153,7 +155,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(xbits, lua, dataset, ...), other Suricata app-layer
+(lua, dataset, flowint, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -433,7 +435,7 @@ _OTHER_KEYWORDS = (
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
-    "seq", "ack", "window", "pkt_data",
+    "seq", "ack", "window", "pkt_data", "xbits", "noalert",
 )  # fmt: skip
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
@@ -770,6 +772,19 @@ class Flowbit:
     any_of: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Xbit:
+    """``xbits:CMD,NAME,track ip_src|ip_dst|ip_pair[,expire SECONDS]``: a bit
+    kept per host (the packet's source or destination address) or address
+    pair, not per flow, for ``expire`` seconds of packet time after it is
+    set (Suricata's default 30); cmd set, unset, toggle, isset, isnotset."""
+
+    cmd: str
+    name: str
+    track: str
+    expire: int = 30
+
+
 Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract]
 
 
@@ -808,6 +823,7 @@ class SuricataRule:
     app_proto: str | None = None
     flowbits: tuple[Flowbit, ...] = ()  # in rule order; noalert sets ``noalert``
     noalert: bool = False
+    xbits: tuple[Xbit, ...] = ()  # in rule order
     stream_size: tuple[StreamSize, ...] = ()  # all must hold (a range takes two)
     ip_proto: IntCompare | None = None  # the IP protocol number (IPv6: next header)
     ip_id: int | None = None  # ``id``: the IPv4 identification field
@@ -2362,6 +2378,28 @@ class _OptionParser:
             if not re.fullmatch(r"[^\s,;|&]+", n):
                 raise self._err(opt, f"flowbits: invalid name {n!r}", 0)
         self.flowbits.append(Flowbit(cmd, tuple(sys.intern(n) for n in names), any_of))
+
+    def _opt_noalert(self, opt: _Opt) -> None:
+        # Suricata 7's spelling of flowbits:noalert: the rule matches (and
+        # sets its bits) but raises no alert
+        self._no_value(opt)
+        self.rule.noalert = True
+
+    def _opt_xbits(self, opt: _Opt) -> None:
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)\s*,\s*track\s+(ip_src|ip_dst|ip_pair)"
+                         r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
+        if m is None:
+            raise self._err(opt, "xbits: expected CMD,NAME,track ip_src|ip_dst|ip_pair"
+                            f"[,expire SECONDS]; found {value!r}", 0)
+        cmd = m.group(1).lower()
+        if cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
+            raise self._err(opt, f"xbits: unknown command {cmd!r} "
+                            "(set, unset, toggle, isset, isnotset)", 0)
+        expire = int(m.group(4)) if m.group(4) else 30
+        if not 0 < expire <= _UINT32_MAX:
+            raise self._err(opt, f"xbits: expire {expire} out of range 1-{_UINT32_MAX}", 0)
+        self.rule.xbits += (Xbit(cmd, sys.intern(m.group(2)), m.group(3), expire),)
 
     def _opt_app_layer_protocol(self, opt: _Opt) -> None:
         self._single(opt)

@@ -800,7 +800,7 @@ def test_supported_keyword_list_is_the_issue_list():
         ja3.hash ja3_hash ja3.string ja3_string ja3s.hash ja3s.string
         app-layer-protocol ttl tos ipopts sameip fragbits fragoffset seq ack window
         pkt_data dotprefix to_lowercase to_uppercase strip_whitespace compress_whitespace
-        url_decode to_md5 to_sha1 to_sha256 xor""".split()
+        url_decode to_md5 to_sha1 to_sha256 xor xbits noalert""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -811,7 +811,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("dataset", "dataset:isset,x;"), ("xbits", "xbits:set,x,track ip_src;"),
+    [("dataset", "dataset:isset,x;"), ("flowint", "flowint:cnt,+,1;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("base64_decode", "base64_decode;")],
@@ -825,9 +825,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; dataset:x; lua:y; xbits:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; dataset:x; lua:y; flowint:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "dataset", "lua", "xbits")
+    assert s.blockers == ("protocol:imap", "dataset", "lua", "flowint")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
@@ -836,22 +836,22 @@ def test_load_logs_warnings_and_a_summary(tmp_path, caplog):
     path = tmp_path / "a.rules"
     path.write_text(
         'alert tcp any any -> any any (content:"a"; sid:1;)\n'
-        "alert tcp any any -> any any (xbits:set,a,track ip_src; sid:2;)\n"
-        "alert tcp any any -> any any (xbits:isset,a,track ip_src; content:\"b\"; sid:3;)\n"
+        "alert tcp any any -> any any (flowint:a,=,1; sid:2;)\n"
+        "alert tcp any any -> any any (flowint:a,+,1; content:\"b\"; sid:3;)\n"
         "alert tcp any any -> any any (lua:x.lua; sid:4;)\n"
         "alert tcp any any -> any any (sid:5)\n"
     )
     with caplog.at_level(logging.INFO, logger="pakemon.detect.suricata"):
         rs = load_suricata_rules(path)
     messages = [r.getMessage() for r in caplog.records]
-    assert f"{path}:2: sid 2 skipped: unsupported keyword 'xbits'" in messages
+    assert f"{path}:2: sid 2 skipped: unsupported keyword 'flowint'" in messages
     assert f"{path}:4: sid 4 skipped: unsupported keyword 'lua'" in messages
     assert f"{path}:5:31: option 'sid' is not terminated by ';'" in messages
     assert messages[-1] == (
         "1 of 5 Suricata rules loaded from 1 file(s); 3 skipped, 1 with errors; "
-        "skipped by keyword: xbits 2, lua 1"
+        "skipped by keyword: flowint 2, lua 1"
     )
-    assert rs.skipped_by_keyword() == {"xbits": 2, "lua": 1}
+    assert rs.skipped_by_keyword() == {"flowint": 2, "lua": 1}
 
 
 # ============================================================= the file level

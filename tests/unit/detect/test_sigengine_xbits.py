@@ -1,0 +1,67 @@
+"""SigEngine: xbits (bits kept per host or address pair across flows, with
+an expiry) and Suricata 7's ``noalert;``."""
+
+from __future__ import annotations
+
+import pytest
+
+from pakemon.detect import sigengine
+from pakemon.detect.suricata_parser import parse_suricata_rules
+from pakemon.lab.traffic import TcpConnection
+from test_sigengine import run_pipe, sids
+
+RULES = "".join(f"alert tcp any any -> any {port} ({body})\n" for port, body in (
+    (80, 'msg:"stage1"; content:"STAGE1"; xbits:set,x.s1,track ip_src,expire 60; noalert; '
+         'sid:1;'),
+    (80, 'msg:"stage2 after stage1"; content:"STAGE2"; xbits:isset,x.s1,track ip_src; sid:2;'),
+    (80, 'msg:"stage2 alone"; content:"STAGE2"; xbits:isnotset,x.s1,track ip_src; sid:3;'),
+    ("any", 'msg:"pair"; content:"PING"; xbits:set,x.p,track ip_pair; noalert; sid:4;'),
+    ("any", 'msg:"pair back"; content:"PONG"; xbits:isset,x.p,track ip_pair; sid:5;'),
+))
+
+
+def conn(client, server, cport, data, ts, sport=80):
+    c = TcpConnection(client, server, cport, sport, ts=ts).open()
+    c.send(data)
+    return c.close()
+
+
+def test_a_host_bit_set_on_one_flow_is_seen_on_another_until_it_expires():
+    frames = (conn("10.0.0.1", "10.0.0.2", 40000, b"STAGE1", 1.0)
+              + conn("10.0.0.1", "10.0.0.3", 40001, b"STAGE2", 2.0)  # same host: 2
+              + conn("10.0.0.4", "10.0.0.3", 40002, b"STAGE2", 3.0)  # another host: 3
+              + conn("10.0.0.1", "10.0.0.3", 40003, b"STAGE2", 70.0))  # expired: 3
+    alerts, _ = run_pipe(RULES, frames)
+    assert sids(alerts) == {2: 1, 3: 2}  # stage1 itself: noalert
+    assert [a.src_ip for a in alerts if a.rule.sid == 3] == ["10.0.0.4", "10.0.0.1"]
+
+
+def test_an_address_pair_bit_holds_in_both_directions():
+    frames = (conn("10.0.0.1", "10.0.0.2", 40000, b"PING", 1.0, sport=7000)
+              + conn("10.0.0.2", "10.0.0.1", 40001, b"PONG", 2.0, sport=7000)
+              + conn("10.0.0.2", "10.0.0.9", 40002, b"PONG", 3.0, sport=7000))
+    alerts, _ = run_pipe(RULES, frames)
+    assert sids(alerts) == {5: 1}
+    assert (alerts[0].src_ip, alerts[0].dst_ip) == ("10.0.0.2", "10.0.0.1")
+
+
+def test_the_xbit_table_is_bounded_and_counts_what_it_forgets(monkeypatch):
+    monkeypatch.setattr(sigengine, "XBITS_MAX", 2)
+    frames = []
+    for i, host in enumerate(("10.0.0.11", "10.0.0.12", "10.0.0.13")):
+        frames += conn(host, "10.0.0.2", 41000 + i, b"STAGE1", 1.0 + i)
+    frames += conn("10.0.0.11", "10.0.0.2", 42000, b"STAGE2", 5.0)  # forgotten first
+    frames += conn("10.0.0.13", "10.0.0.2", 42001, b"STAGE2", 6.0)
+    alerts, pipe = run_pipe(RULES, frames)
+    assert sids(alerts) == {3: 1, 2: 1}
+    assert pipe.counters()["sig_xbits_evicted"] == 1
+
+
+@pytest.mark.parametrize("opt", [
+    "xbits:set,a", "xbits:set,a,track ip_any", "xbits:frob,a,track ip_src",
+    "xbits:set,a,track ip_src,expire 0", "noalert:1",
+])
+def test_bad_xbits_are_rule_errors(opt):
+    rules, skipped, errors = parse_suricata_rules(
+        f'alert tcp any any -> any any (msg:"bad"; {opt}; sid:1;)')
+    assert not rules and not skipped and len(errors) == 1
