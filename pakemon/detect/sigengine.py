@@ -631,7 +631,8 @@ def native_rule(r, classifications=None) -> Rule:
         sid=r.sid, rev=r.rev, msg=r.msg, severity=sev if sev is not None else 3,
         category=r.classtype,
         meta={"format": "suricata", "action": r.action, "gid": r.gid,
-              "references": list(r.references), "metadata": list(r.metadata)})
+              "references": list(r.references), "metadata": list(r.metadata),
+              "target": getattr(r, "target", None)})
 
 
 class _Group:

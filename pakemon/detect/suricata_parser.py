@@ -109,6 +109,8 @@ Rule fields beyond Suricata's obvious ones:
 - ``ip_proto``: ``IntCompare`` on the IP protocol number (names such as
   ``tcp`` are turned into numbers; ``!``, ``<``, ``>`` allowed).
 - ``ip_id``: ``id:N``, the IPv4 identification field equals N.
+- ``target``: ``src_ip`` or ``dest_ip``, the attacked side (EVE's
+  ``alert.source``/``alert.target``), or None.
 - ``xbits``: tuple of ``Xbit``, host- or address-pair-tracked bits with an
   expiry, in rule order; ``noalert;`` (Suricata 7) sets ``noalert``.
 - ``header``: ``IpHeader``, the IP and TCP header keywords ttl, tos,
@@ -137,7 +139,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
-  seq; ack; window; pkt_data; xbits; noalert; the transforms dotprefix to_lowercase
+  seq; ack; window; pkt_data; xbits; noalert; target; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
   to_sha256 xor; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
@@ -435,7 +437,7 @@ _OTHER_KEYWORDS = (
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
-    "seq", "ack", "window", "pkt_data", "xbits", "noalert",
+    "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target",
 )  # fmt: skip
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
@@ -824,6 +826,9 @@ class SuricataRule:
     flowbits: tuple[Flowbit, ...] = ()  # in rule order; noalert sets ``noalert``
     noalert: bool = False
     xbits: tuple[Xbit, ...] = ()  # in rule order
+    # ``target:dest_ip|src_ip``: which side of an alert is attacked (EVE's
+    # alert.source and alert.target); None: not said
+    target: str | None = None
     stream_size: tuple[StreamSize, ...] = ()  # all must hold (a range takes two)
     ip_proto: IntCompare | None = None  # the IP protocol number (IPv6: next header)
     ip_id: int | None = None  # ``id``: the IPv4 identification field
@@ -2378,6 +2383,13 @@ class _OptionParser:
             if not re.fullmatch(r"[^\s,;|&]+", n):
                 raise self._err(opt, f"flowbits: invalid name {n!r}", 0)
         self.flowbits.append(Flowbit(cmd, tuple(sys.intern(n) for n in names), any_of))
+
+    def _opt_target(self, opt: _Opt) -> None:
+        self._single(opt)
+        value = self._value(opt).strip(_BLANK)
+        if value not in ("src_ip", "dest_ip"):
+            raise self._err(opt, f"target: expected src_ip or dest_ip, found {value!r}", 0)
+        self.rule.target = value
 
     def _opt_noalert(self, opt: _Opt) -> None:
         # Suricata 7's spelling of flowbits:noalert: the rule matches (and

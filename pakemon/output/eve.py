@@ -397,6 +397,16 @@ def alert_record(alert: Alert) -> dict:
         md = rule_metadata(tuple(md))
         if md:
             obj["alert"]["metadata"] = md
+    target = meta.get("target")
+    if target:
+        # Suricata's source and target: the rule's target keyword names the
+        # attacked side of this alert's packet
+        ends = []
+        for ip, port in ((obj.get("src_ip"), obj.get("src_port")),
+                         (obj.get("dest_ip"), obj.get("dest_port"))):
+            ends.append({"ip": ip} if port is None else {"ip": ip, "port": port})
+        src, dst = ends if target == "dest_ip" else ends[::-1]
+        obj["alert"]["source"], obj["alert"]["target"] = src, dst
     app = ex.get("app_proto")
     if app:
         obj["app_proto"] = app

@@ -1,5 +1,5 @@
 """SigEngine: xbits (bits kept per host or address pair across flows, with
-an expiry) and Suricata 7's ``noalert;``."""
+an expiry), Suricata 7's ``noalert;`` and ``target:`` in EVE."""
 
 from __future__ import annotations
 
@@ -65,3 +65,25 @@ def test_bad_xbits_are_rule_errors(opt):
     rules, skipped, errors = parse_suricata_rules(
         f'alert tcp any any -> any any (msg:"bad"; {opt}; sid:1;)')
     assert not rules and not skipped and len(errors) == 1
+
+
+def test_target_names_the_attacked_side_in_eve():
+    """``target:`` (Suricata 5+) gives EVE's alert.source and alert.target:
+    the request's destination for dest_ip, its source for src_ip."""
+    import json
+
+    from pakemon.output.eve import format_eve
+
+    rules = ('alert tcp any any -> any 80 (msg:"to the server"; content:"HIT"; target:dest_ip; '
+             'sid:6;)\n'
+             'alert tcp any any -> any 80 (msg:"from the client"; content:"HIT"; target:src_ip; '
+             'sid:7;)\n'
+             'alert tcp any any -> any 80 (msg:"untargeted"; content:"HIT"; sid:8;)\n')
+    alerts, _ = run_pipe(rules, conn("10.0.0.1", "10.0.0.2", 40000, b"HIT", 1.0))
+    recs = {a.rule.sid: json.loads(format_eve(a))["alert"] for a in alerts}
+    client, server = {"ip": "10.0.0.1", "port": 40000}, {"ip": "10.0.0.2", "port": 80}
+    assert (recs[6]["source"], recs[6]["target"]) == (client, server)
+    assert (recs[7]["source"], recs[7]["target"]) == (server, client)
+    assert "target" not in recs[8] and "source" not in recs[8]
+    _, _, errors = parse_suricata_rules('alert tcp any any -> any any (target:both; sid:9;)')
+    assert len(errors) == 1
