@@ -484,7 +484,7 @@ class SigRule:
         self.event_kinds = frozenset(kinds)
         self.fp, self.fp_buffer = _fast_pattern(r)
         self.xf = getattr(r, "transforms", None) or None  # buffer -> transforms
-        self.env = any(type(e).__name__ == "ByteExtract" for e in r.elements)
+        self.env = any(type(e).__name__ in ("ByteExtract", "ByteMath") for e in r.elements)
 
     def ports_fit(self, sport: int, dport: int) -> bool:
         if sport in self.sport and dport in self.dport:

@@ -90,6 +90,7 @@ from pakemon.detect.suricata_parser import (
     BufferSize,
     ByteExtract,
     ByteJump,
+    ByteMath,
     ByteTest,
     ContentMatch,
     IsDataAt,
@@ -184,7 +185,7 @@ _U64 = (1 << 64) - 1
 _ISDATAAT_VAR_MAX = 100_000_000
 
 # kinds of compiled nodes
-_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1 = range(9)
+_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH = range(10)
 
 
 class _Node:
@@ -341,6 +342,18 @@ def _compile_one(e) -> _Node:
         n.align = _int_or_var(e.align, 0) or 0
         n.name = e.name
         if _is_var(n.multiplier) or _is_var(n.align) or not isinstance(n.name, str):
+            n.kind = _NEVER
+        return n
+    if isinstance(e, ByteMath):
+        n = _Node(_BMATH, e)
+        _byte_common(n, e)
+        # (its bitmask applies to the result, not to the field as read)
+        n.op, n.bitmask, n.shift = e.oper, None, 0
+        n.post_offset = _mask_shift(e.bitmask)
+        n.offset = _int_or_var(e.offset, 0)
+        n.value = _int_or_var(e.rvalue, 0)
+        n.name = e.name
+        if not isinstance(n.name, str):
             n.kind = _NEVER
         return n
     # An element this module doesn't know can't be evaluated: the rule must
@@ -878,6 +891,40 @@ class _Run:
         self.ptr = pos + used
         return self._next(i)
 
+    def _byte_math(self, node: _Node, i: int) -> int:
+        pos = self._field_pos(node)
+        if pos is None:
+            return 0
+        got = self._read(node, pos)
+        rv = _resolve(node.value, self.env)
+        if got is None or rv is None:
+            return 0
+        value, used = got
+        op = node.op
+        if op == "+":
+            value += rv
+        elif op == "-":
+            value -= rv
+        elif op == "*":
+            value *= rv
+        elif op == "/":
+            if not rv:
+                return 0  # (a variable of 0: no value to go on with)
+            value //= rv
+        elif op == "<<":
+            value = value << rv if rv < 64 else 0
+        else:
+            value = value >> rv if rv < 64 else 0
+        value &= _U64
+        mask, shift = node.post_offset
+        if mask is not None:
+            value &= mask
+            if value and shift:
+                value >>= shift
+        self.env[node.name] = value
+        self.ptr = pos + used
+        return self._next(i)
+
 
 _STEPS = (
     _Run._content,
@@ -889,4 +936,5 @@ _STEPS = (
     _Run._byte_extract,
     _Run._never,
     _Run._asn1,
+    _Run._byte_math,
 )

@@ -135,7 +135,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   escapes ``\\; \\" \\\\ \\:``, ``!``) with nocase offset depth distance within
   startswith endswith rawbytes fast_pattern (``;``, ``:only;``, ``:O,L;``);
   isdataat; pcre (flags i s m x A E G R B O and the buffer flags U I H D M C
-  P V W Z S Y Q); byte_test byte_jump byte_extract; flow; flowbits; dsize;
+  P V W Z S Y Q); byte_test byte_jump byte_extract byte_math; flow; flowbits; dsize;
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
@@ -235,6 +235,7 @@ __all__ = [
     "BufferSize",
     "Flowbit",
     "ByteExtract",
+    "ByteMath",
     "ByteJump",
     "ByteTest",
     "ContentMatch",
@@ -430,7 +431,7 @@ _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "referenc
 _PAYLOAD_KEYWORDS = (
     "content", "nocase", "offset", "depth", "distance", "within", "startswith", "endswith",
     "isdataat", "rawbytes", "fast_pattern", "pcre", "bsize", "byte_test", "byte_jump",
-    "byte_extract",
+    "byte_extract", "byte_math",
 )  # fmt: skip
 _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
@@ -751,6 +752,28 @@ class ByteExtract:
 
 
 @dataclass(frozen=True, slots=True)
+class ByteMath:
+    """``byte_math:bytes N,offset O,oper OP,rvalue V,result NAME[,relative]
+    [,endian big|little][,string hex|dec|oct][,bitmask M]`` (any order): the
+    field read as byte_extract reads it, ``OP`` (``+ - * / << >>``) applied
+    with ``rvalue`` (a number or an earlier variable), then the bitmask; the
+    result is the variable NAME for later byte_* and content positions.
+    Like byte_extract, it moves the relative position past the field."""
+
+    nbytes: int
+    offset: int
+    oper: str
+    rvalue: int | str
+    name: str
+    relative: bool = False
+    big_endian: bool = True
+    string_base: int | None = None
+    dce: bool = False
+    bitmask: int | None = None
+    buffer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StreamSize:
     """``stream_size:SIDE,OP,N``: the bytes seen so far on the TCP stream.
     ``side``: server, client, both (each side) or either (one side)."""
@@ -787,7 +810,8 @@ class Xbit:
     expire: int = 30
 
 
-Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract]
+Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract,
+                ByteMath]
 
 
 @dataclass(slots=True)
@@ -879,7 +903,7 @@ class SuricataRule:
                 return "isdataat needs the matching engine"
             if isinstance(e, BufferSize):
                 return "bsize needs the matching engine"
-            if isinstance(e, (ByteTest, ByteJump, ByteExtract)):
+            if isinstance(e, (ByteTest, ByteJump, ByteExtract, ByteMath)):
                 return f"{_BYTE_KEYWORD[type(e)]} needs the matching engine"
             if not e.plain:
                 what = (
@@ -1008,7 +1032,8 @@ def _native_spec(ranges: tuple[tuple[int, int], ...]) -> PortSpec:
     return PortSpec(text, tuple(ranges), any=False)
 
 
-_BYTE_KEYWORD = {ByteTest: "byte_test", ByteJump: "byte_jump", ByteExtract: "byte_extract"}
+_BYTE_KEYWORD = {ByteTest: "byte_test", ByteJump: "byte_jump", ByteExtract: "byte_extract",
+                 ByteMath: "byte_math"}
 
 
 class _SkippedBase(NamedTuple):
@@ -2347,7 +2372,51 @@ class _OptionParser:
         self._add_byte(opt, element)
         self.byte_vars.add(name)
 
-    def _add_byte(self, opt: _Opt, element: ByteTest | ByteJump | ByteExtract) -> None:
+    def _opt_byte_math(self, opt: _Opt) -> None:
+        form = ("bytes N,offset O,oper +|-|*|/|<<|>>,rvalue V,result NAME[,relative]"
+                "[,endian big|little][,string hex|dec|oct][,bitmask M]")
+        items: dict[str, str] = {}
+        for part in self._byte_args(opt, 5, form):
+            word, _, rest = part.partition(" ")
+            word, rest = word.lower(), rest.strip(_BLANK)
+            if word in items:
+                raise self._err(opt, f"byte_math: {word} given twice", 0)
+            if (word == "relative") == bool(rest) or word not in (
+                    "bytes", "offset", "oper", "rvalue", "result", "relative", "endian",
+                    "string", "bitmask"):
+                raise self._err(opt, f"byte_math: unexpected {part!r}; expected {form}", 0)
+            items[word] = rest
+        missing = [w for w in ("bytes", "offset", "oper", "rvalue", "result") if w not in items]
+        if missing:
+            raise self._err(opt, f"byte_math: {', '.join(missing)} missing; expected {form}", 0)
+        if items["oper"] not in ("+", "-", "*", "/", "<<", ">>"):
+            raise self._err(opt, f"byte_math: unknown oper {items['oper']!r}", 0)
+        endian = items.get("endian", "big").lower()
+        if endian not in ("big", "little"):
+            raise self._err(opt, f"byte_math: endian must be big or little, not {endian!r}", 0)
+        base = items.get("string", "").lower()
+        if base and base not in ("hex", "dec", "oct"):
+            raise self._err(opt, f"byte_math: string must be hex, dec or oct, not {base!r}", 0)
+        flags = {"string": ""} if base else {}
+        nbytes = self._nbytes(opt, items["bytes"], 10, flags)
+        offset = int(self._byte_number(opt, items["offset"], "offset", -65535, 65535))
+        rvalue = self._byte_number(opt, items["rvalue"], "rvalue", 0, _UINT32_MAX, variable=True)
+        if items["oper"] == "/" and rvalue == 0:
+            raise self._err(opt, "byte_math: division by an rvalue of 0", 0)
+        name = items["result"]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name):
+            raise self._err(opt, f"byte_math: invalid result name {name!r}", 0)
+        relative = "relative" in items
+        element = ByteMath(
+            nbytes, offset, items["oper"], rvalue, name, relative=relative,
+            big_endian=endian == "big",
+            string_base={"hex": 16, "oct": 8, "dec": 10}.get(base) if base else None,
+            bitmask=self._bitmask(opt, items), buffer=self._byte_buffer(relative),
+        )  # fmt: skip
+        self._add_byte(opt, element)
+        self.byte_vars.add(name)
+
+    def _add_byte(self, opt: _Opt, element: ByteTest | ByteJump | ByteExtract | ByteMath) -> None:
         self.elements.append(element)
         self.last_buffer = element.buffer
 
