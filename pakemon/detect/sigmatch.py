@@ -196,7 +196,7 @@ class _Node:
         "offset", "depth", "distance", "within", "static_window", "retry", "give_up",
         "regex", "compare", "nbytes", "op", "value", "big", "base", "bitmask", "shift",
         "multiplier", "align", "from_beginning", "from_end", "post_offset", "name", "timed",
-        "hs",
+        "hs", "result_mask",
     )  # fmt: skip
 
     def __init__(self, kind: int, src) -> None:
@@ -349,7 +349,7 @@ def _compile_one(e) -> _Node:
         _byte_common(n, e)
         # (its bitmask applies to the result, not to the field as read)
         n.op, n.bitmask, n.shift = e.oper, None, 0
-        n.post_offset = _mask_shift(e.bitmask)
+        n.result_mask = _mask_shift(e.bitmask)
         n.offset = _int_or_var(e.offset, 0)
         n.value = _int_or_var(e.rvalue, 0)
         n.name = e.name
@@ -916,7 +916,7 @@ class _Run:
         else:
             value = value >> rv if rv < 64 else 0
         value &= _U64
-        mask, shift = node.post_offset
+        mask, shift = node.result_mask
         if mask is not None:
             value &= mask
             if value and shift:
