@@ -406,7 +406,7 @@ class SigRule:
         for e in r.elements:
             bufs.setdefault(getattr(e, "buffer", None), []).append(e)
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
-        app_bufs = [b for b in bufs if b is not None]
+        app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
         if any(b.startswith("http.") or b == "file.data" for b in app_bufs) or \
                 r.urilen is not None:
             app = app or "http"
@@ -456,6 +456,7 @@ class SigRule:
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
               (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
                 getattr(r, "header", None) is None and getattr(r, "ip_id", None) is None and \
+                not HDR_BUFFERS.intersection(bufs) and \
                 not (r.flow is not None and r.flow.no_stream):
             # (header keywords test one packet: like dsize and flags, they
             # make the rule a packet rule, as Suricata's REQUIRE_PACKET)
@@ -580,7 +581,8 @@ def _fast_pattern(r):
     best = key = None
     xf = getattr(r, "transforms", None)
     for e in r.elements:
-        if not isinstance(e, ContentMatch) or e.negated or not e.pattern:
+        if not isinstance(e, ContentMatch) or e.negated or not e.pattern or \
+                e.buffer in HDR_BUFFERS:  # (the prefilter reads payloads, not headers)
             continue
         pat = e.pattern
         if xf and e.buffer in xf:
@@ -2758,7 +2760,7 @@ class SigEngine:
                 if not _ftp_bounce(before + bytes(data), d.src if d is not None else pkt.src,
                                    len(before)):
                     continue
-            if not self._payload(sr, kind, data, tail, http):
+            if not self._payload(sr, kind, data, tail, http, pkt if kind == "pkt" else None):
                 continue
             matched.append(sr)
             if sr.pass_:
@@ -2842,7 +2844,7 @@ class SigEngine:
                 return False
         return True
 
-    def _payload(self, sr, kind, data, tail, http) -> bool:
+    def _payload(self, sr, kind, data, tail, http, pkt=None) -> bool:
         env = {} if sr.env else None
         if kind in _BUFFER_KINDS:
             r = sr.src
@@ -2873,7 +2875,14 @@ class SigEngine:
             return True
         for name, elements in sr.buffers:
             if name is not None:
-                return False  # other app buffers are not inspected here
+                if name not in HDR_BUFFERS or pkt is None:
+                    return False  # other app buffers are not inspected here
+                buf = _header_bytes(name, pkt)
+                # (a header the packet lacks is no buffer to inspect: even
+                # a negated content there does not match, as in Suricata)
+                if buf is None or not _inspect(elements, buf, env):
+                    return False
+                continue
             if _inspect(elements, data, env):
                 continue
             if kind == "stream" and tail:
@@ -3033,6 +3042,10 @@ def _header_ok(h, pkt) -> bool:
     raw, o = pkt.raw, pkt.l3_off
     if h.ttl is not None and (not fam or not h.ttl.matches(pkt.ttl)):
         return False
+    if h.mss is not None:
+        mss = _tcp_mss(pkt) if pkt.proto == 6 and pkt.l4 else None
+        if mss is None or not h.mss.matches(mss):
+            return False
     if h.tos is not None:
         if fam != 4 or (raw[o + 1] == h.tos[1]) == h.tos[0]:
             return False
@@ -3081,6 +3094,51 @@ def _header_ok(h, pkt) -> bool:
         if h.window is not None and (pkt.window == h.window[1]) == h.window[0]:
             return False
     return True
+
+
+HDR_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr",
+                         "icmpv6.hdr"})
+
+
+def _header_bytes(name: str, pkt) -> bytes | None:
+    """A header buffer's bytes of ``pkt`` (None: the packet has no such
+    header): as Suricata's ipv4.hdr (options included), ipv6.hdr (the
+    fixed 40 bytes), tcp.hdr (options included), udp.hdr, icmpv4.hdr and
+    icmpv6.hdr (the first 8 bytes)."""
+    fam, raw, o = pkt.family, pkt.raw, pkt.l3_off
+    if name == "ipv4.hdr":
+        return raw[o:o + (raw[o] & 15) * 4] if fam == 4 else None
+    if name == "ipv6.hdr":
+        return raw[o:o + 40] if fam == 6 else None
+    if not pkt.l4:
+        return None
+    t = o + pkt.ip_hdr_len
+    proto = pkt.proto
+    if name == "tcp.hdr":
+        return raw[t:t + (raw[t + 12] >> 4) * 4] if proto == 6 else None
+    if name == "udp.hdr":
+        return raw[t:t + 8] if proto == 17 else None
+    want = 1 if name == "icmpv4.hdr" else 58
+    return raw[t:t + 8] if proto == want else None
+
+
+def _tcp_mss(pkt) -> int | None:
+    """The MSS option's value of a TCP packet, or None."""
+    opts = pkt.tcp_options
+    i, n = 0, len(opts)
+    while i < n:
+        kind = opts[i]
+        if kind == 0:
+            return None
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= n or opts[i + 1] < 2:
+            return None
+        if kind == 2 and opts[i + 1] == 4 and i + 4 <= n:
+            return (opts[i + 2] << 8) | opts[i + 3]
+        i += opts[i + 1]
+    return None
 
 
 def _has_ip_option(opts: bytes, want: int) -> bool:

@@ -139,7 +139,9 @@ Supported (``SUPPORTED_KEYWORDS``)
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
-  seq; ack; window; pkt_data; xbits; noalert; target; the transforms dotprefix to_lowercase
+  seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; noalert; target;
+  prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
+  tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
   to_sha256 xor; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
@@ -338,6 +340,14 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "file.data": "file.data",
     # Suricata 6+: the response body, which file_data in an HTTP response is
     "http.response_body": "file.data",
+    # a packet's own header bytes (packet rules): IPv4 with options, the
+    # fixed IPv6 header, TCP with options, UDP, ICMP's first 8 bytes
+    "ipv4.hdr": "ipv4.hdr",
+    "ipv6.hdr": "ipv6.hdr",
+    "tcp.hdr": "tcp.hdr",
+    "udp.hdr": "udp.hdr",
+    "icmpv4.hdr": "icmpv4.hdr",
+    "icmpv6.hdr": "icmpv6.hdr",
     "tls.sni": "tls.sni",
     "tls_sni": "tls.sni",
     "tls.cert_subject": "tls.cert_subject",
@@ -438,7 +448,8 @@ _OTHER_KEYWORDS = (
     "threshold", "detection_filter", "decode-event", "stream-event", "flowbits", "tag",
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
-    "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target",
+    "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
+    "prefilter",
 )  # fmt: skip
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
@@ -569,6 +580,7 @@ class TcpFlags:
 IP_OPTION_TYPES = {"eol": 0, "nop": 1, "rr": 7, "ts": 68, "sec": 130, "esec": 133,
                    "lsrr": 131, "lsrre": 131, "ssrr": 137, "satid": 136, "any": -1}
 FRAG_BITS = {"M": 1, "D": 2, "R": 4}  # more fragments, don't fragment, reserved
+HOSTBITS_EXPIRE = 3600  # hostbits without ``expire``: Suricata's host table timeout
 
 
 @dataclass(slots=True)
@@ -587,6 +599,7 @@ class IpHeader:
     using them are run on each fragment as it comes."""
 
     ttl: IntCompare | None = None
+    mss: IntCompare | None = None  # ``tcp.mss``: the MSS option's value (packets with one)
     tos: tuple[bool, int] | None = None  # (negated, value)
     ipopt: int | None = None  # an option type, -1 for any
     sameip: bool = False
@@ -2459,6 +2472,34 @@ class _OptionParser:
         if value not in ("src_ip", "dest_ip"):
             raise self._err(opt, f"target: expected src_ip or dest_ip, found {value!r}", 0)
         self.rule.target = value
+
+    def _opt_prefilter(self, opt: _Opt) -> None:
+        # Suricata: use this rule's non-content keyword as its prefilter; a
+        # hint about the engine's work, not about what matches
+        self._no_value(opt)
+
+    def _opt_tcp_mss(self, opt: _Opt) -> None:
+        self._hdr(opt).mss = self._compare(opt, 65535)
+
+    def _opt_hostbits(self, opt: _Opt) -> None:
+        # Suricata's hostbits: bits of a host (the packet's source by
+        # default, its destination, or both), kept as xbits are
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)(?:\s*,\s*(src|dst|both))?"
+                         r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
+        cmd = m.group(1).lower() if m else ""
+        if m is None or cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
+            raise self._err(opt, "hostbits: expected set|unset|toggle|isset|isnotset,NAME"
+                            f"[,src|dst|both][,expire SECONDS]; found {value!r}", 0)
+        side = m.group(3) or "src"
+        if side == "both" and cmd in ("isset", "isnotset"):
+            raise self._err(opt, f"hostbits: {cmd} takes src or dst, not both", 0)
+        expire = int(m.group(4)) if m.group(4) else HOSTBITS_EXPIRE
+        if not 0 < expire <= _UINT32_MAX:
+            raise self._err(opt, f"hostbits: expire {expire} out of range 1-{_UINT32_MAX}", 0)
+        name = sys.intern("host:" + m.group(2))  # (not an xbit of the same name)
+        for track in (("ip_src", "ip_dst") if side == "both" else ("ip_" + side,)):
+            self.rule.xbits += (Xbit(cmd, name, track, expire),)
 
     def _opt_noalert(self, opt: _Opt) -> None:
         # Suricata 7's spelling of flowbits:noalert: the rule matches (and

@@ -141,3 +141,42 @@ def test_pkt_data_returns_from_a_sticky_buffer_to_the_payload():
     miss.send(b"GET /x HTTP/1.0\r\nX-A: good\r\n\r\n")
     assert sids(run(rules, hit.close())) == {1: 1}
     assert sids(run(rules, miss.close())) == {}
+
+
+def test_header_buffers_tcp_mss_and_prefilter():
+    """ipv4.hdr, tcp.hdr, udp.hdr, icmpv4.hdr and ipv6.hdr hold the packet's
+    own header bytes (options included) for contents and byte tests;
+    tcp.mss reads the MSS option; ``prefilter;`` is only a hint."""
+    from pakemon.respond.packet import icmp
+
+    a, b = "10.0.0.1", "10.0.0.2"
+    mss = b"\x02\x04\x02\x00"  # MSS 512
+    frames = [
+        frame(ipv4(a, b, 6, tcp(a, b, 3000, 80, 1, 0, 0x02, options=mss), ident=0)),
+        frame(ipv4(a, b, 6, tcp(a, b, 3001, 80, 1, 0, 0x02, options=b"\x02\x04\x05\xb4"),
+                   ident=7)),
+        frame(ipv4(a, b, 17, udp(a, b, 1000, 53, b"x"), ident=9)),
+        frame(ipv4(a, b, 1, icmp(8, 0, b"\x12\x34\x00\x01abc"), ident=10)),
+        frame(ipv6("fd00::1", "fd00::2", 17, udp("fd00::1", "fd00::2", 1000, 2000, b"v6"),
+                   hlim=7), v6=True),
+    ]
+    rules = "".join(f"alert {body}\n" for body in (
+        'tcp any any -> any any (msg:"small mss"; tcp.hdr; content:"|02 04|"; offset:20; '
+        'byte_test:2,<,536,0,big,relative; sid:1;)',
+        'ip any any -> any any (msg:"ip id 0"; ipv4.hdr; content:"|00 00|"; offset:4; depth:2; '
+        'sid:2;)',
+        'tcp any any -> any any (msg:"mss"; tcp.mss:<536; prefilter; sid:3;)',
+        'tcp any any -> any any (msg:"mss range"; tcp.mss:1000-1500; sid:4;)',
+        'udp any any -> any any (msg:"udp to 53"; udp.hdr; content:"|00 35|"; offset:2; '
+        'depth:2; sid:5;)',
+        'icmp any any -> any any (msg:"echo id"; icmpv4.hdr; content:"|12 34|"; offset:4; '
+        'depth:2; sid:6;)',
+        'ip any any -> any any (msg:"hop limit 7"; ipv6.hdr; content:"|07|"; offset:7; depth:1; '
+        'sid:7;)',
+        'ip any any -> any any (msg:"v4 only"; ipv4.hdr; content:!"|ff|"; offset:8; depth:1; '
+        'sid:8;)',
+    ))
+    assert sids(run(rules, [(1.0 + i, f) for i, f in enumerate(frames)])) == {
+        1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1,
+        8: 4,  # (the IPv6 packet has no ipv4.hdr: not even a negated content holds)
+    }

@@ -87,3 +87,23 @@ def test_target_names_the_attacked_side_in_eve():
     assert "target" not in recs[8] and "source" not in recs[8]
     _, _, errors = parse_suricata_rules('alert tcp any any -> any any (target:both; sid:9;)')
     assert len(errors) == 1
+
+
+def test_hostbits_mark_a_host_for_later_flows():
+    """hostbits (Suricata): set on the packet's source (default), its
+    destination, or both; isset/isnotset test one side."""
+    rules = "".join(f"alert tcp any any -> any any ({body})\n" for body in (
+        'msg:"mark"; content:"MARK"; hostbits:set,bad,both; noalert; sid:11;',
+        'msg:"from a marked host"; content:"AGAIN"; hostbits:isset,bad,src; sid:12;',
+        'msg:"to a marked host"; content:"AGAIN"; hostbits:isset,bad,dst; sid:13;',
+        'msg:"unmarked source"; content:"AGAIN"; hostbits:isnotset,bad; sid:14;',
+    ))
+    frames = (conn("10.0.0.1", "10.0.0.2", 40000, b"MARK", 1.0, sport=7000)
+              + conn("10.0.0.2", "10.0.0.7", 40001, b"AGAIN", 2.0, sport=7000)
+              + conn("10.0.0.8", "10.0.0.1", 40002, b"AGAIN", 3.0, sport=7000))
+    alerts, _ = run_pipe(rules, frames)
+    got = sorted((a.rule.sid, a.src_ip) for a in alerts)
+    assert got == [(12, "10.0.0.2"), (13, "10.0.0.8"), (14, "10.0.0.8")]
+    for bad in ("hostbits:isset,bad,both", "hostbits:frob,bad", "hostbits:set"):
+        _, _, errors = parse_suricata_rules(f'alert tcp any any -> any any ({bad}; sid:1;)')
+        assert len(errors) == 1, bad

@@ -800,7 +800,8 @@ def test_supported_keyword_list_is_the_issue_list():
         ja3.hash ja3_hash ja3.string ja3_string ja3s.hash ja3s.string
         app-layer-protocol ttl tos ipopts sameip fragbits fragoffset seq ack window
         pkt_data dotprefix to_lowercase to_uppercase strip_whitespace compress_whitespace
-        url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math""".split()
+        url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math hostbits
+        tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
