@@ -2485,6 +2485,9 @@ class _OptionParser:
         # Suricata's hostbits: bits of a host (the packet's source by
         # default, its destination, or both), kept as xbits are
         value = self._value(opt).strip(_BLANK)
+        if value.lower() == "noalert":
+            self.rule.noalert = True
+            return
         m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)(?:\s*,\s*(src|dst|both))?"
                          r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
         cmd = m.group(1).lower() if m else ""
@@ -2509,6 +2512,9 @@ class _OptionParser:
 
     def _opt_xbits(self, opt: _Opt) -> None:
         value = self._value(opt).strip(_BLANK)
+        if value.lower() == "noalert":
+            self.rule.noalert = True
+            return
         m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)\s*,\s*track\s+(ip_src|ip_dst|ip_pair)"
                          r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
         if m is None:

@@ -93,7 +93,7 @@ def test_hostbits_mark_a_host_for_later_flows():
     """hostbits (Suricata): set on the packet's source (default), its
     destination, or both; isset/isnotset test one side."""
     rules = "".join(f"alert tcp any any -> any any ({body})\n" for body in (
-        'msg:"mark"; content:"MARK"; hostbits:set,bad,both; noalert; sid:11;',
+        'msg:"mark"; content:"MARK"; hostbits:set,bad,both; hostbits:noalert; sid:11;',
         'msg:"from a marked host"; content:"AGAIN"; hostbits:isset,bad,src; sid:12;',
         'msg:"to a marked host"; content:"AGAIN"; hostbits:isset,bad,dst; sid:13;',
         'msg:"unmarked source"; content:"AGAIN"; hostbits:isnotset,bad; sid:14;',
