@@ -79,6 +79,7 @@ tuples are compiled once and remembered (see ``inspect_buffer``).
 
 from __future__ import annotations
 
+import binascii
 import re
 import time
 
@@ -87,6 +88,7 @@ from pakemon.detect.ruletree import first_match_end, hs_compile
 from pakemon.detect.ruletree import hyperscan as _hs  # (optional: None without it)
 from pakemon.detect.suricata_parser import (
     Asn1Check,
+    Base64Decode,
     BufferSize,
     ByteExtract,
     ByteJump,
@@ -185,7 +187,8 @@ _U64 = (1 << 64) - 1
 _ISDATAAT_VAR_MAX = 100_000_000
 
 # kinds of compiled nodes
-_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH = range(10)
+_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH, _B64 = \
+    range(11)
 
 
 class _Node:
@@ -196,7 +199,7 @@ class _Node:
         "offset", "depth", "distance", "within", "static_window", "retry", "give_up",
         "regex", "compare", "nbytes", "op", "value", "big", "base", "bitmask", "shift",
         "multiplier", "align", "from_beginning", "from_end", "post_offset", "name", "timed",
-        "hs", "result_mask",
+        "hs", "result_mask", "sub",
     )  # fmt: skip
 
     def __init__(self, kind: int, src) -> None:
@@ -343,6 +346,13 @@ def _compile_one(e) -> _Node:
         n.name = e.name
         if _is_var(n.multiplier) or _is_var(n.align) or not isinstance(n.name, str):
             n.kind = _NEVER
+        return n
+    if isinstance(e, Base64Decode):
+        n = _Node(_B64, e)
+        n.relative = bool(e.relative)
+        n.offset = int(e.offset)
+        n.nbytes = int(e.nbytes) or 65535
+        n.sub = compile_elements(e.data) if e.data else None
         return n
     if isinstance(e, ByteMath):
         n = _Node(_BMATH, e)
@@ -925,6 +935,37 @@ class _Run:
         self.ptr = pos + used
         return self._next(i)
 
+    def _base64(self, node: _Node, i: int) -> int:
+        start = self.ptr if node.relative else 0
+        if node.offset:
+            if node.offset >= self.n - start:
+                return 0
+            start += node.offset
+        decoded = _b64_rfc4648(self.data[start:start + node.nbytes])
+        if not decoded:
+            return 0
+        # base64_data's elements, in the decoded bytes; the position in this
+        # buffer stays where it was
+        if node.sub is not None and not inspect_buffer(node.sub, decoded, self.env):
+            return 0
+        return self._next(i)
+
+
+_B64_ALPHABET = re.compile(rb"[A-Za-z0-9+/]*")
+
+
+def _b64_rfc4648(chunk: bytes) -> bytes:
+    """Base64 decoded up to the first byte outside the alphabet (padding
+    included), a last group of 2 or 3 characters giving 1 or 2 bytes, as
+    Suricata's RFC 4648 mode."""
+    text = _B64_ALPHABET.match(chunk).group()
+    whole = len(text) - len(text) % 4
+    out = binascii.a2b_base64(text[:whole]) if whole else b""
+    rest = text[whole:]
+    if len(rest) >= 2:
+        out += binascii.a2b_base64(rest + b"=" * (4 - len(rest)))
+    return out
+
 
 _STEPS = (
     _Run._content,
@@ -937,4 +978,5 @@ _STEPS = (
     _Run._never,
     _Run._asn1,
     _Run._byte_math,
+    _Run._base64,
 )

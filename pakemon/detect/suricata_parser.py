@@ -135,7 +135,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   escapes ``\\; \\" \\\\ \\:``, ``!``) with nocase offset depth distance within
   startswith endswith rawbytes fast_pattern (``;``, ``:only;``, ``:O,L;``);
   isdataat; pcre (flags i s m x A E G R B O and the buffer flags U I H D M C
-  P V W Z S Y Q); byte_test byte_jump byte_extract byte_math; flow; flowbits; dsize;
+  P V W Z S Y Q); byte_test byte_jump byte_extract byte_math; base64_decode
+  and base64_data; flow; flowbits; dsize;
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
@@ -238,6 +239,7 @@ __all__ = [
     "Flowbit",
     "ByteExtract",
     "ByteMath",
+    "Base64Decode",
     "ByteJump",
     "ByteTest",
     "ContentMatch",
@@ -441,7 +443,7 @@ _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "referenc
 _PAYLOAD_KEYWORDS = (
     "content", "nocase", "offset", "depth", "distance", "within", "startswith", "endswith",
     "isdataat", "rawbytes", "fast_pattern", "pcre", "bsize", "byte_test", "byte_jump",
-    "byte_extract", "byte_math",
+    "byte_extract", "byte_math", "base64_decode", "base64_data",
 )  # fmt: skip
 _OTHER_KEYWORDS = (
     "flow", "dsize", "flags", "itype", "icode", "icmp_id", "icmp_seq", "urilen",
@@ -764,6 +766,22 @@ class ByteExtract:
     buffer: str | None = None
 
 
+@dataclass(slots=True)
+class Base64Decode:
+    """``base64_decode:[bytes N][, offset O][, relative]``: base64 decoded
+    from the buffer (from the last match's end when relative, O bytes on,
+    at most N bytes, 65535 by default) as RFC 4648 reads it, up to the first
+    byte outside the alphabet; no match when nothing decodes. ``data``: the
+    elements written after ``base64_data``, matched in the decoded bytes
+    (the rule's other elements go on in the buffer, the position unmoved)."""
+
+    nbytes: int = 0
+    offset: int = 0
+    relative: bool = False
+    buffer: str | None = None
+    data: tuple = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ByteMath:
     """``byte_math:bytes N,offset O,oper OP,rvalue V,result NAME[,relative]
@@ -824,7 +842,7 @@ class Xbit:
 
 
 Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract,
-                ByteMath]
+                ByteMath, Base64Decode]
 
 
 @dataclass(slots=True)
@@ -916,6 +934,8 @@ class SuricataRule:
                 return "isdataat needs the matching engine"
             if isinstance(e, BufferSize):
                 return "bsize needs the matching engine"
+            if isinstance(e, Base64Decode):
+                return "base64_decode needs the matching engine"
             if isinstance(e, (ByteTest, ByteJump, ByteExtract, ByteMath)):
                 return f"{_BYTE_KEYWORD[type(e)]} needs the matching engine"
             if not e.plain:
@@ -1589,6 +1609,45 @@ class _OptionParser:
         r.stream_events = tuple(self.stream_events)
         r.flowbits = tuple(self.flowbits)
         self._transforms()
+        self._base64_data()
+
+    def _opt_base64_decode(self, opt: _Opt) -> None:
+        value = (opt.value or "").strip(_BLANK)
+        m = re.fullmatch(r"(?:bytes\s+(\d{1,5})\s*,?\s*)?(?:offset\s+(\d{1,10})\s*,?\s*)?"
+                         r"(relative)?", value)
+        if m is None or opt.value is not None and not value:
+            raise self._err(opt, "base64_decode: expected [bytes N][, offset O][, relative]; "
+                            f"found {opt.value!r}", 0)
+        nbytes = int(m.group(1) or 0) or 65535
+        offset = int(m.group(2) or 0)
+        if nbytes > 65535 or offset > _UINT32_MAX:
+            raise self._err(opt, "base64_decode: bytes 1-65535, offset 0-4294967295", 0)
+        # (Suricata: in the sticky buffer, else where the last match was)
+        buffer = self.sticky if self.sticky is not None else self.last_buffer
+        self.elements.append(Base64Decode(nbytes, offset, m.group(3) is not None, buffer))
+
+    def _opt_base64_data(self, opt: _Opt) -> None:
+        self._no_value(opt)
+        if not any(isinstance(e, Base64Decode) for e in self.elements):
+            raise self._err(opt, "base64_data needs a base64_decode before it")
+        self.sticky = "base64_data"
+
+    def _base64_data(self) -> None:
+        """The elements written after base64_data, moved into the
+        base64_decode they follow (its ``data``)."""
+        if not any(isinstance(e, Base64Decode) for e in self.elements):
+            return
+        kept: list = []
+        last = None
+        for e in self.elements:
+            if isinstance(e, Base64Decode):
+                last = e
+                kept.append(e)
+            elif getattr(e, "buffer", None) == "base64_data" and last is not None:
+                last.data += (e,)
+            else:
+                kept.append(e)
+        self.rule.elements = tuple(kept)
 
     def _transform(self, opt: _Opt) -> None:
         name = opt.name

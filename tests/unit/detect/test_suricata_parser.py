@@ -801,7 +801,8 @@ def test_supported_keyword_list_is_the_issue_list():
         app-layer-protocol ttl tos ipopts sameip fragbits fragoffset seq ack window
         pkt_data dotprefix to_lowercase to_uppercase strip_whitespace compress_whitespace
         url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math hostbits
-        tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr""".split()
+        tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
+        base64_decode base64_data""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -815,7 +816,7 @@ def test_supported_keyword_list_is_the_issue_list():
     [("dataset", "dataset:isset,x;"), ("flowint", "flowint:cnt,+,1;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
-     ("base64_decode", "base64_decode;")],
+     ("entropy", "entropy:value >5;")],
 )  # fmt: skip
 def test_unsupported_keyword_skips_the_rule(keyword, option):
     text = f'alert tcp any any -> any any (msg:"x"; content:"a"; {option} sid:2001;)'
