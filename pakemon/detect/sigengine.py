@@ -500,6 +500,8 @@ class SigRule:
 
 _SSH_BUFS = frozenset({"ssh.proto", "ssh.software"})
 
+_PER_HEADER = frozenset({"http.request_header", "http.response_header"})
+
 _RESPONSE_BUFFERS = frozenset({
     "http.stat_code", "http.stat_msg", "http.response_line", "http.response_header",
     "http.response_header.raw", "http.response_body", "http.server", "http.location"})
@@ -2854,6 +2856,14 @@ class SigEngine:
                     return False
             xf = sr.xf
             for name, elements in sr.buffers:
+                if name in _PER_HEADER and type(http) is _HttpBuffers:
+                    # (a multi-buffer: one header must hold all of it)
+                    chain = xf.get(name) if xf is not None else None
+                    if not any(_inspect(elements, _transformed(h, chain) if chain else h,
+                                        dict(env) if env is not None else None)
+                               for h in http.header_lines(name)):
+                        return False
+                    continue
                 buf = http.get(name or _raw_buffer(kind))
                 if buf is None:
                     if _all_negated(elements):
@@ -3540,6 +3550,12 @@ class _HttpBuffers:
         vals = h.get(key)
         return b", ".join(vals) if vals else None
 
+    def header_lines(self, name):
+        """``http.request_header``/``http.response_header``: each header of
+        the message as "Name: value"."""
+        msg = self.resp if name == "http.response_header" else self.req
+        return [n + b": " + v for n, v in msg.headers] if msg is not None else []
+
     def _make(self, name):
         resp = self.resp
         if resp is not None:
@@ -3575,6 +3591,8 @@ class _HttpBuffers:
             if not req.headers:
                 return None
             return b"\r\n" + b"".join(n + b"\r\n" for n, _ in req.headers) + b"\r\n"
+        if name == "http.request_header":  # (the prefilter's view: every header)
+            return b"".join(h + b"\r\n" for h in self.header_lines(name)) or None
         if name == "http.start":
             return req.request_line + b"\r\n" + b"".join(
                 n + b": " + v + b"\r\n" for n, v in req.headers) + b"\r\n"

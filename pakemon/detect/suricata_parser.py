@@ -342,6 +342,10 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "file.data": "file.data",
     # Suricata 6+: the response body, which file_data in an HTTP response is
     "http.response_body": "file.data",
+    # Suricata 7: each header a buffer of its own, "Name: value"; a rule
+    # matches when one header holds all its elements there
+    "http.request_header": "http.request_header",
+    "http.response_header": "http.response_header",
     # a packet's own header bytes (packet rules): IPv4 with options, the
     # fixed IPv6 header, TCP with options, UDP, ICMP's first 8 bytes
     "ipv4.hdr": "ipv4.hdr",

@@ -103,3 +103,21 @@ def test_a_buffer_named_twice_with_one_chain_loads():
         'http.host; content:"h"; http.uri; to_lowercase; content:"/b"; distance:0; sid:1;)')
     assert not skipped and not errors
     assert rules[0].transforms == {"http.uri": (("to_lowercase", None),)}
+
+
+def test_request_and_response_headers_are_matched_one_header_at_a_time():
+    """http.request_header / http.response_header (Suricata 7): a buffer per
+    header, "Name: value"; every element of the rule must hold in one."""
+    rules = "".join(f"alert http any any -> any any ({body})\n" for body in (
+        'msg:"one header"; http.request_header; content:"X-Evil: 1"; sid:1;',
+        'msg:"across headers"; http.request_header; content:"Host"; content:"evil"; '
+        'distance:0; sid:2;',
+        'msg:"agent"; http.request_header; content:"User-Agent: curl"; startswith; sid:3;',
+        'msg:"server"; flow:to_client; http.response_header; content:"Server: nginx"; sid:4;',
+        'msg:"lowered"; http.request_header; to_lowercase; content:"x-evil: 1"; sid:5;',
+    ))
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 80).open()
+    c.send(b"GET / HTTP/1.1\r\nHost: good\r\nX-A: evil\r\nX-Evil: 1\r\n"
+           b"User-Agent: curl/8\r\n\r\n")
+    c.send(b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n", from_client=False)
+    assert sids(run(rules, c.close())) == {1: 1, 3: 1, 4: 1, 5: 1}
