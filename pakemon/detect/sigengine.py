@@ -3134,41 +3134,36 @@ def _header_bytes(name: str, pkt) -> bytes | None:
 
 def _tcp_mss(pkt) -> int | None:
     """The MSS option's value of a TCP packet, or None."""
-    opts = pkt.tcp_options
-    i, n = 0, len(opts)
-    while i < n:
-        kind = opts[i]
-        if kind == 0:
-            return None
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= n or opts[i + 1] < 2:
-            return None
-        if kind == 2 and opts[i + 1] == 4 and i + 4 <= n:
-            return (opts[i + 2] << 8) | opts[i + 3]
-        i += opts[i + 1]
+    for t, o in _options(pkt.tcp_options):
+        if t == 2 and len(o) == 4:
+            return (o[2] << 8) | o[3]
     return None
 
 
 def _has_ip_option(opts: bytes, want: int) -> bool:
     """An IPv4 option of type ``want`` (-1: any but end-of-list and no-op
-    padding) in the options bytes; the walk stops at the end-of-list option
-    or a malformed length."""
+    padding) in the options bytes."""
+    return any(t == want or want == -1 and t > 1 for t, _ in _options(opts))
+
+
+def _options(opts: bytes):
+    """(type, bytes) of each option of an IPv4 or TCP options block, which
+    share one layout (end of list 0, no-op 1, else type, length, value), up
+    to the end of list or a malformed length."""
     i, n = 0, len(opts)
     while i < n:
         t = opts[i]
-        if t == want or want == -1 and t > 1:
-            return True
-        if t == 0:
-            return False
-        if t == 1:
+        if t <= 1:
+            yield t, opts[i:i + 1]
+            if t == 0:
+                return
             i += 1
             continue
-        if i + 1 >= n or opts[i + 1] < 2:
-            return False
-        i += opts[i + 1]
-    return False
+        size = opts[i + 1] if i + 1 < n else 0
+        if size < 2 or i + size > n:
+            return
+        yield t, opts[i:i + size]
+        i += size
 
 
 def _dgram_app(flow, pkt):

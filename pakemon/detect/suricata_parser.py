@@ -2547,25 +2547,8 @@ class _OptionParser:
     def _opt_hostbits(self, opt: _Opt) -> None:
         # Suricata's hostbits: bits of a host (the packet's source by
         # default, its destination, or both), kept as xbits are
-        value = self._value(opt).strip(_BLANK)
-        if value.lower() == "noalert":
-            self.rule.noalert = True
-            return
-        m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)(?:\s*,\s*(src|dst|both))?"
-                         r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
-        cmd = m.group(1).lower() if m else ""
-        if m is None or cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
-            raise self._err(opt, "hostbits: expected set|unset|toggle|isset|isnotset,NAME"
-                            f"[,src|dst|both][,expire SECONDS]; found {value!r}", 0)
-        side = m.group(3) or "src"
-        if side == "both" and cmd in ("isset", "isnotset"):
-            raise self._err(opt, f"hostbits: {cmd} takes src or dst, not both", 0)
-        expire = int(m.group(4)) if m.group(4) else HOSTBITS_EXPIRE
-        if not 0 < expire <= _UINT32_MAX:
-            raise self._err(opt, f"hostbits: expire {expire} out of range 1-{_UINT32_MAX}", 0)
-        name = sys.intern("host:" + m.group(2))  # (not an xbit of the same name)
-        for track in (("ip_src", "ip_dst") if side == "both" else ("ip_" + side,)):
-            self.rule.xbits += (Xbit(cmd, name, track, expire),)
+        self._host_bits(opt, r"(\w+)\s*,\s*([^\s,;|&]+)(?:\s*,\s*(src|dst|both))?",
+                        "CMD,NAME[,src|dst|both][,expire SECONDS]")
 
     def _opt_noalert(self, opt: _Opt) -> None:
         # Suricata 7's spelling of flowbits:noalert: the rule matches (and
@@ -2574,23 +2557,35 @@ class _OptionParser:
         self.rule.noalert = True
 
     def _opt_xbits(self, opt: _Opt) -> None:
+        self._host_bits(opt, r"(\w+)\s*,\s*([^\s,;|&]+)\s*,\s*track\s+(ip_src|ip_dst|ip_pair)",
+                        "CMD,NAME,track ip_src|ip_dst|ip_pair[,expire SECONDS]")
+
+    def _host_bits(self, opt: _Opt, head: str, form: str) -> None:
+        """xbits and hostbits: ``noalert``, or a command, a name, what is
+        tracked (``head``'s groups) and an expiry, into ``rule.xbits``."""
         value = self._value(opt).strip(_BLANK)
         if value.lower() == "noalert":
             self.rule.noalert = True
             return
-        m = re.fullmatch(r"(\w+)\s*,\s*([^\s,;|&]+)\s*,\s*track\s+(ip_src|ip_dst|ip_pair)"
-                         r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
-        if m is None:
-            raise self._err(opt, "xbits: expected CMD,NAME,track ip_src|ip_dst|ip_pair"
-                            f"[,expire SECONDS]; found {value!r}", 0)
-        cmd = m.group(1).lower()
+        m = re.fullmatch(head + r"(?:\s*,\s*expire\s+(\d{1,10}))?", value)
+        cmd = m.group(1).lower() if m else ""
         if cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
-            raise self._err(opt, f"xbits: unknown command {cmd!r} "
-                            "(set, unset, toggle, isset, isnotset)", 0)
-        expire = int(m.group(4)) if m.group(4) else 30
+            raise self._err(opt, f"{opt.name}: expected {form} with CMD one of set, unset, "
+                            f"toggle, isset, isnotset; found {value!r}", 0)
+        hostbits = opt.name == "hostbits"
+        track = m.group(3) or "src"
+        if track == "both" and cmd in ("isset", "isnotset"):
+            raise self._err(opt, f"hostbits: {cmd} takes src or dst, not both", 0)
+        expire = int(m.group(4)) if m.group(4) else HOSTBITS_EXPIRE if hostbits else 30
         if not 0 < expire <= _UINT32_MAX:
-            raise self._err(opt, f"xbits: expire {expire} out of range 1-{_UINT32_MAX}", 0)
-        self.rule.xbits += (Xbit(cmd, sys.intern(m.group(2)), m.group(3), expire),)
+            raise self._err(opt, f"{opt.name}: expire {expire} out of range 1-{_UINT32_MAX}", 0)
+        if hostbits:  # (not an xbit of the same name)
+            name = sys.intern("host:" + m.group(2))
+            tracks = ("ip_src", "ip_dst") if track == "both" else ("ip_" + track,)
+        else:
+            name, tracks = sys.intern(m.group(2)), (track,)
+        for t in tracks:
+            self.rule.xbits += (Xbit(cmd, name, t, expire),)
 
     def _opt_app_layer_protocol(self, opt: _Opt) -> None:
         self._single(opt)
