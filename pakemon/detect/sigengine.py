@@ -390,8 +390,8 @@ class SigRule:
 
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
-                 "xf", "xsets", "xchecks", "sets", "checks", "event_kinds", "flow", "sid", "pass_",
-                 "env")
+                 "xf", "xsets", "xchecks", "imods", "ichecks", "sets", "checks", "event_kinds",
+                 "flow", "sid", "pass_", "env")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -474,6 +474,9 @@ class SigRule:
         self.anyaddrs = self.saddr.any and self.daddr.any
         self.sets = tuple(f for f in r.flowbits if f.cmd in ("set", "unset", "toggle"))
         self.checks = tuple(f for f in r.flowbits if f.cmd in ("isset", "isnotset"))
+        fi = getattr(r, "flowints", ())
+        self.imods = tuple(x for x in fi if x.op in ("=", "+", "-")) or None
+        self.ichecks = tuple(x for x in fi if x.op not in ("=", "+", "-")) or None
         xb = getattr(r, "xbits", ())
         self.xsets = tuple(x for x in xb if x.cmd in ("set", "unset", "toggle")) or None
         self.xchecks = tuple(x for x in xb if x.cmd in ("isset", "isnotset")) or None
@@ -1502,12 +1505,14 @@ class _TlsState:
 class FlowState:
     """Per-flow detect state shared by both directions."""
 
-    __slots__ = ("bits", "passed", "app", "client", "seen_both", "fid", "reqlog", "expected",
-                 "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at", "tls",
-                 "tls_done", "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc")
+    __slots__ = ("bits", "ints", "passed", "app", "client", "seen_both", "fid", "reqlog",
+                 "expected", "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at",
+                 "tls", "tls_done", "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts",
+                 "bytes_tc")
 
     def __init__(self, client, fid):
         self.bits: set = set()
+        self.ints: dict | None = None  # flowint values, made on the first change
         self.passed = False
         self.app = None  # None: not probed yet; "" unknown; else a name
         # The app protocol as packet rules see it: known once the bytes that
@@ -2750,6 +2755,8 @@ class SigEngine:
                 continue
             if sr.xchecks is not None and not self._xbits_ok(sr.xchecks, pkt, skey, dkey):
                 continue
+            if sr.ichecks is not None and not _ints_ok(sr.ichecks, flow):
+                continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
             if r.app_layer_protocol is not None and not _app_is(
@@ -2772,6 +2779,8 @@ class SigEngine:
                 _apply_bits(sr.sets, flow.bits)
             if sr.xsets is not None:
                 self._apply_xbits(sr.xsets, pkt, skey, dkey)
+            if sr.imods is not None and flow is not None:
+                _apply_ints(sr.imods, flow)
         if not matched:
             return out
         if matched[-1].pass_:
@@ -3423,6 +3432,41 @@ def _bits_ok(checks, flow) -> bool:
             elif any(n in bits for n in f.names):
                 return False
     return True
+
+
+def _ints_ok(checks, flow) -> bool:
+    """A rule's flowint tests on the flow (Suricata's DetectFlowintMatch)."""
+    if flow is None:
+        return False
+    ints = flow.ints or {}
+    for c in checks:
+        v = ints.get(c.name)
+        if c.op == "isset" or c.op == "notset":
+            if (v is None) == (c.op == "isset"):
+                return False
+            continue
+        if v is None:
+            return False
+        t = c.value if type(c.value) is int else ints.get(c.value, 0)
+        op = c.op
+        if not (v == t if op == "==" else v != t if op == "!=" else v < t if op == "<" else
+                v <= t if op == "<=" else v > t if op == ">" else v >= t):
+            return False
+    return True
+
+
+def _apply_ints(mods, flow) -> None:
+    """A matching rule's flowint changes, in order (unsigned 32-bit)."""
+    ints = flow.ints
+    if ints is None:
+        ints = flow.ints = {}
+    for m in mods:
+        t = m.value if type(m.value) is int else ints.get(m.value, 0)
+        v = ints.get(m.name)
+        if m.op == "=" or m.op == "+" and v is None:
+            ints[m.name] = t
+        elif v is not None:
+            ints[m.name] = (v + t if m.op == "+" else v - t) & 0xFFFFFFFF
 
 
 _REQUEST_SIDE = object()

@@ -109,6 +109,8 @@ Rule fields beyond Suricata's obvious ones:
 - ``ip_proto``: ``IntCompare`` on the IP protocol number (names such as
   ``tcp`` are turned into numbers; ``!``, ``<``, ``>`` allowed).
 - ``ip_id``: ``id:N``, the IPv4 identification field equals N.
+- ``flowints``: tuple of ``Flowint``, per-flow integers set, changed and
+  compared, in rule order.
 - ``target``: ``src_ip`` or ``dest_ip``, the attacked side (EVE's
   ``alert.source``/``alert.target``), or None.
 - ``xbits``: tuple of ``Xbit``, host- or address-pair-tracked bits with an
@@ -140,7 +142,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   flags; itype; icode; icmp_id; icmp_seq; urilen; bsize; threshold and
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
-  seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; noalert; target;
+  seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; flowint; noalert; target;
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
@@ -160,7 +162,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, dataset, flowint, ...), other Suricata app-layer
+(lua, dataset, filename, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -455,7 +457,7 @@ _OTHER_KEYWORDS = (
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
-    "prefilter",
+    "prefilter", "flowint",
 )  # fmt: skip
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
@@ -833,6 +835,19 @@ class Flowbit:
 
 
 @dataclass(frozen=True, slots=True)
+class Flowint:
+    """``flowint:NAME,OP[,VALUE]``: an unsigned 32-bit integer of the flow.
+    ``=``, ``+``, ``-`` change it once the rule matches (``+`` on an unset
+    one sets it); ``== != < <= > >=`` compare it (no match while unset),
+    ``isset``/``notset`` test it. VALUE: a number or another flowint (0
+    while unset)."""
+
+    name: str
+    op: str
+    value: int | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Xbit:
     """``xbits:CMD,NAME,track ip_src|ip_dst|ip_pair[,expire SECONDS]``: a bit
     kept per host (the packet's source or destination address) or address
@@ -885,6 +900,7 @@ class SuricataRule:
     flowbits: tuple[Flowbit, ...] = ()  # in rule order; noalert sets ``noalert``
     noalert: bool = False
     xbits: tuple[Xbit, ...] = ()  # in rule order
+    flowints: tuple[Flowint, ...] = ()  # in rule order
     # ``target:dest_ip|src_ip``: which side of an alert is attacked (EVE's
     # alert.source and alert.target); None: not said
     target: str | None = None
@@ -2543,6 +2559,23 @@ class _OptionParser:
 
     def _opt_tcp_mss(self, opt: _Opt) -> None:
         self._hdr(opt).mss = self._compare(opt, 65535)
+
+    def _opt_flowint(self, opt: _Opt) -> None:
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"([\w.\-]+)\s*,\s*(==|!=|<=|>=|<|>|=|\+|-|isset|notset|isnotset)"
+                         r"(?:\s*,\s*([\w.\-]+))?", value)
+        if m is None:
+            raise self._err(opt, "flowint: expected NAME,OP[,VALUE] with OP one of = + - == != "
+                            f"< <= > >= isset notset; found {value!r}", 0)
+        name, op, target = m.groups()
+        op = "notset" if op == "isnotset" else op
+        if (target is None) != (op in ("isset", "notset")):
+            raise self._err(opt, f"flowint: {op} {'takes no' if target else 'needs a'} value", 0)
+        if target is not None and target[0].isdigit():
+            if not target.isdigit() or int(target) > _UINT32_MAX:
+                raise self._err(opt, f"flowint: value {target!r} not in 0-{_UINT32_MAX}", 0)
+            target = int(target)
+        self.rule.flowints += (Flowint(sys.intern(name), op, target),)
 
     def _opt_hostbits(self, opt: _Opt) -> None:
         # Suricata's hostbits: bits of a host (the packet's source by

@@ -107,3 +107,27 @@ def test_hostbits_mark_a_host_for_later_flows():
     for bad in ("hostbits:isset,bad,both", "hostbits:frob,bad", "hostbits:set"):
         _, _, errors = parse_suricata_rules(f'alert tcp any any -> any any ({bad}; sid:1;)')
         assert len(errors) == 1, bad
+
+
+def test_flowint_counts_per_flow_and_compares():
+    """flowint: ``+`` on an unset integer sets it, changes apply once the
+    rule matches, a comparison with an unset one does not match, and each
+    flow counts on its own."""
+    rules = "".join(f"alert tcp any any -> any any ({body})\n" for body in (
+        'msg:"count"; content:"HIT"; flowint:hits,+,1; noalert; sid:21;',
+        'msg:"third"; content:"HIT"; flowint:hits,==,3; sid:22;',
+        'msg:"unset"; content:"FIRST"; flowint:hits,notset; sid:23;',
+        'msg:"copy"; content:"COPY"; flowint:seen,=,hits; noalert; sid:24;',
+        'msg:"copied"; content:"CHECK"; flowint:seen,>=,2; flowint:seen,<,limit; sid:25;',
+        'msg:"limit"; content:"LIMIT"; flowint:limit,=,9; noalert; sid:26;',
+    ))
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 7000, ts=1.0).open()
+    for p in (b"FIRST", b"HIT", b"HIT", b"CHECK", b"HIT", b"COPY", b"CHECK", b"LIMIT", b"CHECK"):
+        c.send(p)
+    other = conn("10.0.0.1", "10.0.0.2", 40001, b"HIT", 9.0, sport=7000)
+    alerts, _ = run_pipe(rules, c.close() + other)
+    # 22: the third HIT only; 25: seen is 3 but limit unset (0) until LIMIT
+    assert sids(alerts) == {23: 1, 22: 1, 25: 1}
+    for bad in ("flowint:a,+", "flowint:a,isset,3", "flowint:a,%,1", "flowint:a,=,4294967296"):
+        _, _, errors = parse_suricata_rules(f'alert tcp any any -> any any ({bad}; sid:1;)')
+        assert len(errors) == 1, bad

@@ -802,7 +802,7 @@ def test_supported_keyword_list_is_the_issue_list():
         pkt_data dotprefix to_lowercase to_uppercase strip_whitespace compress_whitespace
         url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math hostbits
         tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
-        base64_decode base64_data http.request_header http.response_header""".split()
+        base64_decode base64_data http.request_header http.response_header flowint""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -813,7 +813,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("dataset", "dataset:isset,x;"), ("flowint", "flowint:cnt,+,1;"),
+    [("dataset", "dataset:isset,x;"), ("iprep", "iprep:src,Spam,>,10;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("entropy", "entropy:value >5;")],
@@ -827,9 +827,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; dataset:x; lua:y; flowint:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; dataset:x; lua:y; iprep:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "dataset", "lua", "flowint")
+    assert s.blockers == ("protocol:imap", "dataset", "lua", "iprep")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
@@ -838,22 +838,22 @@ def test_load_logs_warnings_and_a_summary(tmp_path, caplog):
     path = tmp_path / "a.rules"
     path.write_text(
         'alert tcp any any -> any any (content:"a"; sid:1;)\n'
-        "alert tcp any any -> any any (flowint:a,=,1; sid:2;)\n"
-        "alert tcp any any -> any any (flowint:a,+,1; content:\"b\"; sid:3;)\n"
+        "alert tcp any any -> any any (filename:a; sid:2;)\n"
+        "alert tcp any any -> any any (filename:b; content:\"b\"; sid:3;)\n"
         "alert tcp any any -> any any (lua:x.lua; sid:4;)\n"
         "alert tcp any any -> any any (sid:5)\n"
     )
     with caplog.at_level(logging.INFO, logger="pakemon.detect.suricata"):
         rs = load_suricata_rules(path)
     messages = [r.getMessage() for r in caplog.records]
-    assert f"{path}:2: sid 2 skipped: unsupported keyword 'flowint'" in messages
+    assert f"{path}:2: sid 2 skipped: unsupported keyword 'filename'" in messages
     assert f"{path}:4: sid 4 skipped: unsupported keyword 'lua'" in messages
     assert f"{path}:5:31: option 'sid' is not terminated by ';'" in messages
     assert messages[-1] == (
         "1 of 5 Suricata rules loaded from 1 file(s); 3 skipped, 1 with errors; "
-        "skipped by keyword: flowint 2, lua 1"
+        "skipped by keyword: filename 2, lua 1"
     )
-    assert rs.skipped_by_keyword() == {"flowint": 2, "lua": 1}
+    assert rs.skipped_by_keyword() == {"filename": 2, "lua": 1}
 
 
 # ============================================================= the file level
