@@ -2971,6 +2971,17 @@ class SigEngine:
             key = (sr.sid,)
         ts = pkt.ts
         ent = self.thresholds.get(key)
+        if t.type == "backoff" and r.threshold is not None:
+            if ent is None:
+                ent = self.thresholds[key] = [t.count, 0]  # [next alert at, matches]
+                if len(self.thresholds) > THRESH_MAX:
+                    self.thresholds.popitem(last=False)
+                    self.counters["sig_thresholds_evicted"] += 1
+            ent[1] += 1
+            if ent[1] < ent[0]:
+                return False
+            ent[0] = ent[0] * t.multiplier if t.multiplier > 1 else ent[1] + 1
+            return True
         if ent is None or ts - ent[0] > t.seconds:
             ent = self.thresholds[key] = [ts, 0]
             if len(self.thresholds) > THRESH_MAX:

@@ -166,8 +166,8 @@ Anything else skips the rule (``SkippedRule``; one warning
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
-type/track/count/seconds, and a pcre that Python's ``re`` can't compile even
-after translation (``pcre-syntax``).
+type/track/count/seconds (and backoff's multiplier), and a pcre that
+Python's ``re`` can't compile even after translation (``pcre-syntax``).
 
 Choices
 -------
@@ -629,7 +629,8 @@ class Threshold:
     track: str  # by_src, by_dst, by_rule, by_both, by_flow (Suricata 7)
     count: int
     seconds: int
-    type: str | None = None  # limit, threshold, both
+    type: str | None = None  # limit, threshold, both, backoff
+    multiplier: int = 0  # backoff: alerts at count, count * multiplier, ...
 
 
 @dataclass(slots=True)
@@ -2232,7 +2233,10 @@ class _OptionParser:
             if key in items:
                 raise self._err(opt, f"{opt.name}: {key} given twice", 0)
             items[key] = val
-        keys = {"track", "count", "seconds"} | ({"type"} if with_type else set())
+        backoff = with_type and items.get("type") == "backoff"
+        # backoff (Suricata 8): alerts at count, count * multiplier, ... of a flow
+        keys = {"track", "count", "multiplier" if backoff else "seconds"} | (
+            {"type"} if with_type else set())
         extra = set(items) - keys
         if extra:
             raise _Skip(opt.name, f"unsupported {opt.name} form ({', '.join(sorted(extra))})")
@@ -2240,18 +2244,24 @@ class _OptionParser:
         if missing:
             raise self._err(opt, f"{opt.name}: missing {', '.join(sorted(missing))}", 0)
         kind = items.get("type")
-        if with_type and kind not in ("limit", "threshold", "both"):
+        if with_type and kind not in ("limit", "threshold", "both", "backoff"):
             raise self._err(
-                opt, f"{opt.name}: type must be limit, threshold or both, not {kind!r}", 0
+                opt, f"{opt.name}: type must be limit, threshold, both or backoff, not {kind!r}", 0
             )
+        if backoff and items["track"] != "by_flow":
+            raise self._err(opt, "threshold: type backoff tracks by_flow only", 0)
         if items["track"] not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
             raise self._err(
                 opt, f"{opt.name}: track must be by_src, by_dst, by_rule, by_both or by_flow", 0)
         numbers = []
-        for key in ("count", "seconds"):
+        for key in ("count", "multiplier" if backoff else "seconds"):
             if not re.fullmatch(r"\d{1,9}", items[key]):
                 raise self._err(opt, f"{opt.name}: {key} must be a number, not {items[key]!r}", 0)
             numbers.append(int(items[key]))
+        if backoff:
+            if numbers[0] < 1 or numbers[1] < 1:
+                raise self._err(opt, "threshold: backoff count and multiplier must be 1 or more", 0)
+            return Threshold(items["track"], numbers[0], 0, kind, numbers[1])
         return Threshold(items["track"], numbers[0], numbers[1], kind)
 
     def _opt_threshold(self, opt: _Opt) -> None:

@@ -131,3 +131,31 @@ def test_flowint_counts_per_flow_and_compares():
     for bad in ("flowint:a,+", "flowint:a,isset,3", "flowint:a,%,1", "flowint:a,=,4294967296"):
         _, _, errors = parse_suricata_rules(f'alert tcp any any -> any any ({bad}; sid:1;)')
         assert len(errors) == 1, bad
+
+
+@pytest.mark.parametrize("opt, n, expected", [
+    ("threshold:type backoff,track by_flow,count 1,multiplier 2;", 25, [1, 2, 4, 8, 16]),
+    ("threshold:type backoff,track by_flow,count 5,multiplier 5;", 30, [5, 25]),
+    ("threshold:type backoff,track by_flow,count 1,multiplier 10;", 12, [1, 10]),
+])
+def test_threshold_backoff_alerts_at_count_times_powers_of_the_multiplier(opt, n, expected):
+    """type backoff (Suricata 8): per flow, the alerts of the count-th match,
+    then of count * multiplier, count * multiplier squared, ...; a second
+    flow starts over."""
+    from pakemon.lab.traffic import udp_frame
+
+    def burst(sport, t0):
+        return [(t0 + i * 0.01, udp_frame("10.0.0.1", "10.0.0.9", sport, 9999, b"PING"))
+                for i in range(n)]
+
+    rules = f'alert udp any any -> any any (msg:"b"; content:"PING"; {opt} sid:1;)'
+    alerts, _ = run_pipe(rules, burst(1000, 1.0) + burst(1001, 5.0))
+    first = [a.ts for a in alerts if a.src_port == 1000]
+    assert [round((ts - 1.0) / 0.01) + 1 for ts in first] == expected
+    assert len(alerts) == 2 * len(expected)
+    for bad in ("type backoff,track by_src,count 1,multiplier 2",
+                "type backoff,track by_flow,count 1,seconds 2",
+                "type backoff,track by_flow,count 0,multiplier 2"):
+        _, skipped, errors = parse_suricata_rules(
+            f'alert udp any any -> any any (threshold:{bad}; sid:1;)')
+        assert len(errors) + len(skipped) == 1, bad
