@@ -143,6 +143,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   detection_filter (type/track/count/seconds); decode-event; stream-event;
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
   seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; flowint; noalert; target;
+  requires (versions against SURICATA_VERSION; a feature or unmet version skips);
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
@@ -457,8 +458,10 @@ _OTHER_KEYWORDS = (
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
-    "prefilter", "flowint",
+    "prefilter", "flowint", "requires",
 )  # fmt: skip
+# the Suricata version whose rule language this follows, for ``requires``
+SURICATA_VERSION = (8, 0, 0)
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
 TRANSFORMS = (
@@ -2569,6 +2572,35 @@ class _OptionParser:
 
     def _opt_tcp_mss(self, opt: _Opt) -> None:
         self._hdr(opt).mss = self._compare(opt, 65535)
+
+    def _opt_requires(self, opt: _Opt) -> None:
+        """Suricata 7.0.3+: the rule loads only where its requirements hold
+        (``version OP X.Y.Z`` pairs, alternatives joined by ``|``; ``feature
+        NAME``). One that does not hold skips the rule, counted under
+        ``requires`` (Suricata skips it silently); no feature is claimed."""
+        for clause in self._value(opt).split(","):
+            word, _, rest = clause.strip(_BLANK).partition(" ")
+            rest = rest.strip(_BLANK)
+            if word == "feature" and re.fullmatch(r"[\w:.\-]+", rest):
+                raise _Skip("requires", f"requires feature {rest!r}")
+            if word != "version" or not rest:
+                raise self._err(opt, "requires: expected 'version OP X.Y.Z' or 'feature NAME' "
+                                f"items, found {clause.strip()!r}", 0)
+            holds = False
+            for alt in rest.split("|"):
+                pairs = re.findall(r"(>=|<=|>|<|=)?\s*(\d+(?:\.\d+){0,2})", alt)
+                if not pairs or re.sub(r"(>=|<=|>|<|=)?\s*\d+(?:\.\d+){0,2}", "", alt).strip():
+                    raise self._err(opt, f"requires: bad version expression {alt.strip()!r}", 0)
+                ok = True
+                for op, ver in pairs:
+                    v = tuple(int(x) for x in ver.split("."))
+                    have = SURICATA_VERSION[:len(v)]
+                    op = op or ">="
+                    ok = ok and (have >= v if op == ">=" else have <= v if op == "<=" else
+                                 have > v if op == ">" else have < v if op == "<" else have == v)
+                holds = holds or ok
+            if not holds:
+                raise _Skip("requires", f"requires version {rest}")
 
     def _opt_flowint(self, opt: _Opt) -> None:
         value = self._value(opt).strip(_BLANK)

@@ -802,7 +802,8 @@ def test_supported_keyword_list_is_the_issue_list():
         pkt_data dotprefix to_lowercase to_uppercase strip_whitespace compress_whitespace
         url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math hostbits
         tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
-        base64_decode base64_data http.request_header http.response_header flowint""".split()
+        base64_decode base64_data http.request_header http.response_header flowint
+        requires""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -1257,3 +1258,19 @@ def test_address_spec_contains_rejects_non_addresses():
     spec = Vars().address("$HOME_NET")
     assert "not an ip" not in spec and 42 not in spec
     assert isinstance(spec, AddressSpec)
+
+
+@pytest.mark.parametrize("req, loads", [
+    ("version >= 7.0.3", True), ("version >= 7", True), ("version >= 9", False),
+    ("version >= 7.0.3 < 8", False), ("version >= 7.0.3 < 8 | >= 8.0.0", True),
+    ("version >= 6, version < 9", True), ("feature output::file-store", False),
+])
+def test_requires_loads_a_rule_only_where_it_holds(req, loads):
+    rules, skipped, errors = parse_suricata_rules(
+        f'alert tcp any any -> any any (msg:"r"; content:"a"; requires: {req}; sid:1;)')
+    assert not errors
+    assert (len(rules), len(skipped)) == ((1, 0) if loads else (0, 1))
+    if not loads:
+        assert skipped[0].keyword == "requires"
+    _, _, errors = parse_suricata_rules('alert tcp any any -> any any (requires: vers 7; sid:1;)')
+    assert len(errors) == 1
