@@ -1675,6 +1675,8 @@ class SigEngine:
         else:
             c = d.session.client if d.session is not None else d
             flow = self._new_flow((c.src, c.sport) if c is not None else (d.src, d.sport))
+            if d.session is not None:
+                flow.start = d.session.start  # (flow.age)
         st = DirState(flow, d)
         if d.det is not None:
             d.det.sig = st
@@ -2757,6 +2759,9 @@ class SigEngine:
                 continue
             if sr.ichecks is not None and not _ints_ok(sr.ichecks, flow):
                 continue
+            if r.flow_age is not None and (
+                    flow is None or not r.flow_age.matches(int(pkt.ts - flow.start))):
+                continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue
             if r.app_layer_protocol is not None and not _app_is(
@@ -3081,6 +3086,22 @@ def _header_ok(h, pkt) -> bool:
             return False
     if h.sameip and (not fam or pkt.src != pkt.dst):
         return False
+    if h.vlan_id is not None or h.vlan_layers is not None:
+        tags = [v for v in pkt.vlan if type(v) is int]
+        if h.vlan_layers is not None and not h.vlan_layers.matches(len(tags)):
+            return False
+        if h.vlan_id is not None:
+            cmp, where = h.vlan_id
+            if not tags:
+                return False
+            if where is None:
+                ok = any(cmp.matches(t) for t in tags)
+            elif where == "all":
+                ok = all(cmp.matches(t) for t in tags)
+            else:
+                ok = -len(tags) <= where < len(tags) and cmp.matches(tags[where])
+            if not ok:
+                return False
     if h.ipopt is not None:
         # (the header length from the header: a packet the target refuses for
         # its source route is decoded no further)

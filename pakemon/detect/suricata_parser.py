@@ -144,6 +144,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
   seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; flowint; noalert; target;
   requires (versions against SURICATA_VERSION; a feature or unmet version skips);
+  vlan.id; vlan.layers; flow.age;
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
@@ -458,7 +459,7 @@ _OTHER_KEYWORDS = (
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
-    "prefilter", "flowint", "requires",
+    "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age",
 )  # fmt: skip
 # the Suricata version whose rule language this follows, for ``requires``
 SURICATA_VERSION = (8, 0, 0)
@@ -619,6 +620,10 @@ class IpHeader:
     seq: int | None = None
     ack: int | None = None
     window: tuple[bool, int] | None = None  # (negated, value)
+    # VLAN tags (outermost first): ``vlan.id`` (compare, layer: None for any
+    # tag, "all", or an index, -1 the innermost) and ``vlan.layers`` (count)
+    vlan_id: tuple[IntCompare, int | str | None] | None = None
+    vlan_layers: IntCompare | None = None
 
     @property
     def fragment_fields(self) -> bool:
@@ -905,6 +910,7 @@ class SuricataRule:
     noalert: bool = False
     xbits: tuple[Xbit, ...] = ()  # in rule order
     flowints: tuple[Flowint, ...] = ()  # in rule order
+    flow_age: IntCompare | None = None  # ``flow.age``: whole seconds since the flow began
     # ``target:dest_ip|src_ip``: which side of an alert is attacked (EVE's
     # alert.source and alert.target); None: not said
     target: str | None = None
@@ -2569,6 +2575,27 @@ class _OptionParser:
         # Suricata: use this rule's non-content keyword as its prefilter; a
         # hint about the engine's work, not about what matches
         self._no_value(opt)
+
+    def _dehex(self, opt: _Opt, text: str) -> str:
+        # (Suricata's integer keywords take 0x hex too)
+        return re.sub(r"0[xX][0-9a-fA-F]{1,8}", lambda m: str(int(m.group(), 16)), text)
+
+    def _opt_vlan_id(self, opt: _Opt) -> None:
+        h = self._hdr(opt)
+        value, comma, layer = self._value(opt).partition(",")
+        layer = layer.strip(_BLANK).lower()
+        if comma and not re.fullmatch(r"all|-?\d{1,2}", layer):
+            raise self._err(opt, f"vlan.id: layer must be a number or all, not {layer!r}", 0)
+        where = None if not comma else "all" if layer == "all" else int(layer)
+        h.vlan_id = (self._compare(opt, 4095, self._dehex(opt, value)), where)
+
+    def _opt_vlan_layers(self, opt: _Opt) -> None:
+        self._hdr(opt).vlan_layers = self._compare(opt, 255, self._dehex(opt, self._value(opt)))
+
+    def _opt_flow_age(self, opt: _Opt) -> None:
+        # seconds since the flow's first packet (Suricata 7)
+        self._single(opt)
+        self.rule.flow_age = self._compare(opt, _UINT32_MAX)
 
     def _opt_tcp_mss(self, opt: _Opt) -> None:
         self._hdr(opt).mss = self._compare(opt, 65535)

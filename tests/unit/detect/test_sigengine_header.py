@@ -180,3 +180,42 @@ def test_header_buffers_tcp_mss_and_prefilter():
         1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1,
         8: 4,  # (the IPv6 packet has no ipv4.hdr: not even a negated content holds)
     }
+
+
+def test_vlan_id_and_layers_as_the_verification_suite_writes_them():
+    """vlan.id (any tag, a layer from the outermost, -1 the innermost, or
+    all) and vlan.layers, on the suite's detect-vlan-id traffic: an echo
+    request under tags 200, 300, 400 and an untagged reply (no match)."""
+    import struct
+
+    from pakemon.respond.packet import icmp
+
+    c, s = bytes.fromhex("111111111111"), bytes.fromhex("222222222222")
+    tags = b"".join(struct.pack("!HH", 0x8100, v) for v in (200, 300, 400))
+    frames = [(1.0, s + c + tags + b"\x08\x00" + ipv4("1.1.1.1", "2.2.2.2", 1,
+                                                          icmp(8, 0, b"\0\0\0\0"))),
+              (1.1, c + s + b"\x08\x00" + ipv4("2.2.2.2", "1.1.1.1", 1, icmp(0, 0, b"\0" * 4)))]
+    opts = ["vlan.id:200,0", "vlan.id:300", "vlan.id:400,-1", "vlan.id:0x12C,1",
+            "vlan.id:!200,1", "vlan.id:!500", "vlan.id:100-600,2", "vlan.id:<400,1",
+            "vlan.id:>=0xC8", "vlan.id:>100,all", "vlan.layers:3", "vlan.id:200,1",
+            "vlan.id:>200,all", "vlan.id:300,5", "vlan.layers:<3"]
+    rules = "".join(f'alert ip any any -> any any (msg:"v{i}"; {o}; sid:{i};)\n'
+                    for i, o in enumerate(opts, 1))
+    assert sids(run(rules, frames)) == {i: 1 for i in range(1, 12)} | {15: 1}
+
+
+def test_flow_age_counts_seconds_from_the_flows_first_packet():
+    a, b = "10.0.0.1", "10.0.0.2"
+    frames = [(100.0 + t, frame(ipv4(a, b, 17, udp(a, b, 1000, 2000, b"x"))))
+              for t in (0, 1, 5, 12)]
+    rules = ('alert udp any any -> any any (msg:"old"; flow.age:>4; sid:1;)\n'
+             'alert udp any any -> any any (msg:"young"; flow.age:<2; sid:2;)\n')
+    assert sids(run(rules, frames)) == {1: 2, 2: 2}
+    c = TcpConnection(a, b, 40000, 80, ts=50.0).open()
+    c.send(b"EARLY")
+    c.ts = 70.0
+    c.send(b"LATE")
+    # (packet rules: a stream rule's chunk is inspected later than its packet)
+    rules = ('alert tcp any any -> any 80 (msg:"late"; dsize:4; flow.age:>=20; sid:3;)\n'
+             'alert tcp any any -> any 80 (msg:"early"; dsize:5; flow.age:>=20; sid:4;)\n')
+    assert sids(run(rules, c.close())) == {3: 1}
