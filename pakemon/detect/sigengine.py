@@ -391,7 +391,7 @@ class SigRule:
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
                  "xf", "xsets", "xchecks", "imods", "ichecks", "sets", "checks", "event_kinds",
-                 "flow", "sid", "pass_", "env")
+                 "flow", "sid", "pass_", "env", "absent")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -405,6 +405,10 @@ class SigRule:
         bufs: dict = {}
         for e in r.elements:
             bufs.setdefault(getattr(e, "buffer", None), []).append(e)
+        # ``absent`` buffers (Suricata 8): inspected even with nothing of their own
+        self.absent = getattr(r, "absent", None) or None
+        for b in self.absent or ():
+            bufs.setdefault(b, [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
         app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
         if any(b.startswith("http.") or b == "file.data" for b in app_bufs) or \
@@ -2879,9 +2883,15 @@ class SigEngine:
                         return False
                     continue
                 buf = http.get(name or _raw_buffer(kind))
+                absent = sr.absent.get(name) if sr.absent is not None else None
                 if buf is None:
-                    if _all_negated(elements):
+                    # (no buffer, nothing to inspect: even a negated content
+                    # does not match, as in Suricata, unless the rule asks
+                    # for the buffer to be absent)
+                    if absent is not None:
                         continue
+                    return False
+                if absent == "absent":
                     return False
                 if xf is not None and name in xf:
                     buf = _transformed(buf, xf[name])
@@ -3442,10 +3452,6 @@ def _stream_size_ok(sizes, d) -> bool:
         if not ok:
             return False
     return True
-
-
-def _all_negated(elements) -> bool:
-    return all(getattr(e, "negated", False) for e in elements)
 
 
 def _bits_ok(checks, flow) -> bool:

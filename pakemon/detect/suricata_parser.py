@@ -144,7 +144,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
   seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; flowint; noalert; target;
   requires (versions against SURICATA_VERSION; a feature or unmet version skips);
-  vlan.id; vlan.layers; flow.age;
+  vlan.id; vlan.layers; flow.age; absent (and absent: or_else);
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
@@ -459,7 +459,7 @@ _OTHER_KEYWORDS = (
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
-    "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age",
+    "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent",
 )  # fmt: skip
 # the Suricata version whose rule language this follows, for ``requires``
 SURICATA_VERSION = (8, 0, 0)
@@ -911,6 +911,9 @@ class SuricataRule:
     xbits: tuple[Xbit, ...] = ()  # in rule order
     flowints: tuple[Flowint, ...] = ()  # in rule order
     flow_age: IntCompare | None = None  # ``flow.age``: whole seconds since the flow began
+    # ``absent`` (Suricata 8): buffer -> "absent" (the rule needs it missing) or
+    # "or_else" (missing, or else its contents match)
+    absent: dict = field(default_factory=dict)
     # ``target:dest_ip|src_ip``: which side of an alert is attacked (EVE's
     # alert.source and alert.target); None: not said
     target: str | None = None
@@ -1640,6 +1643,9 @@ class _OptionParser:
         r.flowbits = tuple(self.flowbits)
         self._transforms()
         self._base64_data()
+        for buf, mode in r.absent.items():
+            if mode == "absent" and any(getattr(e, "buffer", None) == buf for e in r.elements):
+                raise _Error(0, f"absent: {buf} has contents of its own; write absent: or_else")
 
     def _opt_base64_decode(self, opt: _Opt) -> None:
         value = (opt.value or "").strip(_BLANK)
@@ -2570,6 +2576,18 @@ class _OptionParser:
         if value not in ("src_ip", "dest_ip"):
             raise self._err(opt, f"target: expected src_ip or dest_ip, found {value!r}", 0)
         self.rule.target = value
+
+    def _opt_absent(self, opt: _Opt) -> None:
+        value = (opt.value or "").strip(_BLANK)
+        if value not in ("", "or_else") or opt.value is not None and not value:
+            raise self._err(opt, f"absent: expected 'absent;' or 'absent: or_else;', "
+                            f"found {opt.value!r}", 0)
+        buf = self.sticky
+        if buf is None or not self.chains or self.chains[-1][0] != buf:
+            raise self._err(opt, "absent must follow a sticky buffer keyword")
+        if value == "" and len(self.elements) != self.chains[-1][2]:
+            raise self._err(opt, f"absent: {buf} has contents of its own; write absent: or_else")
+        self.rule.absent[buf] = value or "absent"
 
     def _opt_prefilter(self, opt: _Opt) -> None:
         # Suricata: use this rule's non-content keyword as its prefilter; a

@@ -121,3 +121,39 @@ def test_request_and_response_headers_are_matched_one_header_at_a_time():
            b"User-Agent: curl/8\r\n\r\n")
     c.send(b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 0\r\n\r\n", from_client=False)
     assert sids(run(rules, c.close())) == {1: 1, 3: 1, 4: 1, 5: 1}
+
+
+ABSENT_RULES = "".join(f"alert http any any -> any any ({body})\n" for body in (
+    # the Suricata verification suite's detect-absent-http-request-body rules
+    'msg:"no request body"; flow:established,to_server; http.request_body; absent; '
+    'http.method; content: "POST"; sid:1;',
+    'msg:"no request body, no alert"; flow:established,to_server; http.request_body; '
+    'bsize: >0; http.method; content: "POST"; sid:2;',
+    'msg:"no request body or not abc"; flow:established,to_server; http.request_body; '
+    'absent: or_else; content: !"abc"; http.method; content: "POST"; sid:3;',
+    'msg:"not abc, no alert"; flow:established,to_server; http.request_body; '
+    'content: !"abc"; http.method; content: "POST"; sid:4;',
+    'msg:"no request body"; flow:established,to_server; http.request_body; absent; sid:5;',
+    'msg:"no request body or not abc"; flow:established,to_server; http.request_body; '
+    'absent: or_else; content: !"abc"; sid:6;',
+))
+
+
+@pytest.mark.parametrize("body, want", [
+    (b"", {1: 1, 3: 1, 5: 1, 6: 1}),  # the suite's expected counts
+    (b"xyz", {2: 1, 3: 1, 4: 1, 6: 1}),
+    (b"abc", {2: 1}),
+])
+def test_absent_buffers(body, want):
+    """A missing buffer is nothing to inspect, so even a negated content there
+    does not match (sid 4). ``absent`` asks for it to be missing, and
+    ``absent: or_else`` for it to be missing or else to match."""
+    c = TcpConnection("10.0.0.1", "10.0.0.2", 40000, 8000).open()
+    length = b"Content-Length: %d\r\n" % len(body) if body else b""
+    c.send(b"POST /toto HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: curl/7.81.0\r\n"
+           b"Accept: */*\r\n" + length + b"\r\n" + body)
+    c.send(b"HTTP/1.0 501 Unsupported method\r\nContent-Length: 0\r\n\r\n", from_client=False)
+    assert sids(run(ABSENT_RULES, c.close())) == want
+    for bad in ("absent;", "http.uri; content:\"a\"; absent;", "http.uri; absent:maybe;"):
+        _, _, errors = parse_suricata_rules(f'alert http any any -> any any ({bad} sid:1;)')
+        assert len(errors) == 1, bad
