@@ -2585,16 +2585,15 @@ class _OptionParser:
         buf = self.sticky
         if buf is None or not self.chains or self.chains[-1][0] != buf:
             raise self._err(opt, "absent must follow a sticky buffer keyword")
-        if value == "" and len(self.elements) != self.chains[-1][2]:
-            raise self._err(opt, f"absent: {buf} has contents of its own; write absent: or_else")
-        self.rule.absent[buf] = value or "absent"
+        self.rule.absent[buf] = value or "absent"  # (contents beside it: checked in run)
 
     def _opt_prefilter(self, opt: _Opt) -> None:
         # Suricata: use this rule's non-content keyword as its prefilter; a
         # hint about the engine's work, not about what matches
         self._no_value(opt)
 
-    def _dehex(self, opt: _Opt, text: str) -> str:
+    @staticmethod
+    def _dehex(text: str) -> str:
         # (Suricata's integer keywords take 0x hex too)
         return re.sub(r"0[xX][0-9a-fA-F]{1,8}", lambda m: str(int(m.group(), 16)), text)
 
@@ -2605,10 +2604,10 @@ class _OptionParser:
         if comma and not re.fullmatch(r"all|-?\d{1,2}", layer):
             raise self._err(opt, f"vlan.id: layer must be a number or all, not {layer!r}", 0)
         where = None if not comma else "all" if layer == "all" else int(layer)
-        h.vlan_id = (self._compare(opt, 4095, self._dehex(opt, value)), where)
+        h.vlan_id = (self._compare(opt, 4095, self._dehex(value)), where)
 
     def _opt_vlan_layers(self, opt: _Opt) -> None:
-        self._hdr(opt).vlan_layers = self._compare(opt, 255, self._dehex(opt, self._value(opt)))
+        self._hdr(opt).vlan_layers = self._compare(opt, 255, self._dehex(self._value(opt)))
 
     def _opt_flow_age(self, opt: _Opt) -> None:
         # seconds since the flow's first packet (Suricata 7)
