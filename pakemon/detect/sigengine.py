@@ -160,6 +160,7 @@ import bisect
 import hashlib
 import os
 import re
+import struct
 import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
@@ -3144,6 +3145,18 @@ def _header_ok(h, pkt) -> bool:
             if not ok:
                 return False
         if h.fragoffset is not None and not h.fragoffset.matches(offset):
+            return False
+    if h.rpc is not None:
+        if not pkt.l4 or pkt.proto not in (6, 17):
+            return False
+        msg = pkt.payload[4:] if pkt.proto == 6 else pkt.payload  # (TCP: the record mark)
+        if len(msg) < 24:
+            return False
+        _xid, mtype, rpcvers, prog, vers, proc = struct.unpack_from("!6I", msg)
+        want_prog, want_vers, want_proc = h.rpc
+        if mtype != 0 or rpcvers != 2 or prog != want_prog or (
+                want_vers is not None and vers != want_vers) or (
+                want_proc is not None and proc != want_proc):
             return False
     if h.seq is not None or h.ack is not None or h.window is not None:
         if pkt.proto != 6 or not pkt.l4:

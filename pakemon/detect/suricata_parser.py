@@ -144,7 +144,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   stream_size; ip_proto; id; ttl; tos; ipopts; sameip; fragbits; fragoffset;
   seq; ack; window; tcp.mss; pkt_data; xbits; hostbits; flowint; noalert; target;
   requires (versions against SURICATA_VERSION; a feature or unmet version skips);
-  vlan.id; vlan.layers; flow.age; absent (and absent: or_else);
+  vlan.id; vlan.layers; flow.age; absent (and absent: or_else); rpc;
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
@@ -459,7 +459,7 @@ _OTHER_KEYWORDS = (
     "stream_size", "ip_proto", "id", "ssl_version", "ssl_state", "tcp.flags", "ftpbounce",
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
-    "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent",
+    "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
 )  # fmt: skip
 # the Suricata version whose rule language this follows, for ``requires``
 SURICATA_VERSION = (8, 0, 0)
@@ -624,6 +624,9 @@ class IpHeader:
     # tag, "all", or an index, -1 the innermost) and ``vlan.layers`` (count)
     vlan_id: tuple[IntCompare, int | str | None] | None = None
     vlan_layers: IntCompare | None = None
+    # ``rpc``: an ONC RPC call (RFC 5531) of (program, version, procedure),
+    # None for a ``*``; over TCP after the 4-byte record mark
+    rpc: tuple[int, int | None, int | None] | None = None
 
     @property
     def fragment_fields(self) -> bool:
@@ -2596,6 +2599,16 @@ class _OptionParser:
     def _dehex(text: str) -> str:
         # (Suricata's integer keywords take 0x hex too)
         return re.sub(r"0[xX][0-9a-fA-F]{1,8}", lambda m: str(int(m.group(), 16)), text)
+
+    def _opt_rpc(self, opt: _Opt) -> None:
+        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
+        ok = 1 <= len(parts) <= 3 and parts[0].isdigit() and all(
+            p == "*" or p.isdigit() for p in parts[1:])
+        if not ok or any(p.isdigit() and int(p) > _UINT32_MAX for p in parts):
+            raise self._err(opt, "rpc: expected PROGRAM[,VERSION|*[,PROCEDURE|*]] numbers; "
+                            f"found {opt.value!r}", 0)
+        nums = [int(p) if p.isdigit() else None for p in parts] + [None, None]
+        self._hdr(opt).rpc = (nums[0], nums[1], nums[2])
 
     def _opt_vlan_id(self, opt: _Opt) -> None:
         h = self._hdr(opt)

@@ -219,3 +219,29 @@ def test_flow_age_counts_seconds_from_the_flows_first_packet():
     rules = ('alert tcp any any -> any 80 (msg:"late"; dsize:4; flow.age:>=20; sid:3;)\n'
              'alert tcp any any -> any 80 (msg:"early"; dsize:5; flow.age:>=20; sid:4;)\n')
     assert sids(run(rules, c.close())) == {3: 1}
+
+
+def test_rpc_matches_onc_rpc_calls_by_program_version_and_procedure():
+    """rpc (Snort, Suricata): an RPC CALL, RPC version 2, of that program
+    and, unless ``*``, version and procedure; over TCP after the record
+    mark. Replies and other programs do not match."""
+    import struct as st
+
+    def call(prog, vers, proc, mtype=0):
+        return st.pack("!6I", 0x1234, mtype, 2, prog, vers, proc) + bytes(16)
+
+    a, b = "10.0.0.1", "10.0.0.2"
+    c = TcpConnection(a, b, 40000, 111).open()
+    c.send(st.pack("!I", 0x80000000 | 40) + call(100000, 2, 4))  # portmap DUMP over TCP
+    frames = c.close() + [
+        (9.0, frame(ipv4(a, b, 17, udp(a, b, 1000, 111, call(100000, 2, 3))))),  # GETPORT
+        (9.1, frame(ipv4(a, b, 17, udp(a, b, 1000, 111, call(100005, 1, 1))))),  # mountd
+        (9.2, frame(ipv4(a, b, 17, udp(a, b, 1000, 111, call(100000, 2, 4, mtype=1))))),
+    ]
+    rules = "".join(f'alert {p} any any -> any 111 (msg:"r{i}"; rpc:{o}; sid:{i};)\n'
+                    for i, (p, o) in enumerate((("tcp", "100000,*,4"), ("udp", "100000,2,3"),
+                                                ("udp", "100000,*,*"), ("udp", "100005"),
+                                                ("udp", "100000,3,*")), 1))
+    assert sids(run(rules, frames)) == {1: 1, 2: 1, 3: 1, 4: 1}
+    _, _, errors = parse_suricata_rules('alert udp any any -> any any (rpc:x,1,2; sid:9;)')
+    assert len(errors) == 1
