@@ -3186,14 +3186,14 @@ def _header_bytes(name: str, pkt) -> bytes | None:
         return raw[o:o + 40] if fam == 6 else None
     if not pkt.l4:
         return None
-    t = o + pkt.ip_hdr_len
+    # (from the IP payload, not the frame: a datagram reassembled from
+    # fragments has its transport header there, whole)
+    seg = pkt.ip_payload
     proto = pkt.proto
     if name == "tcp.hdr":
-        return raw[t:t + (raw[t + 12] >> 4) * 4] if proto == 6 else None
-    if name == "udp.hdr":
-        return raw[t:t + 8] if proto == 17 else None
-    want = 1 if name == "icmpv4.hdr" else 58
-    return raw[t:t + 8] if proto == want else None
+        return bytes(seg[:(seg[12] >> 4) * 4]) if proto == 6 and len(seg) >= 20 else None
+    want = 17 if name == "udp.hdr" else 1 if name == "icmpv4.hdr" else 58
+    return bytes(seg[:8]) if proto == want and len(seg) >= 8 else None
 
 
 def _tcp_mss(pkt) -> int | None:

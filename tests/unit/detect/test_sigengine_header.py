@@ -245,3 +245,17 @@ def test_rpc_matches_onc_rpc_calls_by_program_version_and_procedure():
     assert sids(run(rules, frames)) == {1: 1, 2: 1, 3: 1, 4: 1}
     _, _, errors = parse_suricata_rules('alert udp any any -> any any (rpc:x,1,2; sid:9;)')
     assert len(errors) == 1
+
+
+def test_transport_header_buffers_of_a_datagram_reassembled_from_fragments():
+    """A TCP header cut across two fragments is read whole from the
+    reassembled datagram (a mutated capture once made tcp.hdr index past
+    the first fragment's frame)."""
+    a, b = "10.0.0.1", "10.0.0.2"
+    seg = tcp(a, b, 3000, 80, 1, 0, 0x02, options=b"\x02\x04\x02\x00")
+    frames = [(1.0, frame(ipv4(a, b, 6, seg[:8], ident=5, df=False, mf=True))),
+              (1.1, frame(ipv4(a, b, 6, seg[8:], ident=5, df=False, frag_offset=8)))]
+    rules = ('alert tcp any any -> any any (msg:"small mss"; tcp.hdr; content:"|02 04|"; '
+             'offset:20; byte_test:2,<,536,0,relative; sid:1;)\n'
+             'alert tcp any any -> any any (msg:"mss"; tcp.mss:512; sid:2;)\n')
+    assert sids(run(rules, frames)) == {1: 1, 2: 1}
