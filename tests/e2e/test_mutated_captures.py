@@ -88,21 +88,28 @@ def test_damaged_real_captures_through_et_never_raise(loaded, tmp_path, checksum
     from pakemon.pipeline import Pipeline
 
     cli, rs, caps = loaded
+    damage_through(cli, caps, tmp_path, checksum, 40,
+                   lambda config: Pipeline(RuleTree(rs.rules), config, sig=rs.sig))
+
+
+def damage_through(cli, caps, tmp_path, checksum, seeds, make_pipe):
+    """``seeds`` damaged captures, each through a pipeline of
+    ``make_pipe(config)``, every event written to the logs: every frame taken
+    and counted, none lost to an exception, no log entry lost."""
     args = cli.build_parser().parse_args(
         ["read", "--checksum", checksum, "--async-oneside", "on", "--log-dir",
          str(tmp_path / "logs"), "x.pcap"])
     config = cli.build_config(args)
     logs = cli.open_logs(args)
     with logs:
-        for seed in range(40):
+        for seed in range(seeds):
             rng = random.Random(seed * 2 + (checksum == "off"))
             path, frames = caps[rng.randrange(len(caps))]
             frames = mutate(rng, frames)
-            pipe = Pipeline(RuleTree(rs.rules), config, sig=rs.sig)
+            pipe = make_pipe(config)
             for ts, lt, f in frames:
                 logs.write_many(pipe.feed(ts, f, lt))
             logs.write_many(pipe.flush())
-            # every frame taken and counted, none lost to an exception
             assert pipe.stats.frames == len(frames), (seed, Path(path).parent.name)
     assert logs.entries_lost == 0
 
@@ -168,20 +175,6 @@ def test_damaged_real_captures_through_the_newer_keywords_never_raise(loaded, tm
     rules, skipped, errors = parse_suricata_rules(NEW_KEYWORD_RULES)
     assert len(rules) == 25 and not skipped and not errors
     sig = SigRuleSet(rules)
-    args = cli.build_parser().parse_args(
-        ["read", "--checksum", checksum, "--async-oneside", "on", "--log-dir",
-         str(tmp_path / "logs"), "x.pcap"])
-    config = cli.build_config(args)
-    logs = cli.open_logs(args)
-    with logs:
-        for seed in range(300):
-            rng = random.Random(seed * 2 + (checksum == "off"))
-            path, frames = caps[rng.randrange(len(caps))]
-            frames = mutate(rng, frames)
-            pipe = Pipeline(RuleTree([]), config, sig=sig)
-            for ts, lt, f in frames:
-                logs.write_many(pipe.feed(ts, f, lt))
-            logs.write_many(pipe.flush())
-            assert pipe.stats.frames == len(frames), (seed, Path(path).parent.name)
-    assert logs.entries_lost == 0
+    damage_through(cli, caps, tmp_path, checksum, 300,
+                   lambda config: Pipeline(RuleTree([]), config, sig=sig))
 
