@@ -186,7 +186,7 @@ from ..events import Alert, PacketRef
 from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
-from .suricata_parser import ContentMatch, IsDataAt
+from .suricata_parser import COMPARE, ContentMatch, IsDataAt
 
 from . import sigmatch
 from .sigmatch import inspect_buffer
@@ -3499,9 +3499,7 @@ def _ints_ok(checks, flow) -> bool:
         if v is None:
             return False
         t = c.value if type(c.value) is int else ints.get(c.value, 0)
-        op = c.op
-        if not (v == t if op == "==" else v != t if op == "!=" else v < t if op == "<" else
-                v <= t if op == "<=" else v > t if op == ">" else v >= t):
+        if not COMPARE[c.op](v, t):
             return False
     return True
 

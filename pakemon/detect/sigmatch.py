@@ -959,12 +959,9 @@ def _b64_rfc4648(chunk: bytes) -> bytes:
     included), a last group of 2 or 3 characters giving 1 or 2 bytes, as
     Suricata's RFC 4648 mode."""
     text = _B64_ALPHABET.match(chunk).group()
-    whole = len(text) - len(text) % 4
-    out = binascii.a2b_base64(text[:whole]) if whole else b""
-    rest = text[whole:]
-    if len(rest) >= 2:
-        out += binascii.a2b_base64(rest + b"=" * (4 - len(rest)))
-    return out
+    if len(text) % 4 == 1:
+        text = text[:-1]  # (one character alone gives no byte)
+    return binascii.a2b_base64(text + b"=" * (-len(text) % 4)) if text else b""
 
 
 _STEPS = (

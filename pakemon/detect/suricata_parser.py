@@ -115,8 +115,9 @@ Rule fields beyond Suricata's obvious ones:
   ``alert.source``/``alert.target``), or None.
 - ``xbits``: tuple of ``Xbit``, host- or address-pair-tracked bits with an
   expiry, in rule order; ``noalert;`` (Suricata 7) sets ``noalert``.
-- ``header``: ``IpHeader``, the IP and TCP header keywords ttl, tos,
-  ipopts, sameip, fragbits, fragoffset, seq, ack and window (None: none).
+- ``header``: ``IpHeader``, the packet header keywords ttl, tos, ipopts,
+  sameip, fragbits, fragoffset, seq, ack, window, tcp.mss, vlan.id,
+  vlan.layers and rpc (None: none).
 - ``transforms``: buffer name -> the ``TRANSFORMS`` written right after its
   sticky buffer keyword, in order (``dns.query; dotprefix; content:...``):
   that buffer's contents are matched in the transformed copy. A buffer
@@ -216,6 +217,7 @@ Choices
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import re
 import sys
@@ -463,6 +465,9 @@ _OTHER_KEYWORDS = (
 )  # fmt: skip
 # the Suricata version whose rule language this follows, for ``requires``
 SURICATA_VERSION = (8, 0, 0)
+# the comparison operators of requires and flowint
+COMPARE = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+           "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 # Suricata's transforms: each rewrites the sticky buffer it follows before
 # that buffer's contents are matched (``SuricataRule.transforms``)
 TRANSFORMS = (
@@ -597,7 +602,7 @@ HOSTBITS_EXPIRE = 3600  # hostbits without ``expire``: Suricata's host table tim
 
 @dataclass(slots=True)
 class IpHeader:
-    """The IP and TCP header keywords of one rule; every test set must hold.
+    """The packet header keywords of one rule; every test set must hold.
 
     Each is a packet test, as in Suricata (they make a rule a packet rule):
     ``ttl`` (IPv4 TTL or IPv6 hop limit), ``tos`` (IPv4), ``ipopts`` (an
@@ -605,7 +610,9 @@ class IpHeader:
     (source address equals destination), ``fragbits`` (IPv4 MF/DF/reserved
     bits, ``FRAG_BITS``, with Suricata's modifiers), ``fragoffset`` (the
     fragment offset field, in 8-byte units: IPv4, or an IPv6 fragment
-    header's), ``seq``/``ack``/``window`` (TCP). ``fragbits`` and
+    header's), ``seq``/``ack``/``window``/``tcp.mss`` (TCP), ``vlan.id``
+    and ``vlan.layers`` (the VLAN tags), ``rpc`` (an ONC RPC call in the
+    payload). ``fragbits`` and
     ``fragoffset`` describe single fragments: they never match a datagram
     reassembled from fragments (Suricata's pseudo packet), and the rules
     using them are run on each fragment as it comes."""
@@ -2517,7 +2524,7 @@ class _OptionParser:
         base = items.get("string", "").lower()
         if base and base not in ("hex", "dec", "oct"):
             raise self._err(opt, f"byte_math: string must be hex, dec or oct, not {base!r}", 0)
-        flags = {"string": ""} if base else {}
+        flags = {"string": "", base: ""} if base else {}
         nbytes = self._nbytes(opt, items["bytes"], 10, flags)
         offset = int(self._byte_number(opt, items["offset"], "offset", -65535, 65535))
         rvalue = self._byte_number(opt, items["rvalue"], "rvalue", 0, _UINT32_MAX, variable=True)
@@ -2530,7 +2537,7 @@ class _OptionParser:
         element = ByteMath(
             nbytes, offset, items["oper"], rvalue, name, relative=relative,
             big_endian=endian == "big",
-            string_base={"hex": 16, "oct": 8, "dec": 10}.get(base) if base else None,
+            string_base=self._string_base(flags),
             bitmask=self._bitmask(opt, items), buffer=self._byte_buffer(relative),
         )  # fmt: skip
         self._add_byte(opt, element)
@@ -2648,14 +2655,9 @@ class _OptionParser:
                 pairs = re.findall(r"(>=|<=|>|<|=)?\s*(\d+(?:\.\d+){0,2})", alt)
                 if not pairs or re.sub(r"(>=|<=|>|<|=)?\s*\d+(?:\.\d+){0,2}", "", alt).strip():
                     raise self._err(opt, f"requires: bad version expression {alt.strip()!r}", 0)
-                ok = True
-                for op, ver in pairs:
-                    v = tuple(int(x) for x in ver.split("."))
-                    have = SURICATA_VERSION[:len(v)]
-                    op = op or ">="
-                    ok = ok and (have >= v if op == ">=" else have <= v if op == "<=" else
-                                 have > v if op == ">" else have < v if op == "<" else have == v)
-                holds = holds or ok
+                holds = holds or all(
+                    COMPARE[op or ">="](SURICATA_VERSION[:len(v)], v)
+                    for op, v in ((op, tuple(int(x) for x in ver.split("."))) for op, ver in pairs))
             if not holds:
                 raise _Skip("requires", f"requires version {rest}")
 
