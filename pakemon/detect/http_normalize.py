@@ -159,7 +159,9 @@ class HttpConfig:
 
     ports: tuple = HTTP_PORTS
     personality: str = "generic"
-    backslash: bool = True
+    # None: the personality's own (generic and IIS read ``\`` as ``/``,
+    # Apache does not); True or False overrides it
+    backslash: bool | None = None
     double_decode: bool = False
     _resolved: Personality | None = field(default=None, init=False, repr=False, compare=False)
 

@@ -207,6 +207,12 @@ def test_ports_and_personality_are_configurable():
     cfg.http = HttpConfig(personality="apache")
     assert alert_names(request(b"/cgi-bin%2fphf", pipe=bundled_pipeline(cfg))) == []
     assert alert_names(request(b"/cgi-bin/%70hf", pipe=bundled_pipeline(cfg))) == [PHF]
+    # and reads \ as a plain character (its own setting, not the generic one)
+    assert alert_names(request(b"/cgi-bin\\phf", pipe=bundled_pipeline(cfg))) == []
+    cfg = Config()
+    cfg.http = HttpConfig(personality="apache", backslash=True)
+    assert alert_names(request(b"/cgi-bin\\phf", pipe=bundled_pipeline(cfg))) == [PHF]
+    assert alert_names(request(b"/cgi-bin\\phf")) == [PHF]  # generic: as /
     # backslash off: \ is a plain character
     cfg = Config()
     cfg.http = HttpConfig(backslash=False)
