@@ -189,7 +189,7 @@ from .rules import PortSpec, Rule
 from .suricata_parser import COMPARE, ContentMatch, IsDataAt
 
 from . import sigmatch
-from .sigmatch import inspect_buffer
+from .sigmatch import b64_decode, inspect_buffer
 
 try:
     from .eventmap import EVENT_MAP
@@ -346,6 +346,12 @@ _IP_LEVEL = frozenset({"ip", "ipv6", "pkthdr"})  # header protocols of every IP 
 
 def _inspect(elements, data, env=None) -> bool:
     return inspect_buffer(elements, data, env)
+
+
+def _inspect_some(elements, data, env=None) -> bool:
+    """``_inspect`` of a transformed buffer: None (a transform failed)
+    matches nothing, not even a negated content."""
+    return data is not None and inspect_buffer(elements, data, env)
 
 
 def _addr_key(raw: bytes) -> int:
@@ -2878,8 +2884,8 @@ class SigEngine:
                 if name in _PER_HEADER and type(http) is _HttpBuffers:
                     # (a multi-buffer: one header must hold all of it)
                     chain = xf.get(name) if xf is not None else None
-                    if not any(_inspect(elements, _transformed(h, chain) if chain else h,
-                                        dict(env) if env is not None else None)
+                    if not any(_inspect_some(elements, _transformed(h, chain) if chain else h,
+                                             dict(env) if env is not None else None)
                                for h in http.header_lines(name)):
                         return False
                     continue
@@ -2896,7 +2902,7 @@ class SigEngine:
                     return False
                 if xf is not None and name in xf:
                     buf = _transformed(buf, xf[name])
-                if not _inspect(elements, buf, env):
+                if not _inspect_some(elements, buf, env):
                     return False
             return True
         if kind == "dns":
@@ -2905,7 +2911,7 @@ class SigEngine:
                 buf = http[name] if name is not None else data
                 if xf is not None and name in xf:
                     buf = _transformed(buf, xf[name])
-                if not _inspect(elements, buf, env):
+                if not _inspect_some(elements, buf, env):
                     return False
             return True
         for name, elements in sr.buffers:
@@ -3052,11 +3058,27 @@ _WS = re.compile(rb"[ \t\n\v\f\r]+")
 _PCT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
-def _transformed(buf: bytes, chain) -> bytes:
+def _transformed(buf: bytes, chain) -> bytes | None:
     """``buf`` through a rule's transforms, in order, as Suricata's
     (dotprefix, to_lowercase, to_uppercase, strip_whitespace,
-    compress_whitespace, url_decode, to_md5, to_sha1, to_sha256, xor)."""
+    compress_whitespace, url_decode, to_md5, to_sha1, to_sha256, xor,
+    from_base64, pcrexform); None where pcrexform finds nothing (Suricata
+    marks the buffer failed: nothing in it matches)."""
     for name, arg in chain:
+        if name == "from_base64":
+            # (offset or bytes past the buffer, or nothing decoded: unchanged)
+            nbytes, offset, mode = arg
+            if offset <= len(buf) and offset + nbytes <= len(buf):
+                out = b64_decode(buf[offset:offset + nbytes] if nbytes else buf[offset:], mode)
+                if out:
+                    buf = out
+            continue
+        if name == "pcrexform":
+            m = arg.search(buf)
+            if m is None or m.group(1) is None:
+                return None
+            buf = m.group(1)
+            continue
         if name == "dotprefix":
             buf = b"." + buf
         elif name == "to_lowercase":

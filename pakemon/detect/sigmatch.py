@@ -941,7 +941,7 @@ class _Run:
             if node.offset >= self.n - start:
                 return 0
             start += node.offset
-        decoded = _b64_rfc4648(self.data[start:start + node.nbytes])
+        decoded = b64_decode(self.data[start:start + node.nbytes])
         if not decoded:
             return 0
         # base64_data's elements, in the decoded bytes; the position in this
@@ -951,17 +951,45 @@ class _Run:
         return self._next(i)
 
 
-_B64_ALPHABET = re.compile(rb"[A-Za-z0-9+/]*")
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/=]*")
+_B64_OTHER = re.compile(rb"[^A-Za-z0-9+/=]+")
+_B64_STRICT = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
-def _b64_rfc4648(chunk: bytes) -> bytes:
-    """Base64 decoded up to the first byte outside the alphabet (padding
-    included), a last group of 2 or 3 characters giving 1 or 2 bytes, as
-    Suricata's RFC 4648 mode."""
-    text = _B64_ALPHABET.match(chunk).group()
-    if len(text) % 4 == 1:
-        text = text[:-1]  # (one character alone gives no byte)
-    return binascii.a2b_base64(text + b"=" * (-len(text) % 4)) if text else b""
+def b64_decode(data: bytes, mode: str = "rfc4648") -> bytes:
+    """Base64 decoded as Suricata's decoder (base64_decode, from_base64)
+    in its three modes; b"" when nothing decodes.
+
+    rfc4648 reads up to the first byte outside the alphabet and ``=``,
+    rfc2045 skips such bytes; both read each group of four on its own (a
+    ``=`` third or fourth ends that group only) and fail whole on a group
+    with ``=`` first or second, which a lone trailing character padded
+    makes in rfc4648 (rfc2045 drops an unfinished group). strict takes
+    only well-formed padded or unpadded base64."""
+    if mode == "strict":
+        if _B64_STRICT.fullmatch(data) is None:
+            return b""
+        text = data.rstrip(b"=")
+        pad = len(data) - len(text)
+        if len(text) % 4 == 1 or (pad and (len(text) + pad) % 4):
+            return b""
+        return binascii.a2b_base64(text + b"=" * (-len(text) % 4)) if text else b""
+    if mode == "rfc2045":
+        text = _B64_OTHER.sub(b"", data)
+        text = text[:len(text) - len(text) % 4]
+    else:
+        text = _B64_RUN.match(data).group()
+        text += b"=" * (-len(text) % 4)
+    if b"=" not in text:
+        return binascii.a2b_base64(text) if text else b""
+    out = bytearray()
+    for i in range(0, len(text), 4):
+        q = text[i:i + 4]
+        if q[0] == 61 or q[1] == 61:  # ("=")
+            return b""
+        out += binascii.a2b_base64(q[:2] + b"==" if q[2] == 61 else
+                                   q[:3] + b"=" if q[3] == 61 else q)
+    return bytes(out)
 
 
 _STEPS = (

@@ -149,7 +149,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
-  to_sha256 xor; ssl_version; ssl_state; tag; ftpbounce (an FTP
+  to_sha256 xor from_base64 pcrexform; ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -472,8 +472,10 @@ COMPARE = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator
 # that buffer's contents are matched (``SuricataRule.transforms``)
 TRANSFORMS = (
     "dotprefix", "to_lowercase", "to_uppercase", "strip_whitespace", "compress_whitespace",
-    "url_decode", "to_md5", "to_sha1", "to_sha256", "xor",
+    "url_decode", "to_md5", "to_sha1", "to_sha256", "xor", "from_base64", "pcrexform",
 )  # fmt: skip
+# from_base64's modes, as Suricata names them (its default rfc4648)
+BASE64_MODES = ("rfc4648", "rfc2045", "strict")
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
 SUPPORTED_KEYWORDS = (
     frozenset(_META_KEYWORDS + _PAYLOAD_KEYWORDS + _OTHER_KEYWORDS + TRANSFORMS)
@@ -1707,9 +1709,51 @@ class _OptionParser:
             if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", value):
                 raise self._err(opt, f"xor: expected a key of hex digit pairs, found {value!r}", 0)
             arg = bytes.fromhex(value)
+        elif name == "from_base64":
+            arg = self._from_base64(opt)
+        elif name == "pcrexform":
+            value = self._value(opt).strip(_BLANK)
+            if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+                raise self._err(opt, "pcrexform: the regex must be quoted", 0)
+            try:
+                arg = compile_pcre(value[1:-1])
+            except PcreUnsupported as e:
+                raise self._err(opt, f"pcrexform: {e}", 0) from None
+            if arg.groups != 1:
+                raise self._err(opt, "pcrexform needs exactly one capture group, found "
+                                f"{arg.groups}", 0)
         else:
             self._no_value(opt)
         chain[1].append((name, arg))
+
+    def _from_base64(self, opt: _Opt) -> tuple:
+        """``from_base64[: bytes N][, offset O][, mode M]`` -> (N, O, M);
+        N 0 for all of the buffer."""
+        nbytes = offset = 0
+        mode = "rfc4648"
+        seen = set()
+        for part in (opt.value or "").split(","):
+            part = part.strip(_BLANK)
+            if not part and opt.value is None:
+                continue
+            m = re.fullmatch(r"(bytes|offset|mode)\s+(\S+)", part)
+            if m is None or m.group(1) in seen:
+                raise self._err(opt, "from_base64: expected [bytes N][, offset O][, mode "
+                                f"rfc4648|rfc2045|strict]; found {opt.value!r}", 0)
+            key, val = m.groups()
+            seen.add(key)
+            if key == "mode":
+                if val not in BASE64_MODES:
+                    raise self._err(opt, f"from_base64: unknown mode {val!r}", 0)
+                mode = val
+            elif not val.isdigit() or int(val) > 65535:
+                raise self._err(opt, f"from_base64: {key} must be a number 0-65535 "
+                                f"(not a variable), found {val!r}", 0)
+            elif key == "bytes":
+                nbytes = int(val)
+            else:
+                offset = int(val)
+        return nbytes, offset, mode
 
     def _transforms(self) -> None:
         """rule.transforms from the chains: a buffer named twice must have

@@ -1,5 +1,6 @@
 """SigEngine: Suricata's transforms (dotprefix, to_lowercase, to_uppercase,
-strip_whitespace, compress_whitespace, url_decode, to_md5/sha1/sha256, xor)
+strip_whitespace, compress_whitespace, url_decode, to_md5/sha1/sha256, xor,
+from_base64, pcrexform)
 rewrite the sticky buffer before its contents are matched, with the
 prefilter still finding the rules (or passing them on) as it should."""
 
@@ -81,6 +82,61 @@ def test_transformed_contents_give_the_prefilter_what_it_can_find():
     assert fps[2] == (b"/admin", "http.uri")
     assert fps[4] == (None, None) and fps[7] == (None, None)  # nothing findable as sent
     assert fps[10] == (b"lab.example", "http.host")  # the longer one, its dot dropped
+
+
+XFORM_RULES = "".join(f"{_A} ({body})\n" for body in (
+    # a token in a cookie, base64 (Suricata's default mode, rfc4648)
+    'msg:"b64"; http.cookie; from_base64: offset 3; content:"admin=1"; sid:11;',
+    # base64 with blanks in it: only rfc2045 skips them
+    'msg:"b64 2045"; http.user_agent; from_base64: mode rfc2045; content:"foobar"; '
+    'startswith; sid:12;',
+    # the user name of a basic authorization, by pcrexform
+    'msg:"pcrexform"; http.header; pcrexform:"Authorization: Basic ([A-Za-z0-9+/=]+)"; '
+    'from_base64; content:"root:"; startswith; sid:13;',
+    # pcrexform finding nothing: not even a negated content matches
+    'msg:"no capture"; http.uri; pcrexform:"^/api/([a-z]+)"; content:!"admin"; sid:14;',
+))
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_from_base64_and_pcrexform(prefilter):
+    cases = [
+        (b"GET /a HTTP/1.0\r\nCookie: ID=YWRtaW49MTtsYW5nPWVu\r\n\r\n", {11: 1}),
+        (b"GET /a HTTP/1.0\r\nCookie: ID=bGFuZz1lbjthZG1pbj0w\r\n\r\n", {}),
+        (b"GET /a HTTP/1.0\r\nUser-Agent: Zm 9v Ym Fy\r\n\r\n", {12: 1}),
+        (b"GET /a HTTP/1.0\r\nAuthorization: Basic cm9vdDp0b29y\r\n\r\n", {13: 1}),
+        (b"GET /a HTTP/1.0\r\nAuthorization: Basic dXNlcjpyb290\r\n\r\n", {}),
+        (b"GET /api/users HTTP/1.0\r\n\r\n", {14: 1}),
+        (b"GET /api/admin HTTP/1.0\r\n\r\n", {}),
+        (b"GET /other HTTP/1.0\r\n\r\n", {}),
+    ]
+    for i, (req, want) in enumerate(cases):
+        assert sids(run(XFORM_RULES, _http(req, 42000 + i), prefilter=prefilter)) == want, req
+
+
+def test_from_base64_and_pcrexform_options():
+    rules, skipped, errors = parse_suricata_rules(XFORM_RULES)
+    assert not skipped and not errors
+    xf = {r.sid: r.transforms for r in rules}
+    assert xf[11] == {"http.cookie": (("from_base64", (0, 3, "rfc4648")),)}
+    assert xf[12] == {"http.user_agent": (("from_base64", (0, 0, "rfc2045")),)}
+    (name, rx), b64 = xf[13]["http.header"]
+    assert name == "pcrexform" and rx.groups == 1 and b64 == ("from_base64", (0, 0, "rfc4648"))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("http.uri; pcrexform:\"^/(a)(b)\"; content:\"a\";", "exactly one capture group"),
+    ("http.uri; pcrexform:\"^/a\"; content:\"a\";", "exactly one capture group"),
+    ("http.uri; pcrexform:^/(a); content:\"a\";", "must be quoted"),
+    ("http.uri; from_base64: mode rfc9999; content:\"a\";", "unknown mode"),
+    ("http.uri; from_base64: bytes x; content:\"a\";", "not a variable"),
+    ("http.uri; from_base64: bytes 1, bytes 2; content:\"a\";", "expected [bytes N]"),
+])
+def test_bad_from_base64_and_pcrexform_are_rule_errors(text, message):
+    rules, skipped, errors = parse_suricata_rules(
+        f'alert http any any -> any any (msg:"bad"; {text} sid:1;)')
+    assert not rules and not skipped and len(errors) == 1
+    assert message in str(errors[0])
 
 
 @pytest.mark.parametrize("text, message", [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pakemon.detect.sigmatch import _b64_rfc4648
+from pakemon.detect.sigmatch import b64_decode
 from pakemon.detect.suricata_parser import parse_suricata_rules
 from pakemon.lab.traffic import TcpConnection, udp_frame
 from test_sigengine import run, sids
@@ -50,10 +50,25 @@ def test_base64_on_payloads(payload, want):
 
 
 def test_rfc4648_decoding_stops_at_the_first_byte_outside_the_alphabet():
-    assert _b64_rfc4648(b"SGVsbG8gV29ybGQ=") == b"Hello World"
-    assert _b64_rfc4648(b"SGVsbG8gV29ybGQ") == b"Hello World"  # no padding: 2 bytes of 3
-    assert _b64_rfc4648(b"SGVs bG8=") == b"Hel"
-    assert _b64_rfc4648(b"S") == b"" and _b64_rfc4648(b"") == b""
+    assert b64_decode(b"SGVsbG8gV29ybGQ=") == b"Hello World"
+    assert b64_decode(b"SGVsbG8gV29ybGQ") == b"Hello World"  # no padding: 2 bytes of 3
+    assert b64_decode(b"SGVs bG8=") == b"Hel"
+    assert b64_decode(b"S") == b"" and b64_decode(b"") == b""
+    # a padded group ends only itself; a lone character left fails it all
+    assert b64_decode(b"QQ==QUJD") == b"AABC"
+    assert b64_decode(b"QUJDR") == b"" and b64_decode(b"QUJDRA") == b"ABCD"
+
+
+def test_rfc2045_skips_bytes_outside_the_alphabet_and_strict_takes_none():
+    # Suricata's own vectors (rust/src/utils/base64.rs, transform-base64.c)
+    assert b64_decode(b"Zm 9v Ym Fy", "rfc2045") == b"foobar"
+    assert b64_decode(b"Zm$9vYm.Fy", "rfc2045") == b"foobar"
+    assert b64_decode(b"Zm 9v Ym Fy") == b"f"
+    assert len(b64_decode(b"This is not base64-encoded", "rfc2045")) == 15
+    assert b64_decode(b"SGVsbG8gV29ybGQ=", "strict") == b"Hello World"
+    assert b64_decode(b"SGVsbG8gV29ybGQ", "strict") == b"Hello World"
+    assert b64_decode(b"SGVs bG8=", "strict") == b""
+    assert b64_decode(b"SGVsbG8=x", "strict") == b""
 
 
 @pytest.mark.parametrize("text", [

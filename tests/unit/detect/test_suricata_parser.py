@@ -803,7 +803,7 @@ def test_supported_keyword_list_is_the_issue_list():
         url_decode to_md5 to_sha1 to_sha256 xor xbits noalert target byte_math hostbits
         tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
         base64_decode base64_data http.request_header http.response_header flowint
-        requires vlan.id vlan.layers flow.age absent rpc""".split()
+        requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
