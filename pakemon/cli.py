@@ -162,14 +162,15 @@ def _classifications(path):
     return {}
 
 
-def load_suricata_ruleset(path, skip_bad: bool, vars_path=None):
-    """A SuricataRuleSet, or None after printing its errors (exit 1)."""
+def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None):
+    """A SuricataRuleSet, or None after printing its errors (exit 1);
+    ``datasets``: the named sets shared by every rule file of the load."""
     from .detect.rules import RuleFileError
     from .detect.suricata_parser import load_suricata_rules
 
     # each skipped rule is one warning line of the parser's logger, plus a summary
     try:
-        srs = load_suricata_rules(path, vars=vars_path)
+        srs = load_suricata_rules(path, vars=vars_path, datasets=datasets)
     except RuleFileError as e:
         for err in e.errors:
             print(err, file=sys.stderr)
@@ -215,13 +216,14 @@ def load_rules_args(args):
             return None
     out = LoadedRules()
     classes = {}
+    datasets: dict = {}  # (a set named in two rule files is one set)
     for path in _rule_paths(args):
         if Path(path).is_dir() and not any(Path(path).glob("*.rules")):
             _err(f"{path}: no *.rules file in this directory")
             return None
         fmt = fmt_flag if fmt_flag != "auto" else rules_format(path)
         if fmt == "suricata":
-            srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path)
+            srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path, datasets)
             if srs is None:
                 return None
             out.sig_rules += srs.rules
@@ -366,6 +368,8 @@ def cmd_read(args) -> int:
             logs.write_many(events)
             if show:
                 _show(events)
+        if save_datasets(pipe) and status == EXIT_OK:
+            status = EXIT_IO
         report_sinks(logs)
     if report_log_losses(logs) and status == EXIT_OK:
         status = EXIT_IO
@@ -440,6 +444,21 @@ def _mac(text: str) -> bytes:
     if len(parts) != 6 or len(raw) != 6:
         raise argparse.ArgumentTypeError(f"not a MAC address: {text!r}")
     return raw
+
+
+def save_datasets(pipe) -> int:
+    """Write the datasets the rules declared with ``save`` or ``state``, as
+    Suricata does when it exits; how many could not be (each reported)."""
+    failed = 0
+    for ds in pipe.sig.datasets if pipe.sig is not None else ():
+        if ds.save is None or not (ds.dirty or not os.path.exists(ds.save)):
+            continue
+        try:
+            ds.write()
+        except OSError as e:
+            failed += 1
+            _err(f"cannot save dataset {ds.name} to {ds.save}: {e.strerror or e}")
+    return failed
 
 
 def _size(text: str) -> int:

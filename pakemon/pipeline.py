@@ -715,6 +715,9 @@ class Pipeline:
         if self.sig is not None:
             out.update(self.sig.counters)
             out["sig_pcre_time_limit"] = self.sig.pcre_time_limited()
+            if self.sig.datasets:
+                # values a dataset's memcap refused to ``set``
+                out["sig_dataset_full"] = sum(ds.full for ds in self.sig.datasets)
             refused = self.sig.matcher_refused()
             if refused:
                 out["sig_matcher_refused"] = refused

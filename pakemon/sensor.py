@@ -74,6 +74,7 @@ from .cli import (
     build_pipeline,
     open_logs,
     report_log_losses,
+    save_datasets,
     add_output_options,
     add_rule_options,
     serve_metrics,
@@ -313,6 +314,7 @@ class LiveSession:
         events = self.pipe.flush()
         if events:
             self.events(events)
+        save_datasets(self.pipe)
 
 
 def kernel_table(c: dict, lost: dict, *, iface: str = "", mode: str = "", egress: bool = False,

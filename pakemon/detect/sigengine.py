@@ -186,7 +186,7 @@ from ..events import Alert, PacketRef
 from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
-from .suricata_parser import COMPARE, ContentMatch, IsDataAt
+from .suricata_parser import COMPARE, Base64Decode, ContentMatch, DatasetCheck, IsDataAt
 
 from . import sigmatch
 from .sigmatch import b64_decode, inspect_buffer
@@ -1614,6 +1614,9 @@ class SigEngine:
         # least recently set first (bounded: XBITS_MAX)
         self.xbits: OrderedDict = OrderedDict()
         self.waiting: dict = {}  # id(DirState) -> DirState with pending bytes
+        # the named sets the rules' dataset keywords use (each once), for
+        # their counters and for the edge to save at the end of input
+        self.datasets = _datasets_of(r.src for r in self.rules)
         # the pipeline's checksum verdict for a TCP segment the reassembler
         # did not verify (a direction no stream rule reads is not buffered)
         self.verify_tcp = None
@@ -3193,15 +3196,31 @@ def _header_ok(h, pkt) -> bool:
 
 
 HDR_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr",
-                         "icmpv6.hdr"})
+                         "icmpv6.hdr", "ip.src", "ip.dst"})
+
+
+def _datasets_of(rules) -> list:
+    """The ``DataSet`` objects of the rules' dataset keywords, each once."""
+    seen: dict = {}
+    todo = [e for r in rules for e in r.elements]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, DatasetCheck):
+            seen.setdefault(id(e.set), e.set)
+        elif isinstance(e, Base64Decode) and e.data:
+            todo.extend(e.data)
+    return list(seen.values())
 
 
 def _header_bytes(name: str, pkt) -> bytes | None:
     """A header buffer's bytes of ``pkt`` (None: the packet has no such
     header): as Suricata's ipv4.hdr (options included), ipv6.hdr (the
     fixed 40 bytes), tcp.hdr (options included), udp.hdr, icmpv4.hdr and
-    icmpv6.hdr (the first 8 bytes)."""
+    icmpv6.hdr (the first 8 bytes); ip.src and ip.dst, the addresses'
+    4 or 16 bytes (Suricata's, for datasets)."""
     fam, raw, o = pkt.family, pkt.raw, pkt.l3_off
+    if name == "ip.src" or name == "ip.dst":
+        return (pkt.src if name == "ip.src" else pkt.dst) if fam else None
     if name == "ipv4.hdr":
         return raw[o:o + (raw[o] & 15) * 4] if fam == 4 else None
     if name == "ipv6.hdr":

@@ -95,6 +95,7 @@ from pakemon.detect.suricata_parser import (
     ByteMath,
     ByteTest,
     ContentMatch,
+    DatasetCheck,
     IsDataAt,
     PcreMatch,
 )
@@ -187,8 +188,8 @@ _U64 = (1 << 64) - 1
 _ISDATAAT_VAR_MAX = 100_000_000
 
 # kinds of compiled nodes
-_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH, _B64 = \
-    range(11)
+_CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH, _B64, \
+    _DSET = range(12)
 
 
 class _Node:
@@ -314,6 +315,11 @@ def _compile_one(e) -> _Node:
     if isinstance(e, BufferSize):
         n = _Node(_BSIZE, e)
         n.compare = e.compare
+        return n
+    if isinstance(e, DatasetCheck):
+        n = _Node(_DSET, e)
+        n.op = e.cmd
+        n.value = e.set
         return n
     if isinstance(e, ByteTest):
         n = _Node(_BTEST, e)
@@ -785,6 +791,22 @@ class _Run:
             return self._next(i)
         return 0 if node.relative else -1
 
+    def _dataset(self, node: _Node, i: int) -> int:
+        # the whole buffer, wherever the elements before it matched (an
+        # empty buffer matches no command, as in Suricata)
+        data, ds, cmd = self.data, node.value, node.op
+        if not data:
+            return -1
+        if cmd == "isset":
+            ok = data in ds.values
+        elif cmd == "isnotset":
+            ok = data not in ds.values
+        elif cmd == "set":
+            ok = ds.add(data) == 1
+        else:
+            ok = ds.remove(data)
+        return self._next(i) if ok else -1
+
     def _bsize(self, node: _Node, i: int) -> int:
         try:
             ok = node.compare.matches(self.n)
@@ -1004,4 +1026,5 @@ _STEPS = (
     _Run._asn1,
     _Run._byte_math,
     _Run._base64,
+    _Run._dataset,
 )

@@ -149,7 +149,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
-  to_sha256 xor from_base64 pcrexform; ssl_version; ssl_state; tag; ftpbounce (an FTP
+  to_sha256 xor from_base64 pcrexform; dataset (``DataSet``, ``DatasetCheck``;
+  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -165,7 +166,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, dataset, filename, ...), other Suricata app-layer
+(lua, datarep, filename, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -216,6 +217,8 @@ Choices
 
 from __future__ import annotations
 
+import binascii
+import ipaddress
 import logging
 import operator
 import os
@@ -360,6 +363,9 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "udp.hdr": "udp.hdr",
     "icmpv4.hdr": "icmpv4.hdr",
     "icmpv6.hdr": "icmpv6.hdr",
+    # a packet's addresses as raw bytes (4 or 16), for dataset/datarep
+    "ip.src": "ip.src",
+    "ip.dst": "ip.dst",
     "tls.sni": "tls.sni",
     "tls_sni": "tls.sni",
     "tls.cert_subject": "tls.cert_subject",
@@ -462,7 +468,14 @@ _OTHER_KEYWORDS = (
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
+    "dataset",
 )  # fmt: skip
+# dataset: a set's default memory bound (Suricata's datasets.defaults.memcap
+# is unlimited by default; one here keeps ``set`` on attacker data bounded),
+# and what one value is charged beyond its bytes
+DATASET_MEMCAP = 64 * 1024 * 1024
+DATASET_VALUE_OVERHEAD = 64
+DATASET_TYPES = ("string", "md5", "sha256", "ipv4", "ip", "ipv6")
 # the Suricata version whose rule language this follows, for ``requires``
 SURICATA_VERSION = (8, 0, 0)
 # the comparison operators of requires and flowint
@@ -881,8 +894,111 @@ class Xbit:
     expire: int = 30
 
 
+class DataSet:
+    """A named set of byte strings (Suricata's ``dataset``), shared by
+    every rule of a load that names it.
+
+    Types: string (base64 per line in a file), md5 and sha256 (hex, held
+    as their 16 or 32 raw bytes: a ``to_md5``/``to_sha256`` buffer's form),
+    ipv4 and ip (addresses, held as the 4 or 16 bytes of ``ip.src``/
+    ``ip.dst``). ``load``: read once at load; ``state``: read if present,
+    written back at the end of input; ``save``: written only. ``memcap``
+    bounds what ``set`` adds (``full`` counts the values refused)."""
+
+    __slots__ = ("name", "type", "values", "save", "memcap", "used", "full", "dirty")
+
+    def __init__(self, name: str, type_: str, memcap: int = 0):
+        self.name = name
+        self.type = type_
+        self.values: set = set()
+        self.save: str | None = None
+        self.memcap = memcap or DATASET_MEMCAP
+        self.used = 0
+        self.full = 0
+        self.dirty = False
+
+    def add(self, value: bytes) -> int:
+        """1 if added, 0 if there already, -1 if the memcap refused it."""
+        if value in self.values:
+            return 0
+        cost = len(value) + DATASET_VALUE_OVERHEAD
+        if self.used + cost > self.memcap:
+            self.full += 1
+            return -1
+        self.values.add(value)
+        self.used += cost
+        self.dirty = True
+        return 1
+
+    def remove(self, value: bytes) -> bool:
+        if value not in self.values:
+            return False
+        self.values.discard(value)
+        self.used -= len(value) + DATASET_VALUE_OVERHEAD
+        self.dirty = True
+        return True
+
+    def parse_line(self, line: str) -> bytes:
+        """One line of a dataset file (its first CSV field) as a value;
+        ValueError if it is not one of the set's type."""
+        field = line.split(",", 1)[0].strip()
+        t = self.type
+        if t == "string":
+            return binascii.a2b_base64(field.encode("ascii"), strict_mode=True)
+        if t in ("md5", "sha256"):
+            v = bytes.fromhex(field)
+            if len(v) != (16 if t == "md5" else 32):
+                raise ValueError(f"not a {t} in hex")
+            return v
+        if t == "ipv4":
+            return ipaddress.IPv4Address(field).packed
+        return ipaddress.ip_address(field).packed  # ip: either family
+
+    def format(self, value: bytes) -> str:
+        t = self.type
+        if t == "string":
+            return binascii.b2a_base64(value, newline=False).decode("ascii")
+        if t in ("md5", "sha256"):
+            return value.hex()
+        return str(ipaddress.ip_address(value))
+
+    def load(self, path: str) -> None:
+        """Values from ``path``; OSError or ValueError (naming the line)."""
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                try:
+                    self.add(self.parse_line(line))
+                except (ValueError, binascii.Error, UnicodeError) as e:
+                    raise ValueError(f"{path}:{n}: not a {self.type} value: {e}") from None
+        self.dirty = False
+
+    def write(self) -> None:
+        """Write the set to its ``save``/``state`` file (OSError)."""
+        if self.save is None:
+            return
+        tmp = self.save + ".tmp"
+        with open(tmp, "w", encoding="ascii") as f:
+            for v in sorted(self.values):
+                f.write(self.format(v) + "\n")
+        os.replace(tmp, self.save)
+        self.dirty = False
+
+
+@dataclass(slots=True, eq=False)
+class DatasetCheck:
+    """``dataset:<cmd>,<name>...``: the whole sticky buffer against ``set``
+    (``isset``, ``isnotset``, ``set``: matches when newly added, ``unset``:
+    when removed)."""
+
+    cmd: str
+    set: DataSet
+    buffer: str | None
+
+
 Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract,
-                ByteMath, Base64Decode]
+                ByteMath, Base64Decode, DatasetCheck]
 
 
 @dataclass(slots=True)
@@ -1195,6 +1311,19 @@ class _Error(Exception):
         self.message = message
 
 
+_SIZE = re.compile(r"(\d{1,15})\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+
+
+def _size_value(text: str) -> int | None:
+    """A size as Suricata writes one (``1024``, ``10kb``, ``64mb``, ``1gb``,
+    binary multiples), or None."""
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        return None
+    return int(m.group(1)) << {None: 0, "k": 10, "m": 20, "g": 30}[
+        m.group(2).lower() if m.group(2) else None]
+
+
 class _Skip(Exception):
     def __init__(self, keyword: str, detail: str = ""):
         super().__init__(keyword)
@@ -1210,20 +1339,22 @@ class _Opt(NamedTuple):
 
 
 def parse_suricata_rules(
-    text: str, filename: str = "<string>", vars: object = None
+    text: str, filename: str = "<string>", vars: object = None, datasets: dict | None = None
 ) -> tuple[list[SuricataRule], list[SkippedRule], list[RuleError]]:
     """Parse a Suricata/Snort rule file's text: ``(rules, skipped, errors)``.
 
     Never raises for any ``text`` (a bad ``vars`` argument may: a vars file
-    with errors is ``RuleFileError``).
+    with errors is ``RuleFileError``). ``datasets``: the named sets of the
+    load (``DataSet``; shared across files: pass one dict to each call).
     """
-    loader = _Loader(Vars.coerce(vars))
+    loader = _Loader(Vars.coerce(vars), datasets)
     loader.feed(text, filename)
     return loader.rules, loader.skipped, loader.errors
 
 
 def load_suricata_rules(
-    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], vars: object = None
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], vars: object = None,
+    datasets: dict | None = None,
 ) -> SuricataRuleSet:
     """Load a rule file, every ``*.rules`` of a directory (sorted), or a list
     of those. Logs a warning per skipped rule and one summary line. Invalid
@@ -1240,7 +1371,7 @@ def load_suricata_rules(
             files.extend(sorted(p.glob("*.rules")))
         else:
             files.append(p)
-    loader = _Loader(Vars.coerce(vars))
+    loader = _Loader(Vars.coerce(vars), datasets)
     for f in files:
         data = f.read_bytes()
         loader.feed(data.decode("utf-8", "surrogateescape"), str(f))
@@ -1294,8 +1425,9 @@ def load_classification_config(path: str | os.PathLike[str]) -> dict[str, int]:
 
 
 class _Loader:
-    def __init__(self, vars: Vars):
+    def __init__(self, vars: Vars, datasets: dict | None = None):
         self.vars = vars
+        self.datasets = {} if datasets is None else datasets  # name -> DataSet
         self.rules: list[SuricataRule] = []
         self.skipped: list[SkippedRule] = []
         self.errors: list[RuleError] = []
@@ -1328,6 +1460,7 @@ class _Loader:
 
     def _one(self, buf: str, segments: list[tuple[int, int]], filename: str, lineno: int) -> None:
         builder = _RuleBuilder(buf, self.vars, filename, lineno)
+        builder.datasets = self.datasets
         try:
             rule = builder.build()
         except _Error as e:
@@ -1380,6 +1513,7 @@ class _RuleBuilder:
         self.lineno = lineno
         self.sid = 0
         self.sid_pos = 0
+        self.datasets: dict = {}
         self.blockers: list[str] = []
         self.option_names: tuple[str, ...] = ()
 
@@ -2142,6 +2276,73 @@ class _OptionParser:
         buffer = e.buffer = self._element_buffer(e.relative_offset is not None)
         self.elements.append(e)
         self.last_buffer = buffer
+
+    def _opt_dataset(self, opt: _Opt) -> None:
+        """``dataset:<set|isset|isnotset|unset>,<name>[, type T][, load F]
+        [, state F][, save F][, memcap N][, hashsize N]`` on the sticky
+        buffer. A relative ``load`` is read beside the rule file (Suricata's
+        first choice); a relative ``state`` or ``save`` is kept there too
+        (Suricata: its data directory, which this sensor does not have)."""
+        if self.sticky is None:
+            raise self._err(opt, "dataset needs a sticky buffer (e.g. dns.query;) before it")
+        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
+        if len(parts) < 2 or not parts[1] or " " in parts[0] or " " in parts[1]:
+            raise self._err(opt, "dataset: expected <cmd>,<name>[, option value]...", 0)
+        cmd, name = parts[0], parts[1]
+        if cmd not in ("set", "isset", "isnotset", "unset"):
+            raise self._err(opt, f"dataset: unknown command {cmd!r} "
+                            "(set, isset, isnotset, unset)", 0)
+        opts: dict = {}
+        for part in parts[2:]:
+            if not part:
+                continue
+            key, _, val = part.partition(" ")
+            val = val.strip(_BLANK)
+            if not val or key in opts:
+                raise self._err(opt, f"dataset: bad or repeated option {part!r}", 0)
+            if key == "format" and val != "csv":
+                self.b.blockers.append("dataset")
+                raise _Skip("dataset", f"format {val} (only csv files are read)")
+            if key not in ("type", "load", "state", "save", "memcap", "hashsize", "format"):
+                raise self._err(opt, f"dataset: unknown option {key!r}", 0)
+            opts[key] = val
+        if "state" in opts and ("load" in opts or "save" in opts):
+            raise self._err(opt, "dataset: 'state' can not be mixed with 'load' and 'save'", 0)
+        type_ = opts.get("type")
+        if type_ is not None and type_ not in DATASET_TYPES:
+            raise self._err(opt, f"dataset: bad type {type_!r}", 0)
+        type_ = "ip" if type_ == "ipv6" else type_
+        memcap = 0
+        if "memcap" in opts:
+            memcap = _size_value(opts["memcap"])
+            if memcap is None:
+                raise self._err(opt, f"dataset: bad memcap {opts['memcap']!r}", 0)
+        reg = self.b.datasets
+        ds = reg.get(name)
+        if ds is None:
+            if type_ is None:
+                raise self._err(opt, f"dataset {name!r} is not defined: give its type", 0)
+            ds = DataSet(name, type_, memcap)
+            here = os.path.dirname(os.path.abspath(self.b.filename)) \
+                if self.b.filename and not self.b.filename.startswith("<") else os.getcwd()
+            where = opts.get("load") or opts.get("state")
+            try:
+                if where is not None:
+                    path = where if os.path.isabs(where) else os.path.join(here, where)
+                    if "load" in opts or os.path.exists(path):
+                        ds.load(path)
+            except OSError as e:
+                raise self._err(opt, f"dataset {name}: cannot read {where}: "
+                                f"{e.strerror or e}", 0) from None
+            except ValueError as e:
+                raise self._err(opt, f"dataset {name}: {e}", 0) from None
+            save = opts.get("save") or opts.get("state")
+            if save is not None:
+                ds.save = save if os.path.isabs(save) else os.path.join(here, save)
+            reg[name] = ds
+        elif type_ is not None and type_ != ds.type:
+            raise self._err(opt, f"dataset {name!r} is a {ds.type} set, not {type_}", 0)
+        self.elements.append(DatasetCheck(cmd, ds, self.sticky))
 
     def _opt_bsize(self, opt: _Opt) -> None:
         if self.sticky is None:
