@@ -186,7 +186,8 @@ from ..events import Alert, PacketRef
 from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
-from .suricata_parser import COMPARE, Base64Decode, ContentMatch, DatasetCheck, IsDataAt
+from .suricata_parser import (COMPARE, Base64Decode, ContentMatch, DatarepCheck, DatasetCheck,
+                              IsDataAt)
 
 from . import sigmatch
 from .sigmatch import b64_decode, inspect_buffer
@@ -3205,7 +3206,7 @@ def _datasets_of(rules) -> list:
     todo = [e for r in rules for e in r.elements]
     while todo:
         e = todo.pop()
-        if isinstance(e, DatasetCheck):
+        if isinstance(e, (DatasetCheck, DatarepCheck)):
             seen.setdefault(id(e.set), e.set)
         elif isinstance(e, Base64Decode) and e.data:
             todo.extend(e.data)

@@ -95,6 +95,7 @@ from pakemon.detect.suricata_parser import (
     ByteMath,
     ByteTest,
     ContentMatch,
+    DatarepCheck,
     DatasetCheck,
     IsDataAt,
     PcreMatch,
@@ -183,6 +184,7 @@ def _timed(rx):
     return out
 
 _U64 = (1 << 64) - 1
+_REP_OPS = {">": int.__gt__, "<": int.__lt__, "==": int.__eq__}
 # isdataat with a byte_extract value at least this big: Suricata treats it
 # as "never there" without computing positions.
 _ISDATAAT_VAR_MAX = 100_000_000
@@ -320,6 +322,12 @@ def _compile_one(e) -> _Node:
         n = _Node(_DSET, e)
         n.op = e.cmd
         n.value = e.set
+        return n
+    if isinstance(e, DatarepCheck):
+        n = _Node(_DSET, e)
+        n.op = e.op
+        n.value = e.set
+        n.compare = e.value
         return n
     if isinstance(e, ByteTest):
         n = _Node(_BTEST, e)
@@ -803,8 +811,10 @@ class _Run:
             ok = data not in ds.values
         elif cmd == "set":
             ok = ds.add(data) == 1
-        else:
+        elif cmd == "unset":
             ok = ds.remove(data)
+        else:  # datarep: in the set, its reputation compared
+            ok = data in ds.values and _REP_OPS[cmd](ds.reps.get(data, 0), node.compare)
         return self._next(i) if ok else -1
 
     def _bsize(self, node: _Node, i: int) -> int:

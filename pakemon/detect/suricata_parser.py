@@ -149,7 +149,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   prefilter (accepted, a hint only); the header buffers ipv4.hdr ipv6.hdr
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
-  to_sha256 xor from_base64 pcrexform; dataset (``DataSet``, ``DatasetCheck``;
+  to_sha256 xor from_base64 pcrexform; dataset and datarep (``DataSet``,
+  ``DatasetCheck``, ``DatarepCheck``;
   the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
@@ -166,7 +167,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, datarep, filename, ...), other Suricata app-layer
+(lua, iprep, filename, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -468,7 +469,7 @@ _OTHER_KEYWORDS = (
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
-    "dataset",
+    "dataset", "datarep",
 )  # fmt: skip
 # dataset: a set's default memory bound (Suricata's datasets.defaults.memcap
 # is unlimited by default; one here keeps ``set`` on attacker data bounded),
@@ -905,12 +906,15 @@ class DataSet:
     written back at the end of input; ``save``: written only. ``memcap``
     bounds what ``set`` adds (``full`` counts the values refused)."""
 
-    __slots__ = ("name", "type", "values", "save", "memcap", "used", "full", "dirty")
+    __slots__ = ("name", "type", "values", "reps", "save", "memcap", "used", "full", "dirty")
 
     def __init__(self, name: str, type_: str, memcap: int = 0):
         self.name = name
         self.type = type_
         self.values: set = set()
+        # datarep: a value's reputation (0-65535), from a file's second
+        # field; a value without one has 0, as in Suricata
+        self.reps: dict = {}
         self.save: str | None = None
         self.memcap = memcap or DATASET_MEMCAP
         self.used = 0
@@ -934,6 +938,7 @@ class DataSet:
         if value not in self.values:
             return False
         self.values.discard(value)
+        self.reps.pop(value, None)
         self.used -= len(value) + DATASET_VALUE_OVERHEAD
         self.dirty = True
         return True
@@ -963,15 +968,23 @@ class DataSet:
         return str(ipaddress.ip_address(value))
 
     def load(self, path: str) -> None:
-        """Values from ``path``; OSError or ValueError (naming the line)."""
+        """Values (and ``data,reputation`` pairs) from ``path``; OSError or
+        ValueError (naming the line)."""
         with open(path, encoding="utf-8", errors="surrogateescape") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip() or line.lstrip().startswith("#"):
                     continue
                 try:
-                    self.add(self.parse_line(line))
+                    value = self.parse_line(line)
                 except (ValueError, binascii.Error, UnicodeError) as e:
                     raise ValueError(f"{path}:{n}: not a {self.type} value: {e}") from None
+                fields = line.split(",")
+                if len(fields) > 1:
+                    rep = fields[1].strip()
+                    if not rep.isdigit() or int(rep) > 65535:
+                        raise ValueError(f"{path}:{n}: not a reputation 0-65535: {rep!r}")
+                    self.reps[value] = int(rep)
+                self.add(value)
         self.dirty = False
 
     def write(self) -> None:
@@ -981,7 +994,8 @@ class DataSet:
         tmp = self.save + ".tmp"
         with open(tmp, "w", encoding="ascii") as f:
             for v in sorted(self.values):
-                f.write(self.format(v) + "\n")
+                rep = self.reps.get(v)
+                f.write(self.format(v) + ("" if rep is None else f",{rep}") + "\n")
         os.replace(tmp, self.save)
         self.dirty = False
 
@@ -997,8 +1011,19 @@ class DatasetCheck:
     buffer: str | None
 
 
+@dataclass(slots=True, eq=False)
+class DatarepCheck:
+    """``datarep:<name>,<op>,<value>...``: the whole sticky buffer is in
+    ``set`` with a reputation ``op`` (``>``, ``<``, ``==``) ``value``."""
+
+    op: str
+    value: int
+    set: DataSet
+    buffer: str | None
+
+
 Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract,
-                ByteMath, Base64Decode, DatasetCheck]
+                ByteMath, Base64Decode, DatasetCheck, DatarepCheck]
 
 
 @dataclass(slots=True)
@@ -2280,69 +2305,95 @@ class _OptionParser:
     def _opt_dataset(self, opt: _Opt) -> None:
         """``dataset:<set|isset|isnotset|unset>,<name>[, type T][, load F]
         [, state F][, save F][, memcap N][, hashsize N]`` on the sticky
-        buffer. A relative ``load`` is read beside the rule file (Suricata's
-        first choice); a relative ``state`` or ``save`` is kept there too
-        (Suricata: its data directory, which this sensor does not have)."""
-        if self.sticky is None:
-            raise self._err(opt, "dataset needs a sticky buffer (e.g. dns.query;) before it")
-        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
-        if len(parts) < 2 or not parts[1] or " " in parts[0] or " " in parts[1]:
-            raise self._err(opt, "dataset: expected <cmd>,<name>[, option value]...", 0)
+        buffer."""
+        parts = self._set_parts(opt, 2, "<cmd>,<name>")
         cmd, name = parts[0], parts[1]
         if cmd not in ("set", "isset", "isnotset", "unset"):
             raise self._err(opt, f"dataset: unknown command {cmd!r} "
                             "(set, isset, isnotset, unset)", 0)
+        ds = self._named_set(opt, name, parts[2:], ("load", "state", "save"))
+        self.elements.append(DatasetCheck(cmd, ds, self.sticky))
+
+    def _opt_datarep(self, opt: _Opt) -> None:
+        """``datarep:<name>,<op>,<value>[, type T][, load F][, memcap N]
+        [, hashsize N]``: op ``>``, ``<`` or ``==``, value 0-65535."""
+        parts = self._set_parts(opt, 3, "<name>,<op>,<value>")
+        name, op, value = parts[0], parts[1], parts[2]
+        if op not in (">", "<", "=="):
+            raise self._err(opt, f"datarep: unknown operator {op!r} (>, <, ==)", 0)
+        if not value.isdigit() or int(value) > 65535:
+            raise self._err(opt, f"datarep: value must be 0-65535, found {value!r}", 0)
+        ds = self._named_set(opt, name, parts[3:], ("load",))
+        self.elements.append(DatarepCheck(op, int(value), ds, self.sticky))
+
+    def _set_parts(self, opt: _Opt, fixed: int, form: str) -> list:
+        if self.sticky is None:
+            raise self._err(opt, f"{opt.name} needs a sticky buffer (e.g. dns.query;) before it")
+        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
+        if len(parts) < fixed or any(not p or " " in p for p in parts[:fixed]):
+            raise self._err(opt, f"{opt.name}: expected {form}[, option value]...", 0)
+        return parts
+
+    def _named_set(self, opt: _Opt, name: str, parts: list, files: tuple) -> DataSet:
+        """The load's set ``name``, made (and its file read) the first time
+        a rule names it. A relative ``load`` is read beside the rule file
+        (Suricata's first choice); a relative ``state`` or ``save`` is kept
+        there too (Suricata: its data directory, which this sensor lacks)."""
+        kw = opt.name
         opts: dict = {}
-        for part in parts[2:]:
+        for part in parts:
             if not part:
                 continue
             key, _, val = part.partition(" ")
             val = val.strip(_BLANK)
             if not val or key in opts:
-                raise self._err(opt, f"dataset: bad or repeated option {part!r}", 0)
-            if key == "format" and val != "csv":
-                self.b.blockers.append("dataset")
-                raise _Skip("dataset", f"format {val} (only csv files are read)")
-            if key not in ("type", "load", "state", "save", "memcap", "hashsize", "format"):
-                raise self._err(opt, f"dataset: unknown option {key!r}", 0)
+                raise self._err(opt, f"{kw}: bad or repeated option {part!r}", 0)
+            if key == "format" and kw == "dataset" and val != "csv":
+                self.b.blockers.append(kw)
+                raise _Skip(kw, f"format {val} (only csv files are read)")
+            if key not in ("type", "memcap", "hashsize") + files + (
+                    ("format",) if kw == "dataset" else ()):
+                raise self._err(opt, f"{kw}: unknown option {key!r}", 0)
             opts[key] = val
         if "state" in opts and ("load" in opts or "save" in opts):
-            raise self._err(opt, "dataset: 'state' can not be mixed with 'load' and 'save'", 0)
+            raise self._err(opt, f"{kw}: 'state' can not be mixed with 'load' and 'save'", 0)
         type_ = opts.get("type")
         if type_ is not None and type_ not in DATASET_TYPES:
-            raise self._err(opt, f"dataset: bad type {type_!r}", 0)
+            raise self._err(opt, f"{kw}: bad type {type_!r}", 0)
         type_ = "ip" if type_ == "ipv6" else type_
         memcap = 0
         if "memcap" in opts:
             memcap = _size_value(opts["memcap"])
             if memcap is None:
-                raise self._err(opt, f"dataset: bad memcap {opts['memcap']!r}", 0)
+                raise self._err(opt, f"{kw}: bad memcap {opts['memcap']!r}", 0)
         reg = self.b.datasets
         ds = reg.get(name)
-        if ds is None:
-            if type_ is None:
-                raise self._err(opt, f"dataset {name!r} is not defined: give its type", 0)
-            ds = DataSet(name, type_, memcap)
-            here = os.path.dirname(os.path.abspath(self.b.filename)) \
-                if self.b.filename and not self.b.filename.startswith("<") else os.getcwd()
-            where = opts.get("load") or opts.get("state")
-            try:
-                if where is not None:
-                    path = where if os.path.isabs(where) else os.path.join(here, where)
-                    if "load" in opts or os.path.exists(path):
-                        ds.load(path)
-            except OSError as e:
-                raise self._err(opt, f"dataset {name}: cannot read {where}: "
-                                f"{e.strerror or e}", 0) from None
-            except ValueError as e:
-                raise self._err(opt, f"dataset {name}: {e}", 0) from None
-            save = opts.get("save") or opts.get("state")
-            if save is not None:
-                ds.save = save if os.path.isabs(save) else os.path.join(here, save)
-            reg[name] = ds
-        elif type_ is not None and type_ != ds.type:
-            raise self._err(opt, f"dataset {name!r} is a {ds.type} set, not {type_}", 0)
-        self.elements.append(DatasetCheck(cmd, ds, self.sticky))
+        if ds is not None:
+            if type_ is not None and type_ != ds.type:
+                raise self._err(opt, f"{kw} {name!r} is a {ds.type} set, not {type_}", 0)
+            return ds
+        if type_ is None:
+            raise self._err(opt, f"{kw} {name!r} is not defined: give its type", 0)
+        ds = DataSet(name, type_, memcap)
+        fn = self.b.filename
+        here = os.path.dirname(os.path.abspath(fn)) if fn and not fn.startswith("<") \
+            else os.getcwd()
+        where = opts.get("load") or opts.get("state")
+        try:
+            if where is not None:
+                path = where if os.path.isabs(where) else os.path.join(here, where)
+                if "load" in opts or os.path.exists(path):
+                    ds.load(path)
+        except OSError as e:
+            raise self._err(opt, f"{kw} {name}: cannot read {where}: "
+                            f"{e.strerror or e}", 0) from None
+        except ValueError as e:
+            raise self._err(opt, f"{kw} {name}: {e}", 0) from None
+        save = opts.get("save") or opts.get("state")
+        if save is not None:
+            ds.save = save if os.path.isabs(save) else os.path.join(here, save)
+        reg[name] = ds
+        return ds
 
     def _opt_bsize(self, opt: _Opt) -> None:
         if self.sticky is None:

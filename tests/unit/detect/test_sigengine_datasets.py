@@ -2,7 +2,9 @@
 removed from a named set, as Suricata's detect-dataset.c: isset, isnotset,
 set (matches when the value is new), unset (when it was there); sets loaded
 beside the rule file, ``state`` written back at the end of input by the
-edge, ``memcap`` bounding what ``set`` adds, and ip.src/ip.dst as buffers."""
+edge, ``memcap`` bounding what ``set`` adds, and ip.src/ip.dst as buffers;
+and datarep: the buffer in a set with a reputation above, below or equal to
+a value (``data,reputation`` lines; a value without one has 0)."""
 
 from __future__ import annotations
 
@@ -163,6 +165,38 @@ def test_a_set_of_another_type_is_a_rule_error(tmp_path):
     _, _, errors = _load(tmp_path, 'alert dns any any -> any any (msg:"b"; dns.query; '
                          'dataset:isset,s,type md5; sid:2;)', shared)
     assert "is a string set, not md5" in str(errors[0])
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_datarep_compares_the_reputation_of_the_buffer(tmp_path, prefilter):
+    (tmp_path / "rep.lst").write_text(
+        "".join(f"{base64.b64encode(n.encode()).decode()},{r}\n"
+                for n, r in (("evil.example", 900), ("meh.example", 200))) + _b64("plain.example"))
+    rules = "".join(
+        f'alert dns any any -> any any (msg:"{op} {v}"; dns.query; datarep:rep,{op},{v}'
+        f'{", load rep.lst, type string" if sid == 1 else ""}; sid:{sid};)\n'
+        for sid, (op, v) in enumerate(((">", 500), ("<", 500), ("==", 200), ("==", 0)), 1))
+    want = {"evil.example": {1: 1}, "meh.example": {2: 1, 3: 1},
+            "plain.example": {2: 1, 4: 1}, "other.example": {}}
+    for i, (name, expect) in enumerate(want.items()):
+        alerts, _ = _run(tmp_path, rules, dns_exchange("10.0.0.1", "10.0.0.53", 32000 + i,
+                                                       name, ts=1.0 + i), prefilter)
+        assert sids(alerts) == expect, name
+
+
+@pytest.mark.parametrize("body, message", [
+    ('dns.query; datarep:r,>=,5,type string;', "unknown operator"),
+    ('dns.query; datarep:r,>,70000,type string;', "0-65535"),
+    ('dns.query; datarep:r,>;', "expected <name>,<op>,<value>"),
+    ('dns.query; datarep:r,>,5,type string,load rep.lst;', "rep.lst:1: not a reputation"),
+    ('dns.query; datarep:r,>,5,type string,state r.lst;', "unknown option 'state'"),
+])
+def test_bad_datareps_are_rule_errors(tmp_path, body, message):
+    (tmp_path / "rep.lst").write_text(_b64("a").strip() + ",high\n")
+    rules, skipped, errors = _load(tmp_path, f'alert dns any any -> any any (msg:"x"; {body} '
+                                             'sid:1;)')
+    assert not rules and not skipped and len(errors) == 1, (errors, skipped)
+    assert message in str(errors[0])
 
 
 def test_dataset_file_values_round_trip():

@@ -804,7 +804,7 @@ def test_supported_keyword_list_is_the_issue_list():
         tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
         base64_decode base64_data http.request_header http.response_header flowint
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
-        ip.src ip.dst""".split()
+        datarep ip.src ip.dst""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -815,7 +815,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("datarep", "datarep:x,>,5;"), ("iprep", "iprep:src,Spam,>,10;"),
+    [("filestore", "filestore;"), ("iprep", "iprep:src,Spam,>,10;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("entropy", "entropy:value >5;")],
@@ -829,9 +829,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; datarep:x; lua:y; iprep:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; filestore; lua:y; iprep:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "datarep", "lua", "iprep")
+    assert s.blockers == ("protocol:imap", "filestore", "lua", "iprep")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
