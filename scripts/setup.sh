@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# (apache2-bin: Apache httpd without the service, for the HTTP differential tests)
+# (apache2-bin: Apache httpd without the service, for the HTTP differential tests;
+# python3-magic: libmagic for the filemagic rule keyword)
 PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog logrotate
-      apache2-bin)
+      apache2-bin python3-magic)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -889,7 +889,7 @@ class _Mime:
         self._files += 1
         counters["files"] += 1
         self._p._out.append(SmtpEvent("file", {"name": f.name, "data": data,
-                                               "content_type": f.ctype}))
+                                               "content_type": f.ctype, "cut": f.cut}))
 
     # -- bodies -------------------------------------------------------------
 

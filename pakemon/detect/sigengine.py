@@ -187,7 +187,7 @@ from .http import HttpRequestParser
 from .http_normalize import normalize_uri
 from .rules import PortSpec, Rule
 from .suricata_parser import (COMPARE, Base64Decode, ContentMatch, DatarepCheck, DatasetCheck,
-                              IsDataAt)
+                              IsDataAt, file_magic)
 
 from . import sigmatch
 from .sigmatch import b64_decode, inspect_buffer
@@ -399,7 +399,7 @@ class SigRule:
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
                  "xf", "xsets", "xchecks", "imods", "ichecks", "sets", "checks", "event_kinds",
-                 "flow", "sid", "pass_", "env", "absent")
+                 "flow", "sid", "pass_", "env", "absent", "files")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -417,9 +417,13 @@ class SigRule:
         self.absent = getattr(r, "absent", None) or None
         for b in self.absent or ():
             bufs.setdefault(b, [])
+        # file keywords: checked per file with the rule's file.name contents
+        self.files = getattr(r, "files", ()) or ()
+        if self.files:
+            bufs.setdefault("file.name", [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
         app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
-        if any(b.startswith("http.") or b == "file.data" for b in app_bufs) or \
+        if any(b.startswith("http.") or b in _FILE_BUFFERS for b in app_bufs) or \
                 r.urilen is not None:
             app = app or "http"
         self.app = app
@@ -459,8 +463,8 @@ class SigRule:
             # per TLS record of the direction, with the flow's handshake
             # state and version; payload contents read the record
             self.kind = "tls-state"
-        elif app == "smtp" and app_bufs and set(bufs) == {"file.data"}:
-            self.kind = "smtp"  # per attachment of a mail (decoded), file.data only
+        elif app == "smtp" and app_bufs and set(bufs) <= _FILE_BUFFERS:
+            self.kind = "smtp"  # per attachment of a mail (decoded), file.data/file.name
         elif app == "ssh" and app_bufs and set(bufs) <= _SSH_BUFS:
             self.kind = "ssh"  # once per direction, on its identification line
         elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
@@ -524,16 +528,20 @@ _RESPONSE_BUFFERS = frozenset({
 
 def _response_rule(r, bufs) -> bool:
     """Whether an HTTP rule inspects the response (Suricata: its buffers, or
-    flow:to_client; file.data is the response body unless flow:to_server)."""
+    flow:to_client; file.data is the response body, and file.name its file,
+    unless flow:to_server)."""
     if any(b in _RESPONSE_BUFFERS for b in bufs):
         return True
     f = r.flow
     if f is not None and f.to_client:
         return True
-    return "file.data" in bufs and not (f is not None and f.to_server)
+    return any(b in _FILE_BUFFERS for b in bufs) and not (f is not None and f.to_server)
 
 
-_BODY_BUFFERS = frozenset({"file.data", "http.response_body"})
+# the buffers of files (an HTTP body, an SMTP attachment)
+_FILE_BUFFERS = frozenset({"file.data", "file.name"})
+# (file.name: whether a response has a file, its size, digest or magic)
+_BODY_BUFFERS = frozenset({"file.data", "http.response_body", "file.name"})
 
 
 def _reads_body(rules, idxs) -> bool:
@@ -2562,7 +2570,10 @@ class SigEngine:
             if ev.kind != "file":
                 continue
             self.counters["sig_smtp_files"] += 1
-            bufs = {"file.data": ev.info["data"]}
+            name = ev.info.get("name") or ""
+            name = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
+            f = FileInfo(name, ev.info["data"], not ev.info.get("cut", False))
+            bufs = {"file.data": ev.info["data"], "files": [f], "file.name": name or None}
             cands = self._buffer_cands(g, bufs, st.d)
             if cands:
                 out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=bufs)
@@ -2885,6 +2896,16 @@ class SigEngine:
                     return False
             xf = sr.xf
             for name, elements in sr.buffers:
+                if name == "file.name":
+                    # one file of the transaction passes the file keywords
+                    # and holds the name contents
+                    chain = xf.get(name) if xf is not None else None
+                    if not any(_file_ok(sr.files, f) and (not elements or _inspect_some(
+                            elements, _transformed(f.name, chain) if chain else f.name,
+                            dict(env) if env is not None else None))
+                               for f in http.get("files") or ()):
+                        return False
+                    continue
                 if name in _PER_HEADER and type(http) is _HttpBuffers:
                     # (a multi-buffer: one header must hold all of it)
                     chain = xf.get(name) if xf is not None else None
@@ -3198,6 +3219,124 @@ def _header_ok(h, pkt) -> bool:
 
 HDR_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr",
                          "icmpv6.hdr", "ip.src", "ip.dst"})
+
+
+class FileInfo:
+    """One file of a transaction, as the file keywords see it: ``name``
+    (bytes), ``data`` (what was kept of it), ``size`` (its length when
+    ``complete``: whole, not cut at a body limit)."""
+
+    __slots__ = ("name", "data", "complete", "size", "_digests", "_magic")
+
+    def __init__(self, name: bytes, data: bytes, complete: bool):
+        self.name = name
+        self.data = data
+        self.complete = complete
+        self.size = len(data)
+        self._digests: dict = {}
+        self._magic = None
+
+    def digest(self, kind: str) -> bytes:
+        d = self._digests.get(kind)
+        if d is None:
+            d = self._digests[kind] = hashlib.new(kind, self.data).digest()
+        return d
+
+    def magic(self) -> bytes | None:
+        if self._magic is None:
+            self._magic = file_magic(self.data)
+        return self._magic
+
+
+def _file_ok(checks, f) -> bool:
+    """Whether file ``f`` passes a rule's file keywords (``FileCheck``).
+
+    As Suricata, a size or digest is known once the file is whole: a file
+    cut at the body limit can still be larger than a ``filesize:>N``, but
+    not equal to or smaller than anything, and has no digest."""
+    for c in checks:
+        kind = c.kind
+        if kind == "size":
+            cmp = c.arg
+            if f.complete:
+                if not cmp.matches(f.size):
+                    return False
+            elif not (cmp.op in (">", ">=") and cmp.matches(f.size)):
+                return False
+        elif kind == "magic":
+            text = f.magic() if f.data else None
+            if text is None or (c.arg in text) == c.negated:
+                return False
+        else:  # md5, sha1, sha256
+            if not f.complete or (f.digest(kind) in c.arg) == c.negated:
+                return False
+    return True
+
+
+_CD_FILENAME = re.compile(rb"""filename\s*=\s*(?:"([^"]*)"?|([^;\s]*))""", re.IGNORECASE)
+
+
+def _disposition_name(value: bytes | None) -> bytes | None:
+    """The ``filename=`` of a Content-Disposition value (quotes dropped), as
+    Suricata's HTTPParseContentDispositionHeader reads it."""
+    if not value:
+        return None
+    m = _CD_FILENAME.search(value)
+    if m is None:
+        return None
+    return m.group(1) if m.group(1) is not None else m.group(2)
+
+
+def _uri_path(target: bytes, pers) -> bytes:
+    """The normalized path of a request target, without its query: the
+    name libhtp gives a file it has no other name for."""
+    try:
+        uri = normalize_uri(target, pers or "generic")[0]
+    except Exception:  # (never let a normalizer bug drop the file)
+        uri = target
+    return uri.split(b"?", 1)[0]
+
+
+def _request_files(req, pers) -> list:
+    """The files of a request, as Suricata's HTTP file tracking: each
+    multipart/form-data part with a file name, else the body of a PUT or
+    POST, named by the URI path."""
+    if req.body_length <= 0 or req.method.upper() not in (b"POST", b"PUT"):
+        return []
+    complete = req.complete and req.body_length == len(req.body)
+    ctype = b""
+    for n, v in req.headers:
+        if n.lower() == b"content-type":
+            ctype = v
+            break
+    if req.method.upper() == b"POST" and ctype.lower().lstrip().startswith(b"multipart/"):
+        return _multipart_files(ctype, req.body, complete)
+    return [FileInfo(_uri_path(req.target, pers), req.body, complete)]
+
+
+def _multipart_files(ctype: bytes, body: bytes, complete: bool) -> list:
+    """The named parts of a multipart body (Python's email parser, as the
+    SMTP stage uses); the last part is whole only if the body was."""
+    import email.parser
+    import email.policy
+
+    out = []
+    try:
+        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+            b"Content-Type: " + ctype + b"\r\n\r\n" + body)
+        if not msg.is_multipart():
+            return []
+        parts = [p for p in msg.walk() if not p.is_multipart()]
+        for i, part in enumerate(parts):
+            name = part.get_filename()
+            if name is None:
+                continue
+            data = part.get_payload(decode=True) or b""
+            out.append(FileInfo(str(name).encode("utf-8", "surrogateescape"), data,
+                                complete or i < len(parts) - 1))
+    except Exception:  # (a body the parser chokes on: the files found so far)
+        pass
+    return out
 
 
 def _datasets_of(rules) -> list:
@@ -3689,6 +3828,19 @@ class _HttpBuffers:
     def _make(self, name):
         resp = self.resp
         if resp is not None:
+            if name == "files":
+                # the body, if any, named by Content-Disposition, else by
+                # the request's URI path (libhtp's HtpResponseBodyHandle)
+                if resp.body_length <= 0:
+                    return []
+                fname = _disposition_name(resp.get(b"content-disposition"))
+                if fname is None:
+                    fname = _uri_path(self.req.target, self.pers) if self.req is not None \
+                        else b""
+                return [FileInfo(fname, resp.body or b"", resp.complete and
+                                 not resp.body_truncated)]
+            if name == "file.name":
+                return b"\x00".join(f.name for f in self.get("files")) or None
             v = self._resp(resp, name)
             if v is not _REQUEST_SIDE:
                 return v
@@ -3742,6 +3894,10 @@ class _HttpBuffers:
             return req.host
         if name in ("http.request_body", "file.data"):
             return req.body or None
+        if name == "files":
+            return _request_files(req, self.pers)
+        if name == "file.name":
+            return b"\x00".join(f.name for f in self.get("files")) or None
         key = _HDR_BUF.get(name)
         if key is not None:
             return self._header(key)

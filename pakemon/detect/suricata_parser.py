@@ -150,7 +150,10 @@ Supported (``SUPPORTED_KEYWORDS``)
   tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr; the transforms dotprefix to_lowercase
   to_uppercase strip_whitespace compress_whitespace url_decode to_md5 to_sha1
   to_sha256 xor from_base64 pcrexform; dataset and datarep (``DataSet``,
-  ``DatasetCheck``, ``DatarepCheck``;
+  ``DatasetCheck``, ``DatarepCheck``; the file keywords filename, fileext,
+  the file.name buffer, filesize, filemd5/filesha1/filesha256 and filemagic
+  (``FileCheck``: one file of a transaction must pass them all; filemagic
+  with libmagic only);
   the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
@@ -167,7 +170,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, iprep, filename, ...), other Suricata app-layer
+(lua, iprep, filestore, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -364,6 +367,9 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "udp.hdr": "udp.hdr",
     "icmpv4.hdr": "icmpv4.hdr",
     "icmpv6.hdr": "icmpv6.hdr",
+    # the name of each file of a transaction (HTTP upload or download, SMTP
+    # attachment); ``filename``/``fileext`` are contents there
+    "file.name": "file.name",
     # a packet's addresses as raw bytes (4 or 16), for dataset/datarep
     "ip.src": "ip.src",
     "ip.dst": "ip.dst",
@@ -469,8 +475,11 @@ _OTHER_KEYWORDS = (
     "asn1", "app-layer-protocol", "ttl", "tos", "ipopts", "sameip", "fragbits", "fragoffset",
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
-    "dataset", "datarep",
+    "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
+    "filesha256", "filemagic",
 )  # fmt: skip
+# filemd5/filesha1/filesha256: the digest size of each list's lines
+FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
 # dataset: a set's default memory bound (Suricata's datasets.defaults.memcap
 # is unlimited by default; one here keeps ``set`` on attacker data bounded),
 # and what one value is charged beyond its bytes
@@ -1012,6 +1021,19 @@ class DatasetCheck:
 
 
 @dataclass(slots=True, eq=False)
+class FileCheck:
+    """A file keyword beside ``file.name``: ``filesize`` (``arg`` an
+    IntCompare), ``filemd5``/``filesha1``/``filesha256`` (``arg`` a
+    frozenset of digests from the list file; ``negated``: not in it) or
+    ``filemagic`` (``arg`` the lower-cased text to find in libmagic's
+    description of the file, nocase as Suricata)."""
+
+    kind: str  # "size", "md5", "sha1", "sha256", "magic"
+    arg: object
+    negated: bool = False
+
+
+@dataclass(slots=True, eq=False)
 class DatarepCheck:
     """``datarep:<name>,<op>,<value>...``: the whole sticky buffer is in
     ``set`` with a reputation ``op`` (``>``, ``<``, ``==``) ``value``."""
@@ -1086,6 +1108,9 @@ class SuricataRule:
     # app-layer-protocol: (negated, name): the flow's detected protocol is
     # (is not) ``name``; "failed": detection gave up, "unknown": not yet
     app_layer_protocol: tuple[bool, str] | None = None
+    # file keywords (``FileCheck``): one file of the transaction must pass
+    # them all, and the rule's ``file.name`` contents too
+    files: tuple = ()
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -1347,6 +1372,31 @@ def _size_value(text: str) -> int | None:
         return None
     return int(m.group(1)) << {None: 0, "k": 10, "m": 20, "g": 30}[
         m.group(2).lower() if m.group(2) else None]
+
+
+_MAGIC: list = []
+
+
+def file_magic(data: bytes) -> bytes | None:
+    """libmagic's description of ``data`` (lower-cased; Suricata's
+    ``filemagic`` text), or None without the ``magic`` module."""
+    if not _MAGIC:
+        try:
+            import magic
+            _MAGIC.append(magic.Magic())
+        except Exception:  # (ImportError, or a libmagic without its database)
+            _MAGIC.append(None)
+    m = _MAGIC[0]
+    if m is None:
+        return None
+    try:
+        return m.from_buffer(bytes(data[:FILEMAGIC_BYTES])).encode("utf-8", "replace").lower()
+    except Exception:  # (libmagic refusing odd bytes: no description)
+        return b""
+
+
+# the bytes of a file libmagic reads (Suricata gives it the first chunk kept)
+FILEMAGIC_BYTES = 4096
 
 
 class _Skip(Exception):
@@ -1951,9 +2001,9 @@ class _OptionParser:
         proto = proto or buffer_app_proto(buffer)
         current = self.rule.app_proto
         if proto is None:
-            if buffer == "file.data" and current not in (None, "http", "smtp"):
+            if buffer in ("file.data", "file.name") and current not in (None, "http", "smtp"):
                 raise self._err(
-                    opt, f"{opt.name} (file data) needs an http or smtp rule, not {current}"
+                    opt, f"{opt.name} (files) needs an http or smtp rule, not {current}"
                 )
             return
         if current is None:
@@ -2394,6 +2444,94 @@ class _OptionParser:
             ds.save = save if os.path.isabs(save) else os.path.join(here, save)
         reg[name] = ds
         return ds
+
+    # ------------------------------------------------------------ files
+
+    def _opt_filename(self, opt: _Opt, ext: bool = False) -> None:
+        """``filename:[!]"name"``: ``file.name; content:"name"; nocase;``;
+        ``fileext:[!]"ext"``: ``file.name; content:".ext"; endswith; nocase;``
+        (Suricata's detect-filename.c). The sticky buffer is reset after it,
+        as there."""
+        value = self._value(opt).strip(_BLANK)
+        if ext:
+            neg = value.startswith("!")
+            body = value[1:].strip(_BLANK) if neg else value
+            quoted = len(body) >= 2 and body[0] == body[-1] == '"'
+            body = body[1:-1] if quoted else body
+            value = ("!" if neg else "") + '".' + body + '"'
+            opt = opt._replace(value=value)
+        self._opt_content(opt, buffer="file.name")
+        c = self.last_content
+        c.nocase = True
+        if ext:
+            c.endswith = True
+        self.sticky = None
+
+    def _opt_fileext(self, opt: _Opt) -> None:
+        self._opt_filename(opt, ext=True)
+
+    def _opt_filesize(self, opt: _Opt) -> None:
+        self._claim(opt, "file.name")
+        value = self._value(opt).strip(_BLANK)
+        m = re.fullmatch(r"(.*?\d)\s*([kmg])?b", value, re.IGNORECASE)
+        if m is not None:  # (Suricata's units: 10KB, 1MB...)
+            shift = {"k": 10, "m": 20, "g": 30}[m.group(2).lower()] if m.group(2) else 0
+            cmp = self._compare(opt._replace(value=m.group(1)), 2**64 - 1)
+            cmp = IntCompare(cmp.op, cmp.value << shift,
+                             None if cmp.value2 is None else cmp.value2 << shift, value)
+        else:
+            cmp = self._compare(opt, 2**64 - 1)
+        self._file_check(FileCheck("size", cmp))
+
+    def _opt_filemd5(self, opt: _Opt) -> None:
+        """``filemd5:[!]<file>`` (likewise sha1, sha256): the file's digest is
+        (not) one of the list's, read beside the rule file: a hex digest at
+        the start of each line, the rest of the line ignored."""
+        self._claim(opt, "file.name")
+        kind, size = FILE_HASHES[opt.name]
+        value = self._value(opt).strip(_BLANK)
+        neg = value.startswith("!")
+        name = value[1:].strip(_BLANK) if neg else value
+        name = name.strip('"')
+        fn = self.b.filename
+        here = os.path.dirname(os.path.abspath(fn)) if fn and not fn.startswith("<") \
+            else os.getcwd()
+        path = name if os.path.isabs(name) else os.path.join(here, name)
+        digests = set()
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    word = line.strip().split(None, 1)[0] if line.strip() else ""
+                    if not word or word.startswith("#"):
+                        continue
+                    try:
+                        d = bytes.fromhex(word[:size * 2])
+                    except ValueError:
+                        d = b""
+                    if len(d) != size:
+                        raise self._err(opt, f"{opt.name}: {name}:{n}: not a {kind} "
+                                        "digest in hex", 0)
+                    digests.add(d)
+        except OSError as e:
+            raise self._err(opt, f"{opt.name}: cannot read {name}: {e.strerror or e}", 0) \
+                from None
+        if not digests:
+            raise self._err(opt, f"{opt.name}: {name} holds no {kind} digest", 0)
+        self._file_check(FileCheck(kind, frozenset(digests), neg))
+
+    _opt_filesha1 = _opt_filemd5
+    _opt_filesha256 = _opt_filemd5
+
+    def _opt_filemagic(self, opt: _Opt) -> None:
+        self._claim(opt, "file.name")
+        if file_magic(b"") is None:
+            self.b.blockers.append("filemagic")
+            raise _Skip("filemagic", "filemagic needs libmagic (Debian: python3-magic)")
+        negated, data = self._content_bytes(opt, self._value(opt).strip(_BLANK))
+        self._file_check(FileCheck("magic", data.lower(), negated))
+
+    def _file_check(self, check: FileCheck) -> None:
+        self.rule.files = self.rule.files + (check,)
 
     def _opt_bsize(self, opt: _Opt) -> None:
         if self.sticky is None:

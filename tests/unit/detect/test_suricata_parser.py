@@ -804,7 +804,8 @@ def test_supported_keyword_list_is_the_issue_list():
         tcp.mss prefilter ipv4.hdr ipv6.hdr tcp.hdr udp.hdr icmpv4.hdr icmpv6.hdr
         base64_decode base64_data http.request_header http.response_header flowint
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
-        datarep ip.src ip.dst""".split()
+        datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
+        filesha256 filemagic""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -840,22 +841,22 @@ def test_load_logs_warnings_and_a_summary(tmp_path, caplog):
     path = tmp_path / "a.rules"
     path.write_text(
         'alert tcp any any -> any any (content:"a"; sid:1;)\n'
-        "alert tcp any any -> any any (filename:a; sid:2;)\n"
-        "alert tcp any any -> any any (filename:b; content:\"b\"; sid:3;)\n"
+        "alert tcp any any -> any any (filestore; sid:2;)\n"
+        "alert tcp any any -> any any (filestore; content:\"b\"; sid:3;)\n"
         "alert tcp any any -> any any (lua:x.lua; sid:4;)\n"
         "alert tcp any any -> any any (sid:5)\n"
     )
     with caplog.at_level(logging.INFO, logger="pakemon.detect.suricata"):
         rs = load_suricata_rules(path)
     messages = [r.getMessage() for r in caplog.records]
-    assert f"{path}:2: sid 2 skipped: unsupported keyword 'filename'" in messages
+    assert f"{path}:2: sid 2 skipped: unsupported keyword 'filestore'" in messages
     assert f"{path}:4: sid 4 skipped: unsupported keyword 'lua'" in messages
     assert f"{path}:5:31: option 'sid' is not terminated by ';'" in messages
     assert messages[-1] == (
         "1 of 5 Suricata rules loaded from 1 file(s); 3 skipped, 1 with errors; "
-        "skipped by keyword: filename 2, lua 1"
+        "skipped by keyword: filestore 2, lua 1"
     )
-    assert rs.skipped_by_keyword() == {"filename": 2, "lua": 1}
+    assert rs.skipped_by_keyword() == {"filestore": 2, "lua": 1}
 
 
 # ============================================================= the file level
