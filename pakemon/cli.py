@@ -63,7 +63,7 @@ def rules_format(path) -> str:
     return detect_format(head)
 
 
-def check_suricata(path) -> int:
+def check_suricata(path, reputation=None) -> int:
     """`rules check` for Snort/Suricata files: what loads, what is skipped."""
     import logging
 
@@ -72,7 +72,7 @@ def check_suricata(path) -> int:
     # the loader logs each skip too; here the lines go to stderr once, below
     logging.getLogger("pakemon.detect.suricata").setLevel(logging.ERROR)
     try:
-        rs = load_suricata_rules(path)
+        rs = load_suricata_rules(path, reputation=reputation)
     except OSError as e:
         _err(f"cannot read rules {path}: {e.strerror or e}")
         return EXIT_RULES
@@ -162,7 +162,34 @@ def _classifications(path):
     return {}
 
 
-def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None):
+def load_reputation(args):
+    """The IpReputation of --iprep-categories and --iprep (None without
+    them); False after saying why a file is bad."""
+    from .detect.iprep import IpRepError, IpReputation
+
+    cats = getattr(args, "iprep_categories", None)
+    files = getattr(args, "iprep", None) or []
+    if cats is None:
+        if files:
+            _err("--iprep needs --iprep-categories (the files score addresses by category id)")
+            return False
+        return None
+    rep = IpReputation()
+    for path, load in [(cats, rep.load_categories)] + [(f, rep.load) for f in files]:
+        try:
+            load(path)
+        except OSError as e:
+            _err(f"cannot read {path}: {e.strerror or e}")
+            return False
+        except IpRepError as e:
+            for line in e.errors:
+                print(line, file=sys.stderr)
+            _err(f"{path}: {len(e.errors)} error(s); no rules loaded")
+            return False
+    return rep
+
+
+def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None, reputation=None):
     """A SuricataRuleSet, or None after printing its errors (exit 1);
     ``datasets``: the named sets shared by every rule file of the load."""
     from .detect.rules import RuleFileError
@@ -170,7 +197,8 @@ def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None):
 
     # each skipped rule is one warning line of the parser's logger, plus a summary
     try:
-        srs = load_suricata_rules(path, vars=vars_path, datasets=datasets)
+        srs = load_suricata_rules(path, vars=vars_path, datasets=datasets,
+                                  reputation=reputation)
     except RuleFileError as e:
         for err in e.errors:
             print(err, file=sys.stderr)
@@ -217,13 +245,17 @@ def load_rules_args(args):
     out = LoadedRules()
     classes = {}
     datasets: dict = {}  # (a set named in two rule files is one set)
+    reputation = load_reputation(args)
+    if reputation is False:
+        return None
     for path in _rule_paths(args):
         if Path(path).is_dir() and not any(Path(path).glob("*.rules")):
             _err(f"{path}: no *.rules file in this directory")
             return None
         fmt = fmt_flag if fmt_flag != "auto" else rules_format(path)
         if fmt == "suricata":
-            srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path, datasets)
+            srs = load_suricata_ruleset(path, args.skip_bad_rules, vars_path, datasets,
+                                        reputation)
             if srs is None:
                 return None
             out.sig_rules += srs.rules
@@ -509,6 +541,12 @@ def add_rule_options(p) -> None:
                    "(default ./pakemon-logs)")
     p.add_argument("--skip-bad-rules", action="store_true",
                    help="load the good rules of a file with errors, reporting each bad one")
+    p.add_argument("--iprep-categories", type=_path, metavar="FILE",
+                   help="IP reputation categories for iprep rules (id,short name,"
+                   "description per line), as Suricata's reputation-categories-file")
+    p.add_argument("--iprep", type=_path, action="append", metavar="FILE",
+                   help="IP reputation file (ip[/prefix],category id,score per line); "
+                   "repeat for several, as Suricata's reputation-files")
 
 
 def add_output_options(p) -> None:
@@ -896,7 +934,10 @@ def peak_rss_mb():
 
 def cmd_rules_check(args) -> int:
     if rules_format(args.file) == "suricata":
-        return check_suricata(args.file)
+        reputation = load_reputation(args)
+        if reputation is False:
+            return EXIT_RULES
+        return check_suricata(args.file, reputation)
     rs = load_ruleset(args.file, args.skip_bad_rules)
     if rs is None:
         return EXIT_RULES
@@ -979,6 +1020,11 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("file", type=_path, metavar="FILE", help="rule file")
         c.add_argument("--skip-bad-rules", action="store_true",
                        help="load the good rules, reporting each bad one")
+        if name == "check":
+            c.add_argument("--iprep-categories", type=_path, metavar="FILE",
+                           help="IP reputation categories, for iprep rules")
+            c.add_argument("--iprep", type=_path, action="append", metavar="FILE",
+                           help="IP reputation file (repeatable)")
         c.set_defaults(func=func)
     from .sensor import add_sensor_commands  # attach, detach, status, lab
     add_sensor_commands(sub, fmt)

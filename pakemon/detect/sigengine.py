@@ -185,6 +185,7 @@ from ..decode import format_addr
 from ..events import Alert, PacketRef
 from .http import HttpRequestParser
 from .http_normalize import normalize_uri
+from .iprep import iprep_ok
 from .rules import PortSpec, Rule
 from .suricata_parser import (COMPARE, Base64Decode, ContentMatch, DatarepCheck, DatasetCheck,
                               IsDataAt, file_magic)
@@ -2787,6 +2788,8 @@ class SigEngine:
                 continue
             if r.flow_age is not None and (
                     flow is None or not r.flow_age.matches(int(pkt.ts - flow.start))):
+                continue
+            if r.iprep and not (pkt.family and iprep_ok(r.iprep, pkt.src, pkt.dst)):
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
                 continue

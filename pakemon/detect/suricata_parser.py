@@ -153,7 +153,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   ``DatasetCheck``, ``DatarepCheck``; the file keywords filename, fileext,
   the file.name buffer, filesize, filemd5/filesha1/filesha256 and filemagic
   (``FileCheck``: one file of a transaction must pass them all; filemagic
-  with libmagic only);
+  with libmagic only); iprep (``pakemon.detect.iprep``: the reputation
+  files given to the loader);
   the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
@@ -170,7 +171,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, iprep, filestore, ...), other Suricata app-layer
+(lua, filestore, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -476,7 +477,7 @@ _OTHER_KEYWORDS = (
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
     "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
-    "filesha256", "filemagic",
+    "filesha256", "filemagic", "iprep",
 )  # fmt: skip
 # filemd5/filesha1/filesha256: the digest size of each list's lines
 FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
@@ -1111,6 +1112,8 @@ class SuricataRule:
     # file keywords (``FileCheck``): one file of the transaction must pass
     # them all, and the rule's ``file.name`` contents too
     files: tuple = ()
+    # iprep: (side, category id, IntCompare, IpReputation) each; all must hold
+    iprep: tuple = ()
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -1414,22 +1417,25 @@ class _Opt(NamedTuple):
 
 
 def parse_suricata_rules(
-    text: str, filename: str = "<string>", vars: object = None, datasets: dict | None = None
+    text: str, filename: str = "<string>", vars: object = None, datasets: dict | None = None,
+    reputation=None,
 ) -> tuple[list[SuricataRule], list[SkippedRule], list[RuleError]]:
     """Parse a Suricata/Snort rule file's text: ``(rules, skipped, errors)``.
 
     Never raises for any ``text`` (a bad ``vars`` argument may: a vars file
     with errors is ``RuleFileError``). ``datasets``: the named sets of the
-    load (``DataSet``; shared across files: pass one dict to each call).
+    load (``DataSet``; shared across files: pass one dict to each call);
+    ``reputation``: the ``IpReputation`` iprep rules read (None: they are
+    errors).
     """
-    loader = _Loader(Vars.coerce(vars), datasets)
+    loader = _Loader(Vars.coerce(vars), datasets, reputation)
     loader.feed(text, filename)
     return loader.rules, loader.skipped, loader.errors
 
 
 def load_suricata_rules(
     path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], vars: object = None,
-    datasets: dict | None = None,
+    datasets: dict | None = None, reputation=None,
 ) -> SuricataRuleSet:
     """Load a rule file, every ``*.rules`` of a directory (sorted), or a list
     of those. Logs a warning per skipped rule and one summary line. Invalid
@@ -1446,7 +1452,7 @@ def load_suricata_rules(
             files.extend(sorted(p.glob("*.rules")))
         else:
             files.append(p)
-    loader = _Loader(Vars.coerce(vars), datasets)
+    loader = _Loader(Vars.coerce(vars), datasets, reputation)
     for f in files:
         data = f.read_bytes()
         loader.feed(data.decode("utf-8", "surrogateescape"), str(f))
@@ -1500,9 +1506,10 @@ def load_classification_config(path: str | os.PathLike[str]) -> dict[str, int]:
 
 
 class _Loader:
-    def __init__(self, vars: Vars, datasets: dict | None = None):
+    def __init__(self, vars: Vars, datasets: dict | None = None, reputation=None):
         self.vars = vars
         self.datasets = {} if datasets is None else datasets  # name -> DataSet
+        self.reputation = reputation  # iprep's IpReputation, or None
         self.rules: list[SuricataRule] = []
         self.skipped: list[SkippedRule] = []
         self.errors: list[RuleError] = []
@@ -1536,6 +1543,7 @@ class _Loader:
     def _one(self, buf: str, segments: list[tuple[int, int]], filename: str, lineno: int) -> None:
         builder = _RuleBuilder(buf, self.vars, filename, lineno)
         builder.datasets = self.datasets
+        builder.reputation = self.reputation
         try:
             rule = builder.build()
         except _Error as e:
@@ -1589,6 +1597,7 @@ class _RuleBuilder:
         self.sid = 0
         self.sid_pos = 0
         self.datasets: dict = {}
+        self.reputation = None
         self.blockers: list[str] = []
         self.option_names: tuple[str, ...] = ()
 
@@ -2444,6 +2453,26 @@ class _OptionParser:
             ds.save = save if os.path.isabs(save) else os.path.join(here, save)
         reg[name] = ds
         return ds
+
+    def _opt_iprep(self, opt: _Opt) -> None:
+        """``iprep:<any|src|dst|both>,<category>,<op>,<value>``: an address
+        score (0-127) from the reputation files of ``--iprep``."""
+        parts = [p.strip(_BLANK) for p in self._value(opt).split(",")]
+        if len(parts) != 4 or parts[0] not in ("any", "src", "dst", "both"):
+            raise self._err(opt, "iprep: expected <any|src|dst|both>,<category>,<op>,<value>",
+                            0)
+        rep = self.b.reputation
+        if rep is None or not rep.categories:
+            raise self._err(opt, "iprep: no reputation categories loaded "
+                            "(--iprep-categories FILE and --iprep FILE)", 0)
+        cat = rep.categories.get(parts[1])
+        if cat is None:
+            raise self._err(opt, f"iprep: category {parts[1]!r} is not in the categories "
+                            "file", 0)
+        if parts[2] not in ("<", ">", "=", "<=", ">=", "!="):
+            raise self._err(opt, f"iprep: unknown operator {parts[2]!r}", 0)
+        cmp = self._compare(opt, 127, parts[2] + parts[3])
+        self.rule.iprep = self.rule.iprep + ((parts[0], cat, cmp, rep),)
 
     # ------------------------------------------------------------ files
 

@@ -805,7 +805,7 @@ def test_supported_keyword_list_is_the_issue_list():
         base64_decode base64_data http.request_header http.response_header flowint
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
-        filesha256 filemagic""".split()
+        filesha256 filemagic iprep""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -816,7 +816,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("filestore", "filestore;"), ("iprep", "iprep:src,Spam,>,10;"),
+    [("filestore", "filestore;"), ("tls.random", "tls.random;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("entropy", "entropy:value >5;")],
@@ -830,9 +830,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; filestore; lua:y; iprep:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; filestore; lua:y; luajit:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "filestore", "lua", "iprep")
+    assert s.blockers == ("protocol:imap", "filestore", "lua", "luajit")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
