@@ -631,10 +631,14 @@ def serve_metrics(args, pipe):
 
 
 def report_log_losses(logs) -> bool:
-    """After the logs are closed: say how many entries the file system
-    refused (disk full, I/O error); True if any."""
+    """After the logs are closed: say how many entries (and filestore
+    files) the file system refused (disk full, I/O error); True if any."""
+    fs = getattr(logs, "filestore", None)
+    if fs is not None and fs.lost:
+        _err(f"files not stored: {fs.lost} of {fs.lost + fs.stored} (the file system "
+             f"refused them; {fs.base})")
     if not logs.entries_lost:
-        return False
+        return fs is not None and fs.lost > 0
     _err(f"log entries not written: {logs.entries_lost} (the file system refused them; "
          "everything before the first refusal is in the logs)")
     return True

@@ -419,8 +419,9 @@ class SigRule:
         for b in self.absent or ():
             bufs.setdefault(b, [])
         # file keywords: checked per file with the rule's file.name contents
+        # (a filestore rule is a file rule too: its alert needs the files)
         self.files = getattr(r, "files", ()) or ()
-        if self.files:
+        if self.files or getattr(r, "filestore", None) is not None:
             bufs.setdefault("file.name", [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
         app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
@@ -2846,6 +2847,11 @@ class SigEngine:
                 if http.req is not None:
                     ex["tx_id"] = http.req.tx
                 ex["http"] = _http_meta(http)
+            if r.filestore is not None and http is not None:
+                files = _files_to_store(sr, http, kind)
+                if files:
+                    # (the output stage writes them: the engine does no I/O)
+                    ex["files"] = files
             out.append(alert)
         return out
 
@@ -2901,7 +2907,10 @@ class SigEngine:
             for name, elements in sr.buffers:
                 if name == "file.name":
                     # one file of the transaction passes the file keywords
-                    # and holds the name contents
+                    # and holds the name contents (a filestore rule with
+                    # neither stores what the transaction has)
+                    if not elements and not sr.files:
+                        continue
                     chain = xf.get(name) if xf is not None else None
                     if not any(_file_ok(sr.files, f) and (not elements or _inspect_some(
                             elements, _transformed(f.name, chain) if chain else f.name,
@@ -3222,6 +3231,28 @@ def _header_ok(h, pkt) -> bool:
 
 HDR_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.hdr",
                          "icmpv6.hdr", "ip.src", "ip.dst"})
+
+
+def _files_to_store(sr, http, kind) -> list:
+    """The ``FileInfo``s a filestore rule's alert stores: scope ``file``,
+    the transaction's files that match the rule's file keywords (all of the
+    direction's when it has none); ``tx``, all of them; direction ``both``
+    adds a response transaction's request files."""
+    direction, scope = sr.src.filestore
+    files = list(http.get("files") or ())
+    if scope == "file" and (sr.files or any(es for n, es in sr.buffers if n == "file.name")):
+        elems = next((es for n, es in sr.buffers if n == "file.name"), ())
+        chain = sr.xf.get("file.name") if sr.xf is not None else None
+        files = [f for f in files if _file_ok(sr.files, f) and (not elems or _inspect_some(
+            elems, _transformed(f.name, chain) if chain else f.name, {} if sr.env else None))]
+    elif type(http) is _HttpBuffers and http.resp is not None and http.req is not None:
+        if direction == "request":
+            files = _request_files(http.req, http.pers)
+        elif direction == "both":
+            files = _request_files(http.req, http.pers) + files
+    elif kind == "http" and direction == "response":
+        files = []  # (a request transaction: its response is not here yet)
+    return files
 
 
 class FileInfo:

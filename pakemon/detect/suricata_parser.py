@@ -153,7 +153,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   ``DatasetCheck``, ``DatarepCheck``; the file keywords filename, fileext,
   the file.name buffer, filesize, filemd5/filesha1/filesha256 and filemagic
   (``FileCheck``: one file of a transaction must pass them all; filemagic
-  with libmagic only); iprep (``pakemon.detect.iprep``: the reputation
+  with libmagic only); filestore (scopes file and tx: an alert carries the
+  files, the output stage writes them); iprep (``pakemon.detect.iprep``: the reputation
   files given to the loader);
   the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
@@ -171,7 +172,7 @@ Supported (``SUPPORTED_KEYWORDS``)
 
 Anything else skips the rule (``SkippedRule``; one warning
 ``FILE:LINE: sid N skipped: unsupported keyword 'lua'``): other keywords
-(lua, filestore, ...), other Suricata app-layer
+(lua, luajit, ...), other Suricata app-layer
 protocols (``alert imap ...``: keyword ``protocol:imap``), the actions
 rejectsrc/rejectdst/rejectboth, flow only_frag/no_frag, byte_* with ``dce``
 (``byte_test/dce``: needs the DCERPC app layer), threshold forms beyond
@@ -477,7 +478,7 @@ _OTHER_KEYWORDS = (
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
     "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
-    "filesha256", "filemagic", "iprep",
+    "filesha256", "filemagic", "iprep", "filestore",
 )  # fmt: skip
 # filemd5/filesha1/filesha256: the digest size of each list's lines
 FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
@@ -1114,6 +1115,9 @@ class SuricataRule:
     files: tuple = ()
     # iprep: (side, category id, IntCompare, IpReputation) each; all must hold
     iprep: tuple = ()
+    # filestore: (direction "request"|"response"|"both"|None, scope
+    # "file"|"tx"): the files an alert of the rule stores; None: none
+    filestore: tuple | None = None
     options: tuple[str, ...] = ()  # keyword names in rule order
     file: str = "<string>"
     line: int = 0
@@ -2558,6 +2562,33 @@ class _OptionParser:
             raise _Skip("filemagic", "filemagic needs libmagic (Debian: python3-magic)")
         negated, data = self._content_bytes(opt, self._value(opt).strip(_BLANK))
         self._file_check(FileCheck("magic", data.lower(), negated))
+
+    def _opt_filestore(self, opt: _Opt) -> None:
+        """``filestore[:<direction>[,<scope>]]``: an alert stores the file(s)
+        (``request``/``to_server``, ``response``/``to_client``, ``both``;
+        scope ``file``, the matching file, or ``tx``, the transaction's).
+        Scope ``ssn``/``flow`` (every later file of the flow) is not kept:
+        the rule is skipped."""
+        self._claim(opt, "file.name")
+        direction, scope = None, "file"
+        if opt.value is not None:
+            parts = [p.strip(_BLANK) for p in opt.value.split(",")]
+            if len(parts) > 2 or not parts[0]:
+                raise self._err(opt, "filestore: expected [<direction>[,<scope>]]", 0)
+            d = {"request": "request", "to_server": "request", "response": "response",
+                 "to_client": "response", "both": "both"}.get(parts[0])
+            if d is None:
+                raise self._err(opt, f"filestore: unknown direction {parts[0]!r}", 0)
+            direction = d
+            if len(parts) == 2:
+                scope = parts[1]
+                if scope in ("ssn", "flow"):
+                    self.b.blockers.append("filestore")
+                    raise _Skip("filestore", f"filestore scope {scope} (every later file of "
+                                "the flow) is not supported")
+                if scope not in ("file", "tx"):
+                    raise self._err(opt, f"filestore: unknown scope {scope!r}", 0)
+        self.rule.filestore = (direction, scope)
 
     def _file_check(self, check: FileCheck) -> None:
         self.rule.files = self.rule.files + (check,)

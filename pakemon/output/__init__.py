@@ -29,7 +29,8 @@ from pathlib import Path
 from pakemon.events import Alert, Notice
 from pakemon.output.alert_log import AlertLogWriter, format_alert, format_notice
 from pakemon.output.dump_log import DumpLogWriter, format_dump
-from pakemon.output.eve import EveWriter, format_eve
+from pakemon.output.eve import _ENCODE, EveWriter, format_eve
+from pakemon.output.filestore import FileStore, fileinfo_record
 
 __all__ = [
     "ALERT_LOG",
@@ -219,6 +220,7 @@ class LogSet:
         self.eve = EveWriter(self._eve_file)
         self.alerts_written = 0
         self.notices_written = 0
+        self.filestore = None  # made at the first file to store
         self._flushed_at = time.monotonic()
 
     def _open(self, path: Path):
@@ -260,6 +262,9 @@ class LogSet:
             self.dump_log.write(event)
             self.eve.write(event)
             self.alerts_written += 1
+            files = event.extra.get("files")
+            if files:
+                self._store(event, files)
         elif isinstance(event, Notice):
             self.alert_log.write(event)
             self.eve.write(event)
@@ -268,6 +273,15 @@ class LogSet:
             raise TypeError(f"not an Alert or Notice: {event!r}")
         for sink in self.sinks:
             sink.write(event)  # sinks count their own failures, never raise
+
+    def _store(self, alert: Alert, files) -> None:
+        """A filestore rule's files: written under filestore/, each with an
+        EVE fileinfo line after its alert."""
+        if self.filestore is None:
+            self.filestore = FileStore(self.log_dir, self.report)
+        for f in files:
+            sha, stored = self.filestore.store(f.data)
+            self._eve_file.write(_ENCODE(fileinfo_record(alert, f, sha, stored)) + "\n")
 
     def write(self, event: Alert | Notice) -> None:
         """Write one event to its logs and flush."""

@@ -170,3 +170,40 @@ def test_file_keywords_need_a_protocol_with_files():
     rules, skipped, errors = parse_suricata_rules(
         'alert tls any any -> any any (msg:"x"; tls.sni; content:"a"; filename:"b"; sid:1;)')
     assert not rules and "needs an http or smtp rule" in str(errors[0])
+
+
+def _stored(alerts):
+    return sorted((a.rule.sid, f.name, f.data) for a in alerts for f in a.extra.get("files", ()))
+
+
+def test_filestore_puts_the_matching_files_on_the_alert():
+    """scope file: the files the rule's file keywords matched; with none,
+    the transaction's; tx: all of them; a direction picks a response
+    transaction's request files."""
+    form = (b"--B\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.exe\"\r\n\r\n"
+            + PE + b"\r\n--B\r\nContent-Disposition: form-data; name=\"b\"; filename=\"b.txt\""
+            b"\r\n\r\ntext\r\n--B--\r\n")
+    post = (b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(form) + form)
+    rules = "".join(f"{A} ({body})\n" for body in (
+        'msg:"exe part"; flow:to_server; fileext:"exe"; filestore; sid:1;',
+        'msg:"all parts"; flow:to_server; fileext:"exe"; filestore:request,tx; sid:2;',
+        'msg:"no file keyword"; flow:to_server; http.method; content:"POST"; filestore; '
+        'sid:3;',
+        'msg:"the upload of a response"; flow:to_client; http.stat_code; content:"201"; '
+        'filestore:request,tx; sid:4;',
+    ))
+    alerts = run(rules, upload(post))
+    exe, txt = (1, b"a.exe", PE), (1, b"b.txt", b"text")
+    assert _stored(alerts) == sorted([exe, (2,) + exe[1:], (2,) + txt[1:], (3,) + exe[1:],
+                                      (3,) + txt[1:], (4,) + exe[1:], (4,) + txt[1:]])
+
+
+def test_filestore_options():
+    rules, skipped, errors = parse_suricata_rules("".join(
+        f'{A} (msg:"x"; {body} sid:{i};)\n' for i, body in enumerate((
+            "filestore;", "filestore:to_client,tx;", "filestore:both;",
+            "filestore:response,ssn;", "filestore:sideways;", "filestore:both,forever;"), 1)))
+    assert [r.filestore for r in rules] == [(None, "file"), ("response", "tx"), ("both", "file")]
+    assert [(s.sid, s.keyword) for s in skipped] == [(4, "filestore")]
+    assert [e.message.split(":")[0] for e in errors] == ["filestore"] * 2

@@ -805,7 +805,7 @@ def test_supported_keyword_list_is_the_issue_list():
         base64_decode base64_data http.request_header http.response_header flowint
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
-        filesha256 filemagic iprep""".split()
+        filesha256 filemagic iprep filestore""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -816,7 +816,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("filestore", "filestore;"), ("tls.random", "tls.random;"),
+    [("luajit", "luajit:x.lua;"), ("tls.random", "tls.random;"),
      ("lua", 'lua:"x.lua";'), ("dns.opcode", "dns.opcode:0;"), ("tls.version", "tls.version:1.2;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("entropy", "entropy:value >5;")],
@@ -830,9 +830,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; filestore; lua:y; luajit:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; tls.random; lua:y; luajit:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "filestore", "lua", "luajit")
+    assert s.blockers == ("protocol:imap", "tls.random", "lua", "luajit")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
@@ -841,22 +841,22 @@ def test_load_logs_warnings_and_a_summary(tmp_path, caplog):
     path = tmp_path / "a.rules"
     path.write_text(
         'alert tcp any any -> any any (content:"a"; sid:1;)\n'
-        "alert tcp any any -> any any (filestore; sid:2;)\n"
-        "alert tcp any any -> any any (filestore; content:\"b\"; sid:3;)\n"
+        "alert tcp any any -> any any (luajit:a; sid:2;)\n"
+        "alert tcp any any -> any any (luajit:b; content:\"b\"; sid:3;)\n"
         "alert tcp any any -> any any (lua:x.lua; sid:4;)\n"
         "alert tcp any any -> any any (sid:5)\n"
     )
     with caplog.at_level(logging.INFO, logger="pakemon.detect.suricata"):
         rs = load_suricata_rules(path)
     messages = [r.getMessage() for r in caplog.records]
-    assert f"{path}:2: sid 2 skipped: unsupported keyword 'filestore'" in messages
+    assert f"{path}:2: sid 2 skipped: unsupported keyword 'luajit'" in messages
     assert f"{path}:4: sid 4 skipped: unsupported keyword 'lua'" in messages
     assert f"{path}:5:31: option 'sid' is not terminated by ';'" in messages
     assert messages[-1] == (
         "1 of 5 Suricata rules loaded from 1 file(s); 3 skipped, 1 with errors; "
-        "skipped by keyword: filestore 2, lua 1"
+        "skipped by keyword: luajit 2, lua 1"
     )
-    assert rs.skipped_by_keyword() == {"filestore": 2, "lua": 1}
+    assert rs.skipped_by_keyword() == {"luajit": 2, "lua": 1}
 
 
 # ============================================================= the file level
