@@ -184,11 +184,12 @@ from ..applayer.tls import TlsParser
 from ..decode import format_addr
 from ..events import Alert, PacketRef
 from .http import HttpRequestParser
+from .files import FileInfo, disposition_name, file_ok, request_files, uri_path
 from .http_normalize import normalize_uri
 from .iprep import iprep_ok
 from .rules import PortSpec, Rule
 from .suricata_parser import (COMPARE, Base64Decode, ContentMatch, DatarepCheck, DatasetCheck,
-                              IsDataAt, file_magic)
+                              IsDataAt)
 
 from . import sigmatch
 from .sigmatch import b64_decode, inspect_buffer
@@ -2912,7 +2913,7 @@ class SigEngine:
                     if not elements and not sr.files:
                         continue
                     chain = xf.get(name) if xf is not None else None
-                    if not any(_file_ok(sr.files, f) and (not elements or _inspect_some(
+                    if not any(file_ok(sr.files, f) and (not elements or _inspect_some(
                             elements, _transformed(f.name, chain) if chain else f.name,
                             dict(env) if env is not None else None))
                                for f in http.get("files") or ()):
@@ -3243,134 +3244,16 @@ def _files_to_store(sr, http, kind) -> list:
     if scope == "file" and (sr.files or any(es for n, es in sr.buffers if n == "file.name")):
         elems = next((es for n, es in sr.buffers if n == "file.name"), ())
         chain = sr.xf.get("file.name") if sr.xf is not None else None
-        files = [f for f in files if _file_ok(sr.files, f) and (not elems or _inspect_some(
+        files = [f for f in files if file_ok(sr.files, f) and (not elems or _inspect_some(
             elems, _transformed(f.name, chain) if chain else f.name, {} if sr.env else None))]
     elif type(http) is _HttpBuffers and http.resp is not None and http.req is not None:
         if direction == "request":
-            files = _request_files(http.req, http.pers)
+            files = request_files(http.req, http.pers)
         elif direction == "both":
-            files = _request_files(http.req, http.pers) + files
+            files = request_files(http.req, http.pers) + files
     elif kind == "http" and direction == "response":
         files = []  # (a request transaction: its response is not here yet)
     return files
-
-
-class FileInfo:
-    """One file of a transaction, as the file keywords see it: ``name``
-    (bytes), ``data`` (what was kept of it), ``size`` (its length when
-    ``complete``: whole, not cut at a body limit)."""
-
-    __slots__ = ("name", "data", "complete", "size", "_digests", "_magic")
-
-    def __init__(self, name: bytes, data: bytes, complete: bool):
-        self.name = name
-        self.data = data
-        self.complete = complete
-        self.size = len(data)
-        self._digests: dict = {}
-        self._magic = None
-
-    def digest(self, kind: str) -> bytes:
-        d = self._digests.get(kind)
-        if d is None:
-            d = self._digests[kind] = hashlib.new(kind, self.data).digest()
-        return d
-
-    def magic(self) -> bytes | None:
-        if self._magic is None:
-            self._magic = file_magic(self.data)
-        return self._magic
-
-
-def _file_ok(checks, f) -> bool:
-    """Whether file ``f`` passes a rule's file keywords (``FileCheck``).
-
-    As Suricata, a size or digest is known once the file is whole: a file
-    cut at the body limit can still be larger than a ``filesize:>N``, but
-    not equal to or smaller than anything, and has no digest."""
-    for c in checks:
-        kind = c.kind
-        if kind == "size":
-            cmp = c.arg
-            if f.complete:
-                if not cmp.matches(f.size):
-                    return False
-            elif not (cmp.op in (">", ">=") and cmp.matches(f.size)):
-                return False
-        elif kind == "magic":
-            text = f.magic() if f.data else None
-            if text is None or (c.arg in text) == c.negated:
-                return False
-        else:  # md5, sha1, sha256
-            if not f.complete or (f.digest(kind) in c.arg) == c.negated:
-                return False
-    return True
-
-
-_CD_FILENAME = re.compile(rb"""filename\s*=\s*(?:"([^"]*)"?|([^;\s]*))""", re.IGNORECASE)
-
-
-def _disposition_name(value: bytes | None) -> bytes | None:
-    """The ``filename=`` of a Content-Disposition value (quotes dropped), as
-    Suricata's HTTPParseContentDispositionHeader reads it."""
-    if not value:
-        return None
-    m = _CD_FILENAME.search(value)
-    if m is None:
-        return None
-    return m.group(1) if m.group(1) is not None else m.group(2)
-
-
-def _uri_path(target: bytes, pers) -> bytes:
-    """The normalized path of a request target, without its query: the
-    name libhtp gives a file it has no other name for."""
-    try:
-        uri = normalize_uri(target, pers or "generic")[0]
-    except Exception:  # (never let a normalizer bug drop the file)
-        uri = target
-    return uri.split(b"?", 1)[0]
-
-
-def _request_files(req, pers) -> list:
-    """The files of a request, as Suricata's HTTP file tracking: each
-    multipart/form-data part with a file name, else the body of a PUT or
-    POST, named by the URI path."""
-    if req.body_length <= 0 or req.method.upper() not in (b"POST", b"PUT"):
-        return []
-    complete = req.complete and req.body_length == len(req.body)
-    ctype = b""
-    for n, v in req.headers:
-        if n.lower() == b"content-type":
-            ctype = v
-            break
-    if req.method.upper() == b"POST" and ctype.lower().lstrip().startswith(b"multipart/"):
-        return _multipart_files(ctype, req.body, complete)
-    return [FileInfo(_uri_path(req.target, pers), req.body, complete)]
-
-
-def _multipart_files(ctype: bytes, body: bytes, complete: bool) -> list:
-    """The named parts of a multipart body (Python's email parser, as the
-    SMTP stage uses); the last part is whole only if the body was."""
-    import email.parser
-    import email.policy
-
-    out = []
-    try:
-        msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
-            b"Content-Type: " + ctype + b"\r\n\r\n" + body)
-        if not msg.is_multipart():
-            return []
-        parts = [p for p in msg.walk() if not p.is_multipart()]
-        for i, part in enumerate(parts):
-            name = part.get_filename()
-            if name is None:
-                continue
-            data = part.get_payload(decode=True) or b""
-            out.append(FileInfo(str(name).encode("utf-8", "surrogateescape"), data,
-                                complete or i < len(parts) - 1))
-    except Exception:  # (a body the parser chokes on: the files found so far)
-        pass
-    return out
 
 
 def _datasets_of(rules) -> list:
@@ -3867,9 +3750,9 @@ class _HttpBuffers:
                 # the request's URI path (libhtp's HtpResponseBodyHandle)
                 if resp.body_length <= 0:
                     return []
-                fname = _disposition_name(resp.get(b"content-disposition"))
+                fname = disposition_name(resp.get(b"content-disposition"))
                 if fname is None:
-                    fname = _uri_path(self.req.target, self.pers) if self.req is not None \
+                    fname = uri_path(self.req.target, self.pers) if self.req is not None \
                         else b""
                 return [FileInfo(fname, resp.body or b"", resp.complete and
                                  not resp.body_truncated)]
@@ -3929,7 +3812,7 @@ class _HttpBuffers:
         if name in ("http.request_body", "file.data"):
             return req.body or None
         if name == "files":
-            return _request_files(req, self.pers)
+            return request_files(req, self.pers)
         if name == "file.name":
             return b"\x00".join(f.name for f in self.get("files")) or None
         key = _HDR_BUF.get(name)

@@ -1381,31 +1381,6 @@ def _size_value(text: str) -> int | None:
         m.group(2).lower() if m.group(2) else None]
 
 
-_MAGIC: list = []
-
-
-def file_magic(data: bytes) -> bytes | None:
-    """libmagic's description of ``data`` (lower-cased; Suricata's
-    ``filemagic`` text), or None without the ``magic`` module."""
-    if not _MAGIC:
-        try:
-            import magic
-            _MAGIC.append(magic.Magic())
-        except Exception:  # (ImportError, or a libmagic without its database)
-            _MAGIC.append(None)
-    m = _MAGIC[0]
-    if m is None:
-        return None
-    try:
-        return m.from_buffer(bytes(data[:FILEMAGIC_BYTES])).encode("utf-8", "replace").lower()
-    except Exception:  # (libmagic refusing odd bytes: no description)
-        return b""
-
-
-# the bytes of a file libmagic reads (Suricata gives it the first chunk kept)
-FILEMAGIC_BYTES = 4096
-
-
 class _Skip(Exception):
     def __init__(self, keyword: str, detail: str = ""):
         super().__init__(keyword)
@@ -2557,6 +2532,8 @@ class _OptionParser:
 
     def _opt_filemagic(self, opt: _Opt) -> None:
         self._claim(opt, "file.name")
+        from .files import file_magic
+
         if file_magic(b"") is None:
             self.b.blockers.append("filemagic")
             raise _Skip("filemagic", "filemagic needs libmagic (Debian: python3-magic)")
