@@ -116,7 +116,8 @@ def damage_through(cli, caps, tmp_path, checksum, seeds, make_pipe):
 
 # Keywords ET Open 4.0 does not use, each in a rule that reads what it tests
 # (header fields and buffers, transforms, host and flow state, byte_math,
-# base64, vlan, rpc, absent, backoff), so damaged traffic reaches them too.
+# base64, vlan, rpc, absent, backoff, datasets, files and filestore, iprep),
+# so damaged traffic reaches them too.
 NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'ip any any -> any any (msg:"h1"; ttl:<5; sid:9100001;)',
     'ip any any -> any any (msg:"h2"; fragbits:M; sid:9100002;)',
@@ -157,6 +158,20 @@ NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'tcp any any -> any any (msg:"th"; content:"a"; threshold:type backoff,track by_flow,'
     'count 1,multiplier 2; sid:9100024;)',
     'tcp any any -> any any (msg:"fa"; flow.age:>1; dsize:>0; sid:9100025;)',
+    'http any any -> any any (msg:"t6"; http.cookie; from_base64: offset 2, mode rfc2045; '
+    'content:"a"; sid:9100026;)',
+    'http any any -> any any (msg:"t7"; http.header; pcrexform:"Host: ([^\\r]*)"; '
+    'content:"."; sid:9100027;)',
+    'http any any -> any any (msg:"d1"; http.user_agent; dataset:set,ua,type string,'
+    'memcap 2kb; sid:9100028;)',
+    'ip any any -> any any (msg:"d2"; ip.src; dataset:isset,ips,type ip,load ips.lst; '
+    'sid:9100029;)',
+    'dns any any -> any any (msg:"d3"; dns.query; to_md5; datarep:rep,>,5,type md5,'
+    'load rep.lst; sid:9100030;)',
+    'http any any -> any any (msg:"f1"; flow:to_client; fileext:"html"; filesize:>10; '
+    'filemagic:"text"; filestore; sid:9100031;)',
+    'http any any -> any any (msg:"f2"; filemd5:!md5.lst; filestore:both,tx; sid:9100032;)',
+    'ip any any -> any any (msg:"i1"; iprep:any,Bad,>,0; sid:9100033;)',
 ))
 
 
@@ -171,9 +186,20 @@ def test_damaged_real_captures_through_the_newer_keywords_never_raise(loaded, tm
     from pakemon.detect.suricata_parser import parse_suricata_rules
     from pakemon.pipeline import Pipeline
 
+    from pakemon.detect.iprep import IpReputation
+
     cli, _, caps = loaded
-    rules, skipped, errors = parse_suricata_rules(NEW_KEYWORD_RULES)
-    assert len(rules) == 25 and not skipped and not errors
+    (tmp_path / "ips.lst").write_text("10.0.0.1\n192.168.1.1\n::1\n")
+    (tmp_path / "rep.lst").write_text("0" * 32 + ",9\n")
+    (tmp_path / "md5.lst").write_text("f" * 32 + "\n")
+    (tmp_path / "cat.txt").write_text("1,Bad,bad\n")
+    (tmp_path / "rep.list").write_text("10.0.0.0/8,1,50\n192.168.0.0/16,1,60\n")
+    rep = IpReputation()
+    rep.load_categories(tmp_path / "cat.txt")
+    rep.load(tmp_path / "rep.list")
+    rules, skipped, errors = parse_suricata_rules(NEW_KEYWORD_RULES, str(tmp_path / "t.rules"),
+                                                  reputation=rep)
+    assert len(rules) == 33 and not skipped and not errors, (skipped, errors)
     sig = SigRuleSet(rules)
     damage_through(cli, caps, tmp_path, checksum, 300,
                    lambda config: Pipeline(RuleTree([]), config, sig=sig))
