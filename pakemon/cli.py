@@ -111,10 +111,8 @@ def load_ruleset(path, skip_bad: bool, native_only: bool = False):
     try:
         rs = load_rules(path, skip_bad=skip_bad)
     except RuleFileError as e:
-        for err in e.errors:
-            print(err, file=sys.stderr)
-        _err(f"{path}: {len(e.errors)} error(s); no rules loaded "
-             "(--skip-bad-rules loads the rest)")
+        _errors(e.errors, f"{path}: {len(e.errors)} error(s); no rules loaded "
+                "(--skip-bad-rules loads the rest)")
         return None
     except OSError as e:
         _err(f"cannot read rules {path}: {e.strerror or e}")
@@ -162,6 +160,13 @@ def _classifications(path):
     return {}
 
 
+def _errors(lines, summary: str) -> None:
+    """A file's errors, one line each, then the summary line of ``_err``."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    _err(summary)
+
+
 def load_reputation(args):
     """The IpReputation of --iprep-categories and --iprep (None without
     them); False after saying why a file is bad."""
@@ -182,9 +187,7 @@ def load_reputation(args):
             _err(f"cannot read {path}: {e.strerror or e}")
             return False
         except IpRepError as e:
-            for line in e.errors:
-                print(line, file=sys.stderr)
-            _err(f"{path}: {len(e.errors)} error(s); no rules loaded")
+            _errors(e.errors, f"{path}: {len(e.errors)} error(s); no rules loaded")
             return False
     return rep
 
@@ -200,9 +203,8 @@ def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None, r
         srs = load_suricata_rules(path, vars=vars_path, datasets=datasets,
                                   reputation=reputation)
     except RuleFileError as e:
-        for err in e.errors:
-            print(err, file=sys.stderr)
-        _err(f"{vars_path}: {len(e.errors)} error(s) in the vars file; no rules loaded")
+        _errors(e.errors, f"{vars_path}: {len(e.errors)} error(s) in the vars file; "
+                "no rules loaded")
         return None
     except OSError as e:
         _err(f"cannot read rules {path}: {e.strerror or e}")
@@ -211,10 +213,8 @@ def load_suricata_ruleset(path, skip_bad: bool, vars_path=None, datasets=None, r
         _err(f"{vars_path}: {e}")
         return None
     if srs.errors and not skip_bad:
-        for err in srs.errors:
-            print(err, file=sys.stderr)
-        _err(f"{path}: {len(srs.errors)} error(s); no rules loaded "
-             "(--skip-bad-rules loads the rest)")
+        _errors(srs.errors, f"{path}: {len(srs.errors)} error(s); no rules loaded "
+                "(--skip-bad-rules loads the rest)")
         return None
     for err in srs.errors:
         print(f"{err} (rule skipped)", file=sys.stderr)
@@ -238,9 +238,8 @@ def load_rules_args(args):
             _err(f"cannot read vars {vars_path}: {e.strerror or e}")
             return None
         except RuleFileError as e:
-            for err in e.errors:
-                print(err, file=sys.stderr)
-            _err(f"{vars_path}: {len(e.errors)} error(s) in the vars file; no rules loaded")
+            _errors(e.errors, f"{vars_path}: {len(e.errors)} error(s) in the vars file; "
+                    "no rules loaded")
             return None
     out = LoadedRules()
     classes = {}
@@ -429,9 +428,7 @@ def build_config(args):
         try:
             host_policy = HostPolicy.load(args.host_policy)
         except HostPolicyError as e:
-            for err in e.errors:
-                print(err, file=sys.stderr)
-            _err(f"{args.host_policy}: {len(e.errors)} error(s)")
+            _errors(e.errors, f"{args.host_policy}: {len(e.errors)} error(s)")
             return None
         except OSError as e:
             _err(f"cannot read host policy {args.host_policy}: {e.strerror or e}")

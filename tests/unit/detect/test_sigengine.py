@@ -21,9 +21,10 @@ def run(rules_text, frames, prefilter=True, vars=None):
     return run_pipe(rules_text, frames, prefilter, vars)[0]
 
 
-def run_pipe(rules_text, frames, prefilter=True, vars=None):
-    """(the alerts, the pipeline): for a test that reads its counters too."""
-    rules, skipped, errors = parse_suricata_rules(rules_text, vars=vars)
+def run_pipe(rules_text, frames, prefilter=True, vars=None, filename="<string>"):
+    """(the alerts, the pipeline): for a test that reads its counters too
+    (``filename``: where the rules' relative files are read from)."""
+    rules, skipped, errors = parse_suricata_rules(rules_text, filename, vars=vars)
     assert not errors and not skipped, (errors, skipped)
     pipe = Pipeline([], sig=SigRuleSet(rules, prefilter=prefilter))
     out = []

@@ -15,12 +15,9 @@ import ipaddress
 import pytest
 
 from pakemon.cli import main, save_datasets
-from pakemon.detect.sigengine import SigRuleSet
 from pakemon.detect.suricata_parser import DataSet, parse_suricata_rules
-from pakemon.events import Alert
 from pakemon.lab.traffic import TcpConnection, dns_exchange, udp_frame, write_pcap
-from pakemon.pipeline import Pipeline
-from test_sigengine import sids
+from test_sigengine import run_pipe, sids
 
 
 def _b64(*names: str) -> str:
@@ -34,14 +31,7 @@ def _load(tmp_path, text, datasets=None):
 
 
 def _run(tmp_path, text, frames, prefilter=True):
-    rules, skipped, errors = _load(tmp_path, text)
-    assert not errors and not skipped, (errors, skipped)
-    pipe = Pipeline([], sig=SigRuleSet(rules, prefilter=prefilter))
-    out = []
-    for ts, frame in frames:
-        out += pipe.feed(ts, frame)
-    out += pipe.flush()
-    return [a for a in out if isinstance(a, Alert)], pipe
+    return run_pipe(text, frames, prefilter, filename=str(tmp_path / "t.rules"))
 
 
 def _http(agent: bytes, port: int):

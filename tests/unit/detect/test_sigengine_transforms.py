@@ -124,31 +124,24 @@ def test_from_base64_and_pcrexform_options():
     assert name == "pcrexform" and rx.groups == 1 and b64 == ("from_base64", (0, 0, "rfc4648"))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("http.uri; pcrexform:\"^/(a)(b)\"; content:\"a\";", "exactly one capture group"),
-    ("http.uri; pcrexform:\"^/a\"; content:\"a\";", "exactly one capture group"),
-    ("http.uri; pcrexform:^/(a); content:\"a\";", "must be quoted"),
-    ("http.uri; from_base64: mode rfc9999; content:\"a\";", "unknown mode"),
-    ("http.uri; from_base64: bytes x; content:\"a\";", "not a variable"),
-    ("http.uri; from_base64: bytes 1, bytes 2; content:\"a\";", "expected [bytes N]"),
+@pytest.mark.parametrize("proto, text, message", [
+    ("dns", "dotprefix; content:\".a\";", "must follow a sticky buffer"),
+    ("dns", "dns.query; content:\"a\"; dotprefix; content:\".b\";",
+     "must follow a sticky buffer"),
+    ("dns", "dns.query; xor:\"0g\"; content:\"a\";", "xor: expected a key"),
+    ("dns", "dns.query; dotprefix:1; content:\"a\";", "takes no value"),
+    ("dns", "dns.query; dotprefix; content:\".a\"; dns.query; content:\"b\";",
+     "different transforms"),
+    ("http", "http.uri; pcrexform:\"^/(a)(b)\"; content:\"a\";", "exactly one capture group"),
+    ("http", "http.uri; pcrexform:\"^/a\"; content:\"a\";", "exactly one capture group"),
+    ("http", "http.uri; pcrexform:^/(a); content:\"a\";", "must be quoted"),
+    ("http", "http.uri; from_base64: mode rfc9999; content:\"a\";", "unknown mode"),
+    ("http", "http.uri; from_base64: bytes x; content:\"a\";", "not a variable"),
+    ("http", "http.uri; from_base64: bytes 1, bytes 2; content:\"a\";", "expected [bytes N]"),
 ])
-def test_bad_from_base64_and_pcrexform_are_rule_errors(text, message):
+def test_misplaced_or_bad_transforms_are_rule_errors(proto, text, message):
     rules, skipped, errors = parse_suricata_rules(
-        f'alert http any any -> any any (msg:"bad"; {text} sid:1;)')
-    assert not rules and not skipped and len(errors) == 1
-    assert message in str(errors[0])
-
-
-@pytest.mark.parametrize("text, message", [
-    ("dotprefix; content:\".a\";", "must follow a sticky buffer"),
-    ("dns.query; content:\"a\"; dotprefix; content:\".b\";", "must follow a sticky buffer"),
-    ("dns.query; xor:\"0g\"; content:\"a\";", "xor: expected a key"),
-    ("dns.query; dotprefix:1; content:\"a\";", "takes no value"),
-    ("dns.query; dotprefix; content:\".a\"; dns.query; content:\"b\";", "different transforms"),
-])
-def test_misplaced_or_bad_transforms_are_rule_errors(text, message):
-    rules, skipped, errors = parse_suricata_rules(
-        f'alert dns any any -> any any (msg:"bad"; {text} sid:1;)')
+        f'alert {proto} any any -> any any (msg:"bad"; {text} sid:1;)')
     assert not rules and not skipped and len(errors) == 1
     assert message in str(errors[0])
 
