@@ -80,8 +80,10 @@ tuples are compiled once and remembered (see ``inspect_buffer``).
 from __future__ import annotations
 
 import binascii
+import math
 import re
 import time
+from collections import Counter
 
 from pakemon.detect.asn1 import asn1_matches
 from pakemon.detect.ruletree import first_match_end, hs_compile
@@ -97,6 +99,7 @@ from pakemon.detect.suricata_parser import (
     ContentMatch,
     DatarepCheck,
     DatasetCheck,
+    EntropyCheck,
     IsDataAt,
     PcreMatch,
 )
@@ -185,13 +188,26 @@ def _timed(rx):
 
 _U64 = (1 << 64) - 1
 _REP_OPS = {">": int.__gt__, "<": int.__lt__, "==": int.__eq__}
+_FLOAT_OPS = {
+    "=": lambda x, v, _: x == v, "!=": lambda x, v, _: x != v, "<": lambda x, v, _: x < v,
+    "<=": lambda x, v, _: x <= v, ">": lambda x, v, _: x > v, ">=": lambda x, v, _: x >= v,
+    "<>": lambda x, v, w: v < x < w,
+}
+
+
+def shannon_entropy(data: bytes) -> float:
+    """Bits per byte (0 for no bytes), as Suricata's calculate_entropy."""
+    n = len(data)
+    if not n:
+        return 0.0
+    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
 # isdataat with a byte_extract value at least this big: Suricata treats it
 # as "never there" without computing positions.
 _ISDATAAT_VAR_MAX = 100_000_000
 
 # kinds of compiled nodes
 _CONTENT, _PCRE, _ISDATAAT, _BSIZE, _BTEST, _BJUMP, _BEXTRACT, _NEVER, _ASN1, _BMATH, _B64, \
-    _DSET = range(12)
+    _DSET, _ENTROPY = range(13)
 
 
 class _Node:
@@ -322,6 +338,11 @@ def _compile_one(e) -> _Node:
         n = _Node(_DSET, e)
         n.op = e.cmd
         n.value = e.set
+        return n
+    if isinstance(e, EntropyCheck):
+        n = _Node(_ENTROPY, e)
+        n.offset = int(e.offset)
+        n.nbytes = int(e.nbytes)
         return n
     if isinstance(e, DatarepCheck):
         n = _Node(_DSET, e)
@@ -817,6 +838,17 @@ class _Run:
             ok = data in ds.values and _REP_OPS[cmd](ds.reps.get(data, 0), node.compare)
         return self._next(i) if ok else -1
 
+    def _entropy(self, node: _Node, i: int) -> int:
+        # (absolute: an offset or byte count past the buffer never matches)
+        data, n = self.data, self.n
+        start = node.offset if node.offset > 0 else 0
+        if start > n or node.nbytes > n - start:
+            return -1
+        chunk = data[start:start + node.nbytes] if node.nbytes else data[start:]
+        e = node.src
+        return self._next(i) if _FLOAT_OPS[e.op](shannon_entropy(chunk), e.value, e.value2) \
+            else -1
+
     def _bsize(self, node: _Node, i: int) -> int:
         try:
             ok = node.compare.matches(self.n)
@@ -1037,4 +1069,5 @@ _STEPS = (
     _Run._byte_math,
     _Run._base64,
     _Run._dataset,
+    _Run._entropy,
 )

@@ -154,8 +154,8 @@ Supported (``SUPPORTED_KEYWORDS``)
   the file.name buffer, filesize, filemd5/filesha1/filesha256 and filemagic
   (``FileCheck``: one file of a transaction must pass them all; filemagic
   with libmagic only); filestore (scopes file and tx: an alert carries the
-  files, the output stage writes them); iprep (``pakemon.detect.iprep``: the reputation
-  files given to the loader);
+  files, the output stage writes them); entropy (``EntropyCheck``); iprep
+  (``pakemon.detect.iprep``: the reputation files given to the loader);
   the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
@@ -478,7 +478,7 @@ _OTHER_KEYWORDS = (
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
     "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
-    "filesha256", "filemagic", "iprep", "filestore",
+    "filesha256", "filemagic", "iprep", "filestore", "entropy",
 )  # fmt: skip
 # filemd5/filesha1/filesha256: the digest size of each list's lines
 FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
@@ -1022,6 +1022,21 @@ class DatasetCheck:
     buffer: str | None
 
 
+@dataclass(slots=True)
+class EntropyCheck:
+    """``entropy:[bytes N][, offset O], value <op>F``: the Shannon entropy
+    (bits per byte, 0-8) of the buffer, from ``offset`` (``nbytes`` of it,
+    0 for the rest), compared with ``value`` (Suricata 8; ``<>``: strictly
+    between ``value`` and ``value2``)."""
+
+    op: str  # "=", "!=", "<", "<=", ">", ">=", "<>"
+    value: float
+    value2: float | None = None
+    nbytes: int = 0
+    offset: int = 0
+    buffer: str | None = None
+
+
 @dataclass(slots=True, eq=False)
 class FileCheck:
     """A file keyword beside ``file.name``: ``filesize`` (``arg`` an
@@ -1047,7 +1062,7 @@ class DatarepCheck:
 
 
 Element = Union[ContentMatch, PcreMatch, IsDataAt, BufferSize, ByteTest, ByteJump, ByteExtract,
-                ByteMath, Base64Decode, DatasetCheck, DatarepCheck]
+                ByteMath, Base64Decode, DatasetCheck, DatarepCheck, EntropyCheck]
 
 
 @dataclass(slots=True)
@@ -2432,6 +2447,40 @@ class _OptionParser:
             ds.save = save if os.path.isabs(save) else os.path.join(here, save)
         reg[name] = ds
         return ds
+
+    _FLOAT = r"\d{1,9}(?:\.\d{1,9})?"
+
+    def _opt_entropy(self, opt: _Opt) -> None:
+        """``entropy:[bytes N][, offset O], value [op]F`` on the sticky
+        buffer (else the payload), as Suricata 8's detect/entropy.rs."""
+        nbytes = offset = 0
+        cmp = None
+        seen = set()
+        for part in self._value(opt).split(","):
+            key, _, val = part.strip(_BLANK).partition(" ")
+            val = val.strip(_BLANK)
+            if key in seen or key not in ("bytes", "offset", "value") or not val:
+                raise self._err(opt, "entropy: expected [bytes N][, offset O], value [op]F; "
+                                f"found {opt.value!r}", 0)
+            seen.add(key)
+            if key == "value":
+                f = self._FLOAT
+                m = re.fullmatch(rf"(?:({f})\s*(?:<>|-)\s*({f})|(<=|>=|<|>|!=|=)?\s*({f}))",
+                                 val)
+                if m is None:
+                    raise self._err(opt, f"entropy: bad value {val!r}", 0)
+                cmp = (("<>", float(m.group(1)), float(m.group(2))) if m.group(1) else
+                       (m.group(3) or "=", float(m.group(4)), None))
+            elif not re.fullmatch(r"-?\d{1,5}", val) or (key == "bytes" and int(val) < 0) \
+                    or abs(int(val)) > 65535:
+                raise self._err(opt, f"entropy: bad {key} {val!r}", 0)
+            elif key == "bytes":
+                nbytes = int(val)
+            else:
+                offset = int(val)
+        if cmp is None:
+            raise self._err(opt, "entropy: the value is required", 0)
+        self.elements.append(EntropyCheck(cmp[0], cmp[1], cmp[2], nbytes, offset, self.sticky))
 
     def _opt_iprep(self, opt: _Opt) -> None:
         """``iprep:<any|src|dst|both>,<category>,<op>,<value>``: an address

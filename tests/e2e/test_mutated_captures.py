@@ -116,7 +116,8 @@ def damage_through(cli, caps, tmp_path, checksum, seeds, make_pipe):
 
 # Keywords ET Open 4.0 does not use, each in a rule that reads what it tests
 # (header fields and buffers, transforms, host and flow state, byte_math,
-# base64, vlan, rpc, absent, backoff, datasets, files and filestore, iprep),
+# base64, vlan, rpc, absent, backoff, datasets, files and filestore, iprep,
+# entropy),
 # so damaged traffic reaches them too.
 NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'ip any any -> any any (msg:"h1"; ttl:<5; sid:9100001;)',
@@ -172,6 +173,8 @@ NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'filemagic:"text"; filestore; sid:9100031;)',
     'http any any -> any any (msg:"f2"; filemd5:!md5.lst; filestore:both,tx; sid:9100032;)',
     'ip any any -> any any (msg:"i1"; iprep:any,Bad,>,0; sid:9100033;)',
+    'tcp any any -> any any (msg:"e1"; content:"="; entropy: offset 1, bytes 16, value >3; '
+    'sid:9100034;)',
 ))
 
 
@@ -199,7 +202,7 @@ def test_damaged_real_captures_through_the_newer_keywords_never_raise(loaded, tm
     rep.load(tmp_path / "rep.list")
     rules, skipped, errors = parse_suricata_rules(NEW_KEYWORD_RULES, str(tmp_path / "t.rules"),
                                                   reputation=rep)
-    assert len(rules) == 33 and not skipped and not errors, (skipped, errors)
+    assert len(rules) == 34 and not skipped and not errors, (skipped, errors)
     sig = SigRuleSet(rules)
     damage_through(cli, caps, tmp_path, checksum, 300,
                    lambda config: Pipeline(RuleTree([]), config, sig=sig))
