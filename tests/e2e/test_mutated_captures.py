@@ -117,8 +117,7 @@ def damage_through(cli, caps, tmp_path, checksum, seeds, make_pipe):
 # Keywords ET Open 4.0 does not use, each in a rule that reads what it tests
 # (header fields and buffers, transforms, host and flow state, byte_math,
 # base64, vlan, rpc, absent, backoff, datasets, files and filestore, iprep,
-# entropy),
-# so damaged traffic reaches them too.
+# entropy), so damaged traffic reaches them too.
 NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'ip any any -> any any (msg:"h1"; ttl:<5; sid:9100001;)',
     'ip any any -> any any (msg:"h2"; fragbits:M; sid:9100002;)',
