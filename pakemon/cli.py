@@ -480,7 +480,7 @@ def save_datasets(pipe) -> int:
     Suricata does when it exits; how many could not be (each reported)."""
     failed = 0
     for ds in pipe.sig.datasets if pipe.sig is not None else ():
-        if ds.save is None or not (ds.dirty or not os.path.exists(ds.save)):
+        if ds.save is None or (not ds.dirty and os.path.exists(ds.save)):
             continue
         try:
             ds.write()

@@ -42,16 +42,15 @@ def file_magic(data: bytes) -> bytes | None:
 
 class FileInfo:
     """One file of a transaction, as the file keywords see it: ``name``
-    (bytes), ``data`` (what was kept of it), ``size`` (its length when
-    ``complete``: whole, not cut at a body limit)."""
+    (bytes), ``data`` (what was kept of it: the whole file when
+    ``complete``, not cut at a body limit)."""
 
-    __slots__ = ("name", "data", "complete", "size", "_digests", "_magic")
+    __slots__ = ("name", "data", "complete", "_digests", "_magic")
 
     def __init__(self, name: bytes, data: bytes, complete: bool):
         self.name = name
         self.data = data
         self.complete = complete
-        self.size = len(data)
         self._digests: dict = {}
         self._magic = None
 
@@ -77,10 +76,7 @@ def file_ok(checks, f) -> bool:
         kind = c.kind
         if kind == "size":
             cmp = c.arg
-            if f.complete:
-                if not cmp.matches(f.size):
-                    return False
-            elif not (cmp.op in (">", ">=") and cmp.matches(f.size)):
+            if not cmp.matches(len(f.data)) or not (f.complete or cmp.op in (">", ">=")):
                 return False
         elif kind == "magic":
             text = f.magic() if f.data else None
@@ -120,7 +116,8 @@ def request_files(req, pers) -> list:
     """The files of a request, as Suricata's HTTP file tracking: each
     multipart/form-data part with a file name, else the body of a PUT or
     POST, named by the URI path."""
-    if req.body_length <= 0 or req.method.upper() not in (b"POST", b"PUT"):
+    method = req.method.upper()
+    if req.body_length <= 0 or method not in (b"POST", b"PUT"):
         return []
     complete = req.complete and req.body_length == len(req.body)
     ctype = b""
@@ -128,7 +125,7 @@ def request_files(req, pers) -> list:
         if n.lower() == b"content-type":
             ctype = v
             break
-    if req.method.upper() == b"POST" and ctype.lower().lstrip().startswith(b"multipart/"):
+    if method == b"POST" and ctype.lower().lstrip().startswith(b"multipart/"):
         return multipart_files(ctype, req.body, complete)
     return [FileInfo(uri_path(req.target, pers), req.body, complete)]
 

@@ -2912,10 +2912,7 @@ class SigEngine:
                     # neither stores what the transaction has)
                     if not elements and not sr.files:
                         continue
-                    chain = xf.get(name) if xf is not None else None
-                    if not any(file_ok(sr.files, f) and (not elements or _inspect_some(
-                            elements, _transformed(f.name, chain) if chain else f.name,
-                            dict(env) if env is not None else None))
+                    if not any(_file_matches(sr, f, elements, env)
                                for f in http.get("files") or ()):
                         return False
                     continue
@@ -3106,18 +3103,15 @@ def _transformed(buf: bytes, chain) -> bytes | None:
         if name == "from_base64":
             # (offset or bytes past the buffer, or nothing decoded: unchanged)
             nbytes, offset, mode = arg
-            if offset <= len(buf) and offset + nbytes <= len(buf):
-                out = b64_decode(buf[offset:offset + nbytes] if nbytes else buf[offset:], mode)
-                if out:
-                    buf = out
-            continue
-        if name == "pcrexform":
+            if offset + nbytes <= len(buf):
+                buf = b64_decode(buf[offset:offset + nbytes] if nbytes else buf[offset:],
+                                 mode) or buf
+        elif name == "pcrexform":
             m = arg.search(buf)
             if m is None or m.group(1) is None:
                 return None
             buf = m.group(1)
-            continue
-        if name == "dotprefix":
+        elif name == "dotprefix":
             buf = b"." + buf
         elif name == "to_lowercase":
             buf = buf.lower()
@@ -3234,6 +3228,18 @@ HDR_BUFFERS = frozenset({"ipv4.hdr", "ipv6.hdr", "tcp.hdr", "udp.hdr", "icmpv4.h
                          "icmpv6.hdr", "ip.src", "ip.dst"})
 
 
+def _file_matches(sr, f, elements, env) -> bool:
+    """File ``f`` passes the rule's file keywords and holds its file.name
+    ``elements`` (transformed as the rule says)."""
+    if not file_ok(sr.files, f):
+        return False
+    if not elements:
+        return True
+    chain = sr.xf.get("file.name") if sr.xf is not None else None
+    return _inspect_some(elements, _transformed(f.name, chain) if chain else f.name,
+                         dict(env) if env is not None else None)
+
+
 def _files_to_store(sr, http, kind) -> list:
     """The ``FileInfo``s a filestore rule's alert stores: scope ``file``,
     the transaction's files that match the rule's file keywords (all of the
@@ -3241,11 +3247,9 @@ def _files_to_store(sr, http, kind) -> list:
     adds a response transaction's request files."""
     direction, scope = sr.src.filestore
     files = list(http.get("files") or ())
-    if scope == "file" and (sr.files or any(es for n, es in sr.buffers if n == "file.name")):
-        elems = next((es for n, es in sr.buffers if n == "file.name"), ())
-        chain = sr.xf.get("file.name") if sr.xf is not None else None
-        files = [f for f in files if file_ok(sr.files, f) and (not elems or _inspect_some(
-            elems, _transformed(f.name, chain) if chain else f.name, {} if sr.env else None))]
+    elems = next((es for n, es in sr.buffers if n == "file.name"), ())
+    if scope == "file" and (sr.files or elems):
+        files = [f for f in files if _file_matches(sr, f, elems, {} if sr.env else None)]
     elif type(http) is _HttpBuffers and http.resp is not None and http.req is not None:
         if direction == "request":
             files = request_files(http.req, http.pers)

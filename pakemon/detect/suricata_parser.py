@@ -1384,16 +1384,16 @@ class _Error(Exception):
 
 
 _SIZE = re.compile(r"(\d{1,15})\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+_UNIT_SHIFT = {None: 0, "k": 10, "m": 20, "g": 30}  # Suricata's size units, binary
 
 
 def _size_value(text: str) -> int | None:
-    """A size as Suricata writes one (``1024``, ``10kb``, ``64mb``, ``1gb``,
-    binary multiples), or None."""
+    """A size as Suricata writes one (``1024``, ``10kb``, ``64mb``, ``1gb``),
+    or None."""
     m = _SIZE.fullmatch(text.strip())
     if m is None:
         return None
-    return int(m.group(1)) << {None: 0, "k": 10, "m": 20, "g": 30}[
-        m.group(2).lower() if m.group(2) else None]
+    return int(m.group(1)) << _UNIT_SHIFT[m.group(2) and m.group(2).lower()]
 
 
 class _Skip(Exception):
@@ -2379,6 +2379,13 @@ class _OptionParser:
         ds = self._named_set(opt, name, parts[3:], ("load",))
         self.elements.append(DatarepCheck(op, int(value), ds, self.sticky))
 
+    def _rule_dir(self) -> str:
+        """Where the rule's relative files are: beside its rule file (the
+        working directory for rules given as text)."""
+        fn = self.b.filename
+        return os.path.dirname(os.path.abspath(fn)) if fn and not fn.startswith("<") \
+            else os.getcwd()
+
     def _set_parts(self, opt: _Opt, fixed: int, form: str) -> list:
         if self.sticky is None:
             raise self._err(opt, f"{opt.name} needs a sticky buffer (e.g. dns.query;) before it")
@@ -2428,9 +2435,7 @@ class _OptionParser:
         if type_ is None:
             raise self._err(opt, f"{kw} {name!r} is not defined: give its type", 0)
         ds = DataSet(name, type_, memcap)
-        fn = self.b.filename
-        here = os.path.dirname(os.path.abspath(fn)) if fn and not fn.startswith("<") \
-            else os.getcwd()
+        here = self._rule_dir()
         where = opts.get("load") or opts.get("state")
         try:
             if where is not None:
@@ -2532,7 +2537,7 @@ class _OptionParser:
         value = self._value(opt).strip(_BLANK)
         m = re.fullmatch(r"(.*?\d)\s*([kmg])?b", value, re.IGNORECASE)
         if m is not None:  # (Suricata's units: 10KB, 1MB...)
-            shift = {"k": 10, "m": 20, "g": 30}[m.group(2).lower()] if m.group(2) else 0
+            shift = _UNIT_SHIFT[m.group(2) and m.group(2).lower()]
             cmp = self._compare(opt._replace(value=m.group(1)), 2**64 - 1)
             cmp = IntCompare(cmp.op, cmp.value << shift,
                              None if cmp.value2 is None else cmp.value2 << shift, value)
@@ -2550,10 +2555,7 @@ class _OptionParser:
         neg = value.startswith("!")
         name = value[1:].strip(_BLANK) if neg else value
         name = name.strip('"')
-        fn = self.b.filename
-        here = os.path.dirname(os.path.abspath(fn)) if fn and not fn.startswith("<") \
-            else os.getcwd()
-        path = name if os.path.isabs(name) else os.path.join(here, name)
+        path = os.path.join(self._rule_dir(), name)  # (an absolute name stays itself)
         digests = set()
         try:
             with open(path, encoding="ascii", errors="replace") as f:
