@@ -62,8 +62,9 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   ``applayer.tls.TlsParser`` reads the ClientHello (SNI) or the server's
   first certificate, with every TLS buffer known so far; each rule
   matches at most once per flow (Suricata's one TLS transaction).
-* "tls-state" rules (``ssl_state``/``ssl_version``, no sticky buffer) run
-  on each TLS record of their direction (``TlsParser(records=True)``):
+* "tls-state" rules (``ssl_state``/``ssl_version``/``tls.version``, no
+  sticky buffer) run on each TLS record of their direction
+  (``TlsParser(records=True)``) until they alert, once per direction:
   the flow's handshake state (``_TlsState``) and the direction's version
   must fit, and their payload contents read the record, header included
   (ET's POODLE rules anchor ``|16 03 00|`` at depth 3).
@@ -450,19 +451,20 @@ class SigRule:
             # flows: Suricata matches it on every packet once the flow's app
             # protocol is known, not once per transaction)
             self.kind = "http-resp" if _response_rule(r, app_bufs) else "http"
-        elif app == "dns" and set(app_bufs) <= {"dns.query"} and app_bufs:
-            self.kind = "dns"  # per query name of a DNS request
+        elif app == "dns" and set(app_bufs) <= {"dns.query"} and (
+                app_bufs or getattr(r, "dns_opcode", None) is not None):
+            # per query name of a DNS request; a rule without dns.query
+            # (dns.opcode alone) once per message, responses too
+            self.kind = "dns"
             # over UDP (the views, ports and kernel maps see it as UDP) and,
             # for ``alert dns``/``alert tcp``, over TCP too (``dns_tcp``)
             self.dns_tcp = r.proto in ("dns", "tcp")
             self.ipproto = 17 if r.proto in ("dns", "udp") else self.ipproto
-        elif app == "tls" and app_bufs and set(app_bufs) <= _TLS_BUFS \
-                and not getattr(r, "ssl_version", ()) and not getattr(r, "ssl_state", ()):
+        elif app == "tls" and app_bufs and set(app_bufs) <= _TLS_BUFS and not _tls_state_kw(r):
             # once per handshake fact (ClientHello, certificate); payload
             # contents read the direction's handshake bytes
             self.kind = "tls"
-        elif app == "tls" and not app_bufs and (getattr(r, "ssl_version", ()) or
-                                                getattr(r, "ssl_state", ())):
+        elif app == "tls" and not app_bufs and _tls_state_kw(r):
             # per TLS record of the direction, with the flow's handshake
             # state and version; payload contents read the record
             self.kind = "tls-state"
@@ -470,7 +472,7 @@ class SigRule:
             self.kind = "smtp"  # per attachment of a mail (decoded), file.data/file.name
         elif app == "ssh" and app_bufs and set(bufs) <= _SSH_BUFS:
             self.kind = "ssh"  # once per direction, on its identification line
-        elif app_bufs or getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ()):
+        elif app_bufs or _tls_state_kw(r):
             self.kind = "app"  # other app-layer buffers: never match yet
         elif (None in bufs and r.proto in ("tcp", "tcp-stream", "http") or
               (None in bufs and app in _TCP_APP)) and r.dsize is None and r.flags is None and \
@@ -521,6 +523,16 @@ class SigRule:
 
 
 _SSH_BUFS = frozenset({"ssh.proto", "ssh.software"})
+
+
+def _reads_dns_query(sr) -> bool:
+    return any(b == "dns.query" for b, _ in sr.buffers)
+
+
+def _tls_state_kw(r) -> bool:
+    """The rule tests the TLS flow's handshake state or version."""
+    return bool(getattr(r, "ssl_version", ()) or getattr(r, "ssl_state", ())
+                or getattr(r, "tls_version", None))
 
 _PER_HEADER = frozenset({"http.request_header", "http.response_header"})
 
@@ -905,6 +917,10 @@ class SigRuleSet:
         self.tcp_ports_any = False
         self.tcp_ports: set = set()
         self.dns_tcp_ports: set = set()  # where DNS over TCP is parsed for dns rules
+        # DNS responses are parsed only for rules that read no query name
+        # (dns.opcode alone): a response's name is not dns.query's
+        self.dns_responses = any(sr.kind == "dns" and not _reads_dns_query(sr)
+                                 for sr in self.rules)
         self.udp_ports: set = set()
         self.udp_ports_any = False
         self.has_icmp = self.has_ip = False
@@ -1326,8 +1342,8 @@ class SigRuleSet:
             if sr.kind != "app":
                 continue
             r = sr.src
-            if getattr(r, "ssl_state", ()) or getattr(r, "ssl_version", ()):
-                out["ssl_state/ssl_version"] += 1
+            if _tls_state_kw(r):
+                out["ssl_state/ssl_version/tls.version"] += 1
             else:
                 out[f"{sr.app or 'app'} {'/'.join(sorted(b for b, _ in sr.buffers if b))}"] += 1
         return out
@@ -1473,14 +1489,19 @@ class _TlsState:
     exchange after it in the same flight), and a record without any keeps
     the last ones. ``ssl_version`` reads the inspected direction's version:
     its hello's (an SSLv2-framed hello is sslv2), else its first record's.
+    ``tls.version`` reads the version Suricata 7+ keeps (app-layer-ssl.c):
+    the same, except that a hello's supported_versions extension overrides
+    the hello's legacy field (the client's first, preferred entry; the
+    server's chosen one), so a TLS 1.3 session reads as 1.3.
     """
 
-    __slots__ = ("flags", "fresh", "ver")
+    __slots__ = ("flags", "fresh", "ver", "nver")
 
     def __init__(self):
         self.flags = frozenset()
         self.fresh: set = set()
         self.ver = [0, 0]  # [to the client, to the server]
+        self.nver = [0, 0]  # the same, as tls.version reads it
 
     def message(self, kind, info) -> None:
         if kind == "key_exchange":
@@ -1491,8 +1512,11 @@ class _TlsState:
         self.fresh.add(name)
         if kind == "client_hello":
             self.ver[True] = 0x0002 if info.get("sslv2") else info.get("version", 0)
+            sv = info.get("supported_versions")
+            self.nver[True] = sv[0] if sv else self.ver[True]
         elif kind == "server_hello":
             self.ver[False] = info.get("legacy_version", info.get("version", 0))
+            self.nver[False] = info.get("version", 0)
 
     def record(self, to_server, version) -> None:
         if self.fresh:
@@ -1500,6 +1524,8 @@ class _TlsState:
             self.fresh = set()
         if not self.ver[to_server]:
             self.ver[to_server] = version
+        if not self.nver[to_server]:
+            self.nver[to_server] = version
 
     def fits(self, r, to_server) -> bool:
         states = r.ssl_state
@@ -1520,8 +1546,16 @@ class _TlsState:
             if ver in neg:
                 return False
             if pos:
-                return ver in pos
-            return bool(ver)  # only negations: any known other version
+                if ver not in pos:
+                    return False
+            elif not ver:  # only negations: any known other version
+                return False
+        tv = getattr(r, "tls_version", None)
+        if tv is not None:
+            ver = self.nver[to_server]
+            if not tv[1] and ver >> 8 == 0x7F:
+                ver = 0x0304  # a TLS 1.3 draft
+            return ver == tv[0]
         return True
 
 
@@ -1634,6 +1668,7 @@ class SigEngine:
         self.verify_tcp = None
         self._alerted: set = set()
         self._pkt_hits = None  # (pkt, packet rule idxs) from the merged scan
+        self._dns_opcode = 0  # of the DNS message being inspected
         self._fids = 0
         # the TCP session state before the packet now fed (None: unknown)
         self.pre_state = None
@@ -1926,12 +1961,23 @@ class SigEngine:
 
     def _dns_message(self, payload, pkt, ctx, g):
         """dns.query rules on one DNS message: a UDP payload, or a request
-        framed from a TCP stream."""
-        if len(payload) > 2 and payload[2] & 0x80:
+        framed from a TCP stream. dns.opcode rules without dns.query see
+        every message, responses too (Suricata's dns.opcode is a keyword of
+        both directions' transactions); responses are parsed only for them."""
+        if len(payload) > 2 and payload[2] & 0x80 and not self.rs.dns_responses:
             return []  # the QR bit: a response (not parsed for nothing)
         msg = parse_dns(bytes(payload))
-        if msg is None or msg.is_response or not msg.queries:
+        if msg is None:
             return []
+        self._dns_opcode = msg.opcode
+        if msg.is_response or not msg.queries:
+            # (no name to match: only rules that read none)
+            cands = [i for i in g.candidates(b"", self.rules, 17, pkt.sport, pkt.dport)
+                     if not _reads_dns_query(self.rules[i])]
+            if not cands:
+                return []
+            with self._transaction():
+                return self._run(cands, pkt, payload, ctx, "dns", http={})
         runs = [(name, cands) for name, _qtype in msg.queries
                 if (cands := g.candidates(name, self.rules, 17, pkt.sport, pkt.dport))]
         if not runs:  # (nearly every query: no transaction to open)
@@ -2164,7 +2210,8 @@ class SigEngine:
         elif flow.app == "ssh" and view.ssh is not None and st.ssh is not True and \
                 not flow.passed:
             out += self._ssh_feed(st, app_data, pkt)
-        elif flow.app == "dns" and st.cs and self.rs.dns_tcp_ports and not flow.passed:
+        elif flow.app == "dns" and (st.cs or self.rs.dns_responses) and \
+                self.rs.dns_tcp_ports and not flow.passed:
             out += self._dns_tcp_feed(st, app_data, pkt)
         return out
 
@@ -2513,13 +2560,22 @@ class SigEngine:
         return out
 
     def _tls_state_run(self, st, raw, pkt):
-        """ssl_state/ssl_version rules on one TLS record of the direction."""
+        """ssl_state/ssl_version/tls.version rules on one TLS record of the
+        direction; each alerts once per direction of the flow, as Suricata's
+        keywords of its one TLS transaction do."""
         g = self._view(st).tlsst
         d = st.d
-        cands = g.candidates(raw, self.rules, 6, d.sport, d.dport)
+        done = st.flow.tls_done
+        cs = st.cs
+        cands = [i for i in g.candidates(raw, self.rules, 6, d.sport, d.dport)
+                 if (i, cs) not in done]
         if not cands:
             return []
-        return self._run(cands, pkt, raw, self._ctx(st), "tls-state", d=d)
+        out = self._run(cands, pkt, raw, self._ctx(st), "tls-state", d=d)
+        if out:
+            ids = {id(a.rule) for a in out}
+            done.update((i, cs) for i in cands if id(self.rules[i].rule) in ids)
+        return out
 
     def _ssh_feed(self, st, data, pkt):
         """ssh.proto / ssh.software rules, once per direction, on its
@@ -2794,6 +2850,9 @@ class SigEngine:
             if r.iprep and not (pkt.family and iprep_ok(r.iprep, pkt.src, pkt.dst)):
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
+                continue
+            if kind == "dns" and r.dns_opcode is not None and \
+                    not r.dns_opcode.matches(self._dns_opcode):
                 continue
             if r.app_layer_protocol is not None and not _app_is(
                     r.app_layer_protocol, flow, kind, pkt):

@@ -126,6 +126,11 @@ Rule fields beyond Suricata's obvious ones:
   matches when the TLS version is any of them; a ``!`` prefix: is not.
 - ``ssl_state``: tuple of ``client_hello server_hello client_keyx
   server_keyx unknown`` (written ``a|b``): any of them has been seen.
+- ``dns_opcode``: ``IntCompare`` on a DNS message's opcode (queries and
+  responses).
+- ``tls_version``: (version, raw) from ``tls.version:1.2`` or ``0x7f12``:
+  the direction's version as Suricata 7+ keeps it (its hello's, the
+  supported_versions extension's when present) equals it.
 - ``tag`` is accepted and its syntax checked, nothing is kept: it only asks
   Suricata to log the flow's following packets, and there is no such packet
   log here (the alert itself is unchanged).
@@ -156,7 +161,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   with libmagic only); filestore (scopes file and tx: an alert carries the
   files, the output stage writes them); entropy (``EntropyCheck``); iprep
   (``pakemon.detect.iprep``: the reputation files given to the loader);
-  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tag; ftpbounce (an FTP
+  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tls.version; dns.opcode; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -449,6 +454,7 @@ IP_PROTOCOL_NUMBERS: Mapping[str, int] = {
     "l2tp": 115, "sctp": 132, "udplite": 136,
 }  # fmt: skip
 SSL_VERSIONS = ("sslv2", "sslv3", "tls1.0", "tls1.1", "tls1.2", "tls1.3")
+TLS_VERSIONS = {"1.0": 0x0301, "1.1": 0x0302, "1.2": 0x0303, "1.3": 0x0304}
 SSL_STATES = ("client_hello", "server_hello", "client_keyx", "server_keyx", "unknown")
 
 
@@ -478,7 +484,8 @@ _OTHER_KEYWORDS = (
     "seq", "ack", "window", "pkt_data", "xbits", "noalert", "target", "hostbits", "tcp.mss",
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
     "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
-    "filesha256", "filemagic", "iprep", "filestore", "entropy",
+    "filesha256", "filemagic", "iprep", "filestore", "entropy", "tls.version",
+    "dns.opcode",
 )  # fmt: skip
 # filemd5/filesha1/filesha256: the digest size of each list's lines
 FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
@@ -1119,6 +1126,11 @@ class SuricataRule:
     transforms: dict = field(default_factory=dict)
     ssl_version: tuple[str, ...] = ()  # any of these; "!sslv2": not that one
     ssl_state: tuple[str, ...] = ()  # any of these states (client_hello ...)
+    # tls.version: (version, raw) -- the direction's negotiated version
+    # equals it; not raw: TLS 1.3 drafts (0x7fNN) count as 1.3
+    tls_version: tuple[int, bool] | None = None
+    # dns.opcode: the DNS header's opcode (queries and responses alike)
+    dns_opcode: IntCompare | None = None
     # ftpbounce: an FTP PORT command of the inspected data names an address
     # other than the client's (the server is asked to connect elsewhere)
     ftpbounce: bool = False
@@ -1194,8 +1206,10 @@ class SuricataRule:
                 return f"{name} needs the matching engine"
         if self.header is not None:
             return "IP/TCP header keywords need the matching engine"
-        if self.ssl_version or self.ssl_state:
-            return "ssl_version/ssl_state need the TLS app layer"
+        if self.dns_opcode is not None:
+            return "dns.opcode needs the DNS app layer"
+        if self.ssl_version or self.ssl_state or self.tls_version:
+            return "ssl_version/ssl_state/tls.version need the TLS app layer"
         if self.proto not in NATIVE_PROTO:
             runs = " and ".join(TRANSPORTS[self.proto])
             return f"protocol {self.proto} runs over {runs}: a native rule has one protocol"
@@ -3409,6 +3423,26 @@ class _OptionParser:
             versions.append(("!" if item.startswith("!") else "") + word)
         self.rule.ssl_version = tuple(versions)
         self._claim(opt, None, "tls")
+
+    def _opt_tls_version(self, opt: _Opt) -> None:
+        # "1.0".."1.3", or a raw 16-bit value written as 0xNNNN (a draft's)
+        self._single(opt)
+        word = self._value(opt).strip(_BLANK)
+        if len(word) >= 2 and word[0] == word[-1] == '"':
+            word = word[1:-1]
+        if word in TLS_VERSIONS:
+            self.rule.tls_version = (TLS_VERSIONS[word], False)
+        elif re.fullmatch(r"0[xX][0-9a-fA-F]{4}", word):
+            self.rule.tls_version = (int(word, 16), True)
+        else:
+            raise self._err(opt, f"tls.version: {word!r} is not 1.0, 1.1, 1.2, 1.3 or 0xNNNN", 0)
+        self._claim(opt, None, "tls")
+
+    def _opt_dns_opcode(self, opt: _Opt) -> None:
+        # Suricata 8's uint8 forms (N, !N, <N, >N, A-B ...); opcodes are 4 bits
+        self._single(opt)
+        self.rule.dns_opcode = self._compare(opt, 255)
+        self._claim(opt, None, "dns")
 
     def _opt_ssl_state(self, opt: _Opt) -> None:
         self._single(opt)

@@ -433,6 +433,41 @@ def test_dns_query_rules_on_udp_requests():
     assert all(a.dst_port == 53 for a in alerts)
 
 
+def _notify_exchange(client, server, cport, zone, ts):
+    """A DNS NOTIFY (opcode 4, RFC 1996) and its answer."""
+    import struct
+
+    from pakemon.lab.traffic import dns_query, udp_frame
+    q = dns_query(zone, qid=cport, qtype=6)
+    q = q[:2] + struct.pack("!H", 4 << 11) + q[4:]
+    r = q[:2] + struct.pack("!H", 0x8000 | 4 << 11) + q[4:]
+    return [(ts, udp_frame(client, server, cport, 53, q)),
+            (ts + 0.001, udp_frame(server, client, 53, cport, r))]
+
+
+def test_dns_opcode_reads_queries_and_responses():
+    frames = dns_exchange("10.0.0.1", "10.0.0.53", 5353, "evil.example.com")
+    frames += _notify_exchange("10.0.0.2", "10.0.0.53", 5360, "example.com", ts=1)
+    alerts = run('alert dns any any -> any any (msg:"notify"; dns.opcode:4; sid:1;)\n'
+                 'alert dns any any -> any any (msg:"not a query"; flow:to_server; '
+                 'dns.opcode:!0; sid:2;)\n'
+                 'alert dns any any -> any any (msg:"q"; dns.opcode:0; dns.query; '
+                 'content:"evil"; sid:3;)\n'
+                 'alert dns any any -> any any (msg:"standard"; dns.opcode:0; sid:4;)\n'
+                 'alert dns any any -> any any (msg:"range"; dns.opcode:1-5; sid:5;)\n'
+                 'alert dns any any -> any any (msg:"notify q"; dns.opcode:4; dns.query; '
+                 'content:"evil"; sid:6;)', frames)
+    assert sids(alerts) == {1: 2, 2: 1, 3: 1, 4: 2, 5: 2}
+    assert {a.src_port for a in alerts if a.rule.sid == 1} == {5360, 53}
+
+    # over TCP (RFC 7766) too, the server's answer included
+    q, r = (f[42:] for _, f in _notify_exchange("10.0.0.2", "10.0.0.53", 5360, "ex.org", 0))
+    frames = tcp_session([len(q).to_bytes(2, "big") + q], sport=53,
+                         server=len(r).to_bytes(2, "big") + r)
+    alerts = run('alert dns any any -> any any (msg:"notify"; dns.opcode:4; sid:1;)', frames)
+    assert sorted(a.src_port for a in alerts) == [53, 40000]
+
+
 def test_waiting_directions_are_bounded(monkeypatch):
     import pakemon.detect.sigengine as se
 

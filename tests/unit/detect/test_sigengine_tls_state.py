@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import sid_counts
-from tls_builders import client_hello, handshake, record, server_hello
+from tls_builders import client_hello, ext, handshake, record, server_hello
 
 from pakemon.detect.sigengine import SigRuleSet, _TlsState
 from pakemon.detect.suricata_parser import parse_suricata_rules
@@ -120,3 +120,59 @@ def test_state_and_version_semantics():
     assert st.fits(Neg, False)
     st.record(False, 0x0300)  # a record without a handshake message keeps the state
     assert st.fits(R, False)
+
+
+# ------------------------------------------------------------- tls.version
+
+def _tls_version_rules(*versions):
+    return "".join(
+        f'alert tls any any -> any any (msg:"v {v} {d}"; flow:{d}; tls.version:{v}; '
+        f'sid:{sid};)\n'
+        for sid, (v, d) in enumerate(versions, 1))
+
+
+def tls13_session(server_version: int, client_versions=(0x0304, 0x0303)):
+    """A TLS 1.3-style handshake: both hellos say TLS 1.2 in their legacy
+    fields; the supported_versions extensions carry the real ones."""
+    sv = b"".join(v.to_bytes(2, "big") for v in client_versions)
+    c = TcpConnection("198.51.100.9", "10.0.0.7", 40001, 443).open()
+    c.send(record(22, client_hello(b"a.example", extra=ext(43, bytes([len(sv)]) + sv)),
+                  b"\x03\x01"))
+    c.send(record(22, server_hello(version_ext=server_version), TLS12), from_client=False)
+    c.send(record(20, b"\x01", TLS12))
+    return c.close()
+
+
+def test_tls_version_reads_the_supported_versions_extension():
+    rules = _tls_version_rules(("1.3", "to_client"), ("1.2", "to_client"),
+                               ("1.3", "to_server"), ("1.2", "to_server"),
+                               ("0x0304", "to_client"))
+    assert run(tls13_session(0x0304), rules) == {1: 1, 3: 1, 5: 1}
+
+
+def test_tls_version_of_a_plain_tls12_handshake():
+    rules = _tls_version_rules(("1.2", "to_client"), ("1.3", "to_client"),
+                               ("1.0", "to_server"), ("1.2", "to_server"))
+    # session(): the client's hello says TLS 1.2 inside a TLS 1.0 record
+    assert run(session(TLS12), rules) == {1: 1, 4: 1}
+
+
+def test_tls_version_draft_counts_as_13_unless_written_raw():
+    rules = _tls_version_rules(("1.3", "to_client"), ("0x7f12", "to_client"),
+                               ("0x0304", "to_client"))
+    assert run(tls13_session(0x7F12, (0x7F12,)), rules) == {1: 1, 2: 1}
+
+
+@pytest.mark.parametrize("bad", ["1.4", "tls1.2", "0x123", "", "1.2,1.3"])
+def test_tls_version_bad_values_are_errors(bad):
+    rs, skipped, errors = parse_suricata_rules(
+        f'alert tls any any -> any any (tls.version:{bad}; sid:1;)', vars=VARS)
+    assert not rs and errors and "tls.version" in str(errors[0])
+
+
+def test_a_state_rule_without_content_alerts_once_per_direction():
+    # the client sends a hello and a ChangeCipherSpec record, both TLS 1.0
+    # framed; Suricata alerts on its one TLS transaction once
+    rules = ('alert tls any any -> any any (flow:to_server; ssl_version:tls1.2; sid:1;)\n'
+             'alert tls any any -> any any (ssl_state:client_hello; sid:2;)\n')
+    assert run(session(TLS12), rules) == {1: 1, 2: 1}
