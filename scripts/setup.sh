@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # (apache2-bin: Apache httpd without the service, for the HTTP differential tests;
 # python3-magic: libmagic for the filemagic rule keyword)
 PKGS=(python3-venv python3-bpfcc curl iputils-ping tcpreplay netsniff-ng prometheus rsyslog logrotate
-      apache2-bin python3-magic)
+      apache2-bin python3-magic openssh-client)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -17,6 +17,8 @@ bytes (or a datagram) and returning what it found.
 * :mod:`.dns` -- ``parse_dns()``, ``DnsTcpFramer``: ``dns.query`` names.
 * :mod:`.smtp` -- ``SmtpParser``: the client's mails (DATA, BDAT), each
   attachment decoded (``file.data`` of ``alert smtp`` rules).
+* :mod:`.ssh` -- ``SshParser``: the identification line (``ssh.proto``,
+  ``ssh.software``) and the KEXINIT (``ssh.hassh``...).
 
 Bad input never raises: parsers count what they could not use.
 

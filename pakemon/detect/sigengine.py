@@ -73,7 +73,9 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
   BDAT, dot-unstuffed, MIME-decoded), when the mail ends or the session
   does.
 * "ssh" rules (``ssh.proto``/``ssh.software``) run once per direction on
-  its identification line. ``ftpbounce`` is a check of whatever kind its
+  its identification line; those reading a HASSH (``ssh.hassh[.string]``
+  of the client, ``ssh.hassh.server[.string]`` of the server) once, on
+  the direction's KEXINIT (``applayer.ssh.SshParser``). ``ftpbounce`` is a check of whatever kind its
   rule is: a PORT command of the inspected bytes naming another address
   than the client's.
   Rules of other app-layer buffers are compiled as "app" rules that never
@@ -181,6 +183,7 @@ from ..applayer.detect import probe_dns_udp
 from ..applayer.dns import DnsTcpFramer, parse_dns
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..applayer.smtp import SmtpParser
+from ..applayer.ssh import SshParser, hassh
 from ..applayer.tls import TlsParser
 from ..decode import format_addr
 from ..events import Alert, PacketRef
@@ -402,7 +405,7 @@ class SigRule:
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
                  "xf", "xsets", "xchecks", "imods", "ichecks", "sets", "checks", "event_kinds",
-                 "flow", "sid", "pass_", "env", "absent", "files")
+                 "flow", "sid", "pass_", "env", "absent", "files", "reads_hassh")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -426,6 +429,7 @@ class SigRule:
         if self.files or getattr(r, "filestore", None) is not None:
             bufs.setdefault("file.name", [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
+        self.reads_hassh = not _HASSH_BUFS.isdisjoint(bufs)
         app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
         if any(b.startswith("http.") or b in _FILE_BUFFERS for b in app_bufs) or \
                 r.urilen is not None:
@@ -522,7 +526,9 @@ class SigRule:
         return self.bidir and self.saddr.has(dkey) and self.daddr.has(skey)
 
 
-_SSH_BUFS = frozenset({"ssh.proto", "ssh.software"})
+_HASSH_BUFS = frozenset({"ssh.hassh", "ssh.hassh.string", "ssh.hassh.server",
+                         "ssh.hassh.server.string"})
+_SSH_BUFS = frozenset({"ssh.proto", "ssh.software"}) | _HASSH_BUFS
 
 
 def _reads_dns_query(sr) -> bool:
@@ -919,6 +925,8 @@ class SigRuleSet:
         self.dns_tcp_ports: set = set()  # where DNS over TCP is parsed for dns rules
         # DNS responses are parsed only for rules that read no query name
         # (dns.opcode alone): a response's name is not dns.query's
+        # the SSH key exchange is parsed only for rules reading a HASSH
+        self.ssh_hassh = any(sr.reads_hassh for sr in self.rules)
         self.dns_responses = any(sr.kind == "dns" and not _reads_dns_query(sr)
                                  for sr in self.rules)
         self.udp_ports: set = set()
@@ -1611,7 +1619,7 @@ class DirState:
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
                  "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh",
-                 "ended", "defer")
+                 "ssh_line", "ended", "defer")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1627,7 +1635,8 @@ class DirState:
         self.tls_raw = None  # its handshake bytes, for a TLS rule's payload contents
         self.dns = None  # DnsTcpFramer: DNS over TCP
         self.smtp = None  # SmtpParser: the client's mail (SMTP file.data rules)
-        self.ssh = None  # (partial line, bytes skipped) before the SSH identification; True: done
+        self.ssh = None  # SshParser until it is done, then True
+        self.ssh_line = None  # the identification line's ssh.proto/ssh.software
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -2578,36 +2587,34 @@ class SigEngine:
         return out
 
     def _ssh_feed(self, st, data, pkt):
-        """ssh.proto / ssh.software rules, once per direction, on its
-        identification line (RFC 4253 4.2: "SSH-protoversion-softwareversion
-        SP comments", at most 255 bytes; a server may send other lines
-        before it, which are skipped)."""
-        part, seen = st.ssh if st.ssh is not None else (b"", 0)
-        buf = part + bytes(data)
-        line = None
-        pos = 0
-        while True:
-            j = buf.find(b"\n", pos)
-            if j < 0:
-                break
-            if buf.startswith(b"SSH-", pos):
-                line = buf[pos:j]
-                break
-            pos = j + 1
-        if line is None:
-            seen += pos
-            rest = buf[pos:]
-            # (past this many bytes without the line, give up, as Suricata does)
-            st.ssh = True if seen + len(rest) > SSH_LINE_MAX else (rest, seen)
-            return []
-        st.ssh = True
-        line = line.rstrip(b"\r")[4:]
-        proto, _, rest = line.partition(b"-")
-        bufs = {"ssh.proto": proto, "ssh.software": rest.split(b" ", 1)[0]}
-        cands = self._buffer_cands(self._view(st).ssh, bufs, st.d)
-        if not cands:
-            return []
-        return self._run(cands, pkt, b"", self._ctx(st), "ssh", d=st.d, http=bufs)
+        """ssh.proto / ssh.software rules once per direction, on its
+        identification line; rules reading the direction's HASSH
+        (ssh.hassh[.string] of the client, ssh.hassh.server[.string] of the
+        server) once, on its KEXINIT, with the line's buffers too."""
+        p = st.ssh
+        if p is None:
+            p = st.ssh = SshParser()
+        g = self._view(st).ssh
+        out = []
+        for ev in p.feed(data):
+            if ev[0] == "banner":
+                st.ssh_line = bufs = {"ssh.proto": ev[1], "ssh.software": ev[2]}
+                if not self.rs.ssh_hassh:
+                    p.done = True  # (no rule reads the key exchange)
+            else:
+                bufs = dict(st.ssh_line)
+                text, digest = hassh(ev[1], server=not st.cs)
+                name = "ssh.hassh" if st.cs else "ssh.hassh.server"
+                bufs[name] = digest
+                bufs[name + ".string"] = text
+            kex = ev[0] == "kexinit"
+            cands = [i for i in self._buffer_cands(g, bufs, st.d)
+                     if self.rules[i].reads_hassh == kex]
+            if cands:
+                out += self._run(cands, pkt, b"", self._ctx(st), "ssh", d=st.d, http=bufs)
+        if p.done:
+            st.ssh = True
+        return out
 
     def _smtp_feed(self, st, data, pkt):
         p = st.smtp
@@ -3144,7 +3151,6 @@ _CERT_BUFS = (("tls.cert_subject", "subject"), ("tls.cert_issuer", "issuer"),
 
 
 _BUFFER_KINDS = frozenset({"http", "http-resp", "tls", "smtp", "ssh"})
-SSH_LINE_MAX = 255 + 8 * 1024  # the line, and the other lines a server may send first
 _PORT_CMD = re.compile(rb"(?im)^[ \t]*PORT[ \t]+(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),")
 
 

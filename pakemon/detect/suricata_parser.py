@@ -404,6 +404,12 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "ssh_proto": "ssh.proto",
     "ssh.software": "ssh.software",
     "ssh_software": "ssh.software",
+    # HASSH of a KEXINIT (the MD5 as hex, and the string it is made of):
+    # the client's, the server's
+    "ssh.hassh": "ssh.hassh",
+    "ssh.hassh.string": "ssh.hassh.string",
+    "ssh.hassh.server": "ssh.hassh.server",
+    "ssh.hassh.server.string": "ssh.hassh.server.string",
     # older names of the same Suricata sticky buffers (EXTENSION_KEYWORDS)
     "http_request_line": "http.request_line",
     "http_header_names": "http.header_names",

@@ -4,6 +4,8 @@ the pipeline."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from helpers import sid_counts
@@ -131,3 +133,54 @@ alert udp any any -> any 53 (msg:"dns"; app-layer-protocol:dns; content:"example
     assert alerts(ftp_frames) == [21]
     assert alerts(junk.close()) == [22, 23]
     assert alerts(dns) == [24]
+
+
+# ------------------------------------------------------------------ HASSH
+
+def _kexinit(kex: bytes, enc: bytes, mac: bytes = b"hmac-sha2-256") -> bytes:
+    lists = [kex, b"ssh-ed25519", enc, enc, mac, mac, b"none", b"none", b"", b""]
+    payload = bytes([20]) + bytes(16) + b"".join(len(n).to_bytes(4, "big") + n for n in lists)
+    payload += bytes(5)
+    pad = 4
+    return (len(payload) + pad + 1).to_bytes(4, "big") + bytes([pad]) + payload + bytes(pad)
+
+
+CLIENT_KEX = _kexinit(b"curve25519-sha256", b"aes128-ctr")
+SERVER_KEX = _kexinit(b"curve25519-sha256,ext", b"chacha20-poly1305@openssh.com")
+CLIENT_HASSH = hashlib.md5(b"curve25519-sha256;aes128-ctr;hmac-sha2-256;none").hexdigest()
+SERVER_HASSH = hashlib.md5(
+    b"curve25519-sha256,ext;chacha20-poly1305@openssh.com;hmac-sha2-256;none").hexdigest()
+HASSH_RULES = f"""\
+alert ssh any any -> any any (msg:"client hassh"; ssh.hassh; content:"{CLIENT_HASSH}"; sid:1;)
+alert ssh any any -> any any (msg:"server hassh"; ssh.hassh.server; \
+content:"{SERVER_HASSH}"; sid:2;)
+alert ssh any any -> any any (msg:"string"; ssh.hassh.string; content:"aes128-ctr;"; sid:3;)
+alert ssh any any -> any any (msg:"server string"; ssh.hassh.server.string; \
+content:"chacha20"; sid:4;)
+alert ssh any any -> any any (msg:"software and hassh"; ssh.software; content:"libssh"; \
+ssh.hassh; content:"{CLIENT_HASSH}"; sid:5;)
+alert ssh any any -> any any (msg:"client's is not the server's"; flow:to_client; \
+ssh.hassh.server; content:"{CLIENT_HASSH}"; sid:6;)
+alert ssh any any -> any any (msg:"line alone"; ssh.software; content:"libssh"; sid:7;)
+"""
+
+
+@pytest.mark.parametrize("segment", [None, 1, 9])
+def test_hassh_buffers_of_both_sides(segment):
+    c = TcpConnection(CLIENT, SERVER, 40022, 22).open()
+    c.send(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" + SERVER_KEX, from_client=False,
+           segment=segment)
+    c.send(b"SSH-2.0-libssh_0.9.6\r\n", segment=segment)
+    c.send(CLIENT_KEX, segment=segment)
+    c.send(bytes(range(200)), from_client=False)
+    frames = c.close()
+    assert sid_counts(frames, HASSH_RULES, VARS) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 7: 1}
+
+
+def test_no_kexinit_no_hassh_alert_but_the_line_rules_still_run():
+    c = TcpConnection(CLIENT, SERVER, 40022, 22).open()
+    c.send(b"SSH-2.0-OpenSSH_9.2p1\r\n", from_client=False)
+    c.send(b"SSH-2.0-libssh_0.9.6\r\n")
+    c.send(b"\0\0\0\0junk")  # a packet length of 0: the parser stops
+    frames = c.close()
+    assert sid_counts(frames, HASSH_RULES, VARS) == {7: 1}

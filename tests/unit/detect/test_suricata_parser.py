@@ -805,7 +805,8 @@ def test_supported_keyword_list_is_the_issue_list():
         base64_decode base64_data http.request_header http.response_header flowint
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
-        filesha256 filemagic iprep filestore entropy tls.version dns.opcode""".split()
+        filesha256 filemagic iprep filestore entropy tls.version dns.opcode ssh.hassh
+        ssh.hassh.string ssh.hassh.server ssh.hassh.server.string""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -817,7 +818,7 @@ def test_supported_keyword_list_is_the_issue_list():
 @pytest.mark.parametrize(
     "keyword, option",
     [("luajit", "luajit:x.lua;"), ("tls.random", "tls.random;"),
-     ("lua", 'lua:"x.lua";'), ("ssh.hassh", "ssh.hassh;"), ("smtp.helo", "smtp.helo;"),
+     ("lua", 'lua:"x.lua";'), ("krb5_cname", "krb5_cname;"), ("smtp.helo", "smtp.helo;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("tls.cert_chain_len", "tls.cert_chain_len:>5;")],
 )  # fmt: skip
