@@ -213,6 +213,7 @@ _COMMAND_LINE = re.compile(
     re.IGNORECASE)
 # The commands after which a mail left open by BDAT chunks is over.
 _ENDS_BDAT = frozenset((b"MAIL", b"RSET", b"HELO", b"EHLO", b"QUIT"))
+_ENVELOPE = frozenset((b"HELO", b"EHLO", b"MAIL", b"RCPT"))
 _UU = frozenset(("x-uuencode", "uuencode", "uue", "x-uue"))
 _NOT_FILE_TYPES = frozenset(("text", "multipart", "message"))
 
@@ -970,10 +971,14 @@ class SmtpParser:
     __slots__ = ("max_file", "max_header", "max_line", "counters", "encrypted", "_state",
                  "_resume", "_line", "_mime", "_fline", "_first", "_bdat_open",
                  "_bdat_left", "_bdat_last", "_tls_next", "_tls_tries", "_tbuf", "_twalk",
-                 "_tskip", "_thdr", "_prev_lf", "_out")
+                 "_tskip", "_thdr", "_prev_lf", "_out", "envelope")
 
     def __init__(self, max_file: int = 1 << 20, max_line: int = 4096,
-                 max_header: int = 64 * 1024):
+                 max_header: int = 64 * 1024, envelope: bool = False):
+        # envelope: also return ("helo"|"mail_from"|"rcpt_to", {"value"}) for
+        # those commands, and ("mail_end", {}) when a mail is over (the end
+        # of Suricata's SMTP transaction)
+        self.envelope = envelope
         self.max_file = max(int(max_file), 0)
         self.max_header = max(int(max_header), 1024)
         self.max_line = max(int(max_line), 64)
@@ -1140,6 +1145,8 @@ class SmtpParser:
             return
         self.counters["commands"] += 1
         verb = words[0].upper()
+        if self.envelope and verb in _ENVELOPE:
+            self._envelope(line.lstrip(b" \t").rstrip(b"\r"))
         if verb == b"DATA":
             self._close_bdat()
             self._new_message()
@@ -1169,6 +1176,23 @@ class SmtpParser:
                 self._tls_next = True
         elif verb in _ENDS_BDAT:
             self._close_bdat()
+
+    def _envelope(self, line: bytes) -> None:
+        """HELO/EHLO, MAIL FROM and RCPT TO arguments as Suricata takes them
+        (SMTPParseCommandWithParam): past the prefix and one more byte (the
+        space or ':'), blanks skipped, up to the next space (so ``SIZE=``
+        and other RFC 1870 parameters are left out)."""
+        low = line[:9].lower()
+        if low[:4] in (b"helo", b"ehlo"):
+            kind, start = "helo", 5
+        elif low == b"mail from":
+            kind, start = "mail_from", 10
+        elif low[:7] == b"rcpt to":
+            kind, start = "rcpt_to", 8
+        else:
+            return
+        rest = line[start:].lstrip(b" ")
+        self._out.append(SmtpEvent(kind, {"value": rest.split(b" ", 1)[0]}))
 
     def _data(self, data: bytes, pos: int, n: int) -> int:
         """DATA mail bytes up to the end of ``data`` or of the mail."""
@@ -1363,3 +1387,5 @@ class SmtpParser:
                 mime.finish()
             except Exception:
                 self.counters["mime_errors"] += 1
+        if self.envelope:
+            self._out.append(SmtpEvent("mail_end", {}))

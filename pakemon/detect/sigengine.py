@@ -71,7 +71,9 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
 * "smtp" rules (``file.data`` of ``alert smtp``) run once per attachment
   of each mail the client sends (``applayer.smtp.SmtpParser``: DATA and
   BDAT, dot-unstuffed, MIME-decoded), when the mail ends or the session
-  does.
+  does. Rules of the envelope alone (``smtp.helo``, ``smtp.mail_from``,
+  ``smtp.rcpt_to``, one recipient at a time) run at each of those commands
+  and alert once per mail (``_SmtpTx``).
 * "ssh" rules (``ssh.proto``/``ssh.software``) run once per direction on
   its identification line; those reading a HASSH (``ssh.hassh[.string]``
   of the client, ``ssh.hassh.server[.string]`` of the server) once, on
@@ -405,7 +407,7 @@ class SigRule:
     __slots__ = ("idx", "src", "rule", "kind", "ipproto", "app", "dns_tcp", "saddr", "daddr",
                  "sport", "dport", "bidir", "anyports", "anyaddrs", "buffers", "fp", "fp_buffer",
                  "xf", "xsets", "xchecks", "imods", "ichecks", "sets", "checks", "event_kinds",
-                 "flow", "sid", "pass_", "env", "absent", "files", "reads_hassh")
+                 "flow", "sid", "pass_", "env", "absent", "files", "reads_hassh", "smtp_env")
 
     def __init__(self, r, rule: Rule):
         self.src = r
@@ -430,6 +432,7 @@ class SigRule:
             bufs.setdefault("file.name", [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
         self.reads_hassh = not _HASSH_BUFS.isdisjoint(bufs)
+        self.smtp_env = bool(bufs) and set(bufs) <= _SMTP_ENV_BUFS  # no file buffer
         app_bufs = [b for b in bufs if b is not None and b not in HDR_BUFFERS]
         if any(b.startswith("http.") or b in _FILE_BUFFERS for b in app_bufs) or \
                 r.urilen is not None:
@@ -472,8 +475,10 @@ class SigRule:
             # per TLS record of the direction, with the flow's handshake
             # state and version; payload contents read the record
             self.kind = "tls-state"
-        elif app == "smtp" and app_bufs and set(bufs) <= _FILE_BUFFERS:
-            self.kind = "smtp"  # per attachment of a mail (decoded), file.data/file.name
+        elif app == "smtp" and app_bufs and set(bufs) <= _FILE_BUFFERS | _SMTP_ENV_BUFS:
+            # per attachment of a mail (decoded), file.data/file.name; a rule
+            # of the envelope alone once per mail, when its commands come
+            self.kind = "smtp"
         elif app == "ssh" and app_bufs and set(bufs) <= _SSH_BUFS:
             self.kind = "ssh"  # once per direction, on its identification line
         elif app_bufs or _tls_state_kw(r):
@@ -526,6 +531,7 @@ class SigRule:
         return self.bidir and self.saddr.has(dkey) and self.daddr.has(skey)
 
 
+_SMTP_ENV_BUFS = frozenset({"smtp.helo", "smtp.mail_from", "smtp.rcpt_to"})
 _HASSH_BUFS = frozenset({"ssh.hassh", "ssh.hassh.string", "ssh.hassh.server",
                          "ssh.hassh.server.string"})
 _SSH_BUFS = frozenset({"ssh.proto", "ssh.software"}) | _HASSH_BUFS
@@ -927,6 +933,9 @@ class SigRuleSet:
         # (dns.opcode alone): a response's name is not dns.query's
         # the SSH key exchange is parsed only for rules reading a HASSH
         self.ssh_hassh = any(sr.reads_hassh for sr in self.rules)
+        # the SMTP parser returns envelope commands only for rules reading them
+        self.smtp_envelope = any(sr.kind == "smtp" and not _SMTP_ENV_BUFS.isdisjoint(
+            b for b, _ in sr.buffers) for sr in self.rules)
         self.dns_responses = any(sr.kind == "dns" and not _reads_dns_query(sr)
                                  for sr in self.rules)
         self.udp_ports: set = set()
@@ -1614,12 +1623,52 @@ class FlowState:
         self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
 
 
+class _SmtpTx:
+    """The SMTP envelope of the client's mail in progress: the HELO name
+    (kept across mails, as Suricata keeps it in the session), MAIL FROM and
+    the RCPT TO addresses; ``done`` holds the rules (sids) that alerted on
+    it, the engine's once-per-transaction set."""
+
+    __slots__ = ("helo", "mail_from", "rcpt_to", "done")
+
+    def __init__(self):
+        self.helo = None
+        self.end()
+
+    def end(self) -> None:
+        self.mail_from = None
+        self.rcpt_to: list = []
+        self.done: set = set()
+
+    def add(self, kind: str, value: bytes) -> None:
+        if kind == "helo":
+            self.helo = value
+        elif kind == "mail_from":
+            self.mail_from = value
+        elif len(self.rcpt_to) < 1000:
+            self.rcpt_to.append(value)
+
+    def buffers(self, last_rcpt: bool = False):
+        """The buffer dicts to inspect: one per recipient (the newest alone
+        when ``last_rcpt``: the others were inspected as they came), or one
+        without a recipient."""
+        base = {}
+        if self.helo is not None:
+            base["smtp.helo"] = self.helo
+        if self.mail_from is not None:
+            base["smtp.mail_from"] = self.mail_from
+        rcpts = self.rcpt_to[-1:] if last_rcpt else self.rcpt_to
+        if not rcpts:
+            return [base]
+        return [dict(base, **{"smtp.rcpt_to": r}) for r in rcpts]
+
+
 class DirState:
     """Per TCP direction: pending stream bytes, the tail, the HTTP parser."""
 
     __slots__ = ("flow", "pending", "tail", "last_pkt", "http", "reqs", "probe", "d", "resp", "tls",
                  "tls_raw", "dns", "held", "acc", "edge", "view", "vapp", "cs", "smtp", "ssh",
-                 "ssh_line", "ended", "defer")
+                 "ssh_line", "smtp_env", "ended", "defer")
 
     def __init__(self, flow, d):
         self.flow = flow
@@ -1637,6 +1686,7 @@ class DirState:
         self.smtp = None  # SmtpParser: the client's mail (SMTP file.data rules)
         self.ssh = None  # SshParser until it is done, then True
         self.ssh_line = None  # the identification line's ssh.proto/ssh.software
+        self.smtp_env = None  # _SmtpTx of the client's SMTP envelope
         self.held = b""  # bytes delivered while the flow's app was not known
         # stream rules whose fast pattern is in the pending bytes, found as
         # they were delivered; ``edge``: the last delivered bytes, for
@@ -2619,30 +2669,59 @@ class SigEngine:
     def _smtp_feed(self, st, data, pkt):
         p = st.smtp
         if p is None:
-            p = st.smtp = SmtpParser()
+            p = st.smtp = SmtpParser(envelope=self.rs.smtp_envelope)
         # (fed even once STARTTLS looks taken: the parser checks that the
         # bytes after it stay TLS records, or reads them as commands again)
         self.waiting[id(st)] = st  # a mail cut off is read at the end
         return self._smtp_files(st, p.feed(data), pkt)
 
     def _smtp_files(self, st, events, pkt):
-        """SMTP file.data rules, once per attachment of a mail."""
+        """SMTP file.data rules, once per attachment of a mail; rules of the
+        envelope alone (smtp.helo, smtp.mail_from, smtp.rcpt_to) once per
+        mail (Suricata's transaction), at the command that lets them match."""
         g = self._view(st).smtp
         if g is None:
             return []
         ctx = self._ctx(st)
+        env = st.smtp_env
+        if env is None and self.rs.smtp_envelope:
+            env = st.smtp_env = _SmtpTx()
         out = []
         for ev in events:
-            if ev.kind != "file":
+            kind = ev.kind
+            if kind == "file":
+                self.counters["sig_smtp_files"] += 1
+                name = ev.info.get("name") or ""
+                name = name.encode("utf-8", "surrogateescape") if isinstance(name, str) \
+                    else name
+                f = FileInfo(name, ev.info["data"], not ev.info.get("cut", False))
+                bufs = {"file.data": ev.info["data"], "files": [f], "file.name": name or None}
+                if env is None:
+                    cands = self._buffer_cands(g, bufs, st.d)
+                    if cands:
+                        out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=bufs)
+                    continue
+                # (each recipient in turn, the file's rules alerting once)
+                with self._transaction():
+                    for eb in env.buffers():
+                        eb.update(bufs)
+                        cands = [i for i in self._buffer_cands(g, eb, st.d)
+                                 if not self.rules[i].smtp_env]
+                        if cands:
+                            out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=eb)
                 continue
-            self.counters["sig_smtp_files"] += 1
-            name = ev.info.get("name") or ""
-            name = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
-            f = FileInfo(name, ev.info["data"], not ev.info.get("cut", False))
-            bufs = {"file.data": ev.info["data"], "files": [f], "file.name": name or None}
-            cands = self._buffer_cands(g, bufs, st.d)
-            if cands:
-                out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=bufs)
+            if env is None:
+                continue
+            if kind == "mail_end":
+                env.end()
+                continue
+            env.add(kind, ev.info["value"])
+            with self._transaction(env.done):
+                for eb in env.buffers(kind == "rcpt_to"):
+                    cands = [i for i in self._buffer_cands(g, eb, st.d)
+                             if self.rules[i].smtp_env]
+                    if cands:
+                        out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=eb)
         return out
 
     def _tls_run(self, st, bufs, pkt):

@@ -410,6 +410,11 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "ssh.hassh.string": "ssh.hassh.string",
     "ssh.hassh.server": "ssh.hassh.server",
     "ssh.hassh.server.string": "ssh.hassh.server.string",
+    # Suricata 8's SMTP envelope: the HELO/EHLO name, the MAIL FROM and each
+    # RCPT TO address (a multi-buffer: one recipient must hold it all)
+    "smtp.helo": "smtp.helo",
+    "smtp.mail_from": "smtp.mail_from",
+    "smtp.rcpt_to": "smtp.rcpt_to",
     # older names of the same Suricata sticky buffers (EXTENSION_KEYWORDS)
     "http_request_line": "http.request_line",
     "http_header_names": "http.header_names",
@@ -474,7 +479,7 @@ def buffer_app_proto(buffer: str | None) -> str | None:
 
 
 _BUFFER_PROTO = {"http": "http", "tls": "tls", "dns": "dns", "ssh": "ssh", "ja3": "tls",
-                 "ja3s": "tls"}
+                 "ja3s": "tls", "smtp": "smtp"}
 
 _META_KEYWORDS = ("msg", "sid", "rev", "gid", "classtype", "priority", "reference", "metadata")
 _PAYLOAD_KEYWORDS = (

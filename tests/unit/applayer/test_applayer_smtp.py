@@ -643,3 +643,16 @@ def test_base64_on_the_wire_matches_the_stdlib():
     assert base64.b64encode(payload)[:40] in raw.replace(b"\r\n", b"")
     _, events = run(session(raw), step=11)
     assert files(events)[0][1] == payload
+
+
+def test_envelope_events_take_the_argument_as_suricata_does():
+    from pakemon.applayer.smtp import SmtpParser
+    p = SmtpParser(envelope=True)
+    ev = p.feed(b"EHLO  host.example extra\r\nmail from: <a@x> SIZE=10\r\n"
+                b"RCPT TO:<b@y>\r\nRCPT  TO:<c@z>\r\nMAIL FROM:\r\nNOOP\r\n"
+                b"DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n")
+    assert [(e.kind, e.info.get("value")) for e in ev] == [
+        ("helo", b"host.example"), ("mail_from", b"<a@x>"), ("rcpt_to", b"<b@y>"),
+        ("mail_from", b""), ("mail_end", None)]
+    # not asked for: only files, as before
+    assert SmtpParser().feed(b"EHLO h\r\nMAIL FROM:<a@x>\r\n") == []

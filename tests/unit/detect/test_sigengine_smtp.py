@@ -135,3 +135,46 @@ def test_rules_of_the_other_direction_do_not_fit():
     # the same mail, rules written for mail sent out from the inside
     rules = RULES.replace("$EXTERNAL_NET any -> $SMTP_SERVERS", "$HOME_NET any -> $EXTERNAL_NET")
     assert run(session([mail()]), rules) == {}
+
+
+# ------------------------------------------------ the envelope (Suricata 8)
+
+ENVELOPE_RULES = """\
+alert smtp any any -> any any (msg:"helo"; smtp.helo; content:"client.example"; sid:1;)
+alert smtp any any -> any any (msg:"from"; smtp.mail_from; content:"<a@example.org>"; \
+isdataat:!1,relative; sid:2;)
+alert smtp any any -> any any (msg:"rcpt"; smtp.rcpt_to; content:"@example.net>"; endswith; \
+sid:3;)
+alert smtp any any -> any any (msg:"second rcpt, with from"; smtp.mail_from; \
+content:"a@"; smtp.rcpt_to; content:"<c@"; startswith; sid:4;)
+alert smtp any any -> any any (msg:"no such rcpt"; smtp.rcpt_to; content:"nobody"; sid:5;)
+alert smtp any any -> any any (msg:"rcpt and file"; smtp.rcpt_to; content:"<c@"; \
+file_data; content:"undefinedfilename"; sid:6;)
+"""
+
+
+def envelope_session(n_mails=2, segment=None):
+    c = TcpConnection("198.51.100.9", "10.0.0.25", 40125, 25).open()
+    c.send(b"220 mx.example.net ESMTP\r\n", from_client=False)
+    c.send(b"EHLO client.example\r\n", segment=segment)
+    for _ in range(n_mails):
+        c.send(b"MAIL FROM:<a@example.org> SIZE=1000\r\nRCPT TO:<b@example.net>\r\n"
+               b"rcpt to: <c@example.net>\r\nDATA\r\n", segment=segment)
+        c.send(b"354 go ahead\r\n", from_client=False)
+        c.send(stuff(mail()) + b"\r\n.\r\n", segment=segment)
+    c.send(b"QUIT\r\n")
+    return c.close()
+
+
+@pytest.mark.parametrize("segment", [None, 5])
+def test_envelope_buffers_alert_once_per_mail(segment):
+    # each mail is a transaction: every rule once per mail; the HELO name is
+    # the session's, so it reads in the second mail too
+    assert run(envelope_session(2, segment), ENVELOPE_RULES) == {1: 2, 2: 2, 3: 2, 4: 2, 6: 2}
+
+
+def test_envelope_without_a_mail_still_alerts():
+    c = TcpConnection("198.51.100.9", "10.0.0.25", 40125, 25).open()
+    c.send(b"220 mx ESMTP\r\n", from_client=False)
+    c.send(b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n")
+    assert run(c.close(), ENVELOPE_RULES) == {1: 1, 2: 1}

@@ -806,7 +806,8 @@ def test_supported_keyword_list_is_the_issue_list():
         requires vlan.id vlan.layers flow.age absent rpc from_base64 pcrexform dataset
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
         filesha256 filemagic iprep filestore entropy tls.version dns.opcode ssh.hassh
-        ssh.hassh.string ssh.hassh.server ssh.hassh.server.string""".split()
+        ssh.hassh.string ssh.hassh.server ssh.hassh.server.string smtp.helo smtp.mail_from
+        smtp.rcpt_to""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -818,7 +819,7 @@ def test_supported_keyword_list_is_the_issue_list():
 @pytest.mark.parametrize(
     "keyword, option",
     [("luajit", "luajit:x.lua;"), ("tls.random", "tls.random;"),
-     ("lua", 'lua:"x.lua";'), ("krb5_cname", "krb5_cname;"), ("smtp.helo", "smtp.helo;"),
+     ("lua", 'lua:"x.lua";'), ("krb5_cname", "krb5_cname;"), ("sip.method", "sip.method;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("tls.cert_chain_len", "tls.cert_chain_len:>5;")],
 )  # fmt: skip
