@@ -167,6 +167,7 @@ import os
 import re
 import struct
 import time
+import zlib
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 
@@ -659,11 +660,12 @@ def _fast_pattern(r):
 def _untransformed(pat: bytes, chain) -> bytes | None:
     """Bytes that must be in a buffer whose ``chain`` of transforms yields
     ``pat`` somewhere, for the prefilter (which folds case); None if the
-    chain leaves none (whitespace, decoding, hashes, xor)."""
+    chain leaves none (whitespace, decoding, hashes, xor, dropped lines).
+    A subslice is a piece of the buffer, header_lowercase changes case."""
     for name, _arg in chain:
         if name == "dotprefix":
             pat = pat[1:] if pat.startswith(b".") else pat
-        elif name not in ("to_lowercase", "to_uppercase"):
+        elif name not in ("to_lowercase", "to_uppercase", "subslice", "header_lowercase"):
             return None
     return pat or None
 
@@ -3241,10 +3243,27 @@ def _transformed(buf: bytes, chain) -> bytes | None:
     """``buf`` through a rule's transforms, in order, as Suricata's
     (dotprefix, to_lowercase, to_uppercase, strip_whitespace,
     compress_whitespace, url_decode, to_md5, to_sha1, to_sha256, xor,
-    from_base64, pcrexform); None where pcrexform finds nothing (Suricata
-    marks the buffer failed: nothing in it matches)."""
+    from_base64, pcrexform, gunzip, zlib_deflate, subslice,
+    header_lowercase, strip_pseudo_headers); None where pcrexform finds
+    nothing (Suricata marks the buffer failed: nothing in it matches)."""
     for name, arg in chain:
-        if name == "from_base64":
+        if name == "gunzip" or name == "zlib_deflate":
+            # at most ``arg`` bytes; what does not inflate leaves nothing
+            d = zlib.decompressobj(31 if name == "gunzip" else 15)
+            try:
+                buf = d.decompress(bytes(buf), arg) if buf else buf
+            except zlib.error:
+                buf = b""
+        elif name == "subslice":
+            buf = _subslice(buf, *arg)
+        elif name == "header_lowercase":
+            # each line's name, up to its first ':'
+            buf = b"".join(ln[:i].lower() + ln[i:] if (i := ln.find(b":")) >= 0 else ln.lower()
+                           for ln in bytes(buf).splitlines(keepends=True))
+        elif name == "strip_pseudo_headers":
+            buf = b"".join(ln for ln in bytes(buf).splitlines(keepends=True)
+                           if not ln.startswith(b":"))
+        elif name == "from_base64":
             # (offset or bytes past the buffer, or nothing decoded: unchanged)
             nbytes, offset, mode = arg
             if offset + nbytes <= len(buf):
@@ -3273,6 +3292,30 @@ def _transformed(buf: bytes, chain) -> bytes | None:
         else:  # to_md5, to_sha1, to_sha256
             buf = hashlib.new(name[3:], bytes(buf)).digest()
     return buf
+
+
+def _subslice(buf: bytes, offset: int, nbytes: int | None, truncate: bool) -> bytes:
+    """Suricata 8's subslice (rust/src/detect/transforms/subslice.rs)."""
+    n = len(buf)
+    if abs(offset) > n and not truncate:
+        return b""
+    start = min(offset, n) if offset >= 0 else n + max(offset, -n)
+    if nbytes is None:
+        end = n
+    elif nbytes < 0:
+        end = n + nbytes
+        if end < 0:
+            if not truncate:
+                return b""
+            end = 0
+    else:
+        end = start + nbytes
+        if end > n and not truncate:
+            return b""
+        end = min(end, n)
+    if end < start:
+        start, end = end, start
+    return buf[start:end]
 
 
 def _header_ok(h, pkt) -> bool:

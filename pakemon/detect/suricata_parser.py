@@ -516,7 +516,10 @@ COMPARE = {"=": operator.eq, "==": operator.eq, "!=": operator.ne, "<": operator
 TRANSFORMS = (
     "dotprefix", "to_lowercase", "to_uppercase", "strip_whitespace", "compress_whitespace",
     "url_decode", "to_md5", "to_sha1", "to_sha256", "xor", "from_base64", "pcrexform",
+    "gunzip", "zlib_deflate", "subslice", "header_lowercase", "strip_pseudo_headers",
 )  # fmt: skip
+# gunzip / zlib_deflate: Suricata 8's default and largest output
+DECOMPRESS_DEFAULT, DECOMPRESS_MAX = 1024, 16 << 20
 # from_base64's modes, as Suricata names them (its default rfc4648)
 BASE64_MODES = ("rfc4648", "rfc2045", "strict")
 EXTENSION_KEYWORDS = frozenset({"uricontent", "http_request_line", "http_header_names"})
@@ -1948,6 +1951,10 @@ class _OptionParser:
             arg = bytes.fromhex(value)
         elif name == "from_base64":
             arg = self._from_base64(opt)
+        elif name in ("gunzip", "zlib_deflate"):
+            arg = self._decompress_size(opt)
+        elif name == "subslice":
+            arg = self._subslice(opt)
         elif name == "pcrexform":
             value = self._value(opt).strip(_BLANK)
             if len(value) < 2 or value[0] != '"' or value[-1] != '"':
@@ -1962,6 +1969,32 @@ class _OptionParser:
         else:
             self._no_value(opt)
         chain[1].append((name, arg))
+
+    def _decompress_size(self, opt: _Opt) -> int:
+        """``gunzip[: max-size N]`` (also ``max-size=N``, units allowed): the
+        most bytes the transform makes (Suricata 8: 1024 unless given)."""
+        if opt.value is None or not opt.value.strip(_BLANK):
+            return DECOMPRESS_DEFAULT
+        m = re.fullmatch(r"max-size\s*[=\s]\s*(\S+)", opt.value.strip(_BLANK))
+        size = _size_value(m.group(1)) if m else None
+        if size is None or not 0 < size <= DECOMPRESS_MAX:
+            raise self._err(opt, f"{opt.name}: expected max-size N (1 to {DECOMPRESS_MAX}, "
+                            f"units kb mb), found {opt.value!r}", 0)
+        return size
+
+    def _subslice(self, opt: _Opt) -> tuple:
+        """``subslice: offset[, nbytes][, truncate]`` (Suricata 8): negative
+        values count from the end; without truncate a slice past the buffer
+        empties it."""
+        parts = [p.strip(_BLANK) for p in (opt.value or "").split(",")]
+        truncate = len(parts) > 1 and parts[-1].lower() == "truncate"
+        if truncate:
+            parts = parts[:-1]
+        if not 1 <= len(parts) <= 2 or not all(re.fullmatch(r"-?\d{1,9}", p) for p in parts) \
+                or len(parts) == 2 and int(parts[1]) == 0:
+            raise self._err(opt, "subslice: expected offset[, nbytes][, truncate] (nbytes not "
+                            f"0), found {opt.value!r}", 0)
+        return int(parts[0]), int(parts[1]) if len(parts) == 2 else None, truncate
 
     def _from_base64(self, opt: _Opt) -> tuple:
         """``from_base64[: bytes N][, offset O][, mode M]`` -> (N, O, M);

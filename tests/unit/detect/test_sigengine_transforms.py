@@ -1,6 +1,7 @@
 """SigEngine: Suricata's transforms (dotprefix, to_lowercase, to_uppercase,
 strip_whitespace, compress_whitespace, url_decode, to_md5/sha1/sha256, xor,
-from_base64, pcrexform)
+from_base64, pcrexform, and Suricata 8's gunzip, zlib_deflate, subslice,
+header_lowercase, strip_pseudo_headers)
 rewrite the sticky buffer before its contents are matched, with the
 prefilter still finding the rules (or passing them on) as it should."""
 
@@ -206,3 +207,66 @@ def test_absent_buffers(body, want):
     for bad in ("absent;", "http.uri; content:\"a\"; absent;", "http.uri; absent:maybe;"):
         _, _, errors = parse_suricata_rules(f'alert http any any -> any any ({bad} sid:1;)')
         assert len(errors) == 1, bad
+
+
+# ---------------------------------------------- Suricata 8's newer transforms
+
+def test_subslice_follows_suricatas_own_vectors():
+    from pakemon.detect.sigengine import _subslice
+    s = b"this is suricata"
+    cases = [((1, None, False), b"his is suricata"), ((0, 9, False), b"this is s"),
+             ((3, None, False), b"s is suricata"), ((1, 12, False), b"his is suric"),
+             ((13, -12, False), b" is suric"), ((2, 30, False), b""),
+             ((2, 30, True), b"is is suricata"), ((-1, None, False), b"a"),
+             ((-10, -2, False), b"suricat"[:0] + s[6:14]), ((40, None, False), b""),
+             ((40, None, True), b""), ((-40, None, True), s)]
+    for args, want in cases:
+        assert _subslice(s, *args) == want, args
+
+
+@pytest.mark.parametrize("prefilter", [True, False])
+def test_gunzip_zlib_subslice_and_header_transforms(prefilter):
+    import base64
+    import gzip
+    import zlib
+    payload = b"cmd=/bin/sh -c id;" + b"x" * 2000
+    gz = base64.b64encode(gzip.compress(payload)).decode()
+    zl = base64.b64encode(zlib.compress(payload)).decode()
+    rules = (
+        'alert http any any -> any any (msg:"gz"; http.cookie; from_base64; gunzip; '
+        'content:"/bin/sh"; sid:1;)\n'
+        'alert http any any -> any any (msg:"gz tail"; http.cookie; from_base64; '
+        'gunzip: max-size=1KiB; content:"xxx"; endswith; sid:2;)\n'
+        'alert http any any -> any any (msg:"zlib"; http.user_agent; from_base64; '
+        'zlib_deflate; content:"cmd="; startswith; sid:3;)\n'
+        'alert http any any -> any any (msg:"slice"; http.uri; subslice: 1, 5; '
+        'content:"admin"; bsize:5; sid:4;)\n'
+        'alert http any any -> any any (msg:"names"; http.header; header_lowercase; '
+        'content:"x-evil: Yes"; sid:5;)\n'
+        'alert http any any -> any any (msg:"pseudo"; http.header; strip_pseudo_headers; '
+        'content:"x-evil"; nocase; sid:6;)\n')
+    req = (b"GET /admin/x HTTP/1.1\r\nHost: a\r\nCookie: " + gz.encode()
+           + b"\r\nUser-Agent: " + zl.encode() + b"\r\nX-EVIL: Yes\r\n\r\n")
+    # the 1 KB output of gunzip stops inside the x's: sid 2 reads them to its end
+    assert sids(run(rules, _http(req), prefilter=prefilter)) == {1: 1, 2: 1, 3: 1, 4: 1,
+                                                                  5: 1, 6: 1}
+    # not compressed: nothing inflates, nothing matches
+    bad = (b"GET /x/admin HTTP/1.1\r\nCookie: " + base64.b64encode(payload)
+           + b"\r\nUser-Agent: " + gz.encode() + b"\r\nX-Evil: no\r\n\r\n")
+    assert sids(run(rules, _http(bad, 41001), prefilter=prefilter)) == {6: 1}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("http.uri; gunzip: max-size 0; content:\"a\";", "expected max-size"),
+    ("http.uri; gunzip: size 10; content:\"a\";", "expected max-size"),
+    ("http.uri; zlib_deflate: max-size 17mb; content:\"a\";", "expected max-size"),
+    ("http.uri; subslice: 1, 0; content:\"a\";", "subslice: expected"),
+    ("http.uri; subslice: x; content:\"a\";", "subslice: expected"),
+    ("http.uri; subslice: 1, 2, 3; content:\"a\";", "subslice: expected"),
+    ("http.uri; header_lowercase: 1; content:\"a\";", "takes no value"),
+])
+def test_bad_new_transforms_are_rule_errors(text, message):
+    rules, skipped, errors = parse_suricata_rules(
+        f'alert http any any -> any any (msg:"bad"; {text} sid:1;)')
+    assert not rules and not skipped and len(errors) == 1
+    assert message in str(errors[0])

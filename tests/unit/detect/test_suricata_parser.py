@@ -807,7 +807,7 @@ def test_supported_keyword_list_is_the_issue_list():
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
         filesha256 filemagic iprep filestore entropy tls.version dns.opcode ssh.hassh
         ssh.hassh.string ssh.hassh.server ssh.hassh.server.string smtp.helo smtp.mail_from
-        smtp.rcpt_to""".split()
+        smtp.rcpt_to gunzip zlib_deflate subslice header_lowercase strip_pseudo_headers""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
