@@ -8,13 +8,15 @@ one direction in any chunking and returns, in order:
   host_name of the server_name extension, None without one; Suricata's
   ``tls.sni``), ``supported_versions`` (list of ints, TLS 1.3 clients),
   ``ciphers``, ``extensions``, ``groups``, ``point_formats`` (lists of
-  ints), ``alpn`` (list of bytes), ``session_id`` (bytes), ``ja3`` (the
+  ints), ``alpn`` (list of bytes), ``session_id`` (bytes), ``random`` (its
+  32 bytes; not in an SSLv2 hello), ``ja3`` (the
   JA3 string, GREASE values left out as JA3 specifies) and ``ja3_hash``
   (its MD5, Suricata's ``ja3.hash``); ``sslv2`` True for an SSLv2-framed
   hello (then no extensions, no SNI).
 * ``("server_hello", info)``: ``version`` (the negotiated one: the
   supported_versions extension's when present, else the legacy field),
-  ``legacy_version``, ``cipher``, ``extensions``, ``ja3s``, ``ja3s_hash``.
+  ``legacy_version``, ``cipher``, ``extensions``, ``random``, ``ja3s``,
+  ``ja3s_hash``.
 * ``("certificate", info)`` for the FIRST certificate of a Certificate
   handshake message (the server's own; TLS <= 1.2, where it is sent in
   clear): ``subject``, ``issuer`` (str, as Suricata's ``tls.cert_subject``
@@ -160,7 +162,7 @@ def parse_client_hello(body: bytes) -> dict:
     """ClientHello fields (see the module docstring); ValueError if malformed."""
     r = _Reader(body)
     version = r.u16()
-    r.take(32)
+    random = r.take(32)
     session_id = r.take(r.u8())
     cs = r.sub(r.u16())
     ciphers = [cs.u16() for _ in range(cs.left() // 2)]
@@ -211,13 +213,13 @@ def parse_client_hello(body: bytes) -> dict:
     return {"version": version, "sni": sni, "supported_versions": versions,
             "ciphers": ciphers, "extensions": exts, "groups": groups,
             "point_formats": formats, "alpn": alpn, "session_id": session_id,
-            "ja3": ja3, "ja3_hash": hashlib.md5(ja3.encode()).hexdigest(), "sslv2": False}
+            "random": bytes(random), "ja3": ja3, "ja3_hash": hashlib.md5(ja3.encode()).hexdigest(), "sslv2": False}
 
 
 def parse_server_hello(body: bytes) -> dict:
     r = _Reader(body)
     legacy = r.u16()
-    r.take(32)
+    random = r.take(32)
     r.take(r.u8())
     cipher = r.u16()
     r.u8()
@@ -233,7 +235,7 @@ def parse_server_hello(body: bytes) -> dict:
                 version = ed.u16()
     ja3s = "%d,%d,%s" % (legacy, cipher, "-".join(str(e) for e in exts if not _grease(e)))
     return {"version": version, "legacy_version": legacy, "cipher": cipher,
-            "extensions": exts, "ja3s": ja3s,
+            "extensions": exts, "random": bytes(random), "ja3s": ja3s,
             "ja3s_hash": hashlib.md5(ja3s.encode()).hexdigest()}
 
 

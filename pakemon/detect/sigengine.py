@@ -348,7 +348,7 @@ WAITING_MAX = 20000
 _PROTO_NUM = {"tcp": 6, "tcp-pkt": 6, "tcp-stream": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 _TLS_BUFS = frozenset({"tls.sni", "tls.cert_subject", "tls.cert_issuer", "tls.cert_serial",
                        "tls.cert_fingerprint", "ja3.hash", "ja3.string", "ja3s.hash",
-                       "ja3s.string"})
+                       "ja3s.string", "tls.random", "tls.random_time", "tls.random_bytes"})
 _TCP_APP = frozenset({"http", "tls", "ssh", "ftp", "smtp", "smb", "dcerpc", "imap", "pop3"})
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 _PKT_PROTOS = (6, 17, 1, 58, 0)  # 0: any other IP protocol
@@ -2597,19 +2597,26 @@ class SigEngine:
             tstate.message(kind, info)
             if kind == "key_exchange" or view.tls is None:
                 continue
-            if kind == "client_hello":
-                if info.get("ja3"):
-                    bufs["ja3.string"] = info["ja3"].encode()
-                    bufs["ja3.hash"] = info["ja3_hash"].encode()
-                if info.get("sni"):
-                    bufs["tls.sni"] = bytes(info["sni"])
-                elif not info.get("ja3"):
-                    continue
-            elif kind == "server_hello":
-                if not info.get("ja3s"):
-                    continue
-                bufs["ja3s.string"] = info["ja3s"].encode()
-                bufs["ja3s.hash"] = info["ja3s_hash"].encode()
+            if kind == "client_hello" or kind == "server_hello":
+                # (tls.random is the inspected direction's hello's)
+                rnd = info.get("random")
+                if rnd is not None:
+                    bufs["tls.random"] = rnd
+                    bufs["tls.random_time"] = rnd[:4]
+                    bufs["tls.random_bytes"] = rnd[4:]
+                if kind == "client_hello":
+                    if info.get("ja3"):
+                        bufs["ja3.string"] = info["ja3"].encode()
+                        bufs["ja3.hash"] = info["ja3_hash"].encode()
+                    if info.get("sni"):
+                        bufs["tls.sni"] = bytes(info["sni"])
+                    elif not info.get("ja3") and rnd is None:
+                        continue
+                else:
+                    if not info.get("ja3s"):
+                        continue
+                    bufs["ja3s.string"] = info["ja3s"].encode()
+                    bufs["ja3s.hash"] = info["ja3s_hash"].encode()
             elif ev.kind == "certificate":
                 for name, key in _CERT_BUFS:
                     v = info.get(key)

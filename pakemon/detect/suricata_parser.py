@@ -389,6 +389,11 @@ STICKY_BUFFERS: Mapping[str, str] = {
     "tls.cert_serial": "tls.cert_serial",
     "tls_cert_serial": "tls.cert_serial",
     "tls.cert_fingerprint": "tls.cert_fingerprint",
+    # the inspected direction's hello random: all 32 bytes, the first 4
+    # (gmt_unix_time in TLS <= 1.2), the other 28
+    "tls.random": "tls.random",
+    "tls.random_time": "tls.random_time",
+    "tls.random_bytes": "tls.random_bytes",
     "tls_cert_fingerprint": "tls.cert_fingerprint",
     "dns.query": "dns.query",
     "dns_query": "dns.query",

@@ -176,3 +176,21 @@ def test_a_state_rule_without_content_alerts_once_per_direction():
     rules = ('alert tls any any -> any any (flow:to_server; ssl_version:tls1.2; sid:1;)\n'
              'alert tls any any -> any any (ssl_state:client_hello; sid:2;)\n')
     assert run(session(TLS12), rules) == {1: 1, 2: 1}
+
+
+# ------------------------------------------------------------- tls.random
+
+def test_tls_random_reads_the_inspected_directions_hello():
+    # client_hello() sends bytes 0..31 as its random; server_hello() zeros
+    rules = (
+        'alert tls any any -> any any (msg:"client random"; flow:to_server; tls.random; '
+        'content:"|00 01 02 03|"; startswith; bsize:32; sid:1;)\n'
+        'alert tls any any -> any any (msg:"client time"; tls.random_time; '
+        'content:"|00 01 02 03|"; bsize:4; sid:2;)\n'
+        'alert tls any any -> any any (msg:"client bytes"; tls.random_bytes; '
+        'content:"|04 05|"; startswith; bsize:28; sid:3;)\n'
+        'alert tls any any -> any any (msg:"server random"; flow:to_client; tls.random; '
+        'content:"|00 00 00 00 00 00 00 00|"; sid:4;)\n'
+        'alert tls any any -> any any (msg:"not the client\'s"; flow:to_client; '
+        'tls.random; content:"|00 01 02 03|"; sid:5;)\n')
+    assert run(session(TLS12), rules) == {1: 1, 2: 1, 3: 1, 4: 1}

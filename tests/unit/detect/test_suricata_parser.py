@@ -807,7 +807,8 @@ def test_supported_keyword_list_is_the_issue_list():
         datarep ip.src ip.dst file.name filename fileext filesize filemd5 filesha1
         filesha256 filemagic iprep filestore entropy tls.version dns.opcode ssh.hassh
         ssh.hassh.string ssh.hassh.server ssh.hassh.server.string smtp.helo smtp.mail_from
-        smtp.rcpt_to gunzip zlib_deflate subslice header_lowercase strip_pseudo_headers""".split()
+        smtp.rcpt_to gunzip zlib_deflate subslice header_lowercase strip_pseudo_headers
+        tls.random tls.random_time tls.random_bytes""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -818,7 +819,7 @@ def test_supported_keyword_list_is_the_issue_list():
 
 @pytest.mark.parametrize(
     "keyword, option",
-    [("luajit", "luajit:x.lua;"), ("tls.random", "tls.random;"),
+    [("luajit", "luajit:x.lua;"), ("snmp.community", "snmp.community;"),
      ("lua", 'lua:"x.lua";'), ("krb5_cname", "krb5_cname;"), ("sip.method", "sip.method;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
      ("tls.cert_chain_len", "tls.cert_chain_len:>5;")],
@@ -832,9 +833,9 @@ def test_unsupported_keyword_skips_the_rule(keyword, option):
 
 
 def test_skip_names_the_first_unsupported_keyword_and_lists_all():
-    s = skip("alert imap any any -> any any (tls_sni; tls.random; lua:y; luajit:z; sid:5;)")
+    s = skip("alert imap any any -> any any (tls_sni; krb5_cname; lua:y; luajit:z; sid:5;)")
     assert s.keyword == "protocol:imap"
-    assert s.blockers == ("protocol:imap", "tls.random", "lua", "luajit")
+    assert s.blockers == ("protocol:imap", "krb5_cname", "lua", "luajit")
     line, sid, keyword = s
     assert (line, sid, keyword) == (1, 5, "protocol:imap")
 
