@@ -348,7 +348,8 @@ WAITING_MAX = 20000
 _PROTO_NUM = {"tcp": 6, "tcp-pkt": 6, "tcp-stream": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 _TLS_BUFS = frozenset({"tls.sni", "tls.cert_subject", "tls.cert_issuer", "tls.cert_serial",
                        "tls.cert_fingerprint", "ja3.hash", "ja3.string", "ja3s.hash",
-                       "ja3s.string", "tls.random", "tls.random_time", "tls.random_bytes"})
+                       "ja3s.string", "tls.random", "tls.random_time", "tls.random_bytes",
+                       "tls.cert_chain_len"})
 _TCP_APP = frozenset({"http", "tls", "ssh", "ftp", "smtp", "smb", "dcerpc", "imap", "pop3"})
 _PROTO_NAMES = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMP"}
 _PKT_PROTOS = (6, 17, 1, 58, 0)  # 0: any other IP protocol
@@ -431,6 +432,9 @@ class SigRule:
         self.files = getattr(r, "files", ()) or ()
         if self.files or getattr(r, "filestore", None) is not None:
             bufs.setdefault("file.name", [])
+        if getattr(r, "tls_chain_len", None) is not None:
+            # (the server's certificate message: its count stands as a buffer)
+            bufs.setdefault("tls.cert_chain_len", [])
         self.buffers = tuple((b, tuple(es)) for b, es in bufs.items())
         self.reads_hassh = not _HASSH_BUFS.isdisjoint(bufs)
         self.smtp_env = bool(bufs) and set(bufs) <= _SMTP_ENV_BUFS  # no file buffer
@@ -2622,6 +2626,7 @@ class SigEngine:
                     v = info.get(key)
                     if v:
                         bufs[name] = v.encode("utf-8", "surrogateescape")
+                bufs["tls.cert_chain_len"] = b"%d" % info.get("chain_length", 1)
             else:
                 continue
             out += self._tls_run(st, bufs, pkt)
@@ -2945,6 +2950,10 @@ class SigEngine:
             if r.iprep and not (pkt.family and iprep_ok(r.iprep, pkt.src, pkt.dst)):
                 continue
             if kind == "tls-state" and not flow.tls_st.fits(r, to_server):
+                continue
+            if kind == "tls" and r.tls_chain_len is not None and not (
+                    (n := http.get("tls.cert_chain_len")) is not None
+                    and r.tls_chain_len.matches(int(n))):
                 continue
             if kind == "dns" and r.dns_opcode is not None and \
                     not r.dns_opcode.matches(self._dns_opcode):

@@ -161,7 +161,7 @@ Supported (``SUPPORTED_KEYWORDS``)
   with libmagic only); filestore (scopes file and tx: an alert carries the
   files, the output stage writes them); entropy (``EntropyCheck``); iprep
   (``pakemon.detect.iprep``: the reputation files given to the loader);
-  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tls.version; dns.opcode; tag; ftpbounce (an FTP
+  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tls.version; tls.cert_chain_len; dns.opcode; tag; ftpbounce (an FTP
   PORT command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
@@ -501,7 +501,7 @@ _OTHER_KEYWORDS = (
     "prefilter", "flowint", "requires", "vlan.id", "vlan.layers", "flow.age", "absent", "rpc",
     "dataset", "datarep", "filename", "fileext", "filesize", "filemd5", "filesha1",
     "filesha256", "filemagic", "iprep", "filestore", "entropy", "tls.version",
-    "dns.opcode",
+    "dns.opcode", "tls.cert_chain_len",
 )  # fmt: skip
 # filemd5/filesha1/filesha256: the digest size of each list's lines
 FILE_HASHES = {"filemd5": ("md5", 16), "filesha1": ("sha1", 20), "filesha256": ("sha256", 32)}
@@ -1148,6 +1148,8 @@ class SuricataRule:
     # tls.version: (version, raw) -- the direction's negotiated version
     # equals it; not raw: TLS 1.3 drafts (0x7fNN) count as 1.3
     tls_version: tuple[int, bool] | None = None
+    # tls.cert_chain_len: certificates in the server's Certificate message
+    tls_chain_len: IntCompare | None = None
     # dns.opcode: the DNS header's opcode (queries and responses alike)
     dns_opcode: IntCompare | None = None
     # ftpbounce: an FTP PORT command of the inspected data names an address
@@ -1227,6 +1229,8 @@ class SuricataRule:
             return "IP/TCP header keywords need the matching engine"
         if self.dns_opcode is not None:
             return "dns.opcode needs the DNS app layer"
+        if self.tls_chain_len is not None:
+            return "tls.cert_chain_len needs the TLS app layer"
         if self.ssl_version or self.ssl_state or self.tls_version:
             return "ssl_version/ssl_state/tls.version need the TLS app layer"
         if self.proto not in NATIVE_PROTO:
@@ -3485,6 +3489,11 @@ class _OptionParser:
             self.rule.tls_version = (int(word, 16), True)
         else:
             raise self._err(opt, f"tls.version: {word!r} is not 1.0, 1.1, 1.2, 1.3 or 0xNNNN", 0)
+        self._claim(opt, None, "tls")
+
+    def _opt_tls_cert_chain_len(self, opt: _Opt) -> None:
+        self._single(opt)
+        self.rule.tls_chain_len = self._compare(opt, _UINT32_MAX)
         self._claim(opt, None, "tls")
 
     def _opt_dns_opcode(self, opt: _Opt) -> None:

@@ -104,3 +104,23 @@ def test_ja3_and_ja3s_rules():
     frames, _ = handshake_frames(None)  # no SNI: JA3 still there (and without extension 0)
     md5_nosni = hashlib.md5(b"771,4865-49199,,,").hexdigest()
     assert run(frames, rules.replace(md5, md5_nosni)) == {11: 1, 12: 1, 14: 1}
+
+
+def test_cert_chain_len_counts_the_servers_certificates():
+    rules = (
+        'alert tls any any -> any any (msg:"long"; tls.cert_chain_len:>2; sid:1;)\n'
+        'alert tls any any -> any any (msg:"three"; tls.cert_chain_len:3; sid:2;)\n'
+        'alert tls any any -> any any (msg:"one, with subject"; tls.cert_chain_len:1; '
+        'tls.cert_subject; content:"evil"; sid:3;)\n')
+    for n, want in ((1, {3: 1}), (3, {1: 1, 2: 1}), (4, {1: 1})):
+        ders = [make_cert(CN, CA, 1000 + i) for i in range(n)]
+        c = TcpConnection("10.0.0.5", "203.0.113.9", 45000 + n, 443).open()
+        c.send(record(22, client_hello(b"a.example"), b"\x03\x01"))
+        c.send(record(22, server_hello() + certificate_msg(*ders)), from_client=False)
+        c.send(record(20, b"\x01"))
+        assert run(c.close(), rules) == want, n
+    # no certificate at all (a resumed session): no match, not even for >= 0
+    c = TcpConnection("10.0.0.5", "203.0.113.9", 45100, 443).open()
+    c.send(record(22, client_hello(b"a.example"), b"\x03\x01"))
+    c.send(record(22, server_hello()), from_client=False)
+    assert run(c.close(), 'alert tls any any -> any any (tls.cert_chain_len:>=0; sid:9;)') == {}

@@ -808,7 +808,7 @@ def test_supported_keyword_list_is_the_issue_list():
         filesha256 filemagic iprep filestore entropy tls.version dns.opcode ssh.hassh
         ssh.hassh.string ssh.hassh.server ssh.hassh.server.string smtp.helo smtp.mail_from
         smtp.rcpt_to gunzip zlib_deflate subslice header_lowercase strip_pseudo_headers
-        tls.random tls.random_time tls.random_bytes""".split()
+        tls.random tls.random_time tls.random_bytes tls.cert_chain_len""".split()
     )
     assert SUPPORTED_KEYWORDS == issue
     assert EXTENSION_KEYWORDS == {"uricontent", "http_request_line", "http_header_names"}
@@ -822,7 +822,7 @@ def test_supported_keyword_list_is_the_issue_list():
     [("luajit", "luajit:x.lua;"), ("snmp.community", "snmp.community;"),
      ("lua", 'lua:"x.lua";'), ("krb5_cname", "krb5_cname;"), ("sip.method", "sip.method;"),
      ("smb.named_pipe", "smb.named_pipe;"), ("app-layer-event", "app-layer-event:http.x;"),
-     ("tls.cert_chain_len", "tls.cert_chain_len:>5;")],
+     ("quic.sni", "quic.sni;")],
 )  # fmt: skip
 def test_unsupported_keyword_skips_the_rule(keyword, option):
     text = f'alert tcp any any -> any any (msg:"x"; content:"a"; {option} sid:2001;)'
