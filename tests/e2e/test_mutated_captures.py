@@ -174,6 +174,21 @@ NEW_KEYWORD_RULES = "".join(f"alert {body}\n" for body in (
     'ip any any -> any any (msg:"i1"; iprep:any,Bad,>,0; sid:9100033;)',
     'tcp any any -> any any (msg:"e1"; content:"="; entropy: offset 1, bytes 16, value >3; '
     'sid:9100034;)',
+    'tls any any -> any any (msg:"v2"; tls.version:1.2; sid:9100035;)',
+    'dns any any -> any any (msg:"o1"; dns.opcode:!0; sid:9100036;)',
+    'ssh any any -> any any (msg:"s1"; ssh.hassh.string; content:";"; sid:9100037;)',
+    'ssh any any -> any any (msg:"s2"; ssh.hassh.server; bsize:32; sid:9100038;)',
+    'smtp any any -> any any (msg:"m1"; smtp.helo; content:"."; smtp.rcpt_to; '
+    'content:"@"; sid:9100039;)',
+    'smtp any any -> any any (msg:"m2"; smtp.mail_from; content:"@"; file.data; '
+    'content:"a"; sid:9100040;)',
+    'http any any -> any any (msg:"z1"; file.data; gunzip; content:"<"; sid:9100041;)',
+    'http any any -> any any (msg:"z2"; http.cookie; from_base64; zlib_deflate: '
+    'max-size 64kb; content:"a"; sid:9100042;)',
+    'http any any -> any any (msg:"z3"; http.header; strip_pseudo_headers; header_lowercase; '
+    'subslice: -20, 10, truncate; content:"a"; sid:9100043;)',
+    'tls any any -> any any (msg:"r1"; tls.random_time; content:"|00|"; sid:9100044;)',
+    'tls any any -> any any (msg:"c1"; tls.cert_chain_len:>1; sid:9100045;)',
 ))
 
 
@@ -201,7 +216,7 @@ def test_damaged_real_captures_through_the_newer_keywords_never_raise(loaded, tm
     rep.load(tmp_path / "rep.list")
     rules, skipped, errors = parse_suricata_rules(NEW_KEYWORD_RULES, str(tmp_path / "t.rules"),
                                                   reputation=rep)
-    assert len(rules) == 34 and not skipped and not errors, (skipped, errors)
+    assert len(rules) == 45 and not skipped and not errors, (skipped, errors)
     sig = SigRuleSet(rules)
     damage_through(cli, caps, tmp_path, checksum, 300,
                    lambda config: Pipeline(RuleTree([]), config, sig=sig))
