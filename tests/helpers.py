@@ -44,10 +44,10 @@ def feed_steps(parser, data: bytes, step: int = 0) -> list:
     return out
 
 
-def sid_counts(frames, rules: str, vars=None, sig_rules=None) -> dict:
+def sig_alerts(frames, rules: str, vars=None, sig_rules=None) -> list:
     """Suricata-syntax ``rules`` (which must all load) run over ``frames`` by
-    a pipeline with no native rule: alerts by sid. ``sig_rules``: a
-    SigRuleSet already made (``rules`` is then not parsed)."""
+    a pipeline with no native rule: its alerts. ``sig_rules``: a SigRuleSet
+    already made (``rules`` is then not parsed)."""
     from pakemon.detect.sigengine import SigRuleSet
     from pakemon.detect.suricata_parser import parse_suricata_rules
     from pakemon.events import Alert
@@ -57,10 +57,14 @@ def sid_counts(frames, rules: str, vars=None, sig_rules=None) -> dict:
         rs, skipped, errors = parse_suricata_rules(rules, vars=vars)
         assert not errors and not skipped, (errors, skipped)
         sig_rules = SigRuleSet(rs)
+    return [e for e in run_frames(Pipeline([], sig=sig_rules), frames) if isinstance(e, Alert)]
+
+
+def sid_counts(frames, rules: str, vars=None, sig_rules=None) -> dict:
+    """``sig_alerts`` counted by sid."""
     counts: dict = {}
-    for e in run_frames(Pipeline([], sig=sig_rules), frames):
-        if isinstance(e, Alert):
-            counts[e.rule.sid] = counts.get(e.rule.sid, 0) + 1
+    for e in sig_alerts(frames, rules, vars, sig_rules):
+        counts[e.rule.sid] = counts.get(e.rule.sid, 0) + 1
     return counts
 
 

@@ -939,7 +939,7 @@ class SigRuleSet:
         # (dns.opcode alone): a response's name is not dns.query's
         # the SSH key exchange is parsed only for rules reading a HASSH
         self.ssh_hassh = any(sr.reads_hassh for sr in self.rules)
-        # the SMTP parser returns envelope commands only for rules reading them
+        # envelope rules run only when one is loaded
         self.smtp_envelope = any(sr.kind == "smtp" and not _SMTP_ENV_BUFS.isdisjoint(
             b for b, _ in sr.buffers) for sr in self.rules)
         self.dns_responses = any(sr.kind == "dns" and not _reads_dns_query(sr)
@@ -1588,7 +1588,7 @@ class FlowState:
     __slots__ = ("bits", "ints", "passed", "app", "client", "seen_both", "fid", "reqlog",
                  "expected", "answered", "interim_done", "views", "pkt_app", "app_dir", "app_at",
                  "tls", "tls_done", "tls_st", "start", "pkts_ts", "pkts_tc", "bytes_ts",
-                 "bytes_tc")
+                 "bytes_tc", "meta")
 
     def __init__(self, client, fid):
         self.bits: set = set()
@@ -1627,6 +1627,9 @@ class FlowState:
         # ``flow`` object (TCP sessions count their own)
         self.start = 0.0
         self.pkts_ts = self.pkts_tc = self.bytes_ts = self.bytes_tc = 0
+        # what EVE's alerts show of the flow's app layer, as Suricata's
+        # (``tls``, ``ssh``, ``smtp`` objects), made by the parsers that ran
+        self.meta: dict | None = None
 
 
 class _SmtpTx:
@@ -2599,6 +2602,7 @@ class SigEngine:
                     out += self._tls_state_run(st, info["raw"], pkt)
                 continue
             tstate.message(kind, info)
+            _tls_meta(flow, kind, info)
             if kind == "key_exchange" or view.tls is None:
                 continue
             if kind == "client_hello" or kind == "server_hello":
@@ -2661,8 +2665,11 @@ class SigEngine:
         g = self._view(st).ssh
         out = []
         for ev in p.feed(data):
+            side = _meta_side(st.flow, "ssh", st.cs)
             if ev[0] == "banner":
                 st.ssh_line = bufs = {"ssh.proto": ev[1], "ssh.software": ev[2]}
+                side["proto_version"] = _eve_text(ev[1])
+                side["software_version"] = _eve_text(ev[2])
                 if not self.rs.ssh_hassh:
                     p.done = True  # (no rule reads the key exchange)
             else:
@@ -2671,6 +2678,7 @@ class SigEngine:
                 name = "ssh.hassh" if st.cs else "ssh.hassh.server"
                 bufs[name] = digest
                 bufs[name + ".string"] = text
+                side["hassh"] = {"hash": digest.decode(), "string": _eve_text(text)}
             kex = ev[0] == "kexinit"
             cands = [i for i in self._buffer_cands(g, bufs, st.d)
                      if self.rules[i].reads_hassh == kex]
@@ -2683,7 +2691,7 @@ class SigEngine:
     def _smtp_feed(self, st, data, pkt):
         p = st.smtp
         if p is None:
-            p = st.smtp = SmtpParser(envelope=self.rs.smtp_envelope)
+            p = st.smtp = SmtpParser(envelope=True)
         # (fed even once STARTTLS looks taken: the parser checks that the
         # bytes after it stay TLS records, or reads them as commands again)
         self.waiting[id(st)] = st  # a mail cut off is read at the end
@@ -2692,14 +2700,16 @@ class SigEngine:
     def _smtp_files(self, st, events, pkt):
         """SMTP file.data rules, once per attachment of a mail; rules of the
         envelope alone (smtp.helo, smtp.mail_from, smtp.rcpt_to) once per
-        mail (Suricata's transaction), at the command that lets them match."""
+        mail (Suricata's transaction), at the command that lets them match.
+        The envelope is kept for EVE's ``smtp`` object either way."""
         g = self._view(st).smtp
         if g is None:
             return []
         ctx = self._ctx(st)
         env = st.smtp_env
-        if env is None and self.rs.smtp_envelope:
+        if env is None:
             env = st.smtp_env = _SmtpTx()
+        by_env = self.rs.smtp_envelope  # a rule reads the envelope
         out = []
         for ev in events:
             kind = ev.kind
@@ -2710,7 +2720,7 @@ class SigEngine:
                     else name
                 f = FileInfo(name, ev.info["data"], not ev.info.get("cut", False))
                 bufs = {"file.data": ev.info["data"], "files": [f], "file.name": name or None}
-                if env is None:
+                if not by_env:
                     cands = self._buffer_cands(g, bufs, st.d)
                     if cands:
                         out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=bufs)
@@ -2724,12 +2734,13 @@ class SigEngine:
                         if cands:
                             out += self._run(cands, pkt, b"", ctx, "smtp", d=st.d, http=eb)
                 continue
-            if env is None:
-                continue
             if kind == "mail_end":
                 env.end()
+            else:
+                env.add(kind, ev.info["value"])
+            _smtp_meta(st.flow, env)
+            if not by_env or kind == "mail_end":
                 continue
-            env.add(kind, ev.info["value"])
             with self._transaction(env.done):
                 for eb in env.buffers(kind == "rcpt_to"):
                     cands = [i for i in self._buffer_cands(g, eb, st.d)
@@ -3007,6 +3018,8 @@ class SigEngine:
                 flow.app if proto == 6 else _dgram_app(flow, pkt)
             if app:
                 ex["app_proto"] = app
+            if flow is not None and flow.meta:
+                ex.update(_meta_snapshot(flow.meta))
             if (kind == "http" or kind == "http-resp") and type(http) is _HttpBuffers:
                 if http.req is not None:
                     ex["tx_id"] = http.req.tx
@@ -3875,6 +3888,76 @@ _HDR_BUF = {
 def _eve_text(b: bytes) -> str:
     # byte for byte, as Suricata's JSON writer escapes what is not ASCII
     return b.decode("latin-1")
+
+
+_TLS_VERSION_NAMES = {0x0002: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLS 1.1",
+                      0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+
+
+def _meta_snapshot(meta: dict) -> dict:
+    """A copy of the flow's app-layer objects as they are now (the flow's
+    go on changing after the alert is made)."""
+    out = {}
+    for k, v in meta.items():
+        if k == "ssh":
+            out[k] = {side: dict(d) for side, d in v.items()}
+        elif k == "smtp":
+            out[k] = {f: list(x) if type(x) is list else x for f, x in v.items()}
+        else:
+            out[k] = dict(v)
+    return out
+
+
+def _meta_side(flow, proto: str, client: bool) -> dict:
+    meta = flow.meta
+    if meta is None:
+        meta = flow.meta = {}
+    obj = meta.setdefault(proto, {})
+    return obj.setdefault("client" if client else "server", {})
+
+
+def _tls_meta(flow, kind: str, info: dict) -> None:
+    """EVE's ``tls`` object of an alert (Suricata's JsonTlsLogJSONExtended):
+    sni and ja3 from the ClientHello, version and ja3s from the
+    ServerHello, the certificate's names, serial, fingerprint and dates."""
+    meta = flow.meta
+    if meta is None:
+        meta = flow.meta = {}
+    t = meta.setdefault("tls", {})
+    if kind == "client_hello":
+        if info.get("sni"):
+            t["sni"] = _eve_text(bytes(info["sni"]))
+        if info.get("ja3"):
+            t["ja3"] = {"hash": info["ja3_hash"], "string": info["ja3"]}
+    elif kind == "server_hello":
+        v = info.get("version", 0)
+        t["version"] = _TLS_VERSION_NAMES.get(v, "TLS 1.3" if v >> 8 == 0x7F else f"0x{v:04x}")
+        if info.get("ja3s"):
+            t["ja3s"] = {"hash": info["ja3s_hash"], "string": info["ja3s"]}
+    elif kind == "certificate" and "subject" not in t:
+        for key, name in (("subject", "subject"), ("issuer", "issuerdn"), ("serial", "serial"),
+                          ("fingerprint", "fingerprint")):
+            if info.get(key):
+                t[name] = info[key]
+        for key, name in (("not_before", "notbefore"), ("not_after", "notafter")):
+            if info.get(key) is not None:
+                t[name] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(info[key]))
+
+
+def _smtp_meta(flow, env) -> None:
+    """EVE's ``smtp`` object: the session's HELO name, the mail's MAIL FROM
+    and RCPT TO addresses (Suricata's JsonSmtpLogJSON)."""
+    meta = flow.meta
+    if meta is None:
+        meta = flow.meta = {}
+    m = {}
+    if env.helo is not None:
+        m["helo"] = _eve_text(env.helo)
+    if env.mail_from is not None:
+        m["mail_from"] = _eve_text(env.mail_from)
+    if env.rcpt_to:
+        m["rcpt_to"] = [_eve_text(r) for r in env.rcpt_to]
+    meta["smtp"] = m
 
 
 def _http_meta(bufs) -> dict:

@@ -12,7 +12,12 @@ An alert (on one line)::
 
 ICMP alerts carry ``icmp_type``/``icmp_code`` instead of ports, as Suricata
 writes them. An alert of a Suricata rule on a flow whose protocol was
-detected (http, tls, smtp, dns, ...) carries ``app_proto``, as Suricata's do. Notices are written with ``event_type`` ``anomaly`` (or
+detected (http, tls, smtp, dns, ...) carries ``app_proto``, as Suricata's do,
+and the app layer's own object where the engine parsed it: ``http`` (the
+transaction), ``tls`` (sni, version, ja3/ja3s, the certificate's subject,
+issuerdn, serial, fingerprint, notbefore, notafter), ``ssh`` (client and
+server proto_version, software_version, hassh), ``smtp`` (helo, mail_from,
+rcpt_to). Notices are written with ``event_type`` ``anomaly`` (or
 ``scan``) and an object of that name holding ``type``, ``event`` and
 ``message``. ``community_id`` follows the Community ID v1 specification
 (seed 0); ``flow_id`` is a stable 51-bit number shared by both directions of
@@ -410,9 +415,10 @@ def alert_record(alert: Alert) -> dict:
     app = ex.get("app_proto")
     if app:
         obj["app_proto"] = app
-    http = ex.get("http")
-    if http:
-        obj["http"] = http
+    for key in ("http", "tls", "ssh", "smtp"):
+        meta = ex.get(key)
+        if meta:
+            obj[key] = meta
     flow = pkt.flow if pkt is not None else None
     if flow is not None:
         # Suricata 7's alert: the packet's direction, the flow's counters

@@ -178,3 +178,24 @@ def test_envelope_without_a_mail_still_alerts():
     c.send(b"220 mx ESMTP\r\n", from_client=False)
     c.send(b"HELO client.example\r\nMAIL FROM:<a@example.org>\r\nQUIT\r\n")
     assert run(c.close(), ENVELOPE_RULES) == {1: 1, 2: 1}
+
+
+def test_eve_alerts_carry_the_smtp_object():
+    from helpers import sig_alerts
+
+    from pakemon.output.eve import alert_record
+    alerts = sig_alerts(envelope_session(1), ENVELOPE_RULES, VARS)
+    by_sid = {a.rule.sid: alert_record(a) for a in alerts}
+    assert by_sid[1]["smtp"] == {"helo": "client.example"}  # at EHLO: nothing more yet
+    assert by_sid[6]["smtp"] == {"helo": "client.example", "mail_from": "<a@example.org>",
+                                 "rcpt_to": ["<b@example.net>", "<c@example.net>"]}
+
+
+def test_a_file_alert_carries_its_mails_envelope():
+    from helpers import sig_alerts
+
+    from pakemon.output.eve import alert_record
+    recs = [alert_record(a) for a in sig_alerts(envelope_session(2), RULES, VARS)]
+    assert len(recs) == 2  # the Ghostscript rule, once per mail
+    assert all(r["smtp"] == {"helo": "client.example", "mail_from": "<a@example.org>",
+                             "rcpt_to": ["<b@example.net>", "<c@example.net>"]} for r in recs)

@@ -184,3 +184,21 @@ def test_no_kexinit_no_hassh_alert_but_the_line_rules_still_run():
     c.send(b"\0\0\0\0junk")  # a packet length of 0: the parser stops
     frames = c.close()
     assert sid_counts(frames, HASSH_RULES, VARS) == {7: 1}
+
+
+def test_eve_alerts_carry_the_ssh_object():
+    from helpers import sig_alerts
+
+    from pakemon.output.eve import alert_record
+    c = TcpConnection(CLIENT, SERVER, 40022, 22).open()
+    c.send(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n" + SERVER_KEX, from_client=False)
+    c.send(b"SSH-2.0-libssh_0.9.6\r\n" + CLIENT_KEX)
+    c.send(bytes(range(200)), from_client=False)
+    recs = {a.rule.sid: alert_record(a) for a in sig_alerts(c.close(), HASSH_RULES, VARS)}
+    ssh = recs[1]["ssh"]
+    assert ssh["client"] == {"proto_version": "2.0", "software_version": "libssh_0.9.6",
+                             "hassh": {"hash": CLIENT_HASSH,
+                                       "string": "curve25519-sha256;aes128-ctr;"
+                                                 "hmac-sha2-256;none"}}
+    assert ssh["server"]["software_version"] == "OpenSSH_9.2p1"
+    assert ssh["server"]["hassh"]["hash"] == SERVER_HASSH

@@ -124,3 +124,20 @@ def test_cert_chain_len_counts_the_servers_certificates():
     c.send(record(22, client_hello(b"a.example"), b"\x03\x01"))
     c.send(record(22, server_hello()), from_client=False)
     assert run(c.close(), 'alert tls any any -> any any (tls.cert_chain_len:>=0; sid:9;)') == {}
+
+
+def test_eve_alerts_carry_the_tls_object_as_suricata_writes_it():
+    from helpers import sig_alerts
+
+    from pakemon.output.eve import alert_record
+    frames, der = handshake_frames(b"c2.evil.example")
+    info = describe_certificate(der)
+    recs = {a.rule.sid: alert_record(a) for a in sig_alerts(frames, RULES, VARS)}
+    tls = recs[2]["tls"]  # the certificate rule: everything of the handshake so far
+    assert tls["sni"] == "c2.evil.example" and tls["version"] == "TLS 1.2"
+    assert tls["subject"] == info["subject"] and tls["issuerdn"] == "CN=Shady CA"
+    assert tls["serial"] == "01:E2:40" and tls["fingerprint"] == info["fingerprint"]
+    assert tls["notbefore"] == "2024-01-02T03:04:05"
+    assert len(tls["ja3"]["hash"]) == 32 and tls["ja3s"]["string"].startswith("771,")
+    # the SNI rule alerts at the ClientHello: only what was known then
+    assert set(recs[1]["tls"]) == {"sni", "ja3"} and recs[1]["app_proto"] == "tls"
