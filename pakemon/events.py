@@ -42,7 +42,8 @@ class NoticeKind(enum.Enum):
     DECODE_UDP_BAD_LEN = ("anomaly", "UDP length field impossible for the datagram")
     DECODE_ICMP_TRUNCATED = ("anomaly", "ICMP message shorter than its header")
     DECODE_ICMPV6_TRUNCATED = ("anomaly", "ICMPv6 message shorter than its header")
-    DECODE_VLAN_TOO_MANY = ("anomaly", "more than 4 stacked 802.1Q/802.1ad tags")
+    DECODE_VLAN_TOO_MANY = ("anomaly", "more than 4 stacked VLAN tags, or more than 8 tags "
+                            "with priority tags: dropped as the target would")
     DECODE_NULL_TRUNCATED = ("anomaly", "BSD loopback (NULL/LOOP) header cut short")
     DECODE_IPV6_BAD_VERSION = ("anomaly", "IPv6 version field is not 6 where the link says IPv6")
 

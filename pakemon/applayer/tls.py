@@ -213,7 +213,8 @@ def parse_client_hello(body: bytes) -> dict:
     return {"version": version, "sni": sni, "supported_versions": versions,
             "ciphers": ciphers, "extensions": exts, "groups": groups,
             "point_formats": formats, "alpn": alpn, "session_id": session_id,
-            "random": bytes(random), "ja3": ja3, "ja3_hash": hashlib.md5(ja3.encode()).hexdigest(), "sslv2": False}
+            "random": bytes(random), "ja3": ja3,
+            "ja3_hash": hashlib.md5(ja3.encode()).hexdigest(), "sslv2": False}
 
 
 def parse_server_hello(body: bytes) -> dict:

@@ -77,9 +77,9 @@ Where each rule runs (Suricata's split, detect-engine-build.c):
 * "ssh" rules (``ssh.proto``/``ssh.software``) run once per direction on
   its identification line; those reading a HASSH (``ssh.hassh[.string]``
   of the client, ``ssh.hassh.server[.string]`` of the server) once, on
-  the direction's KEXINIT (``applayer.ssh.SshParser``). ``ftpbounce`` is a check of whatever kind its
-  rule is: a PORT command of the inspected bytes naming another address
-  than the client's.
+  the direction's KEXINIT (``applayer.ssh.SshParser``). ``ftpbounce`` is a
+  check of whatever kind its rule is: a PORT command of the inspected bytes
+  naming another address than the client's.
   Rules of other app-layer buffers are compiled as "app" rules that never
   match yet; the CLI names them at load (``SigRuleSet.inert``).
 * "event" rules (``decode-event``/``stream-event``) match the notices the
@@ -2642,7 +2642,7 @@ class SigEngine:
         keywords of its one TLS transaction do."""
         g = self._view(st).tlsst
         d = st.d
-        done = st.flow.tls_done
+        done = st.flow.tls_done  # (the "tls" rules' indices, these by direction)
         cs = st.cs
         cands = [i for i in g.candidates(raw, self.rules, 6, d.sport, d.dport)
                  if (i, cs) not in done]
@@ -3896,34 +3896,28 @@ _TLS_VERSION_NAMES = {0x0002: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302:
 
 def _meta_snapshot(meta: dict) -> dict:
     """A copy of the flow's app-layer objects as they are now (the flow's
-    go on changing after the alert is made)."""
-    out = {}
-    for k, v in meta.items():
-        if k == "ssh":
-            out[k] = {side: dict(d) for side, d in v.items()}
-        elif k == "smtp":
-            out[k] = {f: list(x) if type(x) is list else x for f, x in v.items()}
-        else:
-            out[k] = dict(v)
-    return out
+    go on changing after the alert is made: objects and their dicts, such
+    as ssh's two sides, are updated in place; lists are replaced whole)."""
+    return {k: {f: dict(x) if type(x) is dict else x for f, x in v.items()}
+            for k, v in meta.items()}
 
 
-def _meta_side(flow, proto: str, client: bool) -> dict:
+def _flow_meta(flow, proto: str) -> dict:
     meta = flow.meta
     if meta is None:
         meta = flow.meta = {}
-    obj = meta.setdefault(proto, {})
-    return obj.setdefault("client" if client else "server", {})
+    return meta.setdefault(proto, {})
+
+
+def _meta_side(flow, proto: str, client: bool) -> dict:
+    return _flow_meta(flow, proto).setdefault("client" if client else "server", {})
 
 
 def _tls_meta(flow, kind: str, info: dict) -> None:
     """EVE's ``tls`` object of an alert (Suricata's JsonTlsLogJSONExtended):
     sni and ja3 from the ClientHello, version and ja3s from the
     ServerHello, the certificate's names, serial, fingerprint and dates."""
-    meta = flow.meta
-    if meta is None:
-        meta = flow.meta = {}
-    t = meta.setdefault("tls", {})
+    t = _flow_meta(flow, "tls")
     if kind == "client_hello":
         if info.get("sni"):
             t["sni"] = _eve_text(bytes(info["sni"]))
@@ -3947,17 +3941,14 @@ def _tls_meta(flow, kind: str, info: dict) -> None:
 def _smtp_meta(flow, env) -> None:
     """EVE's ``smtp`` object: the session's HELO name, the mail's MAIL FROM
     and RCPT TO addresses (Suricata's JsonSmtpLogJSON)."""
-    meta = flow.meta
-    if meta is None:
-        meta = flow.meta = {}
-    m = {}
+    m = _flow_meta(flow, "smtp")
+    m.clear()
     if env.helo is not None:
         m["helo"] = _eve_text(env.helo)
     if env.mail_from is not None:
         m["mail_from"] = _eve_text(env.mail_from)
     if env.rcpt_to:
         m["rcpt_to"] = [_eve_text(r) for r in env.rcpt_to]
-    meta["smtp"] = m
 
 
 def _http_meta(bufs) -> dict:

@@ -161,8 +161,9 @@ Supported (``SUPPORTED_KEYWORDS``)
   with libmagic only); filestore (scopes file and tx: an alert carries the
   files, the output stage writes them); entropy (``EntropyCheck``); iprep
   (``pakemon.detect.iprep``: the reputation files given to the loader);
-  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state; tls.version; tls.cert_chain_len; dns.opcode; tag; ftpbounce (an FTP
-  PORT command of the inspected data names another IPv4 address than the
+  the buffers ip.src and ip.dst for address sets); ssl_version; ssl_state;
+  tls.version; tls.cert_chain_len; dns.opcode; tag; ftpbounce (an FTP PORT
+  command of the inspected data names another IPv4 address than the
   client's); asn1 (``Asn1Check``: bitstring_overflow, double_overflow,
   oversize_length N, absolute_offset N / relative_offset N).
 - sticky buffers: every key of ``STICKY_BUFFERS`` (Suricata 6+ dotted names

@@ -128,10 +128,11 @@ linux-current (the default policy), checked against net/ipv4/tcp_input.c:
   ``end_seq`` (``it[4]``), and is lost with it: under in-order data
   reaching past it (``tcp_ofo_queue``), or a segment that replaces or
   ``merge_right``-s it; bytes queued past it wait, and go when it is read.
-  A segment starting right after the FIN is coalesced into its segment:
-  its bytes are read before the FIN (``tcp_try_coalesce`` appends data and
-  ORs flags; live case tcp_ofo_data_coalesced_after_a_queued_fin). Every
-  queued FIN is kept with its segment. The other policies keep the first
+  A segment starting right after the FIN is not coalesced into its
+  segment: it is queued apart, and purged with the rest when the FIN is
+  read (live case tcp_ofo_data_after_a_queued_fin_is_purged; an earlier
+  build of the same 6.18.44 kernel appended it and read it before the
+  FIN). Every queued FIN is kept with its segment. The other policies keep the first
   FIN position seen, and nothing after it is read.
 * TCP Fast Open: Linux servers accept SYN data only with TFO enabled and a
   valid cookie (not the default); otherwise the SYN-ACK acknowledges only
@@ -2417,10 +2418,10 @@ class TcpReassembler:
             return
         last = t.last()  # ooo_last_skb: always the rightmost segment
         lk = last.item[4]
-        if st == lk:  # tcp_ooo_try_coalesce(ooo_last_skb)
+        if st == lk and lk == last.item[1]:  # tcp_ooo_try_coalesce(ooo_last_skb)
             self._coalesce(d, last.item, data, ke)
             return
-        if st > lk:
+        if st >= lk:
             q.append(item)
             self._charge_item(d)
             t.link(node, last, True)
@@ -2448,7 +2449,7 @@ class TcpReassembler:
                     self._merge_right(d, q, i, ke, t)
                     return
                 # partial overlap: keep both, go on to the right
-            elif st == pk:  # coalesce; nothing is merged right after it
+            elif st == pk and pk == p[1]:  # coalesce; nothing is merged right after it
                 self._coalesce(d, p, data, ke)
                 return
             cur, right = cur.right, True
@@ -2509,9 +2510,11 @@ class TcpReassembler:
     @staticmethod
     def _coalesce(d, it, data, ke):
         """``tcp_try_coalesce``: ``data`` (a segment ending at kernel end
-        ``ke``) appended to queued item ``it``. Onto a segment that carries
-        a FIN, the bytes go where the FIN was and the FIN after them: the
-        kernel appends the data and ORs the flags (what Linux 6.18 does)."""
+        ``ke``) appended to queued item ``it``, which carries no FIN (never
+        onto one: the segment after a queued FIN is queued apart and purged
+        when the FIN is read, measured on 6.18.44-fc-v1045; the 6.18.44
+        build of 2026-11-30, fc-v857, appended it and read it before the
+        FIN)."""
         it[2].append(data)
         it[1] += len(data)
         it[4] = ke

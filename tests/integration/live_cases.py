@@ -1172,12 +1172,20 @@ def _tcp_cases() -> list:
           lambda c: (c.seg(17, b"hf"), c.seg(18, b"VQHAMG"), c.seg(19, b"j"),
                      c.seg(20, b"wxyz"), c.seg(0, b"0123456789abcdefg"), c.fin(24)),
           kernel=(b"0123456789abcdefghfjwxyz", True)),
-        T("tcp_ofo_data_coalesced_after_a_queued_fin",
-          "abc; [4,6) 'de' with FIN queued (its FIN is seq 6); 'K' at seq 7 coalesces "
-          "into that segment; fill [3,4): the kernel reads 'deK', then the FIN",
+        T("tcp_ofo_data_after_a_queued_fin_is_purged",
+          "abc; [4,6) 'de' with FIN queued (its FIN is seq 6); 'K' at seq 7, right after "
+          "the FIN, is queued apart (no coalescing onto a FIN); fill [3,4): the kernel "
+          "reads 'de', then the FIN, and purges 'K' (6.18.44-fc-v1045; the fc-v857 "
+          "build coalesced 'K' and read 'deK')",
           lambda c: (c.seg(0, b"abc"), c.seg(4, b"de", flags="FPA"), c.seg(7, b"K"),
                      c.seg(3, b"x")),
-          kernel=(b"abcxdeK", True)),
+          kernel=(b"abcxde", True)),
+        T("tcp_ofo_data_after_a_queued_fin_then_more",
+          "abc; [4,6) 'de' with FIN queued; 'KL' at seq 7 then 'M' at 9 (coalesced "
+          "with 'KL', not with the FIN's segment); fill [3,4): the FIN ends it all",
+          lambda c: (c.seg(0, b"abc"), c.seg(4, b"de", flags="FPA"), c.seg(7, b"KL"),
+                     c.seg(9, b"M"), c.seg(3, b"x")),
+          kernel=(b"abcxde", True)),
         T("tcp_syn_data_without_cookie",
           "the SYN carries 'EVIL' (no Fast Open cookie); then 'GOOD' at offset 0 and, "
           "as if the SYN's bytes were taken, 'MORE' at offset 4; FIN at 8",
@@ -1247,8 +1255,14 @@ def _tcp_cases() -> list:
           _marked_middle(vlan=(0, 0)), kernel=(b"AAAAAbbbbb", True)),
         T("tcp_five_priority_tags", "AAAAA, bbbbb under five VLAN 0 tags, FIN",
           _marked_middle(vlan=(0,) * 5), kernel=(b"AAAAAbbbbb", True)),
-        T("tcp_nine_priority_tags", "AAAAA, bbbbb under nine VLAN 0 tags, FIN",
-          _marked_middle(vlan=(0,) * 9), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_eight_priority_tags", "AAAAA, bbbbb under eight VLAN 0 tags, FIN",
+          _marked_middle(vlan=(0,) * 8), kernel=(b"AAAAAbbbbb", True)),
+        T("tcp_nine_priority_tags", "AAAAA, bbbbb under nine VLAN 0 tags (dropped on "
+          "6.18.44-fc-v1045, read by the fc-v857 build), FIN",
+          _marked_middle(vlan=(0,) * 9), kernel=(b"AAAAA", False)),
+        T("tcp_nine_mixed_priority_tags", "AAAAA, bbbbb under an 802.1ad VLAN 0 tag and "
+          "eight 802.1Q ones (dropped: nine in all), FIN",
+          _marked_middle(vlan=((0x88A8, 0),) + (0,) * 8), kernel=(b"AAAAA", False)),
         T("tcp_gre_decoy", "AAAAA, bbbbb inside GRE from the client (no tunnel), CCCCC, "
           "DDDDD, FIN", _dropped_middle(gre=True), kernel=(b"AAAAADDDDDCCCCC", True)),
         T("tcp_nsh_decoy", "AAAAA, bbbbb inside NSH, CCCCC, DDDDD, FIN",

@@ -6,7 +6,7 @@ tricks, over IPv4 and IPv6, some segments as IP fragments; the sensor
 (linux-current) must reassemble exactly what the server application
 received, up to any hole. What random cases found wrong is pinned as live
 cases of its own (tcp_ofo_coalesce_into_ancestor,
-tcp_ofo_data_coalesced_after_a_queued_fin); more seeds run with
+tcp_ofo_data_after_a_queued_fin_is_purged); more seeds run with
 ``python tests/integration/live_fuzz.py --seeds N --start S``.
 """
 

@@ -154,9 +154,9 @@ def test_vlan_tags_and_ipv6_extension_headers_are_parsed(net):
 
 
 def test_header_chains_longer_than_the_walk_are_pushed_whole(net):
-    # Linux reads TCP behind 8 Destination Options headers and under any
-    # number of priority (VLAN 0) tags (live cases tcp_v6_many_dest_opts,
-    # tcp_nine_priority_tags): passed over here, a segment would be hidden
+    # Linux reads TCP behind 8 Destination Options headers and under up to
+    # eight priority (VLAN 0) tags (live cases tcp_v6_many_dest_opts,
+    # tcp_eight_priority_tags): passed over here, a segment would be hidden
     # from the sensor by its headers alone. Any port: the walk never
     # reached it. A chain cut short is still malformed.
     chain = IPv6ExtHdrDestOpt()

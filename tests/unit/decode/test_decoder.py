@@ -497,12 +497,20 @@ def test_a_priority_tag_is_no_vlan():
     assert pkt.vlan == () and pkt.family == 4 and pkt.l4
     frame = bytes(ETH / Dot1AD(vlan=0) / Dot1Q(vlan=42) / ip4() / tcp())
     assert decode_frame(LINKTYPE_ETHERNET, frame).vlan == (42,)
-    # any number of them, as the kernel strips them (only VLAN ids count
-    # against MAX_VLAN_TAGS)
-    frame = bytes(ETH / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=0)
-                  / Dot1Q(vlan=0) / Dot1Q(vlan=0) / Dot1Q(vlan=9) / ip4() / tcp())
-    pkt = decode_frame(LINKTYPE_ETHERNET, frame)
+    # up to eight tags in all, as the kernel strips them (only VLAN ids count
+    # against MAX_VLAN_TAGS); a ninth makes the kernel drop the frame
+    def stacked(n, last=0):
+        layers = ETH
+        for _ in range(n - 1):
+            layers = layers / Dot1Q(vlan=0)
+        return bytes(layers / Dot1Q(vlan=last) / ip4() / tcp())
+    pkt = decode_frame(LINKTYPE_ETHERNET, stacked(7, last=9))
     assert pkt.vlan == (9,) and pkt.l4
+    assert decode_frame(LINKTYPE_ETHERNET, stacked(8)).l4
+    for n in (9, 12):
+        with pytest.raises(DecodeError) as e:
+            decode_frame(LINKTYPE_ETHERNET, stacked(n))
+        assert e.value.kind == NoticeKind.DECODE_VLAN_TOO_MANY
 
 
 def test_a_legacy_0x9100_tag_keeps_its_vlan_0():

@@ -1,5 +1,6 @@
 """What linux-current models beyond overlaps: urgent data, no-ACK, MD5/TCP-AO, PAWS."""
 
+import pytest
 from test_tcp_support import ACK, FIN, MD5OPT, MSS, PA, PSH, SYN, URG, Lab, tsopt
 
 from pakemon.events import NoticeKind as K
@@ -329,17 +330,19 @@ def test_paws_does_not_apply_to_rst():
 # ------------------------------------------------------------------ FIN in the queue
 
 
-def test_data_coalesced_onto_a_queued_fin_segment_is_read_before_the_fin():
+@pytest.mark.parametrize("after", [[(7, b"K")], [(7, b"KL"), (9, b"M")], [(9, b"M"), (7, b"KL")]])
+def test_data_right_after_a_queued_fin_is_purged_with_the_queue(after):
     """A queued segment's FIN takes the sequence number after its data; a
-    segment starting right after the FIN is coalesced into it (the kernel
-    appends the bytes and ORs the flags), so the server reads them and
-    then the FIN. Live case tcp_ofo_data_coalesced_after_a_queued_fin."""
+    segment starting right after the FIN is not coalesced into it (the
+    kernel no longer appends onto a FIN), so it waits apart and is purged
+    when the FIN is read. Live cases tcp_ofo_data_after_a_queued_fin_*."""
     lab = Lab().handshake()
     lab.c(0, b"abc")
     lab.c(4, b"de", flags=FIN | PA)  # FIN at seq offset 6
-    lab.c(7, b"K")  # starts at the segment's end_seq (7): coalesced
+    for at, data in after:
+        lab.c(at, data)
     lab.c(3, b"x")
-    assert lab.stream() == b"abcxdeK"
+    assert lab.stream() == b"abcxde"
     d = next(x for x in lab.r._dirs.values() if x.sport == lab.cport)
     assert d.fin_done
 
