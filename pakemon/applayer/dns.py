@@ -67,6 +67,43 @@ class DnsMessage:
                 f"queries={self.queries!r}, answers={len(self.answers)})")
 
 
+# Suricata's rrtype and rcode names (dns_rrtype_string, dns_rcode_string);
+# others are written as their number, as it does.
+RRTYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
+                16: "TXT", 17: "RP", 18: "AFSDB", 24: "SIG", 25: "KEY", 28: "AAAA", 33: "SRV",
+                35: "NAPTR", 39: "DNAME", 41: "OPT", 43: "DS", 44: "SSHFP", 46: "RRSIG",
+                47: "NSEC", 48: "DNSKEY", 50: "NSEC3", 52: "TLSA", 64: "SVCB", 65: "HTTPS",
+                99: "SPF", 250: "TSIG", 251: "IXFR", 252: "AXFR", 255: "ANY", 256: "URI",
+                257: "CAA"}
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
+               5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH",
+               10: "NOTZONE"}
+
+
+def eve_object(msg: DnsMessage) -> dict:
+    """The ``dns`` object of an EVE alert on this message, as Suricata 7
+    writes it (AlertJsonDns: a request's ``query`` list, one entry per
+    question, and a response's ``answer`` header with its first question).
+    Names are written byte for byte (latin-1), as its JSON writer escapes
+    what is not ASCII."""
+    if not msg.is_response:
+        return {"query": [{"type": "query", "id": msg.id, "rrname": n.decode("latin-1"),
+                           "rrtype": RRTYPE_NAMES.get(t, str(t)), "opcode": msg.opcode}
+                          for n, t in msg.queries]}
+    f = msg.flags
+    ans: dict = {"type": "answer", "id": msg.id, "flags": "%x" % f, "qr": True}
+    for bit, key in ((0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra")):
+        if f & bit:
+            ans[key] = True
+    ans["opcode"] = msg.opcode
+    if msg.queries:
+        n, t = msg.queries[0]
+        ans["rrname"] = n.decode("latin-1")
+        ans["rrtype"] = RRTYPE_NAMES.get(t, str(t))
+    ans["rcode"] = RCODE_NAMES.get(msg.rcode, str(msg.rcode))
+    return {"answer": ans}
+
+
 def read_name(msg: bytes, pos: int) -> tuple[bytes, int] | None:
     """The name at ``pos`` and the offset just past it in the message.
 

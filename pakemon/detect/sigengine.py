@@ -184,6 +184,7 @@ from ..applayer.detect import PROBE_LIMIT
 from ..applayer.detect import probe as _app_probe
 from ..applayer.detect import probe_dns_udp
 from ..applayer.dns import DnsTcpFramer, parse_dns
+from ..applayer.dns import eve_object as _dns_eve
 from ..applayer.http_response import BODY_LIMIT, HttpResponseParser
 from ..applayer.smtp import SmtpParser
 from ..applayer.ssh import SshParser, hassh
@@ -1737,6 +1738,7 @@ class SigEngine:
         self._alerted: set = set()
         self._pkt_hits = None  # (pkt, packet rule idxs) from the merged scan
         self._dns_opcode = 0  # of the DNS message being inspected
+        self._dns_msg = None  # the DNS message being inspected (its EVE object)
         self._fids = 0
         # the TCP session state before the packet now fed (None: unknown)
         self.pre_state = None
@@ -2038,6 +2040,7 @@ class SigEngine:
         if msg is None:
             return []
         self._dns_opcode = msg.opcode
+        self._dns_msg = msg
         if msg.is_response or not msg.queries:
             # (no name to match: only rules that read none)
             cands = [i for i in g.candidates(b"", self.rules, 17, pkt.sport, pkt.dport)
@@ -3020,6 +3023,8 @@ class SigEngine:
                 ex["app_proto"] = app
             if flow is not None and flow.meta:
                 ex.update(_meta_snapshot(flow.meta))
+            if kind == "dns" and self._dns_msg is not None:
+                ex["dns"] = _dns_eve(self._dns_msg)
             if (kind == "http" or kind == "http-resp") and type(http) is _HttpBuffers:
                 if http.req is not None:
                     ex["tx_id"] = http.req.tx

@@ -17,7 +17,8 @@ and the app layer's own object where the engine parsed it: ``http`` (the
 transaction), ``tls`` (sni, version, ja3/ja3s, the certificate's subject,
 issuerdn, serial, fingerprint, notbefore, notafter), ``ssh`` (client and
 server proto_version, software_version, hassh), ``smtp`` (helo, mail_from,
-rcpt_to). Notices are written with ``event_type`` ``anomaly`` (or
+rcpt_to), ``dns`` (a request's questions, a response's header and first
+question). Notices are written with ``event_type`` ``anomaly`` (or
 ``scan``) and an object of that name holding ``type``, ``event`` and
 ``message``. ``community_id`` follows the Community ID v1 specification
 (seed 0); ``flow_id`` is a stable 51-bit number shared by both directions of
@@ -415,7 +416,7 @@ def alert_record(alert: Alert) -> dict:
     app = ex.get("app_proto")
     if app:
         obj["app_proto"] = app
-    for key in ("http", "tls", "ssh", "smtp"):
+    for key in ("http", "tls", "ssh", "smtp", "dns"):
         meta = ex.get(key)
         if meta:
             obj[key] = meta

@@ -80,3 +80,18 @@ def test_random_bytes_never_raise(data):
     m = parse_dns(data)
     assert m is None or m.id == int.from_bytes(data[:2], "big")
     DnsTcpFramer().feed(data)
+
+
+def test_eve_object_of_a_response_names_its_flags_rcode_and_type():
+    import struct
+
+    from pakemon.applayer.dns import eve_object
+    from pakemon.lab.traffic import dns_query
+    q = dns_query("gone.example", qid=7, qtype=99)
+    # a recursive answer (qr rd ra), NXDOMAIN, for SPF (99); type 4660 has no name
+    r = struct.pack("!HHHHHH", 7, 0x8183, 1, 0, 0, 0) + q[12:]
+    assert eve_object(parse_dns(r)) == {"answer": {
+        "type": "answer", "id": 7, "flags": "8183", "qr": True, "rd": True, "ra": True,
+        "opcode": 0, "rrname": "gone.example", "rrtype": "SPF", "rcode": "NXDOMAIN"}}
+    q2 = dns_query("a.example", qid=8, qtype=4660)
+    assert eve_object(parse_dns(q2))["query"][0]["rrtype"] == "4660"

@@ -468,6 +468,31 @@ def test_dns_opcode_reads_queries_and_responses():
     assert sorted(a.src_port for a in alerts) == [53, 40000]
 
 
+def test_eve_alerts_on_dns_carry_the_dns_object():
+    """Suricata 7's alert on a DNS transaction: a request's questions, a
+    response's header (flags, rcode) and its first question; an alert of a
+    plain udp rule on the same packet has no dns object."""
+    from pakemon.output.eve import alert_record
+    frames = dns_exchange("10.0.0.1", "10.0.0.53", 5353, "evil.example.com")
+    frames += _notify_exchange("10.0.0.2", "10.0.0.53", 5360, "example.com", ts=1)
+    alerts = run('alert dns any any -> any any (msg:"q"; dns.query; content:"evil"; sid:1;)\n'
+                 'alert dns any any -> any any (msg:"notify"; dns.opcode:4; sid:2;)\n'
+                 'alert udp any any -> any 53 (msg:"raw"; content:"evil"; sid:3;)', frames)
+    recs = [alert_record(a) for a in alerts]
+    q = [r for r in recs if r["alert"]["signature_id"] == 1]
+    assert [r["dns"] for r in q] == [{"query": [{"type": "query", "id": 5353,
+                                                 "rrname": "evil.example.com", "rrtype": "A",
+                                                 "opcode": 0}]}]
+    notify = {r["src_port"]: r["dns"] for r in recs if r["alert"]["signature_id"] == 2}
+    assert notify[5360] == {"query": [{"type": "query", "id": 5360, "rrname": "example.com",
+                                       "rrtype": "SOA", "opcode": 4}]}
+    assert notify[53] == {"answer": {"type": "answer", "id": 5360, "flags": "a000",
+                                     "qr": True, "opcode": 4, "rrname": "example.com",
+                                     "rrtype": "SOA", "rcode": "NOERROR"}}
+    assert all("dns" not in r for r in recs if r["alert"]["signature_id"] == 3)
+    assert [r["alert"]["signature_id"] for r in recs].count(3) == 1
+
+
 def test_waiting_directions_are_bounded(monkeypatch):
     import pakemon.detect.sigengine as se
 
