@@ -935,6 +935,7 @@ class SigRuleSet:
         self.groups: dict = {}
         self.tcp_ports_any = False
         self.tcp_ports: set = set()
+        self._port_specs: set = set()  # (proto, ranges) already in tcp/udp_ports
         self.dns_tcp_ports: set = set()  # where DNS over TCP is parsed for dns rules
         # DNS responses are parsed only for rules that read no query name
         # (dns.opcode alone): a response's name is not dns.query's
@@ -1348,12 +1349,22 @@ class SigRuleSet:
         spec = sr.dport if not sr.dport.any else sr.sport
         if p == 6:
             self.tcp_ports_any |= any_
-            if not any_:
+            if not any_ and self._new_spec(6, spec):
                 self.tcp_ports.update(_port_values(spec))
         elif p == 17:
             self.udp_ports_any |= any_
-            if not any_:
+            if not any_ and self._new_spec(17, spec):
                 self.udp_ports.update(_port_values(spec))
+
+    def _new_spec(self, proto: int, spec) -> bool:
+        # ET's thousands of rules share a few dozen port specs, some of them
+        # ranges like 1024: or !80 of tens of thousands of ports: each is
+        # expanded once (a tenth of ET's load time went to re-adding them)
+        key = (proto, tuple(spec.ranges))
+        if key in self._port_specs:
+            return False
+        self._port_specs.add(key)
+        return True
 
     def __len__(self) -> int:
         return len(self.rules)

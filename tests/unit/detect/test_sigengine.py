@@ -1429,3 +1429,19 @@ def test_a_fast_pattern_found_in_another_buffer_makes_no_candidate():
     assert alerts == [] and pipe.sig.counters["sig_candidates"] == 0
     alerts, pipe = run_pipe(text, tcp_session([post], cport=40002))
     assert sids(alerts) == {1: 1} and pipe.sig.counters["sig_candidates"] == 1
+
+
+def test_service_ports_union_every_rules_port_spec_once_per_protocol():
+    """The kernel's port maps come from ``ports``: a spec shared by many
+    rules (expanded once) still counts for each protocol it appears under,
+    source-only specs included."""
+    rules, _, errors = parse_suricata_rules(
+        'alert tcp any any -> any 1024: (msg:"a"; content:"x"; sid:1;)\n'
+        'alert tcp any any -> any 1024: (msg:"b"; content:"y"; sid:2;)\n'
+        'alert udp any any -> any 1024: (msg:"c"; content:"z"; sid:3;)\n'
+        'alert tcp any [80,8080] -> any any (msg:"d"; content:"w"; sid:4;)\n'
+        'alert udp any any -> any 53 (msg:"e"; content:"v"; sid:5;)')
+    assert not errors
+    rs = SigRuleSet(rules)
+    assert rs.ports("tcp") == frozenset(range(1024, 65536)) | {80, 8080}
+    assert rs.ports("udp") == frozenset(range(1024, 65536)) | {53}
