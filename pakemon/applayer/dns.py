@@ -69,12 +69,16 @@ class DnsMessage:
 
 # Suricata's rrtype and rcode names (dns_rrtype_string, dns_rcode_string);
 # others are written as their number, as it does.
-RRTYPE_NAMES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX",
-                16: "TXT", 17: "RP", 18: "AFSDB", 24: "SIG", 25: "KEY", 28: "AAAA", 33: "SRV",
-                35: "NAPTR", 39: "DNAME", 41: "OPT", 43: "DS", 44: "SSHFP", 46: "RRSIG",
-                47: "NSEC", 48: "DNSKEY", 50: "NSEC3", 52: "TLSA", 64: "SVCB", 65: "HTTPS",
-                99: "SPF", 250: "TSIG", 251: "IXFR", 252: "AXFR", 255: "ANY", 256: "URI",
-                257: "CAA"}
+RRTYPE_NAMES = {1: "A", 2: "NS", 3: "MD", 4: "MF", 5: "CNAME", 6: "SOA", 7: "MB", 8: "MG",
+                9: "MR", 10: "NULL", 11: "WKS", 12: "PTR", 13: "HINFO", 14: "MINFO", 15: "MX",
+                16: "TXT", 17: "RP", 18: "AFSDB", 19: "X25", 20: "ISDN", 21: "RT", 22: "NSAP",
+                23: "NSAPPTR", 24: "SIG", 25: "KEY", 26: "PX", 27: "GPOS", 28: "AAAA",
+                29: "LOC", 30: "NXT", 33: "SRV", 34: "ATMA", 35: "NAPTR", 36: "KX",
+                37: "CERT", 38: "A6", 39: "DNAME", 41: "OPT", 42: "APL", 43: "DS",
+                44: "SSHFP", 45: "IPSECKEY", 46: "RRSIG", 47: "NSEC", 48: "DNSKEY",
+                49: "DHCID", 50: "NSEC3", 51: "NSEC3PARAM", 52: "TLSA", 55: "HIP", 59: "CDS",
+                60: "CDNSKEY", 65: "HTTPS", 99: "SPF", 249: "TKEY", 250: "TSIG", 251: "IXFR",
+                252: "AXFR", 254: "MAILA", 255: "ANY", 256: "URI"}
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
                5: "REFUSED", 6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH",
                10: "NOTZONE"}
@@ -87,19 +91,22 @@ def eve_object(msg: DnsMessage) -> dict:
     Names are written byte for byte (latin-1), as its JSON writer escapes
     what is not ASCII."""
     if not msg.is_response:
+        z = {"z": True} if msg.flags & 0x0040 else {}
         return {"query": [{"type": "query", "id": msg.id, "rrname": n.decode("latin-1"),
-                           "rrtype": RRTYPE_NAMES.get(t, str(t)), "opcode": msg.opcode}
-                          for n, t in msg.queries]}
+                           "rrtype": RRTYPE_NAMES.get(t, str(t)), **z, "opcode": msg.opcode}
+                          for n, t in msg.queries]} if msg.queries else {}
+    if not msg.queries:
+        return {}  # (Suricata logs no answer without a question)
     f = msg.flags
-    ans: dict = {"type": "answer", "id": msg.id, "flags": "%x" % f, "qr": True}
-    for bit, key in ((0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra")):
+    ans: dict = {"version": 2, "type": "answer", "id": msg.id, "flags": "%x" % f, "qr": True}
+    for bit, key in ((0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra"),
+                     (0x0040, "z")):
         if f & bit:
             ans[key] = True
     ans["opcode"] = msg.opcode
-    if msg.queries:
-        n, t = msg.queries[0]
-        ans["rrname"] = n.decode("latin-1")
-        ans["rrtype"] = RRTYPE_NAMES.get(t, str(t))
+    n, t = msg.queries[0]
+    ans["rrname"] = n.decode("latin-1")
+    ans["rrtype"] = RRTYPE_NAMES.get(t, str(t))
     ans["rcode"] = RCODE_NAMES.get(msg.rcode, str(msg.rcode))
     return {"answer": ans}
 

@@ -3035,7 +3035,9 @@ class SigEngine:
             if flow is not None and flow.meta:
                 ex.update(_meta_snapshot(flow.meta))
             if kind == "dns" and self._dns_msg is not None:
-                ex["dns"] = _dns_eve(self._dns_msg)
+                dns = _dns_eve(self._dns_msg)
+                if dns:
+                    ex["dns"] = dns
             if (kind == "http" or kind == "http-resp") and type(http) is _HttpBuffers:
                 if http.req is not None:
                     ex["tx_id"] = http.req.tx

@@ -91,7 +91,11 @@ def test_eve_object_of_a_response_names_its_flags_rcode_and_type():
     # a recursive answer (qr rd ra), NXDOMAIN, for SPF (99); type 4660 has no name
     r = struct.pack("!HHHHHH", 7, 0x8183, 1, 0, 0, 0) + q[12:]
     assert eve_object(parse_dns(r)) == {"answer": {
-        "type": "answer", "id": 7, "flags": "8183", "qr": True, "rd": True, "ra": True,
+        "version": 2, "type": "answer", "id": 7, "flags": "8183", "qr": True, "rd": True, "ra": True,
         "opcode": 0, "rrname": "gone.example", "rrtype": "SPF", "rcode": "NXDOMAIN"}}
     q2 = dns_query("a.example", qid=8, qtype=4660)
     assert eve_object(parse_dns(q2))["query"][0]["rrtype"] == "4660"
+    # the z bit as Suricata writes it; a message without a question has no object
+    z = parse_dns(q2[:2] + b"\x01\x40" + q2[4:])
+    assert eve_object(z)["query"][0]["z"] is True
+    assert eve_object(parse_dns(r[:4] + b"\0\0" + r[6:12])) == {}

@@ -486,7 +486,7 @@ def test_eve_alerts_on_dns_carry_the_dns_object():
     notify = {r["src_port"]: r["dns"] for r in recs if r["alert"]["signature_id"] == 2}
     assert notify[5360] == {"query": [{"type": "query", "id": 5360, "rrname": "example.com",
                                        "rrtype": "SOA", "opcode": 4}]}
-    assert notify[53] == {"answer": {"type": "answer", "id": 5360, "flags": "a000",
+    assert notify[53] == {"answer": {"version": 2, "type": "answer", "id": 5360, "flags": "a000",
                                      "qr": True, "opcode": 4, "rrname": "example.com",
                                      "rrtype": "SOA", "rcode": "NOERROR"}}
     assert all("dns" not in r for r in recs if r["alert"]["signature_id"] == 3)
