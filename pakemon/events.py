@@ -148,6 +148,22 @@ class Notice:
     dst_port: int | None = None
 
 
+# bytes 0x80-0xff as the four characters \xNN
+_EVE_TEXT_TABLE = {c: f"\\x{c:02x}" for c in range(0x80, 0x100)}
+
+
+def eve_text(b: bytes) -> str:
+    """A byte string as an EVE text field, the way Suricata's JSON writer
+    turns bytes into a string (set_string_from_bytes): valid UTF-8 as it
+    is, anything else byte for byte with each byte over 0x7f written as
+    the four characters ``\\xNN`` (the rule's own bytes stay readable, and
+    a name that is not UTF-8 cannot pass for one that is)."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return b.decode("latin-1").translate(_EVE_TEXT_TABLE)
+
+
 class PacketRef:
     """What EVE reads of the packet that raised an alert, apart from it:
     the packet itself points into its stream's state (``direction``), which

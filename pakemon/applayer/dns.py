@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import struct
 
+from ..events import eve_text
+
 MAX_JUMPS = 64  # compression pointers followed per name
 MAX_NAME = 1025  # rendered bytes kept per name
 MAX_RECORDS = 256  # questions + records read per message
@@ -34,22 +36,28 @@ MAX_RECORDS = 256  # questions + records read per message
 _NAME_RDATA = {2, 5, 12, 39}  # NS, CNAME, PTR, DNAME
 
 _HDR = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_SOA = struct.Struct("!IIIII")
 
 
 class DnsMessage:
     """One parsed DNS message.
 
-    ``queries``: list of (name bytes, qtype); ``answers``: list of
-    (name bytes, rrtype, rdata) for the answer section where rdata is the
-    rendered name for NS/CNAME/PTR/DNAME, the 4/16 address bytes for
-    A/AAAA, else the raw RDATA bytes. ``flags`` is the raw 16-bit flags
+    ``queries``: list of (name bytes, qtype); ``answers`` and
+    ``authorities``: lists of (name bytes, rrtype, ttl, rdata) for those
+    sections, where rdata is the rendered name for NS/CNAME/PTR/DNAME and
+    MX (its preference left out, as Suricata keeps it), the list of
+    character-strings for TXT, (mname, rname, serial, refresh, retry,
+    expire, minimum) for SOA, (priority, weight, port, target) for SRV,
+    (algorithm, type, fingerprint) for SSHFP, None where those do not
+    parse, else the raw RDATA bytes (the 4/16 address bytes of A/AAAA). ``flags`` is the raw 16-bit flags
     word; ``is_response``, ``opcode`` and ``rcode`` come from it.
     ``malformed`` is set when something past the header could not be read
     (then the lists hold what was read before it).
     """
 
     __slots__ = ("id", "flags", "is_response", "opcode", "rcode", "qdcount", "ancount",
-                 "nscount", "arcount", "queries", "answers", "malformed")
+                 "nscount", "arcount", "queries", "answers", "authorities", "malformed")
 
     def __init__(self, ident: int, flags: int, counts: tuple[int, int, int, int]):
         self.id = ident
@@ -59,7 +67,8 @@ class DnsMessage:
         self.rcode = flags & 0xF
         self.qdcount, self.ancount, self.nscount, self.arcount = counts
         self.queries: list[tuple[bytes, int]] = []
-        self.answers: list[tuple[bytes, int, bytes]] = []
+        self.answers: list[tuple] = []
+        self.authorities: list[tuple] = []
         self.malformed = False
 
     def __repr__(self) -> str:
@@ -87,12 +96,12 @@ RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOT
 def eve_object(msg: DnsMessage) -> dict:
     """The ``dns`` object of an EVE alert on this message, as Suricata 7
     writes it (AlertJsonDns: a request's ``query`` list, one entry per
-    question, and a response's ``answer`` header with its first question).
-    Names are written byte for byte (latin-1), as its JSON writer escapes
-    what is not ASCII."""
+    question; a response's ``answer``: its header, first question, and
+    both the ``answers`` and the ``grouped`` form of its answer section
+    with the ``authorities``, all record types logged)."""
     if not msg.is_response:
         z = {"z": True} if msg.flags & 0x0040 else {}
-        return {"query": [{"type": "query", "id": msg.id, "rrname": n.decode("latin-1"),
+        return {"query": [{"type": "query", "id": msg.id, "rrname": eve_text(n),
                            "rrtype": RRTYPE_NAMES.get(t, str(t)), **z, "opcode": msg.opcode}
                           for n, t in msg.queries]} if msg.queries else {}
     if not msg.queries:
@@ -105,10 +114,71 @@ def eve_object(msg: DnsMessage) -> dict:
             ans[key] = True
     ans["opcode"] = msg.opcode
     n, t = msg.queries[0]
-    ans["rrname"] = n.decode("latin-1")
+    ans["rrname"] = eve_text(n)
     ans["rrtype"] = RRTYPE_NAMES.get(t, str(t))
     ans["rcode"] = RCODE_NAMES.get(msg.rcode, str(msg.rcode))
+    if msg.answers:
+        grouped: dict = {}
+        for _name, rrtype, _ttl, data in msg.answers:
+            for v in _rdata_values(rrtype, data):
+                grouped.setdefault(RRTYPE_NAMES.get(rrtype, str(rrtype)), []).append(v)
+        ans["answers"] = [d for rr in msg.answers for d in _details(rr)]
+        ans["grouped"] = grouped
+    if msg.authorities:
+        ans["authorities"] = [d for rr in msg.authorities for d in _details(rr)]
     return {"answer": ans}
+
+
+def _addr(b: bytes) -> str:
+    # dns_print_addr: an IPv6 address as eight groups of four digits
+    if len(b) == 4:
+        return "%d.%d.%d.%d" % tuple(b)
+    if len(b) == 16:
+        return ":".join(b[i:i + 2].hex() for i in range(0, 16, 2))
+    return ""
+
+
+def _rdata_values(rrtype: int, data) -> list:
+    """What Suricata logs of a record's data: strings for addresses and
+    names (each TXT string apart), objects for SOA, SRV and SSHFP; nothing
+    for the types it does not read (DNAME among them) or data that did not
+    parse."""
+    if data is None:
+        return []
+    if rrtype in (1, 28):
+        return [_addr(data)]
+    if rrtype in (2, 5, 12, 15, 10):  # NS, CNAME, PTR, MX; NULL's raw bytes
+        return [eve_text(data)]
+    if rrtype == 16:
+        return [eve_text(x) for x in data]
+    if rrtype == 6:
+        mname, rname, serial, refresh, retry, expire, minimum = data
+        return [{"mname": eve_text(mname), "rname": eve_text(rname), "serial": serial,
+                 "refresh": refresh, "retry": retry, "expire": expire, "minimum": minimum}]
+    if rrtype == 33:
+        prio, weight, port, target = data
+        return [{"priority": prio, "weight": weight, "port": port, "name": eve_text(target)}]
+    if rrtype == 44:
+        algo, fptype, fp = data
+        return [{"fingerprint": ":".join("%02x" % c for c in fp), "algo": algo,
+                 "type": fptype}]
+    return []
+
+
+_RDATA_KEYS = {6: "soa", 33: "srv", 44: "sshfp"}
+
+
+def _details(rr: tuple) -> list[dict]:
+    """One record as entries of ``answers``/``authorities``
+    (dns_log_json_answer_detail): a TXT record gives one per string."""
+    name, rrtype, ttl, data = rr
+    head = {"rrname": eve_text(name), "rrtype": RRTYPE_NAMES.get(rrtype, str(rrtype)),
+            "ttl": ttl}
+    values = _rdata_values(rrtype, data)
+    if not values:
+        return [head]
+    key = _RDATA_KEYS.get(rrtype, "rdata")
+    return [{**head, key: v} for v in values]
 
 
 def read_name(msg: bytes, pos: int) -> tuple[bytes, int] | None:
@@ -154,6 +224,48 @@ def read_name(msg: bytes, pos: int) -> tuple[bytes, int] | None:
     return name, (end if end >= 0 else pos)
 
 
+def _rdata_name(msg: bytes, pos: int, end: int) -> bytes | None:
+    """A name that must end inside the record's RDATA (as Suricata reads
+    it, from the RDATA alone with the message for pointers)."""
+    r = read_name(msg, pos)
+    return r[0] if r is not None and r[1] <= end else None
+
+
+def _rdata(msg: bytes, rrtype: int, pos: int, end: int):
+    """A record's RDATA in the shape Suricata's parser gives it
+    (dns_parse_rdata): see ``DnsMessage``. None when it does not parse."""
+    if rrtype in _NAME_RDATA:
+        return _rdata_name(msg, pos, end)
+    if rrtype == 15:  # MX: the preference, then a name
+        return _rdata_name(msg, pos + 2, end) if end - pos >= 2 else None
+    if rrtype == 16:  # TXT: character-strings
+        strings = []
+        while pos < end:
+            k = msg[pos]
+            if pos + 1 + k > end:
+                return strings or None
+            strings.append(msg[pos + 1:pos + 1 + k])
+            pos += 1 + k
+        return strings
+    if rrtype == 6:  # SOA
+        r = read_name(msg, pos)
+        r2 = read_name(msg, r[1]) if r is not None else None
+        if r2 is None or r2[1] + 20 > end:
+            return None
+        return (r[0], r2[0]) + _SOA.unpack_from(msg, r2[1])
+    if rrtype == 33:  # SRV: priority, weight, port, target
+        if end - pos < 7:
+            return None
+        target = _rdata_name(msg, pos + 6, end)
+        if target is None:
+            return None
+        return (msg[pos] << 8 | msg[pos + 1], msg[pos + 2] << 8 | msg[pos + 3],
+                msg[pos + 4] << 8 | msg[pos + 5], target)
+    if rrtype == 44:  # SSHFP: algorithm, fingerprint type, fingerprint
+        return (msg[pos], msg[pos + 1], msg[pos + 2:end]) if end - pos >= 2 else None
+    return msg[pos:end]
+
+
 def parse_dns(msg: bytes) -> DnsMessage | None:
     """Parse one DNS message; None when shorter than a DNS header.
 
@@ -180,27 +292,23 @@ def parse_dns(msg: bytes) -> DnsMessage | None:
         qtype = (msg[pos] << 8) | msg[pos + 1]
         pos += 4
         out.queries.append((name, qtype))
-    for _ in range(an):
-        if budget <= 0:
-            break
-        budget -= 1
-        r = read_name(msg, pos)
-        if r is None or r[1] + 10 > n:
-            out.malformed = True
-            return out
-        name, pos = r
-        rrtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", msg, pos)
-        pos += 10
-        if pos + rdlen > n:
-            out.malformed = True
-            return out
-        rdata = msg[pos:pos + rdlen]
-        if rrtype in _NAME_RDATA:
-            rn = read_name(msg, pos)
-            if rn is not None:
-                rdata = rn[0]
-        out.answers.append((name, rrtype, rdata))
-        pos += rdlen
+    for records in (out.answers, out.authorities):
+        for _ in range(an if records is out.answers else ns):
+            if budget <= 0:
+                break
+            budget -= 1
+            r = read_name(msg, pos)
+            if r is None or r[1] + 10 > n:
+                out.malformed = True
+                return out
+            name, pos = r
+            rrtype, _cls, ttl, rdlen = _RR.unpack_from(msg, pos)
+            pos += 10
+            if pos + rdlen > n:
+                out.malformed = True
+                return out
+            records.append((name, rrtype, ttl, _rdata(msg, rrtype, pos, pos + rdlen)))
+            pos += rdlen
     return out
 
 

@@ -191,6 +191,7 @@ from ..applayer.ssh import SshParser, hassh
 from ..applayer.tls import TlsParser
 from ..decode import format_addr
 from ..events import Alert, PacketRef
+from ..events import eve_text as _eve_text
 from .http import HttpRequestParser
 from .files import FileInfo, disposition_name, file_ok, request_files, uri_path
 from .http_normalize import normalize_uri
@@ -3903,11 +3904,6 @@ _HDR_BUF = {
 }
 
 
-def _eve_text(b: bytes) -> str:
-    # byte for byte, as Suricata's JSON writer escapes what is not ASCII
-    return b.decode("latin-1")
-
-
 _TLS_VERSION_NAMES = {0x0002: "SSLv2", 0x0300: "SSLv3", 0x0301: "TLSv1", 0x0302: "TLS 1.1",
                       0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
 
@@ -3978,7 +3974,8 @@ def _http_meta(bufs) -> dict:
         host = bufs.get("http.host")
         if host:
             out["hostname"] = _eve_text(host)
-        out["url"] = _eve_text(req.target)
+        if req.target:  # (Suricata's C writer leaves an empty value out)
+            out["url"] = _eve_text(req.target)
         ua = bufs.get("http.user_agent")
         if ua:
             out["http_user_agent"] = _eve_text(ua)
@@ -3990,7 +3987,8 @@ def _http_meta(bufs) -> dict:
         ref = bufs.get("http.referer")
         if ref:
             out["http_refer"] = _eve_text(ref)
-        out["http_method"] = _eve_text(req.method)
+        if req.method:
+            out["http_method"] = _eve_text(req.method)
         if req.version:
             out["protocol"] = _eve_text(req.version)
     elif resp is not None and resp.protocol:

@@ -17,12 +17,12 @@ and the app layer's own object where the engine parsed it: ``http`` (the
 transaction), ``tls`` (sni, version, ja3/ja3s, the certificate's subject,
 issuerdn, serial, fingerprint, notbefore, notafter), ``ssh`` (client and
 server proto_version, software_version, hassh), ``smtp`` (helo, mail_from,
-rcpt_to), ``dns`` (a request's questions, a response's header and first
-question). Notices are written with ``event_type`` ``anomaly`` (or
-``scan``) and an object of that name holding ``type``, ``event`` and
-``message``. ``community_id`` follows the Community ID v1 specification
-(seed 0); ``flow_id`` is a stable 51-bit number shared by both directions of
-a flow.
+rcpt_to), ``dns`` (a request's questions, a response's header, first
+question, answers, grouped answers and authorities). Notices are written
+with ``event_type`` ``anomaly`` (or ``scan``) and an object of that name
+holding ``type``, ``event`` and ``message``. ``community_id`` follows the
+Community ID v1 specification (seed 0); ``flow_id`` is a stable 51-bit
+number shared by both directions of a flow.
 """
 
 from __future__ import annotations

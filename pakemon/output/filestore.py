@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from pakemon.events import Alert
+from pakemon.events import Alert, eve_text
 from pakemon.output.eve import alert_record
 
 FILESTORE_DIR = "filestore"
@@ -60,7 +60,7 @@ def fileinfo_record(alert: Alert, f, sha: str, stored: bool) -> dict:
                                "tx_id", "app_proto", "http")
            if k in rec}
     out["fileinfo"] = {
-        "filename": f.name.decode("latin-1"),
+        "filename": eve_text(f.name),
         "sid": [rec["alert"]["signature_id"]],
         "gaps": False,
         "state": "CLOSED" if f.complete else "TRUNCATED",

@@ -232,7 +232,10 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
               b"User-Agent: probe/1\r\nReferer: http://ref.example/\r\n\r\n")
     conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
               b"Content-Length: 5\r\n\r\nhello", from_client=False)
-    conn.send(b"GET /admin/x HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+    # a byte that is not UTF-8 in the URI, a UTF-8 user agent: EVE writes them
+    # as Suricata's JSON writer does (\\xe9; the text as it is)
+    conn.send(b"GET /admin/x\xe9 HTTP/1.1\r\nHost: www.example.org\r\n"
+              + "User-Agent: naïve\r\n\r\n".encode())
     conn.send(b"HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n",
               from_client=False)
     frames = [(ts, _vlan(f, 7)) for ts, f in conn.close()]
@@ -256,8 +259,9 @@ def test_eve_alerts_carry_what_suricata_writes(tmp_path):
 
     admin, redirect, ok, raw = got[1], got[2], got[3], got[4]
     assert (admin["tx_id"], redirect["tx_id"], ok["tx_id"]) == (1, 1, 0)
-    assert admin["http"] == {"hostname": "www.example.org", "url": "/admin/x",
-                             "http_method": "GET", "protocol": "HTTP/1.1", "length": 0}
+    assert admin["http"] == {"hostname": "www.example.org", "url": "/admin/x\\xe9",
+                             "http_user_agent": "naïve", "http_method": "GET",
+                             "protocol": "HTTP/1.1", "length": 0}
     assert ok["http"] == {"hostname": "www.example.org", "url": "/index.html",
                           "http_user_agent": "probe/1", "http_content_type": "text/html",
                           "http_refer": "http://ref.example/", "http_method": "GET",

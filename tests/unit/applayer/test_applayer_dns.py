@@ -25,8 +25,8 @@ def test_response_with_compression():
     assert msg[34:36] == b"\xc0\x0c" and len(msg) < len(bytes(pkt))
     m = parse_dns(msg)
     assert m.is_response and m.queries == [(b"mail.example.org", 15)]
-    assert m.answers == [(b"mail.example.org", 5, b"mx.example.org"),
-                         (b"mx.example.org", 1, bytes([192, 0, 2, 7]))]
+    assert m.answers == [(b"mail.example.org", 5, 0, b"mx.example.org"),
+                         (b"mx.example.org", 1, 0, bytes([192, 0, 2, 7]))]
 
 
 def test_hand_built_pointer_and_raw_label_bytes():
@@ -99,3 +99,79 @@ def test_eve_object_of_a_response_names_its_flags_rcode_and_type():
     z = parse_dns(q2[:2] + b"\x01\x40" + q2[4:])
     assert eve_object(z)["query"][0]["z"] is True
     assert eve_object(parse_dns(r[:4] + b"\0\0" + r[6:12])) == {}
+
+
+def test_eve_answer_lists_answers_grouped_and_authorities():
+    from scapy.layers.dns import DNSRRMX, DNSRRSOA, DNSRRSRV
+
+    from pakemon.applayer.dns import eve_object
+    pkt = DNS(id=9, qr=1, rd=1, ra=1, qd=DNSQR(qname="www.example.org", qtype="A"),
+              an=[DNSRR(rrname="www.example.org", type="CNAME", ttl=300,
+                        rdata="web.example.org"),
+                  DNSRR(rrname="web.example.org", type="A", ttl=60, rdata="192.0.2.7"),
+                  DNSRR(rrname="web.example.org", type="A", ttl=60, rdata="192.0.2.8"),
+                  DNSRR(rrname="web.example.org", type="AAAA", ttl=60, rdata="2001:db8::1"),
+                  DNSRRMX(rrname="example.org", ttl=7, preference=10,
+                          exchange="mx.example.org"),
+                  DNSRR(rrname="example.org", type="TXT", ttl=5, rdata=[b"v=spf1", b"-all"]),
+                  DNSRRSRV(rrname="_sip._tcp.example.org", ttl=9, priority=1, weight=2,
+                           port=5060, target="sip.example.org"),
+                  DNSRR(rrname="example.org", type="DNAME", ttl=3, rdata="example.net")],
+              ns=[DNSRRSOA(rrname="example.org", ttl=3600, mname="ns1.example.org",
+                           rname="hostmaster.example.org", serial=2026120101, refresh=7200,
+                           retry=900, expire=1209600, minimum=300)])
+    for msg in (bytes(pkt), bytes(pkt.compress())):
+        m = parse_dns(msg)
+        assert not m.malformed
+        ans = eve_object(m)["answer"]
+        assert ans["rrname"] == "www.example.org" and ans["rcode"] == "NOERROR"
+        assert ans["answers"] == [
+            {"rrname": "www.example.org", "rrtype": "CNAME", "ttl": 300,
+             "rdata": "web.example.org"},
+            {"rrname": "web.example.org", "rrtype": "A", "ttl": 60, "rdata": "192.0.2.7"},
+            {"rrname": "web.example.org", "rrtype": "A", "ttl": 60, "rdata": "192.0.2.8"},
+            # Suricata's dns_print_addr: eight groups of four digits
+            {"rrname": "web.example.org", "rrtype": "AAAA", "ttl": 60,
+             "rdata": "2001:0db8:0000:0000:0000:0000:0000:0001"},
+            {"rrname": "example.org", "rrtype": "MX", "ttl": 7, "rdata": "mx.example.org"},
+            {"rrname": "example.org", "rrtype": "TXT", "ttl": 5, "rdata": "v=spf1"},
+            {"rrname": "example.org", "rrtype": "TXT", "ttl": 5, "rdata": "-all"},
+            {"rrname": "_sip._tcp.example.org", "rrtype": "SRV", "ttl": 9,
+             "srv": {"priority": 1, "weight": 2, "port": 5060, "name": "sip.example.org"}},
+            {"rrname": "example.org", "rrtype": "DNAME", "ttl": 3}]
+        assert ans["grouped"] == {
+            "CNAME": ["web.example.org"], "A": ["192.0.2.7", "192.0.2.8"],
+            "AAAA": ["2001:0db8:0000:0000:0000:0000:0000:0001"], "MX": ["mx.example.org"],
+            "TXT": ["v=spf1", "-all"],
+            "SRV": [{"priority": 1, "weight": 2, "port": 5060, "name": "sip.example.org"}]}
+        assert ans["authorities"] == [
+            {"rrname": "example.org", "rrtype": "SOA", "ttl": 3600,
+             "soa": {"mname": "ns1.example.org", "rname": "hostmaster.example.org",
+                     "serial": 2026120101, "refresh": 7200, "retry": 900,
+                     "expire": 1209600, "minimum": 300}}]
+
+
+def test_eve_text_is_suricatas_bytes_to_string():
+    from pakemon.applayer.dns import eve_object
+    from pakemon.lab.traffic import dns_query
+    # a name that is not UTF-8 shows its high bytes as \xNN; UTF-8 stays as it is
+    q = dns_query("caf\xe9.example", qid=1)
+    for raw, text in ((b"caf\xe9", "caf\\xe9"), ("café".encode(), "café")):
+        name = bytes([len(raw)]) + raw + b"\x07example\x00"
+        msg = q[:12] + name + q[-4:]
+        assert eve_object(parse_dns(msg))["query"][0]["rrname"] == text + ".example"
+
+
+def test_records_whose_data_does_not_parse_are_logged_without_it():
+    from pakemon.applayer.dns import eve_object
+    hdr = b"\x00\x05\x81\x80\x00\x01\x00\x02\x00\x00\x00\x00"
+    q = b"\x01a\x00\x00\x01\x00\x01"
+    # a CNAME whose name runs past its RDATA, an SRV too short for a target
+    bad_cname = b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x00\x01\x00\x02\x03abc\x00"
+    bad_srv = b"\xc0\x0c\x00\x21\x00\x01\x00\x00\x00\x01\x00\x03\x00\x01\x00"
+    m = parse_dns(hdr + q + bad_cname[:14] + bad_srv)
+    assert [a[3] for a in m.answers] == [None, None]
+    ans = eve_object(m)["answer"]
+    assert ans["answers"] == [{"rrname": "a", "rrtype": "CNAME", "ttl": 1},
+                              {"rrname": "a", "rrtype": "SRV", "ttl": 1}]
+    assert ans["grouped"] == {}
