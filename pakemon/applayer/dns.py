@@ -50,8 +50,9 @@ class DnsMessage:
     character-strings for TXT, (mname, rname, serial, refresh, retry,
     expire, minimum) for SOA, (priority, weight, port, target) for SRV,
     (algorithm, type, fingerprint) for SSHFP, None where those do not
-    parse, else the raw RDATA bytes (the 4/16 address bytes of A/AAAA). ``flags`` is the raw 16-bit flags
-    word; ``is_response``, ``opcode`` and ``rcode`` come from it.
+    parse, else the raw RDATA bytes (the 4/16 address bytes of A/AAAA).
+    ``flags`` is the raw 16-bit flags word; ``is_response``, ``opcode`` and
+    ``rcode`` come from it.
     ``malformed`` is set when something past the header could not be read
     (then the lists hold what was read before it).
     """
